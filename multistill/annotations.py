@@ -1,0 +1,114 @@
+"""KEMDy annotation conventions: emotion labels, transcript decoding and transcript cleaning.
+
+This module is deliberately flat (standard library only, no package imports) so that it can be
+shipped next to the model code on the Hub and imported with a relative import by the processor.
+The dataset builder, the processor and the pipeline all clean text with the same function.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: The seven emotions, in the order used by the Multi-Still paper (and by every model here).
+EMOTIONS: tuple[str, ...] = ("neutral", "happy", "surprise", "angry", "sad", "disgust", "fear")
+
+#: Spelling variants mapped to the canonical label. Keys are lower-case with spaces removed.
+LABEL_ALIASES: dict[str, str] = {
+    # neutral
+    "neutrl": "neutral", "nuetral": "neutral", "netural": "neutral", "neutal": "neutral",
+    "neural": "neutral", "neutrall": "neutral", "neutra": "neutral",
+    # happy
+    "happiness": "happy", "hapy": "happy", "happpy": "happy", "hapyy": "happy", "happ": "happy",
+    # surprise
+    "surprised": "surprise", "suprise": "surprise", "surpise": "surprise", "surprize": "surprise",
+    "surprsie": "surprise", "surprse": "surprise",
+    # angry
+    "anger": "angry", "angery": "angry", "angy": "angry", "agnry": "angry",
+    # sad
+    "sadness": "sad", "sadd": "sad",
+    # disgust
+    "disgusted": "disgust", "disqust": "disgust", "digust": "disgust", "disguest": "disgust",
+    "disgut": "disgust",
+    # fear
+    "fearful": "fear", "afraid": "fear", "feare": "fear",
+}
+
+
+class UnknownEmotionLabelError(ValueError):
+    """An annotation holds a label that is neither one of :data:`EMOTIONS` nor a known variant."""
+
+
+def normalize_emotion(raw: str, where: str = "") -> str:
+    """Return the canonical emotion for ``raw`` (case, spaces and known misspellings folded).
+
+    ``where`` (e.g. ``"Sess01_eval.csv row 12, column Eval03M"``) is put in the error message.
+    """
+    key = re.sub(r"\s+", "", str(raw)).lower()
+    if key in EMOTIONS:
+        return key
+    if key in LABEL_ALIASES:
+        return LABEL_ALIASES[key]
+    location = f" at {where}" if where else ""
+    raise UnknownEmotionLabelError(
+        f"Unknown emotion label {raw!r}{location}. Expected one of {', '.join(EMOTIONS)} "
+        f"(case and spaces are ignored; known misspellings are mapped in LABEL_ALIASES)."
+    )
+
+
+def split_tied_emotions(raw: str, where: str = "") -> list[str]:
+    """Split a "Total Evaluation" such as ``"neutral;happy"`` into canonical labels."""
+    return [normalize_emotion(part, where) for part in str(raw).split(";") if part.strip()]
+
+
+def decode_transcript(data: bytes, where: str = "") -> str:
+    """Decode a transcript file: UTF-8 (with or without BOM) first, then CP949 (KEMDy20).
+
+    Raises ``ValueError`` naming ``where`` when neither encoding fits, instead of returning mojibake.
+    """
+    for encoding in ("utf-8-sig", "cp949"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValueError(f"Transcript {where or '<bytes>'} is neither UTF-8 nor CP949 text.")
+
+
+# A non-speech tag is one ASCII letter followed by a slash: b/ (breath), l/ (laughter), n/ (noise),
+# c/ (cough), o/, u/, N/, s/ ... It may be glued to punctuation or a word ("가.l/").
+_NON_SPEECH_TAG = re.compile(r"(?<![A-Za-z])[A-Za-z]/")
+# Overlap marks: "(A+B)" where A is the other speaker's overlapping words and B this speaker's,
+# or "(A)" where A is this speaker's words that the other speaker overlapped.
+_OVERLAP = re.compile(r"\(([^()]*)\)")
+
+
+def _resolve_overlap(match: re.Match) -> str:
+    inner = match.group(1)
+    return inner.split("+", 1)[1] if "+" in inner else inner
+
+
+def clean_transcript(raw: str) -> str:
+    """Turn a KEMDy transcript into the text a model sees.
+
+    Rules (documented in the README):
+
+    * non-speech tags (any single letter followed by ``/``: ``b/ l/ n/ c/ o/ u/ N/ s/``) are removed;
+    * ``(A+B)`` overlap marks keep ``B``, the speaker's own words (``A`` is the other speaker's
+      overlapping speech, transcribed in their own utterance); ``(A)`` keeps ``A``;
+    * a stray ``+`` becomes a space, and white space is collapsed.
+    """
+    text = _OVERLAP.sub(_resolve_overlap, str(raw))
+    text = _NON_SPEECH_TAG.sub(" ", text)
+    text = text.replace("+", " ").replace("(", " ").replace(")", " ")
+    text = re.sub(r"\s+([.,?!])", r"\1", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+__all__ = [
+    "EMOTIONS",
+    "LABEL_ALIASES",
+    "UnknownEmotionLabelError",
+    "clean_transcript",
+    "decode_transcript",
+    "normalize_emotion",
+    "split_tied_emotions",
+]
