@@ -1,0 +1,67 @@
+"""Loading KEMDy (the ETRI download, the shared sample, or the embedded synthetic corpus) as `datasets`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from datasets import Dataset
+
+logger = logging.getLogger(__name__)
+
+CORPORA = ("kemdy19", "kemdy20", "all", "synthetic")
+DEFAULT_CACHE = Path.home() / ".cache" / "multistill"
+
+
+def synthetic_data_dir(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
+    """Write (once) and return the embedded synthetic corpus, in ETRI's KEMDy19/KEMDy20 layout."""
+    from .synthetic import make_synthetic_kemdy
+
+    root = Path(cache_dir or DEFAULT_CACHE) / f"synthetic_kemdy_seed{seed}"
+    done = root / ".complete"
+    if not done.exists():
+        make_synthetic_kemdy(root, seed=seed)
+        done.touch()
+    return root
+
+
+def load_kemdy(
+    corpus: str = "all",
+    data_dir: str | Path | None = None,
+    sessions: Sequence[int] | None = None,
+    bio_signals: bool = False,
+    cache_dir: str | Path | None = None,
+) -> Dataset:
+    """Build (or reuse from the Arrow cache) every utterance of a KEMDy corpus.
+
+    ``corpus`` is ``kemdy19``, ``kemdy20``, ``all`` (both, from ``data_dir``) or ``synthetic``
+    (the embedded corpus of both layouts, written under ``cache_dir``; ``data_dir`` is ignored).
+    """
+    from loading_scripts.kemdy import Kemdy
+
+    if corpus not in CORPORA:
+        raise ValueError(f"corpus must be one of {CORPORA}, got {corpus!r}.")
+    cache_dir = Path(cache_dir or DEFAULT_CACHE)
+    if corpus == "synthetic":
+        data_dir, corpus = synthetic_data_dir(cache_dir), "all"
+    elif data_dir is None:
+        raise ValueError(
+            f"corpus={corpus!r} needs data_dir: the folder holding KEMDy19/ and/or KEMDy20/ as ETRI "
+            "distributes them (or use corpus='synthetic' for the embedded corpus)."
+        )
+    kwargs = {"sessions": list(sessions)} if sessions else {}
+    builder = Kemdy(
+        config_name=corpus,
+        data_dir=str(Path(data_dir).resolve()),
+        cache_dir=str(cache_dir / "datasets"),
+        bio_signals=bio_signals,
+        **kwargs,
+    )
+    builder.download_and_prepare()
+    dataset = builder.as_dataset(split="train")
+    logger.info("Loaded %d utterances of %s from %s", len(dataset), corpus, data_dir)
+    return dataset
+
+
+__all__ = ["CORPORA", "load_kemdy", "synthetic_data_dir"]

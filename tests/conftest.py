@@ -1,0 +1,62 @@
+"""Shared pytest fixtures: the real KEMDy sample (Session 01 of both corpora) and synthetic corpora.
+
+The real sample lives outside the repository, at ``../shared/kemdy_sample`` relative to the repository
+root (it is ETRI-licensed data and is never committed); tests that need it are skipped when it is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO_ROOT / ".." / "shared" / "kemdy_sample"
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The real KEMDy sample (``KEMDy19/`` and ``KEMDy20/``, Session 01); skips if it is not there."""
+    path = SAMPLE_DIR.resolve()
+    if not ((path / "KEMDy19" / "annotation").is_dir() and (path / "KEMDy20" / "annotation").is_dir()):
+        pytest.skip(
+            f"Real KEMDy sample not found at {path} (expected ../shared/kemdy_sample next to the repository, "
+            "holding KEMDy19/ and KEMDy20/ in ETRI's layout). The corpora are licensed by ETRI and are not "
+            "part of the repository."
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def kemdy_sample_builder(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The ``all`` config of the KEMDy builder over the real sample, prepared once per test run."""
+    from loading_scripts.kemdy import Kemdy
+
+    builder = Kemdy(
+        config_name="all", data_dir=str(sample_dir), cache_dir=str(tmp_path_factory.mktemp("kemdy_cache"))
+    )
+    builder.download_and_prepare()
+    return builder
+
+
+@pytest.fixture(scope="session")
+def kemdy_sample_dataset(kemdy_sample_builder) -> datasets.Dataset:
+    """The real sample as a ``datasets.Dataset`` (792 utterances: 481 KEMDy19 + 311 KEMDy20)."""
+    return kemdy_sample_builder.as_dataset("train")
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A default synthetic corpus (64 utterances per corpus, no edge cases)."""
+    from multistill.synthetic import make_synthetic_kemdy
+
+    return make_synthetic_kemdy(tmp_path_factory.mktemp("synthetic_kemdy"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_edge_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A default synthetic corpus plus the edge cases of ``multistill.synthetic.EDGE_CASES``."""
+    from multistill.synthetic import make_synthetic_kemdy
+
+    return make_synthetic_kemdy(tmp_path_factory.mktemp("synthetic_kemdy_edge"), edge_cases=True)
