@@ -1,0 +1,1003 @@
+"""Multi-Still models: frozen (or light) speech/text encoders + a MulT-style cross-modal fusion head.
+
+This file is shipped next to the weights on the Hub: it imports its siblings only relatively.
+
+* :class:`MultiStillModel` — encoders + fusion; returns the pooled fused representation.
+* :class:`MultiStillForEmotionClassification` — the same plus the classifier; serves the teacher and all
+  students (``config.modalities`` / ``num_fusion_layers`` / ``audio_frontend`` decide the branches).
+
+Padding never changes a prediction: every attention gets a key-padding mask and every pooling is masked.
+(This holds for wav2vec2 encoders with ``feat_extract_norm="layer"``, like the default
+kresnik/wav2vec2-large-xlsr-korean. Base wav2vec2 models use ``"group"`` normalisation over the whole,
+padded, sequence and are *not* padding-invariant.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForAudioClassification,
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+)
+from transformers import initialization as init
+from transformers.audio_utils import mel_filter_bank
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.models.wav2vec2.modeling_wav2vec2 import (
+    Wav2Vec2EncoderLayerStableLayerNorm,
+    Wav2Vec2PositionalConvEmbedding,
+)
+from transformers.utils import ModelOutput
+
+from .configuration_multistill import PRESETS, MultiStillConfig, _normalize_modalities
+
+#: Names of the fusion encoders, by role: (query modality, key/value modality, pooling).
+FUSION_ENCODERS: dict[str, tuple[str, str | None, str]] = {
+    "audio_to_text": ("audio", "text", "mean"),  # bimodal: audio queries attend to text, mean over audio
+    "text_to_audio": ("text", "audio", "first"),  # bimodal: text queries attend to audio, first token
+    "audio_self_attention": ("audio", None, "first"),  # audio-only student
+    "text_self_attention": ("text", None, "mean"),  # text-only student
+}
+
+#: ``auto_map`` written to ``config.json`` so that every Auto class loads a saved folder with remote code.
+AUTO_MAP: dict[str, str] = {
+    "AutoConfig": "configuration_multistill.MultiStillConfig",
+    "AutoModel": "modeling_multistill.MultiStillModel",
+    "AutoModelForSequenceClassification": "modeling_multistill.MultiStillForEmotionClassification",
+    "AutoModelForAudioClassification": "modeling_multistill.MultiStillForEmotionClassification",
+}
+
+
+# --------------------------------------------------------------------------------------------- outputs
+@dataclass
+class MultiStillModelOutput(ModelOutput):
+    """Output of :class:`MultiStillModel`.
+
+    Args:
+        pooled_features: ``[B, 768 * n_modalities]`` fused representation (input of the classifier).
+        fused_hidden_states: per fusion encoder, its final ``[B, T, 768]`` output (order of ``fusion_names``).
+        audio_hidden_states / audio_hidden_mask: audio encoder output ``[B, T_a, H_a]`` and frame mask
+            (only with ``output_hidden_states=True``; what training code caches).
+        text_hidden_states / text_hidden_mask: text encoder output ``[B, T_t, H_t]`` and token mask (idem).
+        attentions: fusion attention weights, one ``[B, heads, T_q, T_k]`` per layer (``output_attentions``).
+    """
+
+    pooled_features: torch.FloatTensor | None = None
+    fused_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_hidden_states: torch.FloatTensor | None = None
+    audio_hidden_mask: torch.LongTensor | None = None
+    text_hidden_states: torch.FloatTensor | None = None
+    text_hidden_mask: torch.LongTensor | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class MultiStillOutput(ModelOutput):
+    """Output of :class:`MultiStillForEmotionClassification`.
+
+    Args:
+        loss: cross-entropy against class ids or (soft) vote distributions, when ``labels`` are given.
+        logits: ``[B, num_labels]`` scores before softmax.
+        pooled_features: ``[B, 768 * n_modalities]`` concatenated fused representation before the classifier.
+        fused_hidden_states, audio_hidden_states, audio_hidden_mask, text_hidden_states, text_hidden_mask,
+            attentions: see :class:`MultiStillModelOutput`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    pooled_features: torch.FloatTensor | None = None
+    fused_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_hidden_states: torch.FloatTensor | None = None
+    audio_hidden_mask: torch.LongTensor | None = None
+    text_hidden_states: torch.FloatTensor | None = None
+    text_hidden_mask: torch.LongTensor | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def sinusoidal_positions(length: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """fairseq/MulT sinusoidal table for positions 1..length: ``[length, dim]`` (sin half, then cos half)."""
+    half = dim // 2
+    scale = math.log(10000.0) / max(half - 1, 1)
+    freqs = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * -scale)
+    positions = torch.arange(1, length + 1, device=device, dtype=torch.float32)
+    angles = positions[:, None] * freqs[None, :]
+    table = torch.cat([angles.sin(), angles.cos()], dim=-1)
+    if dim % 2:
+        table = F.pad(table, (0, 1))
+    return table.to(dtype)
+
+
+def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the valid (``mask == 1``) time steps: ``[B, T, D] -> [B, D]``."""
+    weights = mask.to(hidden_states.dtype).unsqueeze(-1)
+    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+def select_teacher_layers(num_teacher_layers: int, num_student_layers: int) -> list[int]:
+    """Teacher layers a student of ``num_student_layers`` layers is initialised from.
+
+    distil-whisper's "maximally spaced" rule: ``np.linspace(0, L - 1, k, dtype=int)`` with the last entry
+    forced to ``L - 1``. So the first and last teacher layers are always kept (one layer: the last).
+    Examples: 2 of 24 -> [0, 23]; 4 of 24 -> [0, 7, 15, 23]; 2 of 12 -> [0, 11]; 1 of 3 -> [2].
+    """
+    if num_student_layers < 1 or num_student_layers > num_teacher_layers:
+        raise ValueError(
+            f"Cannot pick {num_student_layers} student layers from {num_teacher_layers} teacher layers "
+            f"(need 1 <= student <= teacher)."
+        )
+    mapping = np.linspace(0, num_teacher_layers - 1, num_student_layers, dtype=int)
+    mapping[-1] = num_teacher_layers - 1
+    return [int(i) for i in mapping]
+
+
+def _is_tracing() -> bool:
+    """True under torch.jit tracing / torch.compile / torch.export, where data-dependent checks are skipped."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(
+        torch.jit.is_tracing()
+        or (compiler is not None and compiler.is_compiling())
+        or (compiler is not None and hasattr(compiler, "is_exporting") and compiler.is_exporting())
+    )
+
+
+def _check_mask(mask: torch.Tensor, what: str) -> None:
+    if mask.dim() != 2:
+        raise ValueError(f"`{what}` must have shape [batch, time], got {tuple(mask.shape)}.")
+    if not _is_tracing() and mask.numel() and bool((mask.sum(dim=-1) == 0).any()):
+        raise ValueError(f"`{what}` has a row without any valid position (an empty utterance).")
+
+
+# --------------------------------------------------------------------------------------------- fusion
+class MultiStillAttention(nn.Module):
+    """Multi-head attention with a key-padding mask (queries from one sequence, keys/values from another)."""
+
+    def __init__(self, config: MultiStillConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.dropout = config.attention_dropout
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        key_value_states: torch.Tensor,
+        key_padding_mask: torch.Tensor,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, q_len, _ = hidden_states.shape
+        k_len = key_value_states.shape[1]
+        query = self.q_proj(hidden_states).view(batch, q_len, self.num_heads, self.head_dim).transpose(1, 2)
+        key = self.k_proj(key_value_states).view(batch, k_len, self.num_heads, self.head_dim).transpose(1, 2)
+        value = self.v_proj(key_value_states).view(batch, k_len, self.num_heads, self.head_dim).transpose(1, 2)
+        allowed = key_padding_mask.bool()[:, None, None, :]
+        dropout = self.dropout if self.training else 0.0
+        weights = None
+        if output_attentions:
+            scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_dim)
+            scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+            weights = scores.softmax(dim=-1)
+            context = torch.matmul(F.dropout(weights, p=dropout, training=self.training), value)
+        else:
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, dropout_p=dropout)
+        context = context.transpose(1, 2).reshape(batch, q_len, -1)
+        return self.out_proj(context), weights
+
+
+class MultiStillFusionLayer(nn.Module):
+    """MulT pre-LayerNorm layer: LN -> (cross-)attention -> residual; LN -> FFN(ReLU) -> residual.
+
+    As in MulT, the same LayerNorm normalises the queries and the key/value sequence.
+    """
+
+    def __init__(self, config: MultiStillConfig):
+        super().__init__()
+        self.self_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = MultiStillAttention(config)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.fc1 = nn.Linear(config.hidden_size, config.fusion_intermediate_size)
+        self.fc2 = nn.Linear(config.fusion_intermediate_size, config.hidden_size)
+        self.activation_dropout = config.activation_dropout
+        self.residual_dropout = config.residual_dropout
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        key_value_states: torch.Tensor | None = None,
+        key_value_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        residual = hidden_states
+        hidden_states = self.self_attn_layer_norm(hidden_states)
+        if key_value_states is None:
+            key_value_states, key_value_mask = hidden_states, attention_mask
+        else:
+            key_value_states = self.self_attn_layer_norm(key_value_states)
+        hidden_states, weights = self.attention(hidden_states, key_value_states, key_value_mask, output_attentions)
+        hidden_states = residual + F.dropout(hidden_states, p=self.residual_dropout, training=self.training)
+
+        residual = hidden_states
+        hidden_states = F.relu(self.fc1(self.final_layer_norm(hidden_states)))
+        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
+        hidden_states = self.fc2(hidden_states)
+        hidden_states = residual + F.dropout(hidden_states, p=self.residual_dropout, training=self.training)
+        return hidden_states, weights
+
+
+class MultiStillFusionEncoder(nn.Module):
+    """MulT cross-modal transformer encoder (also used for self-attention by the unimodal students).
+
+    Inputs are scaled by ``sqrt(d)`` and get sinusoidal positions (then embedding dropout); ``N`` layers;
+    a final LayerNorm.
+    """
+
+    def __init__(self, config: MultiStillConfig):
+        super().__init__()
+        self.embed_scale = math.sqrt(config.hidden_size)
+        self.embed_dropout = config.embed_dropout
+        self.layers = nn.ModuleList([MultiStillFusionLayer(config) for _ in range(config.num_fusion_layers)])
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def _embed(self, states: torch.Tensor) -> torch.Tensor:
+        positions = sinusoidal_positions(states.shape[1], states.shape[2], states.device, states.dtype)
+        states = self.embed_scale * states + positions[None]
+        return F.dropout(states, p=self.embed_dropout, training=self.training)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        key_value_states: torch.Tensor | None = None,
+        key_value_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        hidden_states = self._embed(hidden_states)
+        if key_value_states is not None:
+            key_value_states = self._embed(key_value_states)
+        attentions: tuple[torch.Tensor, ...] = ()
+        for layer in self.layers:
+            hidden_states, weights = layer(
+                hidden_states, attention_mask, key_value_states, key_value_mask, output_attentions
+            )
+            if output_attentions:
+                attentions += (weights,)
+        return self.layer_norm(hidden_states), attentions
+
+
+class MultiStillClassificationHead(nn.Module):
+    """Dropout -> Linear(pooled, 512) -> GELU -> Dropout -> Linear(512, num_labels)."""
+
+    def __init__(self, config: MultiStillConfig):
+        super().__init__()
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.dense = nn.Linear(config.pooled_size, config.classifier_hidden_size)
+        self.out_proj = nn.Linear(config.classifier_hidden_size, config.num_labels)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        hidden = F.gelu(self.dense(self.dropout(pooled)))
+        return self.out_proj(self.dropout(hidden))
+
+
+# --------------------------------------------------------------------------------------------- fbank front end
+class MultiStillFbankFeatureEncoder(nn.Module):
+    """Log-mel filterbank (25 ms / 10 ms at 16 kHz) with per-utterance mean normalisation, then strided
+    ``Conv1d + GELU`` subsampling. Padded samples/frames are zeroed, so the valid frames never see padding."""
+
+    def __init__(self, config: MultiStillConfig):
+        super().__init__()
+        self.n_fft = config.fbank_n_fft
+        self.hop_length = config.fbank_hop_length
+        self.register_buffer("window", self.default_window(config), persistent=False)
+        self.register_buffer("mel_filters", self.default_mel_filters(config), persistent=False)
+        self.kernel_sizes = list(config.fbank_conv_kernel_sizes)
+        self.strides = list(config.fbank_conv_strides)
+        channels = [config.num_mel_bins] + [config.fbank_conv_channels] * len(self.kernel_sizes)
+        self.conv_layers = nn.ModuleList(
+            nn.Conv1d(channels[i], channels[i + 1], kernel_size=k, stride=s, padding=k // 2)
+            for i, (k, s) in enumerate(zip(self.kernel_sizes, self.strides, strict=True))
+        )
+
+    @staticmethod
+    def default_window(config: MultiStillConfig) -> torch.Tensor:
+        return torch.hann_window(config.fbank_n_fft, periodic=True, dtype=torch.float32, device="cpu")
+
+    @staticmethod
+    def default_mel_filters(config: MultiStillConfig) -> torch.Tensor:
+        filters = mel_filter_bank(
+            num_frequency_bins=config.fbank_n_fft // 2 + 1,
+            num_mel_filters=config.num_mel_bins,
+            min_frequency=0.0,
+            max_frequency=config.sampling_rate / 2,
+            sampling_rate=config.sampling_rate,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        return torch.tensor(filters, dtype=torch.float32, device="cpu")
+
+    def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        """Number of valid encoder frames for each number of valid samples."""
+        lengths = torch.div(sample_lengths - self.n_fft, self.hop_length, rounding_mode="floor") + 1
+        lengths = lengths.clamp_min(1)
+        for k, s in zip(self.kernel_sizes, self.strides, strict=True):
+            lengths = torch.div(lengths + 2 * (k // 2) - k, s, rounding_mode="floor") + 1
+        return lengths
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        waveform = input_values.float() * attention_mask.float()
+        if waveform.shape[-1] < self.n_fft:
+            waveform = F.pad(waveform, (0, self.n_fft - waveform.shape[-1]))
+        spec = torch.stft(
+            waveform, self.n_fft, self.hop_length, window=self.window.float(), center=False, return_complex=True
+        )
+        power = spec.real.pow(2) + spec.imag.pow(2)  # [B, F, N]
+        log_mel = torch.matmul(power.transpose(1, 2), self.mel_filters.float()).clamp_min(1e-10).log()  # [B, N, M]
+        lengths = torch.div(attention_mask.sum(-1) - self.n_fft, self.hop_length, rounding_mode="floor") + 1
+        lengths = lengths.clamp_min(1)
+        mask = torch.arange(log_mel.shape[1], device=log_mel.device)[None, :] < lengths[:, None]
+        weights = mask.unsqueeze(-1).float()
+        mean = (log_mel * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)
+        features = ((log_mel - mean) * weights).transpose(1, 2)  # [B, M, N]
+        features = features.to(self.conv_layers[0].weight.dtype)
+        for conv, k, s in zip(self.conv_layers, self.kernel_sizes, self.strides, strict=True):
+            features = F.gelu(conv(features))
+            lengths = torch.div(lengths + 2 * (k // 2) - k, s, rounding_mode="floor") + 1
+            mask = torch.arange(features.shape[-1], device=features.device)[None, :] < lengths[:, None]
+            features = features * mask[:, None, :].to(features.dtype)
+        return features.transpose(1, 2), mask
+
+
+class MultiStillFbankFeatureProjection(nn.Module):
+    """LayerNorm + Linear to the encoder width (mirrors wav2vec2's ``feature_projection``)."""
+
+    def __init__(self, config: MultiStillConfig):
+        super().__init__()
+        audio = config.audio_config
+        self.layer_norm = nn.LayerNorm(config.fbank_conv_channels, eps=audio.layer_norm_eps)
+        self.projection = nn.Linear(config.fbank_conv_channels, audio.hidden_size)
+        self.dropout = nn.Dropout(getattr(audio, "feat_proj_dropout", 0.0))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.projection(self.layer_norm(features)))
+
+
+class MultiStillFbankTransformer(nn.Module):
+    """Positions + ``audio_config.num_hidden_layers`` wav2vec2 stable-layer-norm layers + final LayerNorm.
+
+    Parameter names equal those of ``Wav2Vec2Model.encoder`` (``layers.{i}.*``, ``layer_norm``,
+    ``pos_conv_embed`` when ``fbank_position_embedding="conv"``) so teacher layers can be copied in.
+    """
+
+    def __init__(self, config: MultiStillConfig):
+        super().__init__()
+        audio = config.audio_config
+        self.config = audio
+        if config.fbank_position_embedding == "conv":
+            self.pos_conv_embed = Wav2Vec2PositionalConvEmbedding(audio)
+        else:
+            self.pos_conv_embed = None
+        self.dropout = nn.Dropout(getattr(audio, "hidden_dropout", 0.0))
+        self.layers = nn.ModuleList(
+            [Wav2Vec2EncoderLayerStableLayerNorm(audio) for _ in range(audio.num_hidden_layers)]
+        )
+        self.layer_norm = nn.LayerNorm(audio.hidden_size, eps=audio.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states * mask.unsqueeze(-1).to(hidden_states.dtype)
+        if self.pos_conv_embed is not None:
+            hidden_states = hidden_states + self.pos_conv_embed(hidden_states)
+        else:
+            positions = sinusoidal_positions(
+                hidden_states.shape[1], hidden_states.shape[2], hidden_states.device, hidden_states.dtype
+            )
+            hidden_states = hidden_states + positions[None]
+        hidden_states = self.dropout(hidden_states)
+        attention_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=hidden_states, attention_mask=mask.long()
+        )
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask=attention_mask)
+        return self.layer_norm(hidden_states)
+
+
+class MultiStillFbankAudioEncoder(nn.Module):
+    """The light audio encoder: fbank front end computed from raw 16 kHz ``input_values``."""
+
+    def __init__(self, config: MultiStillConfig):
+        super().__init__()
+        if getattr(config.audio_config, "_attn_implementation", None) is None:
+            config.audio_config._attn_implementation = "sdpa"
+        self.feature_extractor = MultiStillFbankFeatureEncoder(config)
+        self.feature_projection = MultiStillFbankFeatureProjection(config)
+        self.encoder = MultiStillFbankTransformer(config)
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features, mask = self.feature_extractor(input_values, attention_mask)
+        hidden_states = self.feature_projection(features)
+        return self.encoder(hidden_states, mask), mask
+
+
+# --------------------------------------------------------------------------------------------- models
+class MultiStillPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, loading and the ``auto_map`` shared by the Multi-Still models."""
+
+    config_class = MultiStillConfig
+    config: MultiStillConfig
+    base_model_prefix = "multistill"
+    main_input_name = "input_values"
+    supports_gradient_checkpointing = False
+    #: the loss is a per-batch mean: the Trainer must scale it for gradient accumulation itself
+    accepts_loss_kwargs = False
+    _supports_sdpa = True
+    _no_split_modules = ["MultiStillFusionLayer", "Wav2Vec2EncoderLayerStableLayerNorm"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, MultiStillFbankFeatureEncoder):
+            init.copy_(module.window, MultiStillFbankFeatureEncoder.default_window(self.config))
+            init.copy_(module.mel_filters, MultiStillFbankFeatureEncoder.default_mel_filters(self.config))
+        elif isinstance(module, Wav2Vec2PositionalConvEmbedding):
+            std = 2 * math.sqrt(1 / (module.conv.kernel_size[0] * module.conv.in_channels))
+            init.normal_(module.conv.weight, mean=0.0, std=std)
+            init.zeros_(module.conv.bias)
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any):
+        """``PreTrainedModel.from_pretrained``, then re-apply ``config.freeze_encoders`` (loading re-creates
+        the parameters, which resets ``requires_grad``)."""
+        model = super().from_pretrained(*args, **kwargs)
+        if isinstance(model, tuple):  # output_loading_info=True
+            model[0].set_encoders_frozen(model[0].config.freeze_encoders)
+        else:
+            model.set_encoders_frozen(model.config.freeze_encoders)
+        return model
+
+    def set_encoders_frozen(self, frozen: bool = True) -> None:  # overridden below
+        raise NotImplementedError
+
+    def save_pretrained(self, save_directory: str, *args: Any, **kwargs: Any) -> Any:
+        """Save with every Multi-Still Auto class in ``config.auto_map`` (code files are copied too)."""
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        auto_map.update(AUTO_MAP)
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class MultiStillModel(MultiStillPreTrainedModel):
+    """Encoders + fusion. ``forward`` returns :class:`MultiStillModelOutput` (``pooled_features``)."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
+
+    def __init__(self, config: MultiStillConfig):
+        super().__init__(config)
+        self.audio_encoder: nn.Module | None = None
+        self.text_encoder: nn.Module | None = None
+        if config.use_audio:
+            if config.audio_frontend == "fbank":
+                self.audio_encoder = MultiStillFbankAudioEncoder(config)
+            else:
+                self.audio_encoder = AutoModel.from_config(config.audio_config)
+        if config.use_text:
+            self.text_encoder = AutoModel.from_config(config.text_config)
+        # Present in every variant, as in the original (it is part of the paper's parameter counts).
+        self.audio_projection = nn.Conv1d(config.audio_hidden_size, config.hidden_size, kernel_size=1, bias=False)
+        if config.use_text and config.text_hidden_size != config.hidden_size:
+            self.text_projection = nn.Conv1d(config.text_hidden_size, config.hidden_size, kernel_size=1, bias=False)
+        else:
+            self.text_projection = None
+        self.fusion_names = self._fusion_names(config)
+        for name in self.fusion_names:
+            setattr(self, name, MultiStillFusionEncoder(config))
+        self.post_init()
+        self.set_encoders_frozen(config.freeze_encoders)
+
+    @staticmethod
+    def _fusion_names(config: MultiStillConfig) -> list[str]:
+        if config.use_audio and config.use_text:
+            return ["audio_to_text", "text_to_audio"]
+        return ["audio_self_attention"] if config.use_audio else ["text_self_attention"]
+
+    # ------------------------------------------------------------------ freezing
+    def set_encoders_frozen(self, frozen: bool = True) -> None:
+        """Freeze (no gradients, always eval mode) or unfreeze the audio/text encoders."""
+        self.config.freeze_encoders = bool(frozen)
+        for encoder in (self.audio_encoder, self.text_encoder):
+            if encoder is not None:
+                encoder.requires_grad_(not frozen)
+                if frozen:
+                    encoder.eval()
+
+    def train(self, mode: bool = True) -> MultiStillModel:
+        super().train(mode)
+        if self.config.freeze_encoders:
+            for encoder in (self.audio_encoder, self.text_encoder):
+                if encoder is not None:
+                    encoder.eval()
+        return self
+
+    def _encoder_grad(self) -> bool:
+        return torch.is_grad_enabled() and not self.config.freeze_encoders
+
+    # ------------------------------------------------------------------ encoders
+    def encode_audio(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.LongTensor]:
+        """Raw 16 kHz audio ``[B, S]`` (+ sample mask) -> audio hidden states ``[B, T, H]`` and frame mask ``[B, T]``.
+
+        Truncated to ``config.max_audio_frames``. These are the tensors to cache for training.
+        """
+        if self.audio_encoder is None:
+            raise ValueError(f"This model has no audio branch (modalities={self.config.modalities}).")
+        if input_values.dim() == 1:
+            input_values = input_values.unsqueeze(0)
+        if attention_mask is None:
+            attention_mask = torch.ones(input_values.shape, dtype=torch.long, device=input_values.device)
+        attention_mask = attention_mask.to(input_values.device).long()
+        _check_mask(attention_mask, "attention_mask")
+        dtype = next(self.audio_encoder.parameters()).dtype
+        with torch.set_grad_enabled(self._encoder_grad()):
+            if isinstance(self.audio_encoder, MultiStillFbankAudioEncoder):
+                hidden, mask = self.audio_encoder(input_values, attention_mask)
+            else:
+                lengths_fn = getattr(self.audio_encoder, "_get_feat_extract_output_lengths", None)
+                if (
+                    lengths_fn is not None
+                    and not _is_tracing()
+                    and bool((lengths_fn(attention_mask.sum(-1)) < 1).any())
+                ):
+                    raise ValueError(
+                        "An utterance is shorter than the audio encoder's receptive field (400 samples = 25 ms "
+                        "at 16 kHz); pad it (the MultiStillProcessor does)."
+                    )
+                outputs = self.audio_encoder(input_values=input_values.to(dtype), attention_mask=attention_mask)
+                hidden = outputs.last_hidden_state
+                mask_fn = getattr(self.audio_encoder, "_get_feature_vector_attention_mask", None)
+                if mask_fn is not None:
+                    mask = mask_fn(hidden.shape[1], attention_mask)
+                else:
+                    mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        limit = self.config.max_audio_frames
+        return hidden[:, :limit], mask[:, :limit].long()
+
+    def encode_text(
+        self,
+        input_ids: torch.Tensor,
+        text_attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.LongTensor]:
+        """Token ids ``[B, L]`` (+ mask) -> text hidden states ``[B, L', H]`` and token mask, ``L' <= max_text_tokens``."""
+        if self.text_encoder is None:
+            raise ValueError(f"This model has no text branch (modalities={self.config.modalities}).")
+        if input_ids.dim() == 1:
+            input_ids = input_ids.unsqueeze(0)
+        limit = self.config.max_text_tokens
+        if text_attention_mask is None:
+            text_attention_mask = torch.ones_like(input_ids)
+        text_attention_mask = text_attention_mask.to(input_ids.device).long()[:, :limit]
+        _check_mask(text_attention_mask, "text_attention_mask")
+        input_ids = input_ids[:, :limit]
+        kwargs = {}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids[:, :limit]
+        with torch.set_grad_enabled(self._encoder_grad()):
+            hidden = self.text_encoder(input_ids=input_ids, attention_mask=text_attention_mask, **kwargs)
+            hidden = hidden.last_hidden_state
+        return hidden, text_attention_mask
+
+    def _resolve_audio(self, input_values, attention_mask, audio_hidden_states, audio_hidden_mask):
+        if audio_hidden_states is not None:
+            hidden = audio_hidden_states[:, : self.config.max_audio_frames]
+            if audio_hidden_mask is None:
+                mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+            else:
+                mask = audio_hidden_mask.to(hidden.device).long()[:, : self.config.max_audio_frames]
+            _check_mask(mask, "audio_hidden_mask")
+        elif input_values is not None:
+            hidden, mask = self.encode_audio(input_values, attention_mask)
+        else:
+            raise ValueError(
+                f"This model (modalities={self.config.modalities}) needs audio: pass `input_values` "
+                "(raw 16 kHz audio, with `attention_mask`) or precomputed `audio_hidden_states` "
+                "(with `audio_hidden_mask`)."
+            )
+        if hidden.shape[-1] != self.config.audio_hidden_size:
+            raise ValueError(
+                f"audio hidden states have width {hidden.shape[-1]}, expected {self.config.audio_hidden_size}."
+            )
+        return hidden, mask
+
+    def _resolve_text(self, input_ids, text_attention_mask, token_type_ids, text_hidden_states, text_hidden_mask):
+        if text_hidden_states is not None:
+            hidden = text_hidden_states[:, : self.config.max_text_tokens]
+            if text_hidden_mask is None:
+                mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+            else:
+                mask = text_hidden_mask.to(hidden.device).long()[:, : self.config.max_text_tokens]
+            _check_mask(mask, "text_hidden_mask")
+        elif input_ids is not None:
+            hidden, mask = self.encode_text(input_ids, text_attention_mask, token_type_ids)
+        else:
+            raise ValueError(
+                f"This model (modalities={self.config.modalities}) needs text: pass `input_ids` "
+                "(with `text_attention_mask`) or precomputed `text_hidden_states` (with `text_hidden_mask`)."
+            )
+        if hidden.shape[-1] != self.config.text_hidden_size:
+            raise ValueError(
+                f"text hidden states have width {hidden.shape[-1]}, expected {self.config.text_hidden_size}."
+            )
+        return hidden, mask
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        text_attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        audio_hidden_states: torch.Tensor | None = None,
+        audio_hidden_mask: torch.Tensor | None = None,
+        text_hidden_states: torch.Tensor | None = None,
+        text_hidden_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> MultiStillModelOutput | tuple:
+        """Raw inputs (``input_values``/``attention_mask``, ``input_ids``/``text_attention_mask``) or cached
+        encoder outputs (``*_hidden_states``/``*_hidden_mask``); inputs of modalities the model does not use
+        are ignored."""
+        output_attentions = bool(output_attentions)
+        output_hidden_states = bool(output_hidden_states if output_hidden_states is not None
+                                    else self.config.output_hidden_states)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        audio = text = None
+        if self.config.use_audio:
+            audio = self._resolve_audio(input_values, attention_mask, audio_hidden_states, audio_hidden_mask)
+        if self.config.use_text:
+            text = self._resolve_text(input_ids, text_attention_mask, token_type_ids, text_hidden_states,
+                                      text_hidden_mask)
+        if audio is not None and text is not None and audio[0].shape[0] != text[0].shape[0]:
+            raise ValueError(f"audio batch ({audio[0].shape[0]}) and text batch ({text[0].shape[0]}) differ.")
+        fusion_dtype = self.audio_projection.weight.dtype
+        projected: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        if audio is not None:
+            states = self.audio_projection(audio[0].to(fusion_dtype).transpose(1, 2)).transpose(1, 2)
+            projected["audio"] = (states, audio[1])
+        if text is not None:
+            states = text[0].to(fusion_dtype)
+            if self.text_projection is not None:
+                states = self.text_projection(states.transpose(1, 2)).transpose(1, 2)
+            projected["text"] = (states, text[1])
+
+        pooled, fused, attentions = [], (), ()
+        for name in self.fusion_names:
+            query, key_value, pooling = FUSION_ENCODERS[name]
+            q_states, q_mask = projected[query]
+            kv_states, kv_mask = projected[key_value] if key_value is not None else (None, None)
+            hidden, weights = getattr(self, name)(q_states, q_mask, kv_states, kv_mask, output_attentions)
+            fused += (hidden,)
+            attentions += weights
+            pooled.append(masked_mean(hidden, q_mask) if pooling == "mean" else hidden[:, 0])
+
+        output = MultiStillModelOutput(
+            pooled_features=torch.cat(pooled, dim=-1),
+            fused_hidden_states=fused if output_hidden_states else None,
+            audio_hidden_states=audio[0] if output_hidden_states and audio is not None else None,
+            audio_hidden_mask=audio[1] if output_hidden_states and audio is not None else None,
+            text_hidden_states=text[0] if output_hidden_states and text is not None else None,
+            text_hidden_mask=text[1] if output_hidden_states and text is not None else None,
+            attentions=attentions if output_attentions else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
+    """Multi-Still teacher or student: :class:`MultiStillModel` + classification head (7 emotions).
+
+    ``labels`` may be class ids (``LongTensor [B]``) or vote distributions (``FloatTensor [B, num_labels]``,
+    rows are normalised to sum to 1); both give a cross-entropy loss.
+    """
+
+    def __init__(self, config: MultiStillConfig):
+        super().__init__(config)
+        self.multistill = MultiStillModel(config)
+        self.classifier = MultiStillClassificationHead(config)
+        self.post_init()
+
+    # convenience pass-throughs
+    def encode_audio(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """See :meth:`MultiStillModel.encode_audio`."""
+        return self.multistill.encode_audio(input_values, attention_mask)
+
+    def encode_text(self, input_ids: torch.Tensor, text_attention_mask: torch.Tensor | None = None,
+                    token_type_ids: torch.Tensor | None = None):
+        """See :meth:`MultiStillModel.encode_text`."""
+        return self.multistill.encode_text(input_ids, text_attention_mask, token_type_ids)
+
+    def set_encoders_frozen(self, frozen: bool = True) -> None:
+        """See :meth:`MultiStillModel.set_encoders_frozen`."""
+        self.multistill.set_encoders_frozen(frozen)
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        text_attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        audio_hidden_states: torch.Tensor | None = None,
+        audio_hidden_mask: torch.Tensor | None = None,
+        text_hidden_states: torch.Tensor | None = None,
+        text_hidden_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> MultiStillOutput | tuple:
+        """Logits for raw inputs or cached encoder outputs (see :meth:`MultiStillModel.forward`)."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        base = self.multistill(
+            input_values=input_values,
+            attention_mask=attention_mask,
+            input_ids=input_ids,
+            text_attention_mask=text_attention_mask,
+            token_type_ids=token_type_ids,
+            audio_hidden_states=audio_hidden_states,
+            audio_hidden_mask=audio_hidden_mask,
+            text_hidden_states=text_hidden_states,
+            text_hidden_mask=text_hidden_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(base.pooled_features)
+        loss = self.compute_loss(logits, labels) if labels is not None else None
+        output = MultiStillOutput(
+            loss=loss,
+            logits=logits,
+            pooled_features=base.pooled_features,
+            fused_hidden_states=base.fused_hidden_states,
+            audio_hidden_states=base.audio_hidden_states,
+            audio_hidden_mask=base.audio_hidden_mask,
+            text_hidden_states=base.text_hidden_states,
+            text_hidden_mask=base.text_hidden_mask,
+            attentions=base.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy with hard (class id, ``-100`` ignored) or soft (distribution) targets."""
+        labels = labels.to(logits.device)
+        if labels.is_floating_point():
+            if labels.shape != logits.shape:
+                raise ValueError(
+                    f"Soft labels must have shape [batch, {self.config.num_labels}], got {tuple(labels.shape)}."
+                )
+            targets = labels.float() / labels.float().sum(dim=-1, keepdim=True).clamp_min(1e-12)
+            return F.cross_entropy(logits.float(), targets)
+        if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
+            raise ValueError(f"Class-id labels must have shape [batch], got {tuple(labels.shape)}.")
+        return F.cross_entropy(logits.float(), labels.long())
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def from_encoders(
+        cls,
+        audio_encoder: str | PreTrainedModel | None = None,
+        text_encoder: str | PreTrainedModel | None = None,
+        preset: str = "teacher",
+        *,
+        audio_layers: int | list[int] | None = None,
+        text_layers: int | list[int] | None = None,
+        cache_dir: str | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        encoder_kwargs: dict[str, Any] | None = None,
+        **config_overrides: Any,
+    ) -> MultiStillForEmotionClassification:
+        """Build a model of ``preset`` around pretrained encoders (Hub ids, local folders or loaded models).
+
+        ``None`` uses ``config.audio_encoder_name`` / ``text_encoder_name`` (kresnik/wav2vec2-large-xlsr-korean,
+        beomi/KcELECTRA-base). Encoders of modalities the preset does not use are not loaded (only the audio
+        config is needed, for the audio projection's width). ``audio_layers``/``text_layers`` shrink the
+        encoders (count -> :func:`select_teacher_layers`, or an explicit list of layer indices); the
+        ``light_student`` preset defaults to 2 each and copies those layers into its fbank encoder.
+        """
+        if preset not in PRESETS:
+            raise ValueError(f"Unknown preset {preset!r}; `preset` must be one of {sorted(PRESETS)}.")
+        load_kwargs = {"cache_dir": cache_dir, "local_files_only": local_files_only, "revision": revision,
+                       "token": token}
+        load_kwargs = {k: v for k, v in load_kwargs.items() if v is not None}
+        load_kwargs.update(encoder_kwargs or {})
+        modalities = _normalize_modalities(config_overrides.get("modalities", PRESETS[preset]["modalities"]))
+        defaults = MultiStillConfig()
+
+        def resolve(encoder, default_name: str, needed: bool):
+            if isinstance(encoder, nn.Module):
+                return encoder, encoder.config, getattr(encoder, "name_or_path", None) or default_name
+            name = str(encoder) if encoder is not None else default_name
+            if needed:
+                model = AutoModel.from_pretrained(name, **load_kwargs)
+                return model, model.config, name
+            if encoder is not None:
+                return None, AutoConfig.from_pretrained(name, **load_kwargs), name
+            return None, None, name
+
+        audio_model, audio_cfg, audio_name = resolve(
+            audio_encoder, config_overrides.pop("audio_encoder_name", defaults.audio_encoder_name), "audio" in modalities
+        )
+        text_model, text_cfg, text_name = resolve(
+            text_encoder, config_overrides.pop("text_encoder_name", defaults.text_encoder_name), "text" in modalities
+        )
+        config_overrides.setdefault("audio_config", audio_cfg)
+        config_overrides.setdefault("text_config", text_cfg)
+        config = MultiStillConfig.from_preset(
+            preset,
+            audio_layers=len(audio_layers) if isinstance(audio_layers, (list, tuple)) else audio_layers,
+            text_layers=len(text_layers) if isinstance(text_layers, (list, tuple)) else text_layers,
+            audio_encoder_name=audio_name,
+            text_encoder_name=text_name,
+            **config_overrides,
+        )
+        model = cls(config)
+        with torch.no_grad():
+            if audio_model is not None and model.multistill.audio_encoder is not None:
+                _copy_encoder(model.multistill.audio_encoder, audio_model, audio_layers)
+            if text_model is not None and model.multistill.text_encoder is not None:
+                _copy_encoder(model.multistill.text_encoder, text_model, text_layers)
+        model.set_encoders_frozen(config.freeze_encoders)
+        return model
+
+    @classmethod
+    def light_student_from_teacher(
+        cls,
+        teacher: MultiStillForEmotionClassification,
+        audio_layers: int | list[int] = 2,
+        text_layers: int | list[int] = 2,
+        **config_overrides: Any,
+    ) -> MultiStillForEmotionClassification:
+        """A ``light_student`` shaped like ``teacher`` (fusion width, heads, labels...) initialised from it."""
+        keep = ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
+                "max_audio_frames", "max_text_tokens", "id2label", "label2id", "audio_encoder_name",
+                "text_encoder_name", "layer_norm_eps", "sampling_rate")
+        params = {k: getattr(teacher.config, k) for k in keep}
+        params.update(audio_config=teacher.config.audio_config, text_config=teacher.config.text_config)
+        params.update(config_overrides)
+        config = MultiStillConfig.from_preset(
+            "light_student",
+            audio_layers=len(audio_layers) if isinstance(audio_layers, (list, tuple)) else audio_layers,
+            text_layers=len(text_layers) if isinstance(text_layers, (list, tuple)) else text_layers,
+            **params,
+        )
+        student = cls(config)
+        student.init_light_student_from_teacher(teacher, audio_layers=audio_layers, text_layers=text_layers)
+        return student
+
+    @torch.no_grad()
+    def init_light_student_from_teacher(
+        self,
+        teacher: MultiStillForEmotionClassification,
+        audio_layers: int | list[int] | None = None,
+        text_layers: int | list[int] | None = None,
+        fusion_layers: int | list[int] | None = None,
+    ) -> dict[str, Any]:
+        """Initialise this (student) model from a teacher, distil-whisper style.
+
+        * encoders: the student's ``k`` layers come from teacher layers :func:`select_teacher_layers`
+          (first and last always kept; or pass explicit indices), plus every other encoder weight whose
+          name and shape match (ELECTRA embeddings, wav2vec2 final LayerNorm / conv positions...). The
+          fbank front end (``feature_extractor``/``feature_projection``) has no teacher counterpart and
+          keeps its initialisation;
+        * fusion: same rule per fusion encoder present in both (teacher 3 layers -> student 1: layer 2),
+          plus the final LayerNorms, the audio/text projections and the classifier where shapes match.
+
+        Returns the layer mapping used, e.g. ``{"audio": [0, 23], "text": [0, 11], "audio_to_text": [2], ...}``.
+        """
+        student_base, teacher_base = self.multistill, teacher.multistill
+        report: dict[str, Any] = {}
+        if student_base.audio_encoder is not None and teacher_base.audio_encoder is not None:
+            report["audio"] = _copy_encoder(student_base.audio_encoder, teacher_base.audio_encoder, audio_layers)
+        if student_base.text_encoder is not None and teacher_base.text_encoder is not None:
+            report["text"] = _copy_encoder(student_base.text_encoder, teacher_base.text_encoder, text_layers)
+        for name in student_base.fusion_names:
+            if name in teacher_base.fusion_names:
+                report[name] = _copy_encoder(getattr(student_base, name), getattr(teacher_base, name), fusion_layers)
+        for module_name in ("audio_projection", "text_projection"):
+            _copy_matching(getattr(student_base, module_name), getattr(teacher_base, module_name))
+        _copy_matching(self.classifier, teacher.classifier)
+        return report
+
+
+# --------------------------------------------------------------------------------------------- weight copying
+_LAYER_PATHS = ("encoder.layers", "encoder.layer", "layers", "layer")
+
+
+def _layer_list(module: nn.Module) -> tuple[str, nn.ModuleList]:
+    for path in _LAYER_PATHS:
+        obj: Any = module
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+        if isinstance(obj, nn.ModuleList):
+            return path, obj
+    raise ValueError(f"Cannot find the layer list of {type(module).__name__} (looked for {_LAYER_PATHS}).")
+
+
+def _copy_matching(student: nn.Module | None, teacher: nn.Module | None, skip: tuple[str, ...] = ()) -> list[str]:
+    """Copy every state-dict tensor whose name and shape match; returns the copied names."""
+    if student is None or teacher is None:
+        return []
+    teacher_state = teacher.state_dict()
+    copied = []
+    for name, tensor in student.state_dict().items():
+        if any(name.startswith(prefix) for prefix in skip):
+            continue
+        source = teacher_state.get(name)
+        if source is not None and source.shape == tensor.shape:
+            tensor.copy_(source)
+            copied.append(name)
+    return copied
+
+
+def _copy_encoder(student: nn.Module, teacher: nn.Module, layers: int | list[int] | None = None) -> list[int]:
+    """Copy selected teacher layers into the student's layers, plus the other matching weights."""
+    student_path, student_layers = _layer_list(student)
+    _, teacher_layers = _layer_list(teacher)
+    if layers is None or isinstance(layers, int):
+        if isinstance(layers, int) and layers != len(student_layers):
+            raise ValueError(f"The student has {len(student_layers)} layers, not {layers}.")
+        mapping = select_teacher_layers(len(teacher_layers), len(student_layers))
+    else:
+        mapping = [int(i) for i in layers]
+        if len(mapping) != len(student_layers) or not all(0 <= i < len(teacher_layers) for i in mapping):
+            raise ValueError(
+                f"Layer list {mapping} must have {len(student_layers)} indices in [0, {len(teacher_layers)})."
+            )
+    skip = (student_path + ".",)
+    if isinstance(student, MultiStillFbankAudioEncoder):
+        skip += ("feature_extractor.", "feature_projection.")
+    _copy_matching(student, teacher, skip=skip)
+    for student_index, teacher_index in enumerate(mapping):
+        student_layers[student_index].load_state_dict(teacher_layers[teacher_index].state_dict())
+    return mapping
+
+
+def register_auto_classes() -> None:
+    """Register the Multi-Still classes with the Auto classes of this process (idempotent)."""
+    AutoConfig.register(MultiStillConfig.model_type, MultiStillConfig, exist_ok=True)
+    AutoModel.register(MultiStillConfig, MultiStillModel, exist_ok=True)
+    AutoModelForSequenceClassification.register(MultiStillConfig, MultiStillForEmotionClassification, exist_ok=True)
+    AutoModelForAudioClassification.register(MultiStillConfig, MultiStillForEmotionClassification, exist_ok=True)
+
+
+MultiStillModel.register_for_auto_class("AutoModel")
+MultiStillForEmotionClassification.register_for_auto_class("AutoModelForSequenceClassification")
+register_auto_classes()
+
+__all__ = [
+    "AUTO_MAP",
+    "MultiStillForEmotionClassification",
+    "MultiStillModel",
+    "MultiStillModelOutput",
+    "MultiStillOutput",
+    "MultiStillPreTrainedModel",
+    "masked_mean",
+    "register_auto_classes",
+    "select_teacher_layers",
+    "sinusoidal_positions",
+]

@@ -1,0 +1,444 @@
+"""MultiStill models: parameter counts, masking, cached features, losses, freezing, saving, Auto classes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForAudioClassification,
+    AutoModelForSequenceClassification,
+    AutoProcessor,
+    Wav2Vec2Config,
+)
+
+from multistill.configuration_multistill import MultiStillConfig
+from multistill.modeling_multistill import (
+    MultiStillForEmotionClassification,
+    MultiStillModel,
+    MultiStillOutput,
+    select_teacher_layers,
+)
+
+try:
+    from _fixtures_model import PRESET_NAMES, TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
+except ImportError:  # tests/ imported as a package
+    from tests._fixtures_model import PRESET_NAMES, TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
+
+PAPER_TRAINABLE = {
+    "teacher": 44_107_271,
+    "multimodal_student": 15_755_783,
+    "text_student": 8_273_159,
+    "audio_student": 8_273_159,
+}
+
+
+@functools.cache
+def cached_model(preset: str):
+    """Read-only models shared by the tests below (do not modify them)."""
+    return make_model(preset)
+
+
+def batch_for(processor, seconds, texts):
+    return processor(audio=waves(*seconds), text=list(texts), sampling_rate=16000)
+
+
+# ------------------------------------------------------------------------------------------ sizes
+@pytest.mark.parametrize("preset", sorted(PAPER_TRAINABLE))
+def test_full_size_trainable_parameter_counts(preset):
+    with torch.device("meta"):
+        model = MultiStillForEmotionClassification(MultiStillConfig.from_preset(preset))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == PAPER_TRAINABLE[preset]
+    assert model.num_parameters(only_trainable=True) == PAPER_TRAINABLE[preset]
+    # the audio projection (1024 -> 768, 1x1, no bias) is in every variant
+    assert model.multistill.audio_projection.weight.shape == (768, 1024, 1)
+    assert model.multistill.audio_projection.bias is None
+
+
+def test_full_size_total_parameter_counts():
+    totals = {}
+    for preset in PRESET_NAMES:
+        with torch.device("meta"):
+            model = MultiStillForEmotionClassification(MultiStillConfig.from_preset(preset))
+        totals[preset] = model.num_parameters()
+    wav2vec2_large, kcelectra_base = 315_438_720, 123_954_432  # frozen encoders (Wav2Vec2Model, ElectraModel)
+    assert totals["teacher"] == 44_107_271 + wav2vec2_large + kcelectra_base
+    assert totals["audio_student"] == 8_273_159 + wav2vec2_large
+    assert totals["text_student"] == 8_273_159 + kcelectra_base
+    assert totals["light_student"] < totals["teacher"] / 4
+
+
+def test_branches_per_preset():
+    expected = {
+        "teacher": ["audio_to_text", "text_to_audio"],
+        "multimodal_student": ["audio_to_text", "text_to_audio"],
+        "text_student": ["text_self_attention"],
+        "audio_student": ["audio_self_attention"],
+        "light_student": ["audio_to_text", "text_to_audio"],
+    }
+    for preset, names in expected.items():
+        model, _ = cached_model(preset)
+        assert model.multistill.fusion_names == names
+        assert (model.multistill.audio_encoder is None) == (preset == "text_student")
+        assert (model.multistill.text_encoder is None) == (preset == "audio_student")
+        layers = 3 if preset == "teacher" else 1
+        assert all(len(getattr(model.multistill, n).layers) == layers for n in names)
+
+
+# ------------------------------------------------------------------------------------------ masking
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+def test_padding_never_changes_a_prediction(preset):
+    model, processor = cached_model(preset)
+    alone = batch_for(processor, [0.7], TEXTS[1:2])
+    padded = batch_for(processor, [0.7, 2.3], [TEXTS[1], TEXTS[0]])
+    assert padded["input_values"].shape[1] > alone["input_values"].shape[1]
+    assert padded["input_ids"].shape[1] > alone["input_ids"].shape[1]
+    with torch.no_grad():
+        single, batch = model(**alone), model(**padded)
+    torch.testing.assert_close(batch.logits[:1], single.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(batch.pooled_features[:1], single.pooled_features, atol=1e-5, rtol=0)
+    # the check is meaningful: the two utterances get clearly different outputs
+    assert (batch.logits[0] - batch.logits[1]).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("preset", ["teacher", "light_student", "audio_student", "text_student"])
+def test_cached_features_give_the_raw_path_logits(preset):
+    model, processor = cached_model(preset)
+    inputs = batch_for(processor, [0.7, 2.3, 1.1], TEXTS)
+    with torch.no_grad():
+        raw = model(**inputs, output_hidden_states=True)
+        # cache each utterance on its own, as a training script would, then pad the cached tensors
+        audio, text = [], []
+        for i in range(3):
+            if model.config.use_audio:
+                n = int(inputs["attention_mask"][i].sum())
+                hidden, mask = model.encode_audio(inputs["input_values"][i : i + 1, :n])
+                audio.append(hidden[0, : int(mask.sum())])
+            if model.config.use_text:
+                n = int(inputs["text_attention_mask"][i].sum())
+                hidden, mask = model.encode_text(inputs["input_ids"][i : i + 1, :n])
+                text.append(hidden[0, : int(mask.sum())])
+        kwargs = {}
+        for name, items in (("audio", audio), ("text", text)):
+            if items:
+                states = torch.nn.utils.rnn.pad_sequence(items, batch_first=True)
+                mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(x), dtype=torch.long) for x in items],
+                                                       batch_first=True)
+                kwargs[f"{name}_hidden_states"], kwargs[f"{name}_hidden_mask"] = states, mask
+        cached = model(**kwargs)
+        # the encoder outputs returned with output_hidden_states are the same cacheable tensors
+        again = model(audio_hidden_states=raw.audio_hidden_states, audio_hidden_mask=raw.audio_hidden_mask,
+                      text_hidden_states=raw.text_hidden_states, text_hidden_mask=raw.text_hidden_mask)
+    torch.testing.assert_close(cached.logits, raw.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(again.logits, raw.logits, atol=1e-5, rtol=0)
+
+
+def test_truncation_to_max_lengths():
+    model, processor = make_model("teacher", max_audio_frames=20, max_text_tokens=5)
+    inputs = processor(audio=waves(1.0), text=[TEXTS[0]], sampling_rate=16000, modalities="both")
+    assert inputs["input_values"].shape[1] == 20 * 320  # the processor follows the config
+    assert inputs["input_ids"].shape[1] == 5
+    long_inputs = {"input_values": torch.from_numpy(waves(1.0)[0])[None], "input_ids": torch.arange(2, 12)[None]}
+    with torch.no_grad():
+        out = model(**long_inputs, output_hidden_states=True)
+        hidden, mask = model.encode_audio(long_inputs["input_values"])
+    assert out.audio_hidden_states.shape[1] == 20 and hidden.shape[1] == 20 and mask.shape == (1, 20)
+    assert out.text_hidden_states.shape[1] == 5
+
+
+def test_wav2vec2_frame_mask_and_rate():
+    model, processor = cached_model("teacher")
+    inputs = processor(audio=waves(1.0, 0.5), text=TEXTS[:2], sampling_rate=16000)
+    _, mask = model.encode_audio(inputs["input_values"], inputs["attention_mask"])
+    assert mask.sum(-1).tolist() == [49, 24]  # 50 frames/s, receptive field 400 samples
+
+
+def test_missing_modality_errors():
+    model, _ = cached_model("teacher")
+    with pytest.raises(ValueError, match="needs text"):
+        model(input_values=torch.zeros(1, 8000))
+    with pytest.raises(ValueError, match="needs audio"):
+        model(input_ids=torch.tensor([[2, 10, 3]]))
+    text_model, _ = cached_model("text_student")
+    with torch.no_grad():  # inputs of unused modalities are ignored, so one processor serves every model
+        assert text_model(input_ids=torch.tensor([[2, 10, 3]]), input_values=torch.zeros(1, 8000)).logits.shape == (1, 7)
+    with pytest.raises(ValueError, match="no audio branch"):
+        text_model.encode_audio(torch.zeros(1, 8000))
+    with pytest.raises(ValueError, match="without any valid position"):
+        model(input_values=torch.zeros(1, 8000), attention_mask=torch.zeros(1, 8000),
+              input_ids=torch.tensor([[2, 3]]))
+    with pytest.raises(ValueError, match="receptive field"):
+        model(input_values=torch.zeros(1, 300), input_ids=torch.tensor([[2, 3]]))
+
+
+# ------------------------------------------------------------------------------------------ losses & grads
+def test_hard_and_soft_labels_train_only_the_head_when_frozen():
+    model, processor = make_model("teacher")
+    inputs = batch_for(processor, [0.7, 1.3], TEXTS[:2])
+    votes = torch.tensor([[7.0, 3, 0, 0, 0, 0, 0], [0, 0, 0, 5, 0, 5, 0]])
+    with torch.no_grad():  # eval mode: deterministic
+        hard = model(**inputs, labels=torch.tensor([0, 3]))
+        soft = model(**inputs, labels=votes)
+        soft_normalised = model(**inputs, labels=votes / 10)
+        onehot = model(**inputs, labels=torch.nn.functional.one_hot(torch.tensor([0, 3]), 7).float())
+    assert isinstance(hard, MultiStillOutput)
+    assert torch.isfinite(hard.loss) and torch.isfinite(soft.loss)
+    torch.testing.assert_close(soft.loss, soft_normalised.loss)  # vote counts are normalised
+    torch.testing.assert_close(onehot.loss, hard.loss)
+    expected = -(votes / 10 * hard.logits.log_softmax(-1)).sum(-1).mean()
+    torch.testing.assert_close(soft.loss, expected)
+
+    model.train()
+    assert not model.multistill.audio_encoder.training and not model.multistill.text_encoder.training
+    loss = model(**inputs, labels=torch.tensor([0, 3])).loss + model(**inputs, labels=votes).loss
+    loss.backward()
+    for name, param in model.named_parameters():
+        in_encoder = ".audio_encoder." in name or ".text_encoder." in name
+        assert param.requires_grad is not in_encoder, name
+        assert (param.grad is None) is in_encoder, name
+    assert model.multistill.audio_projection.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="Soft labels"):
+        model(**inputs, labels=torch.ones(2, 3))
+
+
+def test_unfrozen_encoders_train():
+    model, processor = make_model("light_student")
+    assert model.config.freeze_encoders is False
+    model.train()
+    assert model.multistill.audio_encoder.training
+    out = model(**batch_for(processor, [0.7, 1.3], TEXTS[:2]), labels=torch.tensor([1, 2]))
+    out.loss.backward()
+    layer = model.multistill.audio_encoder.encoder.layers[0]
+    assert layer.attention.q_proj.weight.grad is not None
+    assert model.multistill.text_encoder.embeddings.word_embeddings.weight.grad is not None
+    model.set_encoders_frozen(True)
+    assert not any(p.requires_grad for p in model.multistill.text_encoder.parameters())
+
+
+def test_return_tuple_and_attentions():
+    model, processor = cached_model("multimodal_student")
+    inputs = batch_for(processor, [0.7], TEXTS[:1])
+    with torch.no_grad():
+        out = model(**inputs, output_attentions=True)
+        as_tuple = model(**inputs, return_dict=False)
+    assert len(out.attentions) == 2 and out.attentions[0].shape[:2] == (1, model.config.num_attention_heads)
+    torch.testing.assert_close(as_tuple[0], out.logits)
+    bare = model.multistill(**inputs)
+    assert bare.pooled_features.shape == (1, 2 * model.config.hidden_size)
+
+
+# ------------------------------------------------------------------------------------------ save / load
+def test_save_load_round_trip_safetensors_only(tmp_path):
+    model, processor = cached_model("teacher")
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    files = set(os.listdir(tmp_path))
+    assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
+    assert {"configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
+            "annotations.py"} <= files
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map["AutoModel"] == "modeling_multistill.MultiStillModel"
+    assert auto_map["AutoModelForSequenceClassification"] == "modeling_multistill.MultiStillForEmotionClassification"
+    loaded = MultiStillForEmotionClassification.from_pretrained(tmp_path)
+    assert not loaded.training
+    assert not any(p.requires_grad for p in loaded.multistill.audio_encoder.parameters())
+    inputs = batch_for(processor, [0.7, 1.5], TEXTS[:2])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, atol=0, rtol=0)
+    # in-process Auto classes
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), MultiStillConfig)
+    assert type(AutoModel.from_pretrained(tmp_path)) is MultiStillModel
+    assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path)) is MultiStillForEmotionClassification
+    assert type(AutoModelForAudioClassification.from_pretrained(tmp_path)) is MultiStillForEmotionClassification
+    assert type(AutoProcessor.from_pretrained(tmp_path)).__name__ == "MultiStillProcessor"
+    assert type(AutoModel.from_config(model.config)) is MultiStillModel
+
+
+def test_light_student_round_trip(tmp_path):
+    model, processor = cached_model("light_student")
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    inputs = batch_for(processor, [0.7, 1.5], TEXTS[:2])
+    with torch.no_grad():  # the mel filterbank (non-persistent buffer) is rebuilt on load
+        torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, atol=1e-6, rtol=0)
+
+
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import sys, torch
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoProcessor
+    folder, inputs_path, out_path = sys.argv[1:4]
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    bare = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    assert "multistill" not in sys.modules, "the folder must be self-contained"
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    assert type(processor).__name__ == "MultiStillProcessor" and type(bare).__name__ == "MultiStillModel"
+    assert not any(p.requires_grad for p in model.multistill.audio_encoder.parameters())
+    raw = torch.load(inputs_path)
+    batch = processor(audio=[w.numpy() for w in raw["audio"]], text=raw["text"], sampling_rate=16000)
+    with torch.no_grad():
+        torch.save({"logits": model(**batch).logits, "input_ids": batch["input_ids"]}, out_path)
+    """
+)
+
+
+def test_fresh_process_loads_with_remote_code(tmp_path):
+    model, processor = cached_model("teacher")
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    audio, texts = waves(0.7, 1.5), TEXTS[:2]
+    torch.save({"audio": [torch.from_numpy(w) for w in audio], "text": texts}, tmp_path / "inputs.pt")
+    script = tmp_path / "load.py"
+    script.write_text(FRESH_PROCESS)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    result = subprocess.run(
+        [sys.executable, "-I", str(script), str(folder), str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    fresh = torch.load(tmp_path / "out.pt")
+    batch = processor(audio=audio, text=texts, sampling_rate=16000)
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert torch.equal(fresh["input_ids"], batch["input_ids"])
+    torch.testing.assert_close(fresh["logits"], logits, atol=1e-6, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------ light student
+def test_select_teacher_layers():
+    assert select_teacher_layers(24, 2) == [0, 23]
+    assert select_teacher_layers(24, 4) == [0, 7, 15, 23]
+    assert select_teacher_layers(12, 2) == [0, 11]
+    assert select_teacher_layers(3, 1) == [2]
+    assert select_teacher_layers(4, 4) == [0, 1, 2, 3]
+    with pytest.raises(ValueError):
+        select_teacher_layers(2, 3)
+
+
+def _tiny_teacher() -> MultiStillForEmotionClassification:
+    audio = Wav2Vec2Config(hidden_size=32, num_hidden_layers=5, num_attention_heads=4, intermediate_size=64,
+                           conv_dim=(16, 16), conv_kernel=(10, 8), conv_stride=(5, 64), feat_extract_norm="layer",
+                           do_stable_layer_norm=True, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4)
+    text = {"model_type": "electra", "vocab_size": 100, "embedding_size": 16, "hidden_size": 32,
+            "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 64,
+            "max_position_embeddings": 128}
+    config = MultiStillConfig.from_preset(
+        "teacher", audio_config=audio, text_config=text, hidden_size=32, num_attention_heads=4,
+        fusion_intermediate_size=64, classifier_hidden_size=16,
+    )
+    torch.manual_seed(0)
+    teacher = MultiStillForEmotionClassification(config).eval()
+    sharpen(teacher)
+    return teacher
+
+
+def test_light_student_from_teacher_copies_the_selected_layers():
+    teacher = _tiny_teacher()
+    student = MultiStillForEmotionClassification.light_student_from_teacher(
+        teacher, audio_layers=2, text_layers=2, fbank_position_embedding="conv", num_mel_bins=20,
+        fbank_conv_channels=16,
+    )
+    assert student.config.audio_frontend == "fbank" and student.config.num_fusion_layers == 1
+    s, t = student.multistill, teacher.multistill
+
+    def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+        sa, sb = a.state_dict(), b.state_dict()
+        return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    # audio: wav2vec2 layers 0 and 4 of 5 -> the fbank encoder's layers 0 and 1 (identical parameter names)
+    assert same(s.audio_encoder.encoder.layers[0], t.audio_encoder.encoder.layers[0])
+    assert same(s.audio_encoder.encoder.layers[1], t.audio_encoder.encoder.layers[4])
+    assert not same(s.audio_encoder.encoder.layers[1], t.audio_encoder.encoder.layers[1])
+    assert same(s.audio_encoder.encoder.layer_norm, t.audio_encoder.encoder.layer_norm)
+    assert same(s.audio_encoder.encoder.pos_conv_embed, t.audio_encoder.encoder.pos_conv_embed)
+    # text: ELECTRA embeddings + layers 0 and 3 of 4
+    assert same(s.text_encoder.embeddings, t.text_encoder.embeddings)
+    assert same(s.text_encoder.embeddings_project, t.text_encoder.embeddings_project)
+    assert same(s.text_encoder.encoder.layer[0], t.text_encoder.encoder.layer[0])
+    assert same(s.text_encoder.encoder.layer[1], t.text_encoder.encoder.layer[3])
+    # fusion: the teacher's last of 3 layers + final LayerNorm; projection and classifier
+    for name in ("audio_to_text", "text_to_audio"):
+        assert same(getattr(s, name).layers[0], getattr(t, name).layers[2])
+        assert same(getattr(s, name).layer_norm, getattr(t, name).layer_norm)
+    assert same(s.audio_projection, t.audio_projection)
+    assert same(student.classifier, teacher.classifier)
+    # explicit layer lists are honoured and reported
+    report = student.init_light_student_from_teacher(teacher, audio_layers=[1, 2], text_layers=[2, 3])
+    assert report == {"audio": [1, 2], "text": [2, 3], "audio_to_text": [2], "text_to_audio": [2]}
+    assert same(s.audio_encoder.encoder.layers[0], t.audio_encoder.encoder.layers[1])
+    with pytest.raises(ValueError, match="must have 2 indices"):
+        student.init_light_student_from_teacher(teacher, audio_layers=[1, 2, 3])
+
+
+def test_light_student_with_conv_positions_is_padding_invariant():
+    teacher = _tiny_teacher()
+    student = MultiStillForEmotionClassification.light_student_from_teacher(
+        teacher, fbank_position_embedding="conv", num_mel_bins=20, fbank_conv_channels=16
+    ).eval()
+    sharpen(student, seed=1)
+    a, b = (torch.from_numpy(w) for w in waves(0.5, 1.7))
+    ids_short, ids_long = torch.tensor([[2, 11, 12, 3]]), torch.tensor([[2, 11, 12, 13, 14, 15, 3]])
+    padded_audio = torch.stack([torch.nn.functional.pad(a, (0, len(b) - len(a))), b])
+    audio_mask = torch.stack([torch.arange(len(b)) < len(a), torch.ones(len(b), dtype=torch.bool)]).long()
+    padded_ids = torch.cat([torch.nn.functional.pad(ids_short, (0, 3)), ids_long])
+    text_mask = (torch.arange(7)[None] < torch.tensor([[4], [7]])).long()
+    with torch.no_grad():
+        alone = student(input_values=a[None], input_ids=ids_short).logits
+        batch = student(input_values=padded_audio, attention_mask=audio_mask, input_ids=padded_ids,
+                        text_attention_mask=text_mask).logits
+        _, frame_mask = student.encode_audio(padded_audio, audio_mask)
+    torch.testing.assert_close(batch[:1], alone, atol=1e-5, rtol=0)
+    assert frame_mask.sum(-1).tolist() == [12, 42]  # 25 frames/s (10 ms hop, strides 2 x 2)
+
+
+def test_fbank_student_from_pretrained_encoders():
+    # ``from_encoders(preset="light_student")`` copies layers of the pretrained encoders into the fbank student
+    dirs = tiny_encoder_dirs()
+    student = MultiStillForEmotionClassification.from_encoders(
+        dirs["audio"], dirs["text"], preset="light_student", audio_layers=1, text_layers=1, hidden_size=32,
+        num_attention_heads=4, num_mel_bins=40, fbank_conv_channels=32,
+    )
+    audio = AutoModel.from_pretrained(dirs["audio"])
+    assert torch.equal(student.multistill.audio_encoder.encoder.layers[0].feed_forward.output_dense.weight,
+                       audio.encoder.layers[1].feed_forward.output_dense.weight)
+    assert student.config.audio_config.num_hidden_layers == 1
+    assert student.config.audio_encoder_name == dirs["audio"]
+
+
+def test_from_encoders_copies_weights_and_skips_unused_encoders():
+    dirs = tiny_encoder_dirs()
+    model = MultiStillForEmotionClassification.from_encoders(dirs["audio"], dirs["text"], preset="teacher",
+                                                              hidden_size=32, num_attention_heads=4)
+    audio, text = AutoModel.from_pretrained(dirs["audio"]), AutoModel.from_pretrained(dirs["text"])
+    for ours, theirs in ((model.multistill.audio_encoder, audio), (model.multistill.text_encoder, text)):
+        reference = theirs.state_dict()
+        assert all(torch.equal(v, reference[k]) for k, v in ours.state_dict().items())
+    text_only = MultiStillForEmotionClassification.from_encoders(text_encoder=dirs["text"], preset="text_student",
+                                                                 hidden_size=32, num_attention_heads=4)
+    assert text_only.multistill.audio_encoder is None
+    assert text_only.multistill.audio_projection.weight.shape == (32, 1024, 1)  # default audio width, no download
+    with pytest.raises(ValueError, match="preset"):
+        MultiStillForEmotionClassification.from_encoders(dirs["audio"], dirs["text"], preset="huge")
+
+
+def test_bf16_forward_runs():
+    model, processor = make_model("light_student")
+    model = model.to(torch.bfloat16)
+    inputs = batch_for(processor, [0.6], TEXTS[:1])
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
+    assert np.isfinite(logits.float().numpy()).all()
