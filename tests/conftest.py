@@ -60,3 +60,27 @@ def synthetic_edge_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from multistill.synthetic import make_synthetic_kemdy
 
     return make_synthetic_kemdy(tmp_path_factory.mktemp("synthetic_kemdy_edge"), edge_cases=True)
+
+
+# --- Training fixtures: one tiny teacher trained once per test run on the embedded synthetic corpus ---
+
+#: Fast settings shared by the training tests (tiny backbones, CPU, a few epochs, no progress bars).
+FAST_TRAINING = ["--use_cpu", "--disable_tqdm", "true", "--learning_rate", "3e-3", "--per_device_train_batch_size", "8",
+                 "--save_total_limit", "1"]
+
+
+@pytest.fixture(scope="session")
+def training_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``--data_cache_dir`` of the training tests: synthetic corpus, Arrow caches, tiny backbones."""
+    return tmp_path_factory.mktemp("multistill_cache")
+
+
+@pytest.fixture(scope="session")
+def trained_teacher(training_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny teacher trained by ``train.main`` (4 epochs, synthetic corpus, session split)."""
+    import train
+
+    output_dir = tmp_path_factory.mktemp("teacher")
+    train.main(["--output_dir", str(output_dir), "--data_cache_dir", str(training_cache), "--num_train_epochs", "4",
+                *FAST_TRAINING])
+    return output_dir

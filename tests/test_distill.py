@@ -1,0 +1,93 @@
+"""distill.py: offline (cached column) and online teacher, the alpha = 0 ablation, the light student, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAST_TRAINING, REPO_ROOT
+
+
+def _distill(teacher: Path, output_dir: Path, cache: Path, *extra: str) -> dict:
+    import distill
+
+    distill.main(["--teacher_model", str(teacher), "--output_dir", str(output_dir), "--data_cache_dir", str(cache),
+                  "--num_train_epochs", "2", *FAST_TRAINING, *extra])
+    return json.loads((output_dir / "trainer_state.json").read_text())
+
+
+def _logged(state: dict, key: str) -> list[float]:
+    return [e[key] for e in state["log_history"] if key in e]
+
+
+def test_offline_distillation_of_the_multimodal_student(trained_teacher: Path, training_cache: Path, tmp_path: Path):
+    state = _distill(trained_teacher, tmp_path, training_cache, "--preset", "multimodal_student", "--alpha", "0.7",
+                     "--temperature", "3", "--logging_steps", "2")
+    kd, ce, loss = _logged(state, "loss_kd"), _logged(state, "loss_ce"), _logged(state, "loss")
+    assert kd and ce and len(kd) == len(ce) == len(loss)
+    # The logged loss is the mixture of the logged terms (same steps).
+    assert loss[0] == pytest.approx(0.7 * kd[0] + 0.3 * ce[0], rel=0.02)
+    info = json.loads((tmp_path / "run_info.json").read_text())
+    assert info["alpha"] == 0.7 and info["online_teacher"] is False and info["cached_encoder_features"] is True
+    teacher_params = json.loads((trained_teacher / "run_info.json").read_text())["parameters"]
+    assert info["parameters"]["trainable"] < teacher_params["trainable"]  # one fusion layer instead of three
+
+    from multistill import MultiStillForEmotionClassification
+
+    student = MultiStillForEmotionClassification.from_pretrained(tmp_path)
+    assert student.config.num_fusion_layers == 1 and student.config.modalities == ["audio", "text"]
+
+
+def test_alpha_zero_is_the_no_distillation_ablation(trained_teacher: Path, training_cache: Path, tmp_path: Path):
+    state = _distill(trained_teacher, tmp_path, training_cache, "--preset", "text_student", "--alpha", "0",
+                     "--logging_steps", "2")
+    assert _logged(state, "loss_ce") and not _logged(state, "loss_kd")
+    assert _logged(state, "loss") == pytest.approx(_logged(state, "loss_ce"), rel=1e-4)
+
+
+def test_online_teacher_with_the_light_student(trained_teacher: Path, training_cache: Path, tmp_path: Path):
+    state = _distill(trained_teacher, tmp_path, training_cache, "--preset", "light_student", "--online_teacher",
+                     "--logging_steps", "2")
+    assert _logged(state, "loss_kd")
+    info = json.loads((tmp_path / "run_info.json").read_text())
+    assert info["online_teacher"] is True and info["cached_encoder_features"] is False
+    assert info["parameters"]["trainable"] == info["parameters"]["total"]  # its encoders train too
+    from multistill import MultiStillForEmotionClassification
+
+    student = MultiStillForEmotionClassification.from_pretrained(tmp_path)
+    assert student.config.audio_frontend == "fbank"
+    assert student.config.audio_config.num_hidden_layers == 2 and student.config.text_config.num_hidden_layers == 2
+
+
+def test_teacher_is_required(tmp_path: Path):
+    import distill
+
+    with pytest.raises(ValueError, match="--teacher_model is required"):
+        distill.main(["--output_dir", str(tmp_path), "--use_cpu"])
+
+
+def test_two_process_ddp_on_cpu(trained_teacher: Path, training_cache: Path, tmp_path: Path):
+    """``torchrun --nproc_per_node 2`` (what ``accelerate launch --multi_gpu`` does): both ranks train."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+               str(REPO_ROOT / "distill.py"), "--teacher_model", str(trained_teacher), "--preset",
+               "multimodal_student", "--output_dir", str(tmp_path), "--data_cache_dir", str(training_cache),
+               "--max_steps", "4", "--per_device_train_batch_size", "4", "--use_cpu", "--disable_tqdm", "true",
+               "--save_total_limit", "1", "--ddp_backend", "gloo"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert re.search(r"Process rank: 1, world size: 2, device: cpu\S*, distributed: distributed", output)
+    for rank in (0, 1):
+        assert f"Process rank {rank} finished training at global step 4" in output
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    from multistill import MultiStillForEmotionClassification
+
+    MultiStillForEmotionClassification.from_pretrained(tmp_path)
