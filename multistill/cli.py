@@ -1,0 +1,211 @@
+"""``multistill`` command line: ``predict`` (emotion scores of files) and ``stream`` (real-time conversation).
+
+Examples::
+
+    multistill predict --model path/or/repo-id call.wav --text "오늘 정말 기분 좋아요"
+    multistill predict --model M a.wav b.wav --text "첫 번째" --text "두 번째" --json
+    multistill stream --model M conversation.wav --transcript conversation.txt [--realtime]
+    multistill stream --model M --mic --transcript lines.txt --duration 60
+
+``python -m multistill ...`` is the same. Errors in the input (missing or undecodable file, empty audio,
+missing transcript) are printed as one ``error:`` line; the exit status is 2 for a usage/input error and
+1 when only some of several files failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+logger = logging.getLogger("multistill")
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="Model folder or Hub repo id (loaded with trust_remote_code=True).")
+    parser.add_argument("--device", default=None,
+                        help="torch device, e.g. 'cpu' or 'cuda:0' (default: the first GPU if any, else CPU).")
+    parser.add_argument("--top-k", type=int, default=None, help="Print only the k best emotions (default: all).")
+    parser.add_argument("--json", action="store_true", help="Print JSON lines instead of text.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 can be faster on a busy small CPU).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``multistill`` command."""
+    parser = argparse.ArgumentParser(prog="multistill", description="Multi-Still speech + text emotion recognition.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log progress (INFO) to stderr.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    predict = sub.add_parser("predict", help="Emotion scores of audio files (and/or transcripts).",
+                             description="Print the emotion scores of each audio file (with its transcript).")
+    _add_model_args(predict)
+    predict.add_argument("files", nargs="*", help="Audio files (any format soundfile/FFmpeg reads, any rate).")
+    predict.add_argument("--text", action="append", default=None,
+                         help="Transcript; repeat once per file, in order (a text-only model needs no file).")
+    predict.add_argument("--batch-size", type=int, default=1, help="Windows per forward pass.")
+
+    stream = sub.add_parser("stream", help="Real-time emotion of each utterance of a conversation.",
+                            description="Consume audio in chunks as if live, cut it into utterances by voice "
+                                        "activity and print each utterance's emotion as soon as it ends.")
+    _add_model_args(stream)
+    stream.add_argument("input", nargs="?", default=None, help="Audio file of the conversation.")
+    stream.add_argument("--mic", action="store_true", help="Record from the default audio input device instead.")
+    stream.add_argument("--mic-device", default=None, help="Input device (index or name) for --mic.")
+    stream.add_argument("--duration", type=float, default=None, help="With --mic: stop after this many seconds.")
+    stream.add_argument("--transcript", default=None,
+                        help="Transcript file: one line per utterance, or 'start<TAB>end<TAB>text' lines "
+                             "(needed by models that use text).")
+    stream.add_argument("--realtime", action="store_true",
+                        help="Deliver a file at real-time pace (default: as fast as possible; the latencies are "
+                             "then processing times and the real-time factor is the same).")
+    stream.add_argument("--chunk-ms", type=float, default=100.0, help="Audio chunk size (ms).")
+    stream.add_argument("--threshold-db", type=float, default=-45.0, help="VAD energy threshold (dBFS).")
+    stream.add_argument("--hangover-ms", type=float, default=500.0, help="Silence that ends an utterance (ms).")
+    stream.add_argument("--min-speech-ms", type=float, default=60.0, help="Speech that starts an utterance (ms).")
+    stream.add_argument("--min-utterance-ms", type=float, default=300.0, help="Shorter utterances are dropped.")
+    stream.add_argument("--max-utterance-s", type=float, default=20.0, help="Longer utterances are cut (s).")
+    stream.add_argument("--no-warmup", action="store_true", help="Skip the warm-up call before streaming.")
+    return parser
+
+
+def load_pipeline(model: str, device: str | None = None) -> Any:
+    """``pipeline("multimodal-emotion-recognition", model=model, trust_remote_code=True)``.
+
+    A folder saved without ``custom_pipelines`` (e.g. straight from training) works too: the task is
+    registered in this process.
+    """
+    from transformers import pipeline
+
+    from .pipeline_multistill import TASK
+
+    if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
+        raise ValueError(f"Cannot load the model {model!r}: the folder has no config.json.")
+    try:
+        return pipeline(TASK, model=model, trust_remote_code=True, device=device)
+    except (OSError, KeyError) as err:
+        raise ValueError(f"Cannot load the model {model!r}: {err}") from err
+
+
+def _print_scores(name: str, scores: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"input": name, "scores": scores}, ensure_ascii=False), flush=True)
+        return
+    print(name)
+    for s in scores:
+        print(f"  {s['label']:<9} {s['score']:.3f}  {'#' * int(round(s['score'] * 40))}")
+    sys.stdout.flush()
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """``multistill predict``."""
+    texts = args.text or []
+    files = list(args.files)
+    if not files and not texts:
+        raise ValueError("Give at least one audio file and/or --text.")
+    if files and texts and len(texts) != len(files):
+        raise ValueError(f"Got {len(files)} files but {len(texts)} --text values: give one --text per file.")
+    count = max(len(files), len(texts))
+    items = []
+    for i in range(count):
+        item: dict[str, Any] = {}
+        if files:
+            item["audio"] = files[i]
+        if texts:
+            item["text"] = texts[i]
+        items.append(item)
+    names = files if files else [f"text {i}" for i in range(count)]
+    pipe = load_pipeline(args.model, args.device)
+    results = pipe(items, on_error="skip", top_k=args.top_k, batch_size=args.batch_size)
+    failed = 0
+    for name, result in zip(names, results, strict=True):
+        if isinstance(result, dict) and "error" in result:
+            failed += 1
+            if args.json:
+                print(json.dumps({"input": name, "error": result["error"]}, ensure_ascii=False), flush=True)
+            print(f"error: {result['error']}", file=sys.stderr, flush=True)
+        else:
+            _print_scores(name, result, args.json)
+    if failed == count:
+        return 2
+    return 1 if failed else 0
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    """``multistill stream``."""
+    from .streaming import (
+        Transcript,
+        VADConfig,
+        file_chunks,
+        format_result,
+        format_summary,
+        microphone_chunks,
+        stream_emotions,
+        warm_up,
+    )
+
+    if args.mic == (args.input is not None):
+        raise ValueError("Give either an audio file or --mic.")
+    vad = VADConfig(threshold_db=args.threshold_db, hangover_ms=args.hangover_ms, min_speech_ms=args.min_speech_ms,
+                    min_utterance_ms=args.min_utterance_ms, max_utterance_s=args.max_utterance_s)
+    transcript = Transcript.from_file(args.transcript) if args.transcript else None
+    pipe = load_pipeline(args.model, args.device)
+    if "text" in list(pipe.model.config.modalities) and transcript is None:
+        raise ValueError(f"The model uses text ({'+'.join(pipe.model.config.modalities)}): pass --transcript FILE.")
+    if args.mic:
+        device = int(args.mic_device) if args.mic_device and args.mic_device.isdigit() else args.mic_device
+        chunks = microphone_chunks(args.chunk_ms, args.duration, device)
+        realtime = True
+    else:
+        chunks = file_chunks(args.input, args.chunk_ms, realtime=args.realtime)
+        realtime = args.realtime
+    if not args.no_warmup:
+        seconds = warm_up(pipe)
+        if not args.json:
+            print(f"warm-up: {seconds * 1000:.0f} ms", file=sys.stderr, flush=True)
+
+    def report(result) -> None:
+        if args.json:
+            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            print(format_result(result, top=args.top_k or 3), flush=True)
+
+    summary = stream_emotions(pipe, chunks, transcript=transcript, vad_config=vad, top_k=args.top_k,
+                              on_result=report, realtime=realtime)
+    if args.json:
+        print(json.dumps({"summary": summary.to_dict()}, ensure_ascii=False), flush=True)
+    else:
+        print(format_summary(summary), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``multistill`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.verbose:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    from .streaming import MicrophoneUnavailableError
+
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+    try:
+        if args.command == "predict":
+            return run_predict(args)
+        return run_stream(args)
+    except (ValueError, MicrophoneUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+
+
+__all__ = ["build_parser", "load_pipeline", "main", "run_predict", "run_stream"]

@@ -1,0 +1,399 @@
+"""The ``multimodal-emotion-recognition`` pipeline: audio and/or transcript -> 7 emotion scores.
+
+This file is shipped next to the weights on the Hub (it imports its siblings only relatively), so that
+``pipeline("multimodal-emotion-recognition", model=repo_or_folder, trust_remote_code=True)`` works in a
+fresh process: :func:`save_pretrained_with_pipeline` (or :meth:`MultiStillEmotionPipeline.save_pretrained`)
+writes ``custom_pipelines`` into ``config.json`` and copies this file beside the model code.
+
+Inputs (one, or a list batched with ``batch_size``)::
+
+    {"audio": path | bytes | array | tensor | {"array", "sampling_rate"} | AudioDecoder,
+     "sampling_rate": int,   # required for arrays/tensors only
+     "text": str}            # the transcript; required when the model uses text
+
+An audio-only model needs only ``audio`` and a text-only model only ``text`` (the other key is ignored).
+Audio of any sampling rate and channel count is decoded (soundfile, then torchcodec for other formats),
+mixed down to mono and resampled to the processor's 16 kHz.
+
+Long audio: the models see at most ``processor.max_audio_samples`` samples (512 wav2vec2 frames = 10.24 s).
+Longer audio is cut into consecutive windows of that length (the last one aligned to the end of the
+clip, so every window is full); each window is classified together with the whole transcript and the
+windows' class probabilities are averaged. ``chunk_length_s`` sets a shorter window.
+
+Output: ``[{"label": "angry", "score": 0.61}, ...]`` sorted by score (``top_k`` best; all labels by
+default); a list of those for a list input. Bad input raises ``ValueError`` naming the input (its index
+and file); with ``on_error="skip"`` a bad item of a list gives ``{"error": message}`` in its place and
+the other items are still classified.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForAudioClassification
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines.base import ChunkPipeline
+
+from .processing_multistill import resample, to_mono
+
+logger = logging.getLogger(__name__)
+
+#: The pipeline task name (registered with ``transformers.pipelines.PIPELINE_REGISTRY``).
+TASK = "multimodal-emotion-recognition"
+#: ``config.custom_pipelines`` entry written by :func:`save_pretrained_with_pipeline`.
+CUSTOM_PIPELINE_INFO: dict[str, Any] = {
+    "impl": "pipeline_multistill.MultiStillEmotionPipeline",
+    "pt": ["AutoModelForAudioClassification"],
+    "tf": [],
+    "type": "multimodal",
+}
+ON_ERROR_CHOICES = ("raise", "skip")
+#: Keys of an input dict that may hold the audio (``audio`` first; the others are datasets/pipeline names).
+_AUDIO_KEYS = ("audio", "array", "raw", "path", "bytes")
+
+
+@dataclass
+class PreparedInput:
+    """One validated input: mono audio at the processor's rate (or ``None``) and the transcript (or ``None``)."""
+
+    audio: np.ndarray | None
+    text: str | None
+    where: str
+
+
+def _where(index: int | None) -> str:
+    return "input" if index is None else f"input {index}"
+
+
+def decode_audio(source: str | os.PathLike | bytes, where: str = "audio") -> tuple[np.ndarray, int]:
+    """Decode a file path or encoded bytes to ``(mono float32 array, sampling rate)``.
+
+    soundfile (WAV/FLAC/OGG/MP3...) first, then torchcodec (FFmpeg: M4A, AAC, video containers...).
+    Raises ``ValueError`` naming ``where`` for a missing, non-file or undecodable source.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise ValueError(f"{where}: audio file not found: {path}")
+        if not os.path.isfile(path):
+            raise ValueError(f"{where}: audio path is not a file: {path}")
+        what, data = f"audio file {path}", path
+    else:
+        data = bytes(source)
+        if not data:
+            raise ValueError(f"{where}: the audio bytes are empty.")
+        what = f"audio bytes ({len(data)} bytes)"
+    errors = []
+    try:
+        import soundfile
+
+        array, rate = soundfile.read(io.BytesIO(data) if isinstance(data, bytes) else data, dtype="float32",
+                                     always_2d=True)
+        return array.mean(axis=1), int(rate)
+    except Exception as err:  # noqa: BLE001 - any soundfile failure falls through to torchcodec
+        errors.append(f"soundfile: {err}")
+    try:
+        from torchcodec.decoders import AudioDecoder
+
+        samples = AudioDecoder(data).get_all_samples()
+        return samples.data.float().numpy().mean(axis=0), int(samples.sample_rate)
+    except Exception as err:  # noqa: BLE001
+        errors.append(f"torchcodec: {type(err).__name__}: {err}")
+    raise ValueError(f"{where}: cannot decode {what} as audio ({'; '.join(errors)}).")
+
+
+def window_bounds(num_samples: int, window: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of the windows covering ``num_samples``: consecutive windows of ``window`` samples,
+    the last one aligned to the end (so it is full length too). One window when the clip fits."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1 sample, got {window}.")
+    if num_samples <= window:
+        return [(0, num_samples)]
+    starts = list(range(0, num_samples - window, window)) + [num_samples - window]
+    return [(s, s + window) for s in starts]
+
+
+class MultiStillEmotionPipeline(ChunkPipeline):
+    """Emotion recognition from speech and/or transcript with a Multi-Still model (see the module doc).
+
+    Call parameters: ``top_k`` (labels returned, default all), ``sampling_rate`` (default rate of arrays
+    given without one), ``chunk_length_s`` (window length for long audio, at most the model's limit),
+    ``on_error`` (``"raise"`` or ``"skip"``, for lists) and ``batch_size`` (windows per forward pass).
+    """
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_feature_extractor = False
+    _load_image_processor = False
+    _load_video_processor = False
+
+    def __init__(self, *args: Any, on_error: str = "raise", **kwargs: Any):
+        self._on_error = self._check_on_error(on_error)
+        super().__init__(*args, **kwargs)
+        if self.processor is None or not hasattr(self.processor, "prepare_audio"):
+            raise ValueError(
+                "MultiStillEmotionPipeline needs the model's MultiStillProcessor (`processor=`); the model "
+                "folder must contain the processor files (processor.save_pretrained)."
+            )
+        self.model.eval()
+
+    # ------------------------------------------------------------------ parameters
+    @staticmethod
+    def _check_on_error(value: str) -> str:
+        if value not in ON_ERROR_CHOICES:
+            raise ValueError(f"`on_error` must be one of {ON_ERROR_CHOICES}, got {value!r}.")
+        return value
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities the model takes (``["audio", "text"]``, ``["audio"]`` or ``["text"]``)."""
+        return list(self.model.config.modalities)
+
+    @property
+    def sampling_rate(self) -> int:
+        """Rate the audio is resampled to (the processor's, 16 kHz)."""
+        return int(self.processor.sampling_rate)
+
+    @property
+    def max_window_samples(self) -> int | None:
+        """Longest audio the model sees at once, in samples (``None``: no limit)."""
+        limit = self.processor.max_audio_samples
+        if limit is None and self.model.config.max_audio_frames:
+            limit = int(self.model.config.max_audio_frames) * int(self.processor.samples_per_frame)
+        return limit
+
+    def _sanitize_parameters(
+        self,
+        top_k: int | None = None,
+        sampling_rate: int | None = None,
+        chunk_length_s: float | None = None,
+        **kwargs: Any,
+    ) -> tuple[dict, dict, dict]:
+        if kwargs:
+            logger.warning("Ignoring unknown pipeline parameter(s): %s", sorted(kwargs))
+        preprocess: dict[str, Any] = {}
+        postprocess: dict[str, Any] = {}
+        if sampling_rate is not None:
+            if not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
+                raise ValueError(f"`sampling_rate` must be a positive integer, got {sampling_rate!r}.")
+            preprocess["sampling_rate"] = int(sampling_rate)
+        if chunk_length_s is not None:
+            if not isinstance(chunk_length_s, (int, float)) or chunk_length_s <= 0:
+                raise ValueError(f"`chunk_length_s` must be a positive number of seconds, got {chunk_length_s!r}.")
+            preprocess["chunk_length_s"] = float(chunk_length_s)
+        if top_k is not None:
+            if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
+                raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
+            postprocess["top_k"] = int(top_k)
+        return preprocess, {}, postprocess
+
+    # ------------------------------------------------------------------ call
+    def __call__(self, inputs: Any, *args: Any, on_error: str | None = None, **kwargs: Any) -> Any:
+        """Classify one input (returns a list of ``{"label", "score"}``) or a list of inputs (a list of those).
+
+        Lists are validated and decoded item by item first; with ``on_error="skip"`` an invalid item gives
+        ``{"error": message}`` in its place instead of raising. Generators and datasets are passed on lazily
+        (an invalid item raises).
+        """
+        mode = self._check_on_error(on_error if on_error is not None else self._on_error)
+        default_rate = kwargs.get("sampling_rate", self._preprocess_params.get("sampling_rate"))
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if not isinstance(inputs, list):
+            if isinstance(inputs, (dict, str, bytes, bytearray, np.ndarray, torch.Tensor, os.PathLike)):
+                inputs = self.prepare_input(inputs, None, default_rate)
+            return super().__call__(inputs, *args, **kwargs)
+        prepared: list[tuple[int, PreparedInput]] = []
+        errors: dict[int, str] = {}
+        for index, item in enumerate(inputs):
+            try:
+                prepared.append((index, self.prepare_input(item, index, default_rate)))
+            except ValueError as err:
+                if mode == "raise":
+                    raise
+                errors[index] = str(err)
+                logger.info("Skipping %s", err)
+        results = super().__call__([item for _, item in prepared], *args, **kwargs) if prepared else []
+        merged: list[Any] = [None] * len(inputs)
+        for (index, _), result in zip(prepared, results, strict=True):
+            merged[index] = result
+        for index, message in errors.items():
+            merged[index] = {"error": message}
+        return merged
+
+    # ------------------------------------------------------------------ input validation
+    def prepare_input(self, item: Any, index: int | None = None, sampling_rate: int | None = None) -> PreparedInput:
+        """Validate and decode one input: audio -> mono float32 at :attr:`sampling_rate`, transcript checked.
+
+        Raises ``ValueError`` naming the input (``"input 3 (...)"``) for a missing/undecodable file, empty
+        audio, a missing sampling rate or a missing transcript.
+        """
+        if isinstance(item, PreparedInput):
+            return item
+        where = _where(index)
+        if isinstance(item, dict):
+            payload = item
+        elif isinstance(item, str) and "audio" not in self.modalities:
+            payload = {"text": item}
+        elif isinstance(item, (str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor)):
+            payload = {"audio": item}
+        else:
+            raise ValueError(
+                f"{where}: expected a dict {{'audio': ..., 'sampling_rate': ..., 'text': ...}}, got "
+                f"{type(item).__name__}."
+            )
+        audio = text = None
+        if "audio" in self.modalities:
+            source = next((payload[k] for k in _AUDIO_KEYS if payload.get(k) is not None), None)
+            if source is None:
+                raise ValueError(
+                    f"{where}: the model needs audio ('audio': a file path, bytes or an array with "
+                    f"'sampling_rate'); got keys {sorted(payload)}."
+                )
+            rate = payload.get("sampling_rate", sampling_rate)
+            audio = self._load_audio(source, rate, where)
+        if "text" in self.modalities:
+            text = payload.get("text")
+            if text is None:
+                raise ValueError(
+                    f"{where}: the model ({'+'.join(self.modalities)}) needs the transcript: pass 'text' "
+                    "(a string)."
+                )
+            if not isinstance(text, str):
+                raise ValueError(f"{where}: 'text' must be a string, got {type(text).__name__}.")
+        return PreparedInput(audio=audio, text=text, where=where)
+
+    def _load_audio(self, source: Any, rate: Any, where: str) -> np.ndarray:
+        if isinstance(source, (str, os.PathLike)):
+            where = f"{where} ({os.fspath(source)})"
+            array, rate = decode_audio(source, where)
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            array, rate = decode_audio(bytes(source), where)
+        elif isinstance(source, dict):  # datasets' Audio: {"array", "sampling_rate"} or {"path", "bytes"}
+            if source.get("array") is not None:
+                return self._load_audio(source["array"], source.get("sampling_rate", rate), where)
+            if source.get("bytes"):
+                return self._load_audio(source["bytes"], None, where)
+            if source.get("path"):
+                return self._load_audio(source["path"], None, where)
+            raise ValueError(f"{where}: an audio dict must hold 'array' (+ 'sampling_rate'), 'bytes' or 'path'.")
+        elif hasattr(source, "get_all_samples"):  # torchcodec AudioDecoder (datasets' decoded Audio)
+            samples = source.get_all_samples()
+            array, rate = samples.data.float().numpy().mean(axis=0), int(samples.sample_rate)
+        else:
+            if isinstance(source, torch.Tensor):
+                source = source.detach().cpu().float().numpy()
+            try:
+                array = np.asarray(source)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{where}: audio of type {type(source).__name__} is not an array: {err}") from err
+            if rate is None:
+                raise ValueError(
+                    f"{where}: 'sampling_rate' is required with an audio array (it is resampled to "
+                    f"{self.sampling_rate} Hz)."
+                )
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer, float)) or rate <= 0:
+            raise ValueError(f"{where}: invalid sampling_rate {rate!r}.")
+        array = to_mono(array, f"{where} audio")
+        if array.size == 0:
+            raise ValueError(f"{where}: the audio is empty (no samples).")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{where}: the audio holds NaN/inf samples.")
+        return resample(array, int(rate), self.sampling_rate).astype(np.float32, copy=False)
+
+    # ------------------------------------------------------------------ pipeline steps
+    def preprocess(
+        self, inputs: Any, sampling_rate: int | None = None, chunk_length_s: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """One model input per audio window (one for short audio or a text-only model)."""
+        item = self.prepare_input(inputs, None, sampling_rate)
+        text_features: dict[str, Any] = {}
+        if item.text is not None:
+            text_features = dict(self.processor(text=[item.text], modalities=["text"], return_tensors="pt"))
+        if item.audio is None:
+            yield {**text_features, "is_last": True}
+            return
+        window = self.max_window_samples or item.audio.shape[0]
+        if chunk_length_s is not None:
+            window = min(window, max(1, int(round(chunk_length_s * self.sampling_rate))))
+        bounds = window_bounds(item.audio.shape[0], window)
+        for i, (start, end) in enumerate(bounds):
+            audio = self.processor(
+                audio=[item.audio[start:end]], sampling_rate=self.sampling_rate, modalities=["audio"],
+                return_tensors="pt",
+            )
+            yield {**dict(audio), **text_features, "is_last": i == len(bounds) - 1}
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        is_last = model_inputs.pop("is_last")
+        logits = self.model(**model_inputs).logits
+        return {"logits": logits, "is_last": is_last}
+
+    def postprocess(self, model_outputs: list[dict[str, Any]], top_k: int | None = None) -> list[dict[str, Any]]:
+        """Average the windows' softmax probabilities; labels sorted by score, ``top_k`` best."""
+        logits = torch.cat([output["logits"] for output in model_outputs], dim=0).float()
+        probs = logits.softmax(dim=-1).mean(dim=0)
+        id2label = self.model.config.id2label
+        order = torch.argsort(probs, descending=True).tolist()
+        if top_k is not None:
+            order = order[:top_k]
+        return [{"label": id2label[i], "score": float(probs[i])} for i in order]
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """Save model (with ``auto_map`` and ``custom_pipelines``), processor and the code files."""
+        save_pretrained_with_pipeline(self.model, self.processor, save_directory, **kwargs)
+
+
+def save_pretrained_with_pipeline(model: Any, processor: Any, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+    """Write a folder that ``pipeline(TASK, model=folder, trust_remote_code=True)`` loads in a fresh process.
+
+    Sets ``model.config.custom_pipelines`` (this task -> this file's pipeline class, loaded through
+    ``AutoModelForAudioClassification``), saves the model (safetensors, ``auto_map``, model code) and the
+    processor, and copies this file (plus its relative imports) beside them.
+    """
+    os.makedirs(save_directory, exist_ok=True)
+    custom = dict(getattr(model.config, "custom_pipelines", None) or {})
+    custom[TASK] = dict(CUSTOM_PIPELINE_INFO)
+    model.config.custom_pipelines = custom
+    model.save_pretrained(save_directory, **kwargs)
+    processor.save_pretrained(save_directory)
+    custom_object_save(MultiStillEmotionPipeline, save_directory)
+
+
+def register_pipeline() -> None:
+    """Register :data:`TASK` with ``transformers.pipelines.PIPELINE_REGISTRY`` (idempotent, no warning).
+
+    First registration wins: a model folder's copy of this file, imported as remote code, does not replace
+    the installed package's pipeline class in this process.
+    """
+    if TASK in PIPELINE_REGISTRY.supported_tasks:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK,
+        pipeline_class=MultiStillEmotionPipeline,
+        pt_model=AutoModelForAudioClassification,
+        type="multimodal",
+    )
+
+
+register_pipeline()
+
+__all__ = [
+    "CUSTOM_PIPELINE_INFO",
+    "MultiStillEmotionPipeline",
+    "PreparedInput",
+    "TASK",
+    "decode_audio",
+    "register_pipeline",
+    "save_pretrained_with_pipeline",
+    "window_bounds",
+]

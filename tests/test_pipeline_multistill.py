@@ -1,0 +1,256 @@
+"""The multimodal-emotion-recognition pipeline: inputs, batching, long audio, errors, saving, fresh-process loading."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from transformers import pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from multistill.pipeline_multistill import TASK, MultiStillEmotionPipeline, window_bounds
+
+try:
+    from _fixtures_inference import offline_env, one_torch_thread, saved_folder, tiny_model, tiny_pipeline  # noqa: F401
+    from _fixtures_model import TEXTS, waves
+except ImportError:  # tests/ imported as a package
+    from tests._fixtures_inference import (  # noqa: F401
+        offline_env,
+        one_torch_thread,
+        saved_folder,
+        tiny_model,
+        tiny_pipeline,
+    )
+    from tests._fixtures_model import TEXTS, waves
+
+
+def direct_probs(preset: str, audio=None, text=None, sampling_rate=16000) -> torch.Tensor:
+    """Softmax of the model on one processor-built input (the reference the pipeline must match)."""
+    model, processor = tiny_model(preset)
+    batch = processor(audio=None if audio is None else [audio], text=None if text is None else [text],
+                      sampling_rate=sampling_rate, modalities=list(model.config.modalities))
+    with torch.no_grad():
+        return model(**batch).logits.softmax(-1)[0]
+
+
+def as_vector(result, labels) -> torch.Tensor:
+    scores = {r["label"]: r["score"] for r in result}
+    return torch.tensor([scores[label] for label in labels])
+
+
+LABELS = ["neutral", "happy", "surprise", "angry", "sad", "disgust", "fear"]
+
+
+def test_task_is_registered_and_saved_in_config():
+    assert TASK == "multimodal-emotion-recognition"
+    assert TASK in PIPELINE_REGISTRY.get_supported_tasks()
+    config = json.loads(open(f"{saved_folder('teacher')}/config.json").read())
+    assert config["custom_pipelines"][TASK]["impl"] == "pipeline_multistill.MultiStillEmotionPipeline"
+    assert config["custom_pipelines"][TASK]["pt"] == ["AutoModelForAudioClassification"]
+    assert config["auto_map"]["AutoModelForAudioClassification"].endswith("MultiStillForEmotionClassification")
+
+
+def test_single_input_matches_the_model_and_is_sorted():
+    pipe = tiny_pipeline("teacher")
+    wave = waves(1.3)[0]
+    result = pipe({"audio": wave, "sampling_rate": 16000, "text": TEXTS[0]})
+    assert [r["label"] for r in result] != [] and len(result) == 7
+    assert all(a["score"] >= b["score"] for a, b in zip(result, result[1:], strict=False))
+    torch.testing.assert_close(as_vector(result, LABELS), direct_probs("teacher", wave, TEXTS[0]), atol=1e-6, rtol=0)
+    top = pipe({"audio": wave, "sampling_rate": 16000, "text": TEXTS[0]}, top_k=2)
+    assert top == result[:2]
+
+
+def test_batched_list_equals_one_by_one():
+    pipe = tiny_pipeline("teacher")
+    items = [{"audio": w, "sampling_rate": 16000, "text": t} for w, t in zip(waves(0.5, 1.7, 3.1), TEXTS, strict=True)]
+    one_by_one = [pipe(item) for item in items]
+    batched = pipe(items, batch_size=3)
+    assert len(batched) == 3
+    for a, b in zip(one_by_one, batched, strict=True):
+        torch.testing.assert_close(as_vector(a, LABELS), as_vector(b, LABELS), atol=1e-5, rtol=0)
+
+
+def test_audio_sources_any_rate_and_stereo(tmp_path):
+    pipe = tiny_pipeline("teacher")
+    wave = waves(1.2)[0]
+    stereo_44k = np.stack([wave, 0.5 * wave], axis=1)  # (samples, channels), 44.1 kHz after writing
+    path = tmp_path / "stereo.flac"
+    soundfile.write(path, stereo_44k, 44100, subtype="PCM_24")
+    decoded, rate = soundfile.read(path, dtype="float32")
+    reference = direct_probs("teacher", decoded.T, TEXTS[1], sampling_rate=44100)  # the processor's own path
+    for audio in (str(path), path, path.read_bytes(), {"path": str(path)}, {"bytes": path.read_bytes()},
+                  {"array": decoded, "sampling_rate": 44100}):
+        item = {"audio": audio, "text": TEXTS[1]}
+        if isinstance(audio, dict) and "array" in audio:
+            item["sampling_rate"] = 44100
+        torch.testing.assert_close(as_vector(pipe(item), LABELS), reference, atol=1e-5, rtol=0)
+    # int16 stereo array given channels-first, and a torch tensor
+    int16 = (np.clip(decoded, -1, 1) * 32767).astype(np.int16).T
+    assert len(pipe({"audio": int16, "sampling_rate": 44100, "text": TEXTS[1]})) == 7
+    tensor_result = pipe({"audio": torch.from_numpy(wave), "sampling_rate": 16000, "text": TEXTS[1]})
+    torch.testing.assert_close(as_vector(tensor_result, LABELS), direct_probs("teacher", wave, TEXTS[1]),
+                               atol=1e-6, rtol=0)
+
+
+def test_torchcodec_decoder_input(tmp_path):
+    from torchcodec.decoders import AudioDecoder
+
+    pipe = tiny_pipeline("audio_student")
+    path = tmp_path / "a.wav"
+    soundfile.write(path, waves(0.8)[0], 16000, subtype="FLOAT")
+    by_path = pipe({"audio": str(path)})
+    by_decoder = pipe({"audio": AudioDecoder(str(path))})
+    torch.testing.assert_close(as_vector(by_decoder, LABELS), as_vector(by_path, LABELS), atol=1e-5, rtol=0)
+
+
+def test_unimodal_models_take_only_their_modality():
+    text_pipe = tiny_pipeline("text_student")
+    by_dict = text_pipe({"text": TEXTS[0]})
+    assert text_pipe(TEXTS[0]) == by_dict  # a bare string is the transcript for a text-only model
+    assert text_pipe({"text": TEXTS[0], "audio": "/does/not/matter.wav"}) == by_dict  # audio ignored
+    torch.testing.assert_close(as_vector(by_dict, LABELS), direct_probs("text_student", text=TEXTS[0]),
+                               atol=1e-6, rtol=0)
+    audio_pipe = tiny_pipeline("audio_student")
+    wave = waves(0.9)[0]
+    result = audio_pipe({"audio": wave, "sampling_rate": 16000})
+    torch.testing.assert_close(as_vector(result, LABELS), direct_probs("audio_student", wave), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="input: the model needs audio"):
+        audio_pipe({"text": "only text"})
+
+
+def test_window_bounds():
+    assert window_bounds(100, 100) == [(0, 100)]
+    assert window_bounds(50, 100) == [(0, 50)]
+    assert window_bounds(200, 100) == [(0, 100), (100, 200)]
+    assert window_bounds(250, 100) == [(0, 100), (100, 200), (150, 250)]
+    assert window_bounds(101, 100) == [(0, 100), (1, 101)]
+    with pytest.raises(ValueError):
+        window_bounds(10, 0)
+
+
+@pytest.mark.parametrize("preset", ["teacher", "light_student"])
+def test_long_audio_averages_windows(preset):
+    pipe = tiny_pipeline(preset)
+    model, processor = tiny_model(preset)
+    window = processor.max_audio_samples
+    assert window == 512 * 320  # 10.24 s
+    wave = np.concatenate(waves(9.0, 9.0, 7.0, seed=3))  # 25 s
+    result = pipe({"audio": wave, "sampling_rate": 16000, "text": TEXTS[2]})
+    bounds = window_bounds(wave.shape[0], window)
+    assert len(bounds) == 3 and bounds[-1][1] == wave.shape[0]
+    expected = torch.stack([direct_probs(preset, wave[s:e], TEXTS[2]) for s, e in bounds]).mean(0)
+    torch.testing.assert_close(as_vector(result, LABELS), expected, atol=1e-5, rtol=0)
+    # the whole clip counts: the result differs from the first 10.24 s alone
+    assert not torch.allclose(expected, direct_probs(preset, wave[:window], TEXTS[2]), atol=1e-4)
+    # shorter windows on request, batched
+    short = pipe([{"audio": wave[:48000], "sampling_rate": 16000, "text": TEXTS[2]}], chunk_length_s=1.0,
+                 batch_size=4)[0]
+    expected = torch.stack([direct_probs(preset, wave[s:e], TEXTS[2])
+                            for s, e in window_bounds(48000, 16000)]).mean(0)
+    torch.testing.assert_close(as_vector(short, LABELS), expected, atol=1e-5, rtol=0)
+
+
+def test_bad_inputs_raise_value_errors_naming_the_input(tmp_path):
+    pipe = tiny_pipeline("teacher")
+    garbage = tmp_path / "not_audio.wav"
+    garbage.write_text("this is not audio")
+    empty_file = tmp_path / "empty.wav"
+    soundfile.write(empty_file, np.zeros(0, dtype=np.float32), 16000)
+    cases = [
+        ({"audio": str(tmp_path / "missing.wav"), "text": "a"}, r"input \(.*missing\.wav\): audio file not found"),
+        ({"audio": str(garbage), "text": "a"}, r"not_audio\.wav.*cannot decode"),
+        ({"audio": str(empty_file), "text": "a"}, r"empty\.wav.*empty"),
+        ({"audio": np.zeros(0, dtype=np.float32), "sampling_rate": 16000, "text": "a"}, "input: the audio is empty"),
+        ({"audio": b"", "text": "a"}, "audio bytes are empty"),
+        ({"audio": waves(0.5)[0], "text": "a"}, "'sampling_rate' is required"),
+        ({"audio": waves(0.5)[0], "sampling_rate": 16000}, "needs the transcript"),
+        ({"audio": waves(0.5)[0], "sampling_rate": 16000, "text": 3}, "'text' must be a string"),
+        ({"text": "a"}, "needs audio"),
+        (3.5, "expected a dict"),
+    ]
+    for item, message in cases:
+        with pytest.raises(ValueError, match=message):
+            pipe(item)
+    with pytest.raises(ValueError, match="on_error"):
+        pipe({"text": "a"}, on_error="ignore")
+    with pytest.raises(ValueError, match="top_k"):
+        pipe({"audio": waves(0.5)[0], "sampling_rate": 16000, "text": "a"}, top_k=0)
+
+
+def test_list_with_bad_items_skips_or_raises(tmp_path):
+    pipe = tiny_pipeline("teacher")
+    good = [{"audio": w, "sampling_rate": 16000, "text": t} for w, t in zip(waves(0.6, 1.1), TEXTS, strict=False)]
+    items = [good[0], {"audio": str(tmp_path / "gone.wav"), "text": "x"}, good[1], {"audio": good[1]["audio"]}]
+    with pytest.raises(ValueError, match=r"input 1 \(.*gone\.wav\)"):
+        pipe(items)
+    results = pipe(items, on_error="skip", batch_size=2)
+    assert len(results) == 4
+    assert "gone.wav" in results[1]["error"] and "input 1" in results[1]["error"]
+    assert "input 3" in results[3]["error"] and "sampling_rate" in results[3]["error"]
+    for index, item in ((0, good[0]), (2, good[1])):
+        torch.testing.assert_close(as_vector(results[index], LABELS), as_vector(pipe(item), LABELS), atol=1e-5, rtol=0)
+    all_bad = pipe([{"text": "x"}], on_error="skip")
+    assert list(all_bad[0]) == ["error"]
+    skipping = MultiStillEmotionPipeline(model=pipe.model, processor=pipe.processor, device="cpu", on_error="skip")
+    assert "error" in skipping([{"text": "x"}, good[0]])[0]
+
+
+def test_pipeline_factory_with_objects_and_folder():
+    model, processor = tiny_model("teacher")
+    from_objects = pipeline(TASK, model=model, processor=processor, device="cpu")
+    assert isinstance(from_objects, MultiStillEmotionPipeline)
+    from_folder = pipeline(TASK, model=saved_folder("teacher"), trust_remote_code=True, device="cpu")
+    item = {"audio": waves(1.0)[0], "sampling_rate": 16000, "text": TEXTS[0]}
+    torch.testing.assert_close(as_vector(from_folder(item), LABELS), as_vector(from_objects(item), LABELS),
+                               atol=1e-6, rtol=0)
+
+
+FRESH_PIPELINE = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from transformers import pipeline
+    folder, wav, out = sys.argv[1:4]
+    pipe = pipeline("multimodal-emotion-recognition", model=folder, trust_remote_code=True, device="cpu")
+    assert type(pipe).__module__.startswith("transformers_modules"), type(pipe).__module__
+    assert type(pipe.model).__module__.startswith("transformers_modules"), type(pipe.model).__module__
+    items = [{"audio": wav, "text": "안녕하세요 오늘 기분이 정말 좋아요."}, {"audio": "missing.wav", "text": "x"}]
+    results = pipe(items, on_error="skip", batch_size=2)
+    json.dump(results, open(out, "w"))
+    """
+)
+
+
+def test_fresh_offline_process_loads_the_pipeline_from_the_folder(tmp_path):
+    folder = saved_folder("light_student")
+    wav = tmp_path / "utterance.wav"
+    wave = np.concatenate(waves(6.0, 6.0, seed=5))  # 12 s: two windows
+    soundfile.write(wav, wave, 16000, subtype="FLOAT")
+    script = tmp_path / "run.py"
+    script.write_text(FRESH_PIPELINE)
+    result = subprocess.run(
+        [sys.executable, "-I", str(script), folder, str(wav), str(tmp_path / "out.json")],
+        cwd=tmp_path, env=offline_env(tmp_path), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    fresh = json.loads((tmp_path / "out.json").read_text())
+    assert "missing.wav" in fresh[1]["error"]
+    local = tiny_pipeline("light_student")({"audio": str(wav), "text": "안녕하세요 오늘 기분이 정말 좋아요."})
+    torch.testing.assert_close(as_vector(fresh[0], LABELS), as_vector(local, LABELS), atol=1e-5, rtol=0)
+
+
+def test_bytes_input_from_memory_buffer():
+    pipe = tiny_pipeline("audio_student")
+    wave = waves(0.7)[0]
+    buffer = io.BytesIO()
+    soundfile.write(buffer, wave, 16000, format="WAV", subtype="FLOAT")
+    result = pipe({"audio": buffer.getvalue()})
+    torch.testing.assert_close(as_vector(result, LABELS), direct_probs("audio_student", wave), atol=1e-6, rtol=0)

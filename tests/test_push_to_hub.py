@@ -1,0 +1,253 @@
+"""push_to_hub.py: the Hub folder, the model card and its metadata, fresh offline loading, the (mocked) upload."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from huggingface_hub import ModelCard
+
+try:
+    from _fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
+    from _fixtures_model import waves
+except ImportError:  # tests/ imported as a package
+    from tests._fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
+    from tests._fixtures_model import waves
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_RESULTS = {
+    "test_accuracy": 0.6312, "test_unweighted_accuracy": 0.4125, "test_macro_f1": 0.3871, "test_weighted_f1": 0.6044,
+    "test_weighted_precision": 0.6188, "test_weighted_recall": 0.6312, "test_loss": 1.234,
+    **{f"test_f1_{label}": value for label, value in zip(
+        ("neutral", "happy", "surprise", "angry", "sad", "disgust", "fear"),
+        (0.81, 0.52, 0.2, 0.44, 0.38, 0.1, 0.0), strict=True)},
+}
+RUN_INFO = {
+    "preset": "multimodal_student", "corpus": "kemdy20", "split": "session", "backbones": "pretrained",
+    "audio_encoder": "kresnik/wav2vec2-large-xlsr-korean", "text_encoder": "beomi/KcELECTRA-base",
+    "teacher_model": "someone/multistill-teacher", "alpha": 0.5, "temperature": 2.0, "seed": 42,
+}
+
+
+@pytest.fixture(scope="module")
+def push_to_hub():
+    spec = importlib.util.spec_from_file_location("push_to_hub", REPO_ROOT / "push_to_hub.py")
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get("push_to_hub")
+    sys.modules["push_to_hub"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    if previous is None:
+        sys.modules.pop("push_to_hub", None)
+    else:
+        sys.modules["push_to_hub"] = previous
+
+
+def make_checkpoint(folder: Path, preset: str = "multimodal_student", results: bool = True) -> Path:
+    """A training output folder: model + processor (as Trainer.save_model writes them) + JSON files."""
+    model, processor = tiny_model(preset)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    (folder / "training_args.bin").write_bytes(b"not copied")
+    if results:
+        (folder / "test_results.json").write_text(json.dumps(TEST_RESULTS))
+        (folder / "run_info.json").write_text(json.dumps({**RUN_INFO, "preset": preset}))
+    return folder
+
+
+def test_local_dir_holds_the_complete_folder(push_to_hub, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "ckpt")
+    out = push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/multistill-student",
+                            "--local_dir", str(tmp_path / "hub")])
+    files = {p.name for p in Path(out).iterdir()}
+    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json", "README.md",
+            "configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
+            "pipeline_multistill.py", "annotations.py", "run_info.json", "test_results.json"} <= files
+    assert "training_args.bin" not in files and not any(f.endswith((".bin", ".pt")) for f in files)
+    config = json.loads((Path(out) / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForAudioClassification"] == "modeling_multistill.MultiStillForEmotionClassification"
+    assert config["auto_map"]["AutoConfig"] == "configuration_multistill.MultiStillConfig"
+    assert config["custom_pipelines"]["multimodal-emotion-recognition"]["impl"] == (
+        "pipeline_multistill.MultiStillEmotionPipeline")
+
+
+def test_model_card_metadata_and_content(push_to_hub, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "ckpt")
+    out = push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/multistill-student",
+                            "--local_dir", str(tmp_path / "hub"), "--license", "cc-by-nc-4.0"])
+    card = ModelCard.load(Path(out) / "README.md")
+    data = card.data
+    assert data.language == "ko" and data.license == "cc-by-nc-4.0" and data.library_name == "transformers"
+    assert data.pipeline_tag == "audio-classification"
+    assert data.datasets == ["KEMDy20"]
+    assert set(data.base_model) == {"kresnik/wav2vec2-large-xlsr-korean", "beomi/KcELECTRA-base",
+                                    "someone/multistill-teacher"}
+    assert "multistill" in data.tags and "multimodal-emotion-recognition" in data.tags
+    assert data.model_name == "multistill-student"
+    results = {(r.metric_name): r for r in data.eval_results}
+    assert results["Accuracy"].metric_value == pytest.approx(0.6312)
+    assert results["Macro F1"].metric_value == pytest.approx(0.3871)
+    assert results["Unweighted accuracy (UA)"].metric_type == "balanced_accuracy"
+    assert results["Weighted F1"].metric_args == {"average": "weighted"}
+    assert all(r.dataset_split == "test" and r.dataset_name == "KEMDy20 (session split)" for r in data.eval_results)
+    text = card.text
+    for paper_number in ("92.08", "88.99", "89.89", "15,755,783", "91.90"):  # the paper's table
+        assert paper_number in text
+    assert "this checkpoint (multimodal_student)" in text and "63.12" in text and "38.71" in text
+    assert "not comparable" in text and "(c) multimodal student ← same architecture" in text
+    assert 'pipeline("multimodal-emotion-recognition", model="me/multistill-student", trust_remote_code=True)' in text
+    assert "## Limitations and intended use" in text and "**Bias.**" in text and "**Intended use.**" in text
+    assert "someone/multistill-teacher" in text  # distillation details
+
+
+def test_card_without_results_invents_nothing(push_to_hub, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "ckpt", preset="text_student", results=False)
+    out = push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(tmp_path / "hub")])
+    readme = (Path(out) / "README.md").read_text()
+    card = ModelCard.load(Path(out) / "README.md")
+    metadata = readme.split("---")[1]
+    assert card.data.eval_results is None and "model-index" not in metadata
+    assert "No evaluation results" in readme and "this run | no evaluation results" in readme
+    assert card.data.pipeline_tag == "text-classification"
+    assert card.data.base_model is None  # tiny local encoders are not Hub models
+    assert "your-username/hub" in readme  # placeholder repo id for a local-only folder
+    assert not (Path(out) / "test_results.json").exists()
+
+
+def test_tiny_backbones_are_flagged(push_to_hub, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "ckpt", preset="light_student")
+    (checkpoint / "run_info.json").write_text(json.dumps({**RUN_INFO, "preset": "light_student", "backbones": "tiny",
+                                                          "corpus": "synthetic", "teacher_model": "/tmp/teacher"}))
+    out = push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/x", "--local_dir", str(tmp_path / "hub")])
+    card = ModelCard.load(Path(out) / "README.md")
+    assert "test-checkpoint" in card.data.tags and card.data.base_model is None and card.data.datasets is None
+    assert "tiny random encoders" in card.text and "synthetic corpus" in card.text
+
+
+FRESH = textwrap.dedent(
+    """
+    import json, sys, torch, numpy as np, soundfile
+    from transformers import AutoModelForAudioClassification, AutoProcessor, pipeline
+    folder, wav, out = sys.argv[1:4]
+    model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    audio, rate = soundfile.read(wav, dtype="float32")
+    with torch.no_grad():
+        logits = model(**processor(audio=[audio], text=["안녕하세요"], sampling_rate=rate)).logits
+    pipe = pipeline("multimodal-emotion-recognition", model=folder, trust_remote_code=True, device="cpu")
+    scores = pipe({"audio": wav, "text": "안녕하세요"})
+    json.dump({"logits": logits[0].tolist(), "scores": scores}, open(out, "w"))
+    """
+)
+
+
+@pytest.mark.parametrize("preset", ["light_student"])
+def test_hub_folder_loads_in_a_fresh_offline_process_and_predicts_the_same(push_to_hub, tmp_path, preset):
+    checkpoint = make_checkpoint(tmp_path / "ckpt", preset=preset)
+    out = push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/x", "--local_dir", str(tmp_path / "hub")])
+    wav = tmp_path / "utterance.wav"
+    soundfile.write(wav, waves(2.2, seed=7)[0], 16000, subtype="FLOAT")
+    script = tmp_path / "fresh.py"
+    script.write_text(FRESH)
+    result = subprocess.run([sys.executable, "-I", str(script), str(out), str(wav), str(tmp_path / "out.json")],
+                            cwd=tmp_path, env=offline_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    fresh = json.loads((tmp_path / "out.json").read_text())
+    model, processor = tiny_model(preset)
+    with torch.no_grad():
+        logits = model(**processor(audio=[waves(2.2, seed=7)[0]], text=["안녕하세요"], sampling_rate=16000)).logits[0]
+    torch.testing.assert_close(torch.tensor(fresh["logits"]), logits, atol=1e-5, rtol=0)
+    local = tiny_pipeline(preset)({"audio": str(wav), "text": "안녕하세요"})
+    assert [s["label"] for s in fresh["scores"]] == [s["label"] for s in local]
+    np.testing.assert_allclose([s["score"] for s in fresh["scores"]], [s["score"] for s in local], atol=1e-5)
+
+
+class FakeApi:
+    """Records the HfApi calls (nothing leaves the machine)."""
+
+    instances: list[FakeApi] = []
+
+    def __init__(self, token=None, **kwargs):
+        self.token, self.calls = token, []
+        FakeApi.instances.append(self)
+
+    def create_repo(self, **kwargs):
+        self.calls.append(("create_repo", kwargs))
+        return f"https://huggingface.co/{kwargs['repo_id']}"
+
+    def upload_folder(self, **kwargs):
+        folder = Path(kwargs["folder_path"])
+        self.calls.append(("upload_folder", {**kwargs, "files": sorted(p.name for p in folder.iterdir())}))
+        return type("Commit", (), {"commit_url": f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"})()
+
+
+def test_upload_calls_create_repo_and_upload_folder(push_to_hub, tmp_path, monkeypatch):
+    checkpoint = make_checkpoint(tmp_path / "ckpt")
+    FakeApi.instances.clear()
+    monkeypatch.setattr(push_to_hub, "HfApi", FakeApi)
+    url = push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/multistill-student", "--private",
+                            "--token", "hf_explicit", "--commit_message", "First upload", "--verify", "false"])
+    assert url == "https://huggingface.co/me/multistill-student/commit/abc"
+    (api,) = FakeApi.instances
+    assert api.token == "hf_explicit"
+    (create_name, create), (upload_name, upload) = api.calls
+    assert create_name == "create_repo" and upload_name == "upload_folder"
+    assert create == {"repo_id": "me/multistill-student", "repo_type": "model", "private": True, "exist_ok": True}
+    assert upload["repo_id"] == "me/multistill-student" and upload["repo_type"] == "model"
+    assert upload["commit_message"] == "First upload"
+    assert {"README.md", "config.json", "model.safetensors", "pipeline_multistill.py"} <= set(upload["files"])
+    assert not Path(upload["folder_path"]).exists()  # the temporary folder is removed after the upload
+
+
+def test_upload_token_from_the_environment_or_error(push_to_hub, tmp_path, monkeypatch):
+    checkpoint = make_checkpoint(tmp_path / "ckpt", results=False)
+    FakeApi.instances.clear()
+    monkeypatch.setattr(push_to_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(push_to_hub, "get_token", lambda: "hf_from_env")
+    push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/x", "--verify", "false"])
+    assert FakeApi.instances[-1].token == "hf_from_env"
+    assert FakeApi.instances[-1].calls[0][1]["private"] is False
+    monkeypatch.setattr(push_to_hub, "get_token", lambda: None)
+    with pytest.raises(ValueError, match="No Hub token"):
+        push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/x", "--verify", "false"])
+
+
+def test_argument_errors(push_to_hub, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "ckpt", results=False)
+    with pytest.raises(ValueError, match="--repo_id"):
+        push_to_hub.main(["--model_dir", str(checkpoint)])
+    with pytest.raises(ValueError, match="user/name"):
+        push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "no-slash"])
+    with pytest.raises(ValueError, match="not a folder"):
+        push_to_hub.main(["--model_dir", str(tmp_path / "none"), "--local_dir", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="no config.json"):
+        push_to_hub.main(["--model_dir", str(tmp_path), "--local_dir", str(tmp_path / "o")])
+
+
+@pytest.mark.slow
+def test_on_a_train_py_output(push_to_hub, trained_teacher, tmp_path):
+    """The real training output (train.py's test_results.json / run_info.json) gives a card and a working folder.
+
+    Slow on its own: it trains the session's tiny teacher (``trained_teacher``, shared with the training tests).
+    """
+    from transformers import pipeline
+
+    metrics = json.loads((trained_teacher / "test_results.json").read_text())
+    out = push_to_hub.main(["--model_dir", str(trained_teacher), "--repo_id", "me/teacher",
+                            "--local_dir", str(tmp_path / "hub")])
+    card = ModelCard.load(Path(out) / "README.md")
+    values = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert values["Accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-4)
+    assert values["Macro F1"] == pytest.approx(metrics["test_macro_f1"], abs=1e-4)
+    assert "test-checkpoint" in card.data.tags  # tiny backbones, synthetic corpus
+    pipe = pipeline("multimodal-emotion-recognition", model=str(out), trust_remote_code=True, device="cpu")
+    assert len(pipe({"audio": waves(1.0)[0], "sampling_rate": 16000, "text": "안녕하세요"})) == 7
