@@ -321,8 +321,20 @@ class MultiStillConfig(PreTrainedConfig):
         return cls(**params)
 
 
+def register_config() -> None:
+    """Map ``model_type="multistill"`` to this class in ``AutoConfig``, unless a class is mapped already.
+
+    First registration wins: when a model folder's copy of this file is imported as remote code
+    (``trust_remote_code=True``), it must not replace the installed package's class in this process.
+    """
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if MultiStillConfig.model_type not in CONFIG_MAPPING:
+        AutoConfig.register(MultiStillConfig.model_type, MultiStillConfig)
+
+
 MultiStillConfig.register_for_auto_class()
-AutoConfig.register(MultiStillConfig.model_type, MultiStillConfig, exist_ok=True)
+register_config()
 
 __all__ = [
     "ALLOWED_AUDIO_FRONTENDS",
@@ -331,4 +343,5 @@ __all__ = [
     "DEFAULT_TEXT_CONFIG",
     "MultiStillConfig",
     "PRESETS",
+    "register_config",
 ]

@@ -38,7 +38,7 @@ from transformers.models.wav2vec2.modeling_wav2vec2 import (
 )
 from transformers.utils import ModelOutput
 
-from .configuration_multistill import PRESETS, MultiStillConfig, _normalize_modalities
+from .configuration_multistill import PRESETS, MultiStillConfig, _normalize_modalities, register_config
 
 #: Names of the fusion encoders, by role: (query modality, key/value modality, pooling).
 FUSION_ENCODERS: dict[str, tuple[str, str | None, str]] = {
@@ -979,7 +979,7 @@ def _copy_encoder(student: nn.Module, teacher: nn.Module, layers: int | list[int
 
 def register_auto_classes() -> None:
     """Register the Multi-Still classes with the Auto classes of this process (idempotent)."""
-    AutoConfig.register(MultiStillConfig.model_type, MultiStillConfig, exist_ok=True)
+    register_config()
     AutoModel.register(MultiStillConfig, MultiStillModel, exist_ok=True)
     AutoModelForSequenceClassification.register(MultiStillConfig, MultiStillForEmotionClassification, exist_ok=True)
     AutoModelForAudioClassification.register(MultiStillConfig, MultiStillForEmotionClassification, exist_ok=True)

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,6 +49,8 @@ DEFAULT_TEXTS: tuple[str, ...] = (
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
+logger = logging.getLogger(__name__)
+
 
 def train_wordpiece_tokenizer(
     texts: Iterable[str] | None = None,
@@ -56,33 +59,45 @@ def train_wordpiece_tokenizer(
     min_frequency: int = 1,
     model_max_length: int = 512,
 ):
-    """Train an ELECTRA (BERT WordPiece) tokenizer on ``clean_transcript``-ed ``texts``.
+    """Learn an ELECTRA (BERT WordPiece) vocabulary from ``clean_transcript``-ed ``texts``.
 
-    Returns an ``ElectraTokenizer`` (the ``tokenizers``-backed class of transformers 5, a
-    ``PreTrainedTokenizerFast``) with ``do_lower_case=False`` and ``strip_accents=False`` (NFD accent
-    stripping would decompose Hangul syllables into jamo). Saved to ``out_dir`` when given.
+    The text is normalised and split with the ``tokenizers`` BERT normaliser and pre-tokenizer; the
+    vocabulary is the special tokens, every character (as a word start and as a ``##`` continuation) and
+    then the most frequent words (ties by spelling) up to ``vocab_size`` (which grows when the characters
+    alone need more). Unlike ``WordPieceTrainer``,
+    whose merge ties depend on hash order, this is deterministic: the same transcripts give the same
+    token ids in every process, so tiny backbones (and the metrics of runs on them) are reproducible.
+
+    Returns an ``ElectraTokenizer`` (the ``tokenizers``-backed class of transformers 5) with
+    ``do_lower_case=False`` and ``strip_accents=False`` (NFD accent stripping would decompose Hangul
+    syllables into jamo). Saved to ``out_dir`` when given.
     """
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers
-    from tokenizers.models import WordPiece
-    from tokenizers.trainers import WordPieceTrainer
+    from collections import Counter
+
+    from tokenizers import normalizers, pre_tokenizers
     from transformers import ElectraTokenizer
 
     corpus = [clean_transcript(t) for t in (texts if texts is not None else DEFAULT_TEXTS)]
     corpus = [t for t in corpus if t]
     if not corpus:
         raise ValueError("`texts` holds no non-empty transcript to train the tokenizer on.")
-    backend = Tokenizer(WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(
+    normalizer = normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
     )
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix="##",
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter(
+        word for text in corpus for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
     )
-    backend.train_from_iterator(corpus, trainer=trainer)
+    characters = sorted({c for word in counts for c in word})
+    tokens = list(SPECIAL_TOKENS) + characters + [f"##{c}" for c in characters]
+    if len(tokens) > vocab_size:  # Hangul has many syllables: every character stays (no [UNK] in training text)
+        logger.info("Tokenizer vocabulary grown from %d to %d to hold every character of the transcripts",
+                    vocab_size, len(tokens))
+    frequent = sorted((w for w, n in counts.items() if len(w) > 1 and n >= min_frequency), key=lambda w: (-counts[w], w))
+    tokens += frequent[: vocab_size - len(tokens)]
     tokenizer = ElectraTokenizer(
-        vocab=backend.get_vocab(), do_lower_case=False, strip_accents=False, model_max_length=model_max_length
+        vocab={token: i for i, token in enumerate(tokens)}, do_lower_case=False, strip_accents=False,
+        model_max_length=model_max_length,
     )
     if out_dir is not None:
         tokenizer.save_pretrained(str(out_dir))

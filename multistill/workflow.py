@@ -223,6 +223,11 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
     trainer.save_state()
     if not trainer.is_world_process_zero():
         return metrics
+    # Re-save with the custom pipeline registered in config.json and its code beside the model, so
+    # pipeline("multimodal-emotion-recognition", model=output_dir, trust_remote_code=True) works anywhere.
+    from .pipeline_multistill import save_pretrained_with_pipeline
+
+    save_pretrained_with_pipeline(trainer.model, processor, output_dir)
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     references = np.asarray(splits["test"]["emotion"])
     full = evaluate_predictions(logits, references)

@@ -32,6 +32,9 @@ def test_train_writes_a_complete_run(trained_teacher: Path):
     state = json.loads((trained_teacher / "trainer_state.json").read_text())
     assert [e["epoch"] for e in state["log_history"] if "eval_macro_f1" in e] == [1.0, 2.0, 3.0, 4.0]
     assert state["best_metric"] == max(e["eval_macro_f1"] for e in state["log_history"] if "eval_macro_f1" in e)
+    assert "multimodal-emotion-recognition" in json.loads((trained_teacher / "config.json").read_text())[
+        "custom_pipelines"]
+    assert (trained_teacher / "pipeline_multistill.py").exists()
     info = json.loads((trained_teacher / "run_info.json").read_text())
     assert info["preset"] == "teacher" and info["cached_encoder_features"] is True
     assert info["parameters"]["trainable"] < info["parameters"]["total"]  # encoders frozen
@@ -53,13 +56,21 @@ def test_saved_teacher_reloads_and_reproduces_its_test_predictions(trained_teach
     with torch.inference_mode():
         scores = torch.softmax(model(**inputs).logits, -1).numpy()
     np.testing.assert_allclose(scores, [p["scores"] for p in predictions], atol=2e-3)
+    # The folder train.py wrote is directly usable with pipeline().
+    from transformers import pipeline
+
+    classifier = pipeline("multimodal-emotion-recognition", model=str(trained_teacher), trust_remote_code=True)
+    best = classifier({"audio": rows[0]["audio"]["array"], "sampling_rate": rows[0]["audio"]["sampling_rate"],
+                       "text": rows[0]["text"]}, top_k=1)
+    assert best[0]["label"] == predictions[0]["predicted"]
 
 
-def test_same_seed_gives_the_same_metrics(trained_teacher: Path, training_cache: Path, tmp_path: Path):
+def test_same_seed_gives_the_same_metrics(trained_teacher: Path, tmp_path: Path):
+    """A fresh cache (corpus, tokenizer, tiny encoders, features rebuilt) and the same seed: the same metrics."""
     import train
 
-    train.main(["--output_dir", str(tmp_path), "--data_cache_dir", str(training_cache), "--num_train_epochs", "4",
-                *FAST_TRAINING])
+    train.main(["--output_dir", str(tmp_path), "--data_cache_dir", str(tmp_path / "cache"), "--num_train_epochs",
+                "4", *FAST_TRAINING])
     first = json.loads((trained_teacher / "test_results.json").read_text())
     second = json.loads((tmp_path / "test_results.json").read_text())
     for key in ("test_accuracy", "test_macro_f1", "test_unweighted_accuracy", "test_loss"):
