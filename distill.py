@@ -41,7 +41,6 @@ from multistill.training import (
     DistillationTrainer,
     MultiStillCollator,
     add_teacher_logits,
-    build_compute_metrics,
 )
 from multistill.workflow import (
     cache_features,
@@ -52,6 +51,7 @@ from multistill.workflow import (
     prepare_splits,
     resolve_checkpoint,
     setup_logging,
+    trainer_inputs,
 )
 
 logger = logging.getLogger("distill")
@@ -168,16 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
         processor, both if online else student_modalities, cached=student_cached
     )
     splits = keep_columns(splits, collator)
-    if training_args.ddp_find_unused_parameters is None:  # only the unused modality's projection (paper layout)
-        training_args.ddp_find_unused_parameters = len(student_modalities) == 1
     trainer = DistillationTrainer(
         model=student,
-        args=training_args,
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
-        data_collator=collator,
-        processing_class=processor,
-        compute_metrics=build_compute_metrics(),
+        **trainer_inputs(training_args, splits, collator, processor, student_modalities),
         alpha=distill_args.alpha,
         temperature=distill_args.temperature,
         teacher=teacher if online else None,

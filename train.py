@@ -24,7 +24,7 @@ import sys
 from transformers import HfArgumentParser, Trainer, set_seed
 
 from multistill.arguments import DataArguments, ModelArguments, MultiStillTrainingArguments
-from multistill.training import MultiStillCollator, build_compute_metrics
+from multistill.training import MultiStillCollator
 from multistill.workflow import (
     build_model,
     cache_features,
@@ -35,6 +35,7 @@ from multistill.workflow import (
     prepare_splits,
     resolve_checkpoint,
     setup_logging,
+    trainer_inputs,
 )
 
 logger = logging.getLogger("train")
@@ -77,17 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     splits = keep_columns(splits, collator)
 
     # 5. Trainer: soft-label cross-entropy computed by the model's forward(labels=votes)
-    if training_args.ddp_find_unused_parameters is None:  # only the unused modality's projection (paper layout)
-        training_args.ddp_find_unused_parameters = len(modalities) == 1
-    trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
-        data_collator=collator,
-        processing_class=processor,
-        compute_metrics=build_compute_metrics(),
-    )
+    trainer = Trainer(model=model, **trainer_inputs(training_args, splits, collator, processor, modalities))
 
     # 6. Train (resuming when asked)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)

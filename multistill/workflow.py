@@ -198,6 +198,17 @@ def data_info(data_args: DataArguments) -> dict[str, Any]:
             "validation_sessions": data_args.validation_sessions, "data_cache_dir": str(cache_root(data_args))}
 
 
+def trainer_inputs(training_args: TrainingArguments, splits: DatasetDict, collator: MultiStillCollator, processor,
+                   modalities: list[str]) -> dict[str, Any]:
+    """The Trainer arguments train.py and distill.py share (train on ``train``, select on ``validation``)."""
+    from .training import build_compute_metrics
+
+    if training_args.ddp_find_unused_parameters is None:  # only the unused modality's projection (paper layout)
+        training_args.ddp_find_unused_parameters = len(modalities) == 1
+    return {"args": training_args, "train_dataset": splits["train"], "eval_dataset": splits["validation"],
+            "data_collator": collator, "processing_class": processor, "compute_metrics": build_compute_metrics()}
+
+
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
     """Total and trainable parameters (the paper's table counts trainable ones)."""
     return {
@@ -270,4 +281,5 @@ __all__ = [
     "resolve_checkpoint",
     "setup_logging",
     "tiny_encoder_folders",
+    "trainer_inputs",
 ]
