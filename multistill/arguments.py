@@ -87,6 +87,12 @@ class DataArguments:
         metadata={"help": "Cap the dominant emotion's share of the training split (the paper: neutral 71 %% -> 60 %%). "
                   "Pass 0 to switch balancing off."},
     )
+    synthetic_sessions: int = field(
+        default=4, metadata={"help": "--corpus synthetic: sessions per corpus (each gets 2 dialogues of 2 speakers)."}
+    )
+    synthetic_utterances: int = field(
+        default=4, metadata={"help": "--corpus synthetic: utterances per speaker and dialogue."}
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training split (debugging)."})
     data_cache_dir: str | None = field(
         default=None,

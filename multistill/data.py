@@ -14,14 +14,23 @@ CORPORA = ("kemdy19", "kemdy20", "all", "synthetic")
 DEFAULT_CACHE = Path.home() / ".cache" / "multistill"
 
 
-def synthetic_data_dir(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
-    """Write (once) and return the embedded synthetic corpus, in ETRI's KEMDy19/KEMDy20 layout."""
+def synthetic_data_dir(cache_dir: str | Path | None = None, seed: int = 0, sessions_per_corpus: int = 4,
+                       utterances_per_speaker: int = 4) -> Path:
+    """Write (once) and return the embedded synthetic corpus, in ETRI's KEMDy19/KEMDy20 layout.
+
+    The default size (4 sessions per corpus, 4 utterances per speaker and dialogue: 128 utterances) is the
+    one the tests use; ``scripts/main.sh`` asks for a larger one so the experiment's numbers are steadier.
+    """
     from .synthetic import make_synthetic_kemdy
 
-    root = Path(cache_dir or DEFAULT_CACHE) / f"synthetic_kemdy_seed{seed}"
+    name = f"synthetic_kemdy_seed{seed}"
+    if (sessions_per_corpus, utterances_per_speaker) != (4, 4):
+        name += f"_s{sessions_per_corpus}_u{utterances_per_speaker}"
+    root = Path(cache_dir or DEFAULT_CACHE) / name
     done = root / ".complete"
     if not done.exists():
-        make_synthetic_kemdy(root, seed=seed)
+        make_synthetic_kemdy(root, sessions_per_corpus=sessions_per_corpus,
+                             utterances_per_speaker=utterances_per_speaker, seed=seed)
         done.touch()
     return root
 
@@ -32,11 +41,13 @@ def load_kemdy(
     sessions: Sequence[int] | None = None,
     bio_signals: bool = False,
     cache_dir: str | Path | None = None,
+    synthetic_size: tuple[int, int] = (4, 4),
 ) -> Dataset:
     """Build (or reuse from the Arrow cache) every utterance of a KEMDy corpus.
 
     ``corpus`` is ``kemdy19``, ``kemdy20``, ``all`` (both, from ``data_dir``) or ``synthetic``
-    (the embedded corpus of both layouts, written under ``cache_dir``; ``data_dir`` is ignored).
+    (the embedded corpus of both layouts, written under ``cache_dir``; ``data_dir`` is ignored;
+    ``synthetic_size`` = sessions per corpus, utterances per speaker and dialogue).
     """
     from loading_scripts.kemdy import Kemdy
 
@@ -44,7 +55,7 @@ def load_kemdy(
         raise ValueError(f"corpus must be one of {CORPORA}, got {corpus!r}.")
     cache_dir = Path(cache_dir or DEFAULT_CACHE)
     if corpus == "synthetic":
-        data_dir, corpus = synthetic_data_dir(cache_dir), "all"
+        data_dir, corpus = synthetic_data_dir(cache_dir, 0, *synthetic_size), "all"
     elif data_dir is None:
         raise ValueError(
             f"corpus={corpus!r} needs data_dir: the folder holding KEMDy19/ and/or KEMDy20/ as ETRI "

@@ -254,11 +254,12 @@ class MultiStillCollator:
             )
             batch.update({k: v for k, v in inputs.items() if k != "token_type_ids"})
         if "emotion_votes" in rows[0]:
-            batch["labels"] = torch.tensor([r["emotion_votes"] for r in rows], dtype=torch.float32)
+            batch["labels"] = torch.as_tensor(np.stack([np.asarray(r["emotion_votes"]) for r in rows]), dtype=torch.float32)
         if "emotion" in rows[0]:
-            batch["emotion"] = torch.tensor([r["emotion"] for r in rows], dtype=torch.long)
+            batch["emotion"] = torch.tensor([int(r["emotion"]) for r in rows], dtype=torch.long)
         if TEACHER_LOGITS in rows[0]:
-            batch[TEACHER_LOGITS] = torch.tensor([r[TEACHER_LOGITS] for r in rows], dtype=torch.float32)
+            batch[TEACHER_LOGITS] = torch.as_tensor(np.stack([np.asarray(r[TEACHER_LOGITS]) for r in rows]),
+                                                    dtype=torch.float32)
         return batch
 
     def columns(self, dataset: Dataset | None = None) -> list[str]:

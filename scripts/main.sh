@@ -11,6 +11,7 @@ cd "$ROOT"
 python -c "
 from multistill.data import load_kemdy
 from multistill.splits import summarize
-print(summarize(load_kemdy('synthetic', cache_dir='outputs/cache')))
+print(summarize(load_kemdy('synthetic', cache_dir='outputs/cache', synthetic_size=(8, 6))))
 "
-python -m multistill.experiment --output_dir outputs/experiment --data_cache_dir outputs/cache "$@"
+python -m multistill.experiment --output_dir outputs/experiment --data_cache_dir outputs/cache \
+    --synthetic_sessions 8 --synthetic_utterances 6 "$@"
