@@ -116,3 +116,28 @@ def test_help() -> None:
     for opt in ("--models", "--batch_sizes", "--audio_seconds", "--text_tokens", "--repeats", "--warmup",
                 "--quick", "--int8", "--compile", "--onnx", "--device", "--threads", "--output_dir"):
         assert opt in proc.stdout
+
+
+def test_stream_rtf_quick(tmp_path: Path) -> None:
+    """``benchmarks/stream_rtf.py --quick``: a tiny light student and teacher stream a short conversation."""
+    script = ROOT / "benchmarks" / "stream_rtf.py"
+    cmd = [sys.executable, str(script), "--quick", "--threads", "1", "--models", "light_student", "teacher",
+           "--output_dir", str(tmp_path), "--name", "stream"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads((tmp_path / "stream.json").read_text(encoding="utf-8"))
+    md = (tmp_path / "stream.md").read_text(encoding="utf-8")
+    expected = res["conversation"]["utterances"]
+    assert expected >= 2 and res["settings"]["quick"]
+    assert [(r["model"], r["threads"]) for r in res["runs"]] == [("light_student", 1), ("teacher", 1)]
+    for r in res["runs"]:
+        assert r["utterances"] == expected and r["errors"] == 0  # the VAD finds every utterance
+        assert r["audio_s"] == pytest.approx(res["conversation"]["audio_s"], abs=0.1)
+        assert 0 < r["compute_s"] and 0 < r["rtf"] < 1
+        assert 0 < r["latency"]["median_s"] <= r["latency"]["max_s"]
+        assert r["latency"]["end_of_speech_mean_s"] > r["latency"]["mean_s"]  # + the 500 ms hangover
+        assert r["speedup_vs_teacher"] > 0 and len(r["results"]) == expected
+    assert res["runs"][1]["rtf_vs_teacher"] == 1.0
+    assert "**Machine:**" in md and "**Other load:**" in md and res["machine"]["torch"] in md
+    assert "| light_student | 1 |" in md and "| teacher | 1 |" in md
+    assert md.strip() in proc.stdout

@@ -1,0 +1,431 @@
+#!/usr/bin/env python
+"""Real-time stream mode end to end: RTF and per-utterance latency of the light student vs the teacher.
+
+Builds a synthetic two-speaker conversation (utterances of ``multistill.synthetic``'s emotional speech
+stand-in, separated by silences) and its transcript (one line per utterance), saves full-size
+architectures with random weights (latency does not depend on weight values; nothing is downloaded)
+as pipeline folders in a temporary directory, loads each with ``multistill.cli.load_pipeline`` and runs
+``multistill.streaming.stream_emotions`` on ``file_chunks`` of the WAV, exactly what
+``multistill stream --model M conversation.wav --transcript conversation.txt`` does, once per
+``--threads`` setting, for every model in the same run.
+
+    python benchmarks/stream_rtf.py --threads 2 1     # light_student + teacher, 60 s (~70 s on 2 cores)
+    python benchmarks/stream_rtf.py --realtime        # paced like live input (wall time = audio length)
+    python benchmarks/stream_rtf.py --quick           # tiny configs, seconds (smoke test)
+
+Writes ``<output_dir>/<name>.json`` and ``<output_dir>/<name>.md`` and prints the markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for p in (str(HERE), str(ROOT)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+from bench_lib import Contention, build_model, log, machine_info, machine_line  # noqa: E402
+
+from multistill.configuration_multistill import PRESETS  # noqa: E402
+
+SAMPLING_RATE = 16_000
+DEFAULT_MODELS = ["light_student", "teacher"]
+#: emotions cycled through by the conversation (neutral most often, like KEMDy)
+EMOTION_CYCLE = ["neutral", "happy", "neutral", "surprise", "angry", "neutral", "sad", "fear", "disgust"]
+
+
+# --------------------------------------------------------------------------- conversation
+
+
+def make_conversation(
+    seconds: float,
+    gap_s: float = 0.8,
+    min_utterance_s: float = 1.5,
+    max_utterance_s: float = 5.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """A two-speaker conversation of about ``seconds``: ``gap_s`` silence, utterance, ``gap_s``, ...
+
+    Utterances alternate between a female (about 220 Hz) and a male (about 120 Hz) speaker, last
+    ``min_utterance_s``-``max_utterance_s`` and are ``multistill.synthetic``'s emotional speech stand-in
+    (voiced harmonics with syllable bursts and noise, prosody by emotion). The silences hold faint noise
+    (about -60 dBFS); the last one is longer when no utterance fits any more. Returns the audio and, per
+    utterance, its span, speaker, emotion and transcript line (one or two of the synthetic corpus's
+    emotion-typical sentences, about one per 2.5 s of speech).
+    """
+    from multistill.synthetic import _SENTENCES, _synthesize
+
+    rng = np.random.default_rng(seed)
+    pitches = {"F": float(rng.uniform(200, 235)), "M": float(rng.uniform(105, 135))}
+
+    def silence(s: float) -> np.ndarray:
+        return (0.001 * rng.standard_normal(int(round(s * SAMPLING_RATE)))).astype(np.float32)
+
+    parts, utterances, t = [silence(gap_s)], [], gap_s
+    while t + min_utterance_s + gap_s <= seconds + 1e-9:
+        duration = float(rng.uniform(min_utterance_s, max_utterance_s))
+        duration = round(min(duration, seconds - gap_s - t), 2)
+        speaker = "FM"[len(utterances) % 2]
+        emotion = EMOTION_CYCLE[len(utterances) % len(EMOTION_CYCLE)]
+        audio = _synthesize(emotion, pitches[speaker], duration, rng)
+        pool = _SENTENCES[emotion]
+        n_sentences = 1 if duration < 2.5 else 2
+        picks = rng.choice(len(pool), size=n_sentences, replace=False)
+        text = " ".join(pool[int(i)] for i in picks)
+        utterances.append(
+            {
+                "start_s": round(t, 3),
+                "end_s": round(t + duration, 3),
+                "speaker": speaker,
+                "emotion": emotion,
+                "text": text,
+            }
+        )
+        parts += [audio, silence(gap_s)]
+        t += duration + gap_s
+    if seconds - t >= 0.01:  # a longer final silence makes up the length when no utterance fits any more
+        parts.append(silence(seconds - t))
+    return np.concatenate(parts), utterances
+
+
+# --------------------------------------------------------------------------- models
+
+
+def save_model_folder(name: str, quick: bool, texts: list[str], folder: Path) -> dict[str, Any]:
+    """Save ``name``'s architecture (full size, or tiny with ``quick``; random weights) with a processor
+    as a pipeline folder that ``load_pipeline`` (``multistill stream --model folder``) loads.
+
+    The tokenizer is a WordPiece vocabulary learned offline from the transcript (every character plus
+    frequent words); its ids are a subset of the config's vocabulary, which keeps its full size (50,135
+    for KcELECTRA-base, like ``bench_lib.build_model``), so the embedding matrix is the real one.
+    """
+    from transformers import Wav2Vec2FeatureExtractor
+
+    from multistill.offline import train_wordpiece_tokenizer
+    from multistill.pipeline_multistill import save_pretrained_with_pipeline
+    from multistill.processing_multistill import MultiStillProcessor
+
+    t0 = time.perf_counter()
+    model = build_model(name, quick)
+    tokenizer = train_wordpiece_tokenizer(texts, vocab_size=1000)
+    vocab = int(model.config.text_config.vocab_size)
+    if len(tokenizer) > vocab:
+        raise ValueError(
+            f"{name}: the tokenizer has {len(tokenizer)} tokens, more than the config's {vocab}."
+        )
+    feature_extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=SAMPLING_RATE,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
+    )
+    processor = MultiStillProcessor.from_model_config(model.config, feature_extractor, tokenizer)
+    save_pretrained_with_pipeline(model, processor, folder)
+    params = sum(p.numel() for p in model.parameters())
+    tokens = [
+        len(tokenizer(t, truncation=True, max_length=int(model.config.max_text_tokens))["input_ids"])
+        for t in texts
+    ]
+    del model
+    gc.collect()
+    return {
+        "params": params,
+        "text_vocab_size": vocab,
+        "tokenizer_size": len(tokenizer),
+        "tokens_per_utterance": round(float(np.mean(tokens)), 1),
+        "build_s": round(time.perf_counter() - t0, 2),
+    }
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def stream_once(
+    pipe: Any, wav: Path, transcript_path: Path, chunk_ms: float, realtime: bool
+) -> dict[str, Any]:
+    """One ``stream_emotions`` run over the conversation file; summary, latencies and per-utterance rows."""
+    from multistill.streaming import Transcript, file_chunks, stream_emotions
+
+    contention = Contention()
+    summary = stream_emotions(
+        pipe,
+        file_chunks(wav, chunk_ms, realtime=realtime),
+        transcript=Transcript.from_file(transcript_path),
+        realtime=realtime,
+    )
+    out = summary.to_dict()
+    out["other_load_pct"] = contention.others_pct()
+    out["errors"] = sum(r.error is not None for r in summary.results)
+    out["results"] = [
+        {
+            "index": r.index,
+            "start_s": round(r.start_s, 3),
+            "end_s": round(r.end_s, 3),
+            "label": r.label,
+            "latency_s": round(r.latency_s, 4),
+            "end_of_speech_latency_s": round(r.end_of_speech_latency_s, 4),
+            "error": r.error,
+        }
+        for r in summary.results
+    ]
+    return out
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Build the conversation and the models, stream once per model and thread count."""
+    from transformers.utils import logging as hf_logging
+
+    from multistill.cli import load_pipeline
+    from multistill.streaming import warm_up
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("multistill").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+    t_run = time.perf_counter()
+    run_contention = Contention()
+    audio, utterances = make_conversation(args.seconds, args.gap, seed=args.seed)
+    wav, transcript = work / "conversation.wav", work / "conversation.txt"
+    sf.write(wav, audio, SAMPLING_RATE, subtype="PCM_16")
+    transcript.write_text("".join(u["text"] + "\n" for u in utterances), encoding="utf-8")
+    conversation = {
+        "audio_s": round(audio.shape[0] / SAMPLING_RATE, 2),
+        "utterances": len(utterances),
+        "speech_s": round(sum(u["end_s"] - u["start_s"] for u in utterances), 2),
+        "gap_s": args.gap,
+        "seed": args.seed,
+        "spans": utterances,
+    }
+    log(f"conversation: {conversation['audio_s']} s, {len(utterances)} utterances")
+
+    texts = [u["text"] for u in utterances]
+    models: dict[str, Any] = {}
+    runs: list[dict[str, Any]] = []
+    for name in args.models:
+        folder = work / name
+        log(f"{name}: building ({'tiny' if args.quick else 'full size'}, random weights)")
+        info = save_model_folder(name, args.quick, texts, folder)
+        t0 = time.perf_counter()
+        pipe = load_pipeline(str(folder), "cpu")
+        info["load_s"] = round(time.perf_counter() - t0, 2)
+        info["modalities"] = list(pipe.model.config.modalities)
+        models[name] = info
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            warm = [warm_up(pipe) for _ in range(args.warmup)]
+            log(
+                f"{name}, {threads} thread(s): streaming "
+                + ("at real-time pace" if args.realtime else "as fast as possible")
+            )
+            row = {
+                "model": name,
+                "threads": threads,
+                "warmup_s": [round(w, 3) for w in warm],
+                **stream_once(pipe, wav, transcript, args.chunk_ms, args.realtime),
+            }
+            runs.append(row)
+            lat = row["latency"]
+            log(
+                f"  {row['utterances']} utterances, RTF {row['rtf']:.4f}, mean latency "
+                f"{lat.get('mean_s', float('nan')) * 1000:.0f} ms, other load {row['other_load_pct']} %"
+            )
+        del pipe
+        gc.collect()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    for row in runs:
+        teacher = next((r for r in runs if r["model"] == "teacher" and r["threads"] == row["threads"]), None)
+        row["rtf_vs_teacher"] = round(row["rtf"] / teacher["rtf"], 4) if teacher else None
+        row["speedup_vs_teacher"] = round(teacher["rtf"] / row["rtf"], 2) if teacher else None
+    thread_list = "/".join(str(t) for t in args.threads)
+    machine = machine_info(thread_list, torch.device("cpu"))  # type: ignore[arg-type]
+    machine["others_cpu_pct"] = run_contention.others_pct()
+    return {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "settings": {
+            "models": args.models,
+            "threads": args.threads,
+            "realtime": args.realtime,
+            "seconds": args.seconds,
+            "chunk_ms": args.chunk_ms,
+            "warmup": args.warmup,
+            "quick": args.quick,
+            "vad": "VADConfig() defaults (threshold -45 dBFS, hangover 500 ms, pre-roll 200 ms, "
+            "post-roll 100 ms)",
+        },
+        "machine": machine,
+        "conversation": conversation,
+        "models": models,
+        "runs": runs,
+        "total_s": round(time.perf_counter() - t_run, 1),
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:,.0f}"
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    """The report: machine, other load, conversation, one row per model and thread count."""
+    s, conv = res["settings"], res["conversation"]
+    lines = ["# Real-time stream mode: real-time factor and latency", ""]
+    lines.append(f"**Machine:** {machine_line(res['machine'])}")
+    lines.append("")
+    pace = "paced like live input (`--realtime`)" if s["realtime"] else "delivered as fast as consumed"
+    lines.append(
+        f"**Run:** {res['created']}; `multistill stream` path (`load_pipeline` + `stream_emotions` on "
+        f"`file_chunks`, {s['chunk_ms']:g} ms chunks, {pace}, {s['warmup']} `warm_up` calls per setting); "
+        f"{'tiny --quick configs' if s['quick'] else 'full-size architectures, random weights'}; "
+        f"total {res['total_s']:.0f} s."
+    )
+    others = res["machine"].get("others_cpu_pct")
+    if others is not None:
+        worst = max(res["runs"], key=lambda r: r.get("other_load_pct") or 0.0, default=None)
+        note = f"**Other load:** other processes used {others:.1f} % of the machine's CPU time during the run"
+        if worst is not None:
+            note += (
+                f" (most during {worst['model']}, {worst['threads']} thread(s): "
+                f"{worst.get('other_load_pct') or 0:.1f} %)"
+            )
+        note += "."
+        if worst is not None and (worst.get("other_load_pct") or 0) > 5:
+            note += " Numbers from runs with other load are pessimistic; rerun on an idle machine."
+        lines += ["", note]
+    lines += [
+        "",
+        f"**Conversation:** {conv['audio_s']:g} s, {conv['utterances']} utterances of two alternating "
+        "synthetic "
+        f"speakers ({conv['speech_s']:g} s of speech, 1.5-5 s each, {conv['gap_s']:g} s silences), "
+        "transcript one line per utterance; VAD defaults (hangover 500 ms).",
+        "",
+        "| model | threads | utterances | audio s | compute s | RTF | latency mean ms | median | max "
+        "| after end of speech (mean) | RTF / teacher RTF | x faster | other load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in res["runs"]:
+        lat = r["latency"]
+        found = f"{r['utterances']}/{conv['utterances']}" + (
+            f" ({r['errors']} errors)" if r["errors"] else ""
+        )
+        ratio = "–" if r["rtf_vs_teacher"] is None else f"{r['rtf_vs_teacher']:.3f}"
+        speed = "–" if r["speedup_vs_teacher"] is None else f"{r['speedup_vs_teacher']:.1f}x"
+        load = "–" if r["other_load_pct"] is None else f"{r['other_load_pct']:.1f} %"
+        lines.append(
+            f"| {r['model']} | {r['threads']} | {found} | {r['audio_s']:.1f} | {r['compute_s']:.2f} | "
+            f"{r['rtf']:.4f} | {_ms(lat.get('mean_s'))} | {_ms(lat.get('median_s'))} | "
+            f"{_ms(lat.get('max_s'))} | "
+            f"{_ms(lat.get('end_of_speech_mean_s'))} | {ratio} | {speed} | {load} |"
+        )
+    lines += [
+        "",
+        "| model | parameters | modalities | tokens per transcript line | load s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in res["models"].items():
+        lines.append(
+            f"| {name} | {m['params'] / 1e6:,.1f} M | {'+'.join(m['modalities'])} | "
+            f"{m['tokens_per_utterance']:g} | {m['load_s']:.1f} |"
+        )
+    lines += [
+        "",
+        "RTF = compute seconds (VAD + pipeline, excluding waiting for audio) / audio seconds; below 1 the "
+        "model "
+        "keeps up with live audio. Latency = from the arrival of the audio chunk that closed an utterance "
+        "to its emotion: "
+        + (
+            "processing plus any backlog (waiting for earlier utterances)"
+            if s["realtime"]
+            else "the utterance's processing time (audio is read as it is consumed, so no backlog builds up)"
+        )
+        + "; after end of speech adds the VAD's hangover wait (500 ms) and the rest of that chunk. "
+        "RTF / teacher RTF compares models at the same thread count; x faster is its inverse.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        default=DEFAULT_MODELS,
+        choices=sorted(PRESETS),
+        help="presets to stream with (ratios need the teacher in the run)",
+    )
+    ap.add_argument(
+        "--threads",
+        nargs="+",
+        type=int,
+        default=[torch.get_num_threads()],
+        help="torch intra-op thread counts, each measured in turn (e.g. 2 1)",
+    )
+    ap.add_argument(
+        "--realtime", action="store_true", help="deliver the audio at real-time pace, like live input"
+    )
+    ap.add_argument(
+        "--seconds", type=float, default=None, help="conversation length (default 60; --quick: 12)"
+    )
+    ap.add_argument("--gap", type=float, default=0.8, help="silence between utterances (s)")
+    ap.add_argument("--chunk_ms", type=float, default=100.0, help="audio chunk size (ms)")
+    ap.add_argument("--warmup", type=int, default=2, help="warm_up calls before each streamed run")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic conversation")
+    ap.add_argument("--quick", action="store_true", help="tiny configs (smoke test in seconds)")
+    ap.add_argument("--output_dir", default=str(HERE / "results"), help="where <name>.json and <name>.md go")
+    ap.add_argument(
+        "--name", default=None, help="output file stem (default stream_cpu; --quick: stream_cpu_quick)"
+    )
+    args = ap.parse_args(argv)
+    if args.seconds is None:
+        args.seconds = 12.0 if args.quick else 60.0
+    if args.name is None:
+        args.name = "stream_cpu_quick" if args.quick else "stream_cpu"
+    if any(t < 1 for t in args.threads):
+        ap.error("--threads must be >= 1")
+    if args.seconds < 2 * args.gap + 1.5:
+        ap.error(f"--seconds must be at least {2 * args.gap + 1.5:g} (one utterance between two silences)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="multistill-stream-bench-"))
+    try:
+        res = run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    md = render_markdown(res)
+    print(md)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.name}.json").write_text(
+        json.dumps(res, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (out / f"{args.name}.md").write_text(md, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
