@@ -17,6 +17,8 @@ _LAZY_MODEL_EXPORTS = {
     "register_auto_classes": ".modeling_multistill",
     "select_teacher_layers": ".modeling_multistill",
     "MultiStillProcessor": ".processing_multistill",
+    "MultiStillEmotionPipeline": ".pipeline_multistill",
+    "save_pretrained_with_pipeline": ".pipeline_multistill",
     "build_tiny_encoders": ".offline",
     "tiny_backbones": ".offline",
     "train_wordpiece_tokenizer": ".offline",
