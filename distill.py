@@ -142,7 +142,14 @@ def main(argv: list[str] | None = None) -> dict:
     # 4. Cached encoder features. A paper student shares the teacher's frozen encoders, so the teacher's
     #    cached features are reused (same fingerprint). The light student trains its encoders on raw inputs.
     student_cached = bool(model_args.cache_encoder_features and student.config.freeze_encoders)
-    online = distill_args.online_teacher and distill_args.alpha > 0
+    matches_hidden = distill_args.hidden_weight > 0
+    if matches_hidden and student.config.freeze_encoders:
+        raise ValueError(f"--hidden_weight: the {model_args.preset} shares the teacher's frozen encoders, so there is "
+                         "nothing to match; use it with --preset light_student.")
+    online = distill_args.online_teacher and (distill_args.alpha > 0 or matches_hidden)
+    if matches_hidden and not online and not model_args.cache_encoder_features:
+        raise ValueError("--hidden_weight needs the teacher's hidden states: keep --cache_encoder_features (default) "
+                         "or pass --online_teacher.")
     if student_cached:
         plan = {name: (both if name == "train" or online else student_modalities) for name in splits}
     elif not online and model_args.cache_encoder_features:
@@ -167,6 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
     collator = MultiStillCollator.for_modalities(
         processor, both if online else student_modalities, cached=student_cached
     )
+    if matches_hidden and not online:  # the teacher's cached features of the training split, under teacher_* keys
+        collator.teacher_feature_modalities = tuple(m for m in student_modalities if m in plan.get("train", []))
     splits = keep_columns(splits, collator)
     trainer = DistillationTrainer(
         model=student,
@@ -174,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         alpha=distill_args.alpha,
         temperature=distill_args.temperature,
         teacher=teacher if online else None,
+        hidden_weight=distill_args.hidden_weight,
     )
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
@@ -185,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
         "backbones": teacher_info.get("backbones"), "audio_encoder": student.config.audio_encoder_name,
         "text_encoder": student.config.text_encoder_name, "teacher_model": distill_args.teacher_model,
         "alpha": distill_args.alpha, "temperature": distill_args.temperature, "online_teacher": online,
+        "hidden_weight": distill_args.hidden_weight,
         "seed": training_args.seed, "cached_encoder_features": student_cached,
         "feature_caching_seconds": round(caching_seconds, 2),
     }

@@ -114,6 +114,12 @@ class DistillationArguments:
                   "0 is the no-distillation ablation."},
     )
     temperature: float = field(default=2.0, metadata={"help": "Softmax temperature T of the KD term."})
+    hidden_weight: float = field(
+        default=0.0,
+        metadata={"help": "Light student only: add hidden_weight * MSE between its encoder outputs and the teacher's "
+                  "(audio frames resampled to the same length), so its small encoders learn to reproduce the "
+                  "teacher's. 0 switches it off."},
+    )
     online_teacher: bool = field(
         default=False,
         metadata={"help": "Run the teacher in every step instead of caching its logits as a column "

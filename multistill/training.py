@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 AUDIO_FEATURES = "audio_hidden_states"
 TEXT_FEATURES = "text_hidden_states"
 TEACHER_LOGITS = "teacher_logits"
+#: Batch keys of the teacher's encoder outputs (hidden-state distillation of students with their own encoders).
+TEACHER_HIDDEN_KEYS = ("teacher_audio_hidden_states", "teacher_audio_hidden_mask", "teacher_text_hidden_states",
+                       "teacher_text_hidden_mask")
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,11 +226,13 @@ class MultiStillCollator:
     processor: Any = None
     raw_modalities: Sequence[str] = ()
     feature_modalities: Sequence[str] = ("audio", "text")
-    label_keys: tuple[str, ...] = ("labels", "emotion", TEACHER_LOGITS)
+    teacher_feature_modalities: Sequence[str] = ()
+    label_keys: tuple[str, ...] = ("labels", "emotion", TEACHER_LOGITS) + TEACHER_HIDDEN_KEYS
 
     def __post_init__(self) -> None:
         self.raw_modalities = tuple(m for m in ("audio", "text") if m in self.raw_modalities)
         self.feature_modalities = tuple(m for m in ("audio", "text") if m in self.feature_modalities)
+        self.teacher_feature_modalities = tuple(m for m in ("audio", "text") if m in self.teacher_feature_modalities)
         if not self.raw_modalities and not self.feature_modalities:
             raise ValueError("MultiStillCollator needs raw_modalities and/or feature_modalities.")
         if self.raw_modalities and self.processor is None:
@@ -244,6 +249,14 @@ class MultiStillCollator:
             batch["audio_hidden_states"], batch["audio_hidden_mask"] = _pad_sequences([r[AUDIO_FEATURES] for r in rows])
         if "text" in self.feature_modalities:
             batch["text_hidden_states"], batch["text_hidden_mask"] = _pad_sequences([r[TEXT_FEATURES] for r in rows])
+        # The teacher's cached hidden states, under keys the student does not read (hidden-state distillation;
+        # only the training split carries them).
+        if "audio" in self.teacher_feature_modalities and AUDIO_FEATURES in rows[0]:
+            batch["teacher_audio_hidden_states"], batch["teacher_audio_hidden_mask"] = _pad_sequences(
+                [r[AUDIO_FEATURES] for r in rows])
+        if "text" in self.teacher_feature_modalities and TEXT_FEATURES in rows[0]:
+            batch["teacher_text_hidden_states"], batch["teacher_text_hidden_mask"] = _pad_sequences(
+                [r[TEXT_FEATURES] for r in rows])
         if self.raw_modalities:
             inputs = self.processor(
                 audio=_audio_arrays([r["audio"] for r in rows]) if "audio" in self.raw_modalities else None,
@@ -265,8 +278,9 @@ class MultiStillCollator:
     def columns(self, dataset: Dataset | None = None) -> list[str]:
         """The dataset columns this collator reads (decoding nothing else saves time), in ``dataset``."""
         needed = ["id", "emotion_votes", "emotion", TEACHER_LOGITS]
-        needed += [AUDIO_FEATURES] * ("audio" in self.feature_modalities)
-        needed += [TEXT_FEATURES] * ("text" in self.feature_modalities)
+        features = set(self.feature_modalities) | set(self.teacher_feature_modalities)
+        needed += [AUDIO_FEATURES] * ("audio" in features)
+        needed += [TEXT_FEATURES] * ("text" in features)
         needed += list(self.raw_modalities)
         return [c for c in needed if dataset is None or c in dataset.column_names]
 
@@ -297,6 +311,28 @@ def distillation_loss(
     return alpha * kd + (1 - alpha) * ce, kd, ce
 
 
+def hidden_state_loss(student: torch.Tensor, student_mask: torch.Tensor, teacher: torch.Tensor,
+                      teacher_mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between student and teacher encoder outputs of the same utterances.
+
+    Each utterance's valid teacher frames are linearly resampled to the student's number of valid frames
+    (the light student's log-mel encoder runs at 25 frames/s, wav2vec2 at 50), so sequences of different
+    rates are compared over the same stretch of audio (or the same tokens).
+    """
+    if student.shape[-1] != teacher.shape[-1]:
+        raise ValueError(f"student and teacher hidden sizes differ ({student.shape[-1]} vs {teacher.shape[-1]}).")
+    losses = []
+    for i in range(student.shape[0]):
+        s_len, t_len = int(student_mask[i].sum()), int(teacher_mask[i].sum())
+        if s_len == 0 or t_len == 0:
+            continue
+        target = teacher[i, :t_len].to(student.dtype)
+        if t_len != s_len:
+            target = F.interpolate(target.T[None], size=s_len, mode="linear", align_corners=False)[0].T
+        losses.append(F.mse_loss(student[i, :s_len], target))
+    return torch.stack(losses).mean() if losses else student.sum() * 0.0
+
+
 class DistillationTrainer(Trainer):
     """A :class:`~transformers.Trainer` that distils a teacher into the model being trained.
 
@@ -304,10 +340,19 @@ class DistillationTrainer(Trainer):
     when ``teacher`` is given, from running it on the same inputs in every step (online; needed
     when inputs are augmented). With ``alpha=0`` (or no teacher at all) it is the plain soft-label
     cross-entropy of the model itself. ``loss_kd`` and ``loss_ce`` are logged next to ``loss``.
+
+    ``hidden_weight`` > 0 adds ``hidden_weight * MSE(student encoder outputs, teacher encoder outputs)``
+    (logged as ``loss_hidden``): a student with its own encoders (the light student) learns to reproduce
+    the teacher's audio and text hidden states, taken from the batch (``teacher_*_hidden_states``, cached)
+    or from the online teacher.
     """
 
-    def __init__(self, *args, alpha: float = 0.5, temperature: float = 2.0, teacher: torch.nn.Module | None = None, **kwargs):
+    def __init__(self, *args, alpha: float = 0.5, temperature: float = 2.0, teacher: torch.nn.Module | None = None,
+                 hidden_weight: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
+        if hidden_weight < 0:
+            raise ValueError(f"hidden_weight must be >= 0, got {hidden_weight}.")
+        self.hidden_weight = hidden_weight
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
         if temperature <= 0:
@@ -319,34 +364,71 @@ class DistillationTrainer(Trainer):
             self.teacher = teacher.to(self.args.device).eval()
             for parameter in self.teacher.parameters():
                 parameter.requires_grad_(False)
-        self._loss_terms: dict[str, list[float]] = {"loss_kd": [], "loss_ce": []}
+        self._loss_terms: dict[str, list[float]] = {"loss_kd": [], "loss_ce": [], "loss_hidden": []}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
         targets = inputs.pop("labels")
         inputs.pop("emotion", None)
         teacher_logits = inputs.pop(TEACHER_LOGITS, None)
-        outputs = model(**inputs)
+        teacher_hidden = {key: inputs.pop(key) for key in TEACHER_HIDDEN_KEYS if key in inputs}
+        match_hidden = model.training and self.hidden_weight > 0
+        outputs = model(**inputs, output_hidden_states=True) if match_hidden else model(**inputs)
         logits = outputs.logits
+        teacher_outputs = None
+        if model.training and self.teacher is not None and (
+            (self.alpha > 0 and teacher_logits is None) or (match_hidden and not teacher_hidden)
+        ):
+            with torch.no_grad():
+                teacher_outputs = self.teacher(**inputs, output_hidden_states=match_hidden)
         if not model.training or self.alpha == 0:
             # Evaluation (and the alpha = 0 ablation): the plain soft-label loss, comparable across runs.
             loss = ce = F.cross_entropy(logits, targets)
         else:
             if teacher_logits is None:
-                if self.teacher is None:
+                if teacher_outputs is None:
                     raise ValueError(
                         "alpha > 0 needs teacher logits: add the column with add_teacher_logits() or pass "
                         "teacher= (online teacher)."
                     )
-                with torch.no_grad():
-                    teacher_logits = self.teacher(**inputs).logits
+                teacher_logits = teacher_outputs.logits
             loss, kd, ce = distillation_loss(logits, teacher_logits.to(logits.dtype), targets, self.alpha,
                                              self.temperature)
             self._loss_terms["loss_kd"].append(kd.item())
+        if match_hidden:
+            hidden = self._hidden_term(outputs, teacher_hidden, teacher_outputs)
+            loss = loss + self.hidden_weight * hidden
+            self._loss_terms["loss_hidden"].append(hidden.item())
         if model.training:
             self._loss_terms["loss_ce"].append(ce.item())
         outputs["loss"] = loss
         return (loss, outputs) if return_outputs else loss
+
+    @staticmethod
+    def _hidden_term(outputs, cached: dict[str, torch.Tensor], teacher_outputs) -> torch.Tensor:
+        """MSE between the student's and the teacher's encoder outputs, averaged over the modalities."""
+        terms = []
+        for modality in ("audio", "text"):
+            student = getattr(outputs, f"{modality}_hidden_states", None)
+            if student is None:
+                continue
+            if f"teacher_{modality}_hidden_states" in cached:
+                teacher = cached[f"teacher_{modality}_hidden_states"]
+                teacher_mask = cached[f"teacher_{modality}_hidden_mask"]
+            elif teacher_outputs is not None and getattr(teacher_outputs, f"{modality}_hidden_states", None) is not None:
+                teacher = getattr(teacher_outputs, f"{modality}_hidden_states")
+                teacher_mask = getattr(teacher_outputs, f"{modality}_hidden_mask")
+            else:
+                continue
+            student_mask = getattr(outputs, f"{modality}_hidden_mask")
+            terms.append(hidden_state_loss(student, student_mask, teacher.to(student.device),
+                                           teacher_mask.to(student.device)))
+        if not terms:
+            raise ValueError(
+                "hidden_weight > 0 needs the teacher's hidden states: cached teacher features in the batch "
+                "(MultiStillCollator(teacher_feature_modalities=...)) or an online teacher."
+            )
+        return torch.stack(terms).mean()
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs:
@@ -462,6 +544,7 @@ def write_json(data: Any, path: str | Path) -> Path:
 
 __all__ = [
     "AUDIO_FEATURES",
+    "TEACHER_HIDDEN_KEYS",
     "TEACHER_LOGITS",
     "TEXT_FEATURES",
     "DistillationTrainer",
@@ -471,6 +554,7 @@ __all__ = [
     "build_compute_metrics",
     "distillation_loss",
     "evaluate_predictions",
+    "hidden_state_loss",
     "module_fingerprint",
     "save_confusion_matrix",
     "save_training_curves",

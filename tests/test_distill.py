@@ -91,3 +91,21 @@ def test_two_process_ddp_on_cpu(trained_teacher: Path, training_cache: Path, tmp
     from multistill import MultiStillForEmotionClassification
 
     MultiStillForEmotionClassification.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["cached", "online"])
+def test_light_student_learns_the_teachers_hidden_states(trained_teacher: Path, training_cache: Path, tmp_path: Path,
+                                                         mode: str):
+    extra = ["--online_teacher"] if mode == "online" else []
+    state = _distill(trained_teacher, tmp_path, training_cache, "--preset", "light_student", "--hidden_weight", "0.5",
+                     "--logging_steps", "2", *extra)
+    hidden, kd, ce, loss = (_logged(state, k) for k in ("loss_hidden", "loss_kd", "loss_ce", "loss"))
+    assert hidden and len(hidden) == len(loss)
+    assert loss[0] == pytest.approx(0.5 * kd[0] + 0.5 * ce[0] + 0.5 * hidden[0], rel=0.02)
+    assert json.loads((tmp_path / "run_info.json").read_text())["hidden_weight"] == 0.5
+
+
+def test_hidden_weight_needs_a_student_with_its_own_encoders(trained_teacher: Path, training_cache: Path,
+                                                             tmp_path: Path):
+    with pytest.raises(ValueError, match="nothing to match"):
+        _distill(trained_teacher, tmp_path, training_cache, "--preset", "multimodal_student", "--hidden_weight", "1")

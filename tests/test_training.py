@@ -148,3 +148,21 @@ def test_reports_are_written(tmp_path):
     history = [{"epoch": 1.0, "loss": 1.9, "loss_kd": 0.5, "loss_ce": 1.8},
                {"epoch": 1.0, "eval_loss": 1.8, "eval_macro_f1": 0.2, "eval_accuracy": 0.3}]
     assert save_training_curves(history, tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_hidden_state_loss_resamples_the_teacher_to_the_student_rate():
+    from multistill.training import hidden_state_loss
+
+    teacher = torch.arange(8, dtype=torch.float32).repeat(2, 1)[..., None].repeat(1, 1, 3)  # [2, 8, 3]: 0..7
+    teacher_mask = torch.tensor([[1] * 8, [1] * 6 + [0] * 2])
+    # A student at half the frame rate that equals the teacher resampled to its length: zero loss.
+    student = torch.zeros(2, 4, 3)
+    student[0] = torch.nn.functional.interpolate(teacher[0].T[None], size=4, mode="linear")[0].T
+    student[1, :3] = torch.nn.functional.interpolate(teacher[1, :6].T[None], size=3, mode="linear")[0].T
+    student_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    assert hidden_state_loss(student, student_mask, teacher, teacher_mask).item() == pytest.approx(0.0, abs=1e-6)
+    student[1, 3] = 100.0  # padding does not count
+    assert hidden_state_loss(student, student_mask, teacher, teacher_mask).item() == pytest.approx(0.0, abs=1e-6)
+    assert hidden_state_loss(student + 1, student_mask, teacher, teacher_mask).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="hidden sizes differ"):
+        hidden_state_loss(torch.zeros(1, 2, 4), torch.ones(1, 2), teacher[:1], teacher_mask[:1])
