@@ -69,11 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 4. Frozen encoders run once: their hidden states become dataset columns (cached on disk)
     cached = bool(model_args.cache_encoder_features and model.config.freeze_encoders)
-    caching_seconds = 0.0
-    if cached:
-        splits, caching_seconds = cache_features(
-            splits, model, processor, {name: modalities for name in splits}, model_args, training_args
-        )
+    plan = {name: modalities for name in splits} if cached else {}
+    splits, caching_seconds = cache_features(splits, model, processor, plan, model_args, training_args)
     collator = MultiStillCollator.for_modalities(processor, modalities, cached=cached)
     splits = keep_columns(splits, collator)
 

@@ -353,6 +353,18 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         save_pretrained_with_pipeline(self.model, self.processor, save_directory, **kwargs)
 
 
+def add_pipeline_to_config(config: Any) -> None:
+    """Record this task's pipeline class in ``config.custom_pipelines`` (saved in ``config.json``)."""
+    custom = dict(getattr(config, "custom_pipelines", None) or {})
+    custom[TASK] = dict(CUSTOM_PIPELINE_INFO)
+    config.custom_pipelines = custom
+
+
+def save_pipeline_code(save_directory: str | os.PathLike) -> None:
+    """Copy this file (plus its relative imports) beside a saved model, for ``trust_remote_code``."""
+    custom_object_save(MultiStillEmotionPipeline, save_directory)
+
+
 def save_pretrained_with_pipeline(model: Any, processor: Any, save_directory: str | os.PathLike, **kwargs: Any) -> None:
     """Write a folder that ``pipeline(TASK, model=folder, trust_remote_code=True)`` loads in a fresh process.
 
@@ -361,12 +373,10 @@ def save_pretrained_with_pipeline(model: Any, processor: Any, save_directory: st
     processor, and copies this file (plus its relative imports) beside them.
     """
     os.makedirs(save_directory, exist_ok=True)
-    custom = dict(getattr(model.config, "custom_pipelines", None) or {})
-    custom[TASK] = dict(CUSTOM_PIPELINE_INFO)
-    model.config.custom_pipelines = custom
+    add_pipeline_to_config(model.config)
     model.save_pretrained(save_directory, **kwargs)
     processor.save_pretrained(save_directory)
-    custom_object_save(MultiStillEmotionPipeline, save_directory)
+    save_pipeline_code(save_directory)
 
 
 def register_pipeline() -> None:
@@ -392,8 +402,10 @@ __all__ = [
     "MultiStillEmotionPipeline",
     "PreparedInput",
     "TASK",
+    "add_pipeline_to_config",
     "decode_audio",
     "register_pipeline",
+    "save_pipeline_code",
     "save_pretrained_with_pipeline",
     "window_bounds",
 ]

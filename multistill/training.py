@@ -364,7 +364,7 @@ class DistillationTrainer(Trainer):
             self.teacher = teacher.to(self.args.device).eval()
             for parameter in self.teacher.parameters():
                 parameter.requires_grad_(False)
-        self._loss_terms: dict[str, list[float]] = {"loss_kd": [], "loss_ce": [], "loss_hidden": []}
+        self._loss_terms: dict[str, list[torch.Tensor]] = {"loss_kd": [], "loss_ce": [], "loss_hidden": []}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
@@ -394,13 +394,13 @@ class DistillationTrainer(Trainer):
                 teacher_logits = teacher_outputs.logits
             loss, kd, ce = distillation_loss(logits, teacher_logits.to(logits.dtype), targets, self.alpha,
                                              self.temperature)
-            self._loss_terms["loss_kd"].append(kd.item())
+            self._loss_terms["loss_kd"].append(kd.detach())
         if match_hidden:
             hidden = self._hidden_term(outputs, teacher_hidden, teacher_outputs)
             loss = loss + self.hidden_weight * hidden
-            self._loss_terms["loss_hidden"].append(hidden.item())
+            self._loss_terms["loss_hidden"].append(hidden.detach())
         if model.training:
-            self._loss_terms["loss_ce"].append(ce.item())
+            self._loss_terms["loss_ce"].append(ce.detach())
         outputs["loss"] = loss
         return (loss, outputs) if return_outputs else loss
 
@@ -434,7 +434,8 @@ class DistillationTrainer(Trainer):
         if "loss" in logs:
             for name, values in self._loss_terms.items():
                 if values:
-                    logs[name] = round(float(np.mean(values)), 6)
+                    # Terms stay on the device between logs: one synchronisation per log, not per step.
+                    logs[name] = round(torch.stack(values).float().mean().item(), 6)
                     values.clear()
         super().log(logs, *args, **kwargs)
 

@@ -241,15 +241,16 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
     prediction = trainer.predict(splits["test"], metric_key_prefix="test")
     trainer.save_metrics("test", prediction.metrics)
     metrics.update(prediction.metrics)
+    # The custom pipeline goes into config.json and its code beside the model, so
+    # pipeline("multimodal-emotion-recognition", model=output_dir, trust_remote_code=True) works anywhere.
+    from .pipeline_multistill import add_pipeline_to_config, save_pipeline_code
+
+    add_pipeline_to_config(trainer.model.config)
     trainer.save_model(str(output_dir))  # model weights + config + processor (processing_class)
     trainer.save_state()
     if not trainer.is_world_process_zero():
         return metrics
-    # Re-save with the custom pipeline registered in config.json and its code beside the model, so
-    # pipeline("multimodal-emotion-recognition", model=output_dir, trust_remote_code=True) works anywhere.
-    from .pipeline_multistill import save_pretrained_with_pipeline
-
-    save_pretrained_with_pipeline(trainer.model, processor, output_dir)
+    save_pipeline_code(output_dir)
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     references = np.asarray(splits["test"]["emotion"])
     full = evaluate_predictions(logits, references)
