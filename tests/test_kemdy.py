@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from loading_scripts.kemdy import (
+    NOTE_EMPTY_TRANSCRIPT,
     SKIP_MISSING_TRANSCRIPT,
     SKIP_MISSING_WAV,
     SKIP_NO_VOTES,
@@ -354,6 +355,8 @@ def edge_build(synthetic_edge_root, tmp_path_factory):
     handler = _Records()
     kemdy_logger = logging.getLogger("loading_scripts.kemdy")
     kemdy_logger.addHandler(handler)
+    level = kemdy_logger.level
+    kemdy_logger.setLevel(logging.INFO)
     try:
         builder = Kemdy(
             config_name="kemdy20",
@@ -365,6 +368,7 @@ def edge_build(synthetic_edge_root, tmp_path_factory):
         builder.download_and_prepare()
     finally:
         kemdy_logger.removeHandler(handler)
+        kemdy_logger.setLevel(level)
     return builder, builder.as_dataset("train"), handler.records
 
 
@@ -379,32 +383,88 @@ def test_synthetic_corpus_builds_cleanly(synthetic_root, tmp_path, caplog):
     assert any("all 128 annotated segments were kept" in r.getMessage() for r in caplog.records)
 
 
-def test_edge_skips_are_counted_and_logged(edge_build):
+def test_edge_skips_are_counted_and_logged(edge_build, synthetic_edge_root):
     builder, ds, records = edge_build
     ids = {name: case.segment_id for name, case in EDGE_CASES.items()}
     assert builder.skipped == {
-        SKIP_UNDECODABLE_WAV: [ids["empty_wav"], ids["corrupt_wav"]],
+        SKIP_UNDECODABLE_WAV: [ids["empty_wav"], ids["corrupt_wav"], ids["truncated_wav"]],
         SKIP_MISSING_TRANSCRIPT: [ids["missing_transcript"]],
         SKIP_MISSING_WAV: [ids["missing_wav"]],
         SKIP_UNKNOWN_LABEL: [ids["unknown_label"]],
     }
+    assert builder.notes == {NOTE_EMPTY_TRANSCRIPT: [ids["empty_transcript"]]}
     kept = {case.segment_id for case in EDGE_CASES.values() if case.kept}
     skipped = {case.segment_id for case in EDGE_CASES.values() if not case.kept}
     assert kept <= set(ds["id"]) and not skipped & set(ds["id"])
     assert len(ds) == 16 + len(kept)
+    # Each entry's details name the annotation row and the file.
+    wav_dir = synthetic_edge_root / "KEMDy20" / "wav" / "Session01"
+    for name in ("empty_wav", "corrupt_wav", "truncated_wav", "missing_wav"):
+        assert str(wav_dir / f"{ids[name]}.wav") in builder.details[ids[name]], name
+        assert re.match(r"Sess01_eval\.csv row \d+: ", builder.details[ids[name]]), name
+    assert "'boredom'" in builder.details[ids["unknown_label"]]
+    assert "Eval04" in builder.details[ids["unknown_label"]]
+    # One INFO line per entry as it happens, and one WARNING summary at the end.
+    infos = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    for segment_id in skipped | {ids["empty_transcript"]}:
+        assert sum(segment_id in line for line in infos) == 1, segment_id
     warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     summary = warnings[0]
-    assert "skipped 5" in summary
+    assert "skipped 6 segments/rows; kept 1 with a note" in summary
     for reason, count in [
-        (SKIP_UNDECODABLE_WAV, 2),
+        (SKIP_UNDECODABLE_WAV, 3),
         (SKIP_MISSING_TRANSCRIPT, 1),
         (SKIP_MISSING_WAV, 1),
         (SKIP_UNKNOWN_LABEL, 1),
+        (NOTE_EMPTY_TRANSCRIPT, 1),
     ]:
-        assert f"{reason}: {count} (" in summary
+        assert f", {reason}: {count}\n" in summary
     for segment_id in skipped:
-        assert segment_id in summary
+        assert f"{segment_id}: Sess01_eval.csv row " in summary
+    assert str(wav_dir / f"{ids['truncated_wav']}.wav") in summary
+
+
+def test_edge_truncated_wav_is_caught_at_build_time(edge_build, synthetic_edge_root):
+    """A WAV cut mid-sample opens in soundfile but fails in torchcodec, the decoder of ``datasets.Audio``:
+    the builder decodes each WAV as ``datasets`` will, so the dataset holds only audio that decodes."""
+    _, ds, _ = edge_build
+    wav = synthetic_edge_root / "KEMDy20" / "wav" / "Session01" / f"{EDGE_CASES['truncated_wav'].segment_id}.wav"
+    assert sf.info(str(wav)).frames > 0
+    with pytest.raises(RuntimeError):
+        datasets.Audio(sampling_rate=SR).decode_example({"path": str(wav), "bytes": None})["array"]
+    for example in ds.select_columns(["id", "audio"]):
+        assert len(example["audio"]["array"]) > 0, example["id"]
+
+
+def test_edge_empty_transcript_is_kept_with_a_note(edge_build, synthetic_edge_root):
+    builder, ds, _ = edge_build
+    segment_id = EDGE_CASES["empty_transcript"].segment_id
+    example = _row(ds, segment_id)
+    assert example["raw_text"] == "l/ n/" and example["text"] == ""
+    transcript = synthetic_edge_root / "KEMDy20" / "wav" / "Session01" / f"{segment_id}.txt"
+    assert str(transcript) in builder.details[segment_id]
+
+
+def test_wavs_checked_with_soundfile_without_torchcodec(synthetic_edge_root, tmp_path, monkeypatch, caplog):
+    """Where torchcodec cannot be loaded, each WAV is read with soundfile instead, with one warning."""
+    import loading_scripts.kemdy as kemdy
+
+    monkeypatch.setattr(kemdy, "_decoder_problem", lambda: "torchcodec cannot be loaded (OSError: test)")
+    builder = Kemdy(
+        config_name="kemdy20",
+        data_dir=str(synthetic_edge_root),
+        cache_dir=str(tmp_path),
+        sessions=[1],
+        on_unknown_label="skip",
+    )
+    with caplog.at_level(logging.WARNING, logger="loading_scripts.kemdy"):
+        builder.download_and_prepare()
+    ids = {name: case.segment_id for name, case in EDGE_CASES.items()}
+    # soundfile reads the truncated WAV (its last half sample dropped); the others still fail.
+    assert builder.skipped[SKIP_UNDECODABLE_WAV] == [ids["empty_wav"], ids["corrupt_wav"]]
+    assert any("checked with soundfile" in r.getMessage() and "OSError: test" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_edge_stereo_44k_decodes_to_16k_mono(edge_build, synthetic_edge_root):
