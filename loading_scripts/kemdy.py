@@ -60,7 +60,7 @@ Rules
   mid-sample, which soundfile opens, is caught here and not in the middle of training; where torchcodec
   cannot be loaded, soundfile reads the file instead, with a warning), whose transcript is neither UTF-8
   nor CP949, whose segment id is not in the KEMDy form, whose id was already seen, or which has no
-  evaluator vote, is skipped and counted by reason. Decoding every WAV costs about 10-20 ms a file (once
+  evaluator vote, is skipped and counted by reason. Decoding every WAV costs about 10-25 ms a file (once
   per build; ``num_proc`` splits the work by session).
 * **Notes**: kept examples with an invalid valence/arousal/start/end, an empty transcript (``text`` is
   ``""``; filter on it if you need text), a KEMDy19 row read by time span, or a one-panel KEMDy19 segment
@@ -153,6 +153,9 @@ NOTE_ONE_PANEL = "KEMDy19 segment in one panel only (10 votes)"
 
 #: Valence and arousal are 1-5 scales (evaluator means); other values are not used.
 RATING_RANGE: tuple[float, float] = (1.0, 5.0)
+
+#: KEMDy19 F and M rows give the same time span when both ends agree within this (seconds; files give ms).
+SPAN_TOLERANCE = 1e-3
 
 #: How ETRI asks each corpus to be cited ("K. J. Noh and H. Jeong, "KEMDy19," <URL>"), as BibTeX.
 _CITATIONS: dict[str, str] = {
@@ -247,6 +250,7 @@ class Kemdy(datasets.GeneratorBasedBuilder):
         self.skipped: dict[str, list[str]] = {}
         self.notes: dict[str, list[str]] = {}
         self.details: dict[str, str] = {}
+        self._summary = ""
         super().__init__(*args, **kwargs)
 
     @property
@@ -333,13 +337,21 @@ class Kemdy(datasets.GeneratorBasedBuilder):
                 n_kept += 1
                 yield example["id"], example
         self.skipped, self.notes, self.details = report.skipped, report.notes, report.details
-        summary = _summary(cfg.name, n_rows, report)
-        if not n_kept:
-            raise ValueError(f"No example left to build.\n{summary}")
+        self._summary = _summary(cfg.name, n_rows, report)
         if report.skipped or report.notes:
-            logger.warning(summary)
+            logger.warning(self._summary)
         else:
             logger.info("KEMDy (%s): all %d annotated segments were kept.", cfg.name, n_rows)
+
+    def _download_and_prepare(self, dl_manager: Any, verification_mode: Any, **prepare_split_kwargs: Any) -> None:
+        # Refuse an empty build here (not in a generator, which with num_proc > 1 sees one shard only);
+        # raising inside download_and_prepare leaves no cache behind.
+        super()._download_and_prepare(dl_manager, verification_mode, **prepare_split_kwargs)
+        if not self.info.splits["train"].num_examples:
+            raise ValueError(
+                f"KEMDy ({self.config.name}): no example was kept; every annotated segment was skipped.\n"
+                f"{self._summary or 'See the summary logged above.'}"
+            )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -625,9 +637,6 @@ def _read_segments(files: list[Path], on_unknown_label: str, report: _Report) ->
 
 _Group = tuple[str, list[_PanelRow], list[tuple[str, str]]]  # segment id, its rows, notes
 
-#: Two panel rows give the same time span when both ends agree within this (seconds; files give ms).
-SPAN_TOLERANCE = 1e-3
-
 
 def _span_known(row: _PanelRow) -> bool:
     return not (math.isnan(row.start) or math.isnan(row.end))
@@ -911,8 +920,12 @@ def _make_example(
 
     if seg.unknown_label:
         return skip(SKIP_UNKNOWN_LABEL, seg.unknown_label)
-    if seg.segment_id in seen:
-        return skip(SKIP_DUPLICATE, "the segment id was already read from an earlier annotation file")
+    if seg.segment_id in seen:  # the id lives on in the earlier example: the key names the rows dropped
+        return report.skip(
+            SKIP_DUPLICATE,
+            seg.where,
+            f"{seg.where}: segment id {seg.segment_id} was already read from an earlier annotation file",
+        )
     ids = _parse_segment_id(corpus_dir, corpus, seg.segment_id)
     if ids is None:
         return skip(SKIP_BAD_SEGMENT_ID, f"{seg.segment_id!r} is not a {corpus} segment id")
@@ -1079,6 +1092,7 @@ __all__ = [
     "SKIP_UNDECODABLE_TRANSCRIPT",
     "SKIP_UNDECODABLE_WAV",
     "SKIP_UNKNOWN_LABEL",
+    "SPAN_TOLERANCE",
     "Kemdy",
     "KemdyConfig",
     "UnknownEmotionLabelError",
