@@ -759,15 +759,20 @@ def _pair_panels(first: list[_PanelRow], second: list[_PanelRow], report: _Repor
         if b not in paired_second:
             leftover(b, second_ids, first_ids)
     for seg_id, rows in conflicts.items():
-        all_rows = first_ids.get(seg_id, []) + second_ids.get(seg_id, [])
-        listed = ", ".join(f"{r.where} ({r.span})" for r in all_rows)
+        listed = ", ".join(f"{r.where} ({r.span})" for r in first_ids.get(seg_id, []) + second_ids.get(seg_id, []))
         detail = (
-            f"segment id {seg_id} on {listed}: the panels' time spans do not match and no other row "
-            f"resolves it, so these votes cannot be combined"
+            f"segment id {seg_id} on {listed}: the panels' rows for it do not match by time span and no other "
+            f"row resolves it, so their votes are not combined"
         )
         if seg_id in confirmed:  # the id lives on in its matched rows: skip only the stray rows
+            kept = confirmed[seg_id]
             for row in rows:
-                report.skip(SKIP_PANEL_CONFLICT, row.where, f"{row.where}: {detail}")
+                report.skip(
+                    SKIP_PANEL_CONFLICT,
+                    row.where,
+                    f"{row.where}: {seg_id} at {row.span} matches no row of the other panel ({seg_id} is "
+                    f"{kept.span} on {kept.where} and in the other panel): this row's votes are not used",
+                )
         else:
             report.skip(SKIP_PANEL_CONFLICT, seg_id, detail)
     return groups
