@@ -159,6 +159,11 @@ class _Variables:
         self.used.add(name)
         return self.model.variables[self.model.aliases.get(name, name)]
 
+    def optional_scalar(self, name: str) -> None:
+        """Mark a setting that newer CTranslate2 versions write and that does not matter here as used."""
+        if self.has(name):
+            self.scalar(name)
+
     def scalar(self, name: str) -> int:
         value = self.raw(name)
         if value.numel() != 1:
@@ -170,8 +175,8 @@ class _Variables:
         import torch
 
         value = self.raw(name)
-        if value.dtype in (torch.int8, torch.int16):
-            scale = self.raw(f"{name}_scale").float()
+        if value.dtype in (torch.int8, torch.int16):  # the scale belongs to the variable an alias points to
+            scale = self.raw(f"{self.model.aliases.get(name, name)}_scale").float()
             if scale.numel() > 1:  # int8: one scale per output row (channel)
                 scale = scale.reshape(-1, *([1] * (value.dim() - 1)))
             value = value.float() / scale
@@ -244,9 +249,12 @@ def ct2_whisper_state_dict(model: CT2Model) -> tuple[dict[str, int], dict[str, t
     for flag, expected in _DECODER_FLAGS.items():
         if v.scalar(f"decoder/{flag}") != expected:
             raise CT2FormatError(f"{model.path}: decoder/{flag} is not {expected}; not a Whisper model.")
-    # Word-alignment settings of CTranslate2's generic decoder; Whisper's alignment heads are in config.json.
+    # Word-alignment settings of CTranslate2's generic decoder (Whisper's alignment heads are in config.json),
+    # and ALiBi variants that newer CTranslate2 versions write (meaningless without ALiBi, checked above).
     v.scalar("decoder/alignment_heads")
     v.scalar("decoder/alignment_layer")
+    v.optional_scalar("decoder/alibi_use_positive_positions")
+    v.optional_scalar("decoder/scale_alibi")
 
     conv1 = v.tensor("encoder/conv1/weight")
     d_model, num_mel_bins = int(conv1.shape[0]), int(conv1.shape[1])
@@ -487,7 +495,8 @@ def convert_ct2_whisper(src_dir: str | os.PathLike, out_dir: str | os.PathLike, 
         raise CT2FormatError(f"{ct2.path}: mapped weights differ from transformers' Whisper: missing "
                              f"{sorted(expected - set(state))}, unexpected {sorted(set(state) - expected)}.")
     target_dtype = getattr(torch, dtype)
-    model.load_state_dict({k: t.to(target_dtype) for k, t in state.items()}, strict=True, assign=True)
+    # A copy per weight: CTranslate2 aliases equal variables and the fused projections are split into views.
+    model.load_state_dict({k: t.to(target_dtype, copy=True) for k, t in state.items()}, strict=True, assign=True)
     model.tie_weights()
     if model.proj_out.weight.data_ptr() != model.model.decoder.embed_tokens.weight.data_ptr():
         raise RuntimeError("The output projection is not tied to the token embeddings after loading.")
@@ -631,7 +640,8 @@ def _read_audio(path: Path) -> Any:
 
 @dataclass
 class VerificationReport:
-    """Figures of :func:`verify_conversion` (all measured)."""
+    """Figures of :func:`verify_conversion` (all measured). Character differences are summed edit distances
+    divided by the summed length of faster-whisper's transcripts; CERs use :func:`normalize_for_cer`."""
 
     utterances: int
     kemdy19: int
@@ -639,24 +649,44 @@ class VerificationReport:
     encoder_max_abs_error: float
     encoder_max_abs_value: float
     encoder_relative_error: float  # ||hf - ct2|| / ||ct2|| over all frames of all utterances
-    transcript_char_difference: float  # sum edit distance(hf, fw) / sum len(fw)
-    identical_transcripts: int
-    cer_transformers: float  # vs the cleaned gold transcripts, see normalize_for_cer
+    char_difference: float  # transformers on faster-whisper's features vs faster-whisper (the criterion)
+    identical: int
+    char_difference_own_features: float  # transformers with WhisperFeatureExtractor vs faster-whisper
+    identical_own_features: int
     cer_faster_whisper: float
+    cer_transformers: float  # on faster-whisper's features
+    cer_transformers_own_features: float
     differing: list[dict[str, str]] = field(default_factory=list)
 
     def to_markdown(self) -> str:
         """The figures as a README table."""
+        n = self.utterances
         return "\n".join([
             "| measure | value |", "|---|---|",
-            f"| utterances (KEMDy19 + KEMDy20) | {self.utterances} ({self.kemdy19} + {self.kemdy20}) |",
-            f"| encoder max abs error (max abs value) | {self.encoder_max_abs_error:.2e} ({self.encoder_max_abs_value:.1f}) |",
-            f"| encoder relative error (L2) | {self.encoder_relative_error:.2e} |",
-            f"| transcript character difference, transformers vs faster-whisper | {100 * self.transcript_char_difference:.2f} % |",
-            f"| identical transcripts | {self.identical_transcripts} / {self.utterances} |",
-            f"| CER vs gold, transformers (converted) | {100 * self.cer_transformers:.1f} % |",
-            f"| CER vs gold, faster-whisper (original) | {100 * self.cer_faster_whisper:.1f} % |",
+            f"| utterances (KEMDy19 + KEMDy20) | {n} ({self.kemdy19} + {self.kemdy20}) |",
+            f"| encoder, same log-mel: max abs error (max abs value) | {self.encoder_max_abs_error:.2e} "
+            f"({self.encoder_max_abs_value:.1f}) |",
+            f"| encoder, same log-mel: relative L2 error | {self.encoder_relative_error:.2e} |",
+            f"| transcripts, same log-mel: character difference | {100 * self.char_difference:.2f} % "
+            f"({self.identical}/{n} identical) |",
+            f"| transcripts, each its own front end: character difference | "
+            f"{100 * self.char_difference_own_features:.2f} % ({self.identical_own_features}/{n} identical) |",
+            f"| CER vs gold: faster-whisper (original) | {100 * self.cer_faster_whisper:.1f} % |",
+            f"| CER vs gold: transformers (converted), faster-whisper's log-mel | {100 * self.cer_transformers:.1f} % |",
+            f"| CER vs gold: transformers (converted), WhisperFeatureExtractor | "
+            f"{100 * self.cer_transformers_own_features:.1f} % |",
         ])
+
+
+def faster_whisper_features(model: Any, audio: Any) -> Any:
+    """The log-mel window faster-whisper's ``transcribe`` feeds the encoder for audio of at most 30 s: its own
+    ``FeatureExtractor`` (audio + 160 samples), the last frame dropped, the log-mel padded with zeros to 3000
+    frames. (transformers' ``WhisperFeatureExtractor`` instead pads the audio with silence, then takes the
+    log-mel, so the padded frames differ.)"""
+    from faster_whisper.audio import pad_or_trim
+
+    features = model.feature_extractor(audio)
+    return pad_or_trim(features[:, : features.shape[-1] - 1])
 
 
 def verify_conversion(hf_dir: str | os.PathLike, ct2_dir: str | os.PathLike, data_dir: str | os.PathLike,
@@ -665,9 +695,11 @@ def verify_conversion(hf_dir: str | os.PathLike, ct2_dir: str | os.PathLike, dat
 
     * Encoder: ``model.model.encoder`` vs ``ctranslate2.models.Whisper.encode`` on the same log-mel features
       (the converted folder's ``WhisperFeatureExtractor``), both float32.
-    * Transcripts: greedy ``model.generate(language="ko", task="transcribe")`` (no timestamps) vs faster-whisper
-      (``beam_size=1``, temperature 0, ``without_timestamps``, no VAD, no conditioning on previous text, no
-      no-speech skipping, ``compute_type="float32"``), each on its own features as a user would run it.
+    * Transcripts: faster-whisper (``beam_size=1``, temperature 0, ``without_timestamps``, no VAD, no
+      conditioning on previous text, no no-speech skipping, ``compute_type="float32"``) vs greedy
+      ``model.generate(language="ko", task="transcribe")`` (no timestamps) on the same log-mel window
+      (:func:`faster_whisper_features`: the conversion alone), and on ``WhisperFeatureExtractor``'s features
+      (what a transformers user gets: conversion plus the two front ends' padding difference).
     """
     import ctranslate2
     import numpy as np
@@ -683,46 +715,59 @@ def verify_conversion(hf_dir: str | os.PathLike, ct2_dir: str | os.PathLike, dat
                                            inter_threads=1, intra_threads=threads)
     fw_model = WhisperModel(str(ct2_dir), device="cpu", compute_type="float32", cpu_threads=threads)
 
+    def transcribe(features: torch.Tensor) -> str:
+        with torch.no_grad():
+            ids = model.generate(features, language="ko", task="transcribe", num_beams=1, do_sample=False)
+        return processor.tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+
     max_abs = max_value = sq_diff = sq_ref = 0.0
-    distance = reference_chars = identical = 0
-    gold_chars = hf_errors = fw_errors = 0
+    counts = dict.fromkeys(("fw_chars", "distance", "distance_own", "identical", "identical_own", "gold_chars",
+                            "fw_errors", "hf_errors", "hf_errors_own"), 0)
     differing = []
     for i, utt in enumerate(utterances):
         audio = _read_audio(utt.wav)
         features = processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
         with torch.no_grad():
             hf_states = model.model.encoder(features).last_hidden_state[0].numpy()
-            generated = model.generate(features, language="ko", task="transcribe", num_beams=1, do_sample=False)
         ct2_states = np.asarray(ct2_model.encode(ctranslate2.StorageView.from_array(features.numpy()), to_cpu=True))[0]
-        diff = hf_states - ct2_states
+        diff = hf_states.astype(np.float64) - ct2_states
         max_abs = max(max_abs, float(np.abs(diff).max()))
         max_value = max(max_value, float(np.abs(ct2_states).max()))
-        sq_diff += float((diff.astype(np.float64) ** 2).sum())
+        sq_diff += float((diff ** 2).sum())
         sq_ref += float((ct2_states.astype(np.float64) ** 2).sum())
 
-        hf_text = processor.tokenizer.decode(generated[0], skip_special_tokens=True).strip()
         segments, _ = fw_model.transcribe(audio, language="ko", task="transcribe", beam_size=1, temperature=0.0,
                                           without_timestamps=True, condition_on_previous_text=False,
                                           vad_filter=False, no_speech_threshold=None)
         fw_text = "".join(segment.text for segment in segments).strip()
-        d = edit_distance(hf_text, fw_text)
-        distance += d
-        reference_chars += max(len(fw_text), 1)
-        identical += hf_text == fw_text
-        if d:
-            differing.append({"id": utt.id, "transformers": hf_text, "faster_whisper": fw_text})
-        gold = normalize_for_cer(utt.text)
-        gold_chars += len(gold)
-        hf_errors += edit_distance(normalize_for_cer(hf_text), gold)
-        fw_errors += edit_distance(normalize_for_cer(fw_text), gold)
-        logger.info("%d/%d %s: gold %r | transformers %r | faster-whisper %r", i + 1, len(utterances), utt.id,
-                    utt.text, hf_text, fw_text)
+        hf_text = transcribe(torch.from_numpy(faster_whisper_features(fw_model, audio))[None])
+        hf_own = transcribe(features)
+        d, d_own = edit_distance(hf_text, fw_text), edit_distance(hf_own, fw_text)
+        gold, fw_norm = normalize_for_cer(utt.text), normalize_for_cer(fw_text)
+        counts["fw_chars"] += max(len(fw_text), 1)
+        counts["distance"] += d
+        counts["distance_own"] += d_own
+        counts["identical"] += d == 0
+        counts["identical_own"] += d_own == 0
+        counts["gold_chars"] += len(gold)
+        counts["fw_errors"] += edit_distance(fw_norm, gold)
+        counts["hf_errors"] += edit_distance(normalize_for_cer(hf_text), gold)
+        counts["hf_errors_own"] += edit_distance(normalize_for_cer(hf_own), gold)
+        if d or d_own:
+            differing.append({"id": utt.id, "gold": utt.text, "faster_whisper": fw_text, "transformers": hf_text,
+                              "transformers_own_features": hf_own})
+        logger.info("%d/%d %s: gold %r | faster-whisper %r | transformers %r | transformers, own features %r",
+                    i + 1, len(utterances), utt.id, utt.text, fw_text, hf_text, hf_own)
     return VerificationReport(
         utterances=len(utterances), kemdy19=sum(u.corpus == "KEMDy19" for u in utterances),
         kemdy20=sum(u.corpus == "KEMDy20" for u in utterances), encoder_max_abs_error=max_abs,
         encoder_max_abs_value=max_value, encoder_relative_error=(sq_diff / sq_ref) ** 0.5,
-        transcript_char_difference=distance / reference_chars, identical_transcripts=identical,
-        cer_transformers=hf_errors / gold_chars, cer_faster_whisper=fw_errors / gold_chars, differing=differing,
+        char_difference=counts["distance"] / counts["fw_chars"], identical=counts["identical"],
+        char_difference_own_features=counts["distance_own"] / counts["fw_chars"],
+        identical_own_features=counts["identical_own"],
+        cer_faster_whisper=counts["fw_errors"] / counts["gold_chars"],
+        cer_transformers=counts["hf_errors"] / counts["gold_chars"],
+        cer_transformers_own_features=counts["hf_errors_own"] / counts["gold_chars"], differing=differing,
     )
 
 
@@ -765,7 +810,9 @@ def main(argv: list[str] | None = None) -> int:
     # 3. compare on real speech and report
     report = verify_conversion(hf_dir, ct2_dir, args.data_dir, n=args.n, threads=args.threads)
     for item in report.differing:
-        print(f"differs {item['id']}:\n  transformers   {item['transformers']}\n  faster-whisper {item['faster_whisper']}")
+        print(f"{item['id']}\n  gold                           {item['gold']}\n  faster-whisper                 "
+              f"{item['faster_whisper']}\n  transformers, same log-mel     {item['transformers']}\n"
+              f"  transformers, own front end    {item['transformers_own_features']}")
     print(report.to_markdown())
     if args.output_json:
         Path(args.output_json).write_text(json.dumps(dataclasses.asdict(report), ensure_ascii=False, indent=2) + "\n",
@@ -830,6 +877,7 @@ __all__ = [
     "ct2_whisper_state_dict",
     "default_cache_dir",
     "edit_distance",
+    "faster_whisper_features",
     "normalize_for_cer",
     "package_data_dirs",
     "read_ct2_model",
