@@ -871,7 +871,10 @@ __all__ = [
     "CT2FormatError",
     "CT2Model",
     "INSTALL_HINT",
+    "STAMP_FILE",
+    "Utterance",
     "VerificationReport",
+    "build_whisper_processor",
     "convert_ct2_whisper",
     "ct2_folder",
     "ct2_whisper_state_dict",
@@ -885,6 +888,7 @@ __all__ = [
     "sample_utterances",
     "transformers_folder",
     "verify_conversion",
+    "whisper_generation_settings",
 ]
 
 if __name__ == "__main__":

