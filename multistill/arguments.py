@@ -161,6 +161,13 @@ class MultiStillTrainingArguments(TrainingArguments):
     )
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep dataset columns for the collator."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Loggers (tensorboard, wandb...)."})
+    #: ``--push_to_hub`` as given: publish the finished run (``multistill.hub.publish_run``, called by
+    #: ``workflow.finish_run``) instead of the Trainer's pushes, which upload a folder without code or card.
+    publish_to_hub: bool = field(default=False, init=False)
+
+    def __post_init__(self):
+        self.publish_to_hub, self.push_to_hub = bool(self.push_to_hub), False
+        super().__post_init__()
 
 
 __all__ = ["PRESET_CHOICES", "DataArguments", "DistillationArguments", "ModelArguments", "MultiStillTrainingArguments"]

@@ -9,9 +9,10 @@ Examples::
     multistill convert-whisper CT2_WHISPER_DIR OUT_DIR [--dtype float16] [--overwrite]
     multistill convert-whisper --from-packages OUT_DIR
 
-``python -m multistill ...`` is the same. Errors in the input (missing or undecodable file, empty audio,
-missing transcript) are printed as one ``error:`` line; the exit status is 2 for a usage/input error and
-1 when only some of several files failed.
+``python -m multistill ...`` is the same. Errors in the arguments (``--device``, ``--model``) and in the input
+(missing or undecodable file, empty audio, missing transcript) are printed as one ``error:`` line; the exit
+status is 2 for a usage/input error and 1 when only some of several files failed. The model's own code files
+run only with ``--trust_remote_code``; by default the installed package's classes are used.
 """
 
 from __future__ import annotations
@@ -26,14 +27,29 @@ from typing import Any
 logger = logging.getLogger("multistill")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
-                        help="Model folder or Hub repo id (loaded with trust_remote_code=True).")
+                        help="Model folder or Hub repo id. Loaded with this package's code (registered with "
+                             "transformers); the model's own code files run only with --trust_remote_code.")
+    parser.add_argument("--trust_remote_code", "--trust-remote-code", action="store_true",
+                        help="Run the code files shipped with the model (configuration/modeling/processing/"
+                             "pipeline_multistill.py) instead of the installed package's. Only for models you trust.")
     parser.add_argument("--device", default=None,
                         help="torch device, e.g. 'cpu' or 'cuda:0' (default: the first GPU if any, else CPU).")
-    parser.add_argument("--top-k", type=int, default=None, help="Print only the k best emotions (default: all).")
+    parser.add_argument("--top-k", type=_positive_int, default=None,
+                        help="Print only the k best emotions (default: all).")
     parser.add_argument("--json", action="store_true", help="Print JSON lines instead of text.")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=_positive_int, default=None,
                         help="torch CPU threads (default: torch's choice; 1 can be faster on a busy small CPU).")
 
 
@@ -49,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("files", nargs="*", help="Audio files (any format soundfile/FFmpeg reads, any rate).")
     predict.add_argument("--text", action="append", default=None,
                          help="Transcript; repeat once per file, in order (a text-only model needs no file).")
-    predict.add_argument("--batch-size", type=int, default=1, help="Windows per forward pass.")
+    predict.add_argument("--batch-size", type=_positive_int, default=1, help="Windows per forward pass.")
 
     stream = sub.add_parser("stream", help="Real-time emotion of each utterance of a conversation.",
                             description="Consume audio in chunks as if live, cut it into utterances by voice "
@@ -89,22 +105,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_pipeline(model: str, device: str | None = None) -> Any:
-    """``pipeline("multimodal-emotion-recognition", model=model, trust_remote_code=True)``.
+def check_device(device: str | None) -> str | None:
+    """``--device`` as given, or ``ValueError`` unless torch knows it and this machine has it."""
+    if device is None:
+        return None
+    import torch
 
-    A folder saved without ``custom_pipelines`` (e.g. straight from training) works too: the task is
-    registered in this process.
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:0, mps): {err}") from err
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available on this machine (use --device cpu).")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available on this machine (use --device cpu).")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {device}: unsupported device type {parsed.type!r} (use cpu, cuda or mps).")
+    return device
+
+
+def check_model(model: str) -> str:
+    """``--model``: an existing folder with ``config.json``, or a Hub repo id (``name`` or ``owner/name``)."""
+    import re
+
+    if os.path.isdir(model):
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            raise ValueError(f"--model {model}: the folder has no config.json (not a saved model).")
+        return model
+    if os.path.exists(model):
+        raise ValueError(f"--model {model} is a file; give a model folder or a Hub repo id.")
+    looks_like_path = model.startswith((".", "~", os.sep)) or model.count("/") > 1 or os.sep != "/" and os.sep in model
+    if looks_like_path or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", model):
+        raise ValueError(f"--model {model}: no such folder (and not a Hub repo id such as 'owner/name').")
+    return model
+
+
+def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool = False) -> Any:
+    """The ``multimodal-emotion-recognition`` pipeline of ``model`` (a folder or Hub repo id).
+
+    By default everything (config, model, processor, pipeline) is this package's code, registered with
+    transformers, so no code file shipped with the model runs; ``trust_remote_code=True`` runs the model's own
+    code files instead. A folder saved without ``custom_pipelines`` (e.g. straight from training) works too.
     """
     from transformers import pipeline
 
-    from .pipeline_multistill import TASK
+    from . import modeling_multistill  # noqa: F401 - registers the model with the Auto classes
+    from .pipeline_multistill import TASK, MultiStillEmotionPipeline
 
-    if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
-        raise ValueError(f"Cannot load the model {model!r}: the folder has no config.json.")
+    model = check_model(model)
+    options: dict[str, Any] = {"trust_remote_code": True} if trust_remote_code else {
+        "trust_remote_code": False, "pipeline_class": MultiStillEmotionPipeline}
     try:
-        return pipeline(TASK, model=model, trust_remote_code=True, device=device)
-    except (OSError, KeyError) as err:
-        raise ValueError(f"Cannot load the model {model!r}: {err}") from err
+        return pipeline(TASK, model=model, device=device, **options)
+    except (OSError, KeyError, ValueError) as err:
+        hint = ("" if trust_remote_code or "trust_remote_code" not in str(err) else
+                " (its code is not this package's: pass --trust_remote_code to run the model's own code files, "
+                "if you trust them)")
+        where = "" if os.path.isdir(model) else " (not a local folder, so it was looked up on the Hugging Face Hub)"
+        raise ValueError(f"Cannot load the model {model!r}{where}: {err}{hint}") from err
 
 
 def _print_scores(name: str, scores: list[dict[str, Any]], as_json: bool) -> None:
@@ -135,7 +196,7 @@ def run_predict(args: argparse.Namespace) -> int:
             item["text"] = texts[i]
         items.append(item)
     names = files if files else [f"text {i}" for i in range(count)]
-    pipe = load_pipeline(args.model, args.device)
+    pipe = load_pipeline(args.model, args.device, args.trust_remote_code)
     results = pipe(items, on_error="skip", top_k=args.top_k, batch_size=args.batch_size)
     failed = 0
     for name, result in zip(names, results, strict=True):
@@ -169,7 +230,7 @@ def run_stream(args: argparse.Namespace) -> int:
     vad = VADConfig(threshold_db=args.threshold_db, hangover_ms=args.hangover_ms, min_speech_ms=args.min_speech_ms,
                     min_utterance_ms=args.min_utterance_ms, max_utterance_s=args.max_utterance_s)
     transcript = Transcript.from_file(args.transcript) if args.transcript else None
-    pipe = load_pipeline(args.model, args.device)
+    pipe = load_pipeline(args.model, args.device, args.trust_remote_code)
     if "text" in list(pipe.model.config.modalities) and transcript is None:
         raise ValueError(f"The model uses text ({'+'.join(pipe.model.config.modalities)}): pass --transcript FILE.")
     if args.mic:
@@ -228,19 +289,22 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
     from .streaming import MicrophoneUnavailableError
 
-    if getattr(args, "threads", None) is not None:
-        import torch
-
-        torch.set_num_threads(max(1, args.threads))
     try:
-        if args.command == "predict":
-            return run_predict(args)
         if args.command == "convert-whisper":
             return run_convert_whisper(args)
+        check_model(args.model)  # arguments first: nothing is loaded before they are all valid
+        check_device(args.device)
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        if args.command == "predict":
+            return run_predict(args)
         return run_stream(args)
     except (ValueError, MicrophoneUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
 
 
-__all__ = ["build_parser", "load_pipeline", "main", "run_convert_whisper", "run_predict", "run_stream"]
+__all__ = ["build_parser", "check_device", "check_model", "load_pipeline", "main", "run_convert_whisper", "run_predict",
+           "run_stream"]

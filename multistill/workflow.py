@@ -277,6 +277,10 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
         len(references), full["accuracy"], full["unweighted_accuracy"], full["macro_f1"], full["weighted_f1"],
         output_dir,
     )
+    if getattr(args, "publish_to_hub", False):  # --push_to_hub: the folder push_to_hub.py would upload
+        from .hub import publish_run
+
+        publish_run(output_dir, args)
     return metrics
 
 
