@@ -14,9 +14,9 @@ text encoder (ELECTRA, BERT, RoBERTa/XLM-R...).
 
 Padding never changes a prediction: every attention gets a key-padding mask and every pooling is masked.
 (This holds for wav2vec2 encoders with ``feat_extract_norm="layer"``, like the default
-kresnik/wav2vec2-large-xlsr-korean, and for Whisper, whose processor pads every clip to the same 30 s window.
-Base wav2vec2 models use ``"group"`` normalisation over the whole, padded, sequence and are *not*
-padding-invariant.)
+kresnik/wav2vec2-large-xlsr-korean, HuBERT and WavLM, and for Whisper, whose processor pads every clip to the
+same 30 s window. Base wav2vec2 models use ``"group"`` normalisation over the whole, padded, sequence, and
+data2vec-audio stacks five positional convolutions, so these two are *not* padding-invariant.)
 """
 
 from __future__ import annotations
