@@ -145,6 +145,20 @@ def test_light_student_from_a_whisper_teacher_keeps_whisper_layers():
         assert student(**processor(audio=waves(0.4), text=TEXTS[:1], sampling_rate=16000)).logits.shape == (1, 7)
 
 
+def test_paper_student_around_the_teachers_whisper_encoder():
+    teacher, processor = whisper_model()
+    student = MultiStillForEmotionClassification.from_encoders(  # as distill.py builds the paper's students
+        audio_encoder=teacher.multistill.audio_encoder, text_encoder=teacher.multistill.text_encoder,
+        preset="audio_student", audio_config=teacher.config.audio_config, hidden_size=32, num_attention_heads=4,
+    )
+    assert type(student.multistill.audio_encoder) is WhisperEncoder and student.multistill.text_encoder is None
+    reference = teacher.multistill.audio_encoder.state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in student.multistill.audio_encoder.state_dict().items())
+    inputs = processor(audio=waves(0.6), sampling_rate=16000, modalities="audio")
+    with torch.no_grad():
+        assert student(**inputs).logits.shape == (1, 7)
+
+
 @functools.cache
 def saved_whisper_folder() -> str:
     model, processor = whisper_model()
