@@ -21,7 +21,9 @@ __all__ = ["EMOTIONS", "__version__", "clean_transcript", "normalize_emotion"]
 # (these pull in torch/transformers). `from multistill import MultiStillForEmotionClassification` works.
 _LAZY_MODEL_EXPORTS = {
     "MultiStillConfig": ".configuration_multistill",
+    "MultiStillFbankConfig": ".configuration_multistill",
     "PRESETS": ".configuration_multistill",
+    "MultiStillFbankEncoder": ".modeling_multistill",
     "MultiStillModel": ".modeling_multistill",
     "MultiStillForEmotionClassification": ".modeling_multistill",
     "MultiStillOutput": ".modeling_multistill",

@@ -16,7 +16,8 @@ Audio of any plausible sampling rate (4-192 kHz) and channel count is decoded (P
 alone; other formats with soundfile or torchcodec when installed), mixed down to mono and resampled to the
 processor's 16 kHz. Audio shorter than 0.1 s (``MIN_AUDIO_SECONDS``) is rejected: it holds nothing to classify.
 
-Long audio: the models see at most ``processor.max_audio_samples`` samples (512 wav2vec2 frames = 10.24 s).
+Long audio: the models see at most ``processor.max_audio_samples`` samples (512 encoder frames: 10.24 s for
+wav2vec2 and Whisper, 20.48 s for the light student).
 Longer audio is cut into consecutive windows of that length (the last one aligned to the end of the
 clip, so every window is full); each window is classified together with the whole transcript and the
 windows' class probabilities are averaged. ``chunk_length_s`` sets a shorter window.
@@ -136,7 +137,7 @@ class MultiStillEmotionPipeline(ChunkPipeline):
     def max_window_samples(self) -> int | None:
         """Longest audio the model sees at once, in samples (``None``: no limit)."""
         limit = self.processor.max_audio_samples
-        if limit is None and self.model.config.max_audio_frames:
+        if limit is None and self.model.config.max_audio_frames and self.processor.samples_per_frame:
             limit = int(self.model.config.max_audio_frames) * int(self.processor.samples_per_frame)
         return limit
 

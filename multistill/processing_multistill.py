@@ -2,8 +2,10 @@
 
 This file is shipped next to the weights on the Hub: it imports its siblings only relatively.
 
-One processor serves the teacher and every student (the light student computes its filterbank inside
-the model from the same 16 kHz ``input_values``).
+One processor serves the teacher and every student: the audio encoder's feature extractor (waveform
+``input_values`` for the wav2vec2 family and the light student's fbank encoder, which computes its filterbank
+inside the model; log-mel ``input_features`` padded to the 30 s window for Whisper) + the text encoder's
+tokenizer. The frame hop and the audio window come from the encoder (:func:`audio_frame_geometry`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import struct
 from typing import Any
 
 import numpy as np
-from transformers import AutoFeatureExtractor, AutoProcessor, AutoTokenizer
+from transformers import AutoConfig, AutoFeatureExtractor, AutoProcessor, AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .annotations import clean_transcript
-from .configuration_multistill import MultiStillConfig
+from .configuration_multistill import MultiStillConfig, MultiStillFbankConfig, audio_encoder_input_name
 
 logger = logging.getLogger(__name__)
 
@@ -287,20 +289,66 @@ def resample(array: np.ndarray, orig_sr: int, target_sr: int = TARGET_SAMPLING_R
     return out.astype(np.float32)
 
 
-class MultiStillProcessor(ProcessorMixin):
-    r"""Wav2Vec2 feature extractor (16 kHz, normalised, with attention mask) + any tokenizer.
+def audio_frame_geometry(audio_config: Any, feature_extractor: Any) -> dict[str, int | None]:
+    """How an audio encoder sees audio, from its config and feature extractor (nothing assumed).
 
-    ``__call__(audio=..., text=..., sampling_rate=...)`` returns a ``BatchFeature`` with ``input_values``,
-    ``attention_mask`` (audio samples), ``input_ids``, ``text_attention_mask`` and ``token_type_ids``.
+    Returns ``samples_per_frame`` (raw samples per encoder output frame), ``min_audio_samples`` (shortest clip
+    giving one frame; shorter clips are zero-padded to it) and ``audio_window_samples`` (the fixed input window
+    every clip is padded to, or ``None``):
+
+    * the fbank front end (:class:`MultiStillFbankConfig`): filterbank hop x conv strides (640), one FFT window;
+    * the wav2vec2 family (``conv_stride`` in the config): the product of the conv strides (320 = 20 ms), the
+      conv stack's receptive field (400 samples);
+    * Whisper (``max_source_positions`` in the config, ``n_samples`` in the feature extractor): the 30 s window
+      over its 1500 positions (320), one mel hop, window ``n_samples`` (480,000).
+    """
+    if getattr(audio_config, "model_type", None) == MultiStillFbankConfig.model_type:
+        return {"samples_per_frame": int(audio_config.samples_per_frame),
+                "min_audio_samples": int(audio_config.min_input_samples), "audio_window_samples": None}
+    strides = getattr(audio_config, "conv_stride", None)
+    kernels = getattr(audio_config, "conv_kernel", None)
+    if strides and kernels:
+        receptive_field, jump = int(kernels[0]), int(strides[0])
+        for kernel, stride in zip(kernels[1:], strides[1:], strict=True):
+            receptive_field += (int(kernel) - 1) * jump
+            jump *= int(stride)
+        if getattr(audio_config, "add_adapter", False):
+            jump *= int(audio_config.adapter_stride) ** int(audio_config.num_adapter_layers)
+        return {"samples_per_frame": jump, "min_audio_samples": receptive_field, "audio_window_samples": None}
+    positions = getattr(audio_config, "max_source_positions", None)
+    window = getattr(feature_extractor, "n_samples", None)
+    if positions and window:
+        return {"samples_per_frame": int(window) // int(positions),
+                "min_audio_samples": int(getattr(feature_extractor, "hop_length", 1)),
+                "audio_window_samples": int(window)}
+    raise ValueError(
+        f"Cannot derive the frame hop of audio encoder {getattr(audio_config, 'model_type', audio_config)!r} with "
+        f"feature extractor {type(feature_extractor).__name__}: supported are the wav2vec2 family (conv_stride), "
+        "Whisper (max_source_positions + a WhisperFeatureExtractor) and the fbank front end."
+    )
+
+
+class MultiStillProcessor(ProcessorMixin):
+    r"""The audio encoder's feature extractor + any tokenizer, with the limits of the model.
+
+    ``__call__(audio=..., text=..., sampling_rate=...)`` returns a ``BatchFeature`` with the audio encoder's
+    input (``input_values`` for waveform encoders: wav2vec2 family, the fbank front end; ``input_features``
+    for log-mel ones: Whisper) and its ``attention_mask`` (over samples / mel frames), ``input_ids``,
+    ``text_attention_mask`` and ``token_type_ids``.
 
     Args:
-        feature_extractor: a ``Wav2Vec2FeatureExtractor`` (``do_normalize=True``, ``return_attention_mask=True``).
-        tokenizer: any tokenizer (ELECTRA WordPiece for KcELECTRA).
+        feature_extractor: the audio encoder's (``Wav2Vec2FeatureExtractor`` with ``do_normalize=True``,
+            ``WhisperFeatureExtractor``...).
+        tokenizer: the text encoder's tokenizer (ELECTRA WordPiece for KcELECTRA).
         modalities: the modalities the model needs; a call missing one raises ``ValueError``.
         max_audio_frames / samples_per_frame: audio is truncated to ``max_audio_frames * samples_per_frame``
-            samples (512 * 320 = 163,840 samples = 10.24 s, the paper's 512 wav2vec2 frames).
+            samples (512 x 320 = 163,840 samples = 10.24 s, the paper's 512 wav2vec2 frames). ``samples_per_frame``
+            is derived from the encoder by :meth:`from_model_config` / :meth:`from_encoders`
+            (:func:`audio_frame_geometry`); ``max_audio_frames=None`` keeps whole clips.
         max_text_tokens: token sequences are truncated to this length (special tokens included).
-        min_audio_samples: shorter clips are zero-padded to this length (400 samples = one wav2vec2 frame).
+        min_audio_samples: shorter clips are zero-padded to this length (the encoder's receptive field).
+        audio_window_samples: fixed input window of the encoder (Whisper: 480,000 samples = 30 s); every clip is
+            padded to it (and never longer). ``None``: clips are padded to the longest of the batch.
     """
 
     def __init__(
@@ -308,17 +356,28 @@ class MultiStillProcessor(ProcessorMixin):
         feature_extractor: Any = None,
         tokenizer: Any = None,
         modalities: list[str] | tuple[str, ...] | str = ("audio", "text"),
-        max_audio_frames: int | None = 512,
-        samples_per_frame: int = 320,
+        max_audio_frames: int | None = None,
+        samples_per_frame: int | None = None,
         max_text_tokens: int = 128,
-        min_audio_samples: int = 400,
+        min_audio_samples: int = 0,
+        audio_window_samples: int | None = None,
         **kwargs: Any,
     ):
         self.modalities = self._normalize_modalities(modalities)
+        if max_audio_frames is not None and samples_per_frame is None:
+            raise ValueError(
+                "`max_audio_frames` needs `samples_per_frame` (samples per encoder frame); build the processor "
+                "with MultiStillProcessor.from_model_config / from_encoders, which derive it from the encoder."
+            )
+        for name, value in (("max_audio_frames", max_audio_frames), ("samples_per_frame", samples_per_frame),
+                            ("audio_window_samples", audio_window_samples)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
         self.max_audio_frames = max_audio_frames
-        self.samples_per_frame = int(samples_per_frame)
+        self.samples_per_frame = samples_per_frame
         self.max_text_tokens = int(max_text_tokens)
         self.min_audio_samples = int(min_audio_samples)
+        self.audio_window_samples = audio_window_samples
         super().__init__(feature_extractor, tokenizer, **kwargs)
 
     @staticmethod
@@ -343,46 +402,78 @@ class MultiStillProcessor(ProcessorMixin):
         config: Any = None,
         **load_kwargs: Any,
     ) -> MultiStillProcessor:
-        """Feature extractor from the audio encoder folder/Hub id, tokenizer from the text encoder's.
+        """Feature extractor from the audio encoder folder/Hub id (``AutoFeatureExtractor``: a
+        ``Wav2Vec2FeatureExtractor``, or the ``WhisperFeatureExtractor`` of a Whisper folder), tokenizer from the
+        text encoder's.
 
-        ``config`` (a ``MultiStillConfig``) sets ``modalities``, ``max_audio_frames`` and ``max_text_tokens``.
+        ``config`` (a ``MultiStillConfig``) sets ``modalities``, ``max_audio_frames``, ``max_text_tokens`` and
+        the audio geometry (from ``config.audio_config``); without it, the audio folder's config gives the
+        geometry and the paper's limits apply (512 frames, 128 tokens).
         """
         feature_extractor = AutoFeatureExtractor.from_pretrained(os.fspath(audio_encoder), **load_kwargs)
-        feature_extractor.return_attention_mask = True
-        feature_extractor.do_normalize = True
+        if feature_extractor.model_input_names[0] == "input_values":  # waveform encoders: normalised, masked
+            feature_extractor.return_attention_mask = True
+            feature_extractor.do_normalize = True
         tokenizer = AutoTokenizer.from_pretrained(os.fspath(text_encoder), **load_kwargs)
-        return cls.from_model_config(config, feature_extractor, tokenizer) if config is not None else cls(
-            feature_extractor, tokenizer
-        )
+        if config is None:
+            config = MultiStillConfig(audio_config=AutoConfig.from_pretrained(os.fspath(audio_encoder), **load_kwargs))
+        return cls.from_model_config(config, feature_extractor, tokenizer)
 
     from_encoder_folders = from_encoders
 
     @classmethod
     def from_model_config(cls, config: Any, feature_extractor: Any, tokenizer: Any) -> MultiStillProcessor:
-        """Processor whose limits and modalities follow a ``MultiStillConfig``."""
+        """Processor whose modalities, limits and audio geometry follow a ``MultiStillConfig``.
+
+        Raises ``ValueError`` when the feature extractor does not produce what the audio encoder takes (e.g. a
+        wav2vec2 feature extractor for a Whisper encoder).
+        """
+        if config.use_audio:
+            expected = audio_encoder_input_name(config.audio_config)
+            produced = feature_extractor.model_input_names[0]
+            if produced != expected:
+                raise ValueError(
+                    f"The audio encoder ({config.audio_config.model_type}) takes `{expected}` but the feature "
+                    f"extractor {type(feature_extractor).__name__} produces `{produced}`; use the feature extractor "
+                    "saved with the audio encoder."
+                )
+            geometry = audio_frame_geometry(config.audio_config, feature_extractor)
+            max_audio_frames = config.max_audio_frames
+        else:  # text-only model: audio is never needed
+            geometry = {"samples_per_frame": None, "min_audio_samples": 0, "audio_window_samples": None}
+            max_audio_frames = None
         return cls(
             feature_extractor,
             tokenizer,
             modalities=list(config.modalities),
-            max_audio_frames=config.max_audio_frames,
+            max_audio_frames=max_audio_frames,
             max_text_tokens=config.max_text_tokens,
+            **geometry,
         )
 
     @property
     def sampling_rate(self) -> int:
-        """Sampling rate of ``input_values`` (16 kHz)."""
+        """Sampling rate the audio is resampled to (the feature extractor's, 16 kHz)."""
         return int(getattr(self.feature_extractor, "sampling_rate", TARGET_SAMPLING_RATE))
 
     @property
+    def audio_input_name(self) -> str:
+        """``"input_values"`` (waveform) or ``"input_features"`` (log-mel): the audio key of :meth:`__call__`."""
+        return self.feature_extractor.model_input_names[0]
+
+    @property
     def max_audio_samples(self) -> int | None:
-        """Audio length limit in samples (``None``: no truncation)."""
-        if self.max_audio_frames is None:
-            return None
-        return int(self.max_audio_frames) * self.samples_per_frame
+        """Audio length limit in samples: ``max_audio_frames`` frames, within the encoder's window (``None``: no
+        truncation)."""
+        limits = [self.audio_window_samples]
+        if self.max_audio_frames is not None:
+            limits.append(int(self.max_audio_frames) * int(self.samples_per_frame))
+        limits = [limit for limit in limits if limit is not None]
+        return min(limits) if limits else None
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_values", "attention_mask", "input_ids", "text_attention_mask", "token_type_ids"]
+        return [self.audio_input_name, "attention_mask", "input_ids", "text_attention_mask", "token_type_ids"]
 
     # ------------------------------------------------------------------ audio
     @staticmethod
@@ -475,15 +566,7 @@ class MultiStillProcessor(ProcessorMixin):
         batch_sizes = {}
         if audio is not None:
             arrays = self.prepare_audio(audio, sampling_rate)
-            features = self.feature_extractor(
-                arrays,
-                sampling_rate=self.sampling_rate,
-                padding=padding,
-                return_attention_mask=True,
-                return_tensors=return_tensors,
-            )
-            data["input_values"] = features["input_values"]
-            data["attention_mask"] = features["attention_mask"]
+            data.update(self.extract_audio_features(arrays, padding=padding, return_tensors=return_tensors))
             batch_sizes["audio"] = len(arrays)
         if text is not None:
             texts = [text] if isinstance(text, str) else list(text)
@@ -511,6 +594,27 @@ class MultiStillProcessor(ProcessorMixin):
             )
         return BatchFeature(data=data, tensor_type=return_tensors)
 
+    def extract_audio_features(
+        self, arrays: list[np.ndarray], padding: bool | str = True, return_tensors: str | None = "pt"
+    ) -> dict[str, Any]:
+        """Prepared 16 kHz clips (:meth:`prepare_audio`) -> ``{audio_input_name: ..., "attention_mask": ...}``.
+
+        With a fixed encoder window (Whisper) every clip is padded to it, so a clip's features never depend on
+        the batch; the mask then covers the clip's mel frames.
+        """
+        if self.audio_window_samples is not None:
+            padding_args = {"padding": "max_length", "max_length": self.audio_window_samples, "truncation": True}
+        else:
+            padding_args = {"padding": padding}
+        features = self.feature_extractor(
+            arrays,
+            sampling_rate=self.sampling_rate,
+            return_attention_mask=True,
+            return_tensors=return_tensors,
+            **padding_args,
+        )
+        return {self.audio_input_name: features[self.audio_input_name], "attention_mask": features["attention_mask"]}
+
     def batch_decode(self, *args: Any, **kwargs: Any) -> list[str]:
         """Forwarded to the tokenizer."""
         return self.tokenizer.batch_decode(*args, **kwargs)
@@ -529,6 +633,7 @@ __all__ = [
     "MIN_AUDIO_SECONDS",
     "MIN_SAMPLING_RATE",
     "MultiStillProcessor",
+    "audio_frame_geometry",
     "check_duration",
     "check_sampling_rate",
     "decode_audio",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import sys
 from pathlib import Path
@@ -11,11 +12,13 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from transformers import AutoProcessor
+from transformers import AutoConfig, AutoProcessor, WhisperFeatureExtractor
 
 from multistill.annotations import clean_transcript
+from multistill.configuration_multistill import MultiStillConfig
 from multistill.processing_multistill import (
     MultiStillProcessor,
+    audio_frame_geometry,
     decode_audio,
     read_wav_bytes,
     resample,
@@ -31,6 +34,12 @@ except ImportError:  # tests/ imported as a package
 @functools.cache
 def processor() -> MultiStillProcessor:
     dirs = tiny_encoder_dirs()
+    return MultiStillProcessor.from_encoders(dirs["audio"], dirs["text"])
+
+
+@functools.cache
+def whisper_processor() -> MultiStillProcessor:
+    dirs = tiny_encoder_dirs("whisper")
     return MultiStillProcessor.from_encoders(dirs["audio"], dirs["text"])
 
 
@@ -94,8 +103,9 @@ def test_file_paths_any_rate_and_channels(tmp_path):
 
 
 def test_truncation_and_minimum_length():
-    proc = MultiStillProcessor(processor().feature_extractor, processor().tokenizer, max_audio_frames=10,
-                               max_text_tokens=6)
+    audio_config = AutoConfig.from_pretrained(tiny_encoder_dirs()["audio"])
+    config = MultiStillConfig(audio_config=audio_config, max_audio_frames=10, max_text_tokens=6)
+    proc = MultiStillProcessor.from_model_config(config, processor().feature_extractor, processor().tokenizer)
     batch = proc(audio=[sine(1.0, 16000), sine(0.1, 16000)], text=[TEXTS[0], "네"], sampling_rate=16000)
     assert batch["input_values"].shape == (2, 3200)  # 10 frames * 320 samples
     assert batch["attention_mask"][1].sum() == 1600  # 0.1 s, the shortest clip accepted
@@ -170,12 +180,13 @@ def test_to_mono_rule():
 
 def test_save_and_auto_load(tmp_path):
     proc = MultiStillProcessor(processor().feature_extractor, processor().tokenizer, modalities="text",
-                               max_audio_frames=100, max_text_tokens=32)
+                               max_audio_frames=100, samples_per_frame=320, max_text_tokens=32, min_audio_samples=400)
     proc.save_pretrained(tmp_path)
     assert (tmp_path / "processing_multistill.py").exists() and (tmp_path / "annotations.py").exists()
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded, MultiStillProcessor)
     assert (loaded.modalities, loaded.max_audio_frames, loaded.max_text_tokens) == (["text"], 100, 32)
+    assert (loaded.samples_per_frame, loaded.min_audio_samples, loaded.audio_window_samples) == (320, 400, None)
     assert loaded.feature_extractor.return_attention_mask and loaded.feature_extractor.do_normalize
     a = proc(audio=waves(0.3), text=TEXTS[0], sampling_rate=16000)
     b = loaded(audio=waves(0.3), text=TEXTS[0], sampling_rate=16000)
@@ -305,3 +316,64 @@ def test_shipped_code_imports_only_torch_transformers_and_numpy():
     for name in ("configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
                  "pipeline_multistill.py", "annotations.py"):
         assert set(get_imports(root / name)) <= allowed, (name, set(get_imports(root / name)) - allowed)
+
+
+# ------------------------------------------------------------------------------------------ encoder geometry
+def test_frame_hop_is_derived_from_the_encoder():
+    wav2vec2 = processor()
+    assert (wav2vec2.samples_per_frame, wav2vec2.min_audio_samples, wav2vec2.audio_window_samples) == (320, 400, None)
+    assert wav2vec2.max_audio_samples == 512 * 320 and wav2vec2.audio_input_name == "input_values"
+    whisper = whisper_processor()
+    assert isinstance(whisper.feature_extractor, WhisperFeatureExtractor)
+    assert (whisper.samples_per_frame, whisper.min_audio_samples, whisper.audio_window_samples) == (320, 160, 480000)
+    assert whisper.audio_input_name == "input_features"
+    fbank = MultiStillConfig.from_preset("light_student", audio_config=AutoConfig.from_pretrained(
+        tiny_encoder_dirs()["audio"]), fbank_conv_strides=[2, 2, 2], fbank_conv_kernel_sizes=[3, 3, 3])
+    geometry = audio_frame_geometry(fbank.audio_config, wav2vec2.feature_extractor)
+    assert geometry == {"samples_per_frame": 1280, "min_audio_samples": 400, "audio_window_samples": None}
+    light = MultiStillProcessor.from_model_config(fbank, wav2vec2.feature_extractor, wav2vec2.tokenizer)
+    assert light.max_audio_samples == 512 * 1280  # the light student keeps 512 of its own (51.2 ms) frames
+    paper = MultiStillConfig()  # kresnik/wav2vec2-large-xlsr-korean: 7 convs, stride 320, receptive field 400
+    assert audio_frame_geometry(paper.audio_config, wav2vec2.feature_extractor)["samples_per_frame"] == 320
+    assert audio_frame_geometry(paper.audio_config, wav2vec2.feature_extractor)["min_audio_samples"] == 400
+    with pytest.raises(ValueError, match="Cannot derive the frame hop"):
+        audio_frame_geometry(AutoConfig.for_model("bert"), wav2vec2.feature_extractor)
+
+
+def test_whisper_features_are_padded_to_the_30_s_window():
+    proc = whisper_processor()
+    batch = proc(audio=waves(0.3, 2.0), text=TEXTS[:2], sampling_rate=16000)
+    assert set(batch) == {"input_features", "attention_mask", "input_ids", "text_attention_mask", "token_type_ids"}
+    assert batch["input_features"].shape == (2, 80, 3000)  # every clip padded to 480,000 samples
+    assert batch["attention_mask"].shape == (2, 3000)
+    assert batch["attention_mask"].sum(-1).tolist() == [30, 200]  # mel frames of the real audio (10 ms hop)
+    alone = proc(audio=waves(0.3), text=TEXTS[:1], sampling_rate=16000)
+    torch.testing.assert_close(alone["input_features"][0], batch["input_features"][0])  # no batch dependence
+    # truncation follows max_audio_frames (512 frames x 320 samples = 10.24 s)
+    long = proc(audio=waves(12.0), text=TEXTS[:1], sampling_rate=16000)
+    assert long["attention_mask"].sum().item() == 1024
+
+
+def test_feature_extractor_must_match_the_audio_encoder(tmp_path):
+    whisper_config = AutoConfig.from_pretrained(tiny_encoder_dirs("whisper")["audio"])
+    config = MultiStillConfig(audio_config=whisper_config)
+    with pytest.raises(ValueError, match="takes `input_features` but the feature extractor"):
+        MultiStillProcessor.from_model_config(config, processor().feature_extractor, processor().tokenizer)
+    with pytest.raises(ValueError, match="needs `samples_per_frame`"):
+        MultiStillProcessor(processor().feature_extractor, processor().tokenizer, max_audio_frames=10)
+    # a text-only model needs no audio geometry
+    text_only = MultiStillProcessor.from_model_config(MultiStillConfig(audio_config=whisper_config, modalities="text"),
+                                                      processor().feature_extractor, processor().tokenizer)
+    assert text_only.max_audio_samples is None
+
+
+def test_whisper_processor_round_trip(tmp_path):
+    proc = whisper_processor()
+    proc.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "processor_config.json").read_text())
+    assert (saved["samples_per_frame"], saved["audio_window_samples"], saved["max_audio_frames"]) == (320, 480000, 512)
+    loaded = AutoProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded.feature_extractor, WhisperFeatureExtractor) and loaded.max_audio_samples == 163840
+    a = proc(audio=waves(0.7), text=TEXTS[0], sampling_rate=16000)
+    b = loaded(audio=waves(0.7), text=TEXTS[0], sampling_rate=16000)
+    assert all(torch.equal(a[k], b[k]) for k in a)
