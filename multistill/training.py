@@ -601,7 +601,7 @@ class FeaturePlan:
         for modality in cached:
             rows = rows.add_column(feature_key_column(modality), split_keys("train", modality))
         collator = MultiStillCollator(teacher_processor, raw_modalities=tuple(raw), features=dict(tables))
-        fingerprint = _fingerprint("teacher-logits-v2", module_fingerprint(teacher),
+        fingerprint = _fingerprint("teacher-logits-v2", module_fingerprint(teacher), rows.column_names,
                                    {m: processor_fingerprint(teacher_processor, m) for m in self.teacher},
                                    {m: split_keys("train", m) for m in self.teacher})
         with_logits = add_teacher_logits(rows, teacher, collator, batch_size=batch_size, fingerprint=fingerprint,
