@@ -120,7 +120,10 @@ def processor_fingerprint(processor: Any, modality: str) -> str:
         return _fingerprint(extractor, {k: v for k, v in settings.items() if k not in _PROCESSOR_TEXT_SETTINGS})
     tokenizer = processor.tokenizer
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    described = backend.to_str() if backend is not None else sorted(tokenizer.get_vocab().items())
+    if backend is not None:  # without its call state (padding/truncation are set by the last call)
+        described = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+    else:
+        described = sorted(tokenizer.get_vocab().items())
     return _fingerprint(described, getattr(tokenizer, "do_lower_case", None),
                         {k: settings.get(k) for k in _PROCESSOR_TEXT_SETTINGS})
 

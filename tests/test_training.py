@@ -177,22 +177,27 @@ def test_changing_the_encoder_or_the_processor_changes_the_cache(rows_dataset, t
             == EncoderFeatureCache(tmp_path, model, processor, "audio").folder)
 
 
-def test_a_student_of_the_teacher_encodes_nothing_the_teachers_run_encoded(small_splits, built_teacher, tiny_teacher,
-                                                                         tmp_path):
-    """Issue 14.2: the teacher's run (the model and processor train.py built) caches every split; each
-    student of the saved teacher then finds its features, the teacher's logits inputs and the teacher's
-    hidden states in that cache (counted encoder calls: zero)."""
-    built, built_processor = built_teacher
+def test_a_student_of_the_teacher_encodes_nothing_the_teachers_run_encoded(small_splits, tmp_path):
+    """Issue 14.2: the teacher's run (model and processor built from encoder folders, as train.py does)
+    caches every split, then saves the teacher; each student of the saved teacher finds its features, the
+    teacher's logits inputs and the teacher's hidden states in that cache (counted encoder calls: zero)."""
+    from multistill import MultiStillForEmotionClassification, MultiStillProcessor
+    from multistill.offline import tiny_backbones
+
+    built, built_processor = tiny_backbones(tmp_path / "encoders", preset="teacher")
     with EncoderCalls(built) as calls:
-        FeaturePlan.decide(built.config).prepare(small_splits, built, built_processor, cache_dir=tmp_path)
+        FeaturePlan.decide(built.config).prepare(small_splits, built, built_processor, cache_dir=tmp_path / "cache")
     assert calls.count > 0
-    teacher, processor = tiny_teacher
+    built.save_pretrained(tmp_path / "teacher")
+    built_processor.save_pretrained(tmp_path / "teacher")  # after use: the tokenizer's call state is saved too
+    teacher = MultiStillForEmotionClassification.from_pretrained(tmp_path / "teacher").eval()
+    processor = MultiStillProcessor.from_pretrained(tmp_path / "teacher")
     for preset, settings in [("multimodal_student", {"alpha": 0.5}), ("text_student", {"alpha": 0.5}),
                              ("audio_student", {"alpha": 0.5}), ("light_student", {"alpha": 0.5, "hidden_weight": 1})]:
         student = _student(preset, teacher)
         plan = FeaturePlan.decide(student.config, teacher.config, **settings)
         with EncoderCalls(teacher, student) as calls:
-            data = plan.prepare(small_splits, student, processor, teacher, processor, cache_dir=tmp_path)
+            data = plan.prepare(small_splits, student, processor, teacher, processor, cache_dir=tmp_path / "cache")
         assert calls.count == 0, preset
         assert sum(data.encoded.values()) == 0
 
