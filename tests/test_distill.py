@@ -83,7 +83,11 @@ def test_teacher_is_required_and_checked_before_anything_loads(tmp_path: Path):
     refused("--teacher_model /no/such/teacher: no such folder", "--teacher_model", "/no/such/teacher")
     (tmp_path / "empty").mkdir()
     refused("has no config.json", "--teacher_model", str(tmp_path / "empty"))
-    refused("distill.py trains students", "--teacher_model", str(tmp_path / "empty"), "--preset", "teacher")
+    (tmp_path / "configured").mkdir()
+    (tmp_path / "configured" / "config.json").write_text("{}")
+    refused("distill.py trains students", "--teacher_model", str(tmp_path / "configured"), "--preset", "teacher")
+    refused("takes the student's encoders from the teacher", "--teacher_model", str(tmp_path / "configured"),
+            "--audio_encoder", "tiny")
 
 
 def test_a_teacher_trained_on_another_split_is_refused(trained_teacher: Path, training_cache: Path, tmp_path: Path):
