@@ -21,7 +21,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from .data import CORPORA
-from .splits import SPLIT_NAMES, VALIDATION_SOURCES
+from .splits import DEFAULT_TEST_FRACTION, DEFAULT_VALIDATION_FRACTION, SPLIT_NAMES, VALIDATION_SOURCES
 
 PRESET_CHOICES = ("teacher", "multimodal_student", "text_student", "audio_student", "light_student")
 #: Encoders of ``--backbones pretrained`` (the paper's).
@@ -258,7 +258,7 @@ class DataArguments:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and 0 < value < 1):
                 raise UsageError(f"--{name} must be a fraction in (0, 1), got {value}.")
-        if (self.test_fraction or 0.2) + (self.validation_fraction or 0.1) >= 1:
+        if self.resolved_fractions()[0] + self.resolved_fractions()[1] >= 1:
             raise UsageError("--test_fraction + --validation_fraction must be below 1.")
         if self.balance_max_fraction is not None and not (
             math.isfinite(self.balance_max_fraction) and 0 <= self.balance_max_fraction < 1
@@ -271,6 +271,11 @@ class DataArguments:
             raise UsageError("--synthetic_sessions and --synthetic_utterances must be >= 1.")
         if not self.text_column:
             raise UsageError("--text_column must name a column.")
+
+    def resolved_fractions(self) -> tuple[float, float]:
+        """``(test_fraction, validation_fraction)`` with the defaults filled in."""
+        return (DEFAULT_TEST_FRACTION if self.test_fraction is None else self.test_fraction,
+                DEFAULT_VALIDATION_FRACTION if self.validation_fraction is None else self.validation_fraction)
 
 
 @dataclass

@@ -172,8 +172,9 @@ def data_info(data_args: DataArguments, splits: DatasetDict) -> dict[str, Any]:
         "synthetic_size": [data_args.synthetic_sessions, data_args.synthetic_utterances],
         "text_column": data_args.text_column, "split": data_args.split, "split_seed": data_args.split_seed,
         "test_sessions": data_args.test_sessions, "validation_sessions": data_args.validation_sessions,
-        "validation_from": data_args.validation_from, "test_fraction": data_args.test_fraction,
-        "validation_fraction": data_args.validation_fraction, "balance_max_fraction": data_args.balance_max_fraction,
+        "validation_from": data_args.validation_from or ("sessions" if data_args.split == "session" else None),
+        "test_fraction": data_args.resolved_fractions()[0], "validation_fraction": data_args.resolved_fractions()[1],
+        "balance_max_fraction": data_args.balance_max_fraction,
         "held_out": {name: groups[name] for name in ("test", "validation")},
     }
 

@@ -41,8 +41,8 @@ def test_train_writes_a_complete_run(trained_teacher: Path):
     assert info["parameters"]["trainable"] < info["parameters"]["total"]  # encoders frozen
     # Every split parameter, and the sessions/dialogues held out, are recorded.
     assert {k: info[k] for k in ("split", "split_seed", "test_fraction", "validation_fraction", "validation_from")} == {
-        "split": "session", "split_seed": 123, "test_fraction": None, "validation_fraction": None,
-        "validation_from": None}
+        "split": "session", "split_seed": 123, "test_fraction": 0.2, "validation_fraction": 0.1,
+        "validation_from": "sessions"}
     assert info["held_out"]["test"]["sessions"] == sorted(sessions["test"])
     # data_splits.json: the ids of each split, for baselines and for distill.py's check of the teacher.
     ids = json.loads((trained_teacher / "data_splits.json").read_text())
