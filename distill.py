@@ -45,7 +45,6 @@ from multistill.workflow import (
     count_parameters,
     data_info,
     finish_run,
-    freeze_overrides,
     make_trainer,
     prepare_features,
     prepare_splits,
@@ -94,7 +93,7 @@ def build_student(model_args: ModelArguments, teacher: MultiStillForEmotionClass
                   distill_args: DistillationArguments) -> MultiStillForEmotionClassification:
     """A paper student around copies of the teacher's (frozen) encoders, or the light student initialised
     from it (its encoders train), with ``--freeze_*_encoder`` applied."""
-    overrides = freeze_overrides(model_args)
+    overrides = model_args.freeze_overrides()
     if model_args.preset == "light_student":
         return MultiStillForEmotionClassification.light_student_from_teacher(
             teacher, audio_layers=distill_args.light_audio_layers, text_layers=distill_args.light_text_layers,

@@ -7,6 +7,7 @@ argparse-style ``error:`` line and exit status 2.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -20,7 +21,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from .data import CORPORA
-from .splits import SPLIT_NAMES, VALIDATION_SOURCES
+from .splits import DEFAULT_TEST_FRACTION, DEFAULT_VALIDATION_FRACTION, SPLIT_NAMES, VALIDATION_SOURCES
 
 PRESET_CHOICES = ("teacher", "multimodal_student", "text_student", "audio_student", "light_student")
 #: Encoders of ``--backbones pretrained`` (the paper's).
@@ -124,6 +125,27 @@ class ModelArguments:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, check_model_reference(value, f"--{name}", allow_tiny=True))
+        self.freeze_overrides()
+
+    def freeze_overrides(self) -> dict[str, bool]:
+        """Config overrides for ``--freeze_audio_encoder``/``--freeze_text_encoder``.
+
+        A config with per-modality fields takes them as they are; a config with only ``freeze_encoders``
+        takes the two flags when they agree, and refuses otherwise.
+        """
+        from .configuration_multistill import MultiStillConfig
+
+        requested = {name: value for name, value in (("freeze_audio_encoder", self.freeze_audio_encoder),
+                                                     ("freeze_text_encoder", self.freeze_text_encoder))
+                     if value is not None}
+        if not requested:
+            return {}
+        if "freeze_audio_encoder" in {f.name for f in dataclasses.fields(MultiStillConfig)}:
+            return requested
+        if len(requested) == 2 and len(set(requested.values())) == 1:
+            return {"freeze_encoders": next(iter(requested.values()))}
+        raise UsageError("--freeze_audio_encoder/--freeze_text_encoder: this version of MultiStillConfig freezes "
+                         "both encoders together; give both flags with the same value.")
 
     def encoders(self) -> dict[str, str]:
         """``{"audio": ..., "text": ...}``: ``"tiny"``, a folder or a Hub id per modality (train.py)."""
@@ -236,7 +258,7 @@ class DataArguments:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and 0 < value < 1):
                 raise UsageError(f"--{name} must be a fraction in (0, 1), got {value}.")
-        if (self.test_fraction or 0.2) + (self.validation_fraction or 0.1) >= 1:
+        if self.resolved_fractions()[0] + self.resolved_fractions()[1] >= 1:
             raise UsageError("--test_fraction + --validation_fraction must be below 1.")
         if self.balance_max_fraction is not None and not (
             math.isfinite(self.balance_max_fraction) and 0 <= self.balance_max_fraction < 1
@@ -249,6 +271,11 @@ class DataArguments:
             raise UsageError("--synthetic_sessions and --synthetic_utterances must be >= 1.")
         if not self.text_column:
             raise UsageError("--text_column must name a column.")
+
+    def resolved_fractions(self) -> tuple[float, float]:
+        """``(test_fraction, validation_fraction)`` with the defaults filled in."""
+        return (DEFAULT_TEST_FRACTION if self.test_fraction is None else self.test_fraction,
+                DEFAULT_VALIDATION_FRACTION if self.validation_fraction is None else self.validation_fraction)
 
 
 @dataclass

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("session", "dialogue", "random")
 VALIDATION_SOURCES = ("sessions", "dialogues")
+DEFAULT_TEST_FRACTION = 0.2
+DEFAULT_VALIDATION_FRACTION = 0.1
 #: Below this many training examples of an emotion, balancing logs a warning.
 FEW_EXAMPLES = 5
 
@@ -268,8 +270,8 @@ def make_splits(
                                           ("validation_from", validation_from)) if value is not None]
         if given:
             raise ValueError(f"{', '.join(given)} only apply to split='session' (this is split={split!r}).")
-    test_fraction = 0.2 if test_fraction is None else test_fraction
-    validation_fraction = 0.1 if validation_fraction is None else validation_fraction
+    test_fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
+    validation_fraction = DEFAULT_VALIDATION_FRACTION if validation_fraction is None else validation_fraction
     if split == "session":
         return session_split(dataset, test_sessions, validation_sessions, test_fraction, validation_fraction,
                              validation_from or "sessions", seed)
@@ -381,6 +383,8 @@ def summarize(dataset: Dataset) -> str:
 
 
 __all__ = [
+    "DEFAULT_TEST_FRACTION",
+    "DEFAULT_VALIDATION_FRACTION",
     "FEW_EXAMPLES",
     "SPLIT_NAMES",
     "VALIDATION_SOURCES",

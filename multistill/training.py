@@ -437,7 +437,8 @@ class PreparedData:
 class FeaturePlan:
     """Which inputs and targets each split carries, and where they come from (see the module docstring).
 
-    Build it with :meth:`decide`; every field is then fixed. ``student``/``teacher``: modalities;
+    Build it with :meth:`decide`; every field is then fixed. ``student``/``teacher``: modalities (no
+    ``teacher`` when it is not used: ``alpha = 0`` and ``hidden_weight = 0``);
     ``cached``: student modalities read from cached features (all splits); ``teacher_cached``: teacher
     modalities whose (frozen) encoder outputs may be cached; ``teacher_logits``: offline distillation;
     ``online_teacher``: the teacher runs in every training step; ``hidden_targets``: modalities whose
@@ -461,9 +462,11 @@ class FeaturePlan:
         student = _ordered(student_config.modalities)
         cached = _ordered(frozen_modalities(student_config)) if cache_features else ()
         cached = tuple(m for m in cached if m in student)
-        if teacher_config is None:
-            if alpha > 0 or hidden_weight > 0 or online_teacher:
-                raise ValueError("alpha > 0, hidden_weight > 0 and online_teacher need a teacher.")
+        if teacher_config is None and (alpha > 0 or hidden_weight > 0 or online_teacher):
+            raise ValueError("alpha > 0, hidden_weight > 0 and online_teacher need a teacher.")
+        if teacher_config is None or not (alpha > 0 or hidden_weight > 0):
+            if online_teacher:
+                logger.info("online_teacher is ignored: with alpha = 0 and hidden_weight = 0 the teacher is not used.")
             return cls(student=student, cached=cached)
         teacher = _ordered(teacher_config.modalities)
         teacher_frozen = _ordered(frozen_modalities(teacher_config))
@@ -480,11 +483,9 @@ class FeaturePlan:
             if uncachable and not online_teacher:
                 raise ValueError(f"hidden_weight > 0 needs the teacher's {uncachable} hidden states: its frozen "
                                  "encoders' cached features (keep caching on) or an online teacher.")
-        online = online_teacher and (alpha > 0 or hidden_weight > 0)
-        if online_teacher and not online:
-            logger.info("online_teacher is ignored: with alpha = 0 and hidden_weight = 0 the teacher is not used.")
         return cls(student=student, cached=cached, teacher=teacher, teacher_cached=teacher_cached,
-                   teacher_logits=alpha > 0 and not online, online_teacher=online, hidden_targets=hidden_targets)
+                   teacher_logits=alpha > 0 and not online_teacher, online_teacher=online_teacher,
+                   hidden_targets=hidden_targets)
 
     # ---- derived views
     @property

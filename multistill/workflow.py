@@ -7,7 +7,6 @@ they train (a model from encoders, or a student of a teacher) and in the distill
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -173,8 +172,9 @@ def data_info(data_args: DataArguments, splits: DatasetDict) -> dict[str, Any]:
         "synthetic_size": [data_args.synthetic_sessions, data_args.synthetic_utterances],
         "text_column": data_args.text_column, "split": data_args.split, "split_seed": data_args.split_seed,
         "test_sessions": data_args.test_sessions, "validation_sessions": data_args.validation_sessions,
-        "validation_from": data_args.validation_from, "test_fraction": data_args.test_fraction,
-        "validation_fraction": data_args.validation_fraction, "balance_max_fraction": data_args.balance_max_fraction,
+        "validation_from": data_args.validation_from or ("sessions" if data_args.split == "session" else None),
+        "test_fraction": data_args.resolved_fractions()[0], "validation_fraction": data_args.resolved_fractions()[1],
+        "balance_max_fraction": data_args.balance_max_fraction,
         "held_out": {name: groups[name] for name in ("test", "validation")},
     }
 
@@ -253,27 +253,6 @@ def tiny_encoder_folders(train_texts: list[str], data_args: DataArguments, train
     return {"audio": str(root / "audio"), "text": str(root / "text")}
 
 
-def freeze_overrides(model_args: ModelArguments) -> dict[str, bool]:
-    """Config overrides for ``--freeze_audio_encoder``/``--freeze_text_encoder``.
-
-    Configs with per-modality fields take them as they are; a config with only ``freeze_encoders``
-    takes the two flags when they agree, and refuses otherwise.
-    """
-    from .configuration_multistill import MultiStillConfig
-
-    requested = {name: value for name, value in (("freeze_audio_encoder", model_args.freeze_audio_encoder),
-                                                 ("freeze_text_encoder", model_args.freeze_text_encoder))
-                 if value is not None}
-    if not requested:
-        return {}
-    if "freeze_audio_encoder" in {f.name for f in dataclasses.fields(MultiStillConfig)}:
-        return requested
-    if len(requested) == 2 and len(set(requested.values())) == 1:
-        return {"freeze_encoders": next(iter(requested.values()))}
-    raise UsageError("--freeze_audio_encoder/--freeze_text_encoder: this version of MultiStillConfig freezes both "
-                     "encoders together; give both flags with the same value.")
-
-
 def build_model(model_args: ModelArguments, train_texts: list[str], data_args: DataArguments,
                 training_args: TrainingArguments) -> tuple[torch.nn.Module, Any, dict[str, str]]:
     """``(model, processor, encoders)`` of ``--preset`` around the chosen encoders.
@@ -290,7 +269,7 @@ def build_model(model_args: ModelArguments, train_texts: list[str], data_args: D
         folders = tiny_encoder_folders(train_texts, data_args, training_args)
         encoders = {m: folders[m] if value == TINY else value for m, value in encoders.items()}
     local = all(Path(value).is_dir() for value in encoders.values())
-    overrides: dict[str, Any] = {**(TINY_FUSION if model_args.tiny_fusion() else {}), **freeze_overrides(model_args)}
+    overrides: dict[str, Any] = {**(TINY_FUSION if model_args.tiny_fusion() else {}), **model_args.freeze_overrides()}
     torch.manual_seed(training_args.seed)
     model = MultiStillForEmotionClassification.from_encoders(
         encoders["audio"], encoders["text"], preset=model_args.preset, local_files_only=local, **overrides
@@ -414,7 +393,6 @@ __all__ = [
     "count_parameters",
     "data_info",
     "finish_run",
-    "freeze_overrides",
     "latest_complete_checkpoint",
     "make_trainer",
     "prepare_features",

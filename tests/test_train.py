@@ -41,8 +41,8 @@ def test_train_writes_a_complete_run(trained_teacher: Path):
     assert info["parameters"]["trainable"] < info["parameters"]["total"]  # encoders frozen
     # Every split parameter, and the sessions/dialogues held out, are recorded.
     assert {k: info[k] for k in ("split", "split_seed", "test_fraction", "validation_fraction", "validation_from")} == {
-        "split": "session", "split_seed": 123, "test_fraction": None, "validation_fraction": None,
-        "validation_from": None}
+        "split": "session", "split_seed": 123, "test_fraction": 0.2, "validation_fraction": 0.1,
+        "validation_from": "sessions"}
     assert info["held_out"]["test"]["sessions"] == sorted(sessions["test"])
     # data_splits.json: the ids of each split, for baselines and for distill.py's check of the teacher.
     ids = json.loads((trained_teacher / "data_splits.json").read_text())
@@ -150,6 +150,39 @@ def test_train_on_the_real_sample(sample_dir: Path, training_cache: Path, tmp_pa
     info = json.loads((tmp_path / "run_info.json").read_text())
     assert info["split"] == "dialogue" and info["split_seed"] == 123
     assert info["held_out"]["test"]["dialogues"] == sorted(dialogues["test"])
+
+
+def test_encoders_are_chosen_per_modality(training_cache: Path, tmp_path: Path):
+    """--audio_encoder FOLDER --text_encoder tiny: a saved encoder for audio, a tiny one built from the training
+    transcripts for text; the fusion head is tiny because one encoder is."""
+    import dataclasses
+
+    import train
+    from multistill import MultiStillForEmotionClassification
+    from multistill.arguments import UsageError
+    from multistill.configuration_multistill import MultiStillConfig
+    from multistill.offline import build_tiny_encoders
+
+    audio = build_tiny_encoders(tmp_path / "encoders", seed=3)["audio"]
+    arguments = ["--output_dir", str(tmp_path / "run"), "--data_cache_dir", str(training_cache), "--max_steps", "2",
+                 "--audio_encoder", audio, "--text_encoder", "tiny", "--freeze_text_encoder", "false", *FAST_TRAINING]
+    if "freeze_audio_encoder" not in {f.name for f in dataclasses.fields(MultiStillConfig)}:
+        # A config without per-modality freezing refuses one flag alone, before loading anything.
+        with pytest.raises(UsageError, match="freezes both encoders together"):
+            train.main(arguments)
+        arguments = arguments[: arguments.index("--freeze_text_encoder")] + arguments[
+            arguments.index("--freeze_text_encoder") + 2:]
+    train.main(arguments)
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    assert (info["audio_encoder"], info["text_encoder"]) == (audio, "tiny")
+    assert info["backbones"] == "mixed" and info["fusion_size"] == "tiny"
+    model = MultiStillForEmotionClassification.from_pretrained(tmp_path / "run")
+    assert model.config.audio_encoder_name == audio and model.config.hidden_size == 32
+    if "--freeze_text_encoder" in arguments:  # the text encoder trains, so only audio is cached
+        assert info["cached_modalities"] == ["audio"]
+        assert all(p.requires_grad for p in model.multistill.text_encoder.parameters())
+    else:
+        assert info["cached_modalities"] == ["audio", "text"]
 
 
 def _no_data_loaded(cache: Path) -> bool:
