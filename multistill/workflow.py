@@ -264,6 +264,8 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
         for i, r, p, row in zip(splits["test"]["id"], references, logits.argmax(-1), logits, strict=True)
     ]
     write_json(predictions, output_dir / "test_predictions.json")
+    # The ids of every split (training rows after balancing), so the experiment's baselines use the same rows.
+    write_json({name: list(split["id"]) for name, split in splits.items()}, output_dir / "data_splits.json")
     info = dict(run_info)
     info.update(
         parameters=count_parameters(trainer.model),
