@@ -55,6 +55,9 @@ def render_markdown(res: dict[str, Any]) -> str:
         + f"; {'tiny --quick configs' if s['quick'] else 'full-size architectures, random weights'}; "
         f"{s.get('rounds', 1)} round{'s' if s.get('rounds', 1) > 1 else ''} of every job; total {res['total_s']:.0f} s."
     )
+    if res.get("rerendered"):
+        lines += ["", f"**Re-rendered** {res['rerendered']} from this run's JSON by `benchmark.py --rerender` (ratios "
+                  "like with like, spreads); every measurement is the original run's."]
     others = res["machine"].get("others_cpu_pct")
     if others is not None:
         worst = max(res["jobs"].items(), key=lambda kv: kv[1].get("others_cpu_pct") or 0.0)

@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--in_process", action="store_true",
         help="run all jobs in this process (faster start; peak memory then includes earlier models' leftovers)",
     )
+    p.add_argument(
+        "--rerender", metavar="JSON",
+        help="measure nothing: recompute the ratios, merged rows and headline of a saved run's JSON with this "
+        "version's rules and rewrite its JSON and markdown (the measurements are kept as they are)",
+    )
     p.add_argument("--_job", help=argparse.SUPPRESS)
     return p
 
@@ -371,12 +376,50 @@ def headline(latency: list[dict[str, Any]], args: argparse.Namespace) -> dict[st
     }
 
 
+def summarize(results: dict[str, Any], latency: list[dict[str, Any]], training: list[dict[str, Any]]) -> None:
+    """Ratios per round, rows merged over rounds and the headline, from the raw rows of every round."""
+    settings = results["settings"]
+    add_ratios(latency, settings["dtypes"])
+    results["latency_rounds"] = latency
+    results["latency"] = merge_rounds(latency)
+    results["training_rounds"] = training
+    results["training"] = merge_training(training)
+    results["headline"] = headline(results["latency"], argparse.Namespace(**settings))
+
+
+def rerender(path: str) -> dict[str, Any]:
+    """``--rerender``: apply this version's like-with-like rules to a saved run and rewrite its reports."""
+    from bench_report import render_markdown
+
+    json_path = Path(path)
+    results = json.loads(json_path.read_text())
+    results["settings"].setdefault("rounds", 1)
+    for kind in ("latency", "training"):
+        if f"{kind}_rounds" not in results:  # a run saved before rounds existed: one round
+            for row in results[kind]:
+                row.setdefault("round", 1)
+                for key in ("speedup_vs_teacher", "teacher_reference"):
+                    row.pop(key, None)
+                if kind == "training":
+                    row["step"].setdefault("samples_ms", [row["step"]["median_ms"]])
+    summarize(results, results.get("latency_rounds", results["latency"]),
+              results.get("training_rounds", results["training"]))
+    results["rerendered"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    md = render_markdown(results)
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    json_path.with_suffix(".md").write_text(md)
+    print(md)
+    return results
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write the JSON and markdown reports."""
     args = build_parser().parse_args(argv)
     if args._job:
         job_main(args._job)
         return {}
+    if args.rerender:
+        return rerender(args.rerender)
     args = resolve_args(args)
     import torch
     from bench_lib import Contention, log, machine_info
@@ -428,12 +471,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 results["variants"].setdefault(f"{res['model']}:{res['variant']}", res["variant_info"])
     results["machine"]["others_cpu_pct"] = run_contention.others_pct()
     results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
-    add_ratios(latency, args.dtypes)
-    results["latency_rounds"] = latency
-    results["latency"] = merge_rounds(latency)
-    results["training_rounds"] = training
-    results["training"] = merge_training(training)
-    results["headline"] = headline(results["latency"], args)
+    summarize(results, latency, training)
     results["total_s"] = round(time.perf_counter() - t0, 1)
 
     out_dir = Path(args.output_dir)
