@@ -566,8 +566,10 @@ def render_report(report: dict[str, Any]) -> str:
         f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
         "",
         f"Made by `{p['command']}` at commit `{(p['git_commit'] or 'unknown')[:12]}` ({tree}) on "
-        f"{machine_text(p['machine'])}; {p['date']}, {report['duration_s'] / 60:.1f} min "
-        f"(load average {p['machine']['load_average_start'][0]:.1f} at the start).",
+        f"{machine_text(p['machine'])}; {p['date']}; {report['duration_s'] / 60:.1f} min wall clock, "
+        f"{report['cpu_seconds'] / 60:.1f} min CPU time of all processes (load average "
+        f"{p['machine']['load_average_start'][0]:.1f} at the start, {p['machine']['load_average_end'][0]:.1f} at "
+        "the end: other processes' load slows the wall clock and the latencies).",
         "",
         report["data_text"],
         "",
@@ -621,10 +623,11 @@ def render_report(report: dict[str, Any]) -> str:
             f"{_pm(gain['uncached_epoch_seconds'], 1.0, 2)} s per epoch, **{_pm(gain['speedup'], 1.0, 1)}x** faster "
             f"per epoch (mean ± std over {gain['speedup']['n']} pairs of runs; per seed: "
             + ", ".join(f"{per[x]['speedup']:.1f}x" for x in sorted(per))
-            + "). One-time caching cost of the teacher run: "
+            + "). Feature caching in the teacher runs took "
             + ", ".join(f"{per[x]['teacher_caching_seconds']:.1f} s" for x in sorted(per)
                         if per[x]["teacher_caching_seconds"] is not None)
-            + " (reused by every student that shares the teacher's encoders).",
+            + " (once per encoder, processor and data: the students that share the teacher's encoders, and any "
+            "later run, only read the cache).",
         ]
     if s["backbones"] == "tiny" and not report.get("baselines_only"):
         lines += ["", "Tiny random frozen encoders: the models' scores show that every path learns, not what the "
@@ -656,6 +659,12 @@ def data_text(reports: dict[int, dict[str, Any]], fit_rows: dict[int, int] | Non
 # --------------------------------------------------------------------------------------------
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its finished children (the runs)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def _model_result(run: Run, run_dir: Path) -> dict[str, Any]:
     info = _read_json(run_dir / "run_info.json")
     metrics = _read_json(run_dir / "metrics.json")
@@ -672,7 +681,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # 1. Arguments, the plan and its provenance (before anything runs)
     argv = sys.argv[1:] if argv is None else list(argv)
     args, extra = parse_args(argv)
-    started = time.perf_counter()
+    started, cpu_start = time.perf_counter(), _cpu_seconds()
     origin = provenance(argv)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -755,6 +764,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {
         "provenance": origin,
         "duration_s": time.perf_counter() - started,
+        "cpu_seconds": _cpu_seconds() - cpu_start,
         "settings": {"corpus": args.corpus, "split": args.split, "backbones": args.backbones, "seeds": args.seeds,
                      "students": args.students, "no_kd_ablation": args.no_kd_ablation, "alpha": args.alpha,
                      "temperature": args.temperature, "num_train_epochs": args.num_train_epochs,
@@ -764,7 +774,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "baselines_only": args.baselines_only,
         "data_text": data_text(split_reports, fit_rows if args.baselines else None),
         "baseline_text": "Baselines: " + "; ".join(f"{BASELINES[n].label.removeprefix('Baseline: ')} = "
-                                                   f"{BASELINES[n].description}" for n in args.baselines) + "."
+                                                   f"{BASELINES[n].description}" for n in args.baselines)
+        + ". They are deterministic: they vary across seeds only where the rows they are fitted on do."
         if args.baselines else "",
         "rows": rows,
         "comparisons": comparisons,
