@@ -285,7 +285,11 @@ def run_variant(spec: Spec) -> dict[str, Any]:
         with warnings_quiet():  # torch.ao.quantization deprecation notices
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
         extra["weights_mb"] = round(weights_mb(model), 1)
+        extra["fp32_weights_mb"] = info["weights_mb"]
         extra["transform_s"] = round(time.perf_counter() - t0, 2)
+        # What was quantised: dynamic int8 Linear modules vs Linear layers left in fp32 (none expected).
+        extra["int8_linear_layers"] = sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.modules())
+        extra["fp32_linear_layers"] = sum(type(m) is torch.nn.Linear for m in model.modules())
 
         def runner(x: dict[str, torch.Tensor]) -> torch.Tensor:
             return logits_of(model, x)

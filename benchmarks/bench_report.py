@@ -21,6 +21,16 @@ def _m(n: int) -> str:
     return f"{n / 1e6:.1f} M" if n >= 1e5 else f"{n:,}"
 
 
+def _ratio_range(span: list[float] | None, rounds: int) -> str:
+    return f" [{span[0]:.1f}–{span[1]:.1f}x over {rounds} rounds]" if span and rounds > 1 else ""
+
+
+def _x(ratio: float | None, span: list[float] | None, rounds: int) -> str:
+    if not ratio:
+        return "–"
+    return f"{ratio:.1f}x" + (f" [{span[0]:.1f}–{span[1]:.1f}]" if span and rounds > 1 else "")
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -43,8 +53,11 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"within {s['time_budget']:g} s per measurement"
         + (f", configs estimated over {s['max_call_s']:g} s per call skipped" if s["max_call_s"] else "")
         + f"; {'tiny --quick configs' if s['quick'] else 'full-size architectures, random weights'}; "
-        f"total {res['total_s']:.0f} s."
+        f"{s.get('rounds', 1)} round{'s' if s.get('rounds', 1) > 1 else ''} of every job; total {res['total_s']:.0f} s."
     )
+    if res.get("rerendered"):
+        lines += ["", f"**Re-rendered** {res['rerendered']} from this run's JSON by `benchmark.py --rerender` (ratios "
+                  "like with like, spreads); every measurement is the original run's."]
     others = res["machine"].get("others_cpu_pct")
     if others is not None:
         worst = max(res["jobs"].items(), key=lambda kv: kv[1].get("others_cpu_pct") or 0.0)
@@ -58,57 +71,77 @@ def render_markdown(res: dict[str, Any]) -> str:
     h = res.get("headline")
     if h:
         verdict = "meets" if h["meets_target"] else "MISSES"
+        rounds = h.get("rounds", 1)
         lines += [
             "",
-            f"**Light student vs teacher** (batch 1, {_sec(h['audio_seconds'])} s audio, {h['precision']}): "
-            f"{_ms(h['light_student_ms'])} ms vs {_ms(h['teacher_ms'])} ms = **{h['speedup']:.1f}x faster** "
-            f"({verdict} the 10x target)"
-            + (
-                f"; best variant {h['best_variant']}: {_ms(h['best_variant_ms'])} ms = "
-                f"{h['best_variant_speedup']:.1f}x."
-                if h["best_variant"] != h["precision"]
-                else "."
-            ),
+            f"**Light student vs teacher** (batch 1, {_sec(h['audio_seconds'])} s audio, both {h['precision']}, "
+            f"same run): {_ms(h['light_student_ms'])} ms vs {_ms(h['teacher_ms'])} ms = "
+            f"**{h['speedup']:.1f}x faster**{_ratio_range(h.get('speedup_range'), rounds)} ({verdict} the 10x target).",
         ]
+        for v in h.get("variants", []):
+            same = (
+                f"vs the {v['variant']} teacher ({_ms(v['teacher_ms'])} ms): **{v['speedup']:.1f}x**"
+                f"{_ratio_range(v['speedup_range'], rounds)}"
+                if v["speedup"]
+                else f"no {v['variant']} teacher in this run"
+            )
+            fp32 = (
+                f"; vs the {h['precision']} teacher: {v['speedup_vs_fp32_teacher']:.1f}x"
+                f"{_ratio_range(v['speedup_vs_fp32_teacher_range'], rounds)}"
+                if v["speedup_vs_fp32_teacher"]
+                else ""
+            )
+            lines.append(f"- light student {v['variant']} ({_ms(v['light_student_ms'])} ms): {same}{fp32}.")
     if res["errors"]:
         lines += ["", "**Failed jobs:** " + "; ".join(f"{e['job']}: {e['error']}" for e in res["errors"])]
 
     lat = res["latency"]
+    rounds = s.get("rounds", 1)
     lines += ["", "## End-to-end latency (raw 16 kHz audio + token ids -> logits)", ""]
     rows = []
     for r in lat:
         head = [r["model"], r["variant"], str(r["batch_size"]), _sec(r["audio_seconds"])]
         if "e2e" not in r:
-            rows.append(head + [f"skipped: {r.get('skipped', '?')}"] + [""] * 7)
+            rows.append(head + [f"skipped: {r.get('skipped', '?')}"] + [""] * 8)
             continue
         e = r["e2e"]
-        n = f"{e['n']}" + ("†" if e["first_call_reused"] else "")
-        sp = r.get("speedup_vs_teacher")
+        n = f"{e['n']}" + ("†" if e["first_call_reused"] else "") + (f" / {e['rounds']}" if rounds > 1 else "")
+        spread = e.get("spread_ms")
         mem = r["memory"]
         rows.append(
             head
             + [
                 _ms(e["median_ms"]),
-                _ms(e["p90_ms"]),
+                f"{_ms(spread[0])}–{_ms(spread[1])}" if spread else "–",
                 n,
                 _ms(r["per_utterance_ms"]),
                 f"{r['rtf']:.4f}",
-                f"{sp:.1f}x" if sp else "–",
+                _x(r.get("speedup_vs_teacher"), r.get("speedup_vs_teacher_range"), rounds),
+                _x(r.get("speedup_vs_fp32_teacher"), r.get("speedup_vs_fp32_teacher_range"), rounds)
+                if r["variant"] != s["dtypes"][0] else "same",
                 f"{mem['peak_mb']:,.0f} (+{mem['delta_mb']:,.0f})",
             ]
         )
+    spread_note = (
+        f"min–max of the {rounds} rounds' medians (rounds interleaved: every job ran once per round)"
+        if rounds > 1
+        else "min–max of the timed calls (one round)"
+    )
     lines += _table(
-        ["model", "variant", "batch", "audio s", "ms/batch median", "p90", "n", "ms/utt", "RTF", "vs teacher",
-         "peak MiB (+act.)"],
+        ["model", "variant", "batch", "audio s", "ms/batch median", "spread", "n" + (" / rounds" if rounds > 1 else ""),
+         "ms/utt", "RTF", "vs teacher, same precision", f"vs {s['dtypes'][0]} teacher", "peak MiB (+act.)"],
         rows,
     )
     lines += [
         "",
-        "n = timed repeats († = a single call so slow that the first, warm-up call is the measurement). "
-        "RTF = processing time / audio duration of the batch. vs teacher = teacher median / model median "
-        "(same batch and length; variants against the fp32 teacher). Peak = process peak RSS during the "
-        "measurement on CPU (weights + runtime), torch.cuda.max_memory_allocated on GPU; (+act.) = rise over "
-        "the level before it.",
+        f"Median over {'rounds of the per-round medians' if rounds > 1 else 'the timed calls'}; spread = "
+        f"{spread_note}; n = timed calls († = a single call so slow that the first, warm-up call is the "
+        "measurement). RTF = processing time / audio duration of the batch. vs teacher, same precision = teacher "
+        "median / model median at the same batch, length and precision or variant (int8 vs int8 teacher; – when "
+        f"that teacher was not measured); vs {s['dtypes'][0]} teacher = the same against the {s['dtypes'][0]} "
+        "PyTorch teacher" + (" (ratios: median of the per-round ratios [min–max])" if rounds > 1 else "")
+        + ". Peak = process peak RSS during the measurement on CPU (weights + runtime), "
+        "torch.cuda.max_memory_allocated on GPU; (+act.) = rise over the level before it.",
     ]
 
     split_rows = []
@@ -165,20 +198,23 @@ def render_markdown(res: dict[str, Any]) -> str:
         vi = res["variants"].get(f"{r['model']}:{r['variant']}", {})
         size = vi.get("file_mb", vi.get("weights_mb"))
         prep = vi.get("export_s", vi.get("transform_s", r.get("compile_s")))
+        what = vi.get("exporter", "–")
+        if "int8_linear_layers" in vi:
+            what = f"{vi['int8_linear_layers']} int8 Linear, {vi['fp32_linear_layers']} fp32 Linear left"
         vrows.append(
             [r["model"], r["variant"], str(r["batch_size"]), _sec(r["audio_seconds"]),
              f"{c['argmax_match']}/{c['n']}", f"{c['max_abs_logit_diff']:.2e}",
-             f"{size:,.0f}" if size is not None else "–", f"{prep:.1f}" if prep is not None else "–",
-             vi.get("exporter", "–")]
+             f"{size:,.0f}" if size is not None else "–", f"{prep:.1f}" if prep is not None else "–", what]
         )
     if vrows:
         lines += ["", "## Variants: agreement with the fp32 PyTorch model (same inputs)", ""]
         lines += _table(
             ["model", "variant", "batch", "audio s", "same argmax", "max abs logit diff", "MiB (weights/file)",
-             "prep s", "exporter"],
+             "prep s", "exporter / quantised layers"],
             vrows,
         )
-        lines += ["", "prep s = quantisation, ONNX export, or torch.compile time of the first call of that shape."]
+        lines += ["", "prep s = quantisation, ONNX export, or torch.compile time of the first call of that shape. "
+                  "Agreement is checked in the worst round."]
 
     if res["training"]:
         lines += ["", "## Training throughput (forward + backward + AdamW step)", ""]
@@ -187,14 +223,17 @@ def render_markdown(res: dict[str, Any]) -> str:
             mode = "cached encoder features" if r["mode"] == "cached" else (
                 "encoders run (trainable)" if r["encoders_trainable"] else "encoders run every step (frozen)"
             )
+            spread = r["step"].get("spread_ms")
             trows.append(
                 [r["model"], r["variant"], mode, str(r["batch_size"]), _sec(r["audio_seconds"]),
-                 _ms(r["step"]["median_ms"]), f"{r['examples_per_s']:.2f}", _m(r["trainable_params"]),
-                 f"{r['memory']['peak_mb']:,.0f}"]
+                 _ms(r["step"]["median_ms"]), f"{_ms(spread[0])}–{_ms(spread[1])}" if spread else "–",
+                 f"{r['step']['n']}" + (f" / {r['step']['rounds']}" if rounds > 1 else ""),
+                 f"{r['examples_per_s']:.2f}", _m(r["trainable_params"]), f"{r['memory']['peak_mb']:,.0f}"]
             )
         lines += _table(
-            ["model", "precision", "features", "batch", "audio s", "step ms", "examples/s", "trainable",
-             "peak MiB"],
+            ["model", "precision", "features", "batch", "audio s", "step ms", "spread", "n" + (" / rounds" if rounds > 1 else ""),
+             "examples/s", "trainable", "peak MiB"],
             trows,
         )
+        lines += ["", f"Spread = {spread_note.replace('calls', 'steps')}; n = timed steps."]
     return "\n".join(lines) + "\n"

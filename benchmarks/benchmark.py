@@ -124,12 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--train_batch_size", type=int, help="training batch [8]")
     p.add_argument("--train_audio_seconds", type=float, help="utterance length of the training batch [5]")
+    p.add_argument(
+        "--rounds", type=int, default=1,
+        help="run every job this many times, interleaved (all jobs, then all jobs again, ...): tables give the "
+        "median over rounds, the min-max of the rounds' medians and per-round ratios to the teacher",
+    )
     p.add_argument("--quick", action="store_true", help="tiny configs and few repeats: a smoke test in seconds")
     p.add_argument("--output_dir", default=str(HERE / "results"), help="where the JSON and markdown go")
     p.add_argument("--name", help="file stem of the outputs [benchmark_<device>, + _quick]")
     p.add_argument(
         "--in_process", action="store_true",
         help="run all jobs in this process (faster start; peak memory then includes earlier models' leftovers)",
+    )
+    p.add_argument(
+        "--rerender", metavar="JSON",
+        help="measure nothing: recompute the ratios, merged rows and headline of a saved run's JSON with this "
+        "version's rules and rewrite its JSON and markdown (the measurements are kept as they are)",
     )
     p.add_argument("--_job", help=argparse.SUPPRESS)
     return p
@@ -153,6 +163,8 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
         args.variant_models = list(args.models)
     if args.name is None:
         args.name = f"benchmark_{args.device}" + ("_quick" if args.quick else "")
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be at least 1, got {args.rounds}")
     return args
 
 
@@ -223,47 +235,181 @@ def job_main(spec_path: str) -> None:
     Path(spec["out"]).write_text(json.dumps(result))
 
 
-def add_ratios(latency: list[dict[str, Any]], dtypes: list[str]) -> None:
-    """``speedup_vs_teacher`` = teacher median / model median for the same batch, length and precision.
+def _key(r: dict[str, Any]) -> tuple[Any, ...]:
+    return r["model"], r["variant"], r["batch_size"], r["audio_seconds"]
 
-    Variants (int8, compile, onnx) are compared with the fp32 (first precision) teacher.
+
+def add_ratios(latency: list[dict[str, Any]], dtypes: list[str]) -> None:
+    """Per round, ``teacher median / model median`` at the same batch and length, like with like:
+
+    * ``speedup_vs_teacher``: against the teacher of the **same** precision or variant (int8 student vs int8
+      teacher, fp32 vs fp32); ``None`` when that teacher was not measured in the run;
+    * ``speedup_vs_fp32_teacher``: against the teacher at the first precision (``dtypes[0]``, fp32 on CPU).
     """
     teacher = {
-        (r["variant"], r["batch_size"], r["audio_seconds"]): r["e2e"]["median_ms"]
+        (r.get("round", 1), r["variant"], r["batch_size"], r["audio_seconds"]): r["e2e"]["median_ms"]
         for r in latency
         if r["model"] == "teacher" and "e2e" in r
     }
     for r in latency:
         if "e2e" not in r:
             continue
-        ref_variant = r["variant"] if r["variant"] in dtypes else dtypes[0]
-        t = teacher.get((ref_variant, r["batch_size"], r["audio_seconds"]))
-        r["speedup_vs_teacher"] = round(t / r["e2e"]["median_ms"], 3) if t else None
-        r["teacher_reference"] = ref_variant if t else None
+        where = (r.get("round", 1), r["batch_size"], r["audio_seconds"])
+        same = teacher.get((where[0], r["variant"], *where[1:]))
+        reference = teacher.get((where[0], dtypes[0], *where[1:]))
+        r["speedup_vs_teacher"] = round(same / r["e2e"]["median_ms"], 3) if same else None
+        r["speedup_vs_fp32_teacher"] = round(reference / r["e2e"]["median_ms"], 3) if reference else None
+
+
+def _range(values: list[float]) -> list[float] | None:
+    return [min(values), max(values)] if values else None
+
+
+def merge_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model, variant, batch and length from the rows of every round.
+
+    ``e2e.median_ms`` is the median of the rounds' medians and ``e2e.spread_ms`` their min-max (with one
+    round: the min-max of its timed calls); ``n`` counts every timed call; ratios are the median of the
+    per-round ratios with their min-max (``*_range``); the split is the median per part, memory the maximum
+    peak, the variant check the worst round.
+    """
+    import statistics
+
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(_key(r), []).append(r)
+    merged = []
+    for group in groups.values():
+        measured = [r for r in group if "e2e" in r]
+        if not measured:
+            merged.append({k: v for k, v in group[0].items() if k != "round"})
+            continue
+        first = measured[0]
+        out = {k: v for k, v in first.items() if k not in ("round", "e2e", "split", "memory", "check")}
+        medians = [r["e2e"]["median_ms"] for r in measured]
+        samples = [x for r in measured for x in r["e2e"]["samples_ms"]]
+        out["e2e"] = {
+            "median_ms": round(statistics.median(medians), 3),
+            "p90_ms": round(statistics.median(r["e2e"]["p90_ms"] for r in measured), 3),
+            "min_ms": round(min(r["e2e"]["min_ms"] for r in measured), 3),
+            "n": sum(r["e2e"]["n"] for r in measured),
+            "rounds": len(measured),
+            "round_medians_ms": medians,
+            "spread_ms": _range(medians) if len(measured) > 1 else _range(samples),
+            "first_call_reused": any(r["e2e"]["first_call_reused"] for r in measured),
+        }
+        batch, seconds = first["batch_size"], first["audio_seconds"]
+        out["per_utterance_ms"] = round(out["e2e"]["median_ms"] / batch, 3)
+        out["rtf"] = round(out["e2e"]["median_ms"] / 1000 / (batch * seconds), 5)
+        for name in ("speedup_vs_teacher", "speedup_vs_fp32_teacher"):
+            ratios = [r[name] for r in measured if r.get(name)]
+            out[name] = round(statistics.median(ratios), 3) if ratios else None
+            out[f"{name}_range"] = _range(ratios)
+        if "split" in first:
+            out["split"] = {
+                k: (round(statistics.median(r["split"][k] for r in measured), 3) if isinstance(v, float) else v)
+                for k, v in first["split"].items()
+            }
+        out["memory"] = max((r["memory"] for r in measured), key=lambda m: m["peak_mb"])
+        if "check" in first:
+            out["check"] = min((r["check"] for r in measured),
+                               key=lambda c: (c["argmax_match"] / c["n"], -c["max_abs_logit_diff"]))
+        merged.append(out)
+    return merged
+
+
+def merge_training(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One training row per model, precision and mode: median step time over rounds and its min-max."""
+    import statistics
+
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["variant"], r["mode"]), []).append(r)
+    merged = []
+    for group in groups.values():
+        out = {k: v for k, v in group[0].items() if k not in ("round", "step")}
+        medians = [r["step"]["median_ms"] for r in group]
+        out["step"] = {"median_ms": round(statistics.median(medians), 3), "n": sum(r["step"]["n"] for r in group),
+                       "rounds": len(group), "spread_ms": _range(medians) if len(group) > 1
+                       else _range(group[0]["step"]["samples_ms"])}
+        out["examples_per_s"] = round(out["batch_size"] / (out["step"]["median_ms"] / 1000), 3)
+        out["memory"] = max((r["memory"] for r in group), key=lambda m: m["peak_mb"])
+        merged.append(out)
+    return merged
 
 
 def headline(latency: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any] | None:
-    """Light student vs teacher at batch 1 and the first audio length, plus its best variant."""
+    """Light student vs teacher at batch 1 and the first audio length, at the first precision; plus every
+    variant of the light student against the teacher of the same variant and against the fp32 teacher."""
     sec = sorted(args.audio_seconds)[0]
-    rows = [r for r in latency if r["batch_size"] == 1 and r["audio_seconds"] == sec and r.get("speedup_vs_teacher")]
-    base = next((r for r in rows if r["model"] == "light_student" and r["variant"] == args.dtypes[0]), None)
-    teacher = next((r for r in rows if r["model"] == "teacher" and r["variant"] == args.dtypes[0]), None)
+    rows = {(r["model"], r["variant"]): r for r in latency
+            if r["batch_size"] == 1 and r["audio_seconds"] == sec and "e2e" in r}
+    base, teacher = rows.get(("light_student", args.dtypes[0])), rows.get(("teacher", args.dtypes[0]))
     if base is None or teacher is None:
         return None
-    best = max((r for r in rows if r["model"] == "light_student"), key=lambda r: r["speedup_vs_teacher"])
+    variants = []
+    for (model, variant), r in rows.items():
+        if model != "light_student" or variant == args.dtypes[0]:
+            continue
+        same = rows.get(("teacher", variant))
+        variants.append({
+            "variant": variant,
+            "light_student_ms": r["e2e"]["median_ms"],
+            "teacher_ms": same["e2e"]["median_ms"] if same else None,
+            "speedup": r["speedup_vs_teacher"],
+            "speedup_range": r["speedup_vs_teacher_range"],
+            "speedup_vs_fp32_teacher": r["speedup_vs_fp32_teacher"],
+            "speedup_vs_fp32_teacher_range": r["speedup_vs_fp32_teacher_range"],
+        })
     return {
         "batch_size": 1,
         "audio_seconds": sec,
         "precision": args.dtypes[0],
+        "rounds": base["e2e"]["rounds"],
         "teacher_ms": teacher["e2e"]["median_ms"],
         "light_student_ms": base["e2e"]["median_ms"],
         "speedup": base["speedup_vs_teacher"],
+        "speedup_range": base["speedup_vs_teacher_range"],
         "target": 10.0,
         "meets_target": base["speedup_vs_teacher"] >= 10.0,
-        "best_variant": best["variant"],
-        "best_variant_ms": best["e2e"]["median_ms"],
-        "best_variant_speedup": best["speedup_vs_teacher"],
+        "variants": variants,
     }
+
+
+def summarize(results: dict[str, Any], latency: list[dict[str, Any]], training: list[dict[str, Any]]) -> None:
+    """Ratios per round, rows merged over rounds and the headline, from the raw rows of every round."""
+    settings = results["settings"]
+    add_ratios(latency, settings["dtypes"])
+    results["latency_rounds"] = latency
+    results["latency"] = merge_rounds(latency)
+    results["training_rounds"] = training
+    results["training"] = merge_training(training)
+    results["headline"] = headline(results["latency"], argparse.Namespace(**settings))
+
+
+def rerender(path: str) -> dict[str, Any]:
+    """``--rerender``: apply this version's like-with-like rules to a saved run and rewrite its reports."""
+    from bench_report import render_markdown
+
+    json_path = Path(path)
+    results = json.loads(json_path.read_text())
+    results["settings"].setdefault("rounds", 1)
+    for kind in ("latency", "training"):
+        if f"{kind}_rounds" not in results:  # a run saved before rounds existed: one round
+            for row in results[kind]:
+                row.setdefault("round", 1)
+                for key in ("speedup_vs_teacher", "teacher_reference"):
+                    row.pop(key, None)
+                if kind == "training":
+                    row["step"].setdefault("samples_ms", [row["step"]["median_ms"]])
+    summarize(results, results.get("latency_rounds", results["latency"]),
+              results.get("training_rounds", results["training"]))
+    results["rerendered"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    md = render_markdown(results)
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    json_path.with_suffix(".md").write_text(md)
+    print(md)
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -272,6 +418,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args._job:
         job_main(args._job)
         return {}
+    if args.rerender:
+        return rerender(args.rerender)
     args = resolve_args(args)
     import torch
     from bench_lib import Contention, log, machine_info
@@ -294,31 +442,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     results["machine"]["load_avg_start"] = [round(x, 2) for x in os.getloadavg()]
     run_contention = Contention()
-    for i, job in enumerate(jobs, 1):
-        label = _job_label(job)
-        log(f"job {i}/{len(jobs)}: {label}")
-        j0 = time.perf_counter()
-        contention = Contention()
-        res = run_job(job, args.in_process)
-        results["jobs"][label] = {
-            "seconds": round(time.perf_counter() - j0, 1),
-            "others_cpu_pct": contention.others_pct(),
-        }
-        if "error" in res:
-            log(f"job {label} failed: {res['error']}")
-            results["errors"].append(res)
-            continue
-        results["models"].setdefault(res["model"], res["info"])
-        if job["kind"] == "train":
-            results["training"].extend(res["rows"])
-        else:
-            results["latency"].extend(res["rows"])
-        if job["kind"] == "variant":
-            results["variants"][f"{res['model']}:{res['variant']}"] = res["variant_info"]
+    latency: list[dict[str, Any]] = []
+    training: list[dict[str, Any]] = []
+    for round_number in range(1, args.rounds + 1):
+        for i, job in enumerate(jobs, 1):
+            label = _job_label(job)
+            key = label if args.rounds == 1 else f"{label}#{round_number}"
+            log(f"round {round_number}/{args.rounds}, job {i}/{len(jobs)}: {label}")
+            j0 = time.perf_counter()
+            contention = Contention()
+            res = run_job(job, args.in_process)
+            results["jobs"][key] = {
+                "seconds": round(time.perf_counter() - j0, 1),
+                "others_cpu_pct": contention.others_pct(),
+            }
+            if "error" in res:
+                log(f"job {key} failed: {res['error']}")
+                results["errors"].append({**res, "job": key})
+                continue
+            results["models"].setdefault(res["model"], res["info"])
+            for row in res["rows"]:
+                row["round"] = round_number
+            if job["kind"] == "train":
+                training.extend(res["rows"])
+            else:
+                latency.extend(res["rows"])
+            if job["kind"] == "variant":
+                results["variants"].setdefault(f"{res['model']}:{res['variant']}", res["variant_info"])
     results["machine"]["others_cpu_pct"] = run_contention.others_pct()
     results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
-    add_ratios(results["latency"], args.dtypes)
-    results["headline"] = headline(results["latency"], args)
+    summarize(results, latency, training)
     results["total_s"] = round(time.perf_counter() - t0, 1)
 
     out_dir = Path(args.output_dir)

@@ -3,9 +3,9 @@
 
 Times ``light_student`` (and variants of its preset: fewer layers, fewer mel bins, a lower frame
 rate, int8) end to end from raw audio and token ids, with the audio encoder / text encoder / fusion
-split, at batch 1. Optionally the teacher too, for the ratio.
+split, at batch 1. Optionally the teacher too, fp32 and int8, for ratios of the same precision.
 
-    python benchmarks/light_student_ablation.py --teacher          # ~3 min on 2 cores
+    python benchmarks/light_student_ablation.py --teacher          # ~4 min on 2 cores
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def time_model(model: torch.nn.Module, seconds: float, tokens: int, budget: floa
     out: dict[str, float] = {}
     with torch.inference_mode():
         feats = cached_feature_inputs(model, x)
-        out["e2e_ms"] = measure(lambda: logits_of(model, x), **kw).median_ms
+        e2e = measure(lambda: logits_of(model, x), **kw)
+        out["e2e_ms"], out["e2e_n"] = e2e.median_ms, e2e.n
+        out["e2e_spread_ms"] = [min(e2e.samples_ms), max(e2e.samples_ms)]
         out["audio_encoder_ms"] = measure(lambda: encode_audio(model, x), **kw).median_ms
         if type(audio).__name__ == "MultiStillFbankEncoder":  # log-mel + strided convs + projection
             out["front_end_ms"] = measure(
@@ -90,7 +92,8 @@ def time_model(model: torch.nn.Module, seconds: float, tokens: int, budget: floa
 def main() -> None:
     """Run the ablation and print a markdown table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--teacher", action="store_true", help="also time the teacher (for the ratio column)")
+    ap.add_argument("--teacher", action="store_true",
+                    help="also time the teacher, fp32 and int8 (for the ratio columns, like with like)")
     ap.add_argument("--audio_seconds", type=float, default=5.0)
     ap.add_argument("--text_tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -102,19 +105,23 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
     contention = Contention()
     results: dict[str, dict[str, float]] = {}
-    if args.teacher:
-        log("teacher")
-        model, params = build({}, False, "teacher")
-        results["teacher"] = {**time_model(model, args.audio_seconds, args.text_tokens, 8.0), "params_m": params}
-        del model
+    if args.teacher:  # fp32 and int8, so that every row has a teacher of its own precision
+        for name, int8 in (("teacher", False), ("teacher, int8 (dynamic, Linear)", True)):
+            log(name)
+            model, params = build({}, int8, "teacher")
+            results[name] = {**time_model(model, args.audio_seconds, args.text_tokens, 8.0), "params_m": params,
+                             "int8": int8}
+            del model
     for name, (overrides, int8) in VARIANTS.items():
         log(name)
         model, params = build(overrides, int8)
         results[name] = {
             **time_model(model, args.audio_seconds, args.text_tokens, args.time_budget),
             "params_m": params,
+            "int8": int8,
         }
-    teacher = results.get("teacher", {}).get("e2e_ms")
+    teacher = {int8: results[name]["e2e_ms"] for name, int8 in
+               (("teacher", False), ("teacher, int8 (dynamic, Linear)", True)) if name in results}
     lines = [
         "# Light student: what each part costs",
         "",
@@ -123,21 +130,27 @@ def main() -> None:
         f"batch 1, {args.audio_seconds:g} s audio, {args.text_tokens} tokens, median ms; other processes used "
         f"{contention.others_pct()} % of the CPU time during the run.",
         "",
-        "| variant | params | end to end | audio encoder | (of which front end) | text encoder | fusion head "
-        "| vs teacher |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | params | end to end | min–max (n) | audio encoder | (of which front end) | text encoder "
+        "| fusion head | vs teacher, same precision | vs fp32 teacher |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        ratio = f"{teacher / r['e2e_ms']:.1f}x" if teacher else "–"
+        same = teacher.get(r["int8"])
+        ratio = f"{same / r['e2e_ms']:.1f}x" if same else "–"
+        fp32 = f"{teacher[False] / r['e2e_ms']:.1f}x" if False in teacher and r["int8"] else ("same" if teacher else "–")
         front = f"{r['front_end_ms']:.1f}" if "front_end_ms" in r else "–"
+        low, high = r["e2e_spread_ms"]
         lines.append(
-            f"| {name} | {r['params_m']:.1f} M | {r['e2e_ms']:.1f} | {r['audio_encoder_ms']:.1f} | {front} | "
-            f"{r['text_encoder_ms']:.1f} | {r['fusion_ms']:.1f} | {ratio} |"
+            f"| {name} | {r['params_m']:.1f} M | {r['e2e_ms']:.1f} | {low:.1f}–{high:.1f} ({r['e2e_n']}) "
+            f"| {r['audio_encoder_ms']:.1f} | {front} | {r['text_encoder_ms']:.1f} | {r['fusion_ms']:.1f} | {ratio} "
+            f"| {fp32} |"
         )
     lines += [
         "",
-        "Parts are timed separately (medians), so they need not add up to end to end exactly. params = "
-        "parameters of the fp32 architecture (int8 rows quantise its Linear weights).",
+        "Parts are timed separately (medians), so they need not add up to end to end exactly. min–max (n) = the "
+        "spread of the n timed end-to-end calls. params = parameters of the fp32 architecture (int8 rows quantise "
+        "its Linear weights). vs teacher, same precision: int8 rows against the int8 teacher, fp32 rows against "
+        "the fp32 teacher, both measured in this run; vs fp32 teacher: int8 rows against the fp32 teacher.",
     ]
     md = "\n".join(lines) + "\n"
     print(md)

@@ -1,18 +1,23 @@
-"""The paper's experiment in one command: teacher, students with and without distillation, light student.
+"""The paper's experiment in one command, over several seeds: teacher, students with and without KD, baselines.
 
-``python -m multistill.experiment --output_dir outputs/experiment`` runs ``train.py`` (teacher) and
-``distill.py`` (each student, with KD and with ``--alpha 0``) as subprocesses -- exactly what a user
-would type, optionally under ``--launcher "accelerate launch"`` -- then measures every trained model's
-end-to-end latency per utterance (raw audio + transcript -> emotion, through the processor) and writes
-``results.md`` (the paper's table plus UA, macro-F1, total parameters and latency) and ``results.json``.
+``python -m multistill.experiment --output_dir outputs/experiment --seeds 1 2 3`` runs, for every seed,
+``train.py`` (teacher) and ``distill.py`` (each student, with KD and with ``--alpha 0``) as subprocesses --
+exactly what a user would type, optionally under ``--launcher "accelerate launch"`` -- into
+``output_dir/seed_N/<run>``. Then, per seed, it fits the simple baselines (:mod:`multistill.baselines`) on the
+training and validation rows of the teacher's ``data_splits.json`` and scores them on its test rows, measures
+every trained model's end-to-end latency per utterance, and writes ``results.md`` and ``results.json``:
+every row as mean ± sample standard deviation over the seeds, the paired KD minus no-KD difference of every
+student (same seed) and the teacher minus every baseline, the per-seed figures, and the provenance (command,
+git commit, machine, date). Verdict lines state only what holds across seeds.
 
-On the embedded synthetic corpus with tiny backbones it takes a few minutes on a 2-core CPU; pass
-``--corpus all --data_dir ... --backbones pretrained`` for the real thing (a GPU is advisable).
+``--baselines_only`` skips training: the split is built exactly as ``train.py`` builds it (same arguments,
+same code) and only the baselines are scored -- a quick check of a corpus and split.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -21,6 +26,8 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +35,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from .baselines import BASELINES
+
 logger = logging.getLogger("multistill.experiment")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: (key in the metric module's output, column of the table)
+METRICS = (("accuracy", "accuracy (WA)"), ("weighted_precision", "precision"), ("weighted_f1", "F1"),
+           ("unweighted_accuracy", "UA"), ("macro_f1", "macro-F1"))
+#: Metrics of the paired comparisons.
+DIFF_METRICS = (("accuracy", "Δ accuracy"), ("unweighted_accuracy", "Δ UA"), ("macro_f1", "Δ macro-F1"))
+STUDENT_LABELS = {
+    "text_student": "(a) text-only student",
+    "audio_student": "(b) audio-only student",
+    "multimodal_student": "(c) multimodal student",
+    "light_student": "(d) light student (2+2 encoder layers, fbank)",
+}
 
 
 @dataclass(frozen=True)
@@ -45,95 +66,309 @@ class Run:
     extra: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Job:
+    """One script invocation of one seed; ``after`` names the job that must finish first (its teacher)."""
+
+    seed: int
+    run: Run
+    run_dir: Path
+    command: tuple[str, ...]
+    after: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"seed_{self.seed}/{self.run.name}"
+
+
 def planned_runs(students: list[str], alpha: float, no_kd_ablation: bool) -> list[Run]:
     """Teacher first, then each student with KD and (optionally) without."""
-    labels = {
-        "text_student": "(a) text-only student",
-        "audio_student": "(b) audio-only student",
-        "multimodal_student": "(c) multimodal student",
-        "light_student": "(d) light student (2+2 encoder layers, fbank)",
-    }
     runs = [Run("teacher", "Teacher (multimodal cross-attention)", "teacher", "train.py")]
     for preset in students:
-        if preset not in labels:
-            raise ValueError(f"--students: unknown student {preset!r}; choose from {sorted(labels)}.")
-        runs.append(Run(f"{preset}_kd", f"{labels[preset]}, KD", preset, "distill.py", alpha))
+        if preset not in STUDENT_LABELS:
+            raise ValueError(f"--students: unknown student {preset!r}; choose from {sorted(STUDENT_LABELS)}.")
+        runs.append(Run(f"{preset}_kd", f"{STUDENT_LABELS[preset]}, KD", preset, "distill.py", alpha))
         if no_kd_ablation:
-            runs.append(Run(f"{preset}_ce", f"{labels[preset]}, no KD", preset, "distill.py", 0.0))
+            runs.append(Run(f"{preset}_ce", f"{STUDENT_LABELS[preset]}, no KD", preset, "distill.py", 0.0))
     return runs
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
+def caching_runs(epochs: float) -> list[Run]:
+    """The teacher trained for the same number of epochs on cached features and with its encoders every step."""
+    epochs_args = ("--num_train_epochs", f"{epochs:g}")
+    return [Run("caching_cached", "teacher, cached encoder features", "teacher", "train.py",
+                extra=("--cache_encoder_features", "true", *epochs_args)),
+            Run("caching_uncached", "teacher, encoders every step", "teacher", "train.py",
+                extra=("--cache_encoder_features", "false", *epochs_args))]
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Unknown options are passed to every train.py / distill.py call (e.g. --bf16, --sessions 1 2).",
+        prog="python -m multistill.experiment", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Unknown options are passed to every train.py / distill.py call (e.g. --bf16, --sessions 1 2, "
+        "--audio_encoder PATH, --split dialogue).",
     )
-    parser.add_argument("--output_dir", default="outputs/experiment", help="One sub-folder per model + results.md.")
+    parser.add_argument("--output_dir", default="outputs/experiment",
+                        help="seed_N/<run> per seed and run, plus results.md and results.json.")
     parser.add_argument("--corpus", default="synthetic", help="synthetic (embedded), kemdy19, kemdy20 or all.")
     parser.add_argument("--data_dir", default=None, help="Folder holding KEMDy19/ and/or KEMDy20/ (ETRI layout).")
-    parser.add_argument("--split", default="session", choices=("session", "random"),
-                        help="session: whole sessions held out; random: the paper's 80/20 split (seed 123).")
+    parser.add_argument("--split", default="session",
+                        help="Split of train.py/distill.py (session, random, or any split they accept).")
     parser.add_argument("--backbones", default="tiny", choices=("tiny", "pretrained"),
                         help="tiny: small offline encoders (no download); pretrained: the paper's encoders.")
-    parser.add_argument("--students", nargs="+",
+    parser.add_argument("--students", nargs="*",
                         default=["text_student", "audio_student", "multimodal_student", "light_student"],
-                        help="Students to distil.")
+                        help="Students to distil (none: teacher and baselines only).")
     parser.add_argument("--no_kd_ablation", action=argparse.BooleanOptionalAction, default=True,
-                        help="Also train every student with --alpha 0 (no distillation).")
+                        help="Also train every student with --alpha 0 (no distillation), same seed.")
     parser.add_argument("--alpha", type=float, default=0.5, help="KD weight for the distilled students.")
     parser.add_argument("--temperature", type=float, default=2.0, help="KD temperature.")
     parser.add_argument("--num_train_epochs", type=float, default=30, help="Epochs of every run.")
     parser.add_argument("--learning_rate", type=float, default=3e-3,
                         help="Learning rate of every run (3e-3 suits tiny backbones; the paper used 5e-5).")
     parser.add_argument("--batch_size", type=int, default=8, help="Per-device training batch size.")
-    parser.add_argument("--seed", type=int, default=42, help="Seed of every run (same seed, same table).")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="Seeds: every run is repeated per seed; the table reports mean ± std over them.")
+    parser.add_argument("--seed", type=int, default=None, help="One seed (the same as --seeds N; default 42).")
+    parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
+                        help="Simple baselines scored on each seed's split (none: skip them).")
+    parser.add_argument("--baselines_only", action="store_true",
+                        help="Train nothing: build each seed's split as train.py would and score the baselines.")
     parser.add_argument("--launcher", default=None,
                         help='Command prefix instead of "python", e.g. "accelerate launch --num_processes 2".')
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="Runs trained at the same time (a seed's students wait for its teacher). With N > 1 "
+                        "each run gets OMP_NUM_THREADS = CPUs / N unless OMP_NUM_THREADS is set.")
     parser.add_argument("--latency_utterances", type=int, default=20,
-                        help="Test utterances timed one by one for the end-to-end latency column.")
+                        help="Test utterances timed one by one for the end-to-end latency column (0: skip).")
     parser.add_argument("--caching_gain", action=argparse.BooleanOptionalAction, default=True,
-                        help="Also train the teacher for one epoch with the encoders running every step, to "
-                        "report the epoch-time gain of cached encoder features.")
+                        help="Per seed, also train the teacher for --caching_gain_epochs on cached encoder features "
+                        "and for as many epochs with its encoders every step (after all other runs, one at a "
+                        "time) to report the epoch-time gain of cached features.")
+    parser.add_argument("--caching_gain_epochs", type=float, default=2,
+                        help="Epochs of each of the two caching-gain runs (equal, so epochs compare like with like).")
     parser.add_argument("--reuse", action="store_true",
                         help="Skip runs whose output folder already holds test_results.json.")
-    return parser.parse_known_args(argv)
+    return parser
 
 
-def run_command(run: Run, args: argparse.Namespace, extra: list[str], teacher_dir: Path) -> list[str]:
-    """The train.py / distill.py command line of one run."""
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
+    """Known options (validated) and the options passed through to the scripts."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.seeds is not None and args.seed is not None:
+        parser.error("give either --seeds or --seed, not both.")
+    args.seeds = args.seeds if args.seeds is not None else [42 if args.seed is None else args.seed]
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds: every seed once, got {args.seeds}.")
+    if not 0.0 <= args.alpha <= 1.0:
+        parser.error(f"--alpha must be in [0, 1], got {args.alpha}.")
+    if args.temperature <= 0:
+        parser.error(f"--temperature must be positive, got {args.temperature}.")
+    for name in ("num_train_epochs", "learning_rate", "batch_size", "caching_gain_epochs", "parallel"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be positive, got {getattr(args, name)}.")
+    if args.latency_utterances < 0:
+        parser.error(f"--latency_utterances must be 0 or more, got {args.latency_utterances}.")
+    if args.baselines_only and not args.baselines:
+        parser.error("--baselines_only with no --baselines: nothing to do.")
+    try:
+        planned_runs(args.students, args.alpha, args.no_kd_ablation)
+    except ValueError as err:
+        parser.error(str(err))
+    args.output_dir = str(Path(args.output_dir).resolve())
+    return args, extra
+
+
+# --------------------------------------------------------------------------------------------
+# Training: one subprocess per run and seed
+# --------------------------------------------------------------------------------------------
+
+
+def seed_dir(output_dir: str | Path, seed: int) -> Path:
+    return Path(output_dir) / f"seed_{seed}"
+
+
+def run_command(run: Run, args: argparse.Namespace, extra: list[str], seed: int, teacher_dir: Path) -> list[str]:
+    """The train.py / distill.py command line of one run and seed."""
     script = REPO_ROOT / run.script
     if not script.exists():
         raise FileNotFoundError(f"{script} not found: run the experiment from a source checkout of multistill.")
     launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
-    command = launcher + [str(script), "--preset", run.preset, "--output_dir", str(Path(args.output_dir) / run.name),
-                          "--corpus", args.corpus, "--split", args.split, "--seed", str(args.seed),
-                          "--num_train_epochs", str(args.num_train_epochs), "--learning_rate", str(args.learning_rate),
+    command = launcher + [str(script), "--preset", run.preset, "--output_dir", str(seed_dir(args.output_dir, seed) / run.name),
+                          "--corpus", args.corpus, "--split", args.split, "--seed", str(seed),
+                          "--num_train_epochs", f"{args.num_train_epochs:g}", "--learning_rate", f"{args.learning_rate:g}",
                           "--per_device_train_batch_size", str(args.batch_size), "--disable_tqdm", "true"]
     if args.data_dir:
         command += ["--data_dir", args.data_dir]
     if run.script == "train.py":
         command += ["--backbones", args.backbones]
     else:
-        command += ["--teacher_model", str(teacher_dir), "--alpha", str(run.alpha),
-                    "--temperature", str(args.temperature)]
+        command += ["--teacher_model", str(teacher_dir), "--alpha", f"{run.alpha:g}",
+                    "--temperature", f"{args.temperature:g}"]
     if not torch.cuda.is_available() and "--use_cpu" not in extra and not args.launcher:
         command.append("--use_cpu")
-    return command + list(run.extra) + extra
+    # The run's own options come last, so that they win over the shared ones (argparse keeps the last value).
+    return command + extra + list(run.extra)
 
 
-def caching_gain(output_dir: Path) -> dict[str, float]:
-    """Seconds per training epoch of the teacher with cached features vs encoders run every step."""
-    def per_epoch(name: str) -> float:
-        result = json.loads((output_dir / name / "train_results.json").read_text(encoding="utf-8"))
-        return result["train_runtime"] / result["epoch"]
+def plan_jobs(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], list[Job]]:
+    """Every seed's runs (teacher, then its students), and the caching-gain pairs run last, one at a time."""
+    runs = planned_runs(args.students, args.alpha, args.no_kd_ablation)
+    jobs, gain_jobs = [], []
+    for seed in args.seeds:
+        teacher_dir = seed_dir(args.output_dir, seed) / "teacher"
+        for run in runs:
+            after = None if run.name == "teacher" else f"seed_{seed}/teacher"
+            jobs.append(Job(seed, run, seed_dir(args.output_dir, seed) / run.name,
+                            tuple(run_command(run, args, extra, seed, teacher_dir)), after))
+        if args.caching_gain:
+            for run in caching_runs(args.caching_gain_epochs):
+                gain_jobs.append(Job(seed, run, seed_dir(args.output_dir, seed) / run.name,
+                                     tuple(run_command(run, args, extra, seed, teacher_dir))))
+    return jobs, gain_jobs
 
-    info = json.loads((output_dir / "teacher" / "run_info.json").read_text(encoding="utf-8"))
-    cached, uncached = per_epoch("teacher"), per_epoch("teacher_uncached")
-    return {"cached_epoch_seconds": cached, "uncached_epoch_seconds": uncached, "speedup": uncached / cached,
-            "caching_seconds": info.get("feature_caching_seconds", 0.0)}
+
+def _run_job(job: Job, env: dict[str, str], reuse: bool, label: str) -> float:
+    if reuse and (job.run_dir / "test_results.json").exists():
+        logger.info("%s %s: reusing %s", label, job.key, job.run_dir)
+        return 0.0
+    job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+    log_file = job.run_dir.parent / f"{job.run.name}.log"
+    logger.info("%s %s: %s", label, job.key, shlex.join(job.command))
+    start = time.perf_counter()
+    with open(log_file, "w", encoding="utf-8") as log:
+        completed = subprocess.run(job.command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+    seconds = time.perf_counter() - start
+    if completed.returncode != 0:
+        tail = "".join(log_file.read_text(encoding="utf-8").splitlines(keepends=True)[-30:])
+        raise RuntimeError(f"{job.key} failed (exit {completed.returncode}); last lines of {log_file}:\n{tail}")
+    logger.info("%s %s done in %.0f s", label, job.key, seconds)
+    return seconds
 
 
-def measure_latency(model_dir: Path, rows: list[dict[str, Any]], threads: int | None = None) -> dict[str, float]:
+def execute(jobs: list[Job], parallel: int, reuse: bool) -> dict[str, float]:
+    """Run ``jobs``, up to ``parallel`` at once, each after the job it depends on; returns seconds per job."""
+    env = dict(os.environ)
+    if parallel > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
+    keys = {job.key for job in jobs}
+    missing = [job.key for job in jobs if job.after is not None and job.after not in keys]
+    if missing:
+        raise ValueError(f"Jobs {missing} depend on jobs that are not planned.")
+    pending, running, done, seconds = list(jobs), {}, set(), {}
+    failures: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        while (pending and not failures) or running:
+            ready = [job for job in pending if job.after is None or job.after in done]
+            while ready and len(running) < parallel and not failures:
+                job = ready.pop(0)
+                pending.remove(job)
+                label = f"[{len(done) + len(running) + 1}/{len(jobs)}]"
+                running[pool.submit(_run_job, job, env, reuse, label)] = job
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = running.pop(future)
+                if future.exception() is not None:
+                    failures.append(future.exception())
+                    continue
+                seconds[job.key] = future.result()
+                done.add(job.key)
+    if failures:
+        raise failures[0]
+    return seconds
+
+
+# --------------------------------------------------------------------------------------------
+# Data of a run: the corpus as the run loaded it, and its split by id
+# --------------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> Any:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_run_corpus(run_dir: Path):
+    """The corpus a run trained on, loaded the way it loaded it (``run_info.json``: corpus, data_dir, ...)."""
+    from .data import load_kemdy
+
+    info = _read_json(run_dir / "run_info.json")
+    return load_kemdy(info["corpus"], info.get("data_dir"), info.get("sessions"), cache_dir=info.get("data_cache_dir"),
+                      synthetic_size=tuple(info.get("synthetic_size") or (4, 4)))
+
+
+def select_ids(dataset, ids: Sequence[str], where: str):
+    """The rows of ``dataset`` with these ids, in this order; an id missing from the corpus is an error."""
+    index = {key: i for i, key in enumerate(dataset["id"])}
+    missing = [key for key in ids if key not in index]
+    if missing:
+        raise ValueError(f"{where}: {len(missing)} ids are not in the corpus loaded from run_info.json "
+                         f"(first: {missing[:3]}); was the corpus changed after the run?")
+    return dataset.select([index[key] for key in ids])
+
+
+def load_run_splits(run_dir: Path):
+    """``DatasetDict`` of the rows in the run's ``data_splits.json`` (train after balancing, validation, test)."""
+    from datasets import DatasetDict
+
+    path = run_dir / "data_splits.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the run was made by a train.py/distill.py that does not write "
+                                "data_splits.json; rerun it (without --reuse) with this checkout.")
+    ids = _read_json(path)
+    for name in ("train", "validation", "test"):
+        if name not in ids:
+            raise ValueError(f"{path}: no {name!r} list of ids.")
+    dataset = load_run_corpus(run_dir)
+    return DatasetDict({name: select_ids(dataset, ids[name], f"{path} [{name}]") for name in ("train", "validation", "test")})
+
+
+def splits_like_train(command: Sequence[str], launcher_length: int, output_dir: Path):
+    """``--baselines_only``: the split ``train.py`` would make for this command line, by train.py's own code."""
+    from transformers import HfArgumentParser
+
+    from .arguments import DataArguments, ModelArguments, MultiStillTrainingArguments
+    from .workflow import data_info, prepare_splits
+
+    script_args = list(command[launcher_length + 1:])
+    parser = HfArgumentParser((ModelArguments, DataArguments, MultiStillTrainingArguments))
+    _, data_args, training_args = parser.parse_args_into_dataclasses(script_args)
+    splits, report = prepare_splits(data_args, training_args)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "data_splits.json").write_text(
+        json.dumps({name: list(split["id"]) for name, split in splits.items()}, indent=1) + "\n", encoding="utf-8")
+    (output_dir / "run_info.json").write_text(json.dumps(data_info(data_args), indent=2) + "\n", encoding="utf-8")
+    return splits, report, getattr(data_args, "text_column", "text")
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements: baselines, latency, caching gain
+# --------------------------------------------------------------------------------------------
+
+
+def score_baselines(splits, names: Sequence[str], seed: int, text_column: str,
+                    feature_cache: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Every baseline fitted on train + validation rows and scored on test rows (metrics without the matrix)."""
+    from datasets import concatenate_datasets
+
+    from .baselines import evaluate_baseline
+
+    fit_rows = concatenate_datasets([splits["train"], splits["validation"]])
+    results = {}
+    for name in names:
+        start = time.perf_counter()
+        result = evaluate_baseline(name, fit_rows, splits["test"], seed=seed, text_column=text_column,
+                                   feature_cache=feature_cache)
+        logger.info("seed %d, baseline %s: macro-F1 %.4f (fit on %d rows, %.1f s)", seed, name,
+                    result["metrics"]["macro_f1"], result["fit_rows"], time.perf_counter() - start)
+        results[name] = result
+    return results
+
+
+def measure_latency(model_dir: Path, rows: list[dict[str, Any]]) -> dict[str, float]:
     """Median end-to-end latency per utterance (processor + model, batch 1) and the whole-set time."""
     from .modeling_multistill import MultiStillForEmotionClassification
     from .processing_multistill import MultiStillProcessor
@@ -169,133 +404,395 @@ def measure_latency(model_dir: Path, rows: list[dict[str, Any]], threads: int | 
     }
 
 
-def latency_rows(model_dir: Path, count: int) -> list[dict[str, Any]]:
-    """Decoded test utterances (audio + text) of the run, by the ids in its test_predictions.json."""
-    from .data import load_kemdy
-
-    info = json.loads((model_dir / "run_info.json").read_text(encoding="utf-8"))
-    ids = [p["id"] for p in json.loads((model_dir / "test_predictions.json").read_text(encoding="utf-8"))][:count]
-    dataset = load_kemdy(info["corpus"], info.get("data_dir"), info.get("sessions"), cache_dir=info.get("data_cache_dir"),
-                         synthetic_size=tuple(info.get("synthetic_size") or (4, 4)))
-    index = {key: i for i, key in enumerate(dataset["id"])}
+def latency_rows(test_rows, count: int, text_column: str = "text") -> list[dict[str, Any]]:
+    """The first ``count`` test utterances, decoded (audio + transcript)."""
     rows = []
-    for key in ids:
-        row = dataset[index[key]]
+    for row in test_rows.select(range(min(count, len(test_rows)))):
         rows.append({"audio": {"array": np.asarray(row["audio"]["array"], dtype=np.float32),
-                               "sampling_rate": int(row["audio"]["sampling_rate"])}, "text": row["text"]})
+                               "sampling_rate": int(row["audio"]["sampling_rate"])}, "text": row[text_column]})
     return rows
 
 
-def _fmt(value: float | None, digits: int = 2, scale: float = 100.0) -> str:
-    return "–" if value is None else f"{scale * value:.{digits}f}"
+def caching_gain(seed_folder: Path) -> dict[str, float]:
+    """Seconds per training epoch of the two caching-gain runs (equal epochs): cached vs encoders every step."""
+    def result(name: str) -> dict[str, float]:
+        return _read_json(seed_folder / name / "train_results.json")
+
+    cached, uncached = result("caching_cached"), result("caching_uncached")
+    if cached["epoch"] != uncached["epoch"]:
+        raise ValueError(f"{seed_folder}: caching-gain runs trained {cached['epoch']} vs {uncached['epoch']} epochs.")
+    per_epoch = {k: r["train_runtime"] / r["epoch"] for k, r in (("cached", cached), ("uncached", uncached))}
+    info = _read_json(seed_folder / "teacher" / "run_info.json")
+    return {"epochs": cached["epoch"], "cached_epoch_seconds": per_epoch["cached"],
+            "uncached_epoch_seconds": per_epoch["uncached"], "speedup": per_epoch["uncached"] / per_epoch["cached"],
+            "teacher_caching_seconds": info.get("feature_caching_seconds")}
 
 
-def render_table(results: list[dict[str, Any]], header: dict[str, Any], gain: dict[str, float] | None = None) -> str:
-    """The paper's table (accuracy, weighted precision, weighted F1, trainable params, inference time)
-    plus UA, macro-F1, total parameters and end-to-end latency per utterance."""
+# --------------------------------------------------------------------------------------------
+# Statistics over seeds
+# --------------------------------------------------------------------------------------------
+
+
+def describe(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (n - 1; None for one value), n, min, max and the values."""
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else None,
+            "n": int(len(array)), "min": float(array.min()), "max": float(array.max()),
+            "values": [float(v) for v in array]}
+
+
+def paired_difference(first: dict[int, float], second: dict[int, float]) -> dict[str, Any]:
+    """``first - second`` per seed (seeds both have), summarised; plus how often ``first`` is ahead and
+    whether mean ± std covers zero (``None`` with one seed: no spread)."""
+    seeds = sorted(set(first) & set(second))
+    if not seeds:
+        raise ValueError("paired_difference: no seed in common.")
+    stats = describe([first[s] - second[s] for s in seeds])
+    stats["seeds"] = seeds
+    stats["ahead"] = int(sum(first[s] > second[s] for s in seeds))
+    stats["behind"] = int(sum(first[s] < second[s] for s in seeds))
+    std = stats["std"]
+    stats["covers_zero"] = None if std is None else bool(stats["mean"] - std <= 0.0 <= stats["mean"] + std)
+    return stats
+
+
+def verdict(name: str, first: str, second: str, stats: dict[str, Any], metric: str = "macro-F1") -> str:
+    """One line that states only what holds across the seeds."""
+    d = stats
+    line = f"{name}: {first} − {second} {metric} {100 * d['mean']:+.1f}"
+    if d["std"] is None:
+        return line + " points, one seed: no spread, so no conclusion."
+    line += (f" ± {100 * d['std']:.1f} points over {d['n']} seeds ({first} ahead in {d['ahead']}, "
+             f"behind in {d['behind']})")
+    if d["covers_zero"]:
+        return line + "; the spread covers zero: no difference shown."
+    return line + f"; the spread excludes zero: {first} {'ahead' if d['mean'] > 0 else 'behind'} in mean ± std."
+
+
+# --------------------------------------------------------------------------------------------
+# Provenance
+# --------------------------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=30,
+                             check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def cpu_model() -> str:
+    """CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(argv: Sequence[str]) -> dict[str, Any]:
+    """What made this report: the command, the git commit (and whether the tree was dirty), the machine, the date."""
+    status = _git("status", "--porcelain")
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:
+        available = os.cpu_count()
+    machine = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "cpus_available": available,
+               "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_average_start": list(os.getloadavg())}
+    if torch.cuda.is_available():
+        machine["gpu"] = torch.cuda.get_device_name(0)
+    return {
+        "command": "python -m multistill.experiment " + shlex.join(argv),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "git_changes": None if status is None else len(status.splitlines()),
+        "machine": machine,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def machine_text(machine: dict[str, Any]) -> str:
+    text = f"{machine['cpu']}, {machine['cpus_available']} of {machine['logical_cpus']} CPUs"
+    if machine.get("gpu"):
+        text += f", GPU {machine['gpu']}"
+    text += f", torch {machine['torch']}, Python {machine['python']}"
+    if machine.get("omp_num_threads"):
+        text += f", OMP_NUM_THREADS={machine['omp_num_threads']}"
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+def _pm(stats: dict[str, Any] | None, scale: float = 100.0, digits: int = 2) -> str:
+    if stats is None:
+        return "–"
+    text = f"{scale * stats['mean']:.{digits}f}"
+    return text if stats["std"] is None else f"{text} ± {scale * stats['std']:.{digits}f}"
+
+
+def aggregate(rows: list[dict[str, Any]], per_seed: dict[int, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each row with its metrics (and latency, parameters) summarised over the seeds that have it."""
+    out = []
+    for row in rows:
+        results = [per_seed[seed][row["name"]] for seed in sorted(per_seed) if row["name"] in per_seed[seed]]
+        summary = {key: describe([r["metrics"][key] for r in results]) for key, _ in METRICS}
+        latency = None
+        if all(r.get("latency") for r in results) and results:
+            latency = {key: describe([r["latency"][key] for r in results])
+                       for key in ("latency_ms_median", "real_time_factor")}
+        parameters = results[0].get("parameters") if results else None
+        out.append({**row, "seeds": [s for s in sorted(per_seed) if row["name"] in per_seed[s]],
+                    "summary": summary, "latency": latency, "parameters": parameters})
+    return out
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """``results.md``: provenance, the mean ± std table, paired comparisons, per-seed figures, caching gain."""
+    p, s = report["provenance"], report["settings"]
+    seeds = s["seeds"]
+    tree = "unknown tree state" if p["git_dirty"] is None else (
+        f"dirty tree: {p['git_changes']} uncommitted changes" if p["git_dirty"] else "clean tree")
     lines = [
-        f"# Multi-Still experiment: {header['corpus']} corpus, {header['split']} split, {header['backbones']} backbones",
+        f"# Multi-Still experiment: {s['corpus']} corpus, {s['split']} split, {s['backbones']} backbones, "
+        f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
         "",
-        f"Test set: {header['test_examples']} utterances ({header['test_sessions']}). Seed {header['seed']}. "
-        f"Machine: {header['machine']}. Latency = median of {header['latency_utterances']} test utterances, "
-        "batch 1, raw 16 kHz audio + transcript through the processor and the model (the encoders included).",
+        f"Made by `{p['command']}` at commit `{(p['git_commit'] or 'unknown')[:12]}` ({tree}) on "
+        f"{machine_text(p['machine'])}; {p['date']}; {report['duration_s'] / 60:.1f} min wall clock, "
+        f"{report['cpu_seconds'] / 60:.1f} min CPU time of all processes (load average "
+        f"{p['machine']['load_average_start'][0]:.1f} at the start, {p['machine']['load_average_end'][0]:.1f} at "
+        "the end: other processes' load slows the wall clock and the latencies).",
         "",
-        "| model | accuracy (WA) | precision | F1 | UA | macro-F1 | trainable params | total params "
-        "| latency ms/utt | RTF | test-set time (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        report["data_text"],
+        "",
+        f"Every cell is the mean ± sample standard deviation over seeds {', '.join(map(str, seeds))} (n − 1 in the "
+        "denominator; a single seed shows its value alone). Accuracy, precision and F1 are weighted, as in the "
+        "paper; UA (balanced accuracy) and macro-F1 weigh every emotion equally. References are the evaluators' "
+        "majority emotion. Latency = median over the first test utterances, batch 1, raw 16 kHz audio + "
+        "transcript through the processor and the model, measured one model after the other in this process.",
+        "",
+        "| model | " + " | ".join(title for _, title in METRICS)
+        + " | trainable params | total params | latency ms/utt | RTF |",
+        "|---|" + "---|" * (len(METRICS) + 4),
     ]
-    for r in results:
-        m = r["metrics"]
-        lines.append(
-            f"| {r['label']} | {_fmt(m.get('test_accuracy'))} | {_fmt(m.get('test_weighted_precision'))} "
-            f"| {_fmt(m.get('test_weighted_f1'))} | {_fmt(m.get('test_unweighted_accuracy'))} "
-            f"| {_fmt(m.get('test_macro_f1'))} | {r['parameters']['trainable']:,} | {r['parameters']['total']:,} "
-            f"| {r['latency']['latency_ms_median']:.1f} | {r['latency']['real_time_factor']:.4f} "
-            f"| {m.get('test_runtime', float('nan')):.2f} |"
-        )
-    lines += [
-        "",
-        "Accuracy, precision and F1 are weighted, as in the paper; UA (balanced accuracy) and macro-F1 weigh every "
-        "emotion equally. References are the evaluators' majority emotion; training targets their vote "
-        "distribution. Paper (random split, full encoders): teacher 91.90 / 89.04 / 90.28, multimodal student "
-        "92.08 / 88.99 / 89.89. With tiny random backbones the numbers only show that the pipeline learns; "
-        "latency of the full-size architectures is in benchmarks/results/.",
-    ]
+    for row in report["rows"]:
+        cells = [_pm(row["summary"][key]) for key, _ in METRICS]
+        params = row.get("parameters")
+        latency = row.get("latency")
+        cells += [f"{params['trainable']:,}" if params else "–", f"{params['total']:,}" if params else "–",
+                  _pm(latency["latency_ms_median"], 1.0, 1) if latency else "–",
+                  _pm(latency["real_time_factor"], 1.0, 4) if latency else "–"]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    if report["baseline_text"]:
+        lines += ["", report["baseline_text"]]
+    if report["comparisons"]:
+        lines += ["", "## Paired differences (same seed), points", "",
+                  "| comparison | " + " | ".join(title for _, title in DIFF_METRICS)
+                  + " | first ahead (macro-F1) | per seed Δ macro-F1 |",
+                  "|---|" + "---|" * (len(DIFF_METRICS) + 2)]
+        for c in report["comparisons"]:
+            d = c["differences"]
+            ahead = f"{d['macro_f1']['ahead']} of {d['macro_f1']['n']}"
+            per_seed = ", ".join(f"{100 * v:+.1f}" for v in d["macro_f1"]["values"])
+            lines.append(f"| {c['title']} | " + " | ".join(_pm(d[key], 100.0, 1) for key, _ in DIFF_METRICS)
+                         + f" | {ahead} | {per_seed} |")
+        lines += ["", *[f"* {c['verdict']}" for c in report["comparisons"]]]
+    lines += ["", "## Macro-F1 per seed", "", "| model | " + " | ".join(f"seed {x}" for x in seeds) + " |",
+              "|---|" + "---|" * len(seeds)]
+    for row in report["rows"]:
+        values = dict(zip(row["seeds"], row["summary"]["macro_f1"]["values"], strict=True))
+        lines.append(f"| {row['label']} | "
+                     + " | ".join(f"{100 * values[x]:.2f}" if x in values else "–" for x in seeds) + " |")
+    gain = report.get("caching_gain")
     if gain:
+        per = gain["per_seed"]
+        first = per[min(per)]
         lines += [
-            "",
-            f"Cached encoder features: a teacher training epoch took {gain['cached_epoch_seconds']:.2f} s on cached "
-            f"hidden states vs {gain['uncached_epoch_seconds']:.2f} s running the frozen encoders every step "
-            f"(**{gain['speedup']:.1f}x** faster per epoch; one-time caching cost {gain['caching_seconds']:.1f} s, "
-            "reused by every student that shares the teacher's encoders). Epochs include validation; the gain "
-            "grows with the encoders' size: full size, a cached training step is 6.9x faster (benchmarks).",
+            "", "## Cached encoder features", "",
+            f"The teacher trained for {first['epochs']:g} epochs on cached encoder features and for as many epochs "
+            "running its frozen encoders every step (two extra runs per seed, one at a time after all other runs; "
+            f"epochs include validation): {_pm(gain['cached_epoch_seconds'], 1.0, 2)} s vs "
+            f"{_pm(gain['uncached_epoch_seconds'], 1.0, 2)} s per epoch, **{_pm(gain['speedup'], 1.0, 1)}x** faster "
+            f"per epoch (mean ± std over {gain['speedup']['n']} pairs of runs; per seed: "
+            + ", ".join(f"{per[x]['speedup']:.1f}x" for x in sorted(per))
+            + "). Feature caching in the teacher runs took "
+            + ", ".join(f"{per[x]['teacher_caching_seconds']:.1f} s" for x in sorted(per)
+                        if per[x]["teacher_caching_seconds"] is not None)
+            + " (once per encoder, processor and data: the students that share the teacher's encoders, and any "
+            "later run, only read the cache).",
         ]
+    if s["backbones"] == "tiny" and not report.get("baselines_only"):
+        lines += ["", "Tiny random frozen encoders: the models' scores show that every path learns, not what the "
+                  "method achieves with pretrained encoders."]
     return "\n".join(lines) + "\n"
 
 
-def machine_line() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
+def data_text(reports: dict[int, dict[str, Any]], fit_rows: dict[int, int] | None) -> str:
+    """One paragraph on the split: test set (same for every seed or not), training rows, baseline fitting rows."""
+    tests = {seed: tuple(r["test_ids"]) for seed, r in reports.items()}
+    first = reports[min(reports)]
+    sessions = ", ".join(first.get("test_sessions") or [])
+    if len(set(tests.values())) == 1:
+        text = f"Test set: the same {len(tests[min(tests)])} utterances for every seed" + (f" ({sessions})." if sessions else ".")
+    else:
+        text = "Test sets differ between seeds (seeded split): " + ", ".join(
+            f"seed {seed}: {len(ids)} utterances" for seed, ids in sorted(tests.items())) + "."
+    text += " Training rows (after balancing) per seed: " + ", ".join(
+        f"{r['train_examples']}" for _, r in sorted(reports.items())) + f"; validation: {first['validation_examples']}."
+    if fit_rows:
+        text += (" Baselines are fitted on the training and validation rows of the same split ("
+                 + ", ".join(str(n) for _, n in sorted(fit_rows.items())) + " per seed; fixed hyper-parameters, no "
+                 "search) and scored on the same test rows as the models.")
+    return text
 
 
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its finished children (the runs)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _model_result(run: Run, run_dir: Path) -> dict[str, Any]:
+    info = _read_json(run_dir / "run_info.json")
+    metrics = _read_json(run_dir / "metrics.json")
+    test_results = _read_json(run_dir / "test_results.json")
+    full = metrics["test"]
+    return {"metrics": {k: v for k, v in full.items() if not isinstance(v, list)},
+            "confusion_matrix": full.get("confusion_matrix"), "test_runtime": test_results.get("test_runtime"),
+            "parameters": info["parameters"], "alpha": run.alpha, "preset": run.preset}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
                         level=logging.INFO)
-    # 1. Arguments and the plan
+    # 1. Arguments, the plan and its provenance (before anything runs)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args, extra = parse_args(argv)
+    started, cpu_start = time.perf_counter(), _cpu_seconds()
+    origin = provenance(argv)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    runs = planned_runs(args.students, args.alpha, args.no_kd_ablation)
-    extra_runs = []
-    if args.caching_gain:
-        extra_runs.append(Run("teacher_uncached", "teacher, encoders every step", "teacher", "train.py",
-                              extra=("--cache_encoder_features", "false", "--num_train_epochs", "1")))
-    teacher_dir = output_dir / "teacher"
-    logger.info("Plan: %s", ", ".join(r.name for r in runs))
+    runs = [] if args.baselines_only else planned_runs(args.students, args.alpha, args.no_kd_ablation)
+    jobs, gain_jobs = ([], []) if args.baselines_only else plan_jobs(args, extra)
+    logger.info("Plan: seeds %s; runs %s; baselines %s", args.seeds, ", ".join(r.name for r in runs) or "none",
+                ", ".join(args.baselines) or "none")
 
-    # 2. Train the teacher, then every student (each a train.py / distill.py process)
-    for number, run in enumerate(runs + extra_runs, 1):
-        run_dir = output_dir / run.name
-        if args.reuse and (run_dir / "test_results.json").exists():
-            logger.info("[%d/%d] %s: reusing %s", number, len(runs) + len(extra_runs), run.name, run_dir)
-            continue
-        command = run_command(run, args, extra, teacher_dir)
-        logger.info("[%d/%d] %s: %s", number, len(runs) + len(extra_runs), run.name, shlex.join(command))
-        start = time.perf_counter()
-        log_file = output_dir / f"{run.name}.log"
-        with open(log_file, "w", encoding="utf-8") as log:
-            completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=False)
-        if completed.returncode != 0:
-            tail = "".join(log_file.read_text(encoding="utf-8").splitlines(keepends=True)[-30:])
-            raise RuntimeError(f"{run.name} failed (exit {completed.returncode}); last lines of {log_file}:\n{tail}")
-        logger.info("[%d/%d] %s done in %.0f s", number, len(runs) + len(extra_runs), run.name, time.perf_counter() - start)
+    # 2. Train: per seed the teacher, then its students (up to --parallel at once); then the caching-gain pairs
+    run_seconds = execute(jobs, args.parallel, args.reuse) if jobs else {}
+    if gain_jobs:
+        run_seconds.update(execute(gain_jobs, 1, args.reuse))
 
-    # 3. Collect metrics and measure end-to-end latency of every trained model
-    rows = latency_rows(teacher_dir, args.latency_utterances)
-    results = []
-    for run in runs:
-        run_dir = output_dir / run.name
-        info = json.loads((run_dir / "run_info.json").read_text(encoding="utf-8"))
-        metrics = json.loads((run_dir / "test_results.json").read_text(encoding="utf-8"))
-        results.append({"name": run.name, "label": run.label, "preset": run.preset, "alpha": run.alpha,
-                        "metrics": metrics, "parameters": info["parameters"],
-                        "latency": measure_latency(run_dir, rows)})
+    # 3. Per seed: collect the models' test metrics, score the baselines on the same split, time the models
+    per_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    split_reports: dict[int, dict[str, Any]] = {}
+    fit_rows: dict[int, int] = {}
+    feature_cache: dict[str, np.ndarray] = {}
+    launcher_length = len(shlex.split(args.launcher)) if args.launcher else 1
+    for seed in args.seeds:
+        folder = seed_dir(output_dir, seed)
+        if args.baselines_only:
+            teacher = Run("teacher", "", "teacher", "train.py")
+            teacher_command = run_command(teacher, args, extra, seed, folder / teacher.name)
+            splits, report, text_column = splits_like_train(teacher_command, launcher_length, folder / "baselines")
+        else:
+            splits = load_run_splits(folder / "teacher")
+            report = _read_json(folder / "teacher" / "metrics.json")["data"]
+            text_column = _read_json(folder / "teacher" / "run_info.json").get("text_column", "text")
+        test_ids = list(splits["test"]["id"])
+        split_reports[seed] = {"test_ids": test_ids, "test_sessions": report.get("test", {}).get("sessions"),
+                               "train_examples": len(splits["train"]), "validation_examples": len(splits["validation"])}
+        results: dict[str, dict[str, Any]] = {}
+        rows_for_latency = latency_rows(splits["test"], args.latency_utterances, text_column) \
+            if args.latency_utterances and runs else []
+        for run in runs:
+            run_dir = folder / run.name
+            run_ids = _read_json(run_dir / "data_splits.json")["test"] if (run_dir / "data_splits.json").exists() \
+                else [p["id"] for p in _read_json(run_dir / "test_predictions.json")]
+            if run_ids != test_ids:
+                raise RuntimeError(f"{run_dir} was tested on other utterances than {folder / 'teacher'}: every row "
+                                   "of a seed must share one test set (same split arguments).")
+            results[run.name] = _model_result(run, run_dir)
+            if rows_for_latency:
+                results[run.name]["latency"] = measure_latency(run_dir, rows_for_latency)
+        if args.baselines:
+            for name, result in score_baselines(splits, args.baselines, seed, text_column, feature_cache).items():
+                results[f"baseline_{name}"] = {"metrics": {k: v for k, v in result["metrics"].items()
+                                                           if not isinstance(v, list)},
+                                               "confusion_matrix": result["metrics"].get("confusion_matrix"),
+                                               "fit_rows": result["fit_rows"]}
+                fit_rows[seed] = result["fit_rows"]
+        per_seed[seed] = results
 
-    # 4. The table
-    teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text(encoding="utf-8"))
-    test_report = teacher_metrics["data"]["test"]
-    header = {"corpus": args.corpus, "split": args.split, "backbones": args.backbones, "seed": args.seed,
-              "test_examples": test_report["examples"], "test_sessions": ", ".join(test_report["sessions"]),
-              "machine": machine_line(), "latency_utterances": len(rows)}
-    gain = caching_gain(output_dir) if args.caching_gain else None
-    table = render_table(results, header, gain)
+    # 4. Summaries over seeds: rows, paired differences, caching gain
+    row_specs = [{"name": r.name, "label": r.label, "kind": "model", "preset": r.preset, "alpha": r.alpha} for r in runs]
+    row_specs += [{"name": f"baseline_{n}", "label": BASELINES[n].label, "kind": "baseline",
+                   "description": BASELINES[n].description} for n in args.baselines]
+    rows = aggregate(row_specs, per_seed)
+    comparisons = []
+    pairs = [(f"{p}_kd", f"{p}_ce", STUDENT_LABELS[p], "KD", "no KD") for p in args.students
+             if args.no_kd_ablation and not args.baselines_only]
+    if not args.baselines_only:
+        pairs += [("teacher", f"baseline_{n}", f"Teacher vs {BASELINES[n].label.removeprefix('Baseline: ')}",
+                   "teacher", "baseline") for n in args.baselines]
+    for first, second, title, first_name, second_name in pairs:
+        differences = {key: paired_difference({s: per_seed[s][first]["metrics"][key] for s in per_seed},
+                                              {s: per_seed[s][second]["metrics"][key] for s in per_seed})
+                       for key, _ in DIFF_METRICS}
+        comparisons.append({"first": first, "second": second, "title": title, "differences": differences,
+                            "verdict": verdict(title, first_name, second_name, differences["macro_f1"])})
+    gain = None
+    if gain_jobs:
+        per = {seed: caching_gain(seed_dir(output_dir, seed)) for seed in args.seeds}
+        gain = {"per_seed": per, **{key: describe([per[s][key] for s in per])
+                                    for key in ("cached_epoch_seconds", "uncached_epoch_seconds", "speedup")}}
+
+    # 5. The report
+    origin["machine"]["load_average_end"] = list(os.getloadavg())
+    report = {
+        "provenance": origin,
+        "duration_s": time.perf_counter() - started,
+        "cpu_seconds": _cpu_seconds() - cpu_start,
+        "settings": {"corpus": args.corpus, "split": args.split, "backbones": args.backbones, "seeds": args.seeds,
+                     "students": args.students, "no_kd_ablation": args.no_kd_ablation, "alpha": args.alpha,
+                     "temperature": args.temperature, "num_train_epochs": args.num_train_epochs,
+                     "learning_rate": args.learning_rate, "batch_size": args.batch_size, "passed_through": extra,
+                     "baselines": args.baselines, "baselines_fit_on": ["train", "validation"],
+                     "latency_utterances": args.latency_utterances, "parallel": args.parallel},
+        "baselines_only": args.baselines_only,
+        "data_text": data_text(split_reports, fit_rows if args.baselines else None),
+        "baseline_text": "Baselines: " + "; ".join(f"{BASELINES[n].label.removeprefix('Baseline: ')} = "
+                                                   f"{BASELINES[n].description}" for n in args.baselines)
+        + ". They are deterministic: they vary across seeds only where the rows they are fitted on do."
+        if args.baselines else "",
+        "rows": rows,
+        "comparisons": comparisons,
+        "per_seed": {str(seed): results for seed, results in per_seed.items()},
+        "splits": {str(seed): {k: v for k, v in r.items() if k != "test_ids"} | {"test_examples": len(r["test_ids"])}
+                   for seed, r in split_reports.items()},
+        "caching_gain": gain,
+        "run_seconds": run_seconds,
+    }
+    table = render_report(report)
     (output_dir / "results.md").write_text(table, encoding="utf-8")
-    (output_dir / "results.json").write_text(json.dumps({"header": header, "results": results, "caching_gain": gain}, indent=2) + "\n",
-                                             encoding="utf-8")
+    from .training import write_json
+
+    write_json(report, output_dir / "results.json")
     print(table)
     logger.info("Wrote %s and results.json", output_dir / "results.md")
-    return results
+    return report
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Smoke test of ``benchmarks/benchmark.py`` in ``--quick`` mode (tiny configs; no timing assertions)."""
+"""``benchmarks/benchmark.py`` in ``--quick`` mode (tiny configs): ratios pair like with like, int8 is really int8,
+rounds merge into medians with a spread. No assertion on how fast anything is."""
 
 from __future__ import annotations
 
@@ -30,43 +31,61 @@ def _run(args: list[str], out: Path, name: str) -> tuple[dict[str, Any], str, su
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, str]:
     """One in-process quick run: every model, int8 (+ ONNX when installed) for two students, training."""
     out = tmp_path_factory.mktemp("bench")
-    args = ["--in_process", "--int8", "--variant_models", "multimodal_student", "light_student"]
+    args = ["--in_process", "--int8", "--variant_models", "teacher", "multimodal_student", "light_student"]
     if HAS_ONNX:
         args.append("--onnx")
     res, md, proc = _run(args, out, "quick")
     return res, md, proc.stdout
 
 
-def test_every_model_has_positive_latencies_and_ratios(quick: tuple[dict[str, Any], str, str]) -> None:
+def test_every_model_is_measured_and_ratios_pair_like_with_like(quick: tuple[dict[str, Any], str, str]) -> None:
     res, _, _ = quick
     assert res["errors"] == []
     base = [r for r in res["latency"] if r["variant"] == "fp32"]
     assert {r["model"] for r in base} == set(MODELS)
     settings = res["settings"]
     assert len(base) == len(MODELS) * len(settings["batch_sizes"]) * len(settings["audio_seconds"])
-    for r in base:
-        assert r["e2e"]["median_ms"] > 0 and r["e2e"]["p90_ms"] >= r["e2e"]["min_ms"] > 0
-        assert r["per_utterance_ms"] > 0 and r["rtf"] > 0
-        assert r["speedup_vs_teacher"] > 0
-        assert r["memory"]["peak_mb"] > 0
-        assert r["split"]["fusion_ms"] > 0
+    medians = {(r["model"], r["variant"], r["batch_size"], r["audio_seconds"]): r["e2e"]["median_ms"]
+               for r in res["latency"]}
+    for r in res["latency"]:
+        assert r["e2e"]["p90_ms"] >= r["e2e"]["min_ms"] and r["e2e"]["n"] >= 1 and r["e2e"]["rounds"] == 1
+        assert r["e2e"]["spread_ms"][0] == r["e2e"]["min_ms"]  # one round: min-max of the timed calls
+        assert r["e2e"]["spread_ms"][0] <= r["e2e"]["median_ms"] <= r["e2e"]["spread_ms"][1]
+        where = (r["batch_size"], r["audio_seconds"])
+        same = medians.get(("teacher", r["variant"], *where))  # int8 rows: the int8 teacher of this run
+        fp32 = medians[("teacher", "fp32", *where)]
+        if same is None:  # no ONNX teacher: no ratio across precisions
+            assert r["variant"] == "onnx" and r["speedup_vs_teacher"] is None
+        else:
+            assert r["speedup_vs_teacher"] == pytest.approx(same / r["e2e"]["median_ms"], rel=2e-3)
+        assert r["speedup_vs_fp32_teacher"] == pytest.approx(fp32 / r["e2e"]["median_ms"], rel=2e-3)
         info = res["models"][r["model"]]
-        assert ("audio_encoder_ms" in r["split"]) == info["uses_audio"]
-        assert ("text_encoder_ms" in r["split"]) == info["uses_text"]
-    assert all(r["speedup_vs_teacher"] == 1.0 for r in base if r["model"] == "teacher")
+        if r["variant"] == "fp32":
+            assert ("audio_encoder_ms" in r["split"]) == info["uses_audio"]
+            assert ("text_encoder_ms" in r["split"]) == info["uses_text"]
     for name in MODELS:
         assert res["models"][name]["params"]["total"] > 0
-    assert res["headline"]["speedup"] > 0
+    h = res["headline"]
+    assert h["teacher_ms"] == medians[("teacher", "fp32", 1, 1.0)]
+    assert h["light_student_ms"] == medians[("light_student", "fp32", 1, 1.0)]
+    int8 = next(v for v in h["variants"] if v["variant"] == "int8")
+    assert int8["teacher_ms"] == medians[("teacher", "int8", 1, 1.0)]
+    assert int8["speedup"] == pytest.approx(int8["teacher_ms"] / int8["light_student_ms"], rel=2e-3)
     assert res["machine"]["cpu"] and res["machine"]["torch"]
 
 
-def test_int8_and_onnx_variants_agree_with_pytorch(quick: tuple[dict[str, Any], str, str]) -> None:
+def test_int8_is_quantised_and_agrees_with_pytorch(quick: tuple[dict[str, Any], str, str]) -> None:
     res, _, _ = quick
     int8 = [r for r in res["latency"] if r["variant"] == "int8"]
-    assert {r["model"] for r in int8} == {"multimodal_student", "light_student"}
+    assert {r["model"] for r in int8} == {"teacher", "multimodal_student", "light_student"}
     for r in int8:
-        assert r["e2e"]["median_ms"] > 0 and r["speedup_vs_teacher"] > 0
-        assert r["check"]["n"] == r["batch_size"]
+        info = res["variants"][f"{r['model']}:int8"]
+        assert info["int8_linear_layers"] > 0 and info["fp32_linear_layers"] == 0
+        assert info["weights_mb"] < info["fp32_weights_mb"]
+        check = r["check"]
+        assert check["n"] == r["batch_size"] and check["argmax_match"] == check["n"]
+        # quantised weights change the logits a little (an fp32 model would give exactly 0), never much
+        assert 0 < check["max_abs_logit_diff"] < 0.05
     if not HAS_ONNX:
         pytest.skip("onnx / onnxruntime / onnxscript not installed")
     onnx_rows = [r for r in res["latency"] if r["variant"] == "onnx"]
@@ -74,14 +93,43 @@ def test_int8_and_onnx_variants_agree_with_pytorch(quick: tuple[dict[str, Any], 
     for r in onnx_rows:
         assert r["check"]["argmax_match"] == r["check"]["n"]
         assert r["check"]["max_abs_logit_diff"] < 1e-3
-        assert r["e2e"]["median_ms"] > 0
+        assert r["speedup_vs_teacher"] is None  # no ONNX teacher in the run: no ratio across precisions
+
+
+def test_ratios_are_computed_per_round_and_never_across_precisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from benchmark import add_ratios, merge_rounds
+
+    def row(model: str, variant: str, ms: float, round_number: int) -> dict[str, Any]:
+        return {"model": model, "variant": variant, "batch_size": 1, "audio_seconds": 5.0, "round": round_number,
+                "e2e": {"median_ms": ms, "p90_ms": ms, "min_ms": ms, "n": 3, "first_call_reused": False,
+                        "samples_ms": [ms] * 3}, "memory": {"peak_mb": 10.0 * round_number, "delta_mb": 0.0}}
+
+    rows = [row("teacher", "fp32", 1000, 1), row("teacher", "int8", 400, 1), row("light", "fp32", 100, 1),
+            row("light", "int8", 20, 1), row("onnx_only", "onnx", 50, 1),
+            row("teacher", "fp32", 2000, 2), row("teacher", "int8", 800, 2), row("light", "fp32", 250, 2),
+            row("light", "int8", 40, 2), row("onnx_only", "onnx", 50, 2)]
+    add_ratios(rows, ["fp32"])
+    assert [r["speedup_vs_teacher"] for r in rows if r["model"] == "light"] == [10.0, 20.0, 8.0, 20.0]
+    assert [r["speedup_vs_fp32_teacher"] for r in rows if r["model"] == "light"] == [10.0, 50.0, 8.0, 50.0]
+    merged = {(r["model"], r["variant"]): r for r in merge_rounds(rows)}
+    light = merged[("light", "fp32")]
+    assert light["e2e"]["median_ms"] == 175 and light["e2e"]["spread_ms"] == [100, 250]
+    assert light["e2e"]["n"] == 6 and light["e2e"]["rounds"] == 2 and light["memory"]["peak_mb"] == 20.0
+    assert light["speedup_vs_teacher"] == 9.0 and light["speedup_vs_teacher_range"] == [8.0, 10.0]
+    assert merged[("light", "int8")]["speedup_vs_teacher"] == 20.0
+    assert merged[("light", "int8")]["speedup_vs_fp32_teacher"] == 50.0
+    assert merged[("onnx_only", "onnx")]["speedup_vs_teacher"] is None
+    assert merged[("onnx_only", "onnx")]["speedup_vs_fp32_teacher"] == 30.0  # median of 20x and 40x
 
 
 def test_training_throughput(quick: tuple[dict[str, Any], str, str]) -> None:
     res, _, _ = quick
     modes = {(r["model"], r["mode"]): r for r in res["training"]}
     assert {("teacher", "cached"), ("teacher", "encoders"), ("light_student", "encoders")} <= set(modes)
-    assert all(r["examples_per_s"] > 0 for r in res["training"])
+    for r in res["training"]:
+        assert r["examples_per_s"] == pytest.approx(r["batch_size"] / (r["step"]["median_ms"] / 1000), rel=1e-3)
+        assert r["step"]["spread_ms"][0] <= r["step"]["median_ms"] <= r["step"]["spread_ms"][1]
     assert modes[("light_student", "encoders")]["encoders_trainable"]
 
 
@@ -89,7 +137,8 @@ def test_markdown_report(quick: tuple[dict[str, Any], str, str]) -> None:
     res, md, stdout = quick
     assert "**Machine:**" in md and res["machine"]["torch"] in md
     assert "## End-to-end latency" in md and "## Where the time goes" in md and "## Training throughput" in md
-    assert "Light student vs teacher" in md
+    assert "Light student vs teacher" in md and "light student int8" in md and "vs the int8 teacher" in md
+    assert "| vs teacher, same precision | vs fp32 teacher |" in md
     for name in MODELS:
         assert f"| {name} | fp32 |" in md
     assert "## Variants" in md
@@ -100,13 +149,16 @@ def test_subprocess_isolation_and_skips(tmp_path: Path) -> None:
     """Default mode runs each job in its own process; --max_call_s skips configs estimated too slow."""
     res, md, _ = _run(
         ["--models", "light_student", "--train_models", "--batch_sizes", "1", "64", "--audio_seconds", "1",
-         "--max_call_s", "1e-6"],
+         "--max_call_s", "1e-6", "--rounds", "2"],
         tmp_path,
         "iso",
     )
     rows = res["latency"]
-    assert rows[0]["e2e"]["median_ms"] > 0 and rows[0]["speedup_vs_teacher"] is None  # no teacher in the run
-    assert "skipped" in rows[1] and "skipped" in md
+    assert rows[0]["speedup_vs_teacher"] is None  # no teacher in the run
+    e2e = rows[0]["e2e"]
+    assert e2e["rounds"] == 2 and e2e["spread_ms"] == [min(e2e["round_medians_ms"]), max(e2e["round_medians_ms"])]
+    assert list(res["jobs"]) == ["base:light_student#1", "base:light_student#2"]
+    assert "skipped" in rows[1] and "skipped" in md and "2 rounds of every job" in md
     assert res["headline"] is None
 
 
@@ -141,3 +193,28 @@ def test_stream_rtf_quick(tmp_path: Path) -> None:
     assert "**Machine:**" in md and "**Other load:**" in md and res["machine"]["torch"] in md
     assert "| light_student | 1 |" in md and "| teacher | 1 |" in md
     assert md.strip() in proc.stdout
+
+
+def test_rerender_applies_like_with_like_ratios_to_a_saved_run(quick: tuple[dict[str, Any], str, str],
+                                                               tmp_path: Path) -> None:
+    """A run saved before rounds existed (no per-round rows, int8 ratios against the fp32 teacher) is re-rendered
+    from its own measurements: int8 rows now compare with the int8 teacher."""
+    res, _, _ = quick
+    old = json.loads(json.dumps(res))
+    old["latency"], old["training"] = old.pop("latency_rounds"), old.pop("training_rounds")  # one raw row each
+    del old["headline"], old["settings"]["rounds"]
+    for row in old["latency"] + old["training"]:
+        del row["round"]
+        row.pop("speedup_vs_fp32_teacher", None)
+        row["speedup_vs_teacher"] = 123.0  # whatever the old rules said
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--rerender", str(path)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    new = json.loads(path.read_text())
+    assert new["rerendered"] and "**Re-rendered**" in (tmp_path / "old.md").read_text()
+    for before, after in zip(res["latency"], new["latency"], strict=True):
+        assert after["e2e"]["median_ms"] == before["e2e"]["median_ms"]
+        assert after["speedup_vs_teacher"] == before["speedup_vs_teacher"]
+        assert after["speedup_vs_fp32_teacher"] == before["speedup_vs_fp32_teacher"]

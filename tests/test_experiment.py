@@ -1,13 +1,30 @@
-"""The one-command experiment: teacher, students with and without KD, the table."""
+"""The one-command experiment: seeds, paired KD differences, baselines on the same split, provenance."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from multistill.experiment import main, planned_runs
+from multistill.experiment import (
+    Job,
+    Run,
+    caching_gain,
+    describe,
+    execute,
+    main,
+    paired_difference,
+    parse_args,
+    plan_jobs,
+    planned_runs,
+    verdict,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_plan_covers_teacher_students_and_ablations():
@@ -19,22 +36,179 @@ def test_plan_covers_teacher_students_and_ablations():
         planned_runs(["huge_student"], 0.5, True)
 
 
-def test_experiment_writes_the_table(training_cache: Path, tmp_path: Path):
-    results = main(["--output_dir", str(tmp_path), "--num_train_epochs", "1", "--students", "multimodal_student",
-                    "light_student", "--no-no_kd_ablation", "--latency_utterances", "3",
-                    "--data_cache_dir", str(training_cache), "--save_total_limit", "1"])
-    assert [r["name"] for r in results] == ["teacher", "multimodal_student_kd", "light_student_kd"]
-    assert (tmp_path / "teacher_uncached" / "train_results.json").exists()
-    table = (tmp_path / "results.md").read_text()
-    assert "| model | accuracy (WA) | precision | F1 | UA | macro-F1 | trainable params | total params" in table
-    for result in results:
-        metrics = json.loads((tmp_path / result["name"] / "test_results.json").read_text())
-        row = next(line for line in table.splitlines() if line.startswith(f"| {result['label']} |"))
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[1] == f"{100 * metrics['test_accuracy']:.2f}"
-        assert cells[5] == f"{100 * metrics['test_macro_f1']:.2f}"
-        assert cells[6] == f"{result['parameters']['trainable']:,}"
-        assert result["latency"]["latency_ms_median"] > 0 and result["latency"]["utterances_timed"] == 3
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["header"]["split"] == "session" and len(saved["results"]) == 3
-    assert saved["caching_gain"]["speedup"] > 0 and "faster per epoch" in table
+def test_jobs_per_seed_wait_for_their_teacher_and_caching_runs_have_equal_epochs(tmp_path: Path):
+    args, extra = parse_args(["--output_dir", str(tmp_path), "--seeds", "3", "7", "--students", "text_student",
+                              "--num_train_epochs", "5", "--caching_gain_epochs", "2", "--data_cache_dir", "c"])
+    assert extra == ["--data_cache_dir", "c"]
+    jobs, gain_jobs = plan_jobs(args, extra)
+    assert [j.key for j in jobs] == [f"seed_{s}/{n}" for s in (3, 7) for n in ("teacher", "text_student_kd",
+                                                                              "text_student_ce")]
+    for job in jobs:
+        command = list(job.command)
+        assert command[command.index("--seed") + 1] == str(job.seed)
+        assert command[command.index("--output_dir") + 1] == str(tmp_path / f"seed_{job.seed}" / job.run.name)
+        assert job.after == (None if job.run.name == "teacher" else f"seed_{job.seed}/teacher")
+        if job.run.script == "distill.py":
+            assert command[command.index("--teacher_model") + 1] == str(tmp_path / f"seed_{job.seed}" / "teacher")
+        assert command[-2:] == ["--data_cache_dir", "c"]
+    assert [j.key for j in gain_jobs] == [f"seed_{s}/caching_{m}" for s in (3, 7) for m in ("cached", "uncached")]
+    for job in gain_jobs:  # the last --num_train_epochs wins (argparse): both runs train 2 epochs
+        epochs = [job.command[i + 1] for i, a in enumerate(job.command) if a == "--num_train_epochs"]
+        assert epochs[-1] == "2"
+        cache = job.command[job.command.index("--cache_encoder_features") + 1]
+        assert cache == ("false" if job.run.name == "caching_uncached" else "true")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "1", "2", "--seed", "3"], "either --seeds or --seed"),
+    (["--seeds", "1", "1"], "every seed once"),
+    (["--alpha", "1.5"], "--alpha must be in"),
+    (["--num_train_epochs", "0"], "--num_train_epochs must be positive"),
+    (["--students", "giant_student"], "unknown student"),
+    (["--baselines_only", "--baselines"], "nothing to do"),
+    (["--baselines", "svm"], "invalid choice"),
+])
+def test_bad_arguments_are_refused_before_anything_runs(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_one_seed_by_default_or_by_seed():
+    assert parse_args([])[0].seeds == [42]
+    assert parse_args(["--seed", "5"])[0].seeds == [5]
+
+
+def test_paired_differences_and_verdicts():
+    kd, ce = {1: 0.60, 2: 0.50, 3: 0.55}, {1: 0.50, 2: 0.52, 3: 0.50}
+    d = paired_difference(kd, ce)
+    assert d["values"] == pytest.approx([0.10, -0.02, 0.05])
+    assert d["mean"] == pytest.approx(np.mean([0.10, -0.02, 0.05]))
+    assert d["std"] == pytest.approx(np.std([0.10, -0.02, 0.05], ddof=1))
+    assert (d["ahead"], d["behind"], d["covers_zero"]) == (2, 1, True)
+    line = verdict("(c) multimodal student", "KD", "no KD", d)
+    assert "KD − no KD macro-F1 +4.3 ± 6.0 points over 3 seeds (KD ahead in 2, behind in 1)" in line
+    assert line.endswith("the spread covers zero: no difference shown.")
+    steady = paired_difference({1: 0.6, 2: 0.62, 3: 0.61}, {1: 0.5, 2: 0.5, 3: 0.52})
+    assert steady["covers_zero"] is False and "spread excludes zero: KD ahead" in verdict("x", "KD", "no KD", steady)
+    single = paired_difference({1: 0.6}, {1: 0.5})
+    assert single["std"] is None and single["covers_zero"] is None
+    assert "one seed: no spread, so no conclusion" in verdict("x", "KD", "no KD", single)
+    assert describe([0.5])["std"] is None
+    with pytest.raises(ValueError, match="no seed in common"):
+        paired_difference({1: 0.5}, {2: 0.5})
+
+
+def test_caching_gain_compares_equal_epochs(tmp_path: Path):
+    def write(name: str, runtime: float, epochs: float) -> None:
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "train_results.json").write_text(json.dumps({"train_runtime": runtime, "epoch": epochs}))
+
+    write("caching_cached", 2.0, 2.0)
+    write("caching_uncached", 9.0, 2.0)
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "run_info.json").write_text(json.dumps({"feature_caching_seconds": 3.5}))
+    gain = caching_gain(tmp_path)
+    assert gain == {"epochs": 2.0, "cached_epoch_seconds": 1.0, "uncached_epoch_seconds": 4.5, "speedup": 4.5,
+                    "teacher_caching_seconds": 3.5}
+    write("caching_uncached", 3.0, 1.0)
+    with pytest.raises(ValueError, match="2.0 vs 1.0 epochs"):
+        caching_gain(tmp_path)
+
+
+def test_execute_runs_students_after_their_teacher_and_stops_on_failure(tmp_path: Path):
+    """Two seeds, two workers: every student starts after its own teacher ended; a failure names its log."""
+    def job(seed: int, name: str, after: str | None, code: str = "") -> Job:
+        stamp = tmp_path / f"{seed}_{name}.json"
+        script = (f"import json, time; t0 = time.time(); time.sleep(0.3); {code}"
+                  f"json.dump([t0, time.time()], open({str(stamp)!r}, 'w'))")
+        return Job(seed, Run(name, name, "teacher", "train.py"), tmp_path / f"seed_{seed}" / name,
+                   (sys.executable, "-c", script), after)
+
+    jobs = [job(s, n, None if n == "teacher" else f"seed_{s}/teacher") for s in (1, 2) for n in ("teacher", "a", "b")]
+    seconds = execute(jobs, parallel=2, reuse=False)
+    assert set(seconds) == {j.key for j in jobs}
+    stamps = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    for s in (1, 2):
+        assert stamps[f"{s}_a"][0] >= stamps[f"{s}_teacher"][1] and stamps[f"{s}_b"][0] >= stamps[f"{s}_teacher"][1]
+    assert (tmp_path / "seed_1" / "teacher.log").exists()
+    broken = [job(1, "teacher", None, "raise SystemExit('teacher broke'); "), job(1, "c", "seed_1/teacher")]
+    with pytest.raises(RuntimeError, match="(?s)seed_1/teacher failed .*teacher.log:\nteacher broke"):
+        execute(broken, parallel=2, reuse=False)
+    assert not (tmp_path / "1_c.json").exists()  # its student never started
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """Two seeds of teacher + multimodal student with and without KD (1 epoch), baselines, no caching runs."""
+    cache = tmp_path_factory.mktemp("experiment_cache")
+    output = tmp_path_factory.mktemp("experiment")
+    report = main(["--output_dir", str(output), "--seeds", "1", "2", "--num_train_epochs", "1", "--students",
+                   "multimodal_student", "--latency_utterances", "2", "--no-caching_gain", "--parallel", "2",
+                   "--data_cache_dir", str(cache), "--save_total_limit", "1"])
+    return output, cache, report
+
+
+def test_experiment_reports_mean_std_and_paired_differences(experiment: tuple[Path, Path, dict]):
+    output, _, report = experiment
+    table = (output / "results.md").read_text()
+    saved = json.loads((output / "results.json").read_text())
+    names = [r["name"] for r in saved["rows"]]
+    assert names == ["teacher", "multimodal_student_kd", "multimodal_student_ce", "baseline_majority",
+                     "baseline_text_tfidf", "baseline_audio_statistics"]
+    for row in saved["rows"]:
+        per_seed = [saved["per_seed"][str(s)][row["name"]]["metrics"]["macro_f1"] for s in (1, 2)]
+        if row["kind"] == "model":  # the figures of the runs' own metrics.json
+            files = [json.loads((output / f"seed_{s}" / row["name"] / "metrics.json").read_text())["test"]["macro_f1"]
+                     for s in (1, 2)]
+            assert per_seed == files
+            assert row["latency"]["latency_ms_median"]["n"] == 2
+        cell = f"{100 * np.mean(per_seed):.2f} ± {100 * np.std(per_seed, ddof=1):.2f}"
+        line = next(x for x in table.splitlines() if x.startswith(f"| {row['label']} |"))
+        assert line.split(" | ")[5] == cell  # the macro-F1 column
+    kd = next(c for c in saved["comparisons"] if c["first"] == "multimodal_student_kd")
+    expected = [saved["per_seed"][str(s)]["multimodal_student_kd"]["metrics"]["macro_f1"]
+                - saved["per_seed"][str(s)]["multimodal_student_ce"]["metrics"]["macro_f1"] for s in (1, 2)]
+    assert kd["differences"]["macro_f1"]["values"] == pytest.approx(expected)
+    assert kd["verdict"] in table and "KD − no KD macro-F1" in kd["verdict"]
+    assert {c["second"] for c in saved["comparisons"]} >= {"baseline_majority", "baseline_text_tfidf",
+                                                           "baseline_audio_statistics"}
+    assert "## Macro-F1 per seed" in table and "| model | seed 1 | seed 2 |" in table
+    assert saved["caching_gain"] is None and "6.9x" not in table
+
+
+def test_baselines_use_the_runs_split(experiment: tuple[Path, Path, dict]):
+    output, _, report = experiment
+    for seed in (1, 2):
+        splits = json.loads((output / f"seed_{seed}" / "teacher" / "data_splits.json").read_text())
+        student = json.loads((output / f"seed_{seed}" / "multimodal_student_kd" / "data_splits.json").read_text())
+        assert student == splits
+        baseline = report["per_seed"][str(seed)]["baseline_majority"]
+        assert baseline["fit_rows"] == len(splits["train"]) + len(splits["validation"])
+        matrix = np.asarray(baseline["confusion_matrix"])
+        assert matrix.sum() == len(splits["test"])  # scored on the same test rows as the models
+
+
+def test_provenance_names_command_commit_machine_and_date(experiment: tuple[Path, Path, dict]):
+    output, _, report = experiment
+    table = (output / "results.md").read_text()
+    saved = json.loads((output / "results.json").read_text())
+    origin = saved["provenance"]
+    head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert origin["git_commit"] == head.strip() and isinstance(origin["git_dirty"], bool)
+    assert origin["command"].startswith("python -m multistill.experiment --output_dir ")
+    assert f"`{origin['command']}`" in table and origin["git_commit"][:12] in table
+    assert origin["machine"]["cpu"] in table and origin["machine"]["torch"] in table and origin["date"] in table
+
+
+def test_baselines_only_builds_the_split_train_py_builds(experiment: tuple[Path, Path, dict], tmp_path: Path):
+    output, cache, report = experiment
+    quick = main(["--output_dir", str(tmp_path), "--baselines_only", "--seeds", "1", "2", "--baselines", "majority",
+                  "text_tfidf", "--data_cache_dir", str(cache)])
+    assert [r["name"] for r in quick["rows"]] == ["baseline_majority", "baseline_text_tfidf"]
+    assert quick["comparisons"] == []
+    for seed in (1, 2):
+        built = json.loads((tmp_path / f"seed_{seed}" / "baselines" / "data_splits.json").read_text())
+        assert built == json.loads((output / f"seed_{seed}" / "teacher" / "data_splits.json").read_text())
+        assert quick["per_seed"][str(seed)]["baseline_text_tfidf"] == report["per_seed"][str(seed)]["baseline_text_tfidf"]
+    assert not any((tmp_path / "seed_1").glob("teacher*"))
