@@ -18,7 +18,7 @@ import logging
 import math
 from typing import Any
 
-from transformers import AutoConfig, AutoModel, PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .annotations import EMOTIONS
@@ -126,6 +126,9 @@ def audio_encoder_input_name(audio_config: PreTrainedConfig) -> str:
     or ``"input_features"`` (log-mel spectrogram: Whisper), read from its Auto model class."""
     if _is_fbank(audio_config):
         return "input_values"  # (its model class is registered by modeling_multistill, not needed here)
+    # Imported here: this file is imported while transformers' Auto configuration module loads (registration hook).
+    from transformers import AutoModel
+
     try:
         model_class = AutoModel._model_mapping[type(audio_config)]
     except KeyError as err:
