@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Split of train.py/distill.py (session, random, or any split they accept).")
     parser.add_argument("--backbones", default="tiny", choices=("tiny", "pretrained"),
                         help="tiny: small offline encoders (no download); pretrained: the paper's encoders.")
+    parser.add_argument("--audio_encoder", default=None,
+                        help="The teacher's audio encoder ('tiny', a Hub id or a folder, e.g. the converted Whisper "
+                        "base); overrides --backbones. Students take their encoders from the teacher.")
+    parser.add_argument("--text_encoder", default=None,
+                        help="The teacher's text encoder ('tiny', a Hub id or a folder); overrides --backbones.")
+    parser.add_argument("--freeze_text_encoder", default=None, choices=("true", "false"),
+                        help="Whether the teacher's text encoder stays frozen (default: the preset's).")
     parser.add_argument("--students", nargs="*",
                         default=["text_student", "audio_student", "multimodal_student", "light_student"],
                         help="Students to distil (none: teacher and baselines only).")
@@ -190,6 +197,15 @@ def seed_dir(output_dir: str | Path, seed: int) -> Path:
     return Path(output_dir) / f"seed_{seed}"
 
 
+def backbones_label(args: argparse.Namespace) -> str:
+    """``tiny``/``pretrained``, or which encoder each modality got when --audio_encoder/--text_encoder are given."""
+    if args.audio_encoder is None and args.text_encoder is None:
+        return args.backbones
+    audio, text = (Path(value).name if value not in (None, "tiny") else (value or args.backbones)
+                   for value in (args.audio_encoder, args.text_encoder))
+    return f"audio: {audio}, text: {text}"
+
+
 def run_command(run: Run, args: argparse.Namespace, extra: list[str], seed: int, teacher_dir: Path) -> list[str]:
     """The train.py / distill.py command line of one run and seed."""
     script = REPO_ROOT / run.script
@@ -204,6 +220,9 @@ def run_command(run: Run, args: argparse.Namespace, extra: list[str], seed: int,
         command += ["--data_dir", args.data_dir]
     if run.script == "train.py":
         command += ["--backbones", args.backbones]
+        for name in ("audio_encoder", "text_encoder", "freeze_text_encoder"):
+            if getattr(args, name) is not None:
+                command += [f"--{name}", getattr(args, name)]
     else:
         command += ["--teacher_model", str(teacher_dir), "--alpha", f"{run.alpha:g}",
                     "--temperature", f"{args.temperature:g}"]
@@ -766,7 +785,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "provenance": origin,
         "duration_s": time.perf_counter() - started,
         "cpu_seconds": _cpu_seconds() - cpu_start,
-        "settings": {"corpus": args.corpus, "split": args.split, "backbones": args.backbones, "seeds": args.seeds,
+        "settings": {"corpus": args.corpus, "split": args.split, "backbones": backbones_label(args), "seeds": args.seeds,
                      "students": args.students, "no_kd_ablation": args.no_kd_ablation, "alpha": args.alpha,
                      "temperature": args.temperature, "num_train_epochs": args.num_train_epochs,
                      "learning_rate": args.learning_rate, "batch_size": args.batch_size, "passed_through": extra,
