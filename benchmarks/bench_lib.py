@@ -248,6 +248,34 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def provenance(argv: list[str], script: str) -> dict[str, Any]:
+    """The command line, the git commit of the checkout and whether its tree had uncommitted changes."""
+    import shlex
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=30,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    status = git("status", "--porcelain")
+    return {"command": shlex.join(["python", script, *argv]), "git_commit": git("rev-parse", "HEAD"),
+            "git_dirty": None if status is None else bool(status),
+            "git_changes": None if status is None else len(status.splitlines())}
+
+
+def provenance_line(info: dict[str, Any]) -> str:
+    """``Made by `command` at commit X (clean/dirty tree)`` for the markdown reports."""
+    dirty = info.get("git_dirty")
+    tree = "unknown tree state" if dirty is None else (
+        f"dirty tree: {info['git_changes']} uncommitted changes" if dirty else "clean tree")
+    return f"`{info['command']}` at commit `{(info.get('git_commit') or 'unknown')[:12]}` ({tree})"
+
+
 def machine_info(threads: int, device: torch.device) -> dict[str, Any]:
     """Describe the machine and software stack the numbers were measured on."""
     import transformers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench_lib import machine_line
+from bench_lib import machine_line, provenance_line
 
 
 def _ms(x: float | None) -> str:
@@ -45,6 +45,8 @@ def render_markdown(res: dict[str, Any]) -> str:
     """All tables of one run as a markdown document."""
     s = res["settings"]
     lines = ["# Multi-Still inference benchmark", ""]
+    if res.get("provenance"):
+        lines += [f"**Made by** {provenance_line(res['provenance'])}.", ""]
     lines.append(f"**Machine:** {machine_line(res['machine'])}")
     lines.append("")
     lines.append(

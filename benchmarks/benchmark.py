@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return rerender(args.rerender)
     args = resolve_args(args)
     import torch
-    from bench_lib import Contention, log, machine_info
+    from bench_lib import Contention, log, machine_info, provenance
     from bench_report import render_markdown
 
     torch.set_num_threads(args.threads)
@@ -431,6 +431,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     results: dict[str, Any] = {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "provenance": provenance(sys.argv[1:] if argv is None else list(argv), "benchmarks/benchmark.py"),
         "machine": machine_info(args.threads, torch.device(args.device)),
         "settings": {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "output_dir"},
         "models": {},

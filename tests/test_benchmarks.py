@@ -136,6 +136,10 @@ def test_training_throughput(quick: tuple[dict[str, Any], str, str]) -> None:
 def test_markdown_report(quick: tuple[dict[str, Any], str, str]) -> None:
     res, md, stdout = quick
     assert "**Machine:**" in md and res["machine"]["torch"] in md
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert res["provenance"]["git_commit"] == head and isinstance(res["provenance"]["git_dirty"], bool)
+    assert res["provenance"]["command"].startswith("python benchmarks/benchmark.py --quick")
+    assert f"**Made by** `{res['provenance']['command']}` at commit `{head[:12]}`" in md
     assert "## End-to-end latency" in md and "## Where the time goes" in md and "## Training throughput" in md
     assert "Light student vs teacher" in md and "light student int8" in md and "vs the int8 teacher" in md
     assert "| vs teacher, same precision | vs fp32 teacher |" in md
