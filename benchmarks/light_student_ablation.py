@@ -80,7 +80,7 @@ def time_model(model: torch.nn.Module, seconds: float, tokens: int, budget: floa
         out["e2e_ms"], out["e2e_n"] = e2e.median_ms, e2e.n
         out["e2e_spread_ms"] = [min(e2e.samples_ms), max(e2e.samples_ms)]
         out["audio_encoder_ms"] = measure(lambda: encode_audio(model, x), **kw).median_ms
-        if type(audio).__name__ == "MultiStillFbankAudioEncoder":  # log-mel + strided convs + projection
+        if type(audio).__name__ == "MultiStillFbankEncoder":  # log-mel + strided convs + projection
             out["front_end_ms"] = measure(
                 lambda: audio.feature_projection(audio.feature_extractor(x["input_values"], x["attention_mask"])[0]),
                 **kw,

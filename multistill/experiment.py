@@ -331,16 +331,17 @@ def splits_like_train(command: Sequence[str], launcher_length: int, output_dir: 
     from transformers import HfArgumentParser
 
     from .arguments import DataArguments, ModelArguments, MultiStillTrainingArguments
-    from .workflow import data_info, prepare_splits
+    from .splits import split_ids
+    from .training import write_json
+    from .workflow import DATA_SPLITS_FILE, data_info, prepare_splits
 
     script_args = list(command[launcher_length + 1:])
     parser = HfArgumentParser((ModelArguments, DataArguments, MultiStillTrainingArguments))
     _, data_args, training_args = parser.parse_args_into_dataclasses(script_args)
     splits, report = prepare_splits(data_args, training_args)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "data_splits.json").write_text(
-        json.dumps({name: list(split["id"]) for name, split in splits.items()}, indent=1) + "\n", encoding="utf-8")
-    (output_dir / "run_info.json").write_text(json.dumps(data_info(data_args), indent=2) + "\n", encoding="utf-8")
+    write_json(split_ids(splits), output_dir / DATA_SPLITS_FILE)
+    (output_dir / "run_info.json").write_text(json.dumps(data_info(data_args, splits), indent=2) + "\n", encoding="utf-8")
     return splits, report, getattr(data_args, "text_column", "text")
 
 
