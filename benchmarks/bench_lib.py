@@ -248,6 +248,34 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def provenance(argv: list[str], script: str) -> dict[str, Any]:
+    """The command line, the git commit of the checkout and whether its tree had uncommitted changes."""
+    import shlex
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=30,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    status = git("status", "--porcelain")
+    return {"command": shlex.join(["python", script, *argv]), "git_commit": git("rev-parse", "HEAD"),
+            "git_dirty": None if status is None else bool(status),
+            "git_changes": None if status is None else len(status.splitlines())}
+
+
+def provenance_line(info: dict[str, Any]) -> str:
+    """``Made by `command` at commit X (clean/dirty tree)`` for the markdown reports."""
+    dirty = info.get("git_dirty")
+    tree = "unknown tree state" if dirty is None else (
+        f"dirty tree: {info['git_changes']} uncommitted changes" if dirty else "clean tree")
+    return f"`{info['command']}` at commit `{(info.get('git_commit') or 'unknown')[:12]}` ({tree})"
+
+
 def machine_info(threads: int, device: torch.device) -> dict[str, Any]:
     """Describe the machine and software stack the numbers were measured on."""
     import transformers
@@ -337,15 +365,81 @@ QUICK_OVERRIDES: dict[str, Any] = {
 }
 
 
+#: OpenAI Whisper base (the registry's whisper-base packages, ``multistill convert-whisper``): only its encoder is
+#: built, 6 layers of width 512 over 80 mel bins and a 30 s window of 1500 positions.
+WHISPER_BASE_CONFIG: dict[str, Any] = {
+    "model_type": "whisper", "d_model": 512, "encoder_layers": 6, "encoder_attention_heads": 8,
+    "encoder_ffn_dim": 2048, "decoder_layers": 6, "decoder_attention_heads": 8, "decoder_ffn_dim": 2048,
+    "num_mel_bins": 80, "max_source_positions": 1500, "max_target_positions": 448, "vocab_size": 51865,
+}
+#: Tiny Whisper for ``--quick`` (same geometry: 80 mel bins, 1500 positions).
+WHISPER_QUICK_CONFIG: dict[str, Any] = {
+    **WHISPER_BASE_CONFIG, "d_model": 32, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
+    "decoder_layers": 1, "decoder_attention_heads": 2, "decoder_ffn_dim": 64, "vocab_size": 1000,
+}
+#: Benchmark name -> preset, for the models whose audio encoder is Whisper base instead of wav2vec2-large.
+WHISPER_MODELS: dict[str, str] = {
+    "whisper_teacher": "teacher",
+    "whisper_multimodal_student": "multimodal_student",
+    "whisper_audio_student": "audio_student",
+    "whisper_light_student": "light_student",
+}
+
+
+def preset_of(name: str) -> str:
+    """The ``MultiStillConfig`` preset a benchmark model name stands for."""
+    return WHISPER_MODELS.get(name, name)
+
+
+def teacher_of(name: str) -> str:
+    """The teacher of a model's own family (the Whisper teacher for the Whisper models)."""
+    return "whisper_teacher" if name in WHISPER_MODELS else "teacher"
+
+
 def build_model(name: str, quick: bool) -> torch.nn.Module:
-    """Build the full-size (or ``quick``: tiny) architecture of a preset with random weights."""
+    """Build the full-size (or ``quick``: tiny) architecture of a model with random weights: a preset, or a
+    preset around the Whisper-base encoder (``whisper_*``; the light student keeps 2 of its layers)."""
     from multistill.configuration_multistill import MultiStillConfig
     from multistill.modeling_multistill import MultiStillForEmotionClassification
 
-    config = MultiStillConfig.from_preset(name, **(quick_overrides(name) if quick else {}))
+    overrides = quick_overrides(name) if quick else {}
+    if name in WHISPER_MODELS:
+        overrides["audio_config"] = dict(WHISPER_QUICK_CONFIG if quick else WHISPER_BASE_CONFIG)
+    config = MultiStillConfig.from_preset(preset_of(name), **overrides)
     torch.manual_seed(0)
     model = MultiStillForEmotionClassification(config)
     return model.eval()
+
+
+def audio_input_name(model: torch.nn.Module) -> str | None:
+    """``input_values`` (raw waveform into the model) or ``input_features`` (log-mel computed before it: Whisper)."""
+    base = getattr(model, "multistill", model)
+    encoder = getattr(base, "audio_encoder", None)
+    return None if encoder is None else str(encoder.main_input_name)
+
+
+_FEATURE_EXTRACTORS: dict[int, Any] = {}
+
+
+def model_inputs(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's keyword arguments: raw audio (``raw_audio``, for log-mel encoders) becomes ``input_features``
+    and their mel-frame ``attention_mask`` through Whisper's feature extractor, padded to its 30 s window as the
+    processor does; so end-to-end timings of Whisper models include their front end too."""
+    if "raw_audio" not in inputs:
+        return inputs
+    from transformers import WhisperFeatureExtractor
+
+    mels = int(model.config.audio_config.num_mel_bins)
+    extractor = _FEATURE_EXTRACTORS.setdefault(mels, WhisperFeatureExtractor(feature_size=mels))
+    audio = inputs["raw_audio"]
+    features = extractor(
+        list(audio.float().cpu().numpy()), sampling_rate=SAMPLING_RATE, padding="max_length",
+        max_length=extractor.n_samples, truncation=True, return_attention_mask=True, return_tensors="pt",
+    )
+    out = {k: v for k, v in inputs.items() if k != "raw_audio"}
+    out["input_features"] = features["input_features"].to(audio.device)
+    out["attention_mask"] = features["attention_mask"].to(audio.device)
+    return out
 
 
 def quick_overrides(name: str) -> dict[str, Any]:
@@ -379,10 +473,14 @@ def max_audio_frames(model: torch.nn.Module) -> int | None:
 
 
 def audio_frame_hop(model: torch.nn.Module) -> int:
-    """Raw samples per audio-encoder frame (wav2vec2: 320 = 50 Hz; fbank: hop x conv strides)."""
+    """Raw samples per audio-encoder frame (wav2vec2: 320 = 50 Hz; fbank: hop x conv strides; Whisper: its 30 s
+    window over its positions, 320)."""
     cfg = model.config
     if getattr(cfg, "audio_frontend", "wav2vec2") == "fbank":
         return int(cfg.audio_config.samples_per_frame)
+    positions = getattr(cfg.audio_config, "max_source_positions", None)
+    if positions:
+        return 30 * SAMPLING_RATE // int(positions)
     hop = 1
     for s in getattr(cfg.audio_config, "conv_stride", [5, 2, 2, 2, 2, 2, 2]):
         hop *= int(s)
@@ -413,8 +511,12 @@ def make_inputs(
     out: dict[str, torch.Tensor] = {}
     if use_audio:
         n = int(round(seconds * SAMPLING_RATE))
-        out["input_values"] = (0.1 * torch.randn(batch, n, generator=g)).to(device)
-        out["attention_mask"] = torch.ones(batch, n, dtype=torch.long, device=device)
+        waveform = (0.1 * torch.randn(batch, n, generator=g)).to(device)
+        if audio_input_name(model) == "input_features":  # log-mel computed from it in every call (model_inputs)
+            out["raw_audio"] = waveform
+        else:
+            out["input_values"] = waveform
+            out["attention_mask"] = torch.ones(batch, n, dtype=torch.long, device=device)
     if use_text:
         vocab = text_vocab_size(model)
         ids = torch.randint(5, max(vocab, 6), (batch, text_tokens), generator=g)
@@ -425,14 +527,15 @@ def make_inputs(
 
 
 def logits_of(model: Callable[..., Any], inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Forward pass returning the logits tensor."""
-    out = model(**inputs)
+    """Forward pass (from raw audio: :func:`model_inputs`) returning the logits tensor."""
+    out = model(**model_inputs(getattr(model, "_orig_mod", model), inputs))
     return out.logits if hasattr(out, "logits") else out["logits"] if isinstance(out, dict) else out
 
 
 def encode_audio(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Audio encoder alone: raw waveform -> (hidden states, mask)."""
-    return model.encode_audio(inputs["input_values"], inputs.get("attention_mask"))
+    """Audio encoder alone (with the log-mel front end of Whisper models): raw waveform -> (hidden states, mask)."""
+    x = model_inputs(model, inputs)
+    return model.encode_audio(x.get("input_values"), x.get("attention_mask"), x.get("input_features"))
 
 
 def encode_text(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench_lib import machine_line
+from bench_lib import machine_line, provenance_line
 
 
 def _ms(x: float | None) -> str:
@@ -45,6 +45,8 @@ def render_markdown(res: dict[str, Any]) -> str:
     """All tables of one run as a markdown document."""
     s = res["settings"]
     lines = ["# Multi-Still inference benchmark", ""]
+    if res.get("provenance"):
+        lines += [f"**Made by** {provenance_line(res['provenance'])}.", ""]
     lines.append(f"**Machine:** {machine_line(res['machine'])}")
     lines.append("")
     lines.append(
@@ -92,6 +94,15 @@ def render_markdown(res: dict[str, Any]) -> str:
                 else ""
             )
             lines.append(f"- light student {v['variant']} ({_ms(v['light_student_ms'])} ms): {same}{fp32}.")
+        if h.get("whisper"):
+            lines += ["", f"**Whisper-base encoder models** (same run, batch 1, {_sec(h['audio_seconds'])} s padded to "
+                      f"Whisper's 30 s window, log-mel front end included, {h['precision']}):"]
+            for w in h["whisper"]:
+                own = (f"; {w['speedup_vs_own_teacher']:.1f}x faster than the Whisper teacher"
+                       f"{_ratio_range(w['speedup_vs_own_teacher_range'], rounds)}"
+                       if w.get("speedup_vs_own_teacher") and w["model"] != "whisper_teacher" else "")
+                lines.append(f"- {w['model']}: {_ms(w['ms'])} ms = {w['speedup_vs_teacher']:.1f}x the paper's teacher"
+                             f"{_ratio_range(w['speedup_vs_teacher_range'], rounds)}{own}.")
     if res["errors"]:
         lines += ["", "**Failed jobs:** " + "; ".join(f"{e['job']}: {e['error']}" for e in res["errors"])]
 

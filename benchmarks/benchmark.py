@@ -34,7 +34,10 @@ for p in (str(HERE), str(ROOT)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-ALL_MODELS = ["teacher", "multimodal_student", "text_student", "audio_student", "light_student"]
+PAPER_MODELS = ["teacher", "multimodal_student", "text_student", "audio_student", "light_student"]
+#: The same presets around the Whisper-base encoder (bench_lib.WHISPER_MODELS), measured beside the paper's teacher.
+WHISPER_MODELS = ["whisper_teacher", "whisper_multimodal_student", "whisper_audio_student", "whisper_light_student"]
+ALL_MODELS = PAPER_MODELS + WHISPER_MODELS
 VARIANTS = ["int8", "compile", "onnx"]
 
 # Defaults of the full-size run, and of --quick (used for options the user did not set).
@@ -78,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Defaults in brackets are for the full-size run; --quick changes the unset ones (see README).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--models", nargs="+", choices=ALL_MODELS, default=ALL_MODELS, help="models to benchmark")
+    p.add_argument(
+        "--models", nargs="+", choices=ALL_MODELS, default=PAPER_MODELS,
+        help="models to benchmark; whisper_* = the preset around the Whisper-base encoder (random weights, its "
+        "log-mel front end timed too) [the paper's five]",
+    )
     p.add_argument("--batch_sizes", nargs="+", type=int, help="batch sizes [1 32]")
     p.add_argument(
         "--audio_seconds", nargs="+", type=float,
@@ -188,6 +195,10 @@ def make_jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
         for m in (args.compile_models or args.variant_models) if variant == "compile" else args.variant_models:
             if variant == "onnx" and m == "teacher" and not args.onnx_teacher:
                 continue
+            if variant in ("onnx", "compile") and m in WHISPER_MODELS:
+                print(f"note: no {variant} variant of {m} (its log-mel features are computed outside the model)",
+                      file=sys.stderr)
+                continue
             jobs.append({**common, "kind": "variant", "model": m, "variant": variant})
     for m in args.train_models or []:
         jobs.append({**common, "kind": "train", "model": m})
@@ -244,12 +255,20 @@ def add_ratios(latency: list[dict[str, Any]], dtypes: list[str]) -> None:
 
     * ``speedup_vs_teacher``: against the teacher of the **same** precision or variant (int8 student vs int8
       teacher, fp32 vs fp32); ``None`` when that teacher was not measured in the run;
-    * ``speedup_vs_fp32_teacher``: against the teacher at the first precision (``dtypes[0]``, fp32 on CPU).
+    * ``speedup_vs_fp32_teacher``: against the teacher at the first precision (``dtypes[0]``, fp32 on CPU);
+    * ``speedup_vs_own_teacher`` (Whisper models): against the Whisper teacher of the same precision.
     """
+    from bench_lib import teacher_of
+
     teacher = {
         (r.get("round", 1), r["variant"], r["batch_size"], r["audio_seconds"]): r["e2e"]["median_ms"]
         for r in latency
         if r["model"] == "teacher" and "e2e" in r
+    }
+    own_teacher = {
+        (r["model"], r.get("round", 1), r["variant"], r["batch_size"], r["audio_seconds"]): r["e2e"]["median_ms"]
+        for r in latency
+        if r["model"] != "teacher" and teacher_of(r["model"]) == r["model"] and "e2e" in r
     }
     for r in latency:
         if "e2e" not in r:
@@ -259,6 +278,9 @@ def add_ratios(latency: list[dict[str, Any]], dtypes: list[str]) -> None:
         reference = teacher.get((where[0], dtypes[0], *where[1:]))
         r["speedup_vs_teacher"] = round(same / r["e2e"]["median_ms"], 3) if same else None
         r["speedup_vs_fp32_teacher"] = round(reference / r["e2e"]["median_ms"], 3) if reference else None
+        if teacher_of(r["model"]) != "teacher":  # the Whisper models: also against the Whisper teacher
+            own = own_teacher.get((teacher_of(r["model"]), where[0], r["variant"], *where[1:]))
+            r["speedup_vs_own_teacher"] = round(own / r["e2e"]["median_ms"], 3) if own else None
 
 
 def _range(values: list[float]) -> list[float] | None:
@@ -301,7 +323,9 @@ def merge_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         batch, seconds = first["batch_size"], first["audio_seconds"]
         out["per_utterance_ms"] = round(out["e2e"]["median_ms"] / batch, 3)
         out["rtf"] = round(out["e2e"]["median_ms"] / 1000 / (batch * seconds), 5)
-        for name in ("speedup_vs_teacher", "speedup_vs_fp32_teacher"):
+        for name in ("speedup_vs_teacher", "speedup_vs_fp32_teacher", "speedup_vs_own_teacher"):
+            if name not in first:
+                continue
             ratios = [r[name] for r in measured if r.get(name)]
             out[name] = round(statistics.median(ratios), 3) if ratios else None
             out[f"{name}_range"] = _range(ratios)
@@ -361,7 +385,16 @@ def headline(latency: list[dict[str, Any]], args: argparse.Namespace) -> dict[st
             "speedup_vs_fp32_teacher": r["speedup_vs_fp32_teacher"],
             "speedup_vs_fp32_teacher_range": r["speedup_vs_fp32_teacher_range"],
         })
+    whisper = []
+    for name in ("whisper_teacher", "whisper_multimodal_student", "whisper_audio_student", "whisper_light_student"):
+        r = rows.get((name, args.dtypes[0]))
+        if r is not None:
+            whisper.append({"model": name, "ms": r["e2e"]["median_ms"], "speedup_vs_teacher": r["speedup_vs_teacher"],
+                            "speedup_vs_teacher_range": r["speedup_vs_teacher_range"],
+                            "speedup_vs_own_teacher": r.get("speedup_vs_own_teacher"),
+                            "speedup_vs_own_teacher_range": r.get("speedup_vs_own_teacher_range")})
     return {
+        "whisper": whisper,
         "batch_size": 1,
         "audio_seconds": sec,
         "precision": args.dtypes[0],
@@ -422,7 +455,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return rerender(args.rerender)
     args = resolve_args(args)
     import torch
-    from bench_lib import Contention, log, machine_info
+    from bench_lib import Contention, log, machine_info, provenance
     from bench_report import render_markdown
 
     torch.set_num_threads(args.threads)
@@ -431,6 +464,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     results: dict[str, Any] = {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "provenance": provenance(sys.argv[1:] if argv is None else list(argv), "benchmarks/benchmark.py"),
         "machine": machine_info(args.threads, torch.device(args.device)),
         "settings": {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "output_dir"},
         "models": {},

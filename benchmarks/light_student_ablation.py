@@ -11,6 +11,7 @@ split, at batch 1. Optionally the teacher too, fp32 and int8, for ratios of the 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import warnings
@@ -34,6 +35,8 @@ from bench_lib import (  # noqa: E402
     machine_line,
     make_inputs,
     measure,
+    provenance,
+    provenance_line,
 )
 
 #: name -> (``from_preset`` overrides, int8)
@@ -103,8 +106,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.ao.quantization
     warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+    origin = {**provenance(sys.argv[1:], "benchmarks/light_student_ablation.py"),
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     contention = Contention()
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     if args.teacher:  # fp32 and int8, so that every row has a teacher of its own precision
         for name, int8 in (("teacher", False), ("teacher, int8 (dynamic, Linear)", True)):
             log(name)
@@ -124,6 +129,8 @@ def main() -> None:
                (("teacher", False), ("teacher, int8 (dynamic, Linear)", True)) if name in results}
     lines = [
         "# Light student: what each part costs",
+        "",
+        f"Made by {provenance_line(origin)}, {origin['date']}.",
         "",
         f"Machine: {machine_line(machine_info(args.threads, torch.device('cpu')))}",
         "",
@@ -156,7 +163,7 @@ def main() -> None:
     print(md)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "light_student_ablation.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "light_student_ablation.json").write_text(json.dumps({"provenance": origin, "results": results}, indent=1) + "\n")
     (out / "light_student_ablation.md").write_text(md)
 
 

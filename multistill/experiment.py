@@ -552,10 +552,10 @@ def machine_text(machine: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _pm(stats: dict[str, Any] | None, scale: float = 100.0, digits: int = 2) -> str:
+def _pm(stats: dict[str, Any] | None, scale: float = 100.0, digits: int = 2, signed: bool = False) -> str:
     if stats is None:
         return "–"
-    text = f"{scale * stats['mean']:.{digits}f}"
+    text = f"{scale * stats['mean']:{'+' if signed else ''}.{digits}f}"
     return text if stats["std"] is None else f"{text} ± {scale * stats['std']:.{digits}f}"
 
 
@@ -581,8 +581,9 @@ def render_report(report: dict[str, Any]) -> str:
     seeds = s["seeds"]
     tree = "unknown tree state" if p["git_dirty"] is None else (
         f"dirty tree: {p['git_changes']} uncommitted changes" if p["git_dirty"] else "clean tree")
+    what = "baselines only" if report.get("baselines_only") else f"{s['backbones']} backbones"
     lines = [
-        f"# Multi-Still experiment: {s['corpus']} corpus, {s['split']} split, {s['backbones']} backbones, "
+        f"# Multi-Still experiment: {s['corpus']} corpus, {s['split']} split, {what}, "
         f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
         "",
         f"Made by `{p['command']}` at commit `{(p['git_commit'] or 'unknown')[:12]}` ({tree}) on "
@@ -596,8 +597,10 @@ def render_report(report: dict[str, Any]) -> str:
         f"Every cell is the mean ± sample standard deviation over seeds {', '.join(map(str, seeds))} (n − 1 in the "
         "denominator; a single seed shows its value alone). Accuracy, precision and F1 are weighted, as in the "
         "paper; UA (balanced accuracy) and macro-F1 weigh every emotion equally. References are the evaluators' "
-        "majority emotion. Latency = median over the first test utterances, batch 1, raw 16 kHz audio + "
-        "transcript through the processor and the model, measured one model after the other in this process.",
+        "majority emotion."
+        + (" Latency = median over the first test utterances, batch 1, raw 16 kHz audio + transcript through the "
+           "processor and the model, measured one model after the other in this process."
+           if any(row.get("latency") for row in report["rows"]) else ""),
         "",
         "| model | " + " | ".join(title for _, title in METRICS)
         + " | trainable params | total params | latency ms/utt | RTF |",
@@ -622,7 +625,7 @@ def render_report(report: dict[str, Any]) -> str:
             d = c["differences"]
             ahead = f"{d['macro_f1']['ahead']} of {d['macro_f1']['n']}"
             per_seed = ", ".join(f"{100 * v:+.1f}" for v in d["macro_f1"]["values"])
-            lines.append(f"| {c['title']} | " + " | ".join(_pm(d[key], 100.0, 1) for key, _ in DIFF_METRICS)
+            lines.append(f"| {c['title']} | " + " | ".join(_pm(d[key], 100.0, 1, signed=True) for key, _ in DIFF_METRICS)
                          + f" | {ahead} | {per_seed} |")
         lines += ["", *[f"* {c['verdict']}" for c in report["comparisons"]]]
     lines += ["", "## Macro-F1 per seed", "", "| model | " + " | ".join(f"seed {x}" for x in seeds) + " |",
@@ -767,12 +770,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.baselines_only:
         pairs += [("teacher", f"baseline_{n}", f"Teacher vs {BASELINES[n].label.removeprefix('Baseline: ')}",
                    "teacher", "baseline") for n in args.baselines]
-    for first, second, title, first_name, second_name in pairs:
+    for first, second, name, first_name, second_name in pairs:
         differences = {key: paired_difference({s: per_seed[s][first]["metrics"][key] for s in per_seed},
                                               {s: per_seed[s][second]["metrics"][key] for s in per_seed})
                        for key, _ in DIFF_METRICS}
-        comparisons.append({"first": first, "second": second, "title": title, "differences": differences,
-                            "verdict": verdict(title, first_name, second_name, differences["macro_f1"])})
+        comparisons.append({"first": first, "second": second, "title": f"{name}: {first_name} − {second_name}",
+                            "differences": differences,
+                            "verdict": verdict(name, first_name, second_name, differences["macro_f1"])})
     gain = None
     if gain_jobs:
         per = {seed: caching_gain(seed_dir(output_dir, seed)) for seed in args.seeds}
