@@ -30,6 +30,7 @@ import re
 import statistics
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -158,7 +159,9 @@ def load_silero_model() -> Any:
                           "the energy detector (vad='energy', --vad energy).") from err
     finally:
         torch.set_num_threads(threads)
-    return load_silero_vad()
+    with warnings.catch_warnings():  # the package's own importlib/torch.jit deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return load_silero_vad()
 
 
 class SileroVAD:
