@@ -140,7 +140,8 @@ class MultiStillEmotionPipeline(ChunkPipeline):
     Call parameters: ``top_k`` (labels returned, default all), ``sampling_rate`` (default rate of arrays
     given without one), ``chunk_length_s`` (window length for long audio, at most the model's limit),
     ``on_error`` (``"raise"`` or ``"skip"``, for lists), ``batch_size`` (windows per forward pass) and
-    ``return_text`` (results as ``{"scores", "text", "text_source"}``; default: when ASR is set).
+    ``return_text`` (results as ``{"scores", "text", "text_source"}``; default: when ASR is set and the model
+    uses text).
 
     Construction parameters besides the usual ones: ``on_error``, and speech recognition for models that use
     text: ``asr_model`` (a model name or folder, an ASR ``Pipeline`` or a ``SpeechRecognizer``),
@@ -414,7 +415,7 @@ class MultiStillEmotionPipeline(ChunkPipeline):
     ) -> list[dict[str, Any]] | dict[str, Any]:
         """Average the windows' softmax probabilities; labels sorted by score, ``top_k`` best.
 
-        With ``return_text`` (default: when the pipeline has ASR) the result is ``{"scores": [...], "text":
+        With ``return_text`` (default: when the pipeline has ASR and the model uses text) the result is ``{"scores": [...], "text":
         the transcript used, "text_source": "given" | "asr"}``.
         """
         logits = torch.cat([output["logits"] for output in model_outputs], dim=0).float()
@@ -425,7 +426,7 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             order = order[:top_k]
         scores = [{"label": id2label[i], "score": float(probs[i])} for i in order]
         if return_text is None:
-            return_text = self.asr is not None
+            return_text = self.asr is not None and "text" in self.modalities
         if not return_text:
             return scores
         return {"scores": scores, "text": model_outputs[0]["text"], "text_source": model_outputs[0]["text_source"]}
