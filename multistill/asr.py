@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
@@ -56,6 +57,9 @@ class SpeechRecognizer:
     def __init__(self, name: str, language: str | None):
         self.name = name
         self.language = language
+        #: clips transcribed so far and the seconds spent on them (what a cached ``datasets.map`` saves)
+        self.clips_transcribed = 0
+        self.seconds_transcribing = 0.0
 
     def __call__(self, audio: np.ndarray, sampling_rate: int = ASR_SAMPLING_RATE) -> str:
         """The transcript of one clip."""
@@ -73,7 +77,11 @@ class SpeechRecognizer:
             clips.append(resample(array, int(sampling_rate), ASR_SAMPLING_RATE).astype(np.float32, copy=False))
         if not clips:
             return []
-        return [" ".join(text.split()) for text in self._transcribe(clips)]
+        t0 = time.perf_counter()
+        texts = [" ".join(text.split()) for text in self._transcribe(clips)]
+        self.seconds_transcribing += time.perf_counter() - t0
+        self.clips_transcribed += len(clips)
+        return texts
 
     def _transcribe(self, clips: list[np.ndarray]) -> list[str]:
         raise NotImplementedError
@@ -149,12 +157,16 @@ class TransformersSpeechRecognizer(SpeechRecognizer):
 class FasterWhisperSpeechRecognizer(SpeechRecognizer):
     """Whisper on CTranslate2 (``faster-whisper``): a CTranslate2 folder or a faster-whisper size/repo name.
 
-    Greedy (``beam_size=1``), temperature 0 (no fallback re-decoding, so the time per utterance is steady),
-    no conditioning on previous text and no timestamps: each clip is one utterance found by the VAD.
-    ``compute_type`` defaults to ``int8`` on CPU and ``float16`` on CUDA.
+    Greedy (``beam_size=1``) at temperature 0; only an output that repeats itself (gzip compression ratio
+    over 2.4, Whisper's loop detector) is decoded again with sampling at rising temperatures (0.2 ... 1.0),
+    which is what stops Whisper base's hallucinated loops. No low-confidence fallback (it would re-decode
+    most Korean utterances of a small model), no conditioning on previous text and no timestamps: each clip
+    is one utterance found by the VAD. ``compute_type`` defaults to ``int8`` on CPU and ``float16`` on CUDA.
     """
 
     engine = "faster-whisper"
+    temperatures = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold = 2.4
 
     def __init__(self, model: str | os.PathLike, language: str | None = "ko", device: Any = None,
                  compute_type: str | None = None, beam_size: int = 1, cpu_threads: int = 0):
@@ -165,6 +177,9 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
                               f"{FASTER_WHISPER_HINT}, or use --asr_engine transformers.") from err
         if beam_size < 1 or cpu_threads < 0:
             raise ValueError(f"beam_size must be >= 1 and cpu_threads >= 0, got {beam_size} and {cpu_threads}.")
+        quiet = logging.getLogger("faster_whisper")
+        if quiet.level == logging.NOTSET:  # it logs every clip's duration at INFO; keep that out of -v output
+            quiet.setLevel(logging.WARNING)
         device_type, device_index = _ctranslate2_device(device)
         self.compute_type = compute_type or ("float16" if device_type == "cuda" else "int8")
         self.beam_size = beam_size
@@ -181,15 +196,18 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
         texts = []
         for clip in clips:
             segments, _ = self.model.transcribe(
-                clip, language=self.language, task="transcribe", beam_size=self.beam_size, temperature=0.0,
-                condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
+                clip, language=self.language, task="transcribe", beam_size=self.beam_size,
+                temperature=list(self.temperatures), compression_ratio_threshold=self.compression_ratio_threshold,
+                log_prob_threshold=None, condition_on_previous_text=False, without_timestamps=True,
+                vad_filter=False,
             )
             texts.append("".join(segment.text for segment in segments))
         return texts
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info.update(compute_type=self.compute_type, beam_size=self.beam_size, device=self.device)
+        info.update(compute_type=self.compute_type, beam_size=self.beam_size, device=self.device,
+                    temperature_fallback=f"{self.temperatures} when compression ratio > {self.compression_ratio_threshold}")
         if os.path.isdir(self.name):
             info["model"] = os.path.abspath(self.name)
             info["files"] = _folder_signature(self.name)

@@ -845,6 +845,8 @@ def _hangul_font() -> str | None:
     from matplotlib.ft2font import FT2Font
 
     for entry in font_manager.fontManager.ttflist:
+        if "last resort" in entry.name.lower():  # maps every code point to a placeholder box
+            continue
         try:
             if 0xAC00 in FT2Font(entry.fname).get_charmap():
                 return entry.name
@@ -871,7 +873,7 @@ def plot_timeline(
     Each utterance is a bar over its time span, coloured by its top emotion; the bar's height is that
     emotion's probability (the darker, the surer), and transcripts of at most ``snippet_chars`` characters
     are written above it with the utterance's number (longer ones are cut with "…"; Korean needs a font
-    with Hangul, else only the number is written). Long conversations wrap into rows of ``row_s``.
+    with Hangul, else only the number is written). Long conversations wrap into rows of about ``row_s``.
     Returns the path written.
     """
     import matplotlib
@@ -884,8 +886,8 @@ def plot_timeline(
         raise ValueError(f"row_s must be > 0, got {row_s!r}.")
     path = os.fspath(path)
     end = max([audio_s or 0.0] + [r.end_s for r in results]) or 1.0
-    rows = max(1, int(np.ceil(end / row_s - 1e-9)))
-    span = min(row_s, end)
+    rows = max(1, int(np.ceil(end / row_s - 0.1)))  # rows of at most 1.1 row_s, all of the same length
+    span = end / rows
     font = _hangul_font()
     if font is None and any(_HANGUL.search(r.text or "") for r in results):
         logger.warning("No installed font has Hangul (e.g. fonts-nanum, Noto Sans CJK): the timeline labels Korean "
@@ -901,7 +903,7 @@ def plot_timeline(
         ax.set_xlim(lo, hi)
         ax.set_ylim(0, 1.55)
         ax.set_yticks([0, 0.5, 1.0])
-        ax.set_ylabel("confidence")
+        ax.set_ylabel("top emotion\nprobability")
         ax.grid(axis="x", alpha=0.3)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
