@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 from .asr import ASR_ENGINES
@@ -269,7 +270,11 @@ def run_stream(args: argparse.Namespace) -> int:
 
     # 3. a plain transcript must have one line per utterance: count a file's utterances first, warn at once
     if transcript is not None and transcript.lines is not None and audio is not None:
-        transcript.check_alignment(len(segment_audio(audio, vad, args.chunk_ms)))
+        t0 = time.perf_counter()
+        found = len(segment_audio(audio, vad, args.chunk_ms))
+        logger.info("Transcript check: %d lines, %d utterances found in %.2f s", len(transcript.lines), found,
+                    time.perf_counter() - t0)
+        transcript.check_alignment(found)
 
     # 4. stream
     if args.mic:

@@ -12,6 +12,8 @@ Inputs (one, or a list batched with ``batch_size``)::
      "text": str}            # the transcript; required when the model uses text
 
 An audio-only model needs only ``audio`` and a text-only model only ``text`` (the other key is ignored).
+Audio of any sampling rate and channel count is decoded (soundfile, then torchcodec for other formats),
+mixed down to mono and resampled to the processor's 16 kHz.
 
 Speech recognition: built with ``asr_model=`` (a transformers speech-recognition checkpoint, e.g. a Whisper,
 or a CTranslate2 Whisper folder for faster-whisper; see ``asr.py``), a model that uses text also takes
@@ -21,8 +23,6 @@ audio alone: an input without ``text`` is transcribed (in Korean by default, ``a
     {"scores": [{"label": "angry", "score": 0.61}, ...], "text": "...", "text_source": "asr" | "given"}
 
 (``return_text=True``/``False`` per call forces either form; without ASR the default is the plain list).
-Audio of any sampling rate and channel count is decoded (soundfile, then torchcodec for other formats),
-mixed down to mono and resampled to the processor's 16 kHz.
 
 Long audio: the models see at most ``processor.max_audio_samples`` samples (512 wav2vec2 frames = 10.24 s).
 Longer audio is cut into consecutive windows of that length (the last one aligned to the end of the
@@ -415,8 +415,8 @@ class MultiStillEmotionPipeline(ChunkPipeline):
     ) -> list[dict[str, Any]] | dict[str, Any]:
         """Average the windows' softmax probabilities; labels sorted by score, ``top_k`` best.
 
-        With ``return_text`` (default: when the pipeline has ASR and the model uses text) the result is ``{"scores": [...], "text":
-        the transcript used, "text_source": "given" | "asr"}``.
+        With ``return_text`` (default: when the pipeline has ASR and the model uses text) the result is
+        ``{"scores": [...], "text": the transcript used, "text_source": "given" | "asr"}``.
         """
         logits = torch.cat([output["logits"] for output in model_outputs], dim=0).float()
         probs = logits.softmax(dim=-1).mean(dim=0)

@@ -183,8 +183,8 @@ class SileroVAD:
         self.model.reset_states()
         self.frame_samples = 512 if self.config.sampling_rate == 16000 else 256
         self._speaking = False
-        #: speech probability of each window so far (for inspection and plots)
-        self.probabilities: list[float] = []
+        #: speech probability of the windows of the last minute (for inspection)
+        self.probabilities: deque[float] = deque(maxlen=60 * self.config.sampling_rate // self.frame_samples)
 
     def classify(self, frames: list[np.ndarray]) -> list[bool]:
         """Classify consecutive windows of :attr:`frame_samples`, in order."""
@@ -676,6 +676,11 @@ def _uses_text(pipe: Any) -> bool:
     return "text" in list(pipe.model.config.modalities)
 
 
+def _describe_asr(asr: Any) -> str:
+    name = os.path.basename(os.fspath(getattr(asr, "name", "")).rstrip("/\\")) or type(asr).__name__
+    return f"{getattr(asr, 'engine', 'asr')}: {name}"
+
+
 def warm_up(pipe: Any, seconds: float = 1.0, asr: Any = None) -> float:
     """Run the pipeline (and ``asr``) once on noise, so first-call allocations stay out of the measured
     latencies; returns seconds."""
@@ -719,7 +724,7 @@ def stream_emotions(
     config = vad_config or VADConfig()
     segmenter = UtteranceSegmenter(config)
     summary = StreamSummary(realtime=realtime, vad=config.vad,
-                            asr=repr(asr) if needs_text and asr is not None else None)
+                            asr=_describe_asr(asr) if needs_text and asr is not None else None)
     t_start = time.perf_counter()
 
     def transcribe(utterance: Utterance) -> tuple[str | None, str | None, float]:
