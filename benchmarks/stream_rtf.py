@@ -169,8 +169,10 @@ def stream_once(
     realtime: bool,
     vad: str = "energy",
     asr: Any = None,
+    keep_text: bool = True,
 ) -> dict[str, Any]:
-    """One ``stream_emotions`` run over the conversation file; summary, latencies and per-utterance rows."""
+    """One ``stream_emotions`` run over the conversation file; summary, latencies and per-utterance rows
+    (without the transcripts unless ``keep_text``: the texts of licensed corpora stay out of the results)."""
     from multistill.streaming import Transcript, VADConfig, file_chunks, stream_emotions
 
     contention = Contention()
@@ -195,7 +197,7 @@ def stream_once(
             "end_of_speech_latency_s": round(r.end_of_speech_latency_s, 4),
             "asr_s": round(r.asr_s, 4),
             "emotion_s": round(r.emotion_s, 4),
-            "text": r.text,
+            **({"text": r.text} if keep_text else {}),
             "text_source": r.text_source,
             "error": r.error,
         }
@@ -238,7 +240,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "speech_s": round(sum(u["end_s"] - u["start_s"] for u in utterances), 2),
         "gap_s": "0.3-1.5" if args.data_dir else args.gap,
         "seed": args.seed,
-        "spans": utterances,
+        # real utterances: ids and spans only (KEMDy is licensed; its transcripts stay out of the results)
+        "spans": [{k: v for k, v in u.items() if k != "text"} for u in utterances] if args.data_dir else utterances,
     }
     log(f"conversation: {conversation['audio_s']} s, {len(utterances)} utterances")
     asr = None
@@ -275,7 +278,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     "run": repeat + 1,
                     "warmup_s": [round(w, 3) for w in warm],
                     **stream_once(pipe, wav, None if asr else transcript, args.chunk_ms, args.realtime,
-                                  args.vad, asr),
+                                  args.vad, asr, keep_text=not args.data_dir),
                 }
                 runs.append(row)
                 lat = row["latency"]
