@@ -14,18 +14,18 @@ Examples::
     # no-distillation ablation of the same student
     python distill.py --teacher_model outputs/teacher --preset text_student --alpha 0 --output_dir outputs/text_ce
 
-Step 1 (as in the paper) writes the teacher's logits into the training split as a column (cached on
-disk); step 2 trains the student with ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(votes)``.
-``--online_teacher`` runs the teacher in every training step instead. Data arguments must describe
-the split the teacher was trained on (its ``run_info.json`` is checked).
+Data arguments must describe the split the teacher was trained on: its ``run_info.json`` and
+``data_splits.json`` are compared with this run's split, and a difference is refused (naming it) unless
+``--allow_split_mismatch``. Step 1 (as in the paper) writes the teacher's logits into the training split as a
+column (cached on disk); step 2 trains the student with
+``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(votes)``. ``--online_teacher`` runs the teacher
+in every training step instead. Features the teacher's run cached are reused, not encoded again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from pathlib import Path
 
 from transformers import HfArgumentParser, set_seed
 
@@ -34,24 +34,23 @@ from multistill.arguments import (
     DistillationArguments,
     ModelArguments,
     MultiStillTrainingArguments,
+    UsageError,
+    run_script,
 )
 from multistill.modeling_multistill import MultiStillForEmotionClassification
 from multistill.processing_multistill import MultiStillProcessor
-from multistill.training import (
-    DistillationTrainer,
-    MultiStillCollator,
-    add_teacher_logits,
-)
+from multistill.training import DistillationSettings, FeaturePlan
 from multistill.workflow import (
-    cache_features,
+    check_teacher_split,
     count_parameters,
     data_info,
     finish_run,
-    keep_columns,
+    freeze_overrides,
+    make_trainer,
+    prepare_features,
     prepare_splits,
     resolve_checkpoint,
     setup_logging,
-    trainer_inputs,
 )
 
 logger = logging.getLogger("distill")
@@ -63,19 +62,26 @@ SHARED_WITH_TEACHER = ("hidden_size", "num_attention_heads", "fusion_intermediat
 
 
 def parse_args(argv: list[str] | None = None):
-    """Command line (or one JSON file) -> (model, data, distillation, training) arguments."""
+    """Command line (or one JSON file) -> (model, data, distillation, training) arguments, each checked."""
     parser = HfArgumentParser(
         (ModelArguments, DataArguments, DistillationArguments, MultiStillTrainingArguments), description=__doc__
     )
     parser.set_defaults(preset="multimodal_student", output_dir="outputs/student")
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
-    return parser.parse_args_into_dataclasses(argv)
+        model_args, *rest = parser.parse_json_file(argv[0])
+    else:
+        model_args, *rest = parser.parse_args_into_dataclasses(argv)
+    if model_args.preset == "teacher":
+        raise UsageError("--preset teacher: distill.py trains students; train the teacher with train.py.")
+    given = [f"--{name}" for name in ("backbones", "audio_encoder", "text_encoder") if getattr(model_args, name)]
+    if given:
+        raise UsageError(f"{', '.join(given)}: distill.py takes the student's encoders from the teacher.")
+    return (model_args, *rest)
 
 
 def load_teacher(path: str) -> tuple[MultiStillForEmotionClassification, MultiStillProcessor]:
-    """The trained teacher and its processor (a folder written by train.py, or a Hub id)."""
+    """The trained teacher and its processor (a folder written by train.py, or a Hub id), frozen."""
     teacher = MultiStillForEmotionClassification.from_pretrained(path)
     processor = MultiStillProcessor.from_pretrained(path)
     teacher.eval()
@@ -84,126 +90,80 @@ def load_teacher(path: str) -> tuple[MultiStillForEmotionClassification, MultiSt
     return teacher, processor
 
 
-def build_student(preset: str, teacher: MultiStillForEmotionClassification,
+def build_student(model_args: ModelArguments, teacher: MultiStillForEmotionClassification,
                   distill_args: DistillationArguments) -> MultiStillForEmotionClassification:
-    """A paper student around the teacher's (frozen) encoders, or the light student initialised from it."""
-    if preset == "light_student":
+    """A paper student around copies of the teacher's (frozen) encoders, or the light student initialised
+    from it (its encoders train), with ``--freeze_*_encoder`` applied."""
+    overrides = freeze_overrides(model_args)
+    if model_args.preset == "light_student":
         return MultiStillForEmotionClassification.light_student_from_teacher(
-            teacher, audio_layers=distill_args.light_audio_layers, text_layers=distill_args.light_text_layers
+            teacher, audio_layers=distill_args.light_audio_layers, text_layers=distill_args.light_text_layers,
+            **overrides,
         )
-    if preset == "teacher":
-        raise ValueError("--preset teacher: distill.py trains students; train the teacher with train.py.")
     shared = {key: getattr(teacher.config, key) for key in SHARED_WITH_TEACHER}
     return MultiStillForEmotionClassification.from_encoders(
         audio_encoder=teacher.multistill.audio_encoder, text_encoder=teacher.multistill.text_encoder,
-        preset=preset, **shared,
+        preset=model_args.preset, **shared, **overrides,
     )
-
-
-def check_teacher_run(teacher_path: str, data_args: DataArguments) -> dict:
-    """The teacher's run_info; warns when the data arguments differ (its test split may be in our training split)."""
-    info_file = Path(teacher_path) / "run_info.json"
-    if not info_file.exists():
-        return {}
-    info = json.loads(info_file.read_text(encoding="utf-8"))
-    for key in ("corpus", "split"):
-        if info.get(key) not in (None, getattr(data_args, key)):
-            logger.warning("The teacher was trained with %s=%r but this run uses %r: its logits may come from "
-                           "examples it was tested on.", key, info[key], getattr(data_args, key))
-    return info
 
 
 def main(argv: list[str] | None = None) -> dict:
-    # 1. Arguments, logging, seed
+    # 1. Arguments (each checked before anything loads, the teacher folder included), logging, threads, seed
     model_args, data_args, distill_args, training_args = parse_args(argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
-    if not distill_args.teacher_model:
-        raise ValueError("--teacher_model is required: the folder train.py wrote (or a Hub id).")
     checkpoint = resolve_checkpoint(training_args)
-    teacher_info = check_teacher_run(distill_args.teacher_model, data_args)
 
-    # 2. Data: the same split and balancing as the teacher's run
+    # 2. Data: the same split as the teacher's run (refused otherwise), balanced training split
     splits, data_report = prepare_splits(data_args, training_args)
+    teacher_info = check_teacher_split(distill_args.teacher_model, data_args, splits,
+                                       allow_mismatch=distill_args.allow_split_mismatch)
 
-    # 3. Teacher and student
+    # 3. Teacher and student; the student's processor is the teacher's, with the student's modalities
     teacher, teacher_processor = load_teacher(distill_args.teacher_model)
-    student = build_student(model_args.preset, teacher, distill_args)
+    student = build_student(model_args, teacher, distill_args)
     processor = MultiStillProcessor.from_model_config(
         student.config, teacher_processor.feature_extractor, teacher_processor.tokenizer
     )
-    student_modalities = list(student.config.modalities)
-    teacher_modalities = list(teacher.config.modalities)
-    both = [m for m in ("audio", "text") if m in student_modalities + teacher_modalities]
     parameters = count_parameters(student)
     logger.info("Student %s: %s parameters, %s trainable (teacher: %s)", model_args.preset,
                 f"{parameters['total']:,}", f"{parameters['trainable']:,}", f"{count_parameters(teacher)['total']:,}")
 
-    # 4. Cached encoder features. A paper student shares the teacher's frozen encoders, so the teacher's
-    #    cached features are reused (same fingerprint). The light student trains its encoders on raw inputs.
-    student_cached = bool(model_args.cache_encoder_features and student.config.freeze_encoders)
-    matches_hidden = distill_args.hidden_weight > 0
-    if matches_hidden and student.config.freeze_encoders:
-        raise ValueError(f"--hidden_weight: the {model_args.preset} shares the teacher's frozen encoders, so there is "
-                         "nothing to match; use it with --preset light_student.")
-    online = distill_args.online_teacher and (distill_args.alpha > 0 or matches_hidden)
-    if matches_hidden and not online and not model_args.cache_encoder_features:
-        raise ValueError("--hidden_weight needs the teacher's hidden states: keep --cache_encoder_features (default) "
-                         "or pass --online_teacher.")
-    if student_cached:
-        plan = {name: (both if name == "train" or online else student_modalities) for name in splits}
-    elif not online and model_args.cache_encoder_features:
-        plan = {"train": teacher_modalities}  # only for the teacher-logits step, dropped afterwards
-    else:
-        plan = {}
-    splits, caching_seconds = cache_features(splits, teacher, teacher_processor, plan, model_args, training_args)
+    # 4. Features: what each split carries (cached encoder outputs shared with the teacher's run, the teacher's
+    #    logits as a column of the training split, the teacher's hidden states), then the collator
+    settings = DistillationSettings(distill_args.alpha, distill_args.temperature, distill_args.hidden_weight)
+    try:
+        plan = FeaturePlan.decide(student.config, teacher.config, cache_features=model_args.cache_encoder_features,
+                                  alpha=settings.alpha, hidden_weight=settings.hidden_weight,
+                                  online_teacher=distill_args.online_teacher)
+    except ValueError as error:
+        raise UsageError(f"--preset {model_args.preset}: {error}") from error
+    data = prepare_features(plan, splits, student, processor, model_args, data_args, training_args,
+                            teacher=teacher, teacher_processor=teacher_processor)
 
-    # 5. Step 1 of the paper: the teacher's logits become a column of the training split
-    if distill_args.alpha > 0 and not online:
-        teacher_collator = MultiStillCollator.for_modalities(
-            teacher_processor, teacher_modalities, cached=bool(plan.get("train"))
-        )
-        with training_args.main_process_first(desc="teacher logits"):
-            teacher.to(training_args.device)
-            splits["train"] = add_teacher_logits(
-                splits["train"], teacher, teacher_collator, batch_size=training_args.per_device_eval_batch_size
-            )
-            teacher.to("cpu")
-
-    # 6. Step 2: the student learns from the votes and the teacher
-    collator = MultiStillCollator.for_modalities(
-        processor, both if online else student_modalities, cached=student_cached
-    )
-    if matches_hidden and not online:  # the teacher's cached features of the training split, under teacher_* keys
-        collator.teacher_feature_modalities = tuple(m for m in student_modalities if m in plan.get("train", []))
-    splits = keep_columns(splits, collator)
-    trainer = DistillationTrainer(
-        model=student,
-        **trainer_inputs(training_args, splits, collator, processor, student_modalities),
-        alpha=distill_args.alpha,
-        temperature=distill_args.temperature,
-        teacher=teacher if online else None,
-        hidden_weight=distill_args.hidden_weight,
-    )
+    # 5. Train: the student learns from the votes and the teacher
+    trainer = make_trainer(student, processor, data, training_args, distillation=settings,
+                           teacher=teacher if plan.online_teacher else None)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
 
-    # 7. Test, save model + processor + metrics + plots
+    # 6. Test, save model + processor + metrics + plots + run_info.json + data_splits.json
     run_info = {
-        "script": "distill.py", "preset": model_args.preset, **data_info(data_args),
+        "script": "distill.py", "preset": model_args.preset, **data_info(data_args, splits),
         "backbones": teacher_info.get("backbones"), "audio_encoder": student.config.audio_encoder_name,
         "text_encoder": student.config.text_encoder_name, "teacher_model": distill_args.teacher_model,
-        "alpha": distill_args.alpha, "temperature": distill_args.temperature, "online_teacher": online,
-        "hidden_weight": distill_args.hidden_weight,
-        "seed": training_args.seed, "cached_encoder_features": student_cached,
-        "feature_caching_seconds": round(caching_seconds, 2),
+        "allow_split_mismatch": distill_args.allow_split_mismatch, "alpha": settings.alpha,
+        "temperature": settings.temperature, "online_teacher": plan.online_teacher,
+        "hidden_weight": settings.hidden_weight, "seed": training_args.seed, "threads": training_args.threads,
+        "cached_encoder_features": bool(plan.cached), "cached_modalities": list(plan.cached),
+        "feature_caching_seconds": round(data.seconds, 2), "utterances_encoded": sum(data.encoded.values()),
     }
     if model_args.preset == "light_student":
         run_info.update(light_audio_layers=distill_args.light_audio_layers,
                         light_text_layers=distill_args.light_text_layers)
-    return finish_run(trainer, splits, processor, run_info, data_report, train_result)
+    return finish_run(trainer, data.splits, processor, run_info, data_report, train_result)
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

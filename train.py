@@ -10,10 +10,15 @@ Examples::
     accelerate launch train.py --corpus all --data_dir /data/KEMDy --backbones pretrained \\
         --output_dir outputs/teacher --bf16 --gradient_accumulation_steps 8
 
-The frozen encoders run once (their hidden states are cached with ``datasets.map``), the loss is the
-soft-label cross-entropy against the evaluators' vote distribution, the best epoch by validation
+    # the shared sample (one session per corpus): whole dialogues held out; Whisper audio, tiny text encoder
+    python train.py --corpus all --data_dir ../shared/kemdy_sample --split dialogue \\
+        --audio_encoder ~/.cache/multistill/whisper-base-hf --text_encoder tiny --output_dir outputs/teacher
+
+The frozen encoders run once (their hidden states are cached on disk per encoder and modality), the loss
+is the soft-label cross-entropy against the evaluators' vote distribution, the best epoch by validation
 macro-F1 is kept, and ``output_dir`` ends with the model and processor (``from_pretrained``-ready),
-``metrics.json``, ``test_results.json``, ``confusion_matrix.png`` and ``training_curves.png``.
+``metrics.json``, ``test_results.json``, ``run_info.json``, ``data_splits.json``, ``confusion_matrix.png``
+and ``training_curves.png``.
 """
 
 from __future__ import annotations
@@ -21,28 +26,27 @@ from __future__ import annotations
 import logging
 import sys
 
-from transformers import HfArgumentParser, Trainer, set_seed
+from transformers import HfArgumentParser, set_seed
 
-from multistill.arguments import DataArguments, ModelArguments, MultiStillTrainingArguments
-from multistill.training import MultiStillCollator
+from multistill.arguments import DataArguments, ModelArguments, MultiStillTrainingArguments, run_script
+from multistill.training import FeaturePlan
 from multistill.workflow import (
     build_model,
-    cache_features,
     count_parameters,
     data_info,
     finish_run,
-    keep_columns,
+    make_trainer,
+    prepare_features,
     prepare_splits,
     resolve_checkpoint,
     setup_logging,
-    trainer_inputs,
 )
 
 logger = logging.getLogger("train")
 
 
 def parse_args(argv: list[str] | None = None):
-    """Command line (or one JSON file) -> (model, data, training) arguments."""
+    """Command line (or one JSON file) -> (model, data, training) arguments, each checked."""
     parser = HfArgumentParser((ModelArguments, DataArguments, MultiStillTrainingArguments), description=__doc__)
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith(".json"):
@@ -51,47 +55,43 @@ def parse_args(argv: list[str] | None = None):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    # 1. Arguments, logging, seed
+    # 1. Arguments (each checked before anything loads), logging, threads, seed
     model_args, data_args, training_args = parse_args(argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
     checkpoint = resolve_checkpoint(training_args)
 
-    # 2. Data: corpus -> session or random split -> balanced training split
+    # 2. Data: corpus -> session, dialogue or random split -> balanced training split
     splits, data_report = prepare_splits(data_args, training_args)
 
-    # 3. Model and processor (pretrained encoders, or tiny ones built offline from the training transcripts)
-    model, processor = build_model(model_args, splits, data_args, training_args)
-    modalities = list(model.config.modalities)
+    # 3. Model and processor around the chosen encoders (tiny ones are built from the training transcripts)
+    model, processor, encoders = build_model(model_args, list(splits["train"]["text"]), data_args, training_args)
     parameters = count_parameters(model)
-    logger.info("%s: %s parameters, %s trainable", model_args.preset, f"{parameters['total']:,}",
-                f"{parameters['trainable']:,}")
+    logger.info("%s: %s parameters, %s trainable (encoders: %s)", model_args.preset, f"{parameters['total']:,}",
+                f"{parameters['trainable']:,}", encoders)
 
-    # 4. Frozen encoders run once: their hidden states become dataset columns (cached on disk)
-    cached = bool(model_args.cache_encoder_features and model.config.freeze_encoders)
-    plan = {name: modalities for name in splits} if cached else {}
-    splits, caching_seconds = cache_features(splits, model, processor, plan, model_args, training_args)
-    collator = MultiStillCollator.for_modalities(processor, modalities, cached=cached)
-    splits = keep_columns(splits, collator)
+    # 4. Features: frozen encoders run once (cached on disk, per modality); the collator batches the rest
+    plan = FeaturePlan.decide(model.config, cache_features=model_args.cache_encoder_features)
+    data = prepare_features(plan, splits, model, processor, model_args, data_args, training_args)
 
-    # 5. Trainer: soft-label cross-entropy computed by the model's forward(labels=votes)
-    trainer = Trainer(model=model, **trainer_inputs(training_args, splits, collator, processor, modalities))
-
-    # 6. Train (resuming when asked)
+    # 5. Train: the model's own loss (soft-label cross-entropy against the votes)
+    trainer = make_trainer(model, processor, data, training_args)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
 
-    # 7. Test, save model + processor + metrics + plots
+    # 6. Test, save model + processor + metrics + plots + run_info.json + data_splits.json
     run_info = {
-        "script": "train.py", "preset": model_args.preset, **data_info(data_args),
-        "backbones": model_args.backbones, "audio_encoder": model_args.audio_encoder,
-        "text_encoder": model_args.text_encoder, "teacher_model": None, "alpha": 0.0, "temperature": None,
-        "seed": training_args.seed, "cached_encoder_features": cached,
-        "feature_caching_seconds": round(caching_seconds, 2),
+        "script": "train.py", "preset": model_args.preset, **data_info(data_args, splits),
+        "backbones": model_args.backbones_label(), "audio_encoder": model_args.encoders()["audio"],
+        "text_encoder": model_args.encoders()["text"], "fusion_size": "tiny" if model_args.tiny_fusion() else "paper",
+        "teacher_model": None, "alpha": 0.0, "temperature": None, "seed": training_args.seed,
+        "threads": training_args.threads, "cached_encoder_features": bool(plan.cached),
+        "cached_modalities": list(plan.cached), "feature_caching_seconds": round(data.seconds, 2),
+        "utterances_encoded": sum(data.encoded.values()),
     }
-    return finish_run(trainer, splits, processor, run_info, data_report, train_result)
+    return finish_run(trainer, data.splits, processor, run_info, data_report, train_result)
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -382,10 +382,7 @@ def audio_frame_hop(model: torch.nn.Module) -> int:
     """Raw samples per audio-encoder frame (wav2vec2: 320 = 50 Hz; fbank: hop x conv strides)."""
     cfg = model.config
     if getattr(cfg, "audio_frontend", "wav2vec2") == "fbank":
-        hop = int(cfg.fbank_hop_length)
-        for s in cfg.fbank_conv_strides:
-            hop *= int(s)
-        return hop
+        return int(cfg.audio_config.samples_per_frame)
     hop = 1
     for s in getattr(cfg.audio_config, "conv_stride", [5, 2, 2, 2, 2, 2, 2]):
         hop *= int(s)

@@ -75,7 +75,7 @@ def time_model(model: torch.nn.Module, seconds: float, tokens: int, budget: floa
         feats = cached_feature_inputs(model, x)
         out["e2e_ms"] = measure(lambda: logits_of(model, x), **kw).median_ms
         out["audio_encoder_ms"] = measure(lambda: encode_audio(model, x), **kw).median_ms
-        if type(audio).__name__ == "MultiStillFbankAudioEncoder":  # log-mel + strided convs + projection
+        if type(audio).__name__ == "MultiStillFbankEncoder":  # log-mel + strided convs + projection
             out["front_end_ms"] = measure(
                 lambda: audio.feature_projection(audio.feature_extractor(x["input_values"], x["attention_mask"])[0]),
                 **kw,

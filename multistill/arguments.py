@@ -1,16 +1,65 @@
-"""Command-line argument dataclasses shared by ``train.py`` and ``distill.py`` (``HfArgumentParser``)."""
+"""Command-line argument dataclasses shared by ``train.py`` and ``distill.py`` (``HfArgumentParser``).
+
+Each dataclass checks its own values when it is built (``__post_init__``), so a bad argument fails with a
+:class:`UsageError` naming it before any data or model is loaded; :func:`run_script` turns that into an
+argparse-style ``error:`` line and exit status 2.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from .data import CORPORA
-from .splits import SPLIT_NAMES
+from .splits import SPLIT_NAMES, VALIDATION_SOURCES
 
 PRESET_CHOICES = ("teacher", "multimodal_student", "text_student", "audio_student", "light_student")
+#: Encoders of ``--backbones pretrained`` (the paper's).
+PRETRAINED_ENCODERS = {"audio": "kresnik/wav2vec2-large-xlsr-korean", "text": "beomi/KcELECTRA-base"}
+TINY = "tiny"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+class UsageError(ValueError):
+    """A bad command-line argument (or a data choice it implies); :func:`run_script` prints it as ``error:``."""
+
+
+def run_script(main: Callable[[], Any]) -> None:
+    """Run a script's ``main()``; a :class:`UsageError` becomes ``PROG: error: MESSAGE`` and exit status 2."""
+    try:
+        main()
+    except UsageError as error:
+        print(f"{os.path.basename(sys.argv[0])}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def check_model_reference(value: str, argument: str, allow_tiny: bool = False) -> str:
+    """``value`` as a model folder (``~`` expanded; it must hold ``config.json``) or a Hub id, else a
+    :class:`UsageError` naming ``argument``. ``"tiny"`` passes when ``allow_tiny``."""
+    if allow_tiny and value == TINY:
+        return value
+    path = Path(value).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"{argument} {value}: not a folder (a model folder or a Hub id is expected).")
+        if not (path / "config.json").is_file():
+            raise UsageError(f"{argument} {value}: this folder has no config.json, so it is not a saved transformers "
+                             "model (a CTranslate2 or a half-written folder?).")
+        return str(path)
+    if value.startswith(("/", ".", "~")) or value.count("/") > 1 or "\\" in value:
+        raise UsageError(f"{argument} {value}: no such folder.")
+    if not _HUB_ID.fullmatch(value):
+        raise UsageError(f"{argument} {value!r} is neither an existing folder nor a Hub id (owner/name).")
+    return value
 
 
 @dataclass
@@ -21,29 +70,45 @@ class ModelArguments:
         default="teacher",
         metadata={"help": f"Architecture preset, one of {PRESET_CHOICES}.", "choices": PRESET_CHOICES},
     )
-    backbones: str = field(
-        default="tiny",
+    backbones: str | None = field(
+        default=None,
         metadata={
-            "help": "'pretrained': load --audio_encoder/--text_encoder (Hub names or local folders). "
-            "'tiny': small random encoders and a WordPiece tokenizer trained on the training transcripts, "
-            "built locally (no download; for tests, CI and the embedded demo).",
-            "choices": ("pretrained", "tiny"),
+            "help": "train.py, shorthand for both encoders (default tiny): 'pretrained' = the paper's "
+            f"({PRETRAINED_ENCODERS['audio']}, {PRETRAINED_ENCODERS['text']}); 'tiny' = small random encoders and a "
+            "WordPiece tokenizer trained on the training transcripts, built locally (no download). "
+            "--audio_encoder/--text_encoder override it per modality.",
+            "choices": ("pretrained", TINY),
         },
     )
-    audio_encoder: str = field(
-        default="kresnik/wav2vec2-large-xlsr-korean",
-        metadata={"help": "Audio encoder checkpoint (Hub id or folder) for --backbones pretrained."},
+    audio_encoder: str | None = field(
+        default=None,
+        metadata={"help": "train.py: the audio encoder, 'tiny', a Hub id or a folder (a wav2vec2-family or "
+                  "converted Whisper model); default from --backbones."},
     )
-    text_encoder: str = field(
-        default="beomi/KcELECTRA-base",
-        metadata={"help": "Text encoder checkpoint (Hub id or folder) for --backbones pretrained."},
+    text_encoder: str | None = field(
+        default=None,
+        metadata={"help": "train.py: the text encoder, 'tiny', a Hub id or a folder; default from --backbones."},
+    )
+    fusion_size: str = field(
+        default="auto",
+        metadata={"help": "Fusion head width: 'paper' (768 wide, 8 heads), 'tiny' (32 wide, for tiny encoders and "
+                  "small data) or 'auto' (tiny when an encoder is tiny, else paper).",
+                  "choices": ("auto", TINY, "paper")},
+    )
+    freeze_audio_encoder: bool | None = field(
+        default=None,
+        metadata={"help": "Keep the audio encoder frozen (default: the preset's; the paper's models freeze both, "
+                  "the light student trains both). Frozen encoders run once and are cached."},
+    )
+    freeze_text_encoder: bool | None = field(
+        default=None,
+        metadata={"help": "Keep the text encoder frozen (default: the preset's). E.g. a frozen Whisper audio encoder "
+                  "with a tiny text encoder that trains: --text_encoder tiny --freeze_text_encoder false."},
     )
     cache_encoder_features: bool = field(
         default=True,
-        metadata={
-            "help": "Run frozen encoders once and train on their stored hidden states (as the paper did). "
-            "Ignored for models whose encoders train (the light student)."
-        },
+        metadata={"help": "Run frozen encoders once and train on their stored hidden states (as the paper did), per "
+                  "modality; encoders that train always run in every step."},
     )
     feature_dtype: str = field(
         default="float32",
@@ -51,6 +116,31 @@ class ModelArguments:
                   "choices": ("float32", "float16")},
     )
     encoding_batch_size: int = field(default=8, metadata={"help": "Batch size when caching encoder features."})
+
+    def __post_init__(self) -> None:
+        if self.encoding_batch_size < 1:
+            raise UsageError(f"--encoding_batch_size must be >= 1, got {self.encoding_batch_size}.")
+        for name in ("audio_encoder", "text_encoder"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, check_model_reference(value, f"--{name}", allow_tiny=True))
+
+    def encoders(self) -> dict[str, str]:
+        """``{"audio": ..., "text": ...}``: ``"tiny"``, a folder or a Hub id per modality (train.py)."""
+        backbones = self.backbones or TINY
+        default = {m: TINY if backbones == TINY else PRETRAINED_ENCODERS[m] for m in ("audio", "text")}
+        return {"audio": self.audio_encoder or default["audio"], "text": self.text_encoder or default["text"]}
+
+    def backbones_label(self) -> str:
+        """``tiny`` (both encoders tiny), ``pretrained`` (none tiny) or ``mixed``, for run_info.json."""
+        tiny = [value == TINY for value in self.encoders().values()]
+        return TINY if all(tiny) else "mixed" if any(tiny) else "pretrained"
+
+    def tiny_fusion(self) -> bool:
+        """Whether the fusion head uses the tiny sizes (``--fusion_size``, ``auto``: when an encoder is tiny)."""
+        if self.fusion_size == "auto":
+            return TINY in self.encoders().values()
+        return self.fusion_size == TINY
 
 
 @dataclass
@@ -69,23 +159,52 @@ class DataArguments:
     sessions: list[int] | None = field(
         default=None, metadata={"help": "Read only these session numbers (quick runs), e.g. --sessions 1 2 3."}
     )
+    text_column: str = field(
+        default="text",
+        metadata={"help": "The transcript column the models read: 'text' (the corpus's, cleaned) or another column "
+                  "of the dataset, such as ASR transcripts ('asr_text')."},
+    )
     split: str = field(
         default="session",
-        metadata={"help": "'session': whole sessions held out (honest); 'random': the paper's 80/20 utterance split "
-                  "with seed 123.", "choices": SPLIT_NAMES},
+        metadata={"help": "'session': whole sessions held out for test (honest); 'dialogue': whole dialogues held out "
+                  "(for corpora with few sessions, such as the sample); 'random': the paper's utterance split "
+                  "(leaks speakers).", "choices": SPLIT_NAMES},
     )
     test_sessions: list[str] | None = field(
         default=None,
-        metadata={"help": "Session split: test sessions, as numbers or CORPUS:NUMBER (default: the last 20 %% per corpus)."},
+        metadata={"help": "Session split: test sessions, as numbers or CORPUS:NUMBER (default: the last "
+                  "--test_fraction of each corpus's sessions)."},
     )
     validation_sessions: list[str] | None = field(
         default=None,
-        metadata={"help": "Session split: validation sessions (default: the 10 %% before the test sessions)."},
+        metadata={"help": "Session split: validation sessions (default: the --validation_fraction before the test "
+                  "sessions)."},
+    )
+    validation_from: str | None = field(
+        default=None,
+        metadata={"help": "Session split: validate on whole 'sessions' (default) or on 'dialogues' drawn from the "
+                  "training sessions (--validation_fraction of them, seeded by --split_seed), so that every "
+                  "non-test session trains.", "choices": VALIDATION_SOURCES},
+    )
+    test_fraction: float | None = field(
+        default=None,
+        metadata={"help": "Held-out test share (default 0.2) of each corpus's sessions (session split), dialogues "
+                  "(dialogue split) or of all utterances (random split)."},
+    )
+    validation_fraction: float | None = field(
+        default=None,
+        metadata={"help": "Validation share (default 0.1), counted like --test_fraction; with --validation_from "
+                  "dialogues, of the training sessions' dialogues."},
+    )
+    split_seed: int = field(
+        default=123,
+        metadata={"help": "Seed of the dialogue draws and of the random split (123: the paper's random_state). "
+                  "Independent of --seed."},
     )
     balance_max_fraction: float | None = field(
         default=0.6,
         metadata={"help": "Cap the dominant emotion's share of the training split (the paper: neutral 71 %% -> 60 %%). "
-                  "Pass 0 to switch balancing off."},
+                  "A warning is logged when this removes more than half of the split. Pass 0 to switch it off."},
     )
     synthetic_sessions: int = field(
         default=4, metadata={"help": "--corpus synthetic: sessions per corpus (each gets 2 dialogues of 2 speakers)."}
@@ -96,8 +215,40 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training split (debugging)."})
     data_cache_dir: str | None = field(
         default=None,
-        metadata={"help": "Where Arrow caches, the synthetic corpus and tiny backbones go (default ~/.cache/multistill)."},
+        metadata={"help": "Where Arrow caches, encoder features, the synthetic corpus and tiny backbones go "
+                  "(default ~/.cache/multistill)."},
     )
+
+    def __post_init__(self) -> None:
+        if self.corpus != "synthetic":
+            if not self.data_dir:
+                raise UsageError(f"--corpus {self.corpus} needs data_dir: --data_dir FOLDER holding KEMDy19/ and/or "
+                                 "KEMDy20/ as ETRI distributes them (or --corpus synthetic).")
+            if not Path(self.data_dir).expanduser().is_dir():
+                raise UsageError(f"--data_dir {self.data_dir}: no such folder.")
+        if self.split != "session":
+            for name in ("test_sessions", "validation_sessions", "validation_from"):
+                if getattr(self, name) is not None:
+                    raise UsageError(f"--{name} only applies to --split session (this run: --split {self.split}).")
+        if self.validation_from == "dialogues" and self.validation_sessions is not None:
+            raise UsageError("--validation_sessions and --validation_from dialogues exclude each other.")
+        for name in ("test_fraction", "validation_fraction"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and 0 < value < 1):
+                raise UsageError(f"--{name} must be a fraction in (0, 1), got {value}.")
+        if (self.test_fraction or 0.2) + (self.validation_fraction or 0.1) >= 1:
+            raise UsageError("--test_fraction + --validation_fraction must be below 1.")
+        if self.balance_max_fraction is not None and not (
+            math.isfinite(self.balance_max_fraction) and 0 <= self.balance_max_fraction < 1
+        ):
+            raise UsageError(f"--balance_max_fraction must be in (0, 1), or 0 for no balancing, got "
+                             f"{self.balance_max_fraction}.")
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            raise UsageError(f"--max_train_samples {self.max_train_samples} would train on nothing.")
+        if min(self.synthetic_sessions, self.synthetic_utterances) < 1:
+            raise UsageError("--synthetic_sessions and --synthetic_utterances must be >= 1.")
+        if not self.text_column:
+            raise UsageError("--text_column must name a column.")
 
 
 @dataclass
@@ -107,6 +258,12 @@ class DistillationArguments:
     teacher_model: str | None = field(
         default=None,
         metadata={"help": "Folder (or Hub id) of the trained teacher, as written by train.py."},
+    )
+    allow_split_mismatch: bool = field(
+        default=False,
+        metadata={"help": "Use a teacher whose run split the data differently (other test/validation sessions or "
+                  "dialogues, split, seeds), or whose split cannot be checked. Its logits may then come from "
+                  "examples this run tests on."},
     )
     alpha: float = field(
         default=0.5,
@@ -132,7 +289,18 @@ class DistillationArguments:
         default=2, metadata={"help": "Light student: text transformer layers kept from the teacher's encoder."}
     )
 
-
+    def __post_init__(self) -> None:
+        if not self.teacher_model:
+            raise UsageError("--teacher_model is required: the folder train.py wrote (or a Hub id).")
+        self.teacher_model = check_model_reference(self.teacher_model, "--teacher_model")
+        if not (math.isfinite(self.alpha) and 0 <= self.alpha <= 1):
+            raise UsageError(f"--alpha must be in [0, 1], got {self.alpha}.")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise UsageError(f"--temperature must be > 0, got {self.temperature}.")
+        if not (math.isfinite(self.hidden_weight) and self.hidden_weight >= 0):
+            raise UsageError(f"--hidden_weight must be >= 0, got {self.hidden_weight}.")
+        if min(self.light_audio_layers, self.light_text_layers) < 1:
+            raise UsageError("--light_audio_layers and --light_text_layers must be >= 1.")
 
 
 @dataclass
@@ -161,6 +329,40 @@ class MultiStillTrainingArguments(TrainingArguments):
     )
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep dataset columns for the collator."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Loggers (tensorboard, wandb...)."})
+    #: ``--push_to_hub`` as given: publish the finished run (``multistill.hub.publish_run``, called by
+    #: ``workflow.finish_run``) instead of the Trainer's pushes, which upload a folder without code or card.
+    publish_to_hub: bool = field(default=False, init=False)
+
+    threads: int | None = field(
+        default=None,
+        metadata={"help": "CPU threads of torch for caching and training (torch.set_num_threads); default: torch's "
+                  "(all cores). On a small shared CPU, 1 is often faster (see README)."},
+    )
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise UsageError(f"--learning_rate must be > 0, got {self.learning_rate}.")
+        if self.max_steps == 0 or (self.max_steps < 0 and not self.num_train_epochs > 0):
+            raise UsageError(
+                f"--num_train_epochs {self.num_train_epochs} / --max_steps {self.max_steps} train zero steps: the "
+                "saved model would be untrained. Pass a positive --num_train_epochs (or --max_steps)."
+            )
+        if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise UsageError("--per_device_train_batch_size and --gradient_accumulation_steps must be >= 1.")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {self.threads}.")
+        self.publish_to_hub, self.push_to_hub = bool(self.push_to_hub), False
+        super().__post_init__()
 
 
-__all__ = ["PRESET_CHOICES", "DataArguments", "DistillationArguments", "ModelArguments", "MultiStillTrainingArguments"]
+__all__ = [
+    "PRESET_CHOICES",
+    "PRETRAINED_ENCODERS",
+    "DataArguments",
+    "DistillationArguments",
+    "ModelArguments",
+    "MultiStillTrainingArguments",
+    "UsageError",
+    "check_model_reference",
+    "run_script",
+]

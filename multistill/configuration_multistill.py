@@ -3,20 +3,27 @@
 This file is shipped next to the weights on the Hub, so it imports its siblings only relatively
 (``from .annotations import ...``) and never ``multistill.*``.
 
-One :class:`MultiStillConfig` describes every variant; the ``modalities``, ``num_fusion_layers`` and
-``audio_frontend`` fields decide which branches exist. :data:`PRESETS` holds the named variants of
-the paper (see ``MultiStillConfig.from_preset``).
+* :class:`MultiStillConfig` describes every variant: ``modalities`` and ``num_fusion_layers`` decide the
+  branches; ``audio_config`` / ``text_config`` are the configs of any Hugging Face encoders (the wav2vec2
+  family, the Whisper encoder, the light student's front end; ELECTRA, BERT, RoBERTa/XLM-R...).
+* :class:`MultiStillFbankConfig` is the light student's audio encoder (log-mel filterbank + strided
+  convolutions + a few wav2vec2 layers), a model of its own (``model_type="multistill_fbank"``).
+* :data:`PRESETS` holds the named variants of the paper (see ``MultiStillConfig.from_preset``).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
+import math
 from typing import Any
 
-from transformers import AutoConfig, PreTrainedConfig
+from transformers import AutoConfig, AutoModel, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .annotations import EMOTIONS
+
+logger = logging.getLogger(__name__)
 
 #: Shape of ``kresnik/wav2vec2-large-xlsr-korean`` (the paper's frozen audio encoder).
 DEFAULT_AUDIO_CONFIG: dict[str, Any] = {
@@ -54,18 +61,39 @@ DEFAULT_TEXT_CONFIG: dict[str, Any] = {
     "pad_token_id": 0,
 }
 
+DEFAULT_AUDIO_ENCODER_NAME = "kresnik/wav2vec2-large-xlsr-korean"
+DEFAULT_TEXT_ENCODER_NAME = "beomi/KcELECTRA-base"
+
 ALLOWED_MODALITIES: tuple[str, ...] = ("audio", "text")
 MODALITY_ALIASES: dict[str, list[str]] = {"audio": ["audio"], "text": ["text"], "both": ["audio", "text"]}
+#: Values of the legacy ``audio_frontend`` key: ``"fbank"`` builds the light student's front end from a waveform
+#: encoder's config; ``"wav2vec2"`` uses ``audio_config`` as it is.
 ALLOWED_AUDIO_FRONTENDS: tuple[str, ...] = ("wav2vec2", "fbank")
 ALLOWED_FBANK_POSITIONS: tuple[str, ...] = ("sinusoidal", "conv")
-#: Audio-config attributes that the ``fbank`` front end's transformer layers read.
-_FBANK_LAYER_FIELDS = (
+#: Fields a :class:`MultiStillFbankConfig` takes from the waveform encoder it replaces (its layers are wav2vec2's,
+#: so the teacher's layers can be copied in). The first nine are required.
+FBANK_LAYER_FIELDS: tuple[str, ...] = (
     "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
     "hidden_dropout", "attention_dropout", "activation_dropout", "layer_norm_eps",
+    "feat_proj_dropout", "num_conv_pos_embeddings", "num_conv_pos_embedding_groups", "feat_extract_activation",
+    "initializer_range",
 )
+#: Flat keys of the light student's front end, as earlier versions stored them in ``MultiStillConfig`` (and a
+#: shorthand of ``from_preset``) -> :class:`MultiStillFbankConfig` field. They are moved into ``audio_config``.
+LEGACY_FBANK_KEYS: dict[str, str] = {
+    "num_mel_bins": "num_mel_bins",
+    "fbank_n_fft": "n_fft",
+    "fbank_hop_length": "hop_length",
+    "fbank_conv_channels": "conv_channels",
+    "fbank_conv_kernel_sizes": "conv_kernel_sizes",
+    "fbank_conv_strides": "conv_strides",
+    "fbank_position_embedding": "position_embedding",
+}
 
 #: Named variants. ``light_student`` also shrinks both encoders (``audio_layers``/``text_layers`` of
-#: :meth:`MultiStillConfig.from_preset`, default 2 each).
+#: :meth:`MultiStillConfig.from_preset`, default 2 each) and trains them; a waveform audio encoder (wav2vec2
+#: family) is replaced by the log-mel front end of :class:`MultiStillFbankConfig` (``audio_frontend="fbank"``),
+#: a log-mel encoder (Whisper) keeps its own, already cheap, front end.
 PRESETS: dict[str, dict[str, Any]] = {
     "teacher": {"modalities": ["audio", "text"], "num_fusion_layers": 3},
     "multimodal_student": {"modalities": ["audio", "text"], "num_fusion_layers": 1},
@@ -75,11 +103,136 @@ PRESETS: dict[str, dict[str, Any]] = {
         "modalities": ["audio", "text"],
         "num_fusion_layers": 1,
         "audio_frontend": "fbank",
-        "freeze_encoders": False,
+        "freeze_audio_encoder": False,
+        "freeze_text_encoder": False,
     },
 }
 #: Default encoder depths of the presets that shrink the encoders.
 PRESET_ENCODER_LAYERS: dict[str, dict[str, int]] = {"light_student": {"audio": 2, "text": 2}}
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_fbank(config: Any) -> bool:
+    """Whether ``config`` is a :class:`MultiStillFbankConfig` (by model type: with remote code, this file may be
+    imported twice in one process, as two distinct classes)."""
+    return getattr(config, "model_type", None) == MultiStillFbankConfig.model_type
+
+
+def audio_encoder_input_name(audio_config: PreTrainedConfig) -> str:
+    """The input an audio encoder takes: ``"input_values"`` (raw waveform: wav2vec2 family, the fbank front end)
+    or ``"input_features"`` (log-mel spectrogram: Whisper), read from its Auto model class."""
+    if _is_fbank(audio_config):
+        return "input_values"  # (its model class is registered by modeling_multistill, not needed here)
+    try:
+        model_class = AutoModel._model_mapping[type(audio_config)]
+    except KeyError as err:
+        raise ValueError(
+            f"No AutoModel class is registered for audio encoder config {type(audio_config).__name__} "
+            f"(model_type {getattr(audio_config, 'model_type', None)!r})."
+        ) from err
+    return model_class.main_input_name
+
+
+class MultiStillFbankConfig(PreTrainedConfig):
+    r"""Configuration of :class:`MultiStillFbankEncoder`, the light student's audio encoder.
+
+    Raw 16 kHz waveform -> log-mel filterbank (``n_fft``/``hop_length``, per-utterance mean normalisation) ->
+    strided ``Conv1d + GELU`` (``conv_kernel_sizes``/``conv_strides``, ``conv_channels`` channels) -> LayerNorm +
+    Linear to ``hidden_size`` -> positions (``position_embedding``: ``"sinusoidal"`` or wav2vec2's ``"conv"``) ->
+    ``num_hidden_layers`` wav2vec2 stable-layer-norm layers -> LayerNorm. The transformer fields mean what they
+    mean in ``Wav2Vec2Config`` (same layer class, so a wav2vec2 teacher's layers can be copied in).
+    Defaults: 25 ms / 10 ms frames at 16 kHz and strides (2, 2), i.e. 25 encoder frames per second
+    (``samples_per_frame`` = 640); strides (1, 2) give wav2vec2's 50 Hz.
+    """
+
+    model_type = "multistill_fbank"
+
+    sampling_rate: int = 16000
+    num_mel_bins: int = 80
+    n_fft: int = 400
+    hop_length: int = 160
+    conv_channels: int = 256
+    conv_kernel_sizes: list | tuple = (3, 3)
+    conv_strides: list | tuple = (2, 2)
+    position_embedding: str = "sinusoidal"
+    hidden_size: int = 1024
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 16
+    intermediate_size: int = 4096
+    hidden_act: str = "gelu"
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation_dropout: float = 0.1
+    feat_proj_dropout: float = 0.0
+    layer_norm_eps: float = 1e-5
+    num_conv_pos_embeddings: int = 128
+    num_conv_pos_embedding_groups: int = 16
+    feat_extract_activation: str = "gelu"
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)
+        self._validate()
+        self.conv_kernel_sizes = list(self.conv_kernel_sizes)
+        self.conv_strides = list(self.conv_strides)
+
+    def _validate(self) -> None:
+        for name in ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "conv_channels", "hidden_size",
+                     "num_hidden_layers", "num_attention_heads", "intermediate_size", "num_conv_pos_embeddings",
+                     "num_conv_pos_embedding_groups"):
+            if not _positive_int(getattr(self, name)):
+                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)!r}.")
+        kernels, strides = self.conv_kernel_sizes, self.conv_strides
+        if (
+            not isinstance(kernels, (list, tuple)) or not isinstance(strides, (list, tuple)) or not kernels
+            or len(kernels) != len(strides) or not all(_positive_int(v) for v in [*kernels, *strides])
+        ):
+            raise ValueError(
+                "`conv_kernel_sizes` and `conv_strides` must be non-empty lists of positive integers of the same "
+                f"length, got {kernels!r} and {strides!r}."
+            )
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"`hop_length` ({self.hop_length}) must not exceed `n_fft` ({self.n_fft}).")
+        if self.position_embedding not in ALLOWED_FBANK_POSITIONS:
+            raise ValueError(
+                f"`position_embedding` must be one of {ALLOWED_FBANK_POSITIONS}, got {self.position_embedding!r}."
+            )
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"`num_attention_heads` ({self.num_attention_heads}) must divide `hidden_size` ({self.hidden_size})."
+            )
+        for name in ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` must be a float in [0, 1), got {value!r}.")
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Raw samples per encoder frame: the filterbank hop times the convolution strides (640 = 40 ms)."""
+        return int(self.hop_length * math.prod(self.conv_strides))
+
+    @property
+    def min_input_samples(self) -> int:
+        """Shortest input that fills one filterbank window (shorter clips are zero-padded to it)."""
+        return int(self.n_fft)
+
+    @classmethod
+    def from_encoder_config(cls, encoder_config: PreTrainedConfig, **fields: Any) -> MultiStillFbankConfig:
+        """The front end that replaces a waveform encoder (wav2vec2, HuBERT, WavLM...): its transformer shape and
+        dropouts come from ``encoder_config`` (:data:`FBANK_LAYER_FIELDS`), ``fields`` set the rest."""
+        missing = [f for f in FBANK_LAYER_FIELDS[:9] if not hasattr(encoder_config, f)]
+        if missing:
+            raise ValueError(
+                f"The light student's fbank front end builds wav2vec2-style layers from the audio encoder's config "
+                f"({getattr(encoder_config, 'model_type', type(encoder_config).__name__)}), which lacks {missing}; "
+                "use a wav2vec2-like config (wav2vec2, hubert, wavlm, data2vec-audio)."
+            )
+        params = {f: getattr(encoder_config, f) for f in FBANK_LAYER_FIELDS if hasattr(encoder_config, f)}
+        params.update(fields)
+        return cls(**params)
 
 
 def _build_sub_config(value: Any, default: dict[str, Any], field: str) -> PreTrainedConfig:
@@ -124,27 +277,32 @@ class MultiStillConfig(PreTrainedConfig):
     r"""Configuration of :class:`MultiStillForEmotionClassification` and :class:`MultiStillModel`.
 
     Args:
-        audio_config / text_config: encoder configs (dict, config or ``None``). ``None`` gives the shape of
-            ``kresnik/wav2vec2-large-xlsr-korean`` / ``beomi/KcELECTRA-base``; a dict without ``model_type``
-            overrides fields of that shape; any encoder type is accepted (rebuilt with ``AutoConfig``).
+        audio_config / text_config: encoder configs (dict, config or ``None``); any encoder type, rebuilt with
+            ``AutoConfig``: the wav2vec2 family or Whisper (its encoder only is built) for audio, or the light
+            student's :class:`MultiStillFbankConfig`; ELECTRA, BERT, RoBERTa/XLM-R... for text. ``None`` gives
+            the shape of ``kresnik/wav2vec2-large-xlsr-korean`` / ``beomi/KcELECTRA-base``; a dict without
+            ``model_type`` overrides fields of that shape.
         modalities: ``"audio"``, ``"text"``, ``"both"`` or a list of ``"audio"``/``"text"``.
-        audio_frontend: ``"wav2vec2"`` (full encoder built from ``audio_config``) or ``"fbank"`` (log-mel
-            filterbank + strided convolutions + ``audio_config.num_hidden_layers`` wav2vec2-style layers).
+        preset: name of the :data:`PRESETS` entry the config was built from (``None``: custom).
         hidden_size / num_attention_heads / num_fusion_layers / fusion_intermediate_size: the MulT-style
             cross-modal transformer (paper: 768, 8, teacher 3 / students 1, 3072).
         attention_dropout / activation_dropout / residual_dropout / embed_dropout: fusion dropouts. The
             original code (``cross_attention_config`` in SeolRoh/Multi-Still_ETRI ``config.py``) sets all four
             to 0, which is the default here.
         classifier_dropout / classifier_hidden_size: the head, Dropout(0.1) -> 512 -> GELU -> Dropout(0.1) -> 7.
-        max_audio_frames / max_text_tokens: encoder outputs are truncated to these lengths (512 wav2vec2
-            frames = 10.24 s; 128 tokens).
-        freeze_encoders: keep the pretrained encoders frozen (no gradients, always in eval mode).
-        audio_encoder_name / text_encoder_name: Hub ids of the pretrained encoders (informational; used by
-            ``from_encoders`` when no encoder is given).
-        num_mel_bins / fbank_n_fft / fbank_hop_length / fbank_conv_channels / fbank_conv_kernel_sizes /
-            fbank_conv_strides / fbank_position_embedding: the ``fbank`` front end (25 ms / 10 ms frames at
-            16 kHz, strides (2, 2) give 25 Hz encoder frames; (1, 2) give wav2vec2's 50 Hz).
+        max_audio_frames / max_text_tokens: encoder outputs are truncated to these lengths (512 wav2vec2 or
+            Whisper frames = 10.24 s; 128 tokens).
+        freeze_audio_encoder / freeze_text_encoder: keep that encoder frozen (no gradients, always in eval mode);
+            see :attr:`frozen_modalities`. The legacy key ``freeze_encoders`` sets both.
+        audio_encoder_name / text_encoder_name: where the pretrained encoders came from (Hub id or folder;
+            default: the paper's encoders when their default shape is used; ``from_encoders`` loads them when
+            no encoder is given).
         num_labels / id2label / label2id: default to the 7 emotions in paper order (:data:`EMOTIONS`).
+
+    Legacy keys (configs saved by earlier versions; not stored): ``audio_frontend="fbank"`` turns a wav2vec2-like
+    ``audio_config`` into a :class:`MultiStillFbankConfig`, filled from the flat keys of :data:`LEGACY_FBANK_KEYS`
+    (``num_mel_bins``, ``fbank_conv_channels``...), which are ignored (logged) when the audio encoder is not the
+    fbank front end; ``freeze_encoders`` sets both freeze fields.
     """
 
     model_type = "multistill"
@@ -163,7 +321,7 @@ class MultiStillConfig(PreTrainedConfig):
     audio_config: dict | PreTrainedConfig | None = None
     text_config: dict | PreTrainedConfig | None = None
     modalities: str | list | tuple | None = None
-    audio_frontend: str = "wav2vec2"
+    preset: str | None = None
     hidden_size: int = 768
     num_attention_heads: int = 8
     num_fusion_layers: int = 3
@@ -178,24 +336,26 @@ class MultiStillConfig(PreTrainedConfig):
     initializer_range: float = 0.02
     max_audio_frames: int = 512
     max_text_tokens: int = 128
-    freeze_encoders: bool = True
+    freeze_audio_encoder: bool = True
+    freeze_text_encoder: bool = True
     sampling_rate: int = 16000
-    audio_encoder_name: str | None = "kresnik/wav2vec2-large-xlsr-korean"
-    text_encoder_name: str | None = "beomi/KcELECTRA-base"
-    num_mel_bins: int = 80
-    fbank_n_fft: int = 400
-    fbank_hop_length: int = 160
-    fbank_conv_channels: int = 256
-    fbank_conv_kernel_sizes: list | tuple = (3, 3)
-    fbank_conv_strides: list | tuple = (2, 2)
-    fbank_position_embedding: str = "sinusoidal"
+    audio_encoder_name: str | None = None
+    text_encoder_name: str | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
+        audio_frontend = kwargs.pop("audio_frontend", None)
+        freeze_encoders = kwargs.pop("freeze_encoders", None)
+        fbank_fields = {LEGACY_FBANK_KEYS[key]: kwargs.pop(key) for key in list(kwargs) if key in LEGACY_FBANK_KEYS}
+        if freeze_encoders is not None:
+            self.freeze_audio_encoder = self.freeze_text_encoder = bool(freeze_encoders)
+        if self.audio_config is None and self.audio_encoder_name is None:
+            self.audio_encoder_name = DEFAULT_AUDIO_ENCODER_NAME
+        if self.text_config is None and self.text_encoder_name is None:
+            self.text_encoder_name = DEFAULT_TEXT_ENCODER_NAME
         self.audio_config = _build_sub_config(self.audio_config, DEFAULT_AUDIO_CONFIG, "audio_config")
         self.text_config = _build_sub_config(self.text_config, DEFAULT_TEXT_CONFIG, "text_config")
+        self.audio_config = self._light_audio_config(self.audio_config, audio_frontend, fbank_fields)
         self.modalities = _normalize_modalities(["audio", "text"] if self.modalities is None else self.modalities)
-        self.fbank_conv_kernel_sizes = [int(k) for k in self.fbank_conv_kernel_sizes]
-        self.fbank_conv_strides = [int(s) for s in self.fbank_conv_strides]
         num_labels = kwargs.get("num_labels")
         if self.id2label is None and num_labels in (None, len(EMOTIONS)):
             self.id2label = dict(enumerate(EMOTIONS))
@@ -203,16 +363,33 @@ class MultiStillConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         self._validate()
 
-    def _validate(self) -> None:
-        def positive(name: str) -> None:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    def _light_audio_config(
+        self, audio_config: PreTrainedConfig, audio_frontend: str | None, fbank_fields: dict[str, Any]
+    ) -> PreTrainedConfig:
+        """Apply the legacy ``audio_frontend`` / flat fbank keys (see the class docstring)."""
+        if audio_frontend is not None and audio_frontend not in ALLOWED_AUDIO_FRONTENDS:
+            raise ValueError(
+                f"`audio_frontend` must be one of {ALLOWED_AUDIO_FRONTENDS} (or left out), got {audio_frontend!r}."
+            )
+        if _is_fbank(audio_config):
+            if not fbank_fields:
+                return audio_config
+            return MultiStillFbankConfig(**{**audio_config.to_dict(), **fbank_fields})
+        if audio_frontend == "fbank":
+            return MultiStillFbankConfig.from_encoder_config(
+                audio_config, **{"sampling_rate": self.sampling_rate, **fbank_fields}
+            )
+        if fbank_fields:
+            logger.info("Ignoring the fbank front-end keys %s: the audio encoder is %s, not the fbank front end.",
+                        sorted(fbank_fields), audio_config.model_type)
+        return audio_config
 
+    def _validate(self) -> None:
         for name in ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
-                     "max_audio_frames", "max_text_tokens", "sampling_rate", "num_mel_bins", "fbank_n_fft",
-                     "fbank_hop_length", "fbank_conv_channels"):
-            positive(name)
+                     "max_audio_frames", "max_text_tokens", "sampling_rate"):
+            value = getattr(self, name)
+            if not _positive_int(value):
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if not isinstance(self.num_fusion_layers, int) or self.num_fusion_layers < 1:
             raise ValueError(f"`num_fusion_layers` must be an integer >= 1, got {self.num_fusion_layers!r}.")
         if self.hidden_size % self.num_attention_heads != 0:
@@ -221,37 +398,18 @@ class MultiStillConfig(PreTrainedConfig):
             )
         if self.hidden_size % 2 != 0:
             raise ValueError(f"`hidden_size` must be even (sinusoidal positions), got {self.hidden_size}.")
-        if self.audio_frontend not in ALLOWED_AUDIO_FRONTENDS:
-            raise ValueError(
-                f"`audio_frontend` must be one of {ALLOWED_AUDIO_FRONTENDS}, got {self.audio_frontend!r}."
-            )
-        if self.fbank_position_embedding not in ALLOWED_FBANK_POSITIONS:
-            raise ValueError(
-                f"`fbank_position_embedding` must be one of {ALLOWED_FBANK_POSITIONS}, "
-                f"got {self.fbank_position_embedding!r}."
-            )
         for name in ("attention_dropout", "activation_dropout", "residual_dropout", "embed_dropout",
                      "classifier_dropout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be a float in [0, 1), got {value!r}.")
+        for name in ("freeze_audio_encoder", "freeze_text_encoder"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"`preset` must be one of {sorted(PRESETS)} or None, got {self.preset!r}.")
         if self.num_labels is None or self.num_labels < 2:
             raise ValueError(f"`num_labels` must be >= 2, got {self.num_labels!r}.")
-        kernels, strides = self.fbank_conv_kernel_sizes, self.fbank_conv_strides
-        if not kernels or len(kernels) != len(strides) or min(kernels + strides) < 1:
-            raise ValueError(
-                "`fbank_conv_kernel_sizes` and `fbank_conv_strides` must be non-empty lists of positive integers "
-                f"of the same length, got {kernels} and {strides}."
-            )
-        if self.fbank_hop_length > self.fbank_n_fft:
-            raise ValueError(f"`fbank_hop_length` ({self.fbank_hop_length}) must not exceed `fbank_n_fft`.")
-        if self.audio_frontend == "fbank":
-            missing = [f for f in _FBANK_LAYER_FIELDS if not hasattr(self.audio_config, f)]
-            if missing:
-                raise ValueError(
-                    "`audio_frontend='fbank'` builds wav2vec2-style layers from `audio_config`, which lacks "
-                    f"{missing}; use a wav2vec2-like config (wav2vec2, hubert, wavlm...)."
-                )
         text_positions = getattr(self.text_config, "max_position_embeddings", None)
         if "text" in self.modalities and text_positions is not None and self.max_text_tokens > text_positions:
             raise ValueError(
@@ -259,7 +417,7 @@ class MultiStillConfig(PreTrainedConfig):
                 f"max_position_embeddings ({text_positions})."
             )
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ derived, read-only
     @property
     def use_audio(self) -> bool:
         """Whether the model has an audio branch."""
@@ -269,6 +427,22 @@ class MultiStillConfig(PreTrainedConfig):
     def use_text(self) -> bool:
         """Whether the model has a text branch."""
         return "text" in self.modalities
+
+    @property
+    def frozen_modalities(self) -> list[str]:
+        """The used modalities whose encoder is frozen (their outputs can be cached for training)."""
+        frozen = {"audio": self.freeze_audio_encoder, "text": self.freeze_text_encoder}
+        return [m for m in self.modalities if frozen[m]]
+
+    @property
+    def freeze_encoders(self) -> bool:
+        """Legacy, read-only: whether every used encoder is frozen (see :attr:`frozen_modalities`)."""
+        return self.frozen_modalities == list(self.modalities)
+
+    @property
+    def audio_frontend(self) -> str:
+        """``"fbank"`` for the light student's front end, else the audio encoder's ``model_type``."""
+        return "fbank" if _is_fbank(self.audio_config) else str(self.audio_config.model_type)
 
     @property
     def audio_hidden_size(self) -> int:
@@ -294,54 +468,79 @@ class MultiStillConfig(PreTrainedConfig):
         text_layers: int | None = None,
         **overrides: Any,
     ) -> MultiStillConfig:
-        """Config of a named variant (see :data:`PRESETS`), with field overrides.
+        """Config of a named variant (see :data:`PRESETS`), with field overrides; ``preset`` records ``name``.
 
         ``audio_layers`` / ``text_layers`` set ``num_hidden_layers`` of the encoder configs (for
-        ``light_student`` they default to 2 each; other presets keep the encoders' depth).
+        ``light_student`` they default to 2 each; other presets keep the encoders' depth). ``light_student``
+        replaces a waveform audio encoder by the fbank front end (shaped like it; the flat keys of
+        :data:`LEGACY_FBANK_KEYS` such as ``num_mel_bins=40`` configure it; ``audio_frontend="wav2vec2"``
+        keeps the encoder instead) and keeps a Whisper encoder, shrunk.
         Example: ``MultiStillConfig.from_preset("light_student", audio_config=teacher.config.audio_config)``.
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown preset {name!r}; `name` must be one of {sorted(PRESETS)}.")
         params = copy.deepcopy(PRESETS[name])
         params.update(overrides)
+        params["preset"] = name
         depths = dict(PRESET_ENCODER_LAYERS.get(name, {}))
         if audio_layers is not None:
             depths["audio"] = audio_layers
         if text_layers is not None:
             depths["text"] = text_layers
+        if params.get("audio_frontend") == "fbank":
+            audio = _build_sub_config(params.get("audio_config"), DEFAULT_AUDIO_CONFIG, "audio_config")
+            if audio_encoder_input_name(audio) == "input_features":  # Whisper: its front end is already light
+                params.pop("audio_frontend")
+            elif not _is_fbank(audio):
+                fields = {LEGACY_FBANK_KEYS[k]: params.pop(k) for k in list(params) if k in LEGACY_FBANK_KEYS}
+                params.pop("audio_frontend")
+                params["audio_config"] = MultiStillFbankConfig.from_encoder_config(
+                    audio, **{"sampling_rate": params.get("sampling_rate", 16000), **fields}
+                )
         for modality, default in (("audio", DEFAULT_AUDIO_CONFIG), ("text", DEFAULT_TEXT_CONFIG)):
             if modality not in depths:
                 continue
             layers = depths[modality]
-            if not isinstance(layers, int) or layers < 1:
+            if not _positive_int(layers):
                 raise ValueError(f"`{modality}_layers` must be a positive integer, got {layers!r}.")
             sub = _build_sub_config(params.get(f"{modality}_config"), default, f"{modality}_config")
             sub.num_hidden_layers = layers
             params[f"{modality}_config"] = sub
+        for modality, default_name in (("audio", DEFAULT_AUDIO_ENCODER_NAME), ("text", DEFAULT_TEXT_ENCODER_NAME)):
+            if overrides.get(f"{modality}_config") is None and params.get(f"{modality}_encoder_name") is None:
+                params[f"{modality}_encoder_name"] = default_name  # the paper's encoder shape is used
         return cls(**params)
 
 
 def register_config() -> None:
-    """Map ``model_type="multistill"`` to this class in ``AutoConfig``, unless a class is mapped already.
+    """Map ``model_type="multistill"`` / ``"multistill_fbank"`` to these classes in ``AutoConfig``, unless a class
+    is mapped already.
 
     First registration wins: when a model folder's copy of this file is imported as remote code
-    (``trust_remote_code=True``), it must not replace the installed package's class in this process.
+    (``trust_remote_code=True``), it must not replace the installed package's classes in this process.
     """
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    if MultiStillConfig.model_type not in CONFIG_MAPPING:
-        AutoConfig.register(MultiStillConfig.model_type, MultiStillConfig)
+    for config_class in (MultiStillConfig, MultiStillFbankConfig):
+        if config_class.model_type not in CONFIG_MAPPING:
+            AutoConfig.register(config_class.model_type, config_class)
 
 
 MultiStillConfig.register_for_auto_class()
+MultiStillFbankConfig.register_for_auto_class()
 register_config()
 
 __all__ = [
     "ALLOWED_AUDIO_FRONTENDS",
     "ALLOWED_MODALITIES",
     "DEFAULT_AUDIO_CONFIG",
+    "DEFAULT_AUDIO_ENCODER_NAME",
     "DEFAULT_TEXT_CONFIG",
+    "DEFAULT_TEXT_ENCODER_NAME",
+    "LEGACY_FBANK_KEYS",
     "MultiStillConfig",
+    "MultiStillFbankConfig",
     "PRESETS",
+    "audio_encoder_input_name",
     "register_config",
 ]

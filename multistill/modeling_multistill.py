@@ -1,20 +1,29 @@
-"""Multi-Still models: frozen (or light) speech/text encoders + a MulT-style cross-modal fusion head.
+"""Multi-Still models: pretrained (or light) speech/text encoders + a MulT-style cross-modal fusion head.
 
 This file is shipped next to the weights on the Hub: it imports its siblings only relatively.
 
 * :class:`MultiStillModel` — encoders + fusion; returns the pooled fused representation.
 * :class:`MultiStillForEmotionClassification` — the same plus the classifier; serves the teacher and all
-  students (``config.modalities`` / ``num_fusion_layers`` / ``audio_frontend`` decide the branches).
+  students (``config.modalities`` / ``num_fusion_layers`` and the encoder configs decide the branches).
+* :class:`MultiStillFbankEncoder` — the light student's audio encoder (log-mel front end + wav2vec2 layers),
+  a ``PreTrainedModel`` of its own built through ``AutoModel`` like every other encoder.
+
+Encoders: any ``AutoModel`` audio encoder taking ``input_values`` (wav2vec2, HuBERT, WavLM, data2vec-audio,
+the fbank encoder) or ``input_features`` (the Whisper encoder; its decoder is never built), any ``AutoModel``
+text encoder (ELECTRA, BERT, RoBERTa/XLM-R...).
 
 Padding never changes a prediction: every attention gets a key-padding mask and every pooling is masked.
 (This holds for wav2vec2 encoders with ``feat_extract_norm="layer"``, like the default
-kresnik/wav2vec2-large-xlsr-korean. Base wav2vec2 models use ``"group"`` normalisation over the whole,
-padded, sequence and are *not* padding-invariant.)
+kresnik/wav2vec2-large-xlsr-korean, HuBERT and WavLM, and for Whisper, whose processor pads every clip to the
+same 30 s window. Base wav2vec2 models use ``"group"`` normalisation over the whole, padded, sequence, and
+data2vec-audio stacks five positional convolutions, so these two are *not* padding-invariant.)
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,18 +36,28 @@ from transformers import (
     AutoModel,
     AutoModelForAudioClassification,
     AutoModelForSequenceClassification,
+    PreTrainedConfig,
     PreTrainedModel,
 )
 from transformers import initialization as init
 from transformers.audio_utils import mel_filter_bank
 from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.wav2vec2.modeling_wav2vec2 import (
     Wav2Vec2EncoderLayerStableLayerNorm,
     Wav2Vec2PositionalConvEmbedding,
 )
 from transformers.utils import ModelOutput
 
-from .configuration_multistill import PRESETS, MultiStillConfig, _normalize_modalities, register_config
+from .configuration_multistill import (
+    DEFAULT_AUDIO_ENCODER_NAME,
+    DEFAULT_TEXT_ENCODER_NAME,
+    PRESETS,
+    MultiStillConfig,
+    MultiStillFbankConfig,
+    _normalize_modalities,
+    register_config,
+)
 
 #: Names of the fusion encoders, by role: (query modality, key/value modality, pooling).
 FUSION_ENCODERS: dict[str, tuple[str, str | None, str]] = {
@@ -292,33 +311,33 @@ class MultiStillClassificationHead(nn.Module):
         return self.out_proj(self.dropout(hidden))
 
 
-# --------------------------------------------------------------------------------------------- fbank front end
+# --------------------------------------------------------------------------------------------- fbank encoder
 class MultiStillFbankFeatureEncoder(nn.Module):
     """Log-mel filterbank (25 ms / 10 ms at 16 kHz) with per-utterance mean normalisation, then strided
     ``Conv1d + GELU`` subsampling. Padded samples/frames are zeroed, so the valid frames never see padding."""
 
-    def __init__(self, config: MultiStillConfig):
+    def __init__(self, config: MultiStillFbankConfig):
         super().__init__()
-        self.n_fft = config.fbank_n_fft
-        self.hop_length = config.fbank_hop_length
+        self.n_fft = config.n_fft
+        self.hop_length = config.hop_length
         self.register_buffer("window", self.default_window(config), persistent=False)
         self.register_buffer("mel_filters", self.default_mel_filters(config), persistent=False)
-        self.kernel_sizes = list(config.fbank_conv_kernel_sizes)
-        self.strides = list(config.fbank_conv_strides)
-        channels = [config.num_mel_bins] + [config.fbank_conv_channels] * len(self.kernel_sizes)
+        self.kernel_sizes = list(config.conv_kernel_sizes)
+        self.strides = list(config.conv_strides)
+        channels = [config.num_mel_bins] + [config.conv_channels] * len(self.kernel_sizes)
         self.conv_layers = nn.ModuleList(
             nn.Conv1d(channels[i], channels[i + 1], kernel_size=k, stride=s, padding=k // 2)
             for i, (k, s) in enumerate(zip(self.kernel_sizes, self.strides, strict=True))
         )
 
     @staticmethod
-    def default_window(config: MultiStillConfig) -> torch.Tensor:
-        return torch.hann_window(config.fbank_n_fft, periodic=True, dtype=torch.float32, device="cpu")
+    def default_window(config: MultiStillFbankConfig) -> torch.Tensor:
+        return torch.hann_window(config.n_fft, periodic=True, dtype=torch.float32, device="cpu")
 
     @staticmethod
-    def default_mel_filters(config: MultiStillConfig) -> torch.Tensor:
+    def default_mel_filters(config: MultiStillFbankConfig) -> torch.Tensor:
         filters = mel_filter_bank(
-            num_frequency_bins=config.fbank_n_fft // 2 + 1,
+            num_frequency_bins=config.n_fft // 2 + 1,
             num_mel_filters=config.num_mel_bins,
             min_frequency=0.0,
             max_frequency=config.sampling_rate / 2,
@@ -363,39 +382,36 @@ class MultiStillFbankFeatureEncoder(nn.Module):
 class MultiStillFbankFeatureProjection(nn.Module):
     """LayerNorm + Linear to the encoder width (mirrors wav2vec2's ``feature_projection``)."""
 
-    def __init__(self, config: MultiStillConfig):
+    def __init__(self, config: MultiStillFbankConfig):
         super().__init__()
-        audio = config.audio_config
-        self.layer_norm = nn.LayerNorm(config.fbank_conv_channels, eps=audio.layer_norm_eps)
-        self.projection = nn.Linear(config.fbank_conv_channels, audio.hidden_size)
-        self.dropout = nn.Dropout(getattr(audio, "feat_proj_dropout", 0.0))
+        self.layer_norm = nn.LayerNorm(config.conv_channels, eps=config.layer_norm_eps)
+        self.projection = nn.Linear(config.conv_channels, config.hidden_size)
+        self.dropout = nn.Dropout(config.feat_proj_dropout)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.projection(self.layer_norm(features)))
 
 
 class MultiStillFbankTransformer(nn.Module):
-    """Positions + ``audio_config.num_hidden_layers`` wav2vec2 stable-layer-norm layers + final LayerNorm.
+    """Positions + ``num_hidden_layers`` wav2vec2 stable-layer-norm layers + final LayerNorm.
 
     Parameter names equal those of ``Wav2Vec2Model.encoder`` (``layers.{i}.*``, ``layer_norm``,
-    ``pos_conv_embed`` when ``fbank_position_embedding="conv"``) so teacher layers can be copied in.
+    ``pos_conv_embed`` when ``position_embedding="conv"``) so teacher layers can be copied in.
     """
 
-    def __init__(self, config: MultiStillConfig):
+    def __init__(self, config: MultiStillFbankConfig):
         super().__init__()
-        audio = config.audio_config
-        self.config = audio
-        if config.fbank_position_embedding == "conv":
-            self.pos_conv_embed = Wav2Vec2PositionalConvEmbedding(audio)
-        else:
-            self.pos_conv_embed = None
-        self.dropout = nn.Dropout(getattr(audio, "hidden_dropout", 0.0))
+        self.config = config
+        self.pos_conv_embed = Wav2Vec2PositionalConvEmbedding(config) if config.position_embedding == "conv" else None
+        self.dropout = nn.Dropout(config.hidden_dropout)
         self.layers = nn.ModuleList(
-            [Wav2Vec2EncoderLayerStableLayerNorm(audio) for _ in range(audio.num_hidden_layers)]
+            [Wav2Vec2EncoderLayerStableLayerNorm(config) for _ in range(config.num_hidden_layers)]
         )
-        self.layer_norm = nn.LayerNorm(audio.hidden_size, eps=audio.layer_norm_eps)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, mask: torch.Tensor, output_hidden_states: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         hidden_states = hidden_states * mask.unsqueeze(-1).to(hidden_states.dtype)
         if self.pos_conv_embed is not None:
             hidden_states = hidden_states + self.pos_conv_embed(hidden_states)
@@ -408,41 +424,42 @@ class MultiStillFbankTransformer(nn.Module):
         attention_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=hidden_states, attention_mask=mask.long()
         )
+        all_states: tuple[torch.Tensor, ...] = ()
         for layer in self.layers:
+            if output_hidden_states:
+                all_states += (hidden_states,)
             hidden_states = layer(hidden_states, attention_mask=attention_mask)
-        return self.layer_norm(hidden_states)
+        hidden_states = self.layer_norm(hidden_states)
+        if output_hidden_states:
+            all_states += (hidden_states,)
+        return hidden_states, all_states if output_hidden_states else None
 
 
-class MultiStillFbankAudioEncoder(nn.Module):
-    """The light audio encoder: fbank front end computed from raw 16 kHz ``input_values``."""
+class MultiStillFbankEncoder(PreTrainedModel):
+    """The light student's audio encoder, built like any encoder with ``AutoModel.from_config``.
 
-    def __init__(self, config: MultiStillConfig):
-        super().__init__()
-        if getattr(config.audio_config, "_attn_implementation", None) is None:
-            config.audio_config._attn_implementation = "sdpa"
+    Raw 16 kHz ``input_values`` (+ sample ``attention_mask``) -> log-mel filterbank -> strided convolutions ->
+    projection -> wav2vec2 layers; ``last_hidden_state`` ``[B, T, hidden_size]`` at ``config.samples_per_frame``
+    samples per frame. ``_get_feat_extract_output_lengths`` gives the valid frames, as for the wav2vec2 family.
+    """
+
+    config_class = MultiStillFbankConfig
+    config: MultiStillFbankConfig
+    base_model_prefix = "multistill_fbank"
+    main_input_name = "input_values"
+    input_modalities = ("audio",)
+    supports_gradient_checkpointing = False
+    _supports_sdpa = True
+    _no_split_modules = ["Wav2Vec2EncoderLayerStableLayerNorm"]
+    #: Parameter prefixes with no counterpart in a wav2vec2 teacher (never copied from one).
+    front_end_prefixes: tuple[str, ...] = ("feature_extractor.", "feature_projection.")
+
+    def __init__(self, config: MultiStillFbankConfig):
+        super().__init__(config)
         self.feature_extractor = MultiStillFbankFeatureEncoder(config)
         self.feature_projection = MultiStillFbankFeatureProjection(config)
         self.encoder = MultiStillFbankTransformer(config)
-
-    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features, mask = self.feature_extractor(input_values, attention_mask)
-        hidden_states = self.feature_projection(features)
-        return self.encoder(hidden_states, mask), mask
-
-
-# --------------------------------------------------------------------------------------------- models
-class MultiStillPreTrainedModel(PreTrainedModel):
-    """Weight initialisation, loading and the ``auto_map`` shared by the Multi-Still models."""
-
-    config_class = MultiStillConfig
-    config: MultiStillConfig
-    base_model_prefix = "multistill"
-    main_input_name = "input_values"
-    supports_gradient_checkpointing = False
-    #: the loss is a per-batch mean: the Trainer must scale it for gradient accumulation itself
-    accepts_loss_kwargs = False
-    _supports_sdpa = True
-    _no_split_modules = ["MultiStillFusionLayer", "Wav2Vec2EncoderLayerStableLayerNorm"]
+        self.post_init()
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -455,19 +472,103 @@ class MultiStillPreTrainedModel(PreTrainedModel):
             init.normal_(module.conv.weight, mean=0.0, std=std)
             init.zeros_(module.conv.bias)
 
+    def _get_feat_extract_output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
+        """Valid encoder frames for each number of valid input samples."""
+        return self.feature_extractor.output_lengths(input_lengths)
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutput | tuple:
+        """``[B, S]`` waveform (+ ``[B, S]`` sample mask) -> ``last_hidden_state`` ``[B, T, H]`` (padded frames
+        are computed but never attended to; see ``_get_feat_extract_output_lengths``)."""
+        output_hidden_states = bool(output_hidden_states if output_hidden_states is not None
+                                    else self.config.output_hidden_states)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if attention_mask is None:
+            attention_mask = torch.ones(input_values.shape, dtype=torch.long, device=input_values.device)
+        features, mask = self.feature_extractor(input_values, attention_mask.to(input_values.device))
+        hidden_states, all_states = self.encoder(self.feature_projection(features), mask, output_hidden_states)
+        output = BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_states)
+        return output if return_dict else output.to_tuple()
+
+
+# --------------------------------------------------------------------------------------------- encoders
+def build_encoder(config: PreTrainedConfig) -> PreTrainedModel:
+    """A randomly initialised encoder for ``config``, through the Auto classes.
+
+    ``AutoModel.from_config`` for encoder models (wav2vec2 family, :class:`MultiStillFbankEncoder`, ELECTRA,
+    BERT...). For an encoder-decoder (Whisper) only the encoder class of its ``AutoModel`` is built
+    (``WhisperModel`` -> ``WhisperEncoder``), so no decoder is ever created or saved.
+    """
+    if not getattr(config, "is_encoder_decoder", False):
+        return AutoModel.from_config(config)
+    model_class = AutoModel._model_mapping[type(config)]
+    encoder_name = model_class.__name__.removesuffix("Model") + "Encoder"
+    encoder_class = getattr(sys.modules[model_class.__module__], encoder_name, None)
+    if encoder_class is None:
+        raise ValueError(
+            f"{config.model_type} is an encoder-decoder model and its module has no {encoder_name} class; "
+            "cannot build its encoder alone."
+        )
+    return encoder_class._from_config(config)
+
+
+def encoder_only(model: PreTrainedModel) -> PreTrainedModel:
+    """The encoder of a loaded encoder-decoder model (e.g. ``WhisperForConditionalGeneration`` -> its
+    ``WhisperEncoder``); any other model unchanged."""
+    if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
+        return model.get_encoder()
+    return model
+
+
+# --------------------------------------------------------------------------------------------- models
+class MultiStillPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, loading, encoder freezing and the ``auto_map`` shared by the Multi-Still models."""
+
+    config_class = MultiStillConfig
+    config: MultiStillConfig
+    base_model_prefix = "multistill"
+    main_input_name = "input_values"
+    supports_gradient_checkpointing = False
+    #: the loss is a per-batch mean: the Trainer must scale it for gradient accumulation itself
+    accepts_loss_kwargs = False
+    _supports_sdpa = True
+    _no_split_modules = ["MultiStillFusionLayer", "Wav2Vec2EncoderLayerStableLayerNorm", "WhisperEncoderLayer"]
+
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any):
-        """``PreTrainedModel.from_pretrained``, then re-apply ``config.freeze_encoders`` (loading re-creates
+        """``PreTrainedModel.from_pretrained``, then re-apply the config's frozen encoders (loading re-creates
         the parameters, which resets ``requires_grad``)."""
         model = super().from_pretrained(*args, **kwargs)
-        if isinstance(model, tuple):  # output_loading_info=True
-            model[0].set_encoders_frozen(model[0].config.freeze_encoders)
-        else:
-            model.set_encoders_frozen(model.config.freeze_encoders)
+        (model[0] if isinstance(model, tuple) else model)._apply_frozen_encoders()  # tuple: output_loading_info
         return model
 
-    def set_encoders_frozen(self, frozen: bool = True) -> None:  # overridden below
-        raise NotImplementedError
+    def _base(self) -> MultiStillModel:
+        return getattr(self, self.base_model_prefix, self)
+
+    def set_encoders_frozen(self, frozen: bool = True, modalities: str | list[str] | None = None) -> None:
+        """Freeze (no gradients, always eval mode) or unfreeze the encoders of ``modalities`` (default: both)
+        and record it in ``config.freeze_audio_encoder`` / ``freeze_text_encoder`` (saved with the model)."""
+        chosen = _normalize_modalities(modalities) if modalities is not None else ["audio", "text"]
+        for modality in chosen:
+            setattr(self.config, f"freeze_{modality}_encoder", bool(frozen))
+        self._apply_frozen_encoders()
+
+    def _apply_frozen_encoders(self) -> None:
+        """Set ``requires_grad`` / eval mode of the encoders from ``config.frozen_modalities``. Parameters an
+        encoder keeps fixed itself (Whisper's sinusoidal positions) stay fixed when it is trained."""
+        base = self._base()
+        frozen = self.config.frozen_modalities
+        for modality, encoder in base.encoders().items():
+            fixed = base.fixed_encoder_parameters[modality]
+            for name, parameter in encoder.named_parameters():
+                parameter.requires_grad_(modality not in frozen and name not in fixed)
+            if modality in frozen:
+                encoder.eval()
 
     def save_pretrained(self, save_directory: str, *args: Any, **kwargs: Any) -> Any:
         """Save with every Multi-Still Auto class in ``config.auto_map`` (code files are copied too)."""
@@ -484,15 +585,13 @@ class MultiStillModel(MultiStillPreTrainedModel):
 
     def __init__(self, config: MultiStillConfig):
         super().__init__(config)
-        self.audio_encoder: nn.Module | None = None
-        self.text_encoder: nn.Module | None = None
-        if config.use_audio:
-            if config.audio_frontend == "fbank":
-                self.audio_encoder = MultiStillFbankAudioEncoder(config)
-            else:
-                self.audio_encoder = AutoModel.from_config(config.audio_config)
-        if config.use_text:
-            self.text_encoder = AutoModel.from_config(config.text_config)
+        self.audio_encoder: PreTrainedModel | None = build_encoder(config.audio_config) if config.use_audio else None
+        self.text_encoder: PreTrainedModel | None = build_encoder(config.text_config) if config.use_text else None
+        #: per modality, the encoder parameters that the encoder itself keeps fixed (never trained)
+        self.fixed_encoder_parameters: dict[str, frozenset[str]] = {
+            modality: frozenset(name for name, p in encoder.named_parameters() if not p.requires_grad)
+            for modality, encoder in self.encoders().items()
+        }
         # Present in every variant, as in the original (it is part of the paper's parameter counts).
         self.audio_projection = nn.Conv1d(config.audio_hidden_size, config.hidden_size, kernel_size=1, bias=False)
         if config.use_text and config.text_hidden_size != config.hidden_size:
@@ -503,7 +602,7 @@ class MultiStillModel(MultiStillPreTrainedModel):
         for name in self.fusion_names:
             setattr(self, name, MultiStillFusionEncoder(config))
         self.post_init()
-        self.set_encoders_frozen(config.freeze_encoders)
+        self._apply_frozen_encoders()
 
     @staticmethod
     def _fusion_names(config: MultiStillConfig) -> list[str]:
@@ -511,67 +610,80 @@ class MultiStillModel(MultiStillPreTrainedModel):
             return ["audio_to_text", "text_to_audio"]
         return ["audio_self_attention"] if config.use_audio else ["text_self_attention"]
 
-    # ------------------------------------------------------------------ freezing
-    def set_encoders_frozen(self, frozen: bool = True) -> None:
-        """Freeze (no gradients, always eval mode) or unfreeze the audio/text encoders."""
-        self.config.freeze_encoders = bool(frozen)
-        for encoder in (self.audio_encoder, self.text_encoder):
-            if encoder is not None:
-                encoder.requires_grad_(not frozen)
-                if frozen:
-                    encoder.eval()
+    def encoders(self) -> dict[str, PreTrainedModel]:
+        """The encoders present, by modality (``{"audio": ..., "text": ...}``)."""
+        pairs = (("audio", self.audio_encoder), ("text", self.text_encoder))
+        return {modality: encoder for modality, encoder in pairs if encoder is not None}
 
+    # ------------------------------------------------------------------ freezing
     def train(self, mode: bool = True) -> MultiStillModel:
         super().train(mode)
-        if self.config.freeze_encoders:
-            for encoder in (self.audio_encoder, self.text_encoder):
-                if encoder is not None:
-                    encoder.eval()
+        for modality, encoder in self.encoders().items():
+            if modality in self.config.frozen_modalities:
+                encoder.eval()
         return self
 
-    def _encoder_grad(self) -> bool:
-        return torch.is_grad_enabled() and not self.config.freeze_encoders
+    def _encoder_grad(self, modality: str) -> bool:
+        return torch.is_grad_enabled() and modality not in self.config.frozen_modalities
 
     # ------------------------------------------------------------------ encoders
-    def encode_audio(
-        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.LongTensor]:
-        """Raw 16 kHz audio ``[B, S]`` (+ sample mask) -> audio hidden states ``[B, T, H]`` and frame mask ``[B, T]``.
-
-        Truncated to ``config.max_audio_frames``. These are the tensors to cache for training.
-        """
+    @property
+    def audio_input_name(self) -> str:
+        """``"input_values"`` (raw waveform) or ``"input_features"`` (log-mel, Whisper): what the audio encoder takes."""
         if self.audio_encoder is None:
             raise ValueError(f"This model has no audio branch (modalities={self.config.modalities}).")
-        if input_values.dim() == 1:
-            input_values = input_values.unsqueeze(0)
+        return self.audio_encoder.main_input_name
+
+    def encode_audio(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.LongTensor]:
+        """Audio -> audio hidden states ``[B, T, H]`` and frame mask ``[B, T]``; these are the tensors to cache.
+
+        Waveform encoders (wav2vec2 family, the fbank front end) take ``input_values`` ``[B, S]`` (16 kHz) with a
+        sample mask; log-mel encoders (Whisper) take ``input_features`` ``[B, n_mels, N]`` (padded to the 30 s
+        window) with a mel-frame mask. The valid frames come from the encoder's ``_get_feat_extract_output_lengths``;
+        the output is cut to the longest valid length and to ``config.max_audio_frames``.
+        """
+        name = self.audio_input_name
+        given = {"input_values": input_values, "input_features": input_features}
+        inputs = given.get(name)
+        if inputs is None:
+            other = [key for key, value in given.items() if value is not None and key != name]
+            raise ValueError(
+                f"The audio encoder ({type(self.audio_encoder).__name__}) takes `{name}`"
+                + (f", not `{other[0]}`" if other else "")
+                + "; prepare the audio with the model's MultiStillProcessor."
+            )
+        ndim = 2 if name == "input_values" else 3
+        if inputs.dim() == ndim - 1:
+            inputs = inputs.unsqueeze(0)
+        if inputs.dim() != ndim:
+            raise ValueError(f"`{name}` must have {ndim} dimensions (batch first), got shape {tuple(inputs.shape)}.")
         if attention_mask is None:
-            attention_mask = torch.ones(input_values.shape, dtype=torch.long, device=input_values.device)
-        attention_mask = attention_mask.to(input_values.device).long()
+            attention_mask = torch.ones(inputs.shape[0], inputs.shape[-1], dtype=torch.long, device=inputs.device)
+        attention_mask = attention_mask.to(inputs.device).long()
+        if attention_mask.dim() == 1:
+            attention_mask = attention_mask.unsqueeze(0)
         _check_mask(attention_mask, "attention_mask")
+        frames = self.audio_encoder._get_feat_extract_output_lengths(attention_mask.sum(-1))
+        if not _is_tracing() and bool((frames < 1).any()):
+            raise ValueError(
+                "An utterance is shorter than the audio encoder's receptive field (400 samples = 25 ms at 16 kHz "
+                "for wav2vec2), so it gives no frame; pad it (the MultiStillProcessor does)."
+            )
         dtype = next(self.audio_encoder.parameters()).dtype
-        with torch.set_grad_enabled(self._encoder_grad()):
-            if isinstance(self.audio_encoder, MultiStillFbankAudioEncoder):
-                hidden, mask = self.audio_encoder(input_values, attention_mask)
-            else:
-                lengths_fn = getattr(self.audio_encoder, "_get_feat_extract_output_lengths", None)
-                if (
-                    lengths_fn is not None
-                    and not _is_tracing()
-                    and bool((lengths_fn(attention_mask.sum(-1)) < 1).any())
-                ):
-                    raise ValueError(
-                        "An utterance is shorter than the audio encoder's receptive field (400 samples = 25 ms "
-                        "at 16 kHz); pad it (the MultiStillProcessor does)."
-                    )
-                outputs = self.audio_encoder(input_values=input_values.to(dtype), attention_mask=attention_mask)
-                hidden = outputs.last_hidden_state
-                mask_fn = getattr(self.audio_encoder, "_get_feature_vector_attention_mask", None)
-                if mask_fn is not None:
-                    mask = mask_fn(hidden.shape[1], attention_mask)
-                else:
-                    mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
-        limit = self.config.max_audio_frames
-        return hidden[:, :limit], mask[:, :limit].long()
+        with torch.set_grad_enabled(self._encoder_grad("audio")):
+            outputs = self.audio_encoder(**{name: inputs.to(dtype)}, attention_mask=attention_mask)
+        hidden = outputs.last_hidden_state
+        keep = min(hidden.shape[1], self.config.max_audio_frames)
+        if not _is_tracing():
+            keep = min(keep, int(frames.max()))
+        hidden = hidden[:, :keep]
+        mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < frames.to(hidden.device)[:, None]
+        return hidden, mask.long()
 
     def encode_text(
         self,
@@ -593,12 +705,12 @@ class MultiStillModel(MultiStillPreTrainedModel):
         kwargs = {}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids[:, :limit]
-        with torch.set_grad_enabled(self._encoder_grad()):
+        with torch.set_grad_enabled(self._encoder_grad("text")):
             hidden = self.text_encoder(input_ids=input_ids, attention_mask=text_attention_mask, **kwargs)
             hidden = hidden.last_hidden_state
         return hidden, text_attention_mask
 
-    def _resolve_audio(self, input_values, attention_mask, audio_hidden_states, audio_hidden_mask):
+    def _resolve_audio(self, input_values, attention_mask, input_features, audio_hidden_states, audio_hidden_mask):
         if audio_hidden_states is not None:
             hidden = audio_hidden_states[:, : self.config.max_audio_frames]
             if audio_hidden_mask is None:
@@ -606,12 +718,12 @@ class MultiStillModel(MultiStillPreTrainedModel):
             else:
                 mask = audio_hidden_mask.to(hidden.device).long()[:, : self.config.max_audio_frames]
             _check_mask(mask, "audio_hidden_mask")
-        elif input_values is not None:
-            hidden, mask = self.encode_audio(input_values, attention_mask)
+        elif input_values is not None or input_features is not None:
+            hidden, mask = self.encode_audio(input_values, attention_mask, input_features)
         else:
             raise ValueError(
-                f"This model (modalities={self.config.modalities}) needs audio: pass `input_values` "
-                "(raw 16 kHz audio, with `attention_mask`) or precomputed `audio_hidden_states` "
+                f"This model (modalities={self.config.modalities}) needs audio: pass `{self.audio_input_name}` "
+                "(from the MultiStillProcessor, with `attention_mask`) or precomputed `audio_hidden_states` "
                 "(with `audio_hidden_mask`)."
             )
         if hidden.shape[-1] != self.config.audio_hidden_size:
@@ -652,21 +764,23 @@ class MultiStillModel(MultiStillPreTrainedModel):
         audio_hidden_mask: torch.Tensor | None = None,
         text_hidden_states: torch.Tensor | None = None,
         text_hidden_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs: Any,
     ) -> MultiStillModelOutput | tuple:
-        """Raw inputs (``input_values``/``attention_mask``, ``input_ids``/``text_attention_mask``) or cached
-        encoder outputs (``*_hidden_states``/``*_hidden_mask``); inputs of modalities the model does not use
-        are ignored."""
+        """Raw inputs (``input_values`` or ``input_features`` with ``attention_mask``, as the audio encoder takes
+        them; ``input_ids``/``text_attention_mask``) or cached encoder outputs (``*_hidden_states``/
+        ``*_hidden_mask``); inputs of modalities the model does not use are ignored. An unknown argument
+        raises ``TypeError``."""
         output_attentions = bool(output_attentions)
         output_hidden_states = bool(output_hidden_states if output_hidden_states is not None
                                     else self.config.output_hidden_states)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         audio = text = None
         if self.config.use_audio:
-            audio = self._resolve_audio(input_values, attention_mask, audio_hidden_states, audio_hidden_mask)
+            audio = self._resolve_audio(input_values, attention_mask, input_features, audio_hidden_states,
+                                        audio_hidden_mask)
         if self.config.use_text:
             text = self._resolve_text(input_ids, text_attention_mask, token_type_ids, text_hidden_states,
                                       text_hidden_mask)
@@ -719,18 +833,24 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         self.post_init()
 
     # convenience pass-throughs
-    def encode_audio(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
+    def encode_audio(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.LongTensor]:
         """See :meth:`MultiStillModel.encode_audio`."""
-        return self.multistill.encode_audio(input_values, attention_mask)
+        return self.multistill.encode_audio(input_values, attention_mask, input_features)
+
+    @property
+    def audio_input_name(self) -> str:
+        """See :attr:`MultiStillModel.audio_input_name`."""
+        return self.multistill.audio_input_name
 
     def encode_text(self, input_ids: torch.Tensor, text_attention_mask: torch.Tensor | None = None,
                     token_type_ids: torch.Tensor | None = None):
         """See :meth:`MultiStillModel.encode_text`."""
         return self.multistill.encode_text(input_ids, text_attention_mask, token_type_ids)
-
-    def set_encoders_frozen(self, frozen: bool = True) -> None:
-        """See :meth:`MultiStillModel.set_encoders_frozen`."""
-        self.multistill.set_encoders_frozen(frozen)
 
     def forward(
         self,
@@ -743,13 +863,14 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         audio_hidden_mask: torch.Tensor | None = None,
         text_hidden_states: torch.Tensor | None = None,
         text_hidden_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs: Any,
     ) -> MultiStillOutput | tuple:
-        """Logits for raw inputs or cached encoder outputs (see :meth:`MultiStillModel.forward`)."""
+        """Logits for raw inputs or cached encoder outputs (see :meth:`MultiStillModel.forward`), and the loss
+        when ``labels`` are given. An unknown argument (a typo such as ``labelz=``) raises ``TypeError``."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         base = self.multistill(
             input_values=input_values,
@@ -761,6 +882,7 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
             audio_hidden_mask=audio_hidden_mask,
             text_hidden_states=text_hidden_states,
             text_hidden_mask=text_hidden_mask,
+            input_features=input_features,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
@@ -798,8 +920,8 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
     @classmethod
     def from_encoders(
         cls,
-        audio_encoder: str | PreTrainedModel | None = None,
-        text_encoder: str | PreTrainedModel | None = None,
+        audio_encoder: str | os.PathLike | PreTrainedModel | None = None,
+        text_encoder: str | os.PathLike | PreTrainedModel | None = None,
         preset: str = "teacher",
         *,
         audio_layers: int | list[int] | None = None,
@@ -813,11 +935,15 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
     ) -> MultiStillForEmotionClassification:
         """Build a model of ``preset`` around pretrained encoders (Hub ids, local folders or loaded models).
 
-        ``None`` uses ``config.audio_encoder_name`` / ``text_encoder_name`` (kresnik/wav2vec2-large-xlsr-korean,
-        beomi/KcELECTRA-base). Encoders of modalities the preset does not use are not loaded (only the audio
-        config is needed, for the audio projection's width). ``audio_layers``/``text_layers`` shrink the
-        encoders (count -> :func:`select_teacher_layers`, or an explicit list of layer indices); the
-        ``light_student`` preset defaults to 2 each and copies those layers into its fbank encoder.
+        Any ``AutoModel`` encoder: the wav2vec2 family or a Whisper folder (a ``WhisperForConditionalGeneration``
+        or ``WhisperModel``: only its encoder is kept, the decoder is neither in the model nor in its weights)
+        for audio; ELECTRA, BERT, RoBERTa/XLM-R... for text. ``None`` uses ``audio_encoder_name`` /
+        ``text_encoder_name`` (default kresnik/wav2vec2-large-xlsr-korean, beomi/KcELECTRA-base). Encoders of
+        modalities the preset does not use are not loaded (only the audio config is needed, for the audio
+        projection's width). ``audio_layers``/``text_layers`` shrink the encoders (count ->
+        :func:`select_teacher_layers`, or an explicit list of layer indices); the ``light_student`` preset
+        defaults to 2 each (into its fbank front end for a wav2vec2-like audio encoder). ``config_overrides``
+        go to :meth:`MultiStillConfig.from_preset` (e.g. ``freeze_text_encoder=False``).
         """
         if preset not in PRESETS:
             raise ValueError(f"Unknown preset {preset!r}; `preset` must be one of {sorted(PRESETS)}.")
@@ -826,24 +952,25 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         load_kwargs = {k: v for k, v in load_kwargs.items() if v is not None}
         load_kwargs.update(encoder_kwargs or {})
         modalities = _normalize_modalities(config_overrides.get("modalities", PRESETS[preset]["modalities"]))
-        defaults = MultiStillConfig()
 
         def resolve(encoder, default_name: str, needed: bool):
             if isinstance(encoder, nn.Module):
-                return encoder, encoder.config, getattr(encoder, "name_or_path", None) or default_name
-            name = str(encoder) if encoder is not None else default_name
+                return encoder_only(encoder), encoder.config, getattr(encoder, "name_or_path", None) or default_name
+            name = os.fspath(encoder) if encoder is not None else default_name
             if needed:
-                model = AutoModel.from_pretrained(name, **load_kwargs)
+                model = encoder_only(AutoModel.from_pretrained(name, **load_kwargs))
                 return model, model.config, name
             if encoder is not None:
                 return None, AutoConfig.from_pretrained(name, **load_kwargs), name
             return None, None, name
 
         audio_model, audio_cfg, audio_name = resolve(
-            audio_encoder, config_overrides.pop("audio_encoder_name", defaults.audio_encoder_name), "audio" in modalities
+            audio_encoder, config_overrides.pop("audio_encoder_name", None) or DEFAULT_AUDIO_ENCODER_NAME,
+            "audio" in modalities,
         )
         text_model, text_cfg, text_name = resolve(
-            text_encoder, config_overrides.pop("text_encoder_name", defaults.text_encoder_name), "text" in modalities
+            text_encoder, config_overrides.pop("text_encoder_name", None) or DEFAULT_TEXT_ENCODER_NAME,
+            "text" in modalities,
         )
         config_overrides.setdefault("audio_config", audio_cfg)
         config_overrides.setdefault("text_config", text_cfg)
@@ -861,7 +988,6 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
                 _copy_encoder(model.multistill.audio_encoder, audio_model, audio_layers)
             if text_model is not None and model.multistill.text_encoder is not None:
                 _copy_encoder(model.multistill.text_encoder, text_model, text_layers)
-        model.set_encoders_frozen(config.freeze_encoders)
         return model
 
     @classmethod
@@ -872,7 +998,11 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         text_layers: int | list[int] = 2,
         **config_overrides: Any,
     ) -> MultiStillForEmotionClassification:
-        """A ``light_student`` shaped like ``teacher`` (fusion width, heads, labels...) initialised from it."""
+        """A ``light_student`` shaped like ``teacher`` (fusion width, heads, labels...) initialised from it.
+
+        Its audio encoder is the fbank front end for a wav2vec2-like teacher, or a Whisper encoder of
+        ``audio_layers`` layers for a Whisper teacher; both take their layers from the teacher's.
+        """
         keep = ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
                 "max_audio_frames", "max_text_tokens", "id2label", "label2id", "audio_encoder_name",
                 "text_encoder_name", "layer_norm_eps", "sampling_rate")
@@ -901,9 +1031,9 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
 
         * encoders: the student's ``k`` layers come from teacher layers :func:`select_teacher_layers`
           (first and last always kept; or pass explicit indices), plus every other encoder weight whose
-          name and shape match (ELECTRA embeddings, wav2vec2 final LayerNorm / conv positions...). The
-          fbank front end (``feature_extractor``/``feature_projection``) has no teacher counterpart and
-          keeps its initialisation;
+          name and shape match (ELECTRA embeddings, wav2vec2 final LayerNorm / conv positions, Whisper's
+          convolutions and positions...). The fbank front end (``feature_extractor``/``feature_projection``)
+          has no teacher counterpart and keeps its initialisation;
         * fusion: same rule per fusion encoder present in both (teacher 3 layers -> student 1: layer 2),
           plus the final LayerNorms, the audio/text projections and the classifier where shapes match.
 
@@ -968,9 +1098,7 @@ def _copy_encoder(student: nn.Module, teacher: nn.Module, layers: int | list[int
             raise ValueError(
                 f"Layer list {mapping} must have {len(student_layers)} indices in [0, {len(teacher_layers)})."
             )
-    skip = (student_path + ".",)
-    if isinstance(student, MultiStillFbankAudioEncoder):
-        skip += ("feature_extractor.", "feature_projection.")
+    skip = (student_path + ".", *getattr(student, "front_end_prefixes", ()))
     _copy_matching(student, teacher, skip=skip)
     for student_index, teacher_index in enumerate(mapping):
         student_layers[student_index].load_state_dict(teacher_layers[teacher_index].state_dict())
@@ -978,24 +1106,39 @@ def _copy_encoder(student: nn.Module, teacher: nn.Module, layers: int | list[int
 
 
 def register_auto_classes() -> None:
-    """Register the Multi-Still classes with the Auto classes of this process (idempotent)."""
+    """Register the Multi-Still classes with the Auto classes of this process (idempotent).
+
+    The fbank encoder is also registered for the ``MultiStillFbankConfig`` class that ``AutoConfig`` builds
+    (``CONFIG_MAPPING``), unless that class has a model already: with ``trust_remote_code`` the configuration
+    file may be imported twice (once for ``AutoConfig``, once beside this file), as two distinct classes.
+    """
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
     register_config()
+    AutoModel.register(MultiStillFbankConfig, MultiStillFbankEncoder, exist_ok=True)
+    built_by_auto_config = CONFIG_MAPPING[MultiStillFbankConfig.model_type]
+    if built_by_auto_config not in AutoModel._model_mapping:
+        AutoModel.register(built_by_auto_config, MultiStillFbankEncoder, exist_ok=True)
     AutoModel.register(MultiStillConfig, MultiStillModel, exist_ok=True)
     AutoModelForSequenceClassification.register(MultiStillConfig, MultiStillForEmotionClassification, exist_ok=True)
     AutoModelForAudioClassification.register(MultiStillConfig, MultiStillForEmotionClassification, exist_ok=True)
 
 
+MultiStillFbankEncoder.register_for_auto_class("AutoModel")
 MultiStillModel.register_for_auto_class("AutoModel")
 MultiStillForEmotionClassification.register_for_auto_class("AutoModelForSequenceClassification")
 register_auto_classes()
 
 __all__ = [
     "AUTO_MAP",
+    "MultiStillFbankEncoder",
     "MultiStillForEmotionClassification",
     "MultiStillModel",
     "MultiStillModelOutput",
     "MultiStillOutput",
     "MultiStillPreTrainedModel",
+    "build_encoder",
+    "encoder_only",
     "masked_mean",
     "register_auto_classes",
     "select_teacher_layers",

@@ -1,13 +1,14 @@
 """Tiny, random, offline stand-ins for the pretrained encoders (no Hub access needed).
 
-The real encoders (kresnik/wav2vec2-large-xlsr-korean, beomi/KcELECTRA-base) are downloads. Tests, CI and
-smoke runs use instead what this module builds locally in a second or two:
+The real encoders (kresnik/wav2vec2-large-xlsr-korean, beomi/KcELECTRA-base, Whisper) are downloads. Tests, CI
+and smoke runs use instead what this module builds locally in a second or two:
 
 * :func:`train_wordpiece_tokenizer` — an ELECTRA WordPiece tokenizer trained with ``tokenizers`` on
   (cleaned) transcripts; no lower-casing, no accent stripping, so Hangul syllables stay intact;
-* :func:`build_tiny_encoders` — a tiny random ``Wav2Vec2Model`` (stable layer norm, ``"layer"`` feature
-  normalisation, total conv stride 320 = 50 frames/s like the real model) + its feature extractor, and a
-  tiny random ``ElectraModel`` + the tokenizer, each saved in its own folder and loadable with
+* :func:`build_tiny_encoders` — a tiny random audio encoder (wav2vec2 by default: stable layer norm,
+  ``"layer"`` feature normalisation, total conv stride 320 = 50 frames/s like the real model; or HuBERT, WavLM,
+  data2vec-audio, or a Whisper ``WhisperForConditionalGeneration`` with its feature extractor) and a tiny random
+  text encoder (ELECTRA by default; BERT, XLM-R) + the tokenizer, each saved in its own folder and loadable with
   ``AutoModel`` / ``AutoFeatureExtractor`` / ``AutoTokenizer.from_pretrained(path)``;
 * :func:`tiny_backbones` — a :class:`MultiStillForEmotionClassification` (any preset, small fusion
   width) + :class:`MultiStillProcessor` built from those folders with ``from_encoders``, exactly as the
@@ -16,7 +17,8 @@ smoke runs use instead what this module builds locally in a second or two:
 Example::
 
     from multistill.offline import tiny_backbones
-    model, processor = tiny_backbones("/tmp/tiny", preset="teacher")
+    model, processor = tiny_backbones("/tmp/tiny", preset="teacher")              # wav2vec2 + ELECTRA
+    model, processor = tiny_backbones("/tmp/tiny", preset="teacher", audio="whisper")  # Whisper encoder
     batch = processor(audio=[wave], sampling_rate=16000, text=["안녕하세요"])
     logits = model(**batch).logits
 """
@@ -104,6 +106,57 @@ def train_wordpiece_tokenizer(
     return tokenizer
 
 
+#: Audio encoders :func:`build_tiny_encoders` can build (``audio=``).
+TINY_AUDIO_ENCODERS: tuple[str, ...] = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper")
+#: Text encoders :func:`build_tiny_encoders` can build (``text=``).
+TINY_TEXT_ENCODERS: tuple[str, ...] = ("electra", "bert", "xlm-roberta")
+
+
+def _tiny_audio_config(kind: str, hidden_size: int, layers: int):
+    """A tiny random audio encoder config of ``kind`` (see :data:`TINY_AUDIO_ENCODERS`)."""
+    from transformers import AutoConfig
+
+    if kind == "whisper":
+        # Whisper geometry kept: 80 mel bins, 1500 positions = the 30 s window at 50 frames/s (320 samples/frame)
+        return AutoConfig.for_model(
+            "whisper", d_model=hidden_size, encoder_layers=layers, encoder_attention_heads=4,
+            encoder_ffn_dim=2 * hidden_size, decoder_layers=1, decoder_attention_heads=4,
+            decoder_ffn_dim=2 * hidden_size, num_mel_bins=80, max_source_positions=1500, max_target_positions=64,
+            vocab_size=64, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=3,
+            begin_suppress_tokens=None, suppress_tokens=None,
+        )
+    shared = {
+        "hidden_size": hidden_size, "num_hidden_layers": layers, "num_attention_heads": 4,
+        "intermediate_size": 2 * hidden_size, "conv_dim": (32, 32, 32),
+        "conv_kernel": (10, 15, 9),  # receptive field 10 + 14*5 + 8*40 = 400 samples (25 ms), as the real model
+        "conv_stride": (5, 8, 8),  # total stride 320 samples = 20 ms at 16 kHz (50 frames/s)
+        "conv_bias": True, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "vocab_size": 32,
+        "layer_norm_eps": 1e-5,
+    }
+    if kind in ("wav2vec2", "hubert", "wavlm"):  # layer-normalised conv features: padding-invariant
+        shared.update(feat_extract_norm="layer", do_stable_layer_norm=True)
+    if kind == "wavlm":
+        shared.update(num_buckets=32, max_bucket_distance=80)
+    if kind == "data2vec-audio":
+        shared.update(num_conv_pos_embeddings=5, conv_pos_kernel_size=5)
+    return AutoConfig.for_model(kind, **shared)
+
+
+def _tiny_text_config(kind: str, hidden_size: int, layers: int, vocab_size: int, pad_token_id: int):
+    """A tiny random text encoder config of ``kind`` (see :data:`TINY_TEXT_ENCODERS`)."""
+    from transformers import AutoConfig
+
+    shared = {
+        "vocab_size": vocab_size, "hidden_size": hidden_size, "num_hidden_layers": layers, "num_attention_heads": 4,
+        "intermediate_size": 2 * hidden_size, "max_position_embeddings": 256, "pad_token_id": pad_token_id,
+    }
+    if kind == "electra":
+        shared["embedding_size"] = hidden_size
+    if kind == "xlm-roberta":  # positions start after the padding index
+        shared.update(max_position_embeddings=256 + pad_token_id + 1, type_vocab_size=1)
+    return AutoConfig.for_model(kind, **shared)
+
+
 def build_tiny_encoders(
     out_dir: str | os.PathLike,
     texts: Iterable[str] | None = None,
@@ -113,59 +166,47 @@ def build_tiny_encoders(
     text_hidden_size: int = 32,
     vocab_size: int = 1000,
     seed: int = 0,
+    audio: str = "wav2vec2",
+    text: str = "electra",
 ) -> dict[str, str]:
-    """Save a tiny random wav2vec2 (``out_dir/audio``) and ELECTRA (``out_dir/text``) encoder.
+    """Save a tiny random audio encoder (``out_dir/<audio>``) and text encoder (``out_dir/<text>``).
 
-    The wav2vec2 keeps the real model's properties that matter: ``feat_extract_norm="layer"``,
-    ``do_stable_layer_norm=True`` and a total conv stride of 320 samples (50 frames/s, receptive field
-    400 samples), with few channels. Returns ``{"audio": path, "text": path}``.
+    ``audio``: ``"wav2vec2"`` (default; saved as ``out_dir/audio``), ``"hubert"``, ``"wavlm"``,
+    ``"data2vec-audio"`` — ``AutoModel`` folders with a ``Wav2Vec2FeatureExtractor`` that keep the real model's
+    properties that matter (layer-normalised conv features where the type has the option, a total conv stride of
+    320 samples = 50 frames/s, receptive field 400 samples) with few channels — or ``"whisper"``: a tiny
+    ``WhisperForConditionalGeneration`` folder (as ``multistill convert-whisper`` writes; 80 mel bins, 30 s window,
+    1500 positions) with its ``WhisperFeatureExtractor``. ``text``: ``"electra"`` (default; saved as
+    ``out_dir/text``), ``"bert"`` or ``"xlm-roberta"``, with a WordPiece tokenizer learnt from ``texts``.
+    Returns ``{"audio": path, "text": path}``; every folder loads with ``AutoModel`` / ``AutoFeatureExtractor``
+    / ``AutoTokenizer.from_pretrained(path)``.
     """
     import torch
-    from transformers import (
-        ElectraConfig,
-        ElectraModel,
-        Wav2Vec2Config,
-        Wav2Vec2FeatureExtractor,
-        Wav2Vec2Model,
-    )
+    from transformers import AutoModel, Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
 
+    if audio not in TINY_AUDIO_ENCODERS:
+        raise ValueError(f"`audio` must be one of {TINY_AUDIO_ENCODERS}, got {audio!r}.")
+    if text not in TINY_TEXT_ENCODERS:
+        raise ValueError(f"`text` must be one of {TINY_TEXT_ENCODERS}, got {text!r}.")
     out = Path(out_dir)
-    audio_dir, text_dir = out / "audio", out / "text"
+    audio_dir = out / ("audio" if audio == "wav2vec2" else audio)
+    text_dir = out / ("text" if text == "electra" else text)
     torch.manual_seed(seed)
-    audio_config = Wav2Vec2Config(
-        hidden_size=audio_hidden_size,
-        num_hidden_layers=audio_layers,
-        num_attention_heads=4,
-        intermediate_size=2 * audio_hidden_size,
-        conv_dim=(32, 32, 32),
-        conv_kernel=(10, 15, 9),  # receptive field 10 + 14*5 + 8*40 = 400 samples (25 ms), as the real model
-        conv_stride=(5, 8, 8),  # total stride 320 samples = 20 ms at 16 kHz (50 frames/s)
-        conv_bias=True,
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4,
-        vocab_size=32,
-        layer_norm_eps=1e-5,
-    )
-    audio_model = Wav2Vec2Model(audio_config).eval()
-    audio_model.save_pretrained(str(audio_dir))
-    Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
-    ).save_pretrained(str(audio_dir))
+    audio_config = _tiny_audio_config(audio, audio_hidden_size, audio_layers)
+    if audio == "whisper":
+        from transformers import WhisperForConditionalGeneration
+
+        WhisperForConditionalGeneration(audio_config).eval().save_pretrained(str(audio_dir))
+        WhisperFeatureExtractor(feature_size=audio_config.num_mel_bins).save_pretrained(str(audio_dir))
+    else:
+        AutoModel.from_config(audio_config).eval().save_pretrained(str(audio_dir))
+        Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+        ).save_pretrained(str(audio_dir))
 
     tokenizer = train_wordpiece_tokenizer(texts, vocab_size=vocab_size, out_dir=text_dir)
-    text_config = ElectraConfig(
-        vocab_size=len(tokenizer),
-        embedding_size=text_hidden_size,
-        hidden_size=text_hidden_size,
-        num_hidden_layers=text_layers,
-        num_attention_heads=4,
-        intermediate_size=2 * text_hidden_size,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    ElectraModel(text_config).eval().save_pretrained(str(text_dir))
+    text_config = _tiny_text_config(text, text_hidden_size, text_layers, len(tokenizer), tokenizer.pad_token_id)
+    AutoModel.from_config(text_config).eval().save_pretrained(str(text_dir))
     return {"audio": str(audio_dir), "text": str(text_dir)}
 
 
@@ -175,9 +216,9 @@ TINY_FUSION: dict[str, Any] = {
     "num_attention_heads": 4,
     "fusion_intermediate_size": 64,
     "classifier_hidden_size": 16,
-    "num_mel_bins": 40,
-    "fbank_conv_channels": 32,
 }
+#: Sizes of the light student's fbank front end over the tiny encoders (flat keys of ``from_preset``).
+TINY_FBANK: dict[str, Any] = {"num_mel_bins": 40, "fbank_conv_channels": 32}
 
 
 def tiny_backbones(
@@ -186,33 +227,52 @@ def tiny_backbones(
     encoders: dict[str, str] | None = None,
     texts: Iterable[str] | None = None,
     seed: int = 0,
+    audio: str = "wav2vec2",
+    text: str = "electra",
     **config_overrides: Any,
 ):
     """Build ``(model, processor)`` for ``preset`` from tiny offline encoders.
 
     ``encoders`` (``{"audio": path, "text": path}`` from :func:`build_tiny_encoders`) is built under
-    ``out_dir`` when not given. ``config_overrides`` go to ``MultiStillConfig.from_preset`` (e.g.
-    ``audio_layers=1``, ``fbank_position_embedding="conv"``). The fusion head uses :data:`TINY_FUSION` sizes unless overridden. The model
-    is in eval mode.
+    ``out_dir`` when not given, with the ``audio`` / ``text`` encoder types (e.g. ``audio="whisper"`` for a
+    Whisper-encoder model). ``config_overrides`` go to ``MultiStillConfig.from_preset`` (e.g.
+    ``audio_layers=1``, ``fbank_position_embedding="conv"``, ``freeze_text_encoder=False``). The fusion head
+    uses :data:`TINY_FUSION` sizes (and a light student's fbank front end :data:`TINY_FBANK`) unless
+    overridden. The model is in eval mode.
     """
     import torch
+    from transformers import AutoConfig
 
+    from .configuration_multistill import audio_encoder_input_name
     from .modeling_multistill import MultiStillForEmotionClassification
     from .processing_multistill import MultiStillProcessor
 
     if encoders is None:
         if out_dir is None:
             raise ValueError("Pass `out_dir` (where to build the tiny encoders) or prebuilt `encoders`.")
-        encoders = build_tiny_encoders(out_dir, texts=texts, seed=seed)
-    params = {**TINY_FUSION, **config_overrides}
+        encoders = build_tiny_encoders(out_dir, texts=texts, seed=seed, audio=audio, text=text)
+    params = dict(TINY_FUSION)
+    waveform_audio = audio_encoder_input_name(AutoConfig.from_pretrained(encoders["audio"])) == "input_values"
+    if preset == "light_student" and waveform_audio:
+        params.update(TINY_FBANK)
+    params.update(config_overrides)
     torch.manual_seed(seed)
     model = MultiStillForEmotionClassification.from_encoders(
         audio_encoder=encoders["audio"], text_encoder=encoders["text"], preset=preset, local_files_only=True,
         **params,
     )
     model.eval()
-    processor = MultiStillProcessor.from_encoder_folders(encoders["audio"], encoders["text"], config=model.config)
+    processor = MultiStillProcessor.from_encoders(encoders["audio"], encoders["text"], config=model.config)
     return model, processor
 
 
-__all__ = ["DEFAULT_TEXTS", "TINY_FUSION", "build_tiny_encoders", "tiny_backbones", "train_wordpiece_tokenizer"]
+__all__ = [
+    "DEFAULT_TEXTS",
+    "TINY_AUDIO_ENCODERS",
+    "TINY_FBANK",
+    "TINY_FUSION",
+    "TINY_TEXT_ENCODERS",
+    "build_tiny_encoders",
+    "tiny_backbones",
+    "train_wordpiece_tokenizer",
+]

@@ -12,8 +12,9 @@ Inputs (one, or a list batched with ``batch_size``)::
      "text": str}            # the transcript; required when the model uses text
 
 An audio-only model needs only ``audio`` and a text-only model only ``text`` (the other key is ignored).
-Audio of any sampling rate and channel count is decoded (soundfile, then torchcodec for other formats),
-mixed down to mono and resampled to the processor's 16 kHz.
+Audio of any plausible sampling rate (4-192 kHz) and channel count is decoded (PCM/float WAV with NumPy
+alone; other formats with soundfile or torchcodec when installed), mixed down to mono and resampled to the
+processor's 16 kHz. Audio shorter than 0.1 s (``MIN_AUDIO_SECONDS``) is rejected: it holds nothing to classify.
 
 Speech recognition: built with ``asr_model=`` (a transformers speech-recognition checkpoint, e.g. a Whisper,
 or a CTranslate2 Whisper folder for faster-whisper; see ``asr.py``), a model that uses text also takes
@@ -24,7 +25,8 @@ audio alone: an input without ``text`` is transcribed (in Korean by default, ``a
 
 (``return_text=True``/``False`` per call forces either form; without ASR the default is the plain list).
 
-Long audio: the models see at most ``processor.max_audio_samples`` samples (512 wav2vec2 frames = 10.24 s).
+Long audio: the models see at most ``processor.max_audio_samples`` samples (512 encoder frames: 10.24 s for
+wav2vec2 and Whisper, 20.48 s for the light student).
 Longer audio is cut into consecutive windows of that length (the last one aligned to the end of the
 clip, so every window is full); each window is classified together with the whole transcript and the
 windows' class probabilities are averaged. ``chunk_length_s`` sets a shorter window.
@@ -37,7 +39,6 @@ the other items are still classified.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from collections.abc import Iterator
@@ -51,7 +52,14 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 
-from .processing_multistill import resample, to_mono
+from .processing_multistill import (
+    MIN_AUDIO_SECONDS,
+    check_duration,
+    check_sampling_rate,
+    decode_audio,
+    resample,
+    to_mono,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,43 +92,6 @@ class PreparedInput:
 
 def _where(index: int | None) -> str:
     return "input" if index is None else f"input {index}"
-
-
-def decode_audio(source: str | os.PathLike | bytes, where: str = "audio") -> tuple[np.ndarray, int]:
-    """Decode a file path or encoded bytes to ``(mono float32 array, sampling rate)``.
-
-    soundfile (WAV/FLAC/OGG/MP3...) first, then torchcodec (FFmpeg: M4A, AAC, video containers...).
-    Raises ``ValueError`` naming ``where`` for a missing, non-file or undecodable source.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise ValueError(f"{where}: audio file not found: {path}")
-        if not os.path.isfile(path):
-            raise ValueError(f"{where}: audio path is not a file: {path}")
-        what, data = f"audio file {path}", path
-    else:
-        data = bytes(source)
-        if not data:
-            raise ValueError(f"{where}: the audio bytes are empty.")
-        what = f"audio bytes ({len(data)} bytes)"
-    errors = []
-    try:
-        import soundfile
-
-        array, rate = soundfile.read(io.BytesIO(data) if isinstance(data, bytes) else data, dtype="float32",
-                                     always_2d=True)
-        return array.mean(axis=1), int(rate)
-    except Exception as err:  # noqa: BLE001 - any soundfile failure falls through to torchcodec
-        errors.append(f"soundfile: {err}")
-    try:
-        from torchcodec.decoders import AudioDecoder
-
-        samples = AudioDecoder(data).get_all_samples()
-        return samples.data.float().numpy().mean(axis=0), int(samples.sample_rate)
-    except Exception as err:  # noqa: BLE001
-        errors.append(f"torchcodec: {type(err).__name__}: {err}")
-    raise ValueError(f"{where}: cannot decode {what} as audio ({'; '.join(errors)}).")
 
 
 def window_bounds(num_samples: int, window: int) -> list[tuple[int, int]]:
@@ -200,7 +171,7 @@ class MultiStillEmotionPipeline(ChunkPipeline):
     def max_window_samples(self) -> int | None:
         """Longest audio the model sees at once, in samples (``None``: no limit)."""
         limit = self.processor.max_audio_samples
-        if limit is None and self.model.config.max_audio_frames:
+        if limit is None and self.model.config.max_audio_frames and self.processor.samples_per_frame:
             limit = int(self.model.config.max_audio_frames) * int(self.processor.samples_per_frame)
         return limit
 
@@ -217,12 +188,13 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         preprocess: dict[str, Any] = {}
         postprocess: dict[str, Any] = {}
         if sampling_rate is not None:
-            if not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
-                raise ValueError(f"`sampling_rate` must be a positive integer, got {sampling_rate!r}.")
-            preprocess["sampling_rate"] = int(sampling_rate)
+            preprocess["sampling_rate"] = check_sampling_rate(sampling_rate, "`sampling_rate`")
         if chunk_length_s is not None:
-            if not isinstance(chunk_length_s, (int, float)) or chunk_length_s <= 0:
-                raise ValueError(f"`chunk_length_s` must be a positive number of seconds, got {chunk_length_s!r}.")
+            if (isinstance(chunk_length_s, bool) or not isinstance(chunk_length_s, (int, float))
+                    or not chunk_length_s >= MIN_AUDIO_SECONDS):
+                raise ValueError(
+                    f"`chunk_length_s` must be a number of seconds >= {MIN_AUDIO_SECONDS}, got {chunk_length_s!r}."
+                )
             preprocess["chunk_length_s"] = float(chunk_length_s)
         if top_k is not None:
             if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
@@ -372,14 +344,14 @@ class MultiStillEmotionPipeline(ChunkPipeline):
                     f"{where}: 'sampling_rate' is required with an audio array (it is resampled to "
                     f"{self.sampling_rate} Hz)."
                 )
-        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer, float)) or rate <= 0:
-            raise ValueError(f"{where}: invalid sampling_rate {rate!r}.")
+        rate = check_sampling_rate(rate, where)
         array = to_mono(array, f"{where} audio")
         if array.size == 0:
             raise ValueError(f"{where}: the audio is empty (no samples).")
         if not np.isfinite(array).all():
             raise ValueError(f"{where}: the audio holds NaN/inf samples.")
-        return resample(array, int(rate), self.sampling_rate).astype(np.float32, copy=False)
+        check_duration(array, rate, where)
+        return resample(array, rate, self.sampling_rate).astype(np.float32, copy=False)
 
     # ------------------------------------------------------------------ pipeline steps
     def preprocess(

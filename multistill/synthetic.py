@@ -22,7 +22,7 @@ each corpus has ``sessions * dialogues * 2 speakers * utterances_per_speaker`` =
 corpus takes well under a second to write and about 6 MB. Output is deterministic for a given ``seed``.
 
 ``edge_cases=True`` adds the rows of :data:`EDGE_CASES` to KEMDy20 session 1 (dialogue ``Sess01_script01``,
-utterance numbers 901-909).
+utterance numbers 901-911).
 """
 
 from __future__ import annotations
@@ -84,6 +84,17 @@ EDGE_CASES: dict[str, EdgeCase] = {
         "5 angry and 5 sad votes, Total Evaluation 'sad' (tie-break prefers the Total Evaluation: sad)",
         True,
         "sad",
+    ),
+    "truncated_wav": EdgeCase(
+        "Sess01_script01_User002M_910",
+        "PCM16 WAV cut mid-sample: soundfile opens it, torchcodec (the decoder of datasets.Audio) fails",
+        False,
+    ),
+    "empty_transcript": EdgeCase(
+        "Sess01_script01_User001F_911",
+        "transcript of non-speech tags only ('l/ n/'): kept with text '' (and a note)",
+        True,
+        "neutral",
     ),
 }
 
@@ -373,6 +384,13 @@ class _SessionWriter:
             elif name == "missing_wav":
                 self._write_wav(utt, duration, overlap=False)
                 wav.unlink()
+            elif name == "truncated_wav":
+                self._write_wav(utt, duration, overlap=False)
+                data = wav.read_bytes()
+                wav.write_bytes(data[: len(data) // 2 | 1])  # an odd length: the last sample is cut in two
+            elif name == "empty_transcript":
+                self._write_wav(utt, duration, overlap=False)
+                _write_text(wav.with_suffix(".txt"), "l/ n/\n", self.corpus)
             else:
                 self._write_wav(utt, duration, overlap=False)
             out.append(utt)

@@ -1,48 +1,94 @@
-"""Training machinery shared by ``train.py`` and ``distill.py``.
+"""The training data path shared by ``train.py`` and ``distill.py``, decided once and built once.
 
-* :func:`add_encoder_features` runs the frozen encoders once and stores their hidden states in
-  the dataset (``datasets.map``, cached on disk under a fingerprint of the encoder weights, the
-  processor and the data), as the original code did, so epochs only run the fusion head.
-* :func:`add_teacher_logits` is step 1 of the paper's distillation: the teacher's logits become a
-  column of every example.
-* :class:`MultiStillCollator` pads raw inputs or cached features, votes and teacher logits.
-* :class:`DistillationTrainer` is a :class:`~transformers.Trainer` whose loss is Hinton's
-  ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, votes)``, with an
-  offline (cached column) or online teacher, and both terms logged separately.
+1. :meth:`FeaturePlan.decide` looks at the student (and teacher) configs, the caching switch and the
+   distillation settings, and decides which inputs and targets the batches of each split carry:
+
+   ============================  =============  ===================================================
+   batch key                     splits         what
+   ============================  =============  ===================================================
+   model inputs                  all            raw (``input_values``, ``input_ids``...) or cached
+                                                (``audio_hidden_states``...) per modality, ``labels``
+   ``emotion``                   all            majority label, for the metrics only
+   ``teacher_logits``            train          offline distillation (the paper's step 1)
+   ``target_*_hidden_states``    train          teacher encoder outputs, hidden-state loss (cached)
+   ``teacher_inputs``            train          online teacher: its inputs of modalities the student
+                                                does not read (a nested dict)
+   ============================  =============  ===================================================
+
+2. :meth:`FeaturePlan.prepare` runs each frozen encoder once over what it has not seen yet
+   (:class:`EncoderFeatureCache`: one on-disk cache per encoder and modality, keyed by the content the
+   encoder sees, so a student of a teacher encodes nothing the teacher's run encoded), writes the
+   teacher's logits into the training split, keeps in each split only the columns its batches need
+   and builds the :class:`MultiStillCollator`.
+3. :class:`MultiStillTrainer` (a :class:`~transformers.Trainer`) passes only model inputs to the model;
+   with :class:`DistillationSettings` its loss is Hinton's
+   ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, votes)``, plus an optional
+   hidden-state term, each term logged apart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from datasets import Array2D, Dataset, Value
+from datasets import Array2D, Audio, Dataset, DatasetDict, Features, Value, concatenate_datasets
 from datasets import Sequence as SequenceFeature
-from transformers import EvalPrediction, Trainer
+from transformers import EvalPrediction, Trainer, TrainingArguments
 
 from .annotations import EMOTIONS
 
 logger = logging.getLogger(__name__)
 
-AUDIO_FEATURES = "audio_hidden_states"
-TEXT_FEATURES = "text_hidden_states"
+MODALITIES = ("audio", "text")
 TEACHER_LOGITS = "teacher_logits"
-#: Batch keys of the teacher's encoder outputs (hidden-state distillation of students with their own encoders).
-TEACHER_HIDDEN_KEYS = ("teacher_audio_hidden_states", "teacher_audio_hidden_mask", "teacher_text_hidden_states",
-                       "teacher_text_hidden_mask")
+TEACHER_INPUTS = "teacher_inputs"
+#: Batch keys of the teacher's encoder outputs that the hidden-state loss matches (never model inputs).
+TARGET_KEYS = ("target_audio_hidden_states", "target_audio_hidden_mask", "target_text_hidden_states",
+               "target_text_hidden_mask")
+#: Batch keys that are not inputs of the student's forward.
+NON_MODEL_KEYS = ("emotion", TEACHER_LOGITS, TEACHER_INPUTS, *TARGET_KEYS)
+#: Model input names that belong to the text branch (every other model input is audio).
+TEXT_INPUT_KEYS = ("input_ids", "text_attention_mask", "token_type_ids", "text_hidden_states", "text_hidden_mask")
+#: Bumped when the way features are computed changes (invalidates every cache).
+FEATURE_FORMAT = "encoder-features-v3"
+
+
+def input_modality(key: str) -> str:
+    """``"text"`` or ``"audio"``: the branch a model input belongs to."""
+    return "text" if key in TEXT_INPUT_KEYS else "audio"
+
+
+def frozen_modalities(config: Any) -> list[str]:
+    """Modalities whose encoder is frozen: ``config.frozen_modalities`` (per-modality freezing), or, for
+    configs without it, every modality when ``config.freeze_encoders``."""
+    value = getattr(config, "frozen_modalities", None)
+    if value is not None:
+        return [m for m in MODALITIES if m in value]
+    return list(config.modalities) if getattr(config, "freeze_encoders", False) else []
+
+
+def _encoder(model: torch.nn.Module, modality: str) -> torch.nn.Module:
+    base = getattr(model, "multistill", model)
+    encoder = getattr(base, f"{modality}_encoder", None)
+    if encoder is None:
+        raise ValueError(f"The model has no {modality} encoder (modalities {model.config.modalities}).")
+    return encoder
 
 
 # --------------------------------------------------------------------------------------------
-# Fingerprints: a change of encoder weights, processor settings or data invalidates the caches.
+# Fingerprints: what an encoder is, and what it sees
 # --------------------------------------------------------------------------------------------
 
 
@@ -60,105 +106,271 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _audio_arrays(batch_audio: list[Any]) -> list[np.ndarray]:
+_PROCESSOR_BOOKKEEPING = ("auto_map", "processor_class", "feature_extractor", "tokenizer", "modalities")
+_PROCESSOR_TEXT_SETTINGS = ("max_text_tokens",)
+
+
+def processor_fingerprint(processor: Any, modality: str) -> str:
+    """A hash of what ``processor`` does to one modality: the feature extractor and the processor's audio
+    settings for ``"audio"``, the tokenizer and the token limit for ``"text"`` (not object identity, file
+    locations or the other modality's settings)."""
+    settings = {k: v for k, v in processor.to_dict().items() if k not in _PROCESSOR_BOOKKEEPING}
+    if modality == "audio":
+        extractor = {k: v for k, v in processor.feature_extractor.to_dict().items() if k not in _PROCESSOR_BOOKKEEPING}
+        return _fingerprint(extractor, {k: v for k, v in settings.items() if k not in _PROCESSOR_TEXT_SETTINGS})
+    tokenizer = processor.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # without its call state (padding/truncation are set by the last call)
+        described = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+    else:
+        described = sorted(tokenizer.get_vocab().items())
+    return _fingerprint(described, getattr(tokenizer, "do_lower_case", None),
+                        {k: settings.get(k) for k in _PROCESSOR_TEXT_SETTINGS})
+
+
+def content_keys(dataset: Dataset, modality: str) -> list[str]:
+    """One key per row for what an encoder of ``modality`` sees: the transcript (``text`` column), or the
+    stored audio (its bytes, or its file's path, size and modification time, and the decoding rate)."""
+    if modality == "text":
+        return [hashlib.sha1(f"text:{t}".encode()).hexdigest()[:24] for t in dataset["text"]]
+    feature = dataset.features["audio"]
+    stored = dataset.cast_column("audio", Audio(sampling_rate=feature.sampling_rate, decode=False))["audio"]
+    keys = []
+    for item in stored:
+        digest = hashlib.sha1(f"audio:{feature.sampling_rate}:".encode())
+        if item.get("bytes"):
+            digest.update(item["bytes"])
+        else:
+            path = item.get("path") or ""
+            stat = os.stat(path) if os.path.exists(path) else None
+            digest.update(f"{os.path.abspath(path)}:{stat and stat.st_size}:{stat and stat.st_mtime_ns}".encode())
+        keys.append(digest.hexdigest()[:24])
+    return keys
+
+
+# --------------------------------------------------------------------------------------------
+# Cached encoder features
+# --------------------------------------------------------------------------------------------
+
+
+def _pad_sequences(arrays: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    tensors = [torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in arrays]
+    longest = max(t.shape[0] for t in tensors)
+    padded = torch.zeros(len(tensors), longest, tensors[0].shape[-1])
+    mask = torch.zeros(len(tensors), longest, dtype=torch.long)
+    for i, tensor in enumerate(tensors):
+        padded[i, : tensor.shape[0]] = tensor
+        mask[i, : tensor.shape[0]] = 1
+    return padded, mask
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """A read-only snapshot of one encoder's cached hidden states: content key -> ``[frames, hidden]``."""
+
+    dataset: Dataset | None
+    index: Mapping[str, int]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def batch(self, keys: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The hidden states of ``keys``, zero-padded, and their frame mask."""
+        missing = [k for k in keys if k not in self.index]
+        if missing or self.dataset is None:
+            raise KeyError(f"{len(missing)} of {len(keys)} rows are not in the feature cache (prepare it first).")
+        return _pad_sequences(self.dataset[[self.index[k] for k in keys]]["hidden_states"])
+
+
+class EncoderFeatureCache:
+    """The hidden states of one frozen encoder (``modality`` of ``model``, fed by ``processor``), on disk.
+
+    Its folder is named by a fingerprint of the encoder's weights, what the processor does to that
+    modality, the model's length limit and the storage dtype; inside, rows are keyed by
+    :func:`content_keys`. So any model holding the same encoder (a student of this teacher) finds what
+    an earlier run encoded, whatever the split, the other modality or the other columns, and a change of
+    weights, processor or data encodes anew. New rows are appended as Arrow shards (written atomically by
+    ``datasets.map``).
+    """
+
+    def __init__(self, root: str | os.PathLike, model: torch.nn.Module, processor: Any, modality: str,
+                 feature_dtype: str = "float32", batch_size: int = 8):
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
+        self.model, self.processor, self.modality = model, processor, modality
+        self.feature_dtype, self.batch_size = feature_dtype, batch_size
+        self.hidden_size = int(getattr(model.config, f"{modality}_hidden_size"))
+        limit = model.config.max_audio_frames if modality == "audio" else model.config.max_text_tokens
+        self.fingerprint = _fingerprint(FEATURE_FORMAT, modality, module_fingerprint(_encoder(model, modality)),
+                                        processor_fingerprint(processor, modality), limit, feature_dtype)
+        self.folder = Path(root) / f"{modality}-{self.fingerprint}"
+
+    def table(self) -> FeatureTable:
+        """What the cache holds now."""
+        shards = sorted(self.folder.glob("shard-*.arrow"))
+        if not shards:
+            return FeatureTable(None, {})
+        dataset = concatenate_datasets([Dataset.from_file(str(p)) for p in shards]).with_format("numpy")
+        return FeatureTable(dataset, {key: i for i, key in enumerate(dataset["key"])})
+
+    def encode(self, dataset: Dataset, keys: Sequence[str], desc: str) -> tuple[FeatureTable, int]:
+        """Encode the rows of ``dataset`` (``keys[i]`` is row ``i``'s content key) that the cache lacks.
+
+        Returns the updated table and the number of utterances encoded.
+        """
+        table = self.table()
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in table and key not in first:
+                first[key] = i
+        if not first:
+            logger.debug("%s: all %d utterances already cached in %s", desc, len(keys), self.folder)
+            return table, 0
+        new_keys = list(first)
+        shard = _fingerprint(self.fingerprint, new_keys)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        features = Features({"key": Value("string"),
+                             "hidden_states": Array2D(shape=(None, self.hidden_size), dtype=self.feature_dtype)})
+        source = dataset.select(list(first.values())).select_columns([self.modality])
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+
+        def encode(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+            values = batch[self.modality]
+            inputs = processor_inputs(self.processor, self.modality, values)
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            with torch.inference_mode():
+                if self.modality == "audio":
+                    hidden, mask = self.model.encode_audio(**inputs)
+                else:
+                    hidden, mask = self.model.encode_text(**inputs)
+            return {"key": [new_keys[i] for i in indices], "hidden_states": _unpad(hidden, mask, self.feature_dtype)}
+
+        try:
+            source.map(encode, batched=True, batch_size=self.batch_size, with_indices=True,
+                       remove_columns=[self.modality], features=features, new_fingerprint=shard,
+                       cache_file_name=str(self.folder / f"shard-{shard}.arrow"),
+                       desc=f"{desc}: {len(new_keys)} of {len(keys)} utterances")
+        finally:
+            self.model.train(was_training)
+        return self.table(), len(new_keys)
+
+
+def _audio_arrays(batch_audio: Sequence[Any]) -> list[np.ndarray]:
     return [np.asarray(item["array"], dtype=np.float32) for item in batch_audio]
 
 
-# --------------------------------------------------------------------------------------------
-# Step 0: cached encoder features
-# --------------------------------------------------------------------------------------------
-
-
-def processor_fingerprint(processor: Any) -> str:
-    """A stable hash of what a processor does to audio and text (not of its object identity)."""
-    parts: list[Any] = []
-    feature_extractor = getattr(processor, "feature_extractor", None)
-    if feature_extractor is not None:
-        parts.append(feature_extractor.to_dict())
-    tokenizer = getattr(processor, "tokenizer", None)
-    if tokenizer is not None:
-        parts.append(sorted(tokenizer.get_vocab().items()))
-        parts.append([type(tokenizer).__name__, getattr(tokenizer, "do_lower_case", None)])
-    for name in ("max_audio_frames", "samples_per_frame", "max_text_tokens", "min_audio_samples"):
-        parts.append(getattr(processor, name, None))
-    return _fingerprint(*parts)
-
-
-def add_encoder_features(
-    dataset: Dataset,
-    model: torch.nn.Module,
-    processor: Any,
-    modalities: Sequence[str] | None = None,
-    batch_size: int = 8,
-    feature_dtype: str = "float32",
-    desc: str = "Encoding",
-) -> Dataset:
-    """Add the frozen encoders' hidden states of ``modalities`` (default: the model's) as columns.
-
-    The result is cached by ``datasets`` next to the source Arrow files, under a fingerprint of
-    the encoder weights, the processor's settings and the dataset, so a second run (or another
-    model sharing the encoders, such as a student of this teacher) reuses it, and any change of
-    encoder or data recomputes it.
-    """
-    modalities = tuple(m for m in ("audio", "text") if m in (modalities or model.config.modalities))
-    base = getattr(model, "multistill", model)
-    encoders = {"audio": getattr(base, "audio_encoder", None), "text": getattr(base, "text_encoder", None)}
-    missing = [m for m in modalities if encoders[m] is None]
-    if missing:
-        raise ValueError(f"add_encoder_features: the model has no {missing} encoder (modalities {model.config.modalities}).")
-    fingerprint = _fingerprint(
-        "encoder-features-v2",
-        dataset._fingerprint,
-        {m: module_fingerprint(encoders[m]) for m in modalities},
-        processor_fingerprint(processor),
-        model.config.max_audio_frames if "audio" in modalities else None,
-        model.config.max_text_tokens if "text" in modalities else None,
-        feature_dtype,
-    )
-    new_features = dataset.features.copy()
-    if "audio" in modalities:
-        new_features[AUDIO_FEATURES] = Array2D(shape=(None, model.config.audio_hidden_size), dtype=feature_dtype)
-    if "text" in modalities:
-        new_features[TEXT_FEATURES] = Array2D(shape=(None, model.config.text_hidden_size), dtype=feature_dtype)
-    device = next(model.parameters()).device
-    model.eval()
-
-    def encode(batch: dict[str, list]) -> dict[str, list]:
-        inputs = processor(
-            audio=_audio_arrays(batch["audio"]) if "audio" in modalities else None,
-            sampling_rate=16000,
-            text=batch["text"] if "text" in modalities else None,
-            modalities=list(modalities),
-            return_tensors="pt",
-        )
-        out: dict[str, list] = {}
-        with torch.inference_mode():
-            if "audio" in modalities:
-                hidden, mask = model.encode_audio(
-                    inputs["input_values"].to(device), inputs["attention_mask"].to(device)
-                )
-                out[AUDIO_FEATURES] = _unpad(hidden, mask, feature_dtype)
-            if "text" in modalities:
-                hidden, mask = model.encode_text(
-                    inputs["input_ids"].to(device), inputs["text_attention_mask"].to(device)
-                )
-                out[TEXT_FEATURES] = _unpad(hidden, mask, feature_dtype)
-        return out
-
-    return dataset.map(
-        encode,
-        batched=True,
-        batch_size=batch_size,
-        features=new_features,
-        new_fingerprint=fingerprint,
-        desc=desc,
-    )
+def processor_inputs(processor: Any, modality: str, values: Sequence[Any]) -> dict[str, torch.Tensor]:
+    """Model inputs of one modality for a batch of raw values (decoded 16 kHz audio rows or transcripts)."""
+    if modality == "audio":
+        inputs = processor(audio=_audio_arrays(values), sampling_rate=16000, modalities=["audio"],
+                           return_tensors="pt")
+    else:
+        inputs = processor(text=list(values), modalities=["text"], return_tensors="pt")
+    # token_type_ids are all zeros for one segment; the cached and the raw path both leave them out.
+    return {k: v for k, v in inputs.items() if k != "token_type_ids"}
 
 
 def _unpad(hidden: torch.Tensor, mask: torch.Tensor, dtype: str) -> list[np.ndarray]:
     lengths = mask.sum(-1).tolist()
     hidden = hidden.float().cpu().numpy().astype(dtype)
     return [hidden[i, : int(n)] for i, n in enumerate(lengths)]
+
+
+# --------------------------------------------------------------------------------------------
+# Collation
+# --------------------------------------------------------------------------------------------
+
+
+def feature_key_column(modality: str, role: str = "") -> str:
+    """The split column holding the cache keys of ``modality`` for ``role`` ("", "target" or "teacher")."""
+    return f"{role + '_' if role else ''}{modality}_feature_key"
+
+
+@dataclass(frozen=True)
+class MultiStillCollator:
+    """Batches rows of a split prepared by :meth:`FeaturePlan.prepare` (keys as in the module docstring).
+
+    * ``raw_modalities`` go through ``processor`` (``input_values``/``input_ids``...);
+    * ``features``: cached encoder outputs of the student's modalities (``audio_hidden_states``...),
+      looked up by the ``{modality}_feature_key`` column;
+    * ``targets``: the teacher's cached encoder outputs (``target_*_hidden_states``) of rows that carry
+      ``target_{modality}_feature_key`` (the training split);
+    * ``teacher_features`` / ``teacher_raw_modalities``: the online teacher's inputs of modalities the
+      student does not read, under ``teacher_inputs``, for rows carrying ``teacher_{modality}_feature_key``
+      / ``teacher_{modality}``;
+    * ``labels`` (vote distributions), ``emotion`` and ``teacher_logits`` come from their columns.
+    """
+
+    processor: Any = None
+    raw_modalities: tuple[str, ...] = ()
+    features: Mapping[str, FeatureTable] = field(default_factory=dict)
+    targets: Mapping[str, FeatureTable] = field(default_factory=dict)
+    teacher_features: Mapping[str, FeatureTable] = field(default_factory=dict)
+    teacher_processor: Any = None
+    teacher_raw_modalities: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.raw_modalities and not self.features:
+            raise ValueError("MultiStillCollator needs raw_modalities and/or features.")
+        if set(self.raw_modalities) & set(self.features):
+            raise ValueError(f"{sorted(set(self.raw_modalities) & set(self.features))}: raw and cached at once.")
+        for modality in (*self.raw_modalities, *self.features, *self.targets, *self.teacher_features,
+                         *self.teacher_raw_modalities):
+            if modality not in MODALITIES:
+                raise ValueError(f"Unknown modality {modality!r}; expected {MODALITIES}.")
+        if self.raw_modalities and self.processor is None:
+            raise ValueError("MultiStillCollator: raw_modalities need a processor.")
+        if self.teacher_raw_modalities and self.teacher_processor is None:
+            raise ValueError("MultiStillCollator: teacher_raw_modalities need a teacher_processor.")
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The student's modalities."""
+        return tuple(m for m in MODALITIES if m in self.raw_modalities or m in self.features)
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        batch: dict[str, Any] = {}
+        for modality in self.raw_modalities:
+            batch.update(processor_inputs(self.processor, modality, [r[modality] for r in rows]))
+        for modality, table in self.features.items():
+            batch[f"{modality}_hidden_states"], batch[f"{modality}_hidden_mask"] = table.batch(
+                [r[feature_key_column(modality)] for r in rows])
+        for modality, table in self.targets.items():
+            column = feature_key_column(modality, "target")
+            if column in rows[0]:
+                batch[f"target_{modality}_hidden_states"], batch[f"target_{modality}_hidden_mask"] = table.batch(
+                    [r[column] for r in rows])
+        teacher: dict[str, torch.Tensor] = {}
+        for modality, table in self.teacher_features.items():
+            column = feature_key_column(modality, "teacher")
+            if column in rows[0]:
+                teacher[f"{modality}_hidden_states"], teacher[f"{modality}_hidden_mask"] = table.batch(
+                    [r[column] for r in rows])
+        for modality in self.teacher_raw_modalities:
+            if f"teacher_{modality}" in rows[0]:
+                teacher.update(processor_inputs(self.teacher_processor, modality,
+                                                [r[f"teacher_{modality}"] for r in rows]))
+        if teacher:
+            batch[TEACHER_INPUTS] = teacher
+        if "emotion_votes" in rows[0]:
+            batch["labels"] = torch.as_tensor(np.stack([np.asarray(r["emotion_votes"]) for r in rows]),
+                                              dtype=torch.float32)
+        if "emotion" in rows[0]:
+            batch["emotion"] = torch.tensor([int(r["emotion"]) for r in rows], dtype=torch.long)
+        if TEACHER_LOGITS in rows[0]:
+            batch[TEACHER_LOGITS] = torch.as_tensor(np.stack([np.asarray(r[TEACHER_LOGITS]) for r in rows]),
+                                                    dtype=torch.float32)
+        return batch
+
+
+def model_inputs(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``batch`` that are arguments of the model's ``forward`` (``labels`` included)."""
+    return {k: v for k, v in batch.items() if k not in NON_MODEL_KEYS}
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,122 +384,269 @@ def add_teacher_logits(
     collator: MultiStillCollator,
     batch_size: int = 16,
     desc: str = "Teacher logits",
+    fingerprint: str | None = None,
 ) -> Dataset:
     """Run the teacher over ``dataset`` once and store its logits in a ``teacher_logits`` column.
 
-    ``collator`` turns rows into the teacher's inputs (cached features or raw audio/text). The
-    result is cached under a fingerprint of the teacher's weights and the data.
+    ``collator`` turns rows into the teacher's inputs (cached features or raw audio/text). The result is
+    cached by ``datasets`` under ``fingerprint`` (default: the teacher's weights and the dataset's
+    fingerprint; :meth:`FeaturePlan.prepare` passes one of the content the teacher sees).
     """
-    fingerprint = _fingerprint("teacher-logits-v1", dataset._fingerprint, module_fingerprint(teacher))
+    fingerprint = fingerprint or _fingerprint("teacher-logits-v2", dataset._fingerprint, module_fingerprint(teacher))
     device = next(teacher.parameters()).device
+    was_training = teacher.training
     teacher.eval()
     features = dataset.features.copy()
     features[TEACHER_LOGITS] = SequenceFeature(Value("float32"), length=teacher.config.num_labels)
 
     def run(batch: dict[str, list]) -> dict[str, list]:
         rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
-        inputs = collator(rows)
-        model_inputs = {k: v.to(device) for k, v in inputs.items() if k not in collator.label_keys}
+        inputs = {k: v.to(device) for k, v in model_inputs(collator(rows)).items() if k != "labels"}
         with torch.inference_mode():
-            logits = teacher(**model_inputs).logits.float().cpu().numpy()
+            logits = teacher(**inputs).logits.float().cpu().numpy()
         return {TEACHER_LOGITS: list(logits)}
 
-    return dataset.map(
-        run, batched=True, batch_size=batch_size, features=features, new_fingerprint=fingerprint, desc=desc
-    )
+    try:
+        return dataset.map(run, batched=True, batch_size=batch_size, features=features, new_fingerprint=fingerprint,
+                           desc=desc)
+    finally:
+        teacher.train(was_training)
 
 
 # --------------------------------------------------------------------------------------------
-# Collation
+# The feature plan
 # --------------------------------------------------------------------------------------------
 
 
-def _pad_sequences(arrays: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    tensors = [torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in arrays]
-    longest = max(t.shape[0] for t in tensors)
-    padded = torch.zeros(len(tensors), longest, tensors[0].shape[-1])
-    mask = torch.zeros(len(tensors), longest, dtype=torch.long)
-    for i, tensor in enumerate(tensors):
-        padded[i, : tensor.shape[0]] = tensor
-        mask[i, : tensor.shape[0]] = 1
-    return padded, mask
+def _ordered(modalities: Sequence[str]) -> tuple[str, ...]:
+    return tuple(m for m in MODALITIES if m in modalities)
 
 
-@dataclass
-class MultiStillCollator:
-    """Batches KEMDy rows: raw audio/text through the processor, and/or cached encoder features.
+@dataclass(frozen=True)
+class PreparedData:
+    """What :meth:`FeaturePlan.prepare` returns: splits reduced to their batches' columns, the collator
+    that batches them, and what caching cost."""
 
-    ``raw_modalities`` go through ``processor`` (``input_values``/``input_ids``...),
-    ``feature_modalities`` are read from the cached ``*_hidden_states`` columns. ``labels`` is the
-    vote distribution (soft target); ``emotion`` (the majority label, for the metrics) and
-    ``teacher_logits`` (when the column exists) are passed alongside.
+    splits: DatasetDict
+    collator: MultiStillCollator
+    encoded: Mapping[str, int]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """Which inputs and targets each split carries, and where they come from (see the module docstring).
+
+    Build it with :meth:`decide`; every field is then fixed. ``student``/``teacher``: modalities;
+    ``cached``: student modalities read from cached features (all splits); ``teacher_cached``: teacher
+    modalities whose (frozen) encoder outputs may be cached; ``teacher_logits``: offline distillation;
+    ``online_teacher``: the teacher runs in every training step; ``hidden_targets``: modalities whose
+    teacher encoder outputs the student's encoders learn (hidden-state loss).
     """
 
-    processor: Any = None
-    raw_modalities: Sequence[str] = ()
-    feature_modalities: Sequence[str] = ("audio", "text")
-    teacher_feature_modalities: Sequence[str] = ()
-    label_keys: tuple[str, ...] = ("labels", "emotion", TEACHER_LOGITS) + TEACHER_HIDDEN_KEYS
-
-    def __post_init__(self) -> None:
-        self.raw_modalities = tuple(m for m in ("audio", "text") if m in self.raw_modalities)
-        self.feature_modalities = tuple(m for m in ("audio", "text") if m in self.feature_modalities)
-        self.teacher_feature_modalities = tuple(m for m in ("audio", "text") if m in self.teacher_feature_modalities)
-        if not self.raw_modalities and not self.feature_modalities:
-            raise ValueError("MultiStillCollator needs raw_modalities and/or feature_modalities.")
-        if self.raw_modalities and self.processor is None:
-            raise ValueError("MultiStillCollator: raw_modalities need a processor.")
+    student: tuple[str, ...]
+    cached: tuple[str, ...] = ()
+    teacher: tuple[str, ...] = ()
+    teacher_cached: tuple[str, ...] = ()
+    teacher_logits: bool = False
+    online_teacher: bool = False
+    hidden_targets: tuple[str, ...] = ()
 
     @classmethod
-    def for_modalities(cls, processor: Any, modalities: Sequence[str], cached: bool) -> MultiStillCollator:
-        """Every modality of ``modalities`` from cached features (``cached``) or from raw inputs."""
-        return cls(processor, raw_modalities=() if cached else modalities, feature_modalities=modalities if cached else ())
+    def decide(cls, student_config: Any, teacher_config: Any | None = None, *, cache_features: bool = True,
+               alpha: float = 0.0, hidden_weight: float = 0.0, online_teacher: bool = False) -> FeaturePlan:
+        """The plan for a student (and its teacher): frozen encoders are cached when ``cache_features``;
+        with a teacher, ``alpha > 0`` distils its logits (a cached column, or ``online_teacher``) and
+        ``hidden_weight > 0`` its encoder outputs into the student's trainable encoders."""
+        student = _ordered(student_config.modalities)
+        cached = _ordered(frozen_modalities(student_config)) if cache_features else ()
+        cached = tuple(m for m in cached if m in student)
+        if teacher_config is None:
+            if alpha > 0 or hidden_weight > 0 or online_teacher:
+                raise ValueError("alpha > 0, hidden_weight > 0 and online_teacher need a teacher.")
+            return cls(student=student, cached=cached)
+        teacher = _ordered(teacher_config.modalities)
+        teacher_frozen = _ordered(frozen_modalities(teacher_config))
+        teacher_cached = teacher_frozen if cache_features else ()
+        hidden_targets: tuple[str, ...] = ()
+        if hidden_weight > 0:
+            trainable = [m for m in student if m not in frozen_modalities(student_config)]
+            hidden_targets = tuple(m for m in trainable if m in teacher)
+            if not hidden_targets:
+                raise ValueError("hidden_weight > 0: the student's encoders are frozen copies of the teacher's (or it "
+                                 "shares no modality with it), so there is nothing to match; use it with a student "
+                                 "whose encoders train, such as the light student.")
+            uncachable = [m for m in hidden_targets if m not in teacher_cached]
+            if uncachable and not online_teacher:
+                raise ValueError(f"hidden_weight > 0 needs the teacher's {uncachable} hidden states: its frozen "
+                                 "encoders' cached features (keep caching on) or an online teacher.")
+        online = online_teacher and (alpha > 0 or hidden_weight > 0)
+        if online_teacher and not online:
+            logger.info("online_teacher is ignored: with alpha = 0 and hidden_weight = 0 the teacher is not used.")
+        return cls(student=student, cached=cached, teacher=teacher, teacher_cached=teacher_cached,
+                   teacher_logits=alpha > 0 and not online, online_teacher=online, hidden_targets=hidden_targets)
 
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch: dict[str, torch.Tensor] = {}
-        if "audio" in self.feature_modalities:
-            batch["audio_hidden_states"], batch["audio_hidden_mask"] = _pad_sequences([r[AUDIO_FEATURES] for r in rows])
-        if "text" in self.feature_modalities:
-            batch["text_hidden_states"], batch["text_hidden_mask"] = _pad_sequences([r[TEXT_FEATURES] for r in rows])
-        # The teacher's cached hidden states, under keys the student does not read (hidden-state distillation;
-        # only the training split carries them).
-        if "audio" in self.teacher_feature_modalities and AUDIO_FEATURES in rows[0]:
-            batch["teacher_audio_hidden_states"], batch["teacher_audio_hidden_mask"] = _pad_sequences(
-                [r[AUDIO_FEATURES] for r in rows])
-        if "text" in self.teacher_feature_modalities and TEXT_FEATURES in rows[0]:
-            batch["teacher_text_hidden_states"], batch["teacher_text_hidden_mask"] = _pad_sequences(
-                [r[TEXT_FEATURES] for r in rows])
-        if self.raw_modalities:
-            inputs = self.processor(
-                audio=_audio_arrays([r["audio"] for r in rows]) if "audio" in self.raw_modalities else None,
-                sampling_rate=16000,
-                text=[r["text"] for r in rows] if "text" in self.raw_modalities else None,
-                modalities=list(self.raw_modalities),
-                return_tensors="pt",
-            )
-            batch.update({k: v for k, v in inputs.items() if k != "token_type_ids"})
-        if "emotion_votes" in rows[0]:
-            batch["labels"] = torch.as_tensor(np.stack([np.asarray(r["emotion_votes"]) for r in rows]), dtype=torch.float32)
-        if "emotion" in rows[0]:
-            batch["emotion"] = torch.tensor([int(r["emotion"]) for r in rows], dtype=torch.long)
-        if TEACHER_LOGITS in rows[0]:
-            batch[TEACHER_LOGITS] = torch.as_tensor(np.stack([np.asarray(r[TEACHER_LOGITS]) for r in rows]),
-                                                    dtype=torch.float32)
-        return batch
+    # ---- derived views
+    @property
+    def raw(self) -> tuple[str, ...]:
+        """Student modalities processed from raw audio/text in every step."""
+        return tuple(m for m in self.student if m not in self.cached)
 
-    def columns(self, dataset: Dataset | None = None) -> list[str]:
-        """The dataset columns this collator reads (decoding nothing else saves time), in ``dataset``."""
-        needed = ["id", "emotion_votes", "emotion", TEACHER_LOGITS]
-        features = set(self.feature_modalities) | set(self.teacher_feature_modalities)
-        needed += [AUDIO_FEATURES] * ("audio" in features)
-        needed += [TEXT_FEATURES] * ("text" in features)
-        needed += list(self.raw_modalities)
-        return [c for c in needed if dataset is None or c in dataset.column_names]
+    @property
+    def teacher_only(self) -> tuple[str, ...]:
+        """Online teacher: its modalities the student does not read (they travel as ``teacher_inputs``)."""
+        return tuple(m for m in self.teacher if m not in self.student) if self.online_teacher else ()
+
+    @property
+    def cached_targets(self) -> tuple[str, ...]:
+        """Hidden-state targets read from the teacher's cached features (offline)."""
+        return () if self.online_teacher else self.hidden_targets
+
+    def describe(self) -> list[str]:
+        """One line per split: what its batches carry."""
+        inputs = ", ".join([f"{m} (cached)" for m in self.cached] + [f"{m} (raw)" for m in self.raw])
+        train = [f"inputs {inputs}", "labels"]
+        if self.teacher_logits:
+            train.append("teacher_logits (cached column)")
+        if self.cached_targets:
+            train.append(f"teacher hidden states {list(self.cached_targets)} (cached)")
+        if self.online_teacher:
+            teacher_only = [f"{m} ({'cached' if m in self.teacher_cached else 'raw'})" for m in self.teacher_only]
+            train.append("online teacher" + (f" (+ its inputs {teacher_only})" if teacher_only else ""))
+        return [f"train: {', '.join(train)}", f"validation, test: inputs {inputs}, labels"]
+
+    # ---- preparation
+    def prepare(
+        self,
+        splits: DatasetDict,
+        student: torch.nn.Module,
+        processor: Any,
+        teacher: torch.nn.Module | None = None,
+        teacher_processor: Any | None = None,
+        *,
+        cache_dir: str | os.PathLike,
+        feature_dtype: str = "float32",
+        encoding_batch_size: int = 8,
+        teacher_batch_size: int = 16,
+        device: str | torch.device | None = None,
+        main_process_first: Callable[..., contextlib.AbstractContextManager] | None = None,
+    ) -> PreparedData:
+        """Encode what the caches lack, add the teacher's logits, reduce the splits, build the collator.
+
+        Encoders run on ``device`` (default: where the model is); the teacher goes back to the CPU
+        afterwards unless it runs online. ``main_process_first`` (``TrainingArguments.main_process_first``)
+        lets the main process fill the caches before the others read them.
+        """
+        if (self.teacher or self.teacher_logits) and (teacher is None or teacher_processor is None):
+            raise ValueError("This plan distils from a teacher: pass teacher= and teacher_processor=.")
+        start = time.perf_counter()
+        first = main_process_first or (lambda desc: contextlib.nullcontext())
+        encoded: dict[str, int] = {}
+        keys: dict[tuple[str, str], list[str]] = {}
+
+        def split_keys(name: str, modality: str) -> list[str]:
+            if (name, modality) not in keys:
+                keys[name, modality] = content_keys(splits[name], modality)
+            return keys[name, modality]
+
+        def fill(cache: EncoderFeatureCache, names: Sequence[str], who: str) -> FeatureTable:
+            table = cache.table()
+            for name in names:
+                table, count = cache.encode(splits[name], split_keys(name, cache.modality),
+                                            f"Encoding {name} {cache.modality} ({who} encoder)")
+                encoded[f"{who}/{cache.modality}/{name}"] = count
+            logger.info("%s features of the %s encoder (%s): %d utterances cached in %s", cache.modality, who,
+                        "+".join(names), len(table), cache.folder)
+            return table
+
+        teacher_needs = set(self.cached_targets) | set(self.teacher_only) | (
+            set(self.teacher) if self.teacher_logits else set())
+        teacher_cached = [m for m in self.teacher_cached if m in teacher_needs]
+        with first(desc="caching encoder features"):
+            if device is not None and (self.cached or teacher_cached or self.teacher_logits):
+                student.to(device)
+                if teacher is not None:
+                    teacher.to(device)
+            tables = {m: fill(EncoderFeatureCache(cache_dir, student, processor, m, feature_dtype, encoding_batch_size),
+                              list(splits), "student") for m in self.cached}
+            teacher_tables = {m: fill(EncoderFeatureCache(cache_dir, teacher, teacher_processor, m, feature_dtype,
+                                                          encoding_batch_size), ["train"], "teacher")
+                              for m in teacher_cached}
+            logits = None
+            if self.teacher_logits:
+                logits = self._teacher_logits(splits["train"], teacher, teacher_processor, teacher_tables,
+                                              split_keys, teacher_batch_size)
+        if teacher is not None and not self.online_teacher:
+            teacher.to("cpu")
+        prepared = DatasetDict({name: self._reduce(name, split, split_keys, logits) for name, split in splits.items()})
+        collator = MultiStillCollator(
+            processor=processor,
+            raw_modalities=self.raw,
+            features=tables,
+            targets={m: teacher_tables[m] for m in self.cached_targets},
+            teacher_features={m: teacher_tables[m] for m in self.teacher_only if m in teacher_tables},
+            teacher_processor=teacher_processor if self._teacher_raw else None,
+            teacher_raw_modalities=self._teacher_raw,
+        )
+        return PreparedData(prepared, collator, encoded, time.perf_counter() - start)
+
+    @property
+    def _teacher_raw(self) -> tuple[str, ...]:
+        return tuple(m for m in self.teacher_only if m not in self.teacher_cached)
+
+    def _teacher_logits(self, train: Dataset, teacher: torch.nn.Module, teacher_processor: Any,
+                        tables: Mapping[str, FeatureTable], split_keys: Callable[[str, str], list[str]],
+                        batch_size: int) -> np.ndarray:
+        """The teacher's logits for every training row, cached under the content the teacher sees."""
+        cached = [m for m in self.teacher if m in tables]
+        raw = [m for m in self.teacher if m not in tables]
+        rows = train.select_columns(["id", *raw])
+        for modality in cached:
+            rows = rows.add_column(feature_key_column(modality), split_keys("train", modality))
+        collator = MultiStillCollator(teacher_processor, raw_modalities=tuple(raw), features=dict(tables))
+        fingerprint = _fingerprint("teacher-logits-v2", module_fingerprint(teacher), rows.column_names,
+                                   {m: processor_fingerprint(teacher_processor, m) for m in self.teacher},
+                                   {m: split_keys("train", m) for m in self.teacher})
+        with_logits = add_teacher_logits(rows, teacher, collator, batch_size=batch_size, fingerprint=fingerprint,
+                                         desc="Teacher logits (train)")
+        return np.asarray(with_logits.with_format("numpy")[TEACHER_LOGITS], dtype=np.float32)
+
+    def _reduce(self, name: str, split: Dataset, split_keys: Callable[[str, str], list[str]],
+                logits: np.ndarray | None) -> Dataset:
+        """``split`` with only the columns its batches need (raw audio is not decoded for nothing)."""
+        columns = ["id", "emotion", "emotion_votes", *self.raw]
+        teacher_raw = self._teacher_raw if name == "train" else ()
+        reduced = split.select_columns(columns + [m for m in teacher_raw if m not in columns])
+        for modality in teacher_raw:
+            if modality in columns:
+                raise ValueError(f"{modality} is both a student and a teacher-only input.")
+            reduced = reduced.rename_column(modality, f"teacher_{modality}")
+        added: list[tuple[str, Any]] = [(feature_key_column(m), split_keys(name, m)) for m in self.cached]
+        if name == "train":
+            added += [(feature_key_column(m, "target"), split_keys(name, m)) for m in self.cached_targets]
+            added += [(feature_key_column(m, "teacher"), split_keys(name, m))
+                      for m in self.teacher_only if m in self.teacher_cached]
+            if logits is not None:
+                added.append((TEACHER_LOGITS, list(logits)))
+        for column, values in added:
+            feature = SequenceFeature(Value("float32"), length=len(EMOTIONS)) if column == TEACHER_LOGITS else None
+            reduced = reduced.add_column(column, values, feature=feature)
+        numeric = [c for c in ("emotion_votes", TEACHER_LOGITS) if c in reduced.column_names]
+        return reduced.with_format("numpy", columns=numeric, output_all_columns=True)
 
 
 # --------------------------------------------------------------------------------------------
-# The distillation Trainer
+# Losses and the trainer
 # --------------------------------------------------------------------------------------------
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton's ``T^2 * KL(softmax(teacher/T) || softmax(student/T))`` (batch mean)."""
+    return F.kl_div(
+        F.log_softmax(student_logits / temperature, dim=-1),
+        F.softmax(teacher_logits / temperature, dim=-1),
+        reduction="batchmean",
+    ) * temperature**2
 
 
 def distillation_loss(
@@ -303,11 +662,7 @@ def distillation_loss(
     ``(loss, kd_term, ce_term)`` (the unweighted terms, for logging).
     """
     ce = F.cross_entropy(student_logits, targets)
-    kd = F.kl_div(
-        F.log_softmax(student_logits / temperature, dim=-1),
-        F.softmax(teacher_logits / temperature, dim=-1),
-        reduction="batchmean",
-    ) * temperature**2
+    kd = kd_loss(student_logits, teacher_logits, temperature)
     return alpha * kd + (1 - alpha) * ce, kd, ce
 
 
@@ -333,32 +688,54 @@ def hidden_state_loss(student: torch.Tensor, student_mask: torch.Tensor, teacher
     return torch.stack(losses).mean() if losses else student.sum() * 0.0
 
 
-class DistillationTrainer(Trainer):
-    """A :class:`~transformers.Trainer` that distils a teacher into the model being trained.
+@dataclass(frozen=True)
+class DistillationSettings:
+    """``alpha`` weighs the KD term against the soft-label CE, ``temperature`` softens both distributions,
+    ``hidden_weight`` adds the hidden-state MSE (0: off)."""
 
-    The teacher's logits come from the batch (``teacher_logits``, the paper's cached column) or,
-    when ``teacher`` is given, from running it on the same inputs in every step (online; needed
-    when inputs are augmented). With ``alpha=0`` (or no teacher at all) it is the plain soft-label
-    cross-entropy of the model itself. ``loss_kd`` and ``loss_ce`` are logged next to ``loss``.
+    alpha: float = 0.5
+    temperature: float = 2.0
+    hidden_weight: float = 0.0
 
-    ``hidden_weight`` > 0 adds ``hidden_weight * MSE(student encoder outputs, teacher encoder outputs)``
-    (logged as ``loss_hidden``): a student with its own encoders (the light student) learns to reproduce
-    the teacher's audio and text hidden states, taken from the batch (``teacher_*_hidden_states``, cached)
-    or from the online teacher.
+    def __post_init__(self) -> None:
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}.")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}.")
+        if not self.hidden_weight >= 0:
+            raise ValueError(f"hidden_weight must be >= 0, got {self.hidden_weight}.")
+
+
+class MultiStillTrainer(Trainer):
+    """The :class:`~transformers.Trainer` of ``train.py`` and ``distill.py``.
+
+    The model gets only its inputs (:func:`model_inputs`); ``emotion`` feeds the metrics. Without
+    ``distillation`` the loss is the model's own (soft-label cross-entropy against the votes). With it,
+    training steps use ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE`` with the teacher's
+    logits from the batch (``teacher_logits``, offline) or from ``teacher`` run on the batch (online),
+    plus ``hidden_weight * MSE`` between the student's encoder outputs and the teacher's
+    (``target_*_hidden_states``, or the online teacher's). Evaluation always reports the plain CE, so
+    runs compare. ``loss_kd``, ``loss_ce`` and ``loss_hidden`` are logged beside ``loss``.
     """
 
-    def __init__(self, *args, alpha: float = 0.5, temperature: float = 2.0, teacher: torch.nn.Module | None = None,
-                 hidden_weight: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        if hidden_weight < 0:
-            raise ValueError(f"hidden_weight must be >= 0, got {hidden_weight}.")
-        self.hidden_weight = hidden_weight
-        if not 0 <= alpha <= 1:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
-        self.alpha = alpha
-        self.temperature = temperature
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        args: TrainingArguments,
+        train_dataset: Dataset | None = None,
+        eval_dataset: Dataset | None = None,
+        data_collator: MultiStillCollator | None = None,
+        processing_class: Any | None = None,
+        compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None = None,
+        distillation: DistillationSettings | None = None,
+        teacher: torch.nn.Module | None = None,
+    ):
+        super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         data_collator=data_collator, processing_class=processing_class,
+                         compute_metrics=compute_metrics)
+        if teacher is not None and distillation is None:
+            raise ValueError("A teacher needs distillation settings (DistillationSettings).")
+        self.distillation = distillation
         self.teacher = teacher
         if teacher is not None:
             self.teacher = teacher.to(self.args.device).eval()
@@ -367,54 +744,54 @@ class DistillationTrainer(Trainer):
         self._loss_terms: dict[str, list[torch.Tensor]] = {"loss_kd": [], "loss_ce": [], "loss_hidden": []}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = dict(inputs)
-        targets = inputs.pop("labels")
-        inputs.pop("emotion", None)
-        teacher_logits = inputs.pop(TEACHER_LOGITS, None)
-        teacher_hidden = {key: inputs.pop(key) for key in TEACHER_HIDDEN_KEYS if key in inputs}
-        match_hidden = model.training and self.hidden_weight > 0
-        outputs = model(**inputs, output_hidden_states=True) if match_hidden else model(**inputs)
-        logits = outputs.logits
+        student_inputs = model_inputs(inputs)
+        settings = self.distillation
+        if settings is None or not model.training:
+            outputs = model(**student_inputs)
+            return (outputs.loss, outputs) if return_outputs else outputs.loss
+        match_hidden = settings.hidden_weight > 0
+        outputs = model(**student_inputs, output_hidden_states=True) if match_hidden else model(**student_inputs)
+        loss = ce = outputs.loss
         teacher_outputs = None
-        if model.training and self.teacher is not None and (
-            (self.alpha > 0 and teacher_logits is None) or (match_hidden and not teacher_hidden)
-        ):
+        if self.teacher is not None:
             with torch.no_grad():
-                teacher_outputs = self.teacher(**inputs, output_hidden_states=match_hidden)
-        if not model.training or self.alpha == 0:
-            # Evaluation (and the alpha = 0 ablation): the plain soft-label loss, comparable across runs.
-            loss = ce = F.cross_entropy(logits, targets)
-        else:
+                teacher_outputs = self.teacher(**self._teacher_inputs(student_inputs, inputs),
+                                               output_hidden_states=match_hidden)
+        if settings.alpha > 0:
+            teacher_logits = inputs.get(TEACHER_LOGITS)
             if teacher_logits is None:
                 if teacher_outputs is None:
-                    raise ValueError(
-                        "alpha > 0 needs teacher logits: add the column with add_teacher_logits() or pass "
-                        "teacher= (online teacher)."
-                    )
+                    raise ValueError("alpha > 0 needs teacher logits: a teacher_logits column (FeaturePlan with "
+                                     "teacher_logits) or an online teacher (teacher=).")
                 teacher_logits = teacher_outputs.logits
-            loss, kd, ce = distillation_loss(logits, teacher_logits.to(logits.dtype), targets, self.alpha,
-                                             self.temperature)
+            kd = kd_loss(outputs.logits, teacher_logits.to(outputs.logits.dtype), settings.temperature)
+            loss = settings.alpha * kd + (1 - settings.alpha) * ce
             self._loss_terms["loss_kd"].append(kd.detach())
         if match_hidden:
-            hidden = self._hidden_term(outputs, teacher_hidden, teacher_outputs)
-            loss = loss + self.hidden_weight * hidden
+            hidden = self._hidden_term(outputs, inputs, teacher_outputs)
+            loss = loss + settings.hidden_weight * hidden
             self._loss_terms["loss_hidden"].append(hidden.detach())
-        if model.training:
-            self._loss_terms["loss_ce"].append(ce.detach())
+        self._loss_terms["loss_ce"].append(ce.detach())
         outputs["loss"] = loss
         return (loss, outputs) if return_outputs else loss
 
+    def _teacher_inputs(self, student_inputs: Mapping[str, Any], batch: Mapping[str, Any]) -> dict[str, Any]:
+        """The online teacher reads the student's inputs of its modalities, plus ``teacher_inputs``."""
+        modalities = self.teacher.config.modalities
+        shared = {k: v for k, v in student_inputs.items() if k != "labels" and input_modality(k) in modalities}
+        return {**shared, **batch.get(TEACHER_INPUTS, {})}
+
     @staticmethod
-    def _hidden_term(outputs, cached: dict[str, torch.Tensor], teacher_outputs) -> torch.Tensor:
+    def _hidden_term(outputs, batch: Mapping[str, Any], teacher_outputs) -> torch.Tensor:
         """MSE between the student's and the teacher's encoder outputs, averaged over the modalities."""
         terms = []
-        for modality in ("audio", "text"):
+        for modality in MODALITIES:
             student = getattr(outputs, f"{modality}_hidden_states", None)
             if student is None:
                 continue
-            if f"teacher_{modality}_hidden_states" in cached:
-                teacher = cached[f"teacher_{modality}_hidden_states"]
-                teacher_mask = cached[f"teacher_{modality}_hidden_mask"]
+            if f"target_{modality}_hidden_states" in batch:
+                teacher = batch[f"target_{modality}_hidden_states"]
+                teacher_mask = batch[f"target_{modality}_hidden_mask"]
             elif teacher_outputs is not None and getattr(teacher_outputs, f"{modality}_hidden_states", None) is not None:
                 teacher = getattr(teacher_outputs, f"{modality}_hidden_states")
                 teacher_mask = getattr(teacher_outputs, f"{modality}_hidden_mask")
@@ -424,10 +801,8 @@ class DistillationTrainer(Trainer):
             terms.append(hidden_state_loss(student, student_mask, teacher.to(student.device),
                                            teacher_mask.to(student.device)))
         if not terms:
-            raise ValueError(
-                "hidden_weight > 0 needs the teacher's hidden states: cached teacher features in the batch "
-                "(MultiStillCollator(teacher_feature_modalities=...)) or an online teacher."
-            )
+            raise ValueError("hidden_weight > 0 needs the teacher's hidden states: cached targets in the batch "
+                             "(FeaturePlan with hidden_targets) or an online teacher.")
         return torch.stack(terms).mean()
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
@@ -544,19 +919,32 @@ def write_json(data: Any, path: str | Path) -> Path:
 
 
 __all__ = [
-    "AUDIO_FEATURES",
-    "TEACHER_HIDDEN_KEYS",
+    "FEATURE_FORMAT",
+    "NON_MODEL_KEYS",
+    "TARGET_KEYS",
+    "TEACHER_INPUTS",
     "TEACHER_LOGITS",
-    "TEXT_FEATURES",
-    "DistillationTrainer",
+    "DistillationSettings",
+    "EncoderFeatureCache",
+    "FeaturePlan",
+    "FeatureTable",
     "MultiStillCollator",
-    "add_encoder_features",
+    "MultiStillTrainer",
+    "PreparedData",
     "add_teacher_logits",
     "build_compute_metrics",
+    "content_keys",
     "distillation_loss",
     "evaluate_predictions",
+    "feature_key_column",
+    "frozen_modalities",
     "hidden_state_loss",
+    "input_modality",
+    "kd_loss",
+    "model_inputs",
     "module_fingerprint",
+    "processor_fingerprint",
+    "processor_inputs",
     "save_confusion_matrix",
     "save_training_curves",
     "write_json",

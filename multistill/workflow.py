@@ -1,17 +1,18 @@
-"""The steps ``train.py`` and ``distill.py`` share: data, backbones, caching, reports.
+"""The steps ``train.py`` and ``distill.py`` share: logging and threads, data and splits, the model,
+features and trainer, and the reports of a finished run.
 
-Each function is one numbered step of the scripts' ``main()``; keeping them here means the two
-scripts differ only in what they train and how (plain loss vs distillation).
+Each function is one numbered step of the scripts' ``main()``; the two scripts differ only in what
+they train (a model from encoders, or a student of a teacher) and in the distillation settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import platform
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,15 @@ from datasets import DatasetDict
 from transformers import Trainer, TrainingArguments
 
 from .annotations import EMOTIONS
-from .arguments import DataArguments, ModelArguments
+from .arguments import TINY, DataArguments, ModelArguments, UsageError
 from .data import DEFAULT_CACHE, load_kemdy
-from .splits import balance, class_distribution, make_splits
+from .splits import balance, check_training_labels, class_distribution, make_splits, split_groups, split_ids
 from .training import (
-    MultiStillCollator,
-    add_encoder_features,
+    DistillationSettings,
+    FeaturePlan,
+    MultiStillTrainer,
+    PreparedData,
+    build_compute_metrics,
     evaluate_predictions,
     save_confusion_matrix,
     save_training_curves,
@@ -35,9 +39,12 @@ from .training import (
 
 logger = logging.getLogger(__name__)
 
+DATA_SPLITS_FILE = "data_splits.json"
+RUN_INFO_FILE = "run_info.json"
+
 
 def setup_logging(training_args: TrainingArguments) -> None:
-    """INFO on the main process, WARNING elsewhere (HF example-script convention)."""
+    """INFO on the main process, WARNING elsewhere (HF example-script convention); ``--threads``."""
     # Our own messages: INFO on the main process; transformers/datasets: --log_level (default warning).
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
@@ -51,15 +58,18 @@ def setup_logging(training_args: TrainingArguments) -> None:
         library_level = logging.WARNING
     datasets.utils.logging.set_verbosity(library_level)
     transformers.utils.logging.set_verbosity(library_level)
+    threads = getattr(training_args, "threads", None)
+    if threads:
+        torch.set_num_threads(threads)
     logger.warning(
-        "Process rank: %s, world size: %s, device: %s, distributed: %s",
+        "Process rank: %s, world size: %s, device: %s, distributed: %s, torch threads: %d",
         training_args.process_index, training_args.world_size, training_args.device,
-        training_args.parallel_mode.value,
+        training_args.parallel_mode.value, torch.get_num_threads(),
     )
 
 
 def cache_root(data_args: DataArguments) -> Path:
-    """Where Arrow caches, the synthetic corpus and tiny backbones live."""
+    """Where Arrow caches, encoder features, the synthetic corpus and tiny backbones live."""
     return Path(data_args.data_cache_dir or os.environ.get("MULTISTILL_CACHE", DEFAULT_CACHE))
 
 
@@ -92,32 +102,48 @@ def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
     if str(value).lower() in ("latest", "last", "true"):
         found = latest_complete_checkpoint(training_args.output_dir)
         if found is None:
-            raise ValueError(
+            raise UsageError(
                 f"--resume_from_checkpoint {value}: no complete checkpoint-* folder in {training_args.output_dir}."
             )
         logger.info("Resuming from %s", found)
         return found
     if not os.path.isfile(os.path.join(value, "trainer_state.json")):
-        raise ValueError(f"--resume_from_checkpoint: {value} is not a checkpoint folder (no trainer_state.json).")
+        raise UsageError(f"--resume_from_checkpoint: {value} is not a checkpoint folder (no trainer_state.json).")
     return str(value)
 
 
-def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -> tuple[DatasetDict, dict[str, Any]]:
-    """Load the corpus, split it (session or random), balance the training split.
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
 
-    Returns the splits and a report (sizes, sessions, class distributions) for ``metrics.json``.
+
+def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -> tuple[DatasetDict, dict[str, Any]]:
+    """Load the corpus, choose its transcript column, split it, balance the training split.
+
+    Returns the splits and a report (sizes, sessions, dialogues, class distributions) for ``metrics.json``.
+    A split choice the data cannot satisfy (too few sessions, a one-emotion training split...) raises
+    :class:`UsageError`.
     """
     with training_args.main_process_first(desc="building the KEMDy Arrow cache"):
         dataset = load_kemdy(
             data_args.corpus, data_args.data_dir, data_args.sessions, cache_dir=cache_root(data_args),
             synthetic_size=(data_args.synthetic_sessions, data_args.synthetic_utterances),
         )
-    split_kwargs: dict[str, Any] = {}
-    if data_args.split == "session":
-        split_kwargs = {"test_sessions": data_args.test_sessions, "validation_sessions": data_args.validation_sessions}
-    elif data_args.test_sessions or data_args.validation_sessions:
-        raise ValueError("--test_sessions/--validation_sessions only apply to --split session.")
-    splits = make_splits(dataset, data_args.split, **split_kwargs)
+    if data_args.text_column != "text":
+        if data_args.text_column not in dataset.column_names:
+            raise UsageError(f"--text_column {data_args.text_column}: the dataset has no such column (it has "
+                             f"{dataset.column_names}).")
+        dataset = dataset.remove_columns("text").rename_column(data_args.text_column, "text")
+    try:
+        splits = make_splits(
+            dataset, data_args.split, test_sessions=data_args.test_sessions,
+            validation_sessions=data_args.validation_sessions, test_fraction=data_args.test_fraction,
+            validation_fraction=data_args.validation_fraction, validation_from=data_args.validation_from,
+            seed=data_args.split_seed,
+        )
+        check_training_labels(splits["train"])
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     report: dict[str, Any] = {"corpus": data_args.corpus, "split": data_args.split}
     if data_args.balance_max_fraction:
         splits["train"], report["balancing"] = balance(
@@ -125,14 +151,90 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
         )
     if data_args.max_train_samples is not None:
         splits["train"] = splits["train"].select(range(min(data_args.max_train_samples, len(splits["train"]))))
+    try:
+        check_training_labels(splits["train"], where="The training split (after balancing and --max_train_samples)")
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    groups = split_groups(splits)
     for name, split in splits.items():
-        report[name] = {
-            "examples": len(split),
-            "sessions": sorted({f"{c}:{s:02d}" for c, s in zip(split["corpus"], split["session"], strict=True)}),
-            "emotions": class_distribution(split),
-        }
-        logger.info("%s: %d utterances from sessions %s", name, len(split), report[name]["sessions"])
+        report[name] = {"examples": len(split), **groups[name], "emotions": class_distribution(split)}
+        logger.info("%s: %d utterances from sessions %s, %d dialogues", name, len(split), groups[name]["sessions"],
+                    len(groups[name]["dialogues"]))
     return splits, report
+
+
+def data_info(data_args: DataArguments, splits: DatasetDict) -> dict[str, Any]:
+    """What run_info.json records about the data: enough to rebuild the corpus, every split parameter,
+    and the sessions and dialogues each held-out split got (``held_out``)."""
+    groups = split_groups(splits)
+    return {
+        "corpus": data_args.corpus, "data_dir": data_args.data_dir, "sessions": data_args.sessions,
+        "data_cache_dir": str(cache_root(data_args)),
+        "synthetic_size": [data_args.synthetic_sessions, data_args.synthetic_utterances],
+        "text_column": data_args.text_column, "split": data_args.split, "split_seed": data_args.split_seed,
+        "test_sessions": data_args.test_sessions, "validation_sessions": data_args.validation_sessions,
+        "validation_from": data_args.validation_from, "test_fraction": data_args.test_fraction,
+        "validation_fraction": data_args.validation_fraction, "balance_max_fraction": data_args.balance_max_fraction,
+        "held_out": {name: groups[name] for name in ("test", "validation")},
+    }
+
+
+def _split_differences(teacher: dict[str, Any], ours: dict[str, Any], teacher_ids: dict[str, list[str]],
+                       our_ids: dict[str, list[str]]) -> list[str]:
+    differences = []
+    for key in ("corpus", "sessions", "split", "split_seed", "validation_from", "test_fraction", "validation_fraction",
+                "synthetic_size"):
+        if teacher.get(key) != ours.get(key):
+            differences.append(f"--{key}: the teacher's run used {teacher.get(key)!r}, this run {ours.get(key)!r}")
+    for name in ("test", "validation"):
+        for unit in ("sessions", "dialogues"):
+            theirs = (teacher.get("held_out") or {}).get(name, {}).get(unit)
+            mine = ours["held_out"][name][unit]
+            if theirs is not None and theirs != mine:
+                differences.append(f"{name} {unit}: the teacher's run held out {theirs}, this run {mine}")
+        only_teacher = set(teacher_ids.get(name, [])) - set(our_ids[name])
+        only_ours = set(our_ids[name]) - set(teacher_ids.get(name, []))
+        if only_teacher or only_ours:
+            differences.append(f"{name} utterances: {len(only_teacher)} only in the teacher's {name} split, "
+                               f"{len(only_ours)} only in this run's (e.g. {sorted(only_teacher | only_ours)[:3]})")
+    leaked = set(teacher_ids.get("train", [])) & (set(our_ids["test"]) | set(our_ids["validation"]))
+    if leaked:
+        differences.append(f"the teacher trained on {len(leaked)} utterances this run validates or tests on")
+    return differences
+
+
+def check_teacher_split(teacher_model: str, data_args: DataArguments, splits: DatasetDict,
+                        allow_mismatch: bool = False) -> dict[str, Any]:
+    """Refuse a teacher whose run split the data otherwise (its logits may come from our test data).
+
+    Compares the teacher's ``run_info.json`` (split parameters, held-out sessions and dialogues) and
+    ``data_splits.json`` (utterance ids) with this run's. Returns the teacher's run info. With
+    ``allow_mismatch`` a difference (or a teacher without these files) is a warning instead of a
+    :class:`UsageError`.
+    """
+    folder = Path(teacher_model)
+    files = [folder / RUN_INFO_FILE, folder / DATA_SPLITS_FILE]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        problems = [f"its split cannot be checked: {teacher_model} has no {' or '.join(missing)} (a Hub id, or a "
+                    "model not trained by train.py)"]
+        info: dict[str, Any] = json.loads(files[0].read_text(encoding="utf-8")) if files[0].is_file() else {}
+    else:
+        info = json.loads(files[0].read_text(encoding="utf-8"))
+        teacher_ids = json.loads(files[1].read_text(encoding="utf-8"))
+        problems = _split_differences(info, data_info(data_args, splits), teacher_ids, split_ids(splits))
+    if problems:
+        message = "The teacher does not match this run's split: " + "; ".join(problems) + "."
+        if not allow_mismatch:
+            raise UsageError(message + " Use the teacher's split arguments, or pass --allow_split_mismatch to "
+                             "distil from it anyway.")
+        logger.warning("%s Continuing (--allow_split_mismatch).", message)
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
 
 
 def tiny_encoder_folders(train_texts: list[str], data_args: DataArguments, training_args: TrainingArguments,
@@ -151,73 +253,51 @@ def tiny_encoder_folders(train_texts: list[str], data_args: DataArguments, train
     return {"audio": str(root / "audio"), "text": str(root / "text")}
 
 
-def build_model(model_args: ModelArguments, splits: DatasetDict, data_args: DataArguments,
-                training_args: TrainingArguments):
-    """``(model, processor)`` of ``--preset`` around pretrained or tiny encoders."""
+def freeze_overrides(model_args: ModelArguments) -> dict[str, bool]:
+    """Config overrides for ``--freeze_audio_encoder``/``--freeze_text_encoder``.
+
+    Configs with per-modality fields take them as they are; a config with only ``freeze_encoders``
+    takes the two flags when they agree, and refuses otherwise.
+    """
+    from .configuration_multistill import MultiStillConfig
+
+    requested = {name: value for name, value in (("freeze_audio_encoder", model_args.freeze_audio_encoder),
+                                                 ("freeze_text_encoder", model_args.freeze_text_encoder))
+                 if value is not None}
+    if not requested:
+        return {}
+    if "freeze_audio_encoder" in {f.name for f in dataclasses.fields(MultiStillConfig)}:
+        return requested
+    if len(requested) == 2 and len(set(requested.values())) == 1:
+        return {"freeze_encoders": next(iter(requested.values()))}
+    raise UsageError("--freeze_audio_encoder/--freeze_text_encoder: this version of MultiStillConfig freezes both "
+                     "encoders together; give both flags with the same value.")
+
+
+def build_model(model_args: ModelArguments, train_texts: list[str], data_args: DataArguments,
+                training_args: TrainingArguments) -> tuple[torch.nn.Module, Any, dict[str, str]]:
+    """``(model, processor, encoders)`` of ``--preset`` around the chosen encoders.
+
+    ``encoders`` maps each modality to what was loaded: a tiny folder built from ``train_texts`` (tokenizer
+    vocabulary), a folder or a Hub id. The fusion head is initialised with ``--seed``.
+    """
     from .modeling_multistill import MultiStillForEmotionClassification
-    from .offline import tiny_backbones
+    from .offline import TINY_FUSION
     from .processing_multistill import MultiStillProcessor
 
-    if model_args.backbones == "tiny":
-        folders = tiny_encoder_folders(list(splits["train"]["text"]), data_args, training_args)
-        model, processor = tiny_backbones(encoders=folders, preset=model_args.preset, seed=training_args.seed)
-        model.train()
-        return model, processor
-    if model_args.backbones != "pretrained":
-        raise ValueError(f"--backbones must be 'tiny' or 'pretrained', got {model_args.backbones!r}.")
+    encoders = model_args.encoders()
+    if TINY in encoders.values():
+        folders = tiny_encoder_folders(train_texts, data_args, training_args)
+        encoders = {m: folders[m] if value == TINY else value for m, value in encoders.items()}
+    local = all(Path(value).is_dir() for value in encoders.values())
+    overrides: dict[str, Any] = {**(TINY_FUSION if model_args.tiny_fusion() else {}), **freeze_overrides(model_args)}
+    torch.manual_seed(training_args.seed)
     model = MultiStillForEmotionClassification.from_encoders(
-        model_args.audio_encoder, model_args.text_encoder, preset=model_args.preset
+        encoders["audio"], encoders["text"], preset=model_args.preset, local_files_only=local, **overrides
     )
-    processor = MultiStillProcessor.from_encoders(model_args.audio_encoder, model_args.text_encoder, config=model.config)
-    return model, processor
-
-
-def cache_features(splits: DatasetDict, encoder_model, processor, modalities_per_split: dict[str, list[str]],
-                   model_args: ModelArguments, training_args: TrainingArguments) -> tuple[DatasetDict, float]:
-    """Run the frozen encoders once per split (cached on disk); returns the splits and the seconds spent."""
-    start = time.perf_counter()
-    with training_args.main_process_first(desc="caching encoder features"):
-        for name, modalities in modalities_per_split.items():
-            if modalities:
-                splits[name] = add_encoder_features(
-                    splits[name], encoder_model, processor, modalities=modalities,
-                    batch_size=model_args.encoding_batch_size, feature_dtype=model_args.feature_dtype,
-                    desc=f"Encoding {name} ({'+'.join(modalities)})",
-                )
-    return splits, time.perf_counter() - start
-
-
-def keep_columns(splits: DatasetDict, collator: MultiStillCollator) -> DatasetDict:
-    """Drop the columns the collator does not read (raw audio is not decoded for nothing), and read
-    cached features, votes and teacher logits as NumPy arrays (20x faster than nested Python lists)."""
-    from .training import AUDIO_FEATURES, TEACHER_LOGITS, TEXT_FEATURES
-
-    numeric = (AUDIO_FEATURES, TEXT_FEATURES, TEACHER_LOGITS, "emotion_votes")
-    kept = {}
-    for name, split in splits.items():
-        split = split.select_columns(collator.columns(split))
-        columns = [c for c in numeric if c in split.column_names]
-        kept[name] = split.with_format("numpy", columns=columns, output_all_columns=True)
-    return DatasetDict(kept)
-
-
-def data_info(data_args: DataArguments) -> dict[str, Any]:
-    """What run_info.json records about the data, so a run's test split can be rebuilt later."""
-    return {"corpus": data_args.corpus, "split": data_args.split, "data_dir": data_args.data_dir,
-            "sessions": data_args.sessions, "test_sessions": data_args.test_sessions,
-            "validation_sessions": data_args.validation_sessions, "data_cache_dir": str(cache_root(data_args)),
-            "synthetic_size": [data_args.synthetic_sessions, data_args.synthetic_utterances]}
-
-
-def trainer_inputs(training_args: TrainingArguments, splits: DatasetDict, collator: MultiStillCollator, processor,
-                   modalities: list[str]) -> dict[str, Any]:
-    """The Trainer arguments train.py and distill.py share (train on ``train``, select on ``validation``)."""
-    from .training import build_compute_metrics
-
-    if training_args.ddp_find_unused_parameters is None:  # only the unused modality's projection (paper layout)
-        training_args.ddp_find_unused_parameters = len(modalities) == 1
-    return {"args": training_args, "train_dataset": splits["train"], "eval_dataset": splits["validation"],
-            "data_collator": collator, "processing_class": processor, "compute_metrics": build_compute_metrics()}
+    processor = MultiStillProcessor.from_encoders(encoders["audio"], encoders["text"], config=model.config,
+                                                  **({"local_files_only": True} if local else {}))
+    return model, processor, encoders
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
@@ -228,9 +308,48 @@ def count_parameters(model: torch.nn.Module) -> dict[str, int]:
     }
 
 
+# --------------------------------------------------------------------------------------------
+# Features and trainer
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_features(plan: FeaturePlan, splits: DatasetDict, model: torch.nn.Module, processor: Any,
+                     model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+                     teacher: torch.nn.Module | None = None, teacher_processor: Any | None = None) -> PreparedData:
+    """Log the plan, then :meth:`FeaturePlan.prepare` with the run's cache folder, batch sizes and device."""
+    for line in plan.describe():
+        logger.info("Batches of %s", line)
+    data = plan.prepare(
+        splits, model, processor, teacher, teacher_processor, cache_dir=cache_root(data_args) / "encoder_features",
+        feature_dtype=model_args.feature_dtype, encoding_batch_size=model_args.encoding_batch_size,
+        teacher_batch_size=training_args.per_device_eval_batch_size, device=training_args.device,
+        main_process_first=training_args.main_process_first,
+    )
+    logger.info("Features ready in %.1f s (utterances encoded: %s)", data.seconds,
+                {k: v for k, v in data.encoded.items() if v} or "none")
+    return data
+
+
+def make_trainer(model: torch.nn.Module, processor: Any, data: PreparedData, training_args: TrainingArguments,
+                 distillation: DistillationSettings | None = None,
+                 teacher: torch.nn.Module | None = None) -> MultiStillTrainer:
+    """The trainer of both scripts: trains on ``train``, picks the best checkpoint on ``validation``."""
+    return MultiStillTrainer(
+        model=model, args=training_args, train_dataset=data.splits["train"], eval_dataset=data.splits["validation"],
+        data_collator=data.collator, processing_class=processor, compute_metrics=build_compute_metrics(),
+        distillation=distillation, teacher=teacher,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------------------------
+
+
 def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[str, Any],
                data_report: dict[str, Any], train_result: Any | None) -> dict[str, Any]:
-    """Evaluate the best model on the test split; save model, processor, metrics JSON and plots."""
+    """Evaluate the best model on the test split; save model, processor, metrics JSON, plots,
+    ``run_info.json`` and ``data_splits.json`` (``{"train": [ids], "validation": [ids], "test": [ids]}``)."""
     args = trainer.args
     output_dir = Path(args.output_dir)
     metrics: dict[str, Any] = {}
@@ -264,34 +383,43 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
         for i, r, p, row in zip(splits["test"]["id"], references, logits.argmax(-1), logits, strict=True)
     ]
     write_json(predictions, output_dir / "test_predictions.json")
+    # The exact rows of each split, for baselines and for distill.py's check of a teacher's split.
+    write_json(split_ids(splits), output_dir / DATA_SPLITS_FILE)
     info = dict(run_info)
     info.update(
         parameters=count_parameters(trainer.model),
         environment={"torch": torch.__version__, "python": platform.python_version(), "device": str(args.device),
                      "world_size": args.world_size},
     )
-    write_json(info, output_dir / "run_info.json")
+    write_json(info, output_dir / RUN_INFO_FILE)
     write_json({"test": full, "data": data_report, "train": metrics, "run": info}, output_dir / "metrics.json")
     logger.info(
         "Test (%d utterances): accuracy %.4f, UA %.4f, macro-F1 %.4f, weighted F1 %.4f -> %s",
         len(references), full["accuracy"], full["unweighted_accuracy"], full["macro_f1"], full["weighted_f1"],
         output_dir,
     )
+    if getattr(args, "publish_to_hub", False):  # --push_to_hub: the folder push_to_hub.py would upload
+        from .hub import publish_run
+
+        publish_run(output_dir, args)
     return metrics
 
 
 __all__ = [
+    "DATA_SPLITS_FILE",
+    "RUN_INFO_FILE",
     "build_model",
-    "cache_features",
     "cache_root",
+    "check_teacher_split",
     "count_parameters",
     "data_info",
     "finish_run",
-    "keep_columns",
+    "freeze_overrides",
     "latest_complete_checkpoint",
+    "make_trainer",
+    "prepare_features",
     "prepare_splits",
     "resolve_checkpoint",
     "setup_logging",
     "tiny_encoder_folders",
-    "trainer_inputs",
 ]

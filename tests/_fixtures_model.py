@@ -18,11 +18,11 @@ TEXTS = ["안녕하세요 오늘 기분이 정말 좋아요.", "진짜?", "b/ �
 
 
 @functools.cache
-def tiny_encoder_dirs() -> dict[str, str]:
-    """``{"audio": path, "text": path}`` of tiny random encoders (one build per session)."""
+def tiny_encoder_dirs(audio: str = "wav2vec2", text: str = "electra") -> dict[str, str]:
+    """``{"audio": path, "text": path}`` of tiny random encoders (one build per session and kind)."""
     root = tempfile.mkdtemp(prefix="multistill-tiny-")
     atexit.register(shutil.rmtree, root, True)
-    return build_tiny_encoders(root)
+    return build_tiny_encoders(root, audio=audio, text=text)
 
 
 @torch.no_grad()
@@ -37,9 +37,9 @@ def sharpen(model: torch.nn.Module, seed: int = 0) -> None:
         param.copy_(torch.randn(param.shape, generator=generator) / math.sqrt(fan_in))
 
 
-def make_model(preset: str = "teacher", seed: int = 0, **overrides):
+def make_model(preset: str = "teacher", seed: int = 0, audio: str = "wav2vec2", text: str = "electra", **overrides):
     """``(model, processor)`` of ``preset`` over the tiny encoders, in eval mode, with sharpened head."""
-    model, processor = tiny_backbones(preset=preset, encoders=tiny_encoder_dirs(), seed=seed, **overrides)
+    model, processor = tiny_backbones(preset=preset, encoders=tiny_encoder_dirs(audio, text), seed=seed, **overrides)
     sharpen(model, seed)
     return model.eval(), processor
 

@@ -6,16 +6,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from multistill.cli import build_parser, main
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 try:
     from _fixtures_inference import (  # noqa: F401
         CONVERSATION_TEXT,
+        offline_env,
         one_torch_thread,
         saved_folder,
         tiny_pipeline,
@@ -26,6 +31,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests._fixtures_inference import (  # noqa: F401
         CONVERSATION_TEXT,
+        offline_env,
         one_torch_thread,
         saved_folder,
         tiny_pipeline,
@@ -81,7 +87,7 @@ def test_predict_errors(wav, tmp_path, capsys):
     assert main(["predict", "--model", folder, wav, "--text", "a", "--text", "b"]) == 2
     assert "one --text per file" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path), wav, "--text", "a"]) == 2
-    assert "Cannot load the model" in capsys.readouterr().err
+    assert "the folder has no config.json" in capsys.readouterr().err
 
 
 def test_stream_prints_each_utterance_and_the_rtf(tmp_path, capsys):
@@ -141,6 +147,74 @@ def test_parser_and_module_entry_point():
         parser.parse_args(["stream", "--model", "m", "a.wav", "--vad", "webrtc"])
     result = subprocess.run([sys.executable, "-m", "multistill", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "predict" in result.stdout and "stream" in result.stdout
+
+
+# --------------------------------------------------------------------------- argument errors (issue 12.14)
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--device", "bogus"], "error: --device 'bogus' is not a torch device"),
+        (["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "cuda:99"], "error: --device cuda"),
+        (["--model", "/no/such/dir"], "error: --model /no/such/dir: no such folder"),
+        (["--model", "./relative/missing"], "error: --model ./relative/missing: no such folder"),
+    ],
+)
+def test_argument_errors_are_one_line_before_anything_loads(argv, message, wav, capsys, monkeypatch):
+    import multistill.cli as cli
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(cli, "load_pipeline", must_not_load)
+    model = ["--model", saved_folder("teacher")] if "--model" not in argv else []
+    assert main(["predict", *model, *argv, wav, "--text", "a"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and "Traceback" not in err and "Repo id must be" not in err
+
+
+def test_folder_without_config_is_refused_before_building_a_model(tmp_path, wav, capsys, monkeypatch):
+    from multistill import modeling_multistill
+
+    monkeypatch.setattr(modeling_multistill.MultiStillForEmotionClassification, "__init__",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("a model was built")))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert main(["predict", "--model", str(tmp_path), wav, "--text", "a"]) == 2
+    assert "has no config.json" in capsys.readouterr().err
+    a_file = tmp_path / "model.safetensors"
+    assert main(["stream", "--model", str(a_file), wav]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--top-k", "--batch-size", "--threads"])
+def test_counts_must_be_positive(option, wav, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--model", saved_folder("teacher"), option, "0", wav, "--text", "a"])
+    assert exit_info.value.code == 2 and "must be a positive integer" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- trust_remote_code is opt-in (12.13)
+TAMPER = "\nimport os\nopen(os.environ['TAMPER_MARKER'], 'w').write('ran')\n"
+
+
+def test_model_code_runs_only_with_trust_remote_code(tmp_path, wav):
+    import shutil
+
+    folder = tmp_path / "tampered"
+    shutil.copytree(saved_folder("teacher"), folder)
+    for name in ("modeling_multistill.py", "configuration_multistill.py", "pipeline_multistill.py"):
+        with open(folder / name, "a", encoding="utf-8") as f:
+            f.write(TAMPER)
+    marker = tmp_path / "marker"
+    env = {**offline_env(tmp_path), "TAMPER_MARKER": str(marker), "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "multistill", "predict", "--model", str(folder), wav, "--text", "네", "--json"]
+    plain = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert not marker.exists()  # the folder's code files did not run: the installed classes were used
+    assert len(json.loads(plain.stdout.splitlines()[0])["scores"]) == 7
+    trusted = subprocess.run([*command, "--trust_remote_code"], env=env, capture_output=True, text=True, timeout=300,
+                             cwd=tmp_path)
+    assert trusted.returncode == 0, trusted.stderr[-2000:]
+    assert marker.read_text() == "ran"
 
 
 # ------------------------------------------------------------------------------------------ speech recognition

@@ -35,6 +35,10 @@ def test_offline_distillation_of_the_multimodal_student(trained_teacher: Path, t
     assert loss[0] == pytest.approx(0.7 * kd[0] + 0.3 * ce[0], rel=0.02)
     info = json.loads((tmp_path / "run_info.json").read_text())
     assert info["alpha"] == 0.7 and info["online_teacher"] is False and info["cached_encoder_features"] is True
+    # Issue 14.2: the teacher's run encoded every split with the same encoders: nothing is encoded again.
+    assert info["utterances_encoded"] == 0
+    assert json.loads((tmp_path / "data_splits.json").read_text()) == json.loads(
+        (trained_teacher / "data_splits.json").read_text())
     teacher_params = json.loads((trained_teacher / "run_info.json").read_text())["parameters"]
     assert info["parameters"]["trainable"] < teacher_params["trainable"]  # one fusion layer instead of three
 
@@ -65,11 +69,49 @@ def test_online_teacher_with_the_light_student(trained_teacher: Path, training_c
     assert student.config.audio_config.num_hidden_layers == 2 and student.config.text_config.num_hidden_layers == 2
 
 
-def test_teacher_is_required(tmp_path: Path):
+def test_teacher_is_required_and_checked_before_anything_loads(tmp_path: Path):
     import distill
+    from multistill.arguments import UsageError
 
-    with pytest.raises(ValueError, match="--teacher_model is required"):
-        distill.main(["--output_dir", str(tmp_path), "--use_cpu"])
+    def refused(message: str, *arguments: str) -> None:
+        with pytest.raises(UsageError, match=message):
+            distill.main(["--output_dir", str(tmp_path / "out"), "--data_cache_dir", str(tmp_path / "cache"),
+                          "--use_cpu", *arguments])
+        assert not (tmp_path / "cache").exists()
+
+    refused("--teacher_model is required")
+    refused("--teacher_model /no/such/teacher: no such folder", "--teacher_model", "/no/such/teacher")
+    (tmp_path / "empty").mkdir()
+    refused("has no config.json", "--teacher_model", str(tmp_path / "empty"))
+    (tmp_path / "configured").mkdir()
+    (tmp_path / "configured" / "config.json").write_text("{}")
+    refused("distill.py trains students", "--teacher_model", str(tmp_path / "configured"), "--preset", "teacher")
+    refused("takes the student's encoders from the teacher", "--teacher_model", str(tmp_path / "configured"),
+            "--audio_encoder", "tiny")
+
+
+def test_a_teacher_trained_on_another_split_is_refused(trained_teacher: Path, training_cache: Path, tmp_path: Path):
+    """Issue 14.3: the split parameters and the utterance ids of the teacher's run are compared with this run's."""
+    from multistill.arguments import UsageError
+
+    for arguments, message in [(["--split", "random"], "--split: the teacher's run used 'session', this run 'random'"),
+                               (["--split_seed", "7"], "--split_seed: the teacher's run used 123, this run 7"),
+                               (["--test_sessions", "3", "--validation_sessions", "2"], "test sessions: the teacher"),
+                               (["--split", "dialogue"], "test dialogues")]:
+        with pytest.raises(UsageError, match=message):
+            _distill(trained_teacher, tmp_path, training_cache, "--preset", "text_student", *arguments)
+    # A teacher folder without its run's records cannot be checked.
+    import shutil
+
+    bare = tmp_path / "bare_teacher"
+    shutil.copytree(trained_teacher, bare, ignore=shutil.ignore_patterns("run_info.json", "data_splits.json",
+                                                                         "checkpoint-*"))
+    with pytest.raises(UsageError, match="its split cannot be checked"):
+        _distill(bare, tmp_path, training_cache, "--preset", "text_student")
+    # --allow_split_mismatch distils anyway, and says so in run_info.json.
+    _distill(trained_teacher, tmp_path, training_cache, "--preset", "text_student", "--split", "dialogue",
+             "--allow_split_mismatch", "--max_steps", "2")
+    assert json.loads((tmp_path / "run_info.json").read_text())["allow_split_mismatch"] is True
 
 
 def test_two_process_ddp_on_cpu(trained_teacher: Path, training_cache: Path, tmp_path: Path):
@@ -102,7 +144,8 @@ def test_light_student_learns_the_teachers_hidden_states(trained_teacher: Path, 
     hidden, kd, ce, loss = (_logged(state, k) for k in ("loss_hidden", "loss_kd", "loss_ce", "loss"))
     assert hidden and len(hidden) == len(loss)
     assert loss[0] == pytest.approx(0.5 * kd[0] + 0.5 * ce[0] + 0.5 * hidden[0], rel=0.02)
-    assert json.loads((tmp_path / "run_info.json").read_text())["hidden_weight"] == 0.5
+    info = json.loads((tmp_path / "run_info.json").read_text())
+    assert info["hidden_weight"] == 0.5 and info["utterances_encoded"] == 0  # the teacher's features, cached
 
 
 def test_hidden_weight_needs_a_student_with_its_own_encoders(trained_teacher: Path, training_cache: Path,

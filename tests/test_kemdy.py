@@ -16,9 +16,15 @@ import pytest
 import soundfile as sf
 
 from loading_scripts.kemdy import (
+    NOTE_BAD_VALUE,
+    NOTE_EMPTY_TRANSCRIPT,
+    NOTE_ONE_PANEL,
+    NOTE_RELABELLED,
+    SKIP_DUPLICATE,
     SKIP_MISSING_TRANSCRIPT,
     SKIP_MISSING_WAV,
     SKIP_NO_VOTES,
+    SKIP_PANEL_CONFLICT,
     SKIP_UNDECODABLE_WAV,
     SKIP_UNKNOWN_LABEL,
     Kemdy,
@@ -230,7 +236,7 @@ def test_sample_build_is_deterministic(kemdy_sample_dataset, sample_dir, tmp_pat
     again = builder.as_dataset("train")
     columns = ["id", "emotion", "emotion_votes", "tied_emotions", "text", "raw_text", "speaker", "start"]
     assert again.select_columns(columns).to_dict() == kemdy_sample_dataset.select_columns(columns).to_dict()
-    assert builder.skipped == {}
+    assert builder.skipped == {} and builder.notes == {}
 
 
 def test_sample_cache_is_reused(kemdy_sample_builder, sample_dir, monkeypatch):
@@ -354,6 +360,8 @@ def edge_build(synthetic_edge_root, tmp_path_factory):
     handler = _Records()
     kemdy_logger = logging.getLogger("loading_scripts.kemdy")
     kemdy_logger.addHandler(handler)
+    level = kemdy_logger.level
+    kemdy_logger.setLevel(logging.INFO)
     try:
         builder = Kemdy(
             config_name="kemdy20",
@@ -365,6 +373,7 @@ def edge_build(synthetic_edge_root, tmp_path_factory):
         builder.download_and_prepare()
     finally:
         kemdy_logger.removeHandler(handler)
+        kemdy_logger.setLevel(level)
     return builder, builder.as_dataset("train"), handler.records
 
 
@@ -379,32 +388,88 @@ def test_synthetic_corpus_builds_cleanly(synthetic_root, tmp_path, caplog):
     assert any("all 128 annotated segments were kept" in r.getMessage() for r in caplog.records)
 
 
-def test_edge_skips_are_counted_and_logged(edge_build):
+def test_edge_skips_are_counted_and_logged(edge_build, synthetic_edge_root):
     builder, ds, records = edge_build
     ids = {name: case.segment_id for name, case in EDGE_CASES.items()}
     assert builder.skipped == {
-        SKIP_UNDECODABLE_WAV: [ids["empty_wav"], ids["corrupt_wav"]],
+        SKIP_UNDECODABLE_WAV: [ids["empty_wav"], ids["corrupt_wav"], ids["truncated_wav"]],
         SKIP_MISSING_TRANSCRIPT: [ids["missing_transcript"]],
         SKIP_MISSING_WAV: [ids["missing_wav"]],
         SKIP_UNKNOWN_LABEL: [ids["unknown_label"]],
     }
+    assert builder.notes == {NOTE_EMPTY_TRANSCRIPT: [ids["empty_transcript"]]}
     kept = {case.segment_id for case in EDGE_CASES.values() if case.kept}
     skipped = {case.segment_id for case in EDGE_CASES.values() if not case.kept}
     assert kept <= set(ds["id"]) and not skipped & set(ds["id"])
     assert len(ds) == 16 + len(kept)
+    # Each entry's details name the annotation row and the file.
+    wav_dir = synthetic_edge_root / "KEMDy20" / "wav" / "Session01"
+    for name in ("empty_wav", "corrupt_wav", "truncated_wav", "missing_wav"):
+        assert str(wav_dir / f"{ids[name]}.wav") in builder.details[ids[name]], name
+        assert re.match(r"Sess01_eval\.csv row \d+: ", builder.details[ids[name]]), name
+    assert "'boredom'" in builder.details[ids["unknown_label"]]
+    assert "Eval04" in builder.details[ids["unknown_label"]]
+    # One INFO line per entry as it happens, and one WARNING summary at the end.
+    infos = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    for segment_id in skipped | {ids["empty_transcript"]}:
+        assert sum(segment_id in line for line in infos) == 1, segment_id
     warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     summary = warnings[0]
-    assert "skipped 5" in summary
+    assert "skipped 6 segments/rows; kept 1 with a note" in summary
     for reason, count in [
-        (SKIP_UNDECODABLE_WAV, 2),
+        (SKIP_UNDECODABLE_WAV, 3),
         (SKIP_MISSING_TRANSCRIPT, 1),
         (SKIP_MISSING_WAV, 1),
         (SKIP_UNKNOWN_LABEL, 1),
+        (NOTE_EMPTY_TRANSCRIPT, 1),
     ]:
-        assert f"{reason}: {count} (" in summary
+        assert f", {reason}: {count}\n" in summary
     for segment_id in skipped:
-        assert segment_id in summary
+        assert f"{segment_id}: Sess01_eval.csv row " in summary
+    assert str(wav_dir / f"{ids['truncated_wav']}.wav") in summary
+
+
+def test_edge_truncated_wav_is_caught_at_build_time(edge_build, synthetic_edge_root):
+    """A WAV cut mid-sample opens in soundfile but fails in torchcodec, the decoder of ``datasets.Audio``:
+    the builder decodes each WAV as ``datasets`` will, so the dataset holds only audio that decodes."""
+    _, ds, _ = edge_build
+    wav = synthetic_edge_root / "KEMDy20" / "wav" / "Session01" / f"{EDGE_CASES['truncated_wav'].segment_id}.wav"
+    assert sf.info(str(wav)).frames > 0
+    with pytest.raises(RuntimeError):
+        datasets.Audio(sampling_rate=SR).decode_example({"path": str(wav), "bytes": None})["array"]
+    for example in ds.select_columns(["id", "audio"]):
+        assert len(example["audio"]["array"]) > 0, example["id"]
+
+
+def test_edge_empty_transcript_is_kept_with_a_note(edge_build, synthetic_edge_root):
+    builder, ds, _ = edge_build
+    segment_id = EDGE_CASES["empty_transcript"].segment_id
+    example = _row(ds, segment_id)
+    assert example["raw_text"] == "l/ n/" and example["text"] == ""
+    transcript = synthetic_edge_root / "KEMDy20" / "wav" / "Session01" / f"{segment_id}.txt"
+    assert str(transcript) in builder.details[segment_id]
+
+
+def test_wavs_checked_with_soundfile_without_torchcodec(synthetic_edge_root, tmp_path, monkeypatch, caplog):
+    """Where torchcodec cannot be loaded, each WAV is read with soundfile instead, with one warning."""
+    import loading_scripts.kemdy as kemdy
+
+    monkeypatch.setattr(kemdy, "_decoder_problem", lambda: "torchcodec cannot be loaded (OSError: test)")
+    builder = Kemdy(
+        config_name="kemdy20",
+        data_dir=str(synthetic_edge_root),
+        cache_dir=str(tmp_path),
+        sessions=[1],
+        on_unknown_label="skip",
+    )
+    with caplog.at_level(logging.WARNING, logger="loading_scripts.kemdy"):
+        builder.download_and_prepare()
+    ids = {name: case.segment_id for name, case in EDGE_CASES.items()}
+    # soundfile reads the truncated WAV (its last half sample dropped); the others still fail.
+    assert builder.skipped[SKIP_UNDECODABLE_WAV] == [ids["empty_wav"], ids["corrupt_wav"]]
+    assert any("checked with soundfile" in r.getMessage() and "OSError: test" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_edge_stereo_44k_decodes_to_16k_mono(edge_build, synthetic_edge_root):
@@ -491,3 +556,220 @@ def test_synthetic_bio_signals_follow_the_cut_rule(synthetic_root, tmp_path):
         else:
             assert example["eda"] and example["temp"] and example["ibi"] == []
     assert any(ibi for corpus, ibi in zip(ds["corpus"], ds["ibi"], strict=True) if corpus == "KEMDy20")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Damaged annotation files and values (small corpora in ETRI's layout, edited in place)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _tiny_corpus(tmp_path, corpus: str, utterances_per_speaker: int = 2):
+    """One session, one dialogue of ``corpus`` only (the other corpus removed)."""
+    root = make_synthetic_kemdy(tmp_path / "tiny", 1, 1, utterances_per_speaker, bio_signals=False)
+    shutil.rmtree(root / ("KEMDy19" if corpus == "KEMDy20" else "KEMDy20"))
+    return root
+
+
+def _read_rows(path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))
+
+
+def _write_rows(path, rows: list[list[str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+
+
+def _build(root, config: str, tmp_path, **kwargs) -> Kemdy:
+    builder = Kemdy(config_name=config, data_dir=str(root), cache_dir=str(tmp_path / "cache"), **kwargs)
+    builder.download_and_prepare()
+    return builder
+
+
+@pytest.mark.parametrize(
+    ("header_row", "column", "name"),
+    [(1, 5, "Total Evaluation Valence"), (1, 6, "Total Evaluation Arousal"), (1, 2, "WAV end"), (0, 1, "WAV start, WAV end")],
+)
+def test_missing_annotation_column_is_an_error(tmp_path, header_row, column, name):
+    root = _tiny_corpus(tmp_path, "KEMDy20")
+    path = root / "KEMDy20" / "annotation" / "Sess01_eval.csv"
+    rows = _read_rows(path)
+    rows[header_row][column] = " "  # the header cell is gone: the column cannot be found
+    _write_rows(path, rows)
+    with pytest.raises(ValueError, match=f"no {name} column") as err:
+        _build(root, "kemdy20", tmp_path)
+    assert str(path) in str(err.value)
+
+
+def test_empty_or_header_only_annotation_file_is_an_error(tmp_path):
+    root = _tiny_corpus(tmp_path, "KEMDy20")
+    path = root / "KEMDy20" / "annotation" / "Sess01_eval.csv"
+    rows = _read_rows(path)
+    _write_rows(path, rows[:2])
+    with pytest.raises(ValueError, match="has its two header rows but no annotation row") as err:
+        _build(root, "kemdy20", tmp_path)
+    assert str(path) in str(err.value) and "sessions=" in str(err.value)
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="is empty") as err:
+        _build(root, "kemdy20", tmp_path)
+    assert str(path) in str(err.value)
+    # KEMDy19: one panel file of a session empty.
+    root19 = _tiny_corpus(tmp_path / "k19", "KEMDy19")
+    m_file = root19 / "KEMDy19" / "annotation" / "Session01_M_res.csv"
+    m_file.write_bytes(b"")
+    with pytest.raises(ValueError, match="is empty") as err:
+        _build(root19, "kemdy19", tmp_path / "k19")
+    assert str(m_file) in str(err.value)
+
+
+def test_invalid_values_are_not_stored_and_are_noted(tmp_path):
+    root = _tiny_corpus(tmp_path, "KEMDy20")
+    path = root / "KEMDy20" / "annotation" / "Sess01_eval.csv"
+    rows = _read_rows(path)
+    ids = [row[3] for row in rows[2:]]
+    rows[2][5] = "inf"  # valence, line 3
+    rows[3][6] = "abc"  # arousal, line 4
+    rows[4][5] = "7"  # valence outside 1-5, line 5
+    rows[5][1], rows[5][2] = "5.0", "4.0"  # end before start, line 6
+    _write_rows(path, rows)
+    builder = _build(root, "kemdy20", tmp_path)
+    ds = builder.as_dataset("train")
+    assert ds["id"] == ids  # every row kept: the label is valid
+    assert math.isnan(_row(ds, ids[0])["valence"]) and not math.isnan(_row(ds, ids[0])["arousal"])
+    assert math.isnan(_row(ds, ids[1])["arousal"]) and not math.isnan(_row(ds, ids[1])["valence"])
+    assert math.isnan(_row(ds, ids[2])["valence"])
+    assert math.isnan(_row(ds, ids[3])["start"]) and math.isnan(_row(ds, ids[3])["end"])
+    assert builder.skipped == {}
+    assert builder.notes == {NOTE_BAD_VALUE: ids[:4]}
+    for segment_id, line, cell in zip(ids, (3, 4, 5, 6), ("'inf'", "'abc'", "'7'", "'5.0'/'4.0'"), strict=False):
+        detail = builder.details[segment_id]
+        assert detail.startswith(f"Sess01_eval.csv row {line}: ") and cell in detail, detail
+
+
+def test_kemdy19_invalid_value_in_one_panel_uses_the_other(tmp_path):
+    root = _tiny_corpus(tmp_path, "KEMDy19")
+    f_file = root / "KEMDy19" / "annotation" / "Session01_F_res.csv"
+    m_rows = _read_rows(root / "KEMDy19" / "annotation" / "Session01_M_res.csv")
+    rows = _read_rows(f_file)
+    rows[2][11] = "-inf"
+    _write_rows(f_file, rows)
+    builder = _build(root, "kemdy19", tmp_path)
+    example = _row(builder.as_dataset("train"), rows[2][9])
+    assert example["valence"] == pytest.approx(float(m_rows[2][11]), abs=1e-6)
+    assert builder.notes == {NOTE_BAD_VALUE: [rows[2][9]]}
+    assert "Session01_F_res.csv row 3" in builder.details[rows[2][9]]
+
+
+def test_no_example_left_is_a_clear_error(tmp_path):
+    root = _tiny_corpus(tmp_path, "KEMDy20")
+    for wav in (root / "KEMDy20" / "wav").rglob("*.wav"):
+        wav.unlink()
+    with pytest.raises(ValueError, match="no example was kept") as err:
+        _build(root, "kemdy20", tmp_path)
+    assert f"{SKIP_MISSING_WAV}: 4" in str(err.value)
+    assert not list((tmp_path / "cache").rglob("*.arrow"))  # no empty dataset left in the cache
+
+
+# --------------------------------------------------------------------------------------------------------
+# KEMDy19: the F and M panels are matched by segment id and time span
+# --------------------------------------------------------------------------------------------------------
+
+
+def _panel_votes(row: list[str]) -> Counter:
+    """The evaluator emotion cells of one KEMDy19 annotation row (Eval01..Eval10 Emotion columns)."""
+    return Counter(row[13 + 3 * i] for i in range(10))
+
+
+def _vote_vector(counts: Counter) -> list[float]:
+    total = sum(counts.values())
+    return [counts[e] / total for e in EMOTIONS]
+
+
+def _kemdy19_panels(tmp_path, utterances_per_speaker: int = 3):
+    root = _tiny_corpus(tmp_path, "KEMDy19", utterances_per_speaker)
+    folder = root / "KEMDy19" / "annotation"
+    f_file, m_file = folder / "Session01_F_res.csv", folder / "Session01_M_res.csv"
+    return root, f_file, m_file, _read_rows(f_file), _read_rows(m_file)
+
+
+def test_kemdy19_mislabelled_panel_row_is_matched_by_time_span(tmp_path):
+    """Session03_F_res.csv's case: the F panel's row for F001's span says M001 (the M panel calls that span
+    F001, and M001 is the next span in both). F001 gets both panels' votes and times, M001 keeps its own."""
+    root, f_file, _, f_rows, m_rows = _kemdy19_panels(tmp_path)
+    f001, m001 = f_rows[2][9], f_rows[3][9]
+    assert f001.endswith("_F001") and m001.endswith("_M001") and m_rows[2][9] == f001
+    f_rows[2][9] = m001  # line 3 of the F file: F001's span, labelled M001
+    _write_rows(f_file, f_rows)
+    builder = _build(root, "kemdy19", tmp_path)
+    ds = builder.as_dataset("train")
+    assert sorted(ds["id"]) == sorted(row[9] for row in m_rows[2:])
+    for segment_id, line in ((f001, 2), (m001, 3)):
+        example = _row(ds, segment_id)
+        expected = _panel_votes(f_rows[line]) + _panel_votes(m_rows[line])
+        assert sum(expected.values()) == 20
+        assert example["emotion_votes"] == pytest.approx(_vote_vector(expected), abs=1e-6), segment_id
+        assert (example["start"], example["end"]) == pytest.approx(
+            (float(m_rows[line][1]), float(m_rows[line][2])), abs=1e-4
+        ), segment_id
+    assert builder.skipped == {}
+    assert builder.notes == {NOTE_RELABELLED: [f001]}
+    detail = builder.details[f001]
+    assert "Session01_F_res.csv row 3" in detail and "Session01_M_res.csv row 3" in detail
+    assert f"read as {f001}" in detail
+
+
+def test_kemdy19_unresolvable_panel_rows_are_skipped_never_mixed(tmp_path):
+    root, f_file, _, f_rows, m_rows = _kemdy19_panels(tmp_path)
+    ids = [row[9] for row in m_rows[2:]]  # F001 M001 F002 M002 F003 M003
+    # Line 3: F001's row says M001 at a span no M row has: that stray row is dropped, F001 is M-panel only.
+    f_rows[2][9] = ids[1]
+    f_rows[2][1] = f"{float(f_rows[2][1]) + 0.5:.3f}"
+    # Line 5: F002 at another span than in the M panel: the two cannot be combined.
+    f_rows[4][2] = f"{float(f_rows[4][2]) + 0.2:.3f}"
+    # Lines 7-8: F003 and M003 swapped in the F panel: nothing tells which panel is right.
+    f_rows[6][9], f_rows[7][9] = f_rows[7][9], f_rows[6][9]
+    _write_rows(f_file, f_rows)
+    builder = _build(root, "kemdy19", tmp_path)
+    ds = builder.as_dataset("train")
+    assert ds["id"] == [ids[1], ids[3], ids[0]]  # F-file order, then the M-only segment
+    assert builder.skipped == {
+        SKIP_PANEL_CONFLICT: ["Session01_F_res.csv row 3", ids[2], ids[5], ids[4]],
+    }
+    assert builder.notes == {NOTE_ONE_PANEL: [ids[0]]}
+    f001 = _row(ds, ids[0])
+    assert f001["emotion_votes"] == pytest.approx(_vote_vector(_panel_votes(m_rows[2])), abs=1e-6)
+    m001 = _row(ds, ids[1])
+    expected = _panel_votes(f_rows[3]) + _panel_votes(m_rows[3])
+    assert m001["emotion_votes"] == pytest.approx(_vote_vector(expected), abs=1e-6)
+    assert "Session01_F_res.csv row 5" in builder.details[ids[2]]
+    assert "Session01_M_res.csv row 5" in builder.details[ids[2]]
+
+
+def test_kemdy19_repeated_row_is_a_counted_duplicate(tmp_path):
+    root, f_file, _, f_rows, m_rows = _kemdy19_panels(tmp_path, utterances_per_speaker=1)
+    _write_rows(f_file, [*f_rows, f_rows[2]])
+    builder = _build(root, "kemdy19", tmp_path)
+    ds = builder.as_dataset("train")
+    assert ds["id"] == [row[9] for row in m_rows[2:]]
+    assert builder.skipped == {SKIP_DUPLICATE: ["Session01_F_res.csv row 5"]}
+    assert sum(_panel_votes(f_rows[2]).values()) == 10
+    assert _row(ds, f_rows[2][9])["emotion_votes"] == pytest.approx(
+        _vote_vector(_panel_votes(f_rows[2]) + _panel_votes(m_rows[2])), abs=1e-6
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Citation and license
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_citation_and_license():
+    both = Kemdy(config_name="all").info
+    for corpus in ("KEMDy19", "KEMDy20"):
+        assert f"@misc{{noh_{corpus.lower()}," in both.citation
+        assert f"https://nanum.etri.re.kr/share/kjnoh/{corpus}" in both.citation
+    assert both.citation.count("{") == both.citation.count("}")
+    assert "Noh, K. J. and Jeong, H." in both.citation
+    only20 = Kemdy(config_name="kemdy20").info.citation
+    assert "noh_kemdy20" in only20 and "KEMDy19" not in only20
+    assert "ETRI" in both.license and "research" in both.license and "no redistribution" in both.license

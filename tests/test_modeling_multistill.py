@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +22,9 @@ from transformers import (
     Wav2Vec2Config,
 )
 
-from multistill.configuration_multistill import MultiStillConfig
+from multistill.configuration_multistill import MultiStillConfig, MultiStillFbankConfig
 from multistill.modeling_multistill import (
+    MultiStillFbankEncoder,
     MultiStillForEmotionClassification,
     MultiStillModel,
     MultiStillOutput,
@@ -76,6 +78,13 @@ def test_full_size_total_parameter_counts():
     assert totals["audio_student"] == 8_273_159 + wav2vec2_large
     assert totals["text_student"] == 8_273_159 + kcelectra_base
     assert totals["light_student"] < totals["teacher"] / 4
+    # the light student's size did not change when its front end became a model of its own (measured with the
+    # code of commit 99423af: 94,548,231 parameters, 25,716,736 in the audio encoder)
+    assert totals["light_student"] == 94_548_231
+    with torch.device("meta"):
+        light = MultiStillForEmotionClassification(MultiStillConfig.from_preset("light_student"))
+    assert sum(p.numel() for p in light.multistill.audio_encoder.parameters()) == 25_716_736
+    assert type(light.multistill.audio_encoder) is MultiStillFbankEncoder
 
 
 def test_branches_per_preset():
@@ -284,7 +293,8 @@ FRESH_PROCESS = textwrap.dedent(
     assert "multistill" not in sys.modules, "the folder must be self-contained"
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
     assert type(processor).__name__ == "MultiStillProcessor" and type(bare).__name__ == "MultiStillModel"
-    assert not any(p.requires_grad for p in model.multistill.audio_encoder.parameters())
+    audio_trainable = any(p.requires_grad for p in model.multistill.audio_encoder.parameters())
+    assert audio_trainable is ("audio" not in model.config.frozen_modalities)
     raw = torch.load(inputs_path)
     batch = processor(audio=[w.numpy() for w in raw["audio"]], text=raw["text"], sampling_rate=16000)
     with torch.no_grad():
@@ -293,8 +303,9 @@ FRESH_PROCESS = textwrap.dedent(
 )
 
 
-def test_fresh_process_loads_with_remote_code(tmp_path):
-    model, processor = cached_model("teacher")
+@pytest.mark.parametrize("preset", ["teacher", "light_student"])
+def test_fresh_process_loads_with_remote_code(tmp_path, preset):
+    model, processor = cached_model(preset)
     folder = tmp_path / "model"
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -442,3 +453,106 @@ def test_bf16_forward_runs():
         logits = model(**inputs).logits
     assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
     assert np.isfinite(logits.float().numpy()).all()
+
+
+# ------------------------------------------------------------------------------------------ explicit arguments
+def test_unknown_forward_arguments_raise():
+    model, processor = cached_model("teacher")
+    inputs = batch_for(processor, [0.7], TEXTS[:1])
+    with pytest.raises(TypeError, match="labelz"):
+        model(**inputs, labelz=torch.tensor([1]))
+    with pytest.raises(TypeError, match="emotion"):
+        model.multistill(**inputs, emotion=torch.tensor([1]))
+
+
+# ------------------------------------------------------------------------------------------ per-modality freezing
+def test_per_modality_freezing_is_saved(tmp_path):
+    model, processor = make_model("teacher", freeze_text_encoder=False)
+    assert model.config.frozen_modalities == ["audio"]
+    model.train()
+    assert not model.multistill.audio_encoder.training and model.multistill.text_encoder.training
+    model(**batch_for(processor, [0.7, 1.3], TEXTS[:2]), labels=torch.tensor([1, 2])).loss.backward()
+    assert all(p.grad is None for p in model.multistill.audio_encoder.parameters())
+    assert model.multistill.text_encoder.embeddings.word_embeddings.weight.grad is not None
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert (saved["freeze_audio_encoder"], saved["freeze_text_encoder"]) == (True, False)
+    loaded = MultiStillForEmotionClassification.from_pretrained(tmp_path)
+    assert loaded.config.frozen_modalities == ["audio"]
+    assert not any(p.requires_grad for p in loaded.multistill.audio_encoder.parameters())
+    assert all(p.requires_grad for p in loaded.multistill.text_encoder.parameters())
+    loaded.set_encoders_frozen(True, modalities=["text"])
+    assert loaded.config.frozen_modalities == ["audio", "text"]
+    assert not any(p.requires_grad for p in loaded.multistill.text_encoder.parameters())
+
+
+# ------------------------------------------------------------------------------------------ the fbank encoder
+def test_fbank_encoder_is_an_auto_model(tmp_path):
+    config = MultiStillFbankConfig(num_mel_bins=20, conv_channels=16, hidden_size=32, num_attention_heads=4,
+                                   intermediate_size=64, num_hidden_layers=1)
+    encoder = AutoModel.from_config(config)
+    assert type(encoder) is MultiStillFbankEncoder
+    encoder.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(loaded) is MultiStillFbankEncoder
+    values = torch.from_numpy(np.stack([np.pad(waves(0.5)[0], (0, 8000)), waves(1.0)[0]]))
+    mask = (torch.arange(16000)[None] < torch.tensor([[8000], [16000]])).long()
+    with torch.no_grad():
+        hidden = loaded(values, attention_mask=mask).last_hidden_state
+        alone = loaded(values[:1, :8000]).last_hidden_state
+        reference = encoder.eval()(values[:1, :8000]).last_hidden_state
+    lengths = loaded._get_feat_extract_output_lengths(mask.sum(-1))
+    assert lengths.tolist() == [12, 25] and hidden.shape == (2, 25, 32)  # 25 frames/s
+    torch.testing.assert_close(hidden[:1, :12], alone, atol=1e-5, rtol=0)  # padding never reaches valid frames
+    torch.testing.assert_close(alone, reference, atol=0, rtol=0)  # mel filters rebuilt on load
+
+
+@pytest.mark.parametrize("position", ["sinusoidal", "conv"])
+def test_light_student_saved_by_earlier_versions_loads(position):
+    # folders written by the code of commit 99423af (tests/fixtures/make_light_student_v0.py): a light student
+    # was `audio_frontend="fbank"` + a wav2vec2 audio_config + flat fbank keys, with its own logits
+    folder = Path(__file__).parent / "fixtures" / f"light_student_v0_{position}"
+    expected = json.loads((folder / "expected_logits.json").read_text())
+    model, info = MultiStillForEmotionClassification.from_pretrained(folder, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert type(model.multistill.audio_encoder) is MultiStillFbankEncoder
+    assert model.config.audio_config.position_embedding == position and model.config.audio_config.num_mel_bins == 12
+    assert model.config.frozen_modalities == []  # freeze_encoders=false
+    rng = np.random.default_rng(0)
+    clips = []
+    for i, seconds in enumerate(expected["seconds"]):
+        t = np.arange(int(seconds * 16000)) / 16000
+        tone = 0.3 * np.sin(2 * np.pi * (120 + 40 * i) * t * (1 + t))
+        clips.append(torch.from_numpy((tone + 0.05 * rng.standard_normal(t.shape)).astype(np.float32)))
+    values = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
+    mask = (torch.arange(values.shape[1])[None] < torch.tensor([[len(c)] for c in clips])).long()
+    with torch.no_grad():
+        logits = model(input_values=values, attention_mask=mask, input_ids=torch.tensor(expected["input_ids"]),
+                       text_attention_mask=torch.tensor(expected["text_attention_mask"])).logits
+        auto = AutoModelForSequenceClassification.from_pretrained(folder)
+        auto_logits = auto(input_values=values, attention_mask=mask, input_ids=torch.tensor(expected["input_ids"]),
+                           text_attention_mask=torch.tensor(expected["text_attention_mask"])).logits
+    torch.testing.assert_close(logits, torch.tensor(expected["logits"]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(auto_logits, logits, atol=0, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------ other encoders
+@pytest.mark.parametrize(("audio", "text"), [("hubert", "bert"), ("wavlm", "xlm-roberta"), ("data2vec-audio", "bert")])
+def test_other_hugging_face_encoders(audio, text):
+    model, processor = make_model("teacher", audio=audio, text=text)
+    assert model.config.audio_config.model_type == audio and model.config.text_config.model_type == text
+    assert type(model.multistill.audio_encoder).__name__.lower().startswith(audio.replace("-", "")[:5])
+    assert processor.samples_per_frame == 320 and processor.min_audio_samples == 400
+    inputs = batch_for(processor, [0.5, 1.0], TEXTS[1::-1])
+    with torch.no_grad():
+        out = model(**inputs, output_hidden_states=True)
+        alone = model(**batch_for(processor, [0.5], TEXTS[1:2]))
+    assert out.audio_hidden_mask.sum(-1).tolist() == [24, 49]  # 50 frames/s, receptive field 400 samples
+    assert torch.isfinite(out.logits).all() and out.logits.shape == (2, 7)
+    assert (out.logits[0] - out.logits[1]).abs().max() > 1e-2
+    if audio == "data2vec-audio":
+        # its positional embedding stacks 5 convolutions + LayerNorm, so padding leaks into the last valid frames
+        # (a property of the model, like base wav2vec2's group norm): only the frame mask is exact
+        assert (out.logits[:1] - alone.logits).abs().max() > 1e-4
+    else:  # layer-normalised conv features, one positional convolution: batch padding changes nothing
+        torch.testing.assert_close(out.logits[:1], alone.logits, atol=1e-5, rtol=0)

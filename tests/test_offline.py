@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-import torch
-from transformers import AutoFeatureExtractor, AutoModel, AutoTokenizer, ElectraModel, Wav2Vec2Model
+import json
+from pathlib import Path
 
-from multistill.offline import TINY_FUSION, tiny_backbones, train_wordpiece_tokenizer
+import pytest
+import torch
+from transformers import (
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoTokenizer,
+    ElectraModel,
+    Wav2Vec2Model,
+    WhisperFeatureExtractor,
+    WhisperModel,
+)
+
+from multistill.offline import TINY_FUSION, build_tiny_encoders, tiny_backbones, train_wordpiece_tokenizer
 
 try:
     from _fixtures_model import tiny_encoder_dirs, waves
@@ -53,3 +65,20 @@ def test_tiny_backbones_builds_a_working_model_and_processor(tmp_path):
         logits = model(**processor(audio=waves(0.5), sampling_rate=16000)).logits
     assert logits.shape == (1, 7)
     assert (tmp_path / "audio" / "model.safetensors").exists() and (tmp_path / "text" / "tokenizer.json").exists()
+
+
+def test_tiny_whisper_folder_is_a_whisper_for_conditional_generation(tmp_path):
+    dirs = tiny_encoder_dirs("whisper")
+    config = json.loads((Path(dirs["audio"]) / "config.json").read_text())
+    assert config["architectures"] == ["WhisperForConditionalGeneration"] and config["max_source_positions"] == 1500
+    assert isinstance(AutoModel.from_pretrained(dirs["audio"]), WhisperModel)
+    extractor = AutoFeatureExtractor.from_pretrained(dirs["audio"])
+    assert isinstance(extractor, WhisperFeatureExtractor)
+    assert (extractor.feature_size, extractor.n_samples, extractor.hop_length) == (80, 480000, 160)
+    model, processor = tiny_backbones(tmp_path, preset="audio_student", audio="whisper", text="bert")
+    assert type(model.multistill.audio_encoder).__name__ == "WhisperEncoder"
+    assert (tmp_path / "whisper" / "model.safetensors").exists() and (tmp_path / "bert" / "tokenizer.json").exists()
+    with torch.no_grad():
+        assert model(**processor(audio=waves(0.5), sampling_rate=16000)).logits.shape == (1, 7)
+    with pytest.raises(ValueError, match="`audio` must be one of"):
+        build_tiny_encoders(tmp_path / "x", audio="mfcc")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -150,8 +151,8 @@ def test_long_audio_averages_windows(preset):
     pipe = tiny_pipeline(preset)
     model, processor = tiny_model(preset)
     window = processor.max_audio_samples
-    assert window == 512 * 320  # 10.24 s
-    wave = np.concatenate(waves(9.0, 9.0, 7.0, seed=3))  # 25 s
+    assert window == 512 * {"teacher": 320, "light_student": 640}[preset]  # 512 frames: 10.24 s / 20.48 s (fbank)
+    wave = np.concatenate(waves(*[5.0] * math.ceil(2.5 * window / 80000), seed=3))  # 2.5 windows or more
     result = pipe({"audio": wave, "sampling_rate": 16000, "text": TEXTS[2]})
     bounds = window_bounds(wave.shape[0], window)
     assert len(bounds) == 3 and bounds[-1][1] == wave.shape[0]
@@ -263,6 +264,31 @@ def test_bytes_input_from_memory_buffer():
     soundfile.write(buffer, wave, 16000, format="WAV", subtype="FLOAT")
     result = pipe({"audio": buffer.getvalue()})
     torch.testing.assert_close(as_vector(result, LABELS), direct_probs("audio_student", wave), atol=1e-6, rtol=0)
+
+
+def test_implausible_sampling_rates_and_too_short_audio_are_named(tmp_path):
+    """Issue 12.10 / 12.12: `16` meant as kHz, NaN, and clips of a few samples get errors naming the input."""
+    pipe = tiny_pipeline("teacher")
+    one_second = waves(1.0)[0]
+    cases = [
+        ({"audio": one_second, "sampling_rate": 16, "text": "a"}, r"input: sampling_rate 16 Hz is implausible.*kHz"),
+        ({"audio": one_second, "sampling_rate": float("nan"), "text": "a"}, r"input: sampling_rate is nan"),
+        ({"audio": one_second, "sampling_rate": 500_000, "text": "a"}, r"expected 4,000-192,000 Hz"),
+        ({"audio": one_second[:10], "sampling_rate": 16000, "text": "a"}, r"input: the audio is 0\.001 s long"),
+        ({"audio": one_second[:1], "sampling_rate": 16000, "text": "a"}, r"at least 0\.1 s is needed"),
+    ]
+    for item, message in cases:
+        with pytest.raises(ValueError, match=message):
+            pipe(item)
+    short = tmp_path / "click.wav"
+    soundfile.write(short, one_second[:40], 16000)
+    results = pipe([{"audio": str(short), "text": "a"}, {"audio": one_second, "sampling_rate": 16000, "text": "a"}],
+                   on_error="skip")
+    assert "click.wav" in results[0]["error"] and "0.1 s" in results[0]["error"] and len(results[1]) == 7
+    with pytest.raises(ValueError, match="sampling_rate 16 Hz is implausible"):
+        pipe({"audio": one_second, "text": "a"}, sampling_rate=16)
+    with pytest.raises(ValueError, match="chunk_length_s"):
+        pipe({"audio": one_second, "sampling_rate": 16000, "text": "a"}, chunk_length_s=0.001)
 
 
 # ------------------------------------------------------------------------------------------ speech recognition

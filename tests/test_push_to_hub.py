@@ -15,6 +15,8 @@ import soundfile
 import torch
 from huggingface_hub import ModelCard
 
+from multistill import hub
+
 try:
     from _fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
     from _fixtures_model import waves
@@ -86,7 +88,8 @@ def test_model_card_metadata_and_content(push_to_hub, tmp_path):
     card = ModelCard.load(Path(out) / "README.md")
     data = card.data
     assert data.language == "ko" and data.license == "cc-by-nc-4.0" and data.library_name == "transformers"
-    assert data.pipeline_tag == "audio-classification"
+    assert data.pipeline_tag == "other"  # not audio-classification: its Hub widget/snippet fail ("needs text")
+    assert data.base_model_relation == "finetune"
     assert data.datasets == ["KEMDy20"]
     assert set(data.base_model) == {"kresnik/wav2vec2-large-xlsr-korean", "beomi/KcELECTRA-base",
                                     "someone/multistill-teacher"}
@@ -104,6 +107,10 @@ def test_model_card_metadata_and_content(push_to_hub, tmp_path):
     assert "this checkpoint (multimodal_student)" in text and "63.12" in text and "38.71" in text
     assert "not comparable" in text and "(c) multimodal student ← same architecture" in text
     assert 'pipeline("multimodal-emotion-recognition", model="me/multistill-student", trust_remote_code=True)' in text
+    # the install line first, the custom pipeline snippet before the Auto-class one
+    assert text.index('pip install "torch>=2.4" "transformers>=5.20,<6"') < text.index("## Usage")
+    assert text.index('pipeline("multimodal-emotion-recognition"') < text.index("AutoModelForAudioClassification")
+    assert "@misc{jo2023multistill" in text and "KEMDy19" in text and "10.3390/s21051579" in text
     assert "## Limitations and intended use" in text and "**Bias.**" in text and "**Intended use.**" in text
     assert "someone/multistill-teacher" in text  # distillation details
 
@@ -116,7 +123,8 @@ def test_card_without_results_invents_nothing(push_to_hub, tmp_path):
     metadata = readme.split("---")[1]
     assert card.data.eval_results is None and "model-index" not in metadata
     assert "No evaluation results" in readme and "this run | no evaluation results" in readme
-    assert card.data.pipeline_tag == "text-classification"
+    assert card.data.pipeline_tag == "other"
+    assert "base_model_relation" not in metadata
     assert card.data.base_model is None  # tiny local encoders are not Hub models
     assert "your-username/hub" in readme  # placeholder repo id for a local-only folder
     assert not (Path(out) / "test_results.json").exists()
@@ -186,14 +194,16 @@ class FakeApi:
 
     def upload_folder(self, **kwargs):
         folder = Path(kwargs["folder_path"])
-        self.calls.append(("upload_folder", {**kwargs, "files": sorted(p.name for p in folder.iterdir())}))
+        contents = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        self.calls.append(("upload_folder", {**kwargs, "files": sorted(p.name for p in folder.iterdir()),
+                                             "contents": contents}))
         return type("Commit", (), {"commit_url": f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"})()
 
 
 def test_upload_calls_create_repo_and_upload_folder(push_to_hub, tmp_path, monkeypatch):
     checkpoint = make_checkpoint(tmp_path / "ckpt")
     FakeApi.instances.clear()
-    monkeypatch.setattr(push_to_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
     url = push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/multistill-student", "--private",
                             "--token", "hf_explicit", "--commit_message", "First upload", "--verify", "false"])
     assert url == "https://huggingface.co/me/multistill-student/commit/abc"
@@ -211,12 +221,12 @@ def test_upload_calls_create_repo_and_upload_folder(push_to_hub, tmp_path, monke
 def test_upload_token_from_the_environment_or_error(push_to_hub, tmp_path, monkeypatch):
     checkpoint = make_checkpoint(tmp_path / "ckpt", results=False)
     FakeApi.instances.clear()
-    monkeypatch.setattr(push_to_hub, "HfApi", FakeApi)
-    monkeypatch.setattr(push_to_hub, "get_token", lambda: "hf_from_env")
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
+    monkeypatch.setattr(hub, "get_token", lambda: "hf_from_env")
     push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/x", "--verify", "false"])
     assert FakeApi.instances[-1].token == "hf_from_env"
     assert FakeApi.instances[-1].calls[0][1]["private"] is False
-    monkeypatch.setattr(push_to_hub, "get_token", lambda: None)
+    monkeypatch.setattr(hub, "get_token", lambda: None)
     with pytest.raises(ValueError, match="No Hub token"):
         push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/x", "--verify", "false"])
 
@@ -251,3 +261,157 @@ def test_on_a_train_py_output(push_to_hub, trained_teacher, tmp_path):
     assert "test-checkpoint" in card.data.tags  # tiny backbones, synthetic corpus
     pipe = pipeline("multimodal-emotion-recognition", model=str(out), trust_remote_code=True, device="cpu")
     assert len(pipe({"audio": waves(1.0)[0], "sampling_rate": 16000, "text": "안녕하세요"})) == 7
+
+
+# --------------------------------------------------------------------------- --local_dir safety (issue 12.6)
+def test_local_dir_refuses_to_overwrite_or_clobber(push_to_hub, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "ckpt", results=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    (mine / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"--local_dir .*mine is not empty.*--overwrite"):
+        push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(mine)])
+    assert (mine / "README.md").read_text() == "my notes" and (mine / "config.json").read_text() == "{}"
+    with pytest.raises(ValueError, match="is \\(or contains\\) --model_dir"):
+        push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(checkpoint), "--overwrite"])
+    with pytest.raises(ValueError, match="is \\(or contains\\) --model_dir"):
+        push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(tmp_path), "--overwrite"])
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="file.txt is a file"):
+        push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(a_file)])
+    with pytest.raises(ValueError, match="--overwrite only applies to --local_dir"):
+        push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/x", "--overwrite"])
+    # --overwrite replaces the folder's content as a whole: no stale file survives
+    out = push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(mine), "--overwrite", "--verify", "false"])
+    assert Path(out) == mine.resolve() and "my notes" not in (mine / "README.md").read_text()
+    assert (mine / "config.json").stat().st_size > 2 and (mine / "example.wav").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mine-")]  # no staging folder left
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "push_to_hub.py"), "--model_dir", str(tmp_path),
+                             "--local_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 2 and result.stderr.strip().startswith("error: --model_dir")
+    assert "Traceback" not in result.stderr
+
+
+def test_upload_holds_only_the_hub_folder(push_to_hub, tmp_path, monkeypatch):
+    """Checkpoints, optimizer states and stray files next to the model are never uploaded."""
+    checkpoint = make_checkpoint(tmp_path / "ckpt")
+    (checkpoint / "checkpoint-12").mkdir()
+    (checkpoint / "checkpoint-12" / "optimizer.pt").write_bytes(b"state")
+    (checkpoint / "notes.txt").write_text("private")
+    (checkpoint / "README.md").write_text("---\nlicense: mit\n---\nthe Trainer's stub card")
+    FakeApi.instances.clear()
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
+    push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/x", "--token", "t", "--verify", "false"])
+    upload = FakeApi.instances[-1].calls[1][1]
+    assert set(upload["contents"]) == {
+        "README.md", "config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
+        "tokenizer_config.json", "configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
+        "pipeline_multistill.py", "annotations.py", "asr.py", "run_info.json", "test_results.json", "example.wav",
+        "example.txt",
+    }
+    assert b"stub card" not in upload["contents"]["README.md"]
+
+
+# --------------------------------------------------------------------------- card: license, example, runnable code
+def test_license_follows_the_training_data(push_to_hub, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "ckpt")  # run_info says KEMDy20
+    card = ModelCard.load(Path(push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir",
+                                                 str(tmp_path / "a"), "--verify", "false"])) / "README.md")
+    assert card.data.license == "other" and card.data.license_name == "etri-kemdy-research-only"
+    assert card.data.license_link.startswith("https://nanum.etri.re.kr/")
+    assert "for research only" in card.text and "no commercial use" in card.text
+    (checkpoint / "run_info.json").write_text(json.dumps({**RUN_INFO, "corpus": "synthetic", "backbones": "tiny"}))
+    card = ModelCard.load(Path(push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir",
+                                                 str(tmp_path / "b"), "--verify", "false"])) / "README.md")
+    assert card.data.license == "apache-2.0" and card.data.license_name is None
+    assert "was not trained on ETRI's corpora" in card.text
+
+
+def python_blocks(card_text: str) -> list[str]:
+    return [block.split("```", 1)[0] for block in card_text.split("```python\n")[1:]]
+
+
+RUN_CARD = textwrap.dedent(
+    """
+    # Run the card's Python blocks as written, with the repo id standing for a local folder (offline).
+    import os, sys, huggingface_hub
+    folder, repo_id, card = sys.argv[1], sys.argv[2], open(sys.argv[3], encoding="utf-8").read()
+    huggingface_hub.hf_hub_download = lambda repo, filename, **kwargs: os.path.join(folder, filename)
+    blocks = [b.split("```", 1)[0] for b in card.split("```python\\n")[1:]]
+    assert len(blocks) == 2, len(blocks)
+    for block in blocks:
+        exec(compile(block.replace('"' + repo_id + '"', repr(folder)), "card", "exec"), {})
+    print("CARD-OK")
+    """
+)
+
+
+@pytest.mark.parametrize("preset", ["teacher", "text_student", "audio_student"])
+def test_card_usage_code_runs_as_written(push_to_hub, tmp_path, preset):
+    checkpoint = make_checkpoint(tmp_path / "ckpt", preset=preset)
+    out = Path(push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/card-test", "--local_dir",
+                                 str(tmp_path / "hub"), "--verify", "false"]))
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert (out / "example.wav").stat().st_size < 200_000
+    transcript = (out / "example.txt").read_text(encoding="utf-8").strip()
+    assert (f'"text": "{transcript}"' in card) == (preset != "audio_student")
+    assert ("waveform = " in card) == (preset != "text_student")  # `waveform` is defined before it is used
+    script = tmp_path / "run_card.py"
+    script.write_text(RUN_CARD)
+    result = subprocess.run([sys.executable, "-I", str(script), str(out), "me/card-test", str(out / "README.md")],
+                            cwd=tmp_path, env=offline_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "CARD-OK" in result.stdout, result.stderr[-3000:]
+    assert "'label'" in result.stdout and "score" in result.stdout
+
+
+# --------------------------------------------------------------------------- train.py / distill.py --push_to_hub
+def test_training_arguments_keep_the_push_from_the_trainer(tmp_path):
+    from multistill.arguments import MultiStillTrainingArguments
+
+    args = MultiStillTrainingArguments(output_dir=str(tmp_path), push_to_hub=True, hub_model_id="me/run")
+    assert args.publish_to_hub is True and args.push_to_hub is False  # the Trainer never pushes half a folder
+    assert MultiStillTrainingArguments(output_dir=str(tmp_path)).publish_to_hub is False
+
+
+def test_publish_run_uploads_what_push_to_hub_uploads(push_to_hub, tmp_path, monkeypatch):
+    from multistill.arguments import MultiStillTrainingArguments
+
+    checkpoint = make_checkpoint(tmp_path / "ckpt")
+    FakeApi.instances.clear()
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
+    args = MultiStillTrainingArguments(output_dir=str(checkpoint), push_to_hub=True, hub_model_id="me/run",
+                                       hub_token="t")
+    hub.publish_run(checkpoint, args)
+    push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/run", "--token", "t"])
+    from_training, from_script = (api.calls[1][1] for api in FakeApi.instances)
+    assert from_training["repo_id"] == from_script["repo_id"] == "me/run"
+    assert from_training["contents"] == from_script["contents"]  # byte for byte
+
+
+@pytest.mark.slow
+def test_train_py_push_to_hub_publishes_the_complete_folder(tmp_path, training_cache, monkeypatch):
+    """`train.py --push_to_hub`: one upload, after the run, of the folder push_to_hub.py would build."""
+    from conftest import FAST_TRAINING
+
+    import train
+
+    FakeApi.instances.clear()
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
+    output_dir = tmp_path / "run"
+    train.main(["--output_dir", str(output_dir), "--data_cache_dir", str(training_cache), "--num_train_epochs", "1",
+                *FAST_TRAINING, "--push_to_hub", "--hub_model_id", "me/trained", "--hub_token", "t"])
+    (api,) = FakeApi.instances
+    assert [name for name, _ in api.calls] == ["create_repo", "upload_folder"]
+    upload = api.calls[1][1]
+    assert upload["repo_id"] == "me/trained"
+    assert {"pipeline_multistill.py", "test_results.json", "run_info.json", "example.wav"} <= set(upload["contents"])
+    assert b"pipeline_multistill.MultiStillEmotionPipeline" in upload["contents"]["config.json"]
+    card = upload["contents"]["README.md"].decode()
+    assert "model-index" in card and "this checkpoint (teacher)" in card
+    assert not any(name.startswith("checkpoint-") for name in upload["contents"])

@@ -231,6 +231,10 @@ def test_edge_case_files(synthetic_edge_root):
         sf.info(str(path("corrupt_wav")))
     assert path("missing_transcript").is_file() and not path("missing_transcript", ".txt").exists()
     assert not path("missing_wav").exists() and path("missing_wav", ".txt").is_file()
+    # Cut mid-sample: an odd number of PCM16 data bytes, which soundfile still opens.
+    truncated = path("truncated_wav")
+    assert truncated.stat().st_size % 2 == 1 and sf.info(str(truncated)).frames > 0
+    assert path("empty_transcript", ".txt").read_bytes() == "l/ n/\n".encode("cp949")
     rows = {r[3]: r for r in _csv(synthetic_edge_root / "KEMDy20" / "annotation" / "Sess01_eval.csv")[2:]}
     assert set(rows) >= {case.segment_id for case in EDGE_CASES.values()}
     votes = {name: [rows[case.segment_id][i] for i in range(7, 37, 3)] for name, case in EDGE_CASES.items()}

@@ -37,7 +37,18 @@ def test_train_writes_a_complete_run(trained_teacher: Path):
     assert (trained_teacher / "pipeline_multistill.py").exists()
     info = json.loads((trained_teacher / "run_info.json").read_text())
     assert info["preset"] == "teacher" and info["cached_encoder_features"] is True
+    assert info["cached_modalities"] == ["audio", "text"] and info["utterances_encoded"] > 0
     assert info["parameters"]["trainable"] < info["parameters"]["total"]  # encoders frozen
+    # Every split parameter, and the sessions/dialogues held out, are recorded.
+    assert {k: info[k] for k in ("split", "split_seed", "test_fraction", "validation_fraction", "validation_from")} == {
+        "split": "session", "split_seed": 123, "test_fraction": None, "validation_fraction": None,
+        "validation_from": None}
+    assert info["held_out"]["test"]["sessions"] == sorted(sessions["test"])
+    # data_splits.json: the ids of each split, for baselines and for distill.py's check of the teacher.
+    ids = json.loads((trained_teacher / "data_splits.json").read_text())
+    assert {name: len(rows) for name, rows in ids.items()} == {
+        name: metrics["data"][name]["examples"] for name in ("train", "validation", "test")}
+    assert [p["id"] for p in json.loads((trained_teacher / "test_predictions.json").read_text())] == ids["test"]
 
 
 def test_saved_teacher_reloads_and_reproduces_its_test_predictions(trained_teacher: Path, training_cache: Path):
@@ -70,11 +81,12 @@ def test_same_seed_gives_the_same_metrics(trained_teacher: Path, tmp_path: Path)
     import train
 
     train.main(["--output_dir", str(tmp_path), "--data_cache_dir", str(tmp_path / "cache"), "--num_train_epochs",
-                "4", *FAST_TRAINING])
+                "4", "--threads", "1", *FAST_TRAINING])
     first = json.loads((trained_teacher / "test_results.json").read_text())
     second = json.loads((tmp_path / "test_results.json").read_text())
     for key in ("test_accuracy", "test_macro_f1", "test_unweighted_accuracy", "test_loss"):
         assert second[key] == pytest.approx(first[key], abs=1e-6), key
+    assert json.loads((tmp_path / "run_info.json").read_text())["threads"] == 1 and torch.get_num_threads() == 1
 
 
 def _latest_checkpoint_step(folder: Path) -> int:
@@ -116,27 +128,88 @@ def test_a_killed_run_resumes_and_finishes(training_cache: Path, tmp_path: Path)
 
 
 def test_train_on_the_real_sample(sample_dir: Path, training_cache: Path, tmp_path: Path):
-    """One epoch of the paper's random split on Session 01 of both corpora (792 real utterances)."""
+    """One epoch on Session 01 of both corpora (792 real utterances), split by dialogue: the sample has one
+    session per corpus. No dialogue is on two sides, and data_splits.json lists every utterance once."""
     import train
 
-    train.main(["--output_dir", str(tmp_path), "--corpus", "all", "--data_dir", str(sample_dir), "--split", "random",
+    train.main(["--output_dir", str(tmp_path), "--corpus", "all", "--data_dir", str(sample_dir), "--split", "dialogue",
                 "--data_cache_dir", str(training_cache), "--num_train_epochs", "1", "--per_device_eval_batch_size",
                 "64", *FAST_TRAINING])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["data"]["train"]["examples"] + metrics["data"]["validation"]["examples"] <= 634
-    assert metrics["data"]["test"]["examples"] == 159  # 20 % of 792, as train_test_split rounds
-    # Balancing capped neutral at 60 % of the training split.
+    dialogues = {name: set(metrics["data"][name]["dialogues"]) for name in ("train", "validation", "test")}
+    assert not dialogues["train"] & dialogues["test"] and not dialogues["train"] & dialogues["validation"]
+    assert not dialogues["validation"] & dialogues["test"]
+    assert len(dialogues["test"]) == 4 and len(dialogues["validation"]) == 2  # 2 + 2 and 1 + 1 of 10 + 6
+    ids = json.loads((tmp_path / "data_splits.json").read_text())
+    assert {name: len(rows) for name, rows in ids.items()} == {
+        name: metrics["data"][name]["examples"] for name in ("train", "validation", "test")}
+    assert len(set(ids["train"]) | set(ids["validation"]) | set(ids["test"])) == sum(len(v) for v in ids.values())
+    # Balancing capped neutral at 60 % of the training split (70 % of the sample is neutral).
     after = metrics["data"]["balancing"]["after"]
     assert after["neutral"] <= 0.6 * sum(after.values()) + 1
+    info = json.loads((tmp_path / "run_info.json").read_text())
+    assert info["split"] == "dialogue" and info["split_seed"] == 123
+    assert info["held_out"]["test"]["dialogues"] == sorted(dialogues["test"])
 
 
-def test_bad_arguments_fail_clearly(training_cache: Path, tmp_path: Path):
+def _no_data_loaded(cache: Path) -> bool:
+    return not (cache / "datasets").exists() and not (cache / "encoder_features").exists()
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--num_train_epochs", "0"], "train zero steps"),
+    (["--max_steps", "0"], "train zero steps"),
+    (["--max_train_samples", "0"], "would train on nothing"),
+    (["--learning_rate=-1e-3"], "--learning_rate must be > 0"),
+    (["--learning_rate", "nan"], "--learning_rate must be > 0"),
+    (["--audio_encoder", "/no/such/encoder"], "--audio_encoder /no/such/encoder: no such folder"),
+    (["--text_encoder", "./missing"], "--text_encoder ./missing: no such folder"),
+    (["--split", "dialogue", "--test_sessions", "3"], "--test_sessions only applies to --split session"),
+    (["--validation_fraction", "1.5"], "--validation_fraction must be a fraction"),
+    (["--corpus", "kemdy19"], "needs data_dir"),
+    (["--threads", "0"], "--threads must be >= 1"),
+])
+def test_bad_arguments_fail_before_loading_anything(arguments: list[str], message: str, tmp_path: Path):
     import train
+    from multistill.arguments import UsageError
 
-    with pytest.raises(ValueError, match="needs data_dir"):
-        train.main(["--output_dir", str(tmp_path), "--corpus", "kemdy19", "--use_cpu"])
-    with pytest.raises(ValueError, match="no complete checkpoint"):
+    with pytest.raises(UsageError, match=message):
+        train.main(["--output_dir", str(tmp_path / "out"), "--data_cache_dir", str(tmp_path / "cache"), "--use_cpu",
+                    *arguments])
+    assert _no_data_loaded(tmp_path / "cache")
+
+
+def test_an_encoder_folder_without_config_is_refused(tmp_path: Path):
+    import train
+    from multistill.arguments import UsageError
+
+    (tmp_path / "ct2").mkdir()
+    (tmp_path / "ct2" / "model.bin").write_bytes(b"")
+    with pytest.raises(UsageError, match="has no config.json"):
+        train.main(["--output_dir", str(tmp_path / "out"), "--audio_encoder", str(tmp_path / "ct2"), "--use_cpu"])
+
+
+def test_usage_errors_are_error_lines_not_tracebacks(tmp_path: Path):
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), "--output_dir", str(tmp_path),
+                             "--learning_rate", "-1", "--use_cpu"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2
+    assert "train.py: error: --learning_rate must be > 0, got -1.0." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_data_choices_fail_clearly(training_cache: Path, tmp_path: Path):
+    import train
+    from multistill.arguments import UsageError
+
+    with pytest.raises(UsageError, match="no complete checkpoint"):
         train.main(["--output_dir", str(tmp_path), "--resume_from_checkpoint", "latest", "--use_cpu",
                     "--data_cache_dir", str(training_cache)])
+    with pytest.raises(UsageError, match="--text_column asr_text: the dataset has no such column"):
+        train.main(["--output_dir", str(tmp_path), "--text_column", "asr_text", "--use_cpu",
+                    "--data_cache_dir", str(training_cache)])
+    with pytest.raises(UsageError, match="needs at least 5 sessions of KEMDy19"):
+        train.main(["--output_dir", str(tmp_path), "--test_fraction", "0.5", "--validation_fraction", "0.3",
+                    "--use_cpu", "--data_cache_dir", str(training_cache)])
     with pytest.raises(SystemExit):
         train.parse_args(["--preset", "giant_teacher"])

@@ -1,0 +1,108 @@
+#!/usr/bin/env python
+"""Feature caching and training steps with N torch threads, side by side in one run (``--threads`` of
+train.py / distill.py).
+
+Tiny backbones on the embedded synthetic corpus (128 utterances): for each repetition and each thread
+count (the order alternates between repetitions), it times (1) caching the frozen encoders' features of
+every split into a fresh cache, (2) ``--steps`` teacher training steps on cached features and (3) ``--steps``
+light-student steps on raw audio and text. It prints medians, the ratio to the first thread count, and the
+load average of the machine (other processes compete for the same cores), and writes JSON + Markdown.
+
+    python benchmarks/threads_training.py --threads 1 2 --repeats 3 --output benchmarks/results/threads_cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Thread counts to compare.")
+    parser.add_argument("--repeats", type=int, default=3, help="Repetitions of every measurement.")
+    parser.add_argument("--steps", type=int, default=16, help="Training steps per measurement (batch 8).")
+    parser.add_argument("--output", default=None, help="Write OUTPUT.json and OUTPUT.md.")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    import datasets
+    import transformers
+    from transformers import TrainingArguments
+
+    from multistill.data import load_kemdy
+    from multistill.offline import build_tiny_encoders, tiny_backbones
+    from multistill.splits import make_splits
+    from multistill.training import FeaturePlan, MultiStillTrainer
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    work = Path(tempfile.mkdtemp(prefix="threads_"))
+    splits = make_splits(load_kemdy("synthetic", cache_dir=work), "session")
+    encoders = build_tiny_encoders(work / "encoders", texts=list(splits["train"]["text"]))
+
+    def train_seconds(preset: str, cache: Path) -> float:
+        model, processor = tiny_backbones(encoders=encoders, preset=preset, seed=0)
+        data = FeaturePlan.decide(model.config).prepare(splits, model, processor, cache_dir=cache)
+        training = TrainingArguments(output_dir=str(work / "out"), use_cpu=True, report_to="none", max_steps=args.steps,
+                                     per_device_train_batch_size=8, save_strategy="no", eval_strategy="no",
+                                     logging_strategy="no", disable_tqdm=True, label_names=["labels", "emotion"],
+                                     remove_unused_columns=False, learning_rate=1e-3)
+        trainer = MultiStillTrainer(model, training, train_dataset=data.splits["train"], data_collator=data.collator)
+        start = time.perf_counter()
+        trainer.train()
+        return time.perf_counter() - start
+
+    timings: dict[int, dict[str, list[float]]] = {n: {"caching": [], "teacher_steps": [], "light_steps": []}
+                                                  for n in args.threads}
+    loads = []
+    for repeat in range(args.repeats):
+        order = args.threads if repeat % 2 == 0 else list(reversed(args.threads))
+        for threads in order:
+            torch.set_num_threads(threads)
+            cache = work / f"cache_{repeat}_{threads}"
+            model, processor = tiny_backbones(encoders=encoders, preset="teacher", seed=0)
+            start = time.perf_counter()
+            FeaturePlan.decide(model.config).prepare(splits, model, processor, cache_dir=cache)
+            timings[threads]["caching"].append(time.perf_counter() - start)
+            timings[threads]["teacher_steps"].append(train_seconds("teacher", cache))
+            timings[threads]["light_steps"].append(train_seconds("light_student", cache))
+            loads.append(os.getloadavg()[0])
+            print(f"repeat {repeat + 1}, {threads} thread(s): " + ", ".join(
+                f"{k} {v[-1]:.2f} s" for k, v in timings[threads].items()), flush=True)
+
+    base = args.threads[0]
+    medians = {n: {k: statistics.median(v) for k, v in t.items()} for n, t in timings.items()}
+    lines = [f"# Caching and training with 1 vs N torch threads ({platform.processor() or platform.machine()}, "
+             f"{os.cpu_count()} cores, torch {torch.__version__})", "",
+             f"Tiny backbones, synthetic corpus ({sum(len(s) for s in splits.values())} utterances), {args.repeats} "
+             f"repetitions (median), {args.steps} steps of batch 8. Load average during the run: "
+             f"{min(loads):.1f}-{max(loads):.1f} (other processes share the cores).", "",
+             "| threads | caching (s) | teacher steps, cached (s) | light student steps, raw (s) |", "|---|---|---|---|"]
+    for n, values in medians.items():
+        cells = [f"{values[k]:.2f}" + ("" if n == base else f" ({values[k] / medians[base][k]:.2f}x)")
+                 for k in ("caching", "teacher_steps", "light_steps")]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    report = "\n".join(lines)
+    print(report)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(f"{args.output}.md").write_text(report + "\n", encoding="utf-8")
+        Path(f"{args.output}.json").write_text(json.dumps(
+            {"timings": timings, "medians": medians, "load_average": loads, "steps": args.steps,
+             "repeats": args.repeats, "cpu_count": os.cpu_count(), "torch": torch.__version__}, indent=2) + "\n",
+            encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
