@@ -3,6 +3,7 @@
 * :func:`real_conversation`: the three utterances with 1 s pauses of faint noise between them (skips the
   test when the sample is absent);
 * :func:`faster_whisper_asr`: Whisper base (CTranslate2, package registry) on faster-whisper int8, 1 thread;
+* :func:`converted_whisper_base_folder`: the same Whisper base converted to transformers (whisper-convert);
 * :func:`tiny_whisper_folder`: a tiny random ``WhisperForConditionalGeneration`` + ``WhisperProcessor`` (with
   Whisper's real multilingual tokenizer from the CTranslate2 folder), saved once, for the transformers engine;
 * :class:`ScriptedASR`: a recognizer that returns fixed texts and counts its calls.
@@ -87,6 +88,15 @@ def whisper_base_folder() -> str:
         return str(ct2_folder())
     except ModuleNotFoundError as err:
         pytest.skip(str(err))
+
+
+@functools.cache
+def converted_whisper_base_folder() -> str:
+    """Whisper base converted to a transformers folder (``multistill.whisper_base.transformers_folder``)."""
+    from multistill.whisper_base import transformers_folder
+
+    whisper_base_folder()  # skips without the registry packages
+    return str(transformers_folder())
 
 
 @functools.cache

@@ -24,6 +24,7 @@ try:
     from _fixtures_speech import (
         SPEECH,
         ScriptedASR,
+        converted_whisper_base_folder,
         faster_whisper_asr,
         speech_file,
         tiny_whisper_folder,
@@ -33,6 +34,7 @@ except ImportError:  # tests/ imported as a package
     from tests._fixtures_speech import (
         SPEECH,
         ScriptedASR,
+        converted_whisper_base_folder,
         faster_whisper_asr,
         speech_file,
         tiny_whisper_folder,
@@ -117,6 +119,17 @@ def test_transformers_engine_batches_like_one_by_one():
     assert batched.transcribe(clips) == texts
     assert single(clips[0]) == texts[0]
     assert "engine=transformers" in single.fingerprint and single.fingerprint != faster_whisper_asr().fingerprint
+
+
+def test_transformers_engine_transcribes_real_korean_speech_with_whisper_base():
+    asr = load_asr(converted_whisper_base_folder(), batch_size=3)
+    assert isinstance(asr, TransformersSpeechRecognizer) and asr.is_whisper and asr.language == "ko"
+    clips = [soundfile.read(speech_file(name), dtype="float32")[0] for name, _ in SPEECH]
+    texts = asr.transcribe(clips)
+    gold = [t for _, t in SPEECH]
+    assert character_error_rate(gold, texts)["cer"] < 0.3
+    # the same weights as faster-whisper's (int8 there, float32 here): close transcripts
+    assert character_error_rate(faster_whisper_asr().transcribe(clips), texts)["cer"] < 0.2
 
 
 def _audio_dataset(folder, n=4):
