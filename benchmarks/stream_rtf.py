@@ -244,13 +244,20 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "spans": [{k: v for k, v in u.items() if k != "text"} for u in utterances] if args.data_dir else utterances,
     }
     log(f"conversation: {conversation['audio_s']} s, {len(utterances)} utterances")
-    asr = None
-    if args.asr:
-        from multistill.asr import load_asr
-        from multistill.cli import resolve_asr_model
+    recognizers: dict[int, Any] = {}
 
-        asr = load_asr(resolve_asr_model(args.asr), threads=args.asr_threads, device="cpu")
-        log(f"ASR: {asr!r}")
+    def recognizer(threads: int) -> Any:
+        """The ASR for a thread setting (faster-whisper's threads follow --threads unless --asr_threads)."""
+        if not args.asr:
+            return None
+        count = args.asr_threads if args.asr_threads is not None else threads
+        if count not in recognizers:
+            from multistill.asr import load_asr
+            from multistill.cli import resolve_asr_model
+
+            recognizers[count] = load_asr(resolve_asr_model(args.asr), threads=count, device="cpu")
+            log(f"ASR ({count or 'default'} threads): {recognizers[count]!r}")
+        return recognizers[count]
 
     texts = [u["text"] for u in utterances]
     models: dict[str, Any] = {}
@@ -266,6 +273,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         models[name] = info
         for threads in args.threads:
             torch.set_num_threads(threads)
+            asr = recognizer(threads)
             warm = [warm_up(pipe, asr=asr) for _ in range(args.warmup)]
             for repeat in range(args.repeat):
                 log(
@@ -276,6 +284,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     "model": name,
                     "threads": threads,
                     "run": repeat + 1,
+                    "asr_threads": (args.asr_threads if args.asr_threads is not None else threads) if asr else None,
                     "warmup_s": [round(w, 3) for w in warm],
                     **stream_once(pipe, wav, None if asr else transcript, args.chunk_ms, args.realtime,
                                   args.vad, asr, keep_text=not args.data_dir),
@@ -311,7 +320,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "quick": args.quick,
             "repeat": args.repeat,
             "vad": f"{args.vad}, VADConfig() defaults otherwise (hangover 500 ms, pre-roll 200 ms, post-roll 100 ms)",
-            "asr": asr.describe() if asr is not None else None,
+            "asr": next(iter(recognizers.values())).describe() if recognizers else None,
             "asr_threads": args.asr_threads,
         },
         "machine": machine,
@@ -352,10 +361,13 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"total {res['total_s']:.0f} s."
     )
     if asr:
+        threads = f"{s['asr_threads']} threads" if s["asr_threads"] is not None else "as many threads as torch"
+        decoding = "greedy" if asr.get("beam_size", asr.get("num_beams")) == 1 else "beam search"
+        if asr.get("temperature_fallback"):
+            decoding += ", sampled again only when the output loops"
         lines += ["", f"**ASR:** {asr['engine']} `{Path(asr['model']).name}` (language {asr['language']}, "
-                      f"{asr.get('compute_type', '')} {'greedy' if asr.get('beam_size', asr.get('num_beams')) == 1 else ''}, "
-                      f"{s['asr_threads'] or 'default'} threads): every utterance transcribed in the loop, no transcript "
-                      "given."]
+                      f"{asr.get('compute_type', '')} {decoding}, {threads}): every utterance transcribed in the "
+                      "loop, no transcript given."]
     others = res["machine"].get("others_cpu_pct")
     if others is not None:
         worst = max(res["runs"], key=lambda r: r.get("other_load_pct") or 0.0, default=None)
@@ -457,7 +469,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="transcribe every utterance in the loop instead of giving the transcript "
                     "(e.g. whisper-base, a CTranslate2 folder or a transformers ASR model)")
     ap.add_argument("--asr_threads", type=int, default=None,
-                    help="faster-whisper CPU threads (default: the first --threads value)")
+                    help="faster-whisper CPU threads (default: the same as each --threads setting; 0: its own default)")
     ap.add_argument("--vad", choices=["silero", "energy"], default=None,
                     help="voice-activity detector (default: silero for real speech, energy for the synthetic stand-in)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per model and thread count")
@@ -476,9 +488,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.name = "stream_cpu_quick" if args.quick else "stream_cpu"
     if args.vad is None:
         args.vad = "silero" if args.data_dir else "energy"
-    if args.asr_threads is None:
-        args.asr_threads = args.threads[0]
-    if any(t < 1 for t in args.threads) or args.asr_threads < 0:
+    if any(t < 1 for t in args.threads) or (args.asr_threads is not None and args.asr_threads < 0):
         ap.error("--threads must be >= 1 and --asr_threads >= 0")
     if args.repeat < 1 or args.max_utterances < 1:
         ap.error("--repeat and --max_utterances must be >= 1")
