@@ -1,16 +1,20 @@
 #!/usr/bin/env python
-"""Real-time stream mode end to end: RTF and per-utterance latency of the light student vs the teacher.
+"""Real-time stream mode end to end: RTF, per-stage times and latency, with or without speech recognition.
 
-Builds a synthetic two-speaker conversation (utterances of ``multistill.synthetic``'s emotional speech
-stand-in, separated by silences) and its transcript (one line per utterance), saves full-size
-architectures with random weights (latency does not depend on weight values; nothing is downloaded)
-as pipeline folders in a temporary directory, loads each with ``multistill.cli.load_pipeline`` and runs
-``multistill.streaming.stream_emotions`` on ``file_chunks`` of the WAV, exactly what
-``multistill stream --model M conversation.wav --transcript conversation.txt`` does, once per
-``--threads`` setting, for every model in the same run.
+The conversation is either synthetic (default: utterances of ``multistill.synthetic``'s emotional speech
+stand-in, separated by silences, with a transcript of one line per utterance; energy VAD, since the
+stand-in is not speech to a trained VAD) or built from real KEMDy utterances (``--data_dir``: dialogues
+concatenated with pauses of background noise, as in ``vad_eval.py``; Silero VAD). With ``--asr`` no
+transcript is given: every utterance is transcribed in the loop (e.g. ``--asr whisper-base``: Whisper base,
+faster-whisper int8). Full-size architectures with random weights (latency does not depend on weight
+values; nothing is downloaded) are saved as pipeline folders in a temporary directory, loaded with
+``multistill.cli.load_pipeline`` and streamed with ``multistill.streaming.stream_emotions`` on
+``file_chunks`` of the WAV, exactly what ``multistill stream --model M conversation.wav [--transcript T |
+--asr A]`` does, ``--repeat`` times per model and ``--threads`` setting, all in the same run.
 
-    python benchmarks/stream_rtf.py --threads 2 1     # light_student + teacher, 60 s (~70 s on 2 cores)
-    python benchmarks/stream_rtf.py --realtime        # paced like live input (wall time = audio length)
+    python benchmarks/stream_rtf.py --threads 2 1     # light_student + teacher, synthetic 60 s (~70 s on 2 cores)
+    python benchmarks/stream_rtf.py --data_dir ../shared/kemdy_sample --asr whisper-base --models light_student \
+        --threads 2 --realtime --name stream_asr_cpu  # real speech, ASR in the loop, live pace
     python benchmarks/stream_rtf.py --quick           # tiny configs, seconds (smoke test)
 
 Writes ``<output_dir>/<name>.json`` and ``<output_dir>/<name>.md`` and prints the markdown.
@@ -158,17 +162,27 @@ def save_model_folder(name: str, quick: bool, texts: list[str], folder: Path) ->
 
 
 def stream_once(
-    pipe: Any, wav: Path, transcript_path: Path, chunk_ms: float, realtime: bool
+    pipe: Any,
+    wav: Path,
+    transcript_path: Path | None,
+    chunk_ms: float,
+    realtime: bool,
+    vad: str = "energy",
+    asr: Any = None,
+    keep_text: bool = True,
 ) -> dict[str, Any]:
-    """One ``stream_emotions`` run over the conversation file; summary, latencies and per-utterance rows."""
-    from multistill.streaming import Transcript, file_chunks, stream_emotions
+    """One ``stream_emotions`` run over the conversation file; summary, latencies and per-utterance rows
+    (without the transcripts unless ``keep_text``: the texts of licensed corpora stay out of the results)."""
+    from multistill.streaming import Transcript, VADConfig, file_chunks, stream_emotions
 
     contention = Contention()
     summary = stream_emotions(
         pipe,
         file_chunks(wav, chunk_ms, realtime=realtime),
-        transcript=Transcript.from_file(transcript_path),
+        transcript=Transcript.from_file(transcript_path) if transcript_path is not None else None,
+        vad_config=VADConfig(vad=vad),
         realtime=realtime,
+        asr=asr,
     )
     out = summary.to_dict()
     out["other_load_pct"] = contention.others_pct()
@@ -181,6 +195,10 @@ def stream_once(
             "label": r.label,
             "latency_s": round(r.latency_s, 4),
             "end_of_speech_latency_s": round(r.end_of_speech_latency_s, 4),
+            "asr_s": round(r.asr_s, 4),
+            "emotion_s": round(r.emotion_s, 4),
+            **({"text": r.text} if keep_text else {}),
+            "text_source": r.text_source,
             "error": r.error,
         }
         for r in summary.results
@@ -202,19 +220,44 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     t_run = time.perf_counter()
     run_contention = Contention()
-    audio, utterances = make_conversation(args.seconds, args.gap, seed=args.seed)
+    if args.data_dir:
+        from vad_eval import build_sample_conversation
+
+        from multistill.data import load_kemdy
+
+        dataset = load_kemdy("all", args.data_dir)
+        audio, utterances = build_sample_conversation(dataset, args.conversation, args.seed,
+                                                      max_utterances=args.max_utterances)
+    else:
+        audio, utterances = make_conversation(args.seconds, args.gap, seed=args.seed)
     wav, transcript = work / "conversation.wav", work / "conversation.txt"
     sf.write(wav, audio, SAMPLING_RATE, subtype="PCM_16")
     transcript.write_text("".join(u["text"] + "\n" for u in utterances), encoding="utf-8")
     conversation = {
+        "source": f"KEMDy sample: {args.conversation}" if args.data_dir else "synthetic",
         "audio_s": round(audio.shape[0] / SAMPLING_RATE, 2),
         "utterances": len(utterances),
         "speech_s": round(sum(u["end_s"] - u["start_s"] for u in utterances), 2),
-        "gap_s": args.gap,
+        "gap_s": "0.3-1.5" if args.data_dir else args.gap,
         "seed": args.seed,
-        "spans": utterances,
+        # real utterances: ids and spans only (KEMDy is licensed; its transcripts stay out of the results)
+        "spans": [{k: v for k, v in u.items() if k != "text"} for u in utterances] if args.data_dir else utterances,
     }
     log(f"conversation: {conversation['audio_s']} s, {len(utterances)} utterances")
+    recognizers: dict[int, Any] = {}
+
+    def recognizer(threads: int) -> Any:
+        """The ASR for a thread setting (faster-whisper's threads follow --threads unless --asr_threads)."""
+        if not args.asr:
+            return None
+        count = args.asr_threads if args.asr_threads is not None else threads
+        if count not in recognizers:
+            from multistill.asr import load_asr
+            from multistill.cli import resolve_asr_model
+
+            recognizers[count] = load_asr(resolve_asr_model(args.asr), threads=count, device="cpu")
+            log(f"ASR ({count or 'default'} threads): {recognizers[count]!r}")
+        return recognizers[count]
 
     texts = [u["text"] for u in utterances]
     models: dict[str, Any] = {}
@@ -230,29 +273,36 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         models[name] = info
         for threads in args.threads:
             torch.set_num_threads(threads)
-            warm = [warm_up(pipe) for _ in range(args.warmup)]
-            log(
-                f"{name}, {threads} thread(s): streaming "
-                + ("at real-time pace" if args.realtime else "as fast as possible")
-            )
-            row = {
-                "model": name,
-                "threads": threads,
-                "warmup_s": [round(w, 3) for w in warm],
-                **stream_once(pipe, wav, transcript, args.chunk_ms, args.realtime),
-            }
-            runs.append(row)
-            lat = row["latency"]
-            log(
-                f"  {row['utterances']} utterances, RTF {row['rtf']:.4f}, mean latency "
-                f"{lat.get('mean_s', float('nan')) * 1000:.0f} ms, other load {row['other_load_pct']} %"
-            )
+            asr = recognizer(threads)
+            warm = [warm_up(pipe, asr=asr) for _ in range(args.warmup)]
+            for repeat in range(args.repeat):
+                log(
+                    f"{name}, {threads} thread(s), run {repeat + 1}/{args.repeat}: streaming "
+                    + ("at real-time pace" if args.realtime else "as fast as possible")
+                )
+                row = {
+                    "model": name,
+                    "threads": threads,
+                    "run": repeat + 1,
+                    "asr_threads": (args.asr_threads if args.asr_threads is not None else threads) if asr else None,
+                    "warmup_s": [round(w, 3) for w in warm],
+                    **stream_once(pipe, wav, None if asr else transcript, args.chunk_ms, args.realtime,
+                                  args.vad, asr, keep_text=not args.data_dir),
+                }
+                runs.append(row)
+                lat = row["latency"]
+                log(
+                    f"  {row['utterances']} utterances, RTF {row['rtf']:.4f}, end of utterance to result p90 "
+                    f"{lat.get('end_of_speech_p90_s', float('nan')) * 1000:.0f} ms, other load "
+                    f"{row['other_load_pct']} %"
+                )
         del pipe
         gc.collect()
         shutil.rmtree(folder, ignore_errors=True)
 
     for row in runs:
-        teacher = next((r for r in runs if r["model"] == "teacher" and r["threads"] == row["threads"]), None)
+        teacher = next((r for r in runs if r["model"] == "teacher" and r["threads"] == row["threads"]
+                        and r["run"] == row["run"]), None)
         row["rtf_vs_teacher"] = round(row["rtf"] / teacher["rtf"], 4) if teacher else None
         row["speedup_vs_teacher"] = round(teacher["rtf"] / row["rtf"], 2) if teacher else None
     thread_list = "/".join(str(t) for t in args.threads)
@@ -268,8 +318,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "chunk_ms": args.chunk_ms,
             "warmup": args.warmup,
             "quick": args.quick,
-            "vad": "VADConfig() defaults (threshold -45 dBFS, hangover 500 ms, pre-roll 200 ms, "
-            "post-roll 100 ms)",
+            "repeat": args.repeat,
+            "vad": f"{args.vad}, VADConfig() defaults otherwise (hangover 500 ms, pre-roll 200 ms, post-roll 100 ms)",
+            "asr": next(iter(recognizers.values())).describe() if recognizers else None,
+            "asr_threads": args.asr_threads,
         },
         "machine": machine,
         "conversation": conversation,
@@ -286,56 +338,74 @@ def _ms(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds * 1000:,.0f}"
 
 
+def _stage(stage: dict[str, Any], digits: int = 0) -> str:
+    if not stage.get("count"):
+        return "–"
+    return f"{stage['median_ms']:,.{digits}f} / {stage['p90_ms']:,.{digits}f}"
+
+
 def render_markdown(res: dict[str, Any]) -> str:
-    """The report: machine, other load, conversation, one row per model and thread count."""
+    """The report: machine, other load, conversation, one row per model, thread count and run."""
     s, conv = res["settings"], res["conversation"]
-    lines = ["# Real-time stream mode: real-time factor and latency", ""]
+    asr = s.get("asr")
+    title = "with speech recognition in the loop" if asr else "with given transcripts"
+    lines = [f"# Real-time stream mode {title}: real-time factor, stage times and latency", ""]
     lines.append(f"**Machine:** {machine_line(res['machine'])}")
     lines.append("")
     pace = "paced like live input (`--realtime`)" if s["realtime"] else "delivered as fast as consumed"
     lines.append(
         f"**Run:** {res['created']}; `multistill stream` path (`load_pipeline` + `stream_emotions` on "
-        f"`file_chunks`, {s['chunk_ms']:g} ms chunks, {pace}, {s['warmup']} `warm_up` calls per setting); "
-        f"{'tiny --quick configs' if s['quick'] else 'full-size architectures, random weights'}; "
+        f"`file_chunks`, {s['chunk_ms']:g} ms chunks, {pace}, {s['warmup']} `warm_up` calls per setting, "
+        f"{s['repeat']} run(s) each); "
+        f"{'tiny --quick configs' if s['quick'] else 'full-size architectures, random weights'}; VAD {s['vad']}; "
         f"total {res['total_s']:.0f} s."
     )
+    if asr:
+        threads = f"{s['asr_threads']} threads" if s["asr_threads"] is not None else "as many threads as torch"
+        decoding = "greedy" if asr.get("beam_size", asr.get("num_beams")) == 1 else "beam search"
+        if asr.get("temperature_fallback"):
+            decoding += ", sampled again only when the output loops"
+        lines += ["", f"**ASR:** {asr['engine']} `{Path(asr['model']).name}` (language {asr['language']}, "
+                      f"{asr.get('compute_type', '')} {decoding}, {threads}): every utterance transcribed in the "
+                      "loop, no transcript given."]
     others = res["machine"].get("others_cpu_pct")
     if others is not None:
         worst = max(res["runs"], key=lambda r: r.get("other_load_pct") or 0.0, default=None)
         note = f"**Other load:** other processes used {others:.1f} % of the machine's CPU time during the run"
         if worst is not None:
             note += (
-                f" (most during {worst['model']}, {worst['threads']} thread(s): "
+                f" (most during {worst['model']}, {worst['threads']} thread(s), run {worst['run']}: "
                 f"{worst.get('other_load_pct') or 0:.1f} %)"
             )
         note += "."
         if worst is not None and (worst.get("other_load_pct") or 0) > 5:
             note += " Numbers from runs with other load are pessimistic; rerun on an idle machine."
         lines += ["", note]
+    if conv.get("source", "synthetic") == "synthetic":
+        what = (f"{conv['utterances']} utterances of two alternating synthetic speakers ({conv['speech_s']:g} s of "
+                f"speech, 1.5-5 s each, {conv['gap_s']:g} s silences), transcript one line per utterance")
+    else:
+        what = (f"{conv['utterances']} real utterances ({conv['source']}, {conv['speech_s']:g} s of annotated "
+                "speech) with 0.3-1.5 s pauses of background noise")
     lines += [
         "",
-        f"**Conversation:** {conv['audio_s']:g} s, {conv['utterances']} utterances of two alternating "
-        "synthetic "
-        f"speakers ({conv['speech_s']:g} s of speech, 1.5-5 s each, {conv['gap_s']:g} s silences), "
-        "transcript one line per utterance; VAD defaults (hangover 500 ms).",
+        f"**Conversation:** {conv['audio_s']:g} s, {what}.",
         "",
-        "| model | threads | utterances | audio s | compute s | RTF | latency mean ms | median | max "
-        "| after end of speech (mean) | RTF / teacher RTF | x faster | other load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | threads | run | utterances found / true | audio s | compute s | RTF | VAD ms per chunk "
+        "(median / p90) | ASR ms per utterance | emotion ms per utterance | latency ms | end of utterance to "
+        "result ms | RTF / teacher RTF | other load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["runs"]:
-        lat = r["latency"]
-        found = f"{r['utterances']}/{conv['utterances']}" + (
-            f" ({r['errors']} errors)" if r["errors"] else ""
-        )
+        lat, st = r["latency"], r.get("stages", {})
+        found = f"{r['utterances']} / {conv['utterances']}" + (f" ({r['errors']} errors)" if r["errors"] else "")
         ratio = "–" if r["rtf_vs_teacher"] is None else f"{r['rtf_vs_teacher']:.3f}"
-        speed = "–" if r["speedup_vs_teacher"] is None else f"{r['speedup_vs_teacher']:.1f}x"
         load = "–" if r["other_load_pct"] is None else f"{r['other_load_pct']:.1f} %"
         lines.append(
-            f"| {r['model']} | {r['threads']} | {found} | {r['audio_s']:.1f} | {r['compute_s']:.2f} | "
-            f"{r['rtf']:.4f} | {_ms(lat.get('mean_s'))} | {_ms(lat.get('median_s'))} | "
-            f"{_ms(lat.get('max_s'))} | "
-            f"{_ms(lat.get('end_of_speech_mean_s'))} | {ratio} | {speed} | {load} |"
+            f"| {r['model']} | {r['threads']} | {r['run']} | {found} | {r['audio_s']:.1f} | {r['compute_s']:.2f} | "
+            f"{r['rtf']:.4f} | {_stage(st.get('vad_per_chunk', {}), 2)} | {_stage(st.get('asr_per_utterance', {}))} | "
+            f"{_stage(st.get('emotion_per_utterance', {}))} | {_ms(lat.get('median_s'))} / {_ms(lat.get('p90_s'))} | "
+            f"{_ms(lat.get('end_of_speech_median_s'))} / {_ms(lat.get('end_of_speech_p90_s'))} | {ratio} | {load} |"
         )
     lines += [
         "",
@@ -349,17 +419,16 @@ def render_markdown(res: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "RTF = compute seconds (VAD + pipeline, excluding waiting for audio) / audio seconds; below 1 the "
-        "model "
-        "keeps up with live audio. Latency = from the arrival of the audio chunk that closed an utterance "
-        "to its emotion: "
+        "RTF = compute seconds (VAD" + (" + ASR" if asr else "") + " + emotion model, excluding waiting for audio) "
+        "/ audio seconds; below 1 the models keep up with live audio. Stage times and latencies are median / p90. "
+        "Latency = from the arrival of the audio chunk that closed an utterance to its emotion: "
         + (
             "processing plus any backlog (waiting for earlier utterances)"
             if s["realtime"]
             else "the utterance's processing time (audio is read as it is consumed, so no backlog builds up)"
         )
-        + "; after end of speech adds the VAD's hangover wait (500 ms) and the rest of that chunk. "
-        "RTF / teacher RTF compares models at the same thread count; x faster is its inverse.",
+        + "; end of utterance to result adds the VAD's hangover wait (500 ms of silence) and the rest of that chunk. "
+        "RTF / teacher RTF compares models at the same thread count.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -387,12 +456,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--realtime", action="store_true", help="deliver the audio at real-time pace, like live input"
     )
     ap.add_argument(
-        "--seconds", type=float, default=None, help="conversation length (default 60; --quick: 12)"
+        "--seconds", type=float, default=None, help="synthetic conversation length (default 60; --quick: 12)"
     )
-    ap.add_argument("--gap", type=float, default=0.8, help="silence between utterances (s)")
+    ap.add_argument("--gap", type=float, default=0.8, help="silence between synthetic utterances (s)")
+    ap.add_argument("--data_dir", default=None,
+                    help="KEMDy folder (e.g. ../shared/kemdy_sample): stream a conversation of real utterances")
+    ap.add_argument("--conversation", default="KEMDy19:Sess01_impro02+KEMDy20:Sess01_script01",
+                    help="with --data_dir: dialogues to concatenate (see vad_eval.py)")
+    ap.add_argument("--max_utterances", type=int, default=40,
+                    help="with --data_dir: keep the conversation's first N utterances")
+    ap.add_argument("--asr", default=None,
+                    help="transcribe every utterance in the loop instead of giving the transcript "
+                    "(e.g. whisper-base, a CTranslate2 folder or a transformers ASR model)")
+    ap.add_argument("--asr_threads", type=int, default=None,
+                    help="faster-whisper CPU threads (default: the same as each --threads setting; 0: its own default)")
+    ap.add_argument("--vad", choices=["silero", "energy"], default=None,
+                    help="voice-activity detector (default: silero for real speech, energy for the synthetic stand-in)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per model and thread count")
     ap.add_argument("--chunk_ms", type=float, default=100.0, help="audio chunk size (ms)")
     ap.add_argument("--warmup", type=int, default=2, help="warm_up calls before each streamed run")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic conversation")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the conversation")
     ap.add_argument("--quick", action="store_true", help="tiny configs (smoke test in seconds)")
     ap.add_argument("--output_dir", default=str(HERE / "results"), help="where <name>.json and <name>.md go")
     ap.add_argument(
@@ -403,8 +486,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.seconds = 12.0 if args.quick else 60.0
     if args.name is None:
         args.name = "stream_cpu_quick" if args.quick else "stream_cpu"
-    if any(t < 1 for t in args.threads):
-        ap.error("--threads must be >= 1")
+    if args.vad is None:
+        args.vad = "silero" if args.data_dir else "energy"
+    if any(t < 1 for t in args.threads) or (args.asr_threads is not None and args.asr_threads < 0):
+        ap.error("--threads must be >= 1 and --asr_threads >= 0")
+    if args.repeat < 1 or args.max_utterances < 1:
+        ap.error("--repeat and --max_utterances must be >= 1")
     if args.seconds < 2 * args.gap + 1.5:
         ap.error(f"--seconds must be at least {2 * args.gap + 1.5:g} (one utterance between two silences)")
     return args

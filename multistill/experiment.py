@@ -126,6 +126,14 @@ class ExperimentArguments:
     backbones: str = field(default="tiny", metadata={
         "help": "tiny: small offline encoders (no download); pretrained: the paper's encoders.",
         "choices": ("tiny", "pretrained")})
+    audio_encoder: str | None = field(default=None, metadata={
+        "help": "The teacher's audio encoder ('tiny', a Hub id or a folder, e.g. the converted Whisper base); "
+        "overrides --backbones. Students take their encoders from the teacher."})
+    text_encoder: str | None = field(default=None, metadata={
+        "help": "The teacher's text encoder ('tiny', a Hub id or a folder); overrides --backbones."})
+    freeze_text_encoder: str | None = field(default=None, metadata={
+        "help": "Whether the teacher's text encoder stays frozen (default: the preset's).",
+        "choices": ("true", "false")})
     students: list[str] = field(default_factory=_default_students, metadata={
         "help": f"Students to distil, from {list(STUDENT_LABELS)}; 'none' for the teacher and baselines only."})
     no_kd_ablation: bool = field(default=True, metadata={
@@ -193,7 +201,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExperimentArguments, list
     parser = HfArgumentParser(ExperimentArguments, prog="python -m multistill.experiment", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog="Options the runner does not know go to every train.py / distill.py call "
-                              "(e.g. --bf16, --sessions 1 2, --audio_encoder PATH --text_encoder tiny).")
+                              "(e.g. --bf16, --sessions 1 2, --threads 1).")
     args, extra = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
     return args, list(extra)
 
@@ -205,6 +213,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExperimentArguments, list
 
 def seed_dir(output_dir: str | Path, seed: int) -> Path:
     return Path(output_dir) / f"seed_{seed}"
+
+
+def backbones_label(args: ExperimentArguments) -> str:
+    """``tiny``/``pretrained``, or which encoder each modality got when --audio_encoder/--text_encoder are given."""
+    if args.audio_encoder is None and args.text_encoder is None:
+        return args.backbones
+    audio, text = (Path(value).name if value not in (None, "tiny") else (value or args.backbones)
+                   for value in (args.audio_encoder, args.text_encoder))
+    return f"audio: {audio}, text: {text}"
 
 
 def run_command(run: Run, args: ExperimentArguments, extra: list[str], seed: int, teacher_dir: Path) -> list[str]:
@@ -221,6 +238,9 @@ def run_command(run: Run, args: ExperimentArguments, extra: list[str], seed: int
         command += ["--data_dir", args.data_dir]
     if run.script == "train.py":
         command += ["--backbones", args.backbones]
+        for name in ("audio_encoder", "text_encoder", "freeze_text_encoder"):
+            if getattr(args, name) is not None:
+                command += [f"--{name}", getattr(args, name)]
     else:
         command += ["--teacher_model", str(teacher_dir), "--alpha", f"{run.alpha:g}",
                     "--temperature", f"{args.temperature:g}"]
@@ -787,7 +807,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "provenance": origin,
         "duration_s": time.perf_counter() - started,
         "cpu_seconds": _cpu_seconds() - cpu_start,
-        "settings": {"corpus": args.corpus, "split": args.split, "backbones": args.backbones, "seeds": args.seeds,
+        "settings": {"corpus": args.corpus, "split": args.split, "backbones": backbones_label(args), "seeds": args.seeds,
                      "students": args.students, "no_kd_ablation": args.no_kd_ablation, "alpha": args.alpha,
                      "temperature": args.temperature, "num_train_epochs": args.num_train_epochs,
                      "learning_rate": args.learning_rate, "batch_size": args.batch_size, "passed_through": extra,

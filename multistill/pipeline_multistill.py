@@ -16,6 +16,15 @@ Audio of any plausible sampling rate (4-192 kHz) and channel count is decoded (P
 alone; other formats with soundfile or torchcodec when installed), mixed down to mono and resampled to the
 processor's 16 kHz. Audio shorter than 0.1 s (``MIN_AUDIO_SECONDS``) is rejected: it holds nothing to classify.
 
+Speech recognition: built with ``asr_model=`` (a transformers speech-recognition checkpoint, e.g. a Whisper,
+or a CTranslate2 Whisper folder for faster-whisper; see ``asr.py``), a model that uses text also takes
+audio alone: an input without ``text`` is transcribed (in Korean by default, ``asr_language``). A given
+``text`` always wins over ASR. The results then carry the transcript they used and its source::
+
+    {"scores": [{"label": "angry", "score": 0.61}, ...], "text": "...", "text_source": "asr" | "given"}
+
+(``return_text=True``/``False`` per call forces either form; without ASR the default is the plain list).
+
 Long audio: the models see at most ``processor.max_audio_samples`` samples (512 encoder frames: 10.24 s for
 wav2vec2 and Whisper, 20.48 s for the light student).
 Longer audio is cut into consecutive windows of that length (the last one aligned to the end of the
@@ -75,6 +84,10 @@ class PreparedInput:
     audio: np.ndarray | None
     text: str | None
     where: str
+    #: ``"given"`` (the input's ``text``), ``"asr"`` (recognised) or ``None`` (the model does not use text)
+    text_source: str | None = None
+    #: audio still to be transcribed (a text model without ``text``, before ASR runs)
+    asr_audio: np.ndarray | None = None
 
 
 def _where(index: int | None) -> str:
@@ -97,7 +110,14 @@ class MultiStillEmotionPipeline(ChunkPipeline):
 
     Call parameters: ``top_k`` (labels returned, default all), ``sampling_rate`` (default rate of arrays
     given without one), ``chunk_length_s`` (window length for long audio, at most the model's limit),
-    ``on_error`` (``"raise"`` or ``"skip"``, for lists) and ``batch_size`` (windows per forward pass).
+    ``on_error`` (``"raise"`` or ``"skip"``, for lists), ``batch_size`` (windows per forward pass) and
+    ``return_text`` (results as ``{"scores", "text", "text_source"}``; default: when ASR is set and the model
+    uses text).
+
+    Construction parameters besides the usual ones: ``on_error``, and speech recognition for models that use
+    text: ``asr_model`` (a model name or folder, an ASR ``Pipeline`` or a ``SpeechRecognizer``),
+    ``asr_engine`` (``"transformers"``, ``"faster-whisper"``; default: detected) and ``asr_language``
+    (default ``"ko"``). The recognizer runs on the pipeline's device and is :attr:`asr`.
     """
 
     _load_processor = True
@@ -106,7 +126,15 @@ class MultiStillEmotionPipeline(ChunkPipeline):
     _load_image_processor = False
     _load_video_processor = False
 
-    def __init__(self, *args: Any, on_error: str = "raise", **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        on_error: str = "raise",
+        asr_model: Any = None,
+        asr_engine: str | None = None,
+        asr_language: str | None = "ko",
+        **kwargs: Any,
+    ):
         self._on_error = self._check_on_error(on_error)
         super().__init__(*args, **kwargs)
         if self.processor is None or not hasattr(self.processor, "prepare_audio"):
@@ -115,6 +143,12 @@ class MultiStillEmotionPipeline(ChunkPipeline):
                 "folder must contain the processor files (processor.save_pretrained)."
             )
         self.model.eval()
+        #: the speech recognizer that transcribes inputs without ``text`` (``None``: a transcript is required)
+        self.asr = None
+        if asr_model is not None:
+            from .asr import load_asr
+
+            self.asr = load_asr(asr_model, engine=asr_engine, language=asr_language, device=self.device)
 
     # ------------------------------------------------------------------ parameters
     @staticmethod
@@ -146,6 +180,7 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         top_k: int | None = None,
         sampling_rate: int | None = None,
         chunk_length_s: float | None = None,
+        return_text: bool | None = None,
         **kwargs: Any,
     ) -> tuple[dict, dict, dict]:
         if kwargs:
@@ -165,6 +200,10 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
                 raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
             postprocess["top_k"] = int(top_k)
+        if return_text is not None:
+            if not isinstance(return_text, bool):
+                raise ValueError(f"`return_text` must be True or False, got {return_text!r}.")
+            postprocess["return_text"] = return_text
         return preprocess, {}, postprocess
 
     # ------------------------------------------------------------------ call
@@ -187,12 +226,13 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         errors: dict[int, str] = {}
         for index, item in enumerate(inputs):
             try:
-                prepared.append((index, self.prepare_input(item, index, default_rate)))
+                prepared.append((index, self.prepare_input(item, index, default_rate, transcribe=False)))
             except ValueError as err:
                 if mode == "raise":
                     raise
                 errors[index] = str(err)
                 logger.info("Skipping %s", err)
+        self._transcribe([item for _, item in prepared])
         results = super().__call__([item for _, item in prepared], *args, **kwargs) if prepared else []
         merged: list[Any] = [None] * len(inputs)
         for (index, _), result in zip(prepared, results, strict=True):
@@ -202,13 +242,19 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         return merged
 
     # ------------------------------------------------------------------ input validation
-    def prepare_input(self, item: Any, index: int | None = None, sampling_rate: int | None = None) -> PreparedInput:
+    def prepare_input(
+        self, item: Any, index: int | None = None, sampling_rate: int | None = None, transcribe: bool = True
+    ) -> PreparedInput:
         """Validate and decode one input: audio -> mono float32 at :attr:`sampling_rate`, transcript checked.
 
+        A model that uses text gets the input's ``text`` or, without one, :attr:`asr`'s transcript of the
+        audio (``transcribe=False`` leaves that to the caller: see :meth:`_transcribe`, which batches it).
         Raises ``ValueError`` naming the input (``"input 3 (...)"``) for a missing/undecodable file, empty
-        audio, a missing sampling rate or a missing transcript.
+        audio, a missing sampling rate or a missing transcript (no ``text`` and no ASR).
         """
         if isinstance(item, PreparedInput):
+            if transcribe:
+                self._transcribe([item])
             return item
         where = _where(index)
         if isinstance(item, dict):
@@ -232,16 +278,42 @@ class MultiStillEmotionPipeline(ChunkPipeline):
                 )
             rate = payload.get("sampling_rate", sampling_rate)
             audio = self._load_audio(source, rate, where)
+        source = asr_audio = None
         if "text" in self.modalities:
             text = payload.get("text")
-            if text is None:
+            if text is None and self.asr is None:
                 raise ValueError(
                     f"{where}: the model ({'+'.join(self.modalities)}) needs the transcript: pass 'text' "
-                    "(a string)."
+                    "(a string), or load the pipeline with a speech recognizer (asr_model=...) to transcribe "
+                    "the audio."
                 )
-            if not isinstance(text, str):
+            if text is None:
+                asr_audio = audio
+                if asr_audio is None:  # a text-only model: decode the audio for ASR only
+                    audio_source = next((payload[k] for k in _AUDIO_KEYS if payload.get(k) is not None), None)
+                    if audio_source is None:
+                        raise ValueError(
+                            f"{where}: the model ({'+'.join(self.modalities)}) needs 'text', or audio to "
+                            f"transcribe; got keys {sorted(payload)}."
+                        )
+                    asr_audio = self._load_audio(audio_source, payload.get("sampling_rate", sampling_rate), where)
+            elif not isinstance(text, str):
                 raise ValueError(f"{where}: 'text' must be a string, got {type(text).__name__}.")
-        return PreparedInput(audio=audio, text=text, where=where)
+            else:
+                source = "given"
+        prepared = PreparedInput(audio=audio, text=text, where=where, text_source=source, asr_audio=asr_audio)
+        if transcribe:
+            self._transcribe([prepared])
+        return prepared
+
+    def _transcribe(self, items: list[PreparedInput]) -> None:
+        """Fill in the transcript of the items that wait for ASR, in one batch (``text_source="asr"``)."""
+        pending = [item for item in items if item.asr_audio is not None]
+        if not pending:
+            return
+        texts = self.asr.transcribe([item.asr_audio for item in pending], self.sampling_rate)
+        for item, text in zip(pending, texts, strict=True):
+            item.text, item.text_source, item.asr_audio = text, "asr", None
 
     def _load_audio(self, source: Any, rate: Any, where: str) -> np.ndarray:
         if isinstance(source, (str, os.PathLike)):
@@ -287,9 +359,9 @@ class MultiStillEmotionPipeline(ChunkPipeline):
     ) -> Iterator[dict[str, Any]]:
         """One model input per audio window (one for short audio or a text-only model)."""
         item = self.prepare_input(inputs, None, sampling_rate)
-        text_features: dict[str, Any] = {}
+        text_features: dict[str, Any] = {"text": item.text, "text_source": item.text_source}
         if item.text is not None:
-            text_features = dict(self.processor(text=[item.text], modalities=["text"], return_tensors="pt"))
+            text_features.update(self.processor(text=[item.text], modalities=["text"], return_tensors="pt"))
         if item.audio is None:
             yield {**text_features, "is_last": True}
             return
@@ -306,18 +378,30 @@ class MultiStillEmotionPipeline(ChunkPipeline):
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
         is_last = model_inputs.pop("is_last")
+        text, source = model_inputs.pop("text"), model_inputs.pop("text_source")
         logits = self.model(**model_inputs).logits
-        return {"logits": logits, "is_last": is_last}
+        return {"logits": logits, "is_last": is_last, "text": text, "text_source": source}
 
-    def postprocess(self, model_outputs: list[dict[str, Any]], top_k: int | None = None) -> list[dict[str, Any]]:
-        """Average the windows' softmax probabilities; labels sorted by score, ``top_k`` best."""
+    def postprocess(
+        self, model_outputs: list[dict[str, Any]], top_k: int | None = None, return_text: bool | None = None
+    ) -> list[dict[str, Any]] | dict[str, Any]:
+        """Average the windows' softmax probabilities; labels sorted by score, ``top_k`` best.
+
+        With ``return_text`` (default: when the pipeline has ASR and the model uses text) the result is
+        ``{"scores": [...], "text": the transcript used, "text_source": "given" | "asr"}``.
+        """
         logits = torch.cat([output["logits"] for output in model_outputs], dim=0).float()
         probs = logits.softmax(dim=-1).mean(dim=0)
         id2label = self.model.config.id2label
         order = torch.argsort(probs, descending=True).tolist()
         if top_k is not None:
             order = order[:top_k]
-        return [{"label": id2label[i], "score": float(probs[i])} for i in order]
+        scores = [{"label": id2label[i], "score": float(probs[i])} for i in order]
+        if return_text is None:
+            return_text = self.asr is not None and "text" in self.modalities
+        if not return_text:
+            return scores
+        return {"scores": scores, "text": model_outputs[0]["text"], "text_source": model_outputs[0]["text_source"]}
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:

@@ -1,23 +1,28 @@
 """Real-time emotion recognition for a conversation: audio chunks -> voice activity -> utterances -> emotions.
 
 Audio arrives in chunks (from a file, paced like a live recording with ``realtime=True`` or as fast as
-possible otherwise, or from a microphone). An energy voice-activity detector (:class:`EnergyVAD`) labels
-20 ms frames; :class:`UtteranceSegmenter` opens an utterance after ``min_speech_ms`` of speech (keeping
+possible otherwise, or from a microphone). A voice-activity detector labels short frames as speech or not:
+:class:`SileroVAD` (the default, a trained model shipped by the ``silero-vad`` package: its speech
+probability per 32 ms window, with hysteresis) or :class:`EnergyVAD` (frame energy against the noise floor,
+no dependency). :class:`UtteranceSegmenter` opens an utterance after ``min_speech_ms`` of speech (keeping
 ``pre_roll_ms`` before it) and closes it after ``hangover_ms`` of silence (or at ``max_utterance_s``).
-Each closed utterance is classified at once by the emotion pipeline (with its transcript line, for models
-that use text) and reported with two latencies:
+Each closed utterance is classified at once: for models that use text, its transcript is the given line
+(a transcript file wins) or else the speech recognizer's (``asr``); then the emotion pipeline runs.
+Every result is reported with its transcript, where that came from, the time of each stage and two latencies:
 
 * ``latency_s``: from the arrival of the audio chunk that closed the utterance to the result
-  (processing, plus any backlog when the model cannot keep up);
+  (ASR + emotion model, plus any backlog when the models cannot keep up);
 * ``end_of_speech_latency_s``: from the end of speech to the result (adds the hangover wait).
 
-The real-time factor is ``compute time / audio duration`` (VAD + model; time spent waiting for audio is
-not counted): below 1 the model keeps up with live audio. Without ``realtime`` a file is consumed faster
-than real time (what the tests do); the latencies are then the per-utterance processing times.
+The real-time factor is ``compute time / audio duration`` (VAD + ASR + emotion model; time spent waiting
+for audio is not counted): below 1 the models keep up with live audio. Without ``realtime`` a file is
+consumed faster than real time (what the tests do); the latencies are then the per-utterance processing
+times (plus the hangover for the second one).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -25,6 +30,7 @@ import re
 import statistics
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -43,13 +49,22 @@ class MicrophoneUnavailableError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------- VAD
+VAD_KINDS = ("silero", "energy")
+
+
 @dataclass
 class VADConfig:
     """Voice-activity and utterance-segmentation settings (times in ms unless named ``_s``)."""
 
     sampling_rate: int = SAMPLING_RATE
+    #: ``silero`` (trained model, default) or ``energy`` (dependency-free fallback)
+    vad: str = "silero"
+    #: Silero: a window is speech from this probability on, and stays speech until it drops below
+    #: ``speech_threshold - 0.15`` (the hysteresis of Silero's own ``VADIterator``)
+    speech_threshold: float = 0.5
+    #: energy VAD frame length (Silero's window is fixed: 512 samples = 32 ms at 16 kHz)
     frame_ms: float = 20.0
-    #: a frame is speech when its energy exceeds this (dBFS) ...
+    #: energy VAD: a frame is speech when its energy exceeds this (dBFS) ...
     threshold_db: float = -45.0
     #: ... and exceeds the noise floor (10th percentile of the last ``noise_window_s``) by this much
     snr_db: float = 10.0
@@ -67,6 +82,8 @@ class VADConfig:
     max_utterance_s: float = 20.0
 
     def __post_init__(self) -> None:
+        if self.vad not in VAD_KINDS:
+            raise ValueError(f"VADConfig.vad must be one of {VAD_KINDS}, got {self.vad!r}.")
         for name in ("sampling_rate", "frame_ms", "noise_window_s", "min_speech_ms", "hangover_ms",
                      "max_utterance_s"):
             if getattr(self, name) <= 0:
@@ -74,14 +91,18 @@ class VADConfig:
         for name in ("pre_roll_ms", "post_roll_ms", "min_utterance_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"VADConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
+        if not 0.15 < self.speech_threshold < 1:
+            raise ValueError(f"VADConfig.speech_threshold must be in (0.15, 1), got {self.speech_threshold!r}.")
+        if self.vad == "silero" and self.sampling_rate not in (8000, 16000):
+            raise ValueError(f"Silero VAD runs at 8 or 16 kHz, got sampling_rate={self.sampling_rate}.")
 
     @property
     def frame_samples(self) -> int:
-        """Samples per VAD frame."""
+        """Samples per energy-VAD frame."""
         return max(1, int(round(self.sampling_rate * self.frame_ms / 1000)))
 
     def frames(self, ms: float) -> int:
-        """Number of frames covering ``ms`` milliseconds (at least 1)."""
+        """Number of energy-VAD frames covering ``ms`` milliseconds (at least 1)."""
         return max(1, int(np.ceil(ms / self.frame_ms)))
 
 
@@ -93,7 +114,8 @@ class EnergyVAD:
     """
 
     def __init__(self, config: VADConfig | None = None):
-        self.config = config or VADConfig()
+        self.config = config or VADConfig(vad="energy")
+        self.frame_samples = self.config.frame_samples
         self._history: deque[float] = deque(maxlen=self.config.frames(self.config.noise_window_s * 1000))
         self._min_history = self.config.frames(100)
 
@@ -117,6 +139,81 @@ class EnergyVAD:
         self._history.append(level)
         return speech
 
+    def classify(self, frames: list[np.ndarray]) -> list[bool]:
+        """Classify consecutive frames, in order."""
+        return [self.is_speech(frame) for frame in frames]
+
+
+def load_silero_model() -> Any:
+    """Silero VAD's TorchScript model from the ``silero-vad`` package (shipped in the package: offline).
+
+    Importing ``silero_vad`` sets torch to one thread for the whole process; the caller's setting is kept.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        from silero_vad import load_silero_vad
+    except ImportError as err:
+        raise ImportError(f"Silero VAD needs the `silero-vad` package ({err}): `pip install silero-vad`, or use "
+                          "the energy detector (vad='energy', --vad energy).") from err
+    finally:
+        torch.set_num_threads(threads)
+    with warnings.catch_warnings():  # the package's own importlib/torch.jit deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return load_silero_vad()
+
+
+class SileroVAD:
+    """Silero VAD (a trained model, ``silero-vad`` package): speech probability per 32 ms window.
+
+    A window is speech from ``speech_threshold`` on and stays speech until the probability drops below
+    ``speech_threshold - 0.15`` (Silero's ``VADIterator`` hysteresis). The model keeps state across windows,
+    so one instance follows one stream. It runs on one torch thread (0.3 ms per window on a 2-core CPU;
+    more threads only add synchronisation for such a small model), restoring the caller's setting after
+    each batch of windows.
+    """
+
+    def __init__(self, config: VADConfig | None = None):
+        import torch
+
+        self.config = config or VADConfig()
+        self._torch = torch
+        self.model = load_silero_model()
+        self.model.reset_states()
+        self.frame_samples = 512 if self.config.sampling_rate == 16000 else 256
+        self._speaking = False
+        #: speech probability of the windows of the last minute (for inspection)
+        self.probabilities: deque[float] = deque(maxlen=60 * self.config.sampling_rate // self.frame_samples)
+
+    def classify(self, frames: list[np.ndarray]) -> list[bool]:
+        """Classify consecutive windows of :attr:`frame_samples`, in order."""
+        torch = self._torch
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        speech = []
+        try:
+            with torch.inference_mode():
+                for frame in frames:
+                    prob = float(self.model(torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32)),
+                                            self.config.sampling_rate).item())
+                    self.probabilities.append(prob)
+                    threshold = self.config.speech_threshold - (0.15 if self._speaking else 0.0)
+                    self._speaking = prob >= threshold
+                    speech.append(self._speaking)
+        finally:
+            torch.set_num_threads(threads)
+        return speech
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        """Classify one window."""
+        return self.classify([frame])[0]
+
+
+def make_vad(config: VADConfig) -> EnergyVAD | SileroVAD:
+    """The detector ``config.vad`` names (a fresh one: detectors keep per-stream state)."""
+    return SileroVAD(config) if config.vad == "silero" else EnergyVAD(config)
+
 
 @dataclass
 class Utterance:
@@ -138,23 +235,29 @@ class Utterance:
 
 
 class UtteranceSegmenter:
-    """Cuts a stream of audio chunks into utterances with :class:`EnergyVAD` (onset, hangover, pre-roll).
+    """Cuts a stream of audio chunks into utterances with a VAD (onset, hangover, pre-roll).
 
-    ``push(samples)`` returns the utterances that ended within those samples; ``flush()`` ends the stream.
+    The detector is ``config.vad``'s (:func:`make_vad`) unless ``vad`` is given. ``push(samples)`` returns
+    the utterances that ended within those samples; ``flush()`` ends the stream.
     """
 
-    def __init__(self, config: VADConfig | None = None):
+    def __init__(self, config: VADConfig | None = None, vad: EnergyVAD | SileroVAD | None = None):
         self.config = config or VADConfig()
-        self.vad = EnergyVAD(self.config)
+        self.vad = vad if vad is not None else make_vad(self.config)
         cfg = self.config
-        self._frame = cfg.frame_samples
+        self._frame = int(self.vad.frame_samples)
         self._frame_s = self._frame / cfg.sampling_rate
-        self._onset = cfg.frames(cfg.min_speech_ms)
-        self._hangover = cfg.frames(cfg.hangover_ms)
-        self._pre_roll = int(round(cfg.pre_roll_ms / cfg.frame_ms))
-        self._post_roll = int(round(cfg.post_roll_ms / cfg.frame_ms))
-        self._min_speech = int(np.ceil(cfg.min_utterance_ms / cfg.frame_ms))
-        self._max_frames = cfg.frames(cfg.max_utterance_s * 1000)
+        frame_ms = 1000 * self._frame_s
+
+        def frames(ms: float) -> int:
+            return max(1, int(np.ceil(ms / frame_ms - 1e-9)))
+
+        self._onset = frames(cfg.min_speech_ms)
+        self._hangover = frames(cfg.hangover_ms)
+        self._pre_roll = int(round(cfg.pre_roll_ms / frame_ms))
+        self._post_roll = int(round(cfg.post_roll_ms / frame_ms))
+        self._min_speech = int(np.ceil(cfg.min_utterance_ms / frame_ms - 1e-9))
+        self._max_frames = frames(cfg.max_utterance_s * 1000)
         self._pending = np.zeros(0, dtype=np.float32)
         self._frame_index = 0
         self._ring: deque[tuple[int, np.ndarray]] = deque(maxlen=self._pre_roll + self._onset)
@@ -176,10 +279,10 @@ class UtteranceSegmenter:
         data = np.concatenate([self._pending, samples]) if self._pending.size else samples
         n_frames = data.shape[0] // self._frame
         self._pending = data[n_frames * self._frame:].copy()
+        frames = [data[k * self._frame:(k + 1) * self._frame] for k in range(n_frames)]
         ended: list[Utterance] = []
-        for k in range(n_frames):
-            frame = data[k * self._frame:(k + 1) * self._frame]
-            utterance = self._step(frame, self.vad.is_speech(frame))
+        for frame, speech in zip(frames, self.vad.classify(frames), strict=True):
+            utterance = self._step(frame, speech)
             if utterance is not None:
                 ended.append(utterance)
         return ended
@@ -245,23 +348,39 @@ class UtteranceSegmenter:
         return utterance
 
 
+def segment_audio(audio: np.ndarray, config: VADConfig | None = None, chunk_ms: float = 100.0) -> list[Utterance]:
+    """All utterances of a whole recording (fed in ``chunk_ms`` chunks exactly like a stream, then flushed)."""
+    segmenter = UtteranceSegmenter(config)
+    size = _chunk_samples(chunk_ms, segmenter.config.sampling_rate)
+    found: list[Utterance] = []
+    for start in range(0, audio.shape[0], size):
+        found += segmenter.push(audio[start:start + size])
+    return found + segmenter.flush()
+
+
 # --------------------------------------------------------------------------------------------- transcripts
 _TIMED_LINE = re.compile(r"^\s*(\d+(?:\.\d+)?)\t(\d+(?:\.\d+)?)\t(.*)$")
 
 
 class Transcript:
-    """Transcript lines for the utterances of a stream (the model's text input; no ASR is run).
+    """Transcript lines for the utterances of a stream (the model's text input, preferred over ASR).
 
     A file holds either one line per utterance, in order (``utterance i`` gets ``line i``), or timed
     lines ``start<TAB>end<TAB>text`` (seconds), in which case an utterance gets the lines it overlaps.
     UTF-8, or CP949 (KEMDy20's encoding) as a fallback. Blank lines are skipped.
+
+    Plain lines only stay in step when the VAD finds exactly one utterance per line: :meth:`check_alignment`
+    warns when the counts differ (the CLI counts a file's utterances before streaming it), and the stream
+    warns at the first utterance past the last line.
     """
 
-    def __init__(self, lines: list[str] | None = None, timed: list[tuple[float, float, str]] | None = None):
+    def __init__(self, lines: list[str] | None = None, timed: list[tuple[float, float, str]] | None = None,
+                 source: str = "transcript"):
         if (lines is None) == (timed is None):
             raise ValueError("Pass exactly one of `lines` and `timed`.")
         self.lines = lines
         self.timed = timed
+        self.source = source
         self._warned = False
 
     @classmethod
@@ -284,26 +403,52 @@ class Transcript:
             raise ValueError(f"Transcript file {path} has no text.")
         matches = [_TIMED_LINE.match(row) for row in rows]
         if all(matches):
-            return cls(timed=[(float(m.group(1)), float(m.group(2)), m.group(3).strip()) for m in matches])
-        return cls(lines=[row.strip() for row in rows])
+            return cls(timed=[(float(m.group(1)), float(m.group(2)), m.group(3).strip()) for m in matches],
+                       source=path)
+        return cls(lines=[row.strip() for row in rows], source=path)
+
+    def lookup(self, utterance: Utterance) -> str | None:
+        """The transcript of ``utterance``, or ``None`` when the transcript has nothing for it."""
+        if self.lines is not None:
+            return self.lines[utterance.index] if utterance.index < len(self.lines) else None
+        parts = [t for start, end, t in self.timed
+                 if min(end, utterance.end_s) - max(start, utterance.start_s) > 0]
+        return " ".join(parts) if parts else None
 
     def text_for(self, utterance: Utterance) -> str:
-        """The transcript of ``utterance`` ("" with a warning when the transcript has none)."""
+        """The transcript of ``utterance`` ("" with a warning, once, when the transcript has none)."""
+        text = self.lookup(utterance)
+        if text is not None:
+            return text
+        self.warn_missing(utterance, fallback="empty text")
+        return ""
+
+    def warn_missing(self, utterance: Utterance, fallback: str) -> None:
+        """Log (once) that ``utterance`` has no transcript and what is used instead."""
+        if self._warned:
+            return
+        self._warned = True
         if self.lines is not None:
-            if utterance.index < len(self.lines):
-                return self.lines[utterance.index]
-            text = ""
+            logger.warning(
+                "%s has %d lines but utterance %d (%.2f-%.2f s) was found: the VAD found more utterances than "
+                "there are lines, so the lines are probably out of step with the audio (use timed "
+                "'start<TAB>end<TAB>text' lines, or ASR). Using %s from here on.",
+                self.source, len(self.lines), utterance.index + 1, utterance.start_s, utterance.end_s, fallback)
         else:
-            parts = [t for start, end, t in self.timed
-                     if min(end, utterance.end_s) - max(start, utterance.start_s) > 0]
-            text = " ".join(parts)
-            if text:
-                return text
-        if not self._warned:
-            logger.warning("The transcript has no line for utterance %d (%.2f-%.2f s); using empty text.",
-                           utterance.index, utterance.start_s, utterance.end_s)
-            self._warned = True
-        return text
+            logger.warning("%s has no line overlapping utterance %d (%.2f-%.2f s); using %s.",
+                           self.source, utterance.index + 1, utterance.start_s, utterance.end_s, fallback)
+
+    def check_alignment(self, n_utterances: int) -> bool:
+        """``True`` when plain lines and utterances match one to one (timed lines always do); else a warning."""
+        if self.lines is None or len(self.lines) == n_utterances:
+            return True
+        logger.warning(
+            "%s has %d lines (one per utterance) but the VAD finds %d utterances in the audio: the lines will "
+            "be out of step with the speech%s. Give timed lines ('start<TAB>end<TAB>text', seconds), adjust "
+            "the VAD (--hangover-ms, --vad), or let ASR transcribe (--asr).",
+            self.source, len(self.lines), n_utterances,
+            " from the first split or merged utterance on" if n_utterances else "")
+        return False
 
 
 # --------------------------------------------------------------------------------------------- sources
@@ -433,9 +578,17 @@ def microphone_chunks(
 
 
 # --------------------------------------------------------------------------------------------- streaming
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
+
+
 @dataclass
 class StreamResult:
-    """The emotion of one utterance, with its latencies (seconds)."""
+    """The emotion of one utterance, its transcript, stage times and latencies (seconds).
+
+    ``text_source`` is ``"given"`` (a transcript line), ``"asr"`` (recognised), ``"none"`` (a text model ran
+    with empty text: no line and no ASR) or ``None`` (the model does not use text).
+    """
 
     index: int
     start_s: float
@@ -444,6 +597,9 @@ class StreamResult:
     latency_s: float
     end_of_speech_latency_s: float
     text: str | None = None
+    text_source: str | None = None
+    asr_s: float = 0.0
+    emotion_s: float = 0.0
     forced: bool = False
     error: str | None = None
 
@@ -452,9 +608,14 @@ class StreamResult:
         """The top emotion (``None`` after an error)."""
         return self.scores[0]["label"] if self.scores else None
 
+    @property
+    def score(self) -> float | None:
+        """The top emotion's probability (``None`` after an error)."""
+        return float(self.scores[0]["score"]) if self.scores else None
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return asdict(self)
+        """JSON-serialisable form (with ``label`` and ``score`` of the top emotion)."""
+        return {**asdict(self), "label": self.label, "score": self.score}
 
 
 @dataclass
@@ -466,6 +627,11 @@ class StreamSummary:
     compute_s: float = 0.0
     wall_s: float = 0.0
     realtime: bool = False
+    #: the detector (``silero``/``energy``) and the recognizer (``None``: no ASR ran)
+    vad: str = ""
+    asr: str | None = None
+    #: VAD compute time of each audio chunk (seconds)
+    vad_chunk_s: list[float] = field(default_factory=list)
 
     @property
     def rtf(self) -> float:
@@ -473,28 +639,57 @@ class StreamSummary:
         return self.compute_s / self.audio_s if self.audio_s > 0 else float("nan")
 
     def latency_stats(self) -> dict[str, float]:
-        """Mean, median, max of ``latency_s`` and mean of ``end_of_speech_latency_s`` over the utterances."""
+        """Mean, median, p90, max of ``latency_s`` and mean, median, p90 of ``end_of_speech_latency_s``."""
         ok = [r for r in self.results if r.error is None]
         if not ok:
             return {}
         lat = [r.latency_s for r in ok]
-        return {"mean_s": statistics.fmean(lat), "median_s": statistics.median(lat), "max_s": max(lat),
-                "end_of_speech_mean_s": statistics.fmean(r.end_of_speech_latency_s for r in ok)}
+        eos = [r.end_of_speech_latency_s for r in ok]
+        return {"mean_s": statistics.fmean(lat), "median_s": statistics.median(lat), "p90_s": _percentile(lat, 90),
+                "max_s": max(lat), "end_of_speech_mean_s": statistics.fmean(eos),
+                "end_of_speech_median_s": statistics.median(eos), "end_of_speech_p90_s": _percentile(eos, 90)}
+
+    def stage_stats(self) -> dict[str, dict[str, float]]:
+        """Per stage: VAD per audio chunk, ASR and emotion model per utterance (ms: mean, median, p90, max)."""
+
+        def stats(seconds: list[float]) -> dict[str, float]:
+            if not seconds:
+                return {"count": 0}
+            ms = [1000 * x for x in seconds]
+            return {"count": len(ms), "total_s": sum(seconds), "mean_ms": statistics.fmean(ms),
+                    "median_ms": statistics.median(ms), "p90_ms": _percentile(ms, 90), "max_ms": max(ms)}
+
+        ok = [r for r in self.results if r.error is None]
+        return {"vad_per_chunk": stats(self.vad_chunk_s),
+                "asr_per_utterance": stats([r.asr_s for r in ok if r.text_source == "asr"]),
+                "emotion_per_utterance": stats([r.emotion_s for r in ok])}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (without the per-utterance results)."""
-        return {"utterances": len(self.results), "audio_s": self.audio_s, "compute_s": self.compute_s,
-                "wall_s": self.wall_s, "rtf": self.rtf, "keeps_up": self.rtf < 1, "realtime": self.realtime,
-                "latency": self.latency_stats()}
+        return {"utterances": len(self.results), "errors": sum(r.error is not None for r in self.results),
+                "audio_s": self.audio_s, "compute_s": self.compute_s, "wall_s": self.wall_s, "rtf": self.rtf,
+                "keeps_up": self.rtf < 1, "realtime": self.realtime, "vad": self.vad, "asr": self.asr,
+                "latency": self.latency_stats(), "stages": self.stage_stats()}
 
 
-def warm_up(pipe: Any, seconds: float = 1.0) -> float:
-    """Run the pipeline once on noise (first-call allocations out of the measured latencies); returns seconds."""
+def _uses_text(pipe: Any) -> bool:
+    return "text" in list(pipe.model.config.modalities)
+
+
+def _describe_asr(asr: Any) -> str:
+    name = os.path.basename(os.fspath(getattr(asr, "name", "")).rstrip("/\\")) or type(asr).__name__
+    return f"{getattr(asr, 'engine', 'asr')}: {name}"
+
+
+def warm_up(pipe: Any, seconds: float = 1.0, asr: Any = None) -> float:
+    """Run the pipeline (and ``asr``) once on noise, so first-call allocations stay out of the measured
+    latencies; returns seconds."""
     rng = np.random.default_rng(0)
-    item: dict[str, Any] = {"audio": (0.05 * rng.standard_normal(int(seconds * SAMPLING_RATE))).astype(np.float32),
-                            "sampling_rate": SAMPLING_RATE, "text": "안녕하세요"}
+    audio = (0.05 * rng.standard_normal(int(seconds * SAMPLING_RATE))).astype(np.float32)
     t0 = time.perf_counter()
-    pipe(item)
+    if asr is not None:
+        asr(audio)
+    pipe({"audio": audio, "sampling_rate": SAMPLING_RATE, "text": "안녕하세요"})
     return time.perf_counter() - t0
 
 
@@ -506,38 +701,64 @@ def stream_emotions(
     top_k: int | None = None,
     on_result: Callable[[StreamResult], None] | None = None,
     realtime: bool = False,
+    asr: Any = None,
 ) -> StreamSummary:
     """Segment ``chunks`` into utterances and classify each as soon as it ends.
 
     ``pipe`` is a :class:`~.pipeline_multistill.MultiStillEmotionPipeline`; ``on_result`` is called with each
-    :class:`StreamResult` right away (the CLI prints it). A model that uses text needs ``transcript``.
+    :class:`StreamResult` right away (the CLI prints it). A model that uses text takes each utterance's
+    ``transcript`` line when there is one, else the transcript of ``asr`` (a
+    :class:`~.asr.SpeechRecognizer`; default: the pipeline's own, ``pipe.asr``); with neither, ``ValueError``.
     An utterance the pipeline rejects gets a result with ``error`` set; the stream goes on.
     Stops cleanly on Ctrl+C (the open utterance is still classified).
     """
-    needs_text = "text" in list(pipe.model.config.modalities)
-    if needs_text and transcript is None:
+    needs_text = _uses_text(pipe)
+    if asr is None:
+        asr = getattr(pipe, "asr", None)
+    if needs_text and transcript is None and asr is None:
         raise ValueError(
             f"The model uses text ({'+'.join(pipe.model.config.modalities)}): pass a transcript "
-            "(one line per utterance, or 'start<TAB>end<TAB>text' lines)."
+            "(one line per utterance, or 'start<TAB>end<TAB>text' lines; --transcript FILE) or a speech "
+            "recognizer to transcribe each utterance (asr=..., --asr MODEL)."
         )
     config = vad_config or VADConfig()
     segmenter = UtteranceSegmenter(config)
-    summary = StreamSummary(realtime=realtime)
+    summary = StreamSummary(realtime=realtime, vad=config.vad,
+                            asr=_describe_asr(asr) if needs_text and asr is not None else None)
     t_start = time.perf_counter()
 
+    def transcribe(utterance: Utterance) -> tuple[str | None, str | None, float]:
+        if not needs_text:
+            return None, None, 0.0
+        line = transcript.lookup(utterance) if transcript is not None else None
+        if line is not None:
+            return line, "given", 0.0
+        if asr is not None:
+            if transcript is not None:
+                transcript.warn_missing(utterance, fallback="ASR")
+            t0 = time.perf_counter()
+            text = asr(utterance.audio, config.sampling_rate)
+            return text, "asr", time.perf_counter() - t0
+        transcript.warn_missing(utterance, fallback="empty text")
+        return "", "none", 0.0
+
     def classify(utterance: Utterance, arrival: float, stream_end_s: float) -> None:
-        text = transcript.text_for(utterance) if needs_text else None
-        item = {"audio": utterance.audio, "sampling_rate": config.sampling_rate, "text": text}
-        error, scores = None, []
+        error, scores, text, source, asr_s, emotion_s = None, [], None, None, 0.0, 0.0
         try:
-            scores = pipe(item, top_k=top_k)
+            text, source, asr_s = transcribe(utterance)
+            item = {"audio": utterance.audio, "sampling_rate": config.sampling_rate, "text": text}
+            t0 = time.perf_counter()
+            output = pipe(item, top_k=top_k)
+            emotion_s = time.perf_counter() - t0
+            scores = output["scores"] if isinstance(output, dict) else output
         except ValueError as err:
             error = str(err)
         latency = time.perf_counter() - arrival
         result = StreamResult(
             index=utterance.index, start_s=utterance.start_s, end_s=utterance.end_s, scores=scores,
             latency_s=latency, end_of_speech_latency_s=latency + max(0.0, stream_end_s - utterance.end_s),
-            text=text, forced=utterance.forced, error=error,
+            text=text, text_source=source, asr_s=asr_s, emotion_s=emotion_s, forced=utterance.forced,
+            error=error,
         )
         summary.results.append(result)
         if on_result is not None:
@@ -547,7 +768,9 @@ def stream_emotions(
         for chunk in chunks:
             t0 = time.perf_counter()
             summary.audio_s += chunk.samples.shape[0] / config.sampling_rate
-            for utterance in segmenter.push(chunk.samples):
+            ended = segmenter.push(chunk.samples)
+            summary.vad_chunk_s.append(time.perf_counter() - t0)
+            for utterance in ended:
                 classify(utterance, chunk.arrival, summary.audio_s)
             summary.compute_s += time.perf_counter() - t0
     except KeyboardInterrupt:
@@ -557,45 +780,176 @@ def stream_emotions(
         classify(utterance, t0, summary.audio_s)
     summary.compute_s += time.perf_counter() - t0
     summary.wall_s = time.perf_counter() - t_start
+    if needs_text and transcript is not None and transcript.lines is not None \
+            and len(summary.results) < len(transcript.lines):
+        logger.warning("%s has %d lines but only %d utterances were found: the last %d lines were not used.",
+                       transcript.source, len(transcript.lines), len(summary.results),
+                       len(transcript.lines) - len(summary.results))
     return summary
 
 
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms"
+
+
 def format_result(result: StreamResult, top: int = 3) -> str:
-    """One line per utterance: time span, top emotions, latencies (and the transcript)."""
+    """One line per utterance: time span, top emotions, latencies with stage times, and the transcript."""
     span = f"[{result.start_s:7.2f}s - {result.end_s:7.2f}s]"
     if result.error is not None:
         return f"{span} error: {result.error}"
     scores = "  ".join(f"{s['label']} {s['score']:.2f}" for s in result.scores[:top])
-    line = (f"{span} {scores} | latency {result.latency_s * 1000:.0f} ms "
-            f"(after end of speech {result.end_of_speech_latency_s * 1000:.0f} ms)")
+    stages = f"emotion {_ms(result.emotion_s)}"
+    if result.text_source == "asr":
+        stages = f"ASR {_ms(result.asr_s)}, " + stages
+    line = (f"{span} {scores} | latency {_ms(result.latency_s)}, {_ms(result.end_of_speech_latency_s)} after end "
+            f"of speech ({stages})")
     if result.forced:
         line += " [cut at max length]"
-    if result.text:
-        line += f" | {result.text}"
+    if result.text_source is not None:
+        line += f" | {result.text_source}: {result.text}"
     return line
 
 
 def format_summary(summary: StreamSummary) -> str:
-    """Totals: utterances, audio and compute time, real-time factor, latencies."""
+    """Totals: utterances, audio and compute time, real-time factor, stage times, latencies."""
     stats = summary.latency_stats()
+    stages = summary.stage_stats()
     keeps_up = "yes" if summary.rtf < 1 else "NO"
+    parts = "VAD" + (" + ASR" if summary.asr else "") + " + emotion model"
     lines = [
         f"utterances: {len(summary.results)} | audio {summary.audio_s:.1f} s | compute {summary.compute_s:.2f} s "
         f"| wall {summary.wall_s:.2f} s ({'real-time pace' if summary.realtime else 'faster than real time'})",
-        f"real-time factor (compute / audio): {summary.rtf:.3f} | keeps up with real time: {keeps_up}",
+        f"real-time factor ({parts} compute / audio): {summary.rtf:.3f} | keeps up with real time: {keeps_up}",
     ]
+    vad = stages["vad_per_chunk"]
+    stage_line = f"stages: VAD ({summary.vad})"
+    if vad["count"]:
+        stage_line += f" {vad['mean_ms']:.2f} ms per chunk (p90 {vad['p90_ms']:.2f} ms, total {vad['total_s']:.2f} s)"
+    for name, key in (("ASR", "asr_per_utterance"), ("emotion", "emotion_per_utterance")):
+        stage = stages[key]
+        if stage["count"]:
+            stage_line += (f" | {name} median {stage['median_ms']:,.0f} ms, p90 {stage['p90_ms']:,.0f} ms per "
+                           "utterance")
+    lines.append(stage_line)
     if stats:
         lines.append(
-            f"latency: mean {stats['mean_s'] * 1000:.0f} ms, median {stats['median_s'] * 1000:.0f} ms, "
-            f"max {stats['max_s'] * 1000:.0f} ms | after end of speech: mean "
-            f"{stats['end_of_speech_mean_s'] * 1000:.0f} ms"
+            f"latency: median {_ms(stats['median_s'])}, p90 {_ms(stats['p90_s'])}, max {_ms(stats['max_s'])} | "
+            f"end of utterance to result: median {_ms(stats['end_of_speech_median_s'])}, "
+            f"p90 {_ms(stats['end_of_speech_p90_s'])}"
         )
     return "\n".join(lines)
 
 
+_HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]")
+
+
+@functools.cache
+def _hangul_font() -> str | None:
+    """Name of an installed font that has Hangul syllables (matplotlib's default DejaVu Sans has none)."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    for entry in font_manager.fontManager.ttflist:
+        if "last resort" in entry.name.lower():  # maps every code point to a placeholder box
+            continue
+        try:
+            if 0xAC00 in FT2Font(entry.fname).get_charmap():
+                return entry.name
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return None
+
+
+#: Timeline colours, in the paper's label order (other labels get matplotlib's tab10 colours).
+EMOTION_COLORS = {"neutral": "#9e9e9e", "happy": "#f4b400", "surprise": "#ab47bc", "angry": "#db4437",
+                  "sad": "#4285f4", "disgust": "#0f9d58", "fear": "#5d4037"}
+
+
+def plot_timeline(
+    results: list[StreamResult],
+    path: str | os.PathLike,
+    audio_s: float | None = None,
+    title: str | None = None,
+    row_s: float = 120.0,
+    snippet_chars: int = 18,
+) -> str:
+    """Draw the emotion timeline of a conversation as an image (PNG, or any format matplotlib writes).
+
+    Each utterance is a bar over its time span, coloured by its top emotion; the bar's height is that
+    emotion's probability (the darker, the surer), and transcripts of at most ``snippet_chars`` characters
+    are written above it with the utterance's number (longer ones are cut with "…"; Korean needs a font
+    with Hangul, else only the number is written). Long conversations wrap into rows of about ``row_s``.
+    Returns the path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if row_s <= 0:
+        raise ValueError(f"row_s must be > 0, got {row_s!r}.")
+    path = os.fspath(path)
+    end = max([audio_s or 0.0] + [r.end_s for r in results]) or 1.0
+    rows = max(1, int(np.ceil(end / row_s - 0.1)))  # rows of at most 1.1 row_s, all of the same length
+    span = end / rows
+    font = _hangul_font()
+    if font is None and any(_HANGUL.search(r.text or "") for r in results):
+        logger.warning("No installed font has Hangul (e.g. fonts-nanum, Noto Sans CJK): the timeline labels Korean "
+                       "utterances with their number (#1, #2, ...) instead of a transcript snippet.")
+    fig, axes = plt.subplots(rows, 1, figsize=(16, 2.6 * rows + 0.6), squeeze=False)
+    extra = iter(plt.get_cmap("tab10").colors)
+    colors = dict(EMOTION_COLORS)
+    for result in results:
+        if result.label is not None and result.label not in colors:
+            colors[result.label] = next(extra, "#000000")
+    for row, ax in enumerate(axes[:, 0]):
+        lo, hi = row * span, (row + 1) * span
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(0, 1.55)
+        ax.set_yticks([0, 0.5, 1.0])
+        ax.set_ylabel("top emotion\nprobability")
+        ax.grid(axis="x", alpha=0.3)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        for result in results:
+            if result.end_s <= lo or result.start_s >= hi:
+                continue
+            width = result.end_s - result.start_s
+            if result.error is not None:
+                ax.bar(result.start_s, 1.0, width=width, align="edge", color="none", edgecolor="#616161",
+                       hatch="//", linewidth=0.5)
+                continue
+            score = result.score or 0.0
+            ax.bar(result.start_s, score, width=width, align="edge", color=colors[result.label],
+                   alpha=0.35 + 0.65 * score, edgecolor="white", linewidth=0.5)
+            if lo <= result.start_s:
+                snippet = result.text or ""
+                if len(snippet) > snippet_chars:
+                    snippet = snippet[:snippet_chars - 1] + "…"
+                if font is None and _HANGUL.search(snippet):
+                    snippet = ""
+                ax.text(result.start_s + width / 2, score + 0.03, f"#{result.index + 1} {snippet}".strip(),
+                        rotation=90, ha="center", va="bottom", fontsize=7, fontfamily=font, clip_on=True)
+    axes[-1, 0].set_xlabel("time (s)")
+    shown = [label for label in colors if any(r.label == label for r in results)]
+    handles = [Patch(color=colors[label], label=label) for label in shown]
+    if any(r.error is not None for r in results):
+        handles.append(Patch(facecolor="none", edgecolor="#616161", hatch="//", label="error"))
+    fig.legend(handles=handles, loc="upper right", ncol=max(1, len(handles)), frameon=False)
+    fig.suptitle(title or f"Emotion timeline: {len(results)} utterances, {end:.0f} s", x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97 if rows > 1 else 0.92))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 __all__ = [
+    "EMOTION_COLORS",
+    "VAD_KINDS",
     "AudioChunk",
     "EnergyVAD",
+    "SileroVAD",
     "MicrophoneUnavailableError",
     "StreamResult",
     "StreamSummary",
@@ -607,7 +961,11 @@ __all__ = [
     "file_chunks",
     "format_result",
     "format_summary",
+    "load_silero_model",
+    "make_vad",
     "microphone_chunks",
+    "plot_timeline",
+    "segment_audio",
     "stream_emotions",
     "warm_up",
 ]

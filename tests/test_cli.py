@@ -1,4 +1,5 @@
-"""The ``multistill`` command line: predict, stream, errors, ``python -m multistill``."""
+"""The ``multistill`` command line: predict, stream (Silero/energy VAD, ASR, plot, JSON lines), errors,
+``python -m multistill``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ try:
         write_conversation,
     )
     from _fixtures_model import waves
+    from _fixtures_speech import SPEECH, faster_whisper_asr, speech_file, write_real_conversation
 except ImportError:  # tests/ imported as a package
     from tests._fixtures_inference import (  # noqa: F401
         CONVERSATION_TEXT,
@@ -36,6 +38,7 @@ except ImportError:  # tests/ imported as a package
         write_conversation,
     )
     from tests._fixtures_model import waves
+    from tests._fixtures_speech import SPEECH, faster_whisper_asr, speech_file, write_real_conversation
 
 
 @pytest.fixture
@@ -89,7 +92,8 @@ def test_predict_errors(wav, tmp_path, capsys):
 
 def test_stream_prints_each_utterance_and_the_rtf(tmp_path, capsys):
     wav, transcript = write_conversation(tmp_path, stereo=True, rate=44100)
-    assert main(["stream", "--model", saved_folder("light_student"), wav, "--transcript", transcript]) == 0
+    assert main(["stream", "--model", saved_folder("light_student"), wav, "--transcript", transcript, "--vad",
+                 "energy"]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     utterances = [line for line in lines if line.startswith("[")]
@@ -97,14 +101,15 @@ def test_stream_prints_each_utterance_and_the_rtf(tmp_path, capsys):
     for line, text in zip(utterances, CONVERSATION_TEXT, strict=True):
         assert "latency" in line and " ms" in line and text in line
     assert any(line.startswith("utterances: 3") for line in lines)
-    assert any("real-time factor" in line for line in lines)
+    assert any(line.startswith("real-time factor (VAD + emotion model") for line in lines)
+    assert any(line.startswith("stages: VAD (energy)") for line in lines)
     assert "warm-up" in captured.err
 
 
 def test_stream_json(tmp_path, capsys):
     wav, _ = write_conversation(tmp_path)
     assert main(["stream", "--model", saved_folder("audio_student"), wav, "--json", "--chunk-ms", "30",
-                 "--no-warmup"]) == 0
+                 "--no-warmup", "--vad", "energy"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(records) == 4 and records[-1]["summary"]["utterances"] == 3
     assert all(r["latency_s"] > 0 and r["end_s"] > r["start_s"] for r in records[:3])
@@ -115,7 +120,12 @@ def test_stream_errors(tmp_path, capsys, monkeypatch):
     wav, _ = write_conversation(tmp_path)
     folder = saved_folder("teacher")
     assert main(["stream", "--model", folder, wav]) == 2
-    assert "--transcript" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--transcript FILE" in err and "--asr MODEL" in err
+    assert main(["stream", "--model", folder, wav, "--asr", "whisper-base", "--plot", str(tmp_path / "no" / "t.png")]) == 2
+    assert "--plot" in capsys.readouterr().err
+    assert main(["predict", "--model", folder, "--text", "a", "--asr", "whisper-base"]) == 2
+    assert "give at least one file" in capsys.readouterr().err
     assert main(["stream", "--model", folder]) == 2
     assert "--mic" in capsys.readouterr().err
     assert main(["stream", "--model", folder, str(tmp_path / "none.wav"), "--transcript", str(tmp_path / "t.txt")]) == 2
@@ -129,6 +139,12 @@ def test_parser_and_module_entry_point():
     parser = build_parser()
     args = parser.parse_args(["stream", "--model", "m", "a.wav", "--realtime", "--hangover-ms", "300"])
     assert args.realtime and args.hangover_ms == 300 and args.input == "a.wav"
+    assert args.vad == "silero" and args.asr is None and args.asr_language == "ko"
+    args = parser.parse_args(["stream", "--model", "m", "a.wav", "--asr", "x", "--asr_engine", "faster-whisper",
+                              "--vad", "energy", "--plot", "t.png", "--jsonl", "r.jsonl"])
+    assert (args.asr_engine, args.vad, args.plot, args.jsonl) == ("faster-whisper", "energy", "t.png", "r.jsonl")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["stream", "--model", "m", "a.wav", "--vad", "webrtc"])
     result = subprocess.run([sys.executable, "-m", "multistill", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "predict" in result.stdout and "stream" in result.stdout
 
@@ -199,3 +215,70 @@ def test_model_code_runs_only_with_trust_remote_code(tmp_path, wav):
                              cwd=tmp_path)
     assert trusted.returncode == 0, trusted.stderr[-2000:]
     assert marker.read_text() == "ran"
+
+
+# ------------------------------------------------------------------------------------------ speech recognition
+def test_stream_real_speech_with_asr_plot_and_jsonl(tmp_path, capsys):
+    import matplotlib.image
+
+    from multistill.asr import character_error_rate
+
+    faster_whisper_asr()  # skips without the sample / whisper-base packages
+    wav, _ = write_real_conversation(tmp_path)
+    png, jsonl = tmp_path / "timeline.png", tmp_path / "results.jsonl"
+    assert main(["stream", "--model", saved_folder("light_student"), wav, "--asr", "whisper-base", "--threads", "1",
+                 "--plot", str(png), "--jsonl", str(jsonl)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    utterances = [line for line in lines if line.startswith("[")]
+    assert len(utterances) == 3 and all("| asr: " in line and "ASR " in line for line in utterances)
+    assert any(line.startswith("real-time factor (VAD + ASR + emotion model") for line in lines)
+    assert any(line.startswith("stages: VAD (silero)") and "| ASR median" in line for line in lines)
+    assert any("end of utterance to result: median" in line and "p90" in line for line in lines)
+    records = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 3 and all(r["text_source"] == "asr" and r["label"] for r in records)
+    assert character_error_rate([t for _, t in SPEECH], [r["text"] for r in records])["cer"] < 0.35
+    assert matplotlib.image.imread(png).shape[0] > 100 and "timeline:" in captured.err
+
+
+def test_stream_warns_at_once_when_lines_and_utterances_differ(tmp_path, capsys, monkeypatch):
+    import logging
+
+    import multistill.streaming
+
+    wav, transcript = write_real_conversation(tmp_path, lines=["하나", "둘", "셋", "넷", "다섯"])
+    events = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            events.append(("warning", record.getMessage()))
+
+    format_result = multistill.streaming.format_result
+    monkeypatch.setattr(multistill.streaming, "format_result", lambda r, top=3: events.append(("result",)) or
+                        format_result(r, top))
+    handler = Recorder(level=logging.WARNING)
+    logging.getLogger("multistill").addHandler(handler)
+    try:
+        assert main(["stream", "--model", saved_folder("teacher"), wav, "--transcript", transcript, "--no-warmup"]) == 0
+    finally:
+        logging.getLogger("multistill").removeHandler(handler)
+    assert events[0][0] == "warning" and "has 5 lines (one per utterance) but the VAD finds 3 utterances" in events[0][1]
+    assert [e[0] for e in events[1:4]] == ["result"] * 3
+    assert "the last 2 lines were not used" in events[-1][1]
+    assert len([line for line in capsys.readouterr().out.splitlines() if "| given: " in line]) == 3
+
+
+def test_predict_with_asr(tmp_path, capsys, caplog):
+    faster_whisper_asr()
+    name, gold = SPEECH[2]
+    wav = str(speech_file(name))
+    assert main(["predict", "--model", saved_folder("teacher"), wav, "--asr", "whisper-base", "--json",
+                 "--top-k", "2"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["text_source"] == "asr" and len(record["scores"]) == 2
+    assert main(["predict", "--model", saved_folder("teacher"), wav, "--asr", "whisper-base", "--text", gold]) == 0
+    out = capsys.readouterr().out
+    assert f"transcript (given): {gold}" in out and "neutral" in out
+    assert main(["predict", "--model", saved_folder("audio_student"), wav, "--asr", "whisper-base", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "text_source" not in captured.out and "--asr is not used" in caplog.text

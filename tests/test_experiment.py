@@ -60,6 +60,16 @@ def test_jobs_per_seed_wait_for_their_teacher_and_caching_runs_have_equal_epochs
         assert cache == ("false" if job.run.name == "caching_uncached" else "true")
 
 
+def test_encoder_options_go_to_the_teacher_only(tmp_path: Path):
+    args, extra = parse_args(["--output_dir", str(tmp_path), "--students", "audio_student", "--audio_encoder",
+                              "tiny", "--text_encoder", "tiny", "--freeze_text_encoder", "false", "--no_caching_gain"])
+    jobs, _ = plan_jobs(args, extra)
+    teacher, *students = jobs
+    assert teacher.command[teacher.command.index("--audio_encoder") + 1] == "tiny"
+    assert teacher.command[teacher.command.index("--freeze_text_encoder") + 1] == "false"
+    assert all("--audio_encoder" not in job.command and "--text_encoder" not in job.command for job in students)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--seeds", "1", "2", "--seed", "3"], "either --seeds or --seed"),
     (["--seeds", "1", "1"], "every seed once"),

@@ -1,4 +1,5 @@
-"""The multimodal-emotion-recognition pipeline: inputs, batching, long audio, errors, saving, fresh-process loading."""
+"""The multimodal-emotion-recognition pipeline: inputs, batching, long audio, errors, saving, fresh-process loading,
+speech recognition for models that use text (audio alone)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from multistill.pipeline_multistill import TASK, MultiStillEmotionPipeline, wind
 try:
     from _fixtures_inference import offline_env, one_torch_thread, saved_folder, tiny_model, tiny_pipeline  # noqa: F401
     from _fixtures_model import TEXTS, waves
+    from _fixtures_speech import SPEECH, ScriptedASR, faster_whisper_asr, speech_file, tiny_whisper_folder
 except ImportError:  # tests/ imported as a package
     from tests._fixtures_inference import (  # noqa: F401
         offline_env,
@@ -30,6 +32,13 @@ except ImportError:  # tests/ imported as a package
         tiny_pipeline,
     )
     from tests._fixtures_model import TEXTS, waves
+    from tests._fixtures_speech import (
+        SPEECH,
+        ScriptedASR,
+        faster_whisper_asr,
+        speech_file,
+        tiny_whisper_folder,
+    )
 
 
 def direct_probs(preset: str, audio=None, text=None, sampling_rate=16000) -> torch.Tensor:
@@ -280,3 +289,104 @@ def test_implausible_sampling_rates_and_too_short_audio_are_named(tmp_path):
         pipe({"audio": one_second, "text": "a"}, sampling_rate=16)
     with pytest.raises(ValueError, match="chunk_length_s"):
         pipe({"audio": one_second, "sampling_rate": 16000, "text": "a"}, chunk_length_s=0.001)
+
+
+# ------------------------------------------------------------------------------------------ speech recognition
+def asr_pipeline(preset: str, asr) -> MultiStillEmotionPipeline:
+    model, processor = tiny_model(preset)
+    return MultiStillEmotionPipeline(model=model, processor=processor, device="cpu", asr_model=asr)
+
+
+def test_audio_alone_is_transcribed_by_faster_whisper():
+    from multistill.asr import character_error_rate
+
+    pipe = asr_pipeline("teacher", faster_whisper_asr())
+    name, gold = SPEECH[2]
+    result = pipe({"audio": str(speech_file(name))})
+    assert set(result) == {"scores", "text", "text_source"} and result["text_source"] == "asr"
+    assert character_error_rate([gold], [result["text"]])["cer"] < 0.3
+    # the scores are the model's on that transcript
+    wave, rate = soundfile.read(speech_file(name), dtype="float32")
+    torch.testing.assert_close(as_vector(result["scores"], LABELS), direct_probs("teacher", wave, result["text"], rate),
+                               atol=1e-5, rtol=0)
+    plain = pipe({"audio": str(speech_file(name))}, return_text=False, top_k=2)
+    assert plain == result["scores"][:2]
+
+
+def test_given_text_wins_and_lists_are_transcribed_in_one_batch(tmp_path):
+    asr = ScriptedASR(["첫째", "둘째"])
+    pipe = asr_pipeline("teacher", asr)
+    w = waves(0.8, 1.2, 0.6)
+    given = pipe({"audio": w[0], "sampling_rate": 16000, "text": TEXTS[0]})
+    assert given["text"] == TEXTS[0] and given["text_source"] == "given" and asr.calls == []
+    items = [{"audio": w[0], "sampling_rate": 16000}, {"audio": str(tmp_path / "gone.wav")},
+             {"audio": w[1], "sampling_rate": 16000, "text": TEXTS[1]}, {"audio": w[2], "sampling_rate": 16000}]
+    results = pipe(items, on_error="skip", batch_size=2)
+    assert [r.get("text_source") for r in results] == ["asr", None, "given", "asr"]
+    assert [r.get("text") for r in results] == ["첫째", None, TEXTS[1], "둘째"] and "gone.wav" in results[1]["error"]
+    assert asr.calls == pytest.approx([0.8, 0.6])  # the two items without text, at 16 kHz
+    torch.testing.assert_close(as_vector(results[3]["scores"], LABELS), direct_probs("teacher", w[2], "둘째"),
+                               atol=1e-5, rtol=0)
+    without_asr = tiny_pipeline("teacher")
+    assert isinstance(without_asr({"audio": w[0], "sampling_rate": 16000, "text": "a"}), list)
+    wrapped = without_asr({"audio": w[0], "sampling_rate": 16000, "text": "a"}, return_text=True)
+    assert wrapped["text_source"] == "given"
+    with pytest.raises(ValueError, match="or load the pipeline with a speech recognizer"):
+        without_asr({"audio": w[0], "sampling_rate": 16000})
+    with pytest.raises(ValueError, match="return_text"):
+        without_asr({"audio": w[0], "sampling_rate": 16000, "text": "a"}, return_text="yes")
+
+
+def test_text_only_model_with_asr_takes_audio():
+    pipe = asr_pipeline("text_student", ScriptedASR(["정말 기뻐요"]))
+    result = pipe({"audio": waves(0.9)[0], "sampling_rate": 16000})
+    assert result["text"] == "정말 기뻐요" and result["text_source"] == "asr"
+    torch.testing.assert_close(as_vector(result["scores"], LABELS), direct_probs("text_student", text="정말 기뻐요"),
+                               atol=1e-6, rtol=0)
+    assert pipe("좋아요")["text_source"] == "given"  # a bare string is still the transcript
+    with pytest.raises(ValueError, match="needs 'text', or audio to transcribe"):
+        pipe({"sampling_rate": 16000})
+
+
+def test_pipeline_factory_builds_a_transformers_recognizer():
+    from multistill.asr import TransformersSpeechRecognizer
+
+    folder = saved_folder("light_student")
+    pipe = pipeline(TASK, model=folder, trust_remote_code=True, device="cpu", asr_model=tiny_whisper_folder())
+    assert type(pipe.asr).__name__ == TransformersSpeechRecognizer.__name__ and pipe.asr.language == "ko"
+    result = pipe({"audio": waves(1.0)[0], "sampling_rate": 16000})
+    assert result["text_source"] == "asr" and isinstance(result["text"], str)
+
+
+FRESH_ASR_PIPELINE = textwrap.dedent(
+    """
+    import json, sys
+    from transformers import pipeline
+    folder, asr, wav, out = sys.argv[1:5]
+    pipe = pipeline("multimodal-emotion-recognition", model=folder, trust_remote_code=True, device="cpu",
+                    asr_model=asr)
+    assert type(pipe.asr).__module__.startswith("transformers_modules"), type(pipe.asr).__module__
+    assert "multistill" not in sys.modules
+    json.dump(pipe({"audio": wav}, top_k=1), open(out, "w"), ensure_ascii=False)
+    """
+)
+
+
+def test_fresh_offline_process_transcribes_with_the_shipped_asr_code(tmp_path):
+    import os
+
+    from multistill.asr import character_error_rate
+
+    folder = saved_folder("text_student")
+    assert os.path.isfile(os.path.join(folder, "asr.py"))  # copied beside the weights with the pipeline code
+    name, gold = SPEECH[0]
+    script = tmp_path / "run.py"
+    script.write_text(FRESH_ASR_PIPELINE)
+    result = subprocess.run(
+        [sys.executable, "-I", str(script), folder, faster_whisper_asr().name, str(speech_file(name)),
+         str(tmp_path / "out.json")],
+        cwd=tmp_path, env=offline_env(tmp_path), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    fresh = json.loads((tmp_path / "out.json").read_text())
+    assert fresh["text_source"] == "asr" and character_error_rate([gold], [fresh["text"]])["cer"] < 0.3

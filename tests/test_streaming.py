@@ -1,4 +1,5 @@
-"""Real-time mode: energy VAD, utterance segmentation, transcripts, streaming with latency and RTF, microphone."""
+"""Real-time mode: Silero and energy VADs, segmentation, transcripts and their alignment, ASR in the loop,
+latency / RTF / stage times, the timeline plot, microphone."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from multistill.streaming import (
     AudioChunk,
     EnergyVAD,
     MicrophoneUnavailableError,
+    SileroVAD,
+    StreamResult,
     Transcript,
     Utterance,
     UtteranceSegmenter,
@@ -22,6 +25,8 @@ from multistill.streaming import (
     format_result,
     format_summary,
     microphone_chunks,
+    plot_timeline,
+    segment_audio,
     stream_emotions,
 )
 
@@ -35,6 +40,7 @@ try:
         write_conversation,
     )
     from _fixtures_model import waves
+    from _fixtures_speech import SPEECH, ScriptedASR, faster_whisper_asr, real_conversation
 except ImportError:  # tests/ imported as a package
     from tests._fixtures_inference import (  # noqa: F401
         CONVERSATION_TEXT,
@@ -45,9 +51,13 @@ except ImportError:  # tests/ imported as a package
         write_conversation,
     )
     from tests._fixtures_model import waves
+    from tests._fixtures_speech import SPEECH, ScriptedASR, faster_whisper_asr, real_conversation
+
+ENERGY = VADConfig(vad="energy")
+GOLD = [text for _, text in SPEECH]
 
 
-def segment(audio: np.ndarray, chunk: int = 1600, config: VADConfig | None = None) -> list[Utterance]:
+def segment(audio: np.ndarray, chunk: int = 1600, config: VADConfig = ENERGY) -> list[Utterance]:
     segmenter = UtteranceSegmenter(config)
     found = []
     for start in range(0, audio.shape[0], chunk):
@@ -89,7 +99,7 @@ def test_short_bursts_are_dropped_and_long_speech_is_cut():
     click = waves(0.12)[0]
     assert segment(np.concatenate([silence, click, silence])) == []
     long = np.concatenate([silence, waves(5.0)[0], silence])
-    cut = segment(long, config=VADConfig(max_utterance_s=2.0))
+    cut = segment(long, config=VADConfig(vad="energy", max_utterance_s=2.0))
     assert len(cut) == 3 and cut[0].forced and cut[1].forced and not cut[2].forced
     assert abs(sum(u.duration_s for u in cut) - 5.0) < 0.25
     # speech running to the end of the stream is closed by flush()
@@ -127,29 +137,35 @@ def test_stream_reports_each_utterance_with_latency(tmp_path):
     seen = []
     t0 = time.perf_counter()
     summary = stream_emotions(pipe, file_chunks(wav, chunk_ms=100), transcript=Transcript.from_file(transcript_path),
-                              top_k=3, on_result=seen.append)
+                              vad_config=ENERGY, top_k=3, on_result=seen.append)
     elapsed = time.perf_counter() - t0
     assert len(summary.results) == 3 and seen == summary.results
     assert [r.text for r in summary.results] == CONVERSATION_TEXT
+    assert {r.text_source for r in summary.results} == {"given"}
     for result in summary.results:
         assert result.error is None and len(result.scores) == 3
-        assert 0 < result.latency_s < elapsed
+        assert 0 < result.emotion_s <= result.latency_s < elapsed and result.asr_s == 0
         assert result.end_of_speech_latency_s >= result.latency_s + 0.5 - 1e-6  # the hangover
-        assert "latency" in format_result(result)
+        assert "latency" in format_result(result) and "given: " in format_result(result)
     assert abs(summary.audio_s - 8.7) < 0.01
     assert 0 < summary.compute_s <= summary.wall_s
     assert summary.rtf == pytest.approx(summary.compute_s / summary.audio_s)
     assert summary.wall_s < summary.audio_s  # faster than real time by default
     text = format_summary(summary)
-    assert "utterances: 3" in text and "real-time factor" in text and "latency: mean" in text
-    assert summary.to_dict()["utterances"] == 3
+    assert "utterances: 3" in text and "real-time factor" in text and "end of utterance to result: median" in text
+    assert "VAD (energy)" in text and "ASR" not in text
+    info = summary.to_dict()
+    assert info["utterances"] == 3 and info["vad"] == "energy" and info["asr"] is None
+    assert info["stages"]["vad_per_chunk"]["count"] == len(summary.vad_chunk_s) == 87
+    assert info["stages"]["emotion_per_utterance"]["count"] == 3 and info["stages"]["asr_per_utterance"]["count"] == 0
+    assert info["latency"]["p90_s"] <= info["latency"]["max_s"]
 
 
 def test_stream_audio_only_model_needs_no_transcript_and_text_models_do():
     audio, _ = conversation()
-    summary = stream_emotions(tiny_pipeline("audio_student"), array_chunks(audio, 50))
-    assert len(summary.results) == 3 and all(r.text is None for r in summary.results)
-    with pytest.raises(ValueError, match="transcript"):
+    summary = stream_emotions(tiny_pipeline("audio_student"), array_chunks(audio, 50), vad_config=ENERGY)
+    assert len(summary.results) == 3 and all(r.text is None and r.text_source is None for r in summary.results)
+    with pytest.raises(ValueError, match=r"transcript .*--asr MODEL"):
         stream_emotions(tiny_pipeline("teacher"), array_chunks(audio, 50))
 
 
@@ -200,3 +216,131 @@ def test_bad_stream_input(tmp_path):
         file_chunks(tmp_path / "missing.wav")
     with pytest.raises(ValueError, match="must be > 0"):
         VADConfig(hangover_ms=0)
+    with pytest.raises(ValueError, match="vad must be one of"):
+        VADConfig(vad="webrtc")
+    with pytest.raises(ValueError, match="speech_threshold"):
+        VADConfig(speech_threshold=1.5)
+    with pytest.raises(ValueError, match="8 or 16 kHz"):
+        VADConfig(sampling_rate=44100)
+
+
+# --------------------------------------------------------------------------------------------- Silero VAD, real speech
+def test_silero_vad_tells_speech_from_noise_and_tones():
+    import torch
+
+    audio, spans = real_conversation()
+    threads = torch.get_num_threads()
+    vad = SileroVAD()
+    window = vad.frame_samples
+    assert window == 512
+    frames = [audio[i:i + window] for i in range(0, audio.shape[0] - window + 1, window)]
+    speech = vad.classify(frames)
+    assert torch.get_num_threads() == threads  # the one-thread model leaves the caller's setting alone
+    times = [(i + 0.5) * window / SR for i in range(len(frames))]
+    inside = [s for t, s in zip(times, speech, strict=True) if any(a + 0.7 < t < b - 0.7 for a, b in spans)]
+    pauses = [s for t, s in zip(times, speech, strict=True) if not any(a - 0.3 < t < b + 0.3 for a, b in spans)]
+    assert sum(inside) / len(inside) > 0.8 and not any(pauses)
+    assert len(vad.probabilities) == len(frames)
+    # 3 s of loud noise, a hum and a chord (faded in and out over 0.5 s): energy, but not speech for the model
+    rng = np.random.default_rng(0)
+    quiet = (0.001 * rng.standard_normal(SR)).astype(np.float32)
+    t = np.arange(3 * SR) / SR
+    fade = np.minimum(1, t / 0.5) * np.minimum(1, (t[-1] - t) / 0.5)
+    hum = 0.1 * np.sin(2 * np.pi * 220 * t) + 0.05 * np.sin(2 * np.pi * 440 * t)
+    chord = sum(0.03 * np.sin(2 * np.pi * f * t) for f in (262, 330, 392))
+    for sound in (0.05 * rng.standard_normal(t.shape[0]), hum, chord):
+        clip = np.concatenate([quiet, (fade * sound).astype(np.float32), quiet])
+        assert len(segment(clip, config=ENERGY)) == 1 and segment(clip, config=VADConfig()) == []
+
+
+@pytest.mark.parametrize("vad", ["silero", "energy"])
+def test_both_vads_find_the_real_utterances(vad):
+    audio, spans = real_conversation()
+    found = segment(audio, config=VADConfig(vad=vad))
+    assert len(found) == len(spans) == 3
+    for utterance, (start, end) in zip(found, spans, strict=True):
+        # the files hold up to 0.6 s of silence around the speech; the detected speech lies inside them
+        assert start - 0.1 <= utterance.start_s <= start + 0.7 and end - 0.7 <= utterance.end_s <= end + 0.1
+    assert [u.index for u in found] == [0, 1, 2]
+    by_chunks = segment_audio(audio, VADConfig(vad=vad), chunk_ms=37)
+    assert [(u.start_s, u.end_s) for u in by_chunks] == [(u.start_s, u.end_s) for u in found]
+
+
+# --------------------------------------------------------------------------------------------- ASR in the loop
+def test_stream_transcribes_each_utterance_with_asr():
+    audio, _ = real_conversation()
+    asr = faster_whisper_asr()
+    summary = stream_emotions(tiny_pipeline("light_student"), array_chunks(audio, 100), asr=asr, top_k=2)
+    assert len(summary.results) == 3
+    from multistill.asr import character_error_rate
+
+    assert character_error_rate(GOLD, [r.text for r in summary.results])["cer"] < 0.35
+    for result in summary.results:
+        assert result.text_source == "asr" and result.error is None and len(result.scores) == 2
+        assert 0 < result.asr_s and 0 < result.emotion_s and result.asr_s + result.emotion_s <= result.latency_s
+        line = format_result(result)
+        assert "ASR " in line and f"asr: {result.text}" in line
+    stages = summary.to_dict()["stages"]
+    assert stages["asr_per_utterance"]["count"] == 3 and stages["emotion_per_utterance"]["count"] == 3
+    assert "faster-whisper" in summary.asr
+    assert "VAD (silero)" in format_summary(summary) and "| ASR median" in format_summary(summary)
+
+
+def test_given_transcript_wins_and_asr_fills_the_missing_lines(caplog):
+    audio, _ = real_conversation()
+    asr = ScriptedASR(["세 번째 문장"])
+    with caplog.at_level("WARNING", logger="multistill.streaming"):
+        summary = stream_emotions(tiny_pipeline("teacher"), array_chunks(audio, 100),
+                                  transcript=Transcript(lines=GOLD[:2], source="two.txt"), asr=asr)
+    assert [r.text for r in summary.results] == [*GOLD[:2], "세 번째 문장"]
+    assert [r.text_source for r in summary.results] == ["given", "given", "asr"]
+    assert len(asr.calls) == 1  # only the utterance without a line was transcribed
+    assert "two.txt has 2 lines but utterance 3" in caplog.text and "Using ASR" in caplog.text
+
+
+def test_missing_lines_without_asr_give_empty_text_and_unused_lines_warn(caplog):
+    audio, _ = real_conversation()
+    with caplog.at_level("WARNING", logger="multistill.streaming"):
+        short = stream_emotions(tiny_pipeline("teacher"), array_chunks(audio, 100),
+                                transcript=Transcript(lines=GOLD[:1]))
+    assert [r.text_source for r in short.results] == ["given", "none", "none"]
+    assert [r.text for r in short.results][1:] == ["", ""] and "using empty text" in caplog.text.lower()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="multistill.streaming"):
+        stream_emotions(tiny_pipeline("teacher"), array_chunks(audio, 100), transcript=Transcript(lines=GOLD + ["a", "b"]))
+    assert "the last 2 lines were not used" in caplog.text
+
+
+def test_transcript_alignment_check(caplog):
+    with caplog.at_level("WARNING", logger="multistill.streaming"):
+        assert Transcript(lines=GOLD).check_alignment(3)
+        assert Transcript(timed=[(0.0, 1.0, "a")]).check_alignment(5)
+        assert caplog.text == ""
+        assert not Transcript(lines=GOLD, source="c.txt").check_alignment(5)
+    assert "c.txt has 3 lines (one per utterance) but the VAD finds 5 utterances" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------- results and timeline
+def _result(index, start, end, label, score, text=None, error=None):
+    scores = [] if error else [{"label": label, "score": score}, {"label": "neutral", "score": 1 - score}]
+    return StreamResult(index=index, start_s=start, end_s=end, scores=scores, latency_s=0.1,
+                        end_of_speech_latency_s=0.6, text=text, text_source="asr" if text else None, error=error)
+
+
+def test_result_json_and_timeline_png(tmp_path):
+    import json
+
+    import matplotlib.image
+
+    results = [_result(0, 0.5, 2.0, "happy", 0.8, "좋아요"), _result(1, 2.5, 6.0, "angry", 0.4, "short text"),
+               _result(2, 7.0, 9.0, None, 0, error="input: bad"), _result(3, 9.5, 14.0, "sad", 0.95, "x" * 40)]
+    record = json.loads(json.dumps(results[0].to_dict(), ensure_ascii=False))
+    assert record["label"] == "happy" and record["score"] == 0.8 and record["text"] == "좋아요"
+    assert record["text_source"] == "asr" and record["asr_s"] == 0.0
+    one_row = plot_timeline(results, tmp_path / "one.png", audio_s=15.0)
+    two_rows = plot_timeline(results, tmp_path / "two.png", audio_s=15.0, row_s=8.0)
+    height_one = matplotlib.image.imread(one_row).shape[0]
+    height_two = matplotlib.image.imread(two_rows).shape[0]
+    assert height_two > height_one > 100
+    with pytest.raises(ValueError, match="row_s"):
+        plot_timeline(results, tmp_path / "bad.png", row_s=0)
