@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import math
 import os
 import platform
 import shlex
@@ -28,13 +29,15 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from transformers import HfArgumentParser
 
+from .arguments import UsageError, run_script
 from .baselines import BASELINES
 
 logger = logging.getLogger("multistill.experiment")
@@ -102,90 +105,105 @@ def caching_runs(epochs: float) -> list[Run]:
                 extra=("--cache_encoder_features", "false", *epochs_args))]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m multistill.experiment", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Unknown options are passed to every train.py / distill.py call (e.g. --bf16, --sessions 1 2, "
-        "--audio_encoder PATH, --split dialogue).",
-    )
-    parser.add_argument("--output_dir", default="outputs/experiment",
-                        help="seed_N/<run> per seed and run, plus results.md and results.json.")
-    parser.add_argument("--corpus", default="synthetic", help="synthetic (embedded), kemdy19, kemdy20 or all.")
-    parser.add_argument("--data_dir", default=None, help="Folder holding KEMDy19/ and/or KEMDy20/ (ETRI layout).")
-    parser.add_argument("--split", default="session",
-                        help="Split of train.py/distill.py (session, random, or any split they accept).")
-    parser.add_argument("--backbones", default="tiny", choices=("tiny", "pretrained"),
-                        help="tiny: small offline encoders (no download); pretrained: the paper's encoders.")
-    parser.add_argument("--audio_encoder", default=None,
-                        help="The teacher's audio encoder ('tiny', a Hub id or a folder, e.g. the converted Whisper "
-                        "base); overrides --backbones. Students take their encoders from the teacher.")
-    parser.add_argument("--text_encoder", default=None,
-                        help="The teacher's text encoder ('tiny', a Hub id or a folder); overrides --backbones.")
-    parser.add_argument("--freeze_text_encoder", default=None, choices=("true", "false"),
-                        help="Whether the teacher's text encoder stays frozen (default: the preset's).")
-    parser.add_argument("--students", nargs="*",
-                        default=["text_student", "audio_student", "multimodal_student", "light_student"],
-                        help="Students to distil (none: teacher and baselines only).")
-    parser.add_argument("--no_kd_ablation", action=argparse.BooleanOptionalAction, default=True,
-                        help="Also train every student with --alpha 0 (no distillation), same seed.")
-    parser.add_argument("--alpha", type=float, default=0.5, help="KD weight for the distilled students.")
-    parser.add_argument("--temperature", type=float, default=2.0, help="KD temperature.")
-    parser.add_argument("--num_train_epochs", type=float, default=30, help="Epochs of every run.")
-    parser.add_argument("--learning_rate", type=float, default=3e-3,
-                        help="Learning rate of every run (3e-3 suits tiny backbones; the paper used 5e-5).")
-    parser.add_argument("--batch_size", type=int, default=8, help="Per-device training batch size.")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="Seeds: every run is repeated per seed; the table reports mean ± std over them.")
-    parser.add_argument("--seed", type=int, default=None, help="One seed (the same as --seeds N; default 42).")
-    parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
-                        help="Simple baselines scored on each seed's split (none: skip them).")
-    parser.add_argument("--baselines_only", action="store_true",
-                        help="Train nothing: build each seed's split as train.py would and score the baselines.")
-    parser.add_argument("--launcher", default=None,
-                        help='Command prefix instead of "python", e.g. "accelerate launch --num_processes 2".')
-    parser.add_argument("--parallel", type=int, default=1,
-                        help="Runs trained at the same time (a seed's students wait for its teacher). With N > 1 "
-                        "each run gets OMP_NUM_THREADS = CPUs / N unless OMP_NUM_THREADS is set.")
-    parser.add_argument("--latency_utterances", type=int, default=20,
-                        help="Test utterances timed one by one for the end-to-end latency column (0: skip).")
-    parser.add_argument("--caching_gain", action=argparse.BooleanOptionalAction, default=True,
-                        help="Per seed, also train the teacher for --caching_gain_epochs on cached encoder features "
-                        "and for as many epochs with its encoders every step (after all other runs, one at a "
-                        "time) to report the epoch-time gain of cached features.")
-    parser.add_argument("--caching_gain_epochs", type=float, default=2,
-                        help="Epochs of each of the two caching-gain runs (equal, so epochs compare like with like).")
-    parser.add_argument("--reuse", action="store_true",
-                        help="Skip runs whose output folder already holds test_results.json.")
-    return parser
+def _default_students() -> list[str]:
+    return list(STUDENT_LABELS)
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
-    """Known options (validated) and the options passed through to the scripts."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.seeds is not None and args.seed is not None:
-        parser.error("give either --seeds or --seed, not both.")
-    args.seeds = args.seeds if args.seeds is not None else [42 if args.seed is None else args.seed]
-    if len(set(args.seeds)) != len(args.seeds):
-        parser.error(f"--seeds: every seed once, got {args.seeds}.")
-    if not 0.0 <= args.alpha <= 1.0:
-        parser.error(f"--alpha must be in [0, 1], got {args.alpha}.")
-    if args.temperature <= 0:
-        parser.error(f"--temperature must be positive, got {args.temperature}.")
-    for name in ("num_train_epochs", "learning_rate", "batch_size", "caching_gain_epochs", "parallel"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name} must be positive, got {getattr(args, name)}.")
-    if args.latency_utterances < 0:
-        parser.error(f"--latency_utterances must be 0 or more, got {args.latency_utterances}.")
-    if args.baselines_only and not args.baselines:
-        parser.error("--baselines_only with no --baselines: nothing to do.")
-    try:
-        planned_runs(args.students, args.alpha, args.no_kd_ablation)
-    except ValueError as err:
-        parser.error(str(err))
-    args.output_dir = str(Path(args.output_dir).resolve())
-    return args, extra
+def _default_baselines() -> list[str]:
+    return list(BASELINES)
+
+
+@dataclass
+class ExperimentArguments:
+    """The experiment runner's own options; every other option goes to each ``train.py`` / ``distill.py`` call."""
+
+    output_dir: str = field(default="outputs/experiment",
+                            metadata={"help": "seed_N/<run> per seed and run, plus results.md and results.json."})
+    corpus: str = field(default="synthetic", metadata={"help": "synthetic (embedded), kemdy19, kemdy20 or all."})
+    data_dir: str | None = field(default=None,
+                                 metadata={"help": "Folder holding KEMDy19/ and/or KEMDy20/ (ETRI layout)."})
+    split: str = field(default="session", metadata={"help": "Split of train.py/distill.py (session, dialogue, random)."})
+    backbones: str = field(default="tiny", metadata={
+        "help": "tiny: small offline encoders (no download); pretrained: the paper's encoders.",
+        "choices": ("tiny", "pretrained")})
+    audio_encoder: str | None = field(default=None, metadata={
+        "help": "The teacher's audio encoder ('tiny', a Hub id or a folder, e.g. the converted Whisper base); "
+        "overrides --backbones. Students take their encoders from the teacher."})
+    text_encoder: str | None = field(default=None, metadata={
+        "help": "The teacher's text encoder ('tiny', a Hub id or a folder); overrides --backbones."})
+    freeze_text_encoder: str | None = field(default=None, metadata={
+        "help": "Whether the teacher's text encoder stays frozen (default: the preset's).",
+        "choices": ("true", "false")})
+    students: list[str] = field(default_factory=_default_students, metadata={
+        "help": f"Students to distil, from {list(STUDENT_LABELS)}; 'none' for the teacher and baselines only."})
+    no_kd_ablation: bool = field(default=True, metadata={
+        "help": "Also train every student with --alpha 0 (no distillation), same seed (--no_no_kd_ablation: don't)."})
+    alpha: float = field(default=0.5, metadata={"help": "KD weight of the distilled students, in [0, 1]."})
+    temperature: float = field(default=2.0, metadata={"help": "KD temperature."})
+    num_train_epochs: float = field(default=30, metadata={"help": "Epochs of every run."})
+    learning_rate: float = field(default=3e-3, metadata={
+        "help": "Learning rate of every run (3e-3 suits tiny backbones; the paper used 5e-5)."})
+    batch_size: int = field(default=8, metadata={"help": "Per-device training batch size."})
+    seeds: list[int] | None = field(default=None, metadata={
+        "help": "Seeds: every run is repeated per seed; the table reports mean ± std over them."})
+    seed: int | None = field(default=None, metadata={"help": "One seed (the same as --seeds N; default 42)."})
+    baselines: list[str] = field(default_factory=_default_baselines, metadata={
+        "help": f"Simple baselines scored on each seed's split, from {list(BASELINES)}; 'none' to skip them."})
+    baselines_only: bool = field(default=False, metadata={
+        "help": "Train nothing: build each seed's split as train.py would and score the baselines."})
+    launcher: str | None = field(default=None, metadata={
+        "help": 'Command prefix instead of "python", e.g. "accelerate launch --num_processes 2".'})
+    parallel: int = field(default=1, metadata={
+        "help": "Runs trained at the same time (a seed's students wait for its teacher). With N > 1 each run gets "
+        "OMP_NUM_THREADS = CPUs / N unless OMP_NUM_THREADS is set."})
+    latency_utterances: int = field(default=20, metadata={
+        "help": "Test utterances timed one by one for the end-to-end latency column (0: skip)."})
+    caching_gain: bool = field(default=True, metadata={
+        "help": "Per seed, also train the teacher for --caching_gain_epochs on cached encoder features and for as "
+        "many epochs with its encoders every step (after all other runs, one at a time) to report the epoch-time "
+        "gain of cached features (--no_caching_gain: don't)."})
+    caching_gain_epochs: float = field(default=2, metadata={
+        "help": "Epochs of each of the two caching-gain runs (equal, so epochs compare like with like)."})
+    reuse: bool = field(default=False, metadata={
+        "help": "Skip runs whose output folder already holds test_results.json."})
+
+    def __post_init__(self) -> None:
+        if self.seeds is not None and self.seed is not None:
+            raise UsageError("give either --seeds or --seed, not both.")
+        self.seeds = list(self.seeds) if self.seeds is not None else [42 if self.seed is None else self.seed]
+        if len(set(self.seeds)) != len(self.seeds):
+            raise UsageError(f"--seeds: every seed once, got {self.seeds}.")
+        self.students = [] if self.students == ["none"] else list(self.students)
+        self.baselines = [] if self.baselines == ["none"] else list(self.baselines)
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise UsageError(f"--baselines: unknown baseline {unknown[0]!r}; choose from {list(BASELINES)} or 'none'.")
+        if not (math.isfinite(self.alpha) and 0.0 <= self.alpha <= 1.0):
+            raise UsageError(f"--alpha must be in [0, 1], got {self.alpha}.")
+        for name in ("temperature", "num_train_epochs", "learning_rate", "batch_size", "caching_gain_epochs",
+                     "parallel"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise UsageError(f"--{name} must be positive, got {value}.")
+        if self.latency_utterances < 0:
+            raise UsageError(f"--latency_utterances must be 0 or more, got {self.latency_utterances}.")
+        if self.baselines_only and not self.baselines:
+            raise UsageError("--baselines_only with --baselines none: nothing to do.")
+        try:
+            planned_runs(self.students, self.alpha, self.no_kd_ablation)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        self.output_dir = str(Path(self.output_dir).resolve())
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ExperimentArguments, list[str]]:
+    """The runner's options (checked) and the options passed through to every train.py / distill.py call."""
+    parser = HfArgumentParser(ExperimentArguments, prog="python -m multistill.experiment", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="Options the runner does not know go to every train.py / distill.py call "
+                              "(e.g. --bf16, --sessions 1 2, --threads 1).")
+    args, extra = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    return args, list(extra)
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,7 +215,7 @@ def seed_dir(output_dir: str | Path, seed: int) -> Path:
     return Path(output_dir) / f"seed_{seed}"
 
 
-def backbones_label(args: argparse.Namespace) -> str:
+def backbones_label(args: ExperimentArguments) -> str:
     """``tiny``/``pretrained``, or which encoder each modality got when --audio_encoder/--text_encoder are given."""
     if args.audio_encoder is None and args.text_encoder is None:
         return args.backbones
@@ -206,7 +224,7 @@ def backbones_label(args: argparse.Namespace) -> str:
     return f"audio: {audio}, text: {text}"
 
 
-def run_command(run: Run, args: argparse.Namespace, extra: list[str], seed: int, teacher_dir: Path) -> list[str]:
+def run_command(run: Run, args: ExperimentArguments, extra: list[str], seed: int, teacher_dir: Path) -> list[str]:
     """The train.py / distill.py command line of one run and seed."""
     script = REPO_ROOT / run.script
     if not script.exists():
@@ -232,7 +250,7 @@ def run_command(run: Run, args: argparse.Namespace, extra: list[str], seed: int,
     return command + extra + list(run.extra)
 
 
-def plan_jobs(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], list[Job]]:
+def plan_jobs(args: ExperimentArguments, extra: list[str]) -> tuple[list[Job], list[Job]]:
     """Every seed's runs (teacher, then its students), and the caching-gain pairs run last, one at a time."""
     runs = planned_runs(args.students, args.alpha, args.no_kd_ablation)
     jobs, gain_jobs = [], []
@@ -820,4 +838,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

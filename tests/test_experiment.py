@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from multistill.arguments import UsageError
 from multistill.experiment import (
     Job,
     Run,
@@ -59,24 +60,43 @@ def test_jobs_per_seed_wait_for_their_teacher_and_caching_runs_have_equal_epochs
         assert cache == ("false" if job.run.name == "caching_uncached" else "true")
 
 
+def test_encoder_options_go_to_the_teacher_only(tmp_path: Path):
+    args, extra = parse_args(["--output_dir", str(tmp_path), "--students", "audio_student", "--audio_encoder",
+                              "tiny", "--text_encoder", "tiny", "--freeze_text_encoder", "false", "--no_caching_gain"])
+    jobs, _ = plan_jobs(args, extra)
+    teacher, *students = jobs
+    assert teacher.command[teacher.command.index("--audio_encoder") + 1] == "tiny"
+    assert teacher.command[teacher.command.index("--freeze_text_encoder") + 1] == "false"
+    assert all("--audio_encoder" not in job.command and "--text_encoder" not in job.command for job in students)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--seeds", "1", "2", "--seed", "3"], "either --seeds or --seed"),
     (["--seeds", "1", "1"], "every seed once"),
     (["--alpha", "1.5"], "--alpha must be in"),
     (["--num_train_epochs", "0"], "--num_train_epochs must be positive"),
-    (["--students", "giant_student"], "unknown student"),
-    (["--baselines_only", "--baselines"], "nothing to do"),
-    (["--baselines", "svm"], "invalid choice"),
+    (["--students", "giant_student"], "unknown student 'giant_student'"),
+    (["--baselines_only", "--baselines", "none"], "nothing to do"),
+    (["--baselines", "svm"], "unknown baseline 'svm'"),
 ])
-def test_bad_arguments_are_refused_before_anything_runs(argv, message, capsys):
-    with pytest.raises(SystemExit):
+def test_bad_arguments_are_refused_before_anything_runs(argv, message):
+    with pytest.raises(UsageError, match=message):
         parse_args(argv)
-    assert message in capsys.readouterr().err
 
 
-def test_one_seed_by_default_or_by_seed():
+def test_command_line_errors_print_usage_errors(tmp_path: Path):
+    """``python -m multistill.experiment`` prints a bad option as ``error:`` (exit 2), nothing is written."""
+    proc = subprocess.run([sys.executable, "-m", "multistill.experiment", "--output_dir", str(tmp_path / "x"),
+                           "--alpha", "3"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 2 and "error: --alpha must be in [0, 1], got 3.0." in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "x").exists()
+
+
+def test_one_seed_by_default_or_by_seed_and_none_lists():
     assert parse_args([])[0].seeds == [42]
     assert parse_args(["--seed", "5"])[0].seeds == [5]
+    args, extra = parse_args(["--students", "none", "--baselines", "none", "--no_caching_gain", "--bf16"])
+    assert (args.students, args.baselines, args.caching_gain, extra) == ([], [], False, ["--bf16"])
 
 
 def test_paired_differences_and_verdicts():
@@ -144,7 +164,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, di
     cache = tmp_path_factory.mktemp("experiment_cache")
     output = tmp_path_factory.mktemp("experiment")
     report = main(["--output_dir", str(output), "--seeds", "1", "2", "--num_train_epochs", "1", "--students",
-                   "multimodal_student", "--latency_utterances", "2", "--no-caching_gain", "--parallel", "2",
+                   "multimodal_student", "--latency_utterances", "2", "--no_caching_gain", "--parallel", "2",
                    "--data_cache_dir", str(cache), "--save_total_limit", "1"])
     return output, cache, report
 
