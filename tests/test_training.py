@@ -170,7 +170,9 @@ def test_changing_the_encoder_or_the_processor_changes_the_cache(rows_dataset, t
             model.multistill.text_encoder.embeddings.word_embeddings.weight.sub_(0.5)
     assert after.folder != before.folder and encoded == len(set(keys))
     assert not np.allclose(new.batch(keys[:1])[0].numpy(), old.batch(keys[:1])[0].numpy())
-    shorter = MultiStillProcessor(processor.feature_extractor, processor.tokenizer, max_text_tokens=8)
+    audio_settings = {name: getattr(processor, name) for name in ("max_audio_frames", "samples_per_frame",
+                                                                   "min_audio_samples", "audio_window_samples")}
+    shorter = MultiStillProcessor(processor.feature_extractor, processor.tokenizer, max_text_tokens=8, **audio_settings)
     assert EncoderFeatureCache(tmp_path, model, shorter, "text").folder != before.folder
     # The audio cache does not depend on text settings.
     assert (EncoderFeatureCache(tmp_path, model, shorter, "audio").folder
