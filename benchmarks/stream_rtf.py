@@ -170,6 +170,7 @@ def stream_once(
     vad: str = "energy",
     asr: Any = None,
     keep_text: bool = True,
+    early_ms: float = 0.0,
 ) -> dict[str, Any]:
     """One ``stream_emotions`` run over the conversation file; summary, latencies and per-utterance rows
     (without the transcripts unless ``keep_text``: the texts of licensed corpora stay out of the results)."""
@@ -180,7 +181,7 @@ def stream_once(
         pipe,
         file_chunks(wav, chunk_ms, realtime=realtime),
         transcript=Transcript.from_file(transcript_path) if transcript_path is not None else None,
-        vad_config=VADConfig(vad=vad),
+        vad_config=VADConfig(vad=vad, early_ms=early_ms),
         realtime=realtime,
         asr=asr,
     )
@@ -275,19 +276,21 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             torch.set_num_threads(threads)
             asr = recognizer(threads)
             warm = [warm_up(pipe, asr=asr) for _ in range(args.warmup)]
-            for repeat in range(args.repeat):
+            # runs alternate between the --early_ms settings, so both see the same machine state
+            for repeat, early_ms in ((r, e) for r in range(args.repeat) for e in args.early_ms):
                 log(
-                    f"{name}, {threads} thread(s), run {repeat + 1}/{args.repeat}: streaming "
-                    + ("at real-time pace" if args.realtime else "as fast as possible")
+                    f"{name}, {threads} thread(s), early start {early_ms:g} ms, run {repeat + 1}/{args.repeat}: "
+                    "streaming " + ("at real-time pace" if args.realtime else "as fast as possible")
                 )
                 row = {
                     "model": name,
                     "threads": threads,
                     "run": repeat + 1,
+                    "early_ms": early_ms,
                     "asr_threads": (args.asr_threads if args.asr_threads is not None else threads) if asr else None,
                     "warmup_s": [round(w, 3) for w in warm],
                     **stream_once(pipe, wav, None if asr else transcript, args.chunk_ms, args.realtime,
-                                  args.vad, asr, keep_text=not args.data_dir),
+                                  args.vad, asr, keep_text=not args.data_dir, early_ms=early_ms),
                 }
                 runs.append(row)
                 lat = row["latency"]
@@ -302,7 +305,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     for row in runs:
         teacher = next((r for r in runs if r["model"] == "teacher" and r["threads"] == row["threads"]
-                        and r["run"] == row["run"]), None)
+                        and r["run"] == row["run"] and r["early_ms"] == row["early_ms"]), None)
         row["rtf_vs_teacher"] = round(row["rtf"] / teacher["rtf"], 4) if teacher else None
         row["speedup_vs_teacher"] = round(teacher["rtf"] / row["rtf"], 2) if teacher else None
     thread_list = "/".join(str(t) for t in args.threads)
@@ -319,6 +322,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "warmup": args.warmup,
             "quick": args.quick,
             "repeat": args.repeat,
+            "early_ms": args.early_ms,
             "vad": f"{args.vad}, VADConfig() defaults otherwise (hangover 500 ms, pre-roll 200 ms, post-roll 100 ms)",
             "asr": next(iter(recognizers.values())).describe() if recognizers else None,
             "asr_threads": args.asr_threads,
@@ -391,21 +395,24 @@ def render_markdown(res: dict[str, Any]) -> str:
         "",
         f"**Conversation:** {conv['audio_s']:g} s, {what}.",
         "",
-        "| model | threads | run | utterances found / true | audio s | compute s | RTF | VAD ms per chunk "
-        "(median / p90) | ASR ms per utterance | emotion ms per utterance | latency ms | end of utterance to "
-        "result ms | RTF / teacher RTF | other load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | threads | early start ms | run | utterances found / true | audio s | compute s | RTF | VAD ms per "
+        "chunk (median / p90) | ASR ms per utterance | emotion ms per utterance | latency ms | end of utterance to "
+        "result ms | results from an early job | RTF / teacher RTF | other load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["runs"]:
         lat, st = r["latency"], r.get("stages", {})
         found = f"{r['utterances']} / {conv['utterances']}" + (f" ({r['errors']} errors)" if r["errors"] else "")
         ratio = "–" if r["rtf_vs_teacher"] is None else f"{r['rtf_vs_teacher']:.3f}"
         load = "–" if r["other_load_pct"] is None else f"{r['other_load_pct']:.1f} %"
+        early = (f"{r['early_used']} of {r['utterances']} ({r['early_started'] - r['early_used']} dropped)"
+                 if r.get("early_ms") else "–")
         lines.append(
-            f"| {r['model']} | {r['threads']} | {r['run']} | {found} | {r['audio_s']:.1f} | {r['compute_s']:.2f} | "
+            f"| {r['model']} | {r['threads']} | {r.get('early_ms', 0):g} | {r['run']} | {found} | {r['audio_s']:.1f} | {r['compute_s']:.2f} | "
             f"{r['rtf']:.4f} | {_stage(st.get('vad_per_chunk', {}), 2)} | {_stage(st.get('asr_per_utterance', {}))} | "
             f"{_stage(st.get('emotion_per_utterance', {}))} | {_ms(lat.get('median_s'))} / {_ms(lat.get('p90_s'))} | "
-            f"{_ms(lat.get('end_of_speech_median_s'))} / {_ms(lat.get('end_of_speech_p90_s'))} | {ratio} | {load} |"
+            f"{_ms(lat.get('end_of_speech_median_s'))} / {_ms(lat.get('end_of_speech_p90_s'))} | {early} | {ratio} | "
+            f"{load} |"
         )
     lines += [
         "",
@@ -428,7 +435,9 @@ def render_markdown(res: dict[str, Any]) -> str:
             else "the utterance's processing time (audio is read as it is consumed, so no backlog builds up)"
         )
         + "; end of utterance to result adds the VAD's hangover wait (500 ms of silence) and the rest of that chunk. "
-        "RTF / teacher RTF compares models at the same thread count.",
+        "With an early start, ASR and the emotion model begin after that much silence, before the hangover ends "
+        "(the work is dropped when speech resumes; dropped work counts in the compute time). "
+        "RTF / teacher RTF compares models at the same thread count and early start.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -472,7 +481,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="faster-whisper CPU threads (default: the same as each --threads setting; 0: its own default)")
     ap.add_argument("--vad", choices=["silero", "energy"], default=None,
                     help="voice-activity detector (default: silero for real speech, energy for the synthetic stand-in)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per model and thread count")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per model, thread count and early start")
+    ap.add_argument("--early_ms", type=float, nargs="+", default=[0.0],
+                    help="VADConfig.early_ms settings to compare (0: ASR and emotion start when the hangover ends)")
     ap.add_argument("--chunk_ms", type=float, default=100.0, help="audio chunk size (ms)")
     ap.add_argument("--warmup", type=int, default=2, help="warm_up calls before each streamed run")
     ap.add_argument("--seed", type=int, default=0, help="seed of the conversation")
@@ -490,6 +501,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.vad = "silero" if args.data_dir else "energy"
     if any(t < 1 for t in args.threads) or (args.asr_threads is not None and args.asr_threads < 0):
         ap.error("--threads must be >= 1 and --asr_threads >= 0")
+    if any(e < 0 for e in args.early_ms):
+        ap.error("--early_ms settings must be >= 0")
     if args.repeat < 1 or args.max_utterances < 1:
         ap.error("--repeat and --max_utterances must be >= 1")
     if args.seconds < 2 * args.gap + 1.5:

@@ -20,6 +20,7 @@ from typing import Any
 from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
+from .asr import ASR_ENGINES, ASR_TEXT_COLUMN, WHISPER_BASE_ALIAS
 from .data import CORPORA
 from .splits import DEFAULT_TEST_FRACTION, DEFAULT_VALIDATION_FRACTION, SPLIT_NAMES, VALIDATION_SOURCES
 
@@ -183,8 +184,26 @@ class DataArguments:
     )
     text_column: str = field(
         default="text",
-        metadata={"help": "The transcript column the models read: 'text' (the corpus's, cleaned) or another column "
-                  "of the dataset, such as ASR transcripts ('asr_text')."},
+        metadata={"help": "The transcript column the models train on: 'text' (the corpus's, cleaned) or another "
+                  "column of the dataset, such as the speech recognizer's ('asr_text', added by --asr_model)."},
+    )
+    asr_model: str | None = field(
+        default=None,
+        metadata={"help": "Add an 'asr_text' column: this speech recognizer's transcript of every utterance "
+                  "(datasets.map, cached beside the corpus's Arrow files, so later runs read it). A transformers "
+                  "speech-recognition checkpoint, a CTranslate2 Whisper folder (faster-whisper), or 'whisper-base' "
+                  "(the offline Whisper base of the package registry). Decoded in Korean, greedy."},
+    )
+    asr_engine: str | None = field(
+        default=None,
+        metadata={"help": "Engine of --asr_model (default: a folder with model.bin is faster-whisper, anything "
+                  "else transformers).", "choices": ASR_ENGINES},
+    )
+    test_text_columns: list[str] | None = field(
+        default=None,
+        metadata={"help": "Also test the final model with these transcript columns in place of --text_column, "
+                  "e.g. 'asr_text' (what the model gets live, with --asr_model) or 'text' after training on "
+                  "'asr_text'. Results: metrics.json 'test_by_text_column', test_on_<column>_predictions.json."},
     )
     split: str = field(
         default="session",
@@ -271,6 +290,24 @@ class DataArguments:
             raise UsageError("--synthetic_sessions and --synthetic_utterances must be >= 1.")
         if not self.text_column:
             raise UsageError("--text_column must name a column.")
+        columns = [self.text_column, *(self.test_text_columns or [])]
+        if any(not column for column in columns):
+            raise UsageError("--test_text_columns: every entry must name a column.")
+        if len(set(columns)) < len(columns):
+            raise UsageError(f"--test_text_columns {' '.join(self.test_text_columns)}: a column is named twice or is "
+                             f"--text_column ({self.text_column}), which the test split uses anyway.")
+        if ASR_TEXT_COLUMN in columns and not self.asr_model:
+            raise UsageError(f"The {ASR_TEXT_COLUMN!r} column is made by a speech recognizer: add --asr_model "
+                             f"(e.g. --asr_model {WHISPER_BASE_ALIAS}).")
+        if self.asr_model is not None:
+            if not self.asr_model.strip():
+                raise UsageError("--asr_model is empty.")
+            # a path (a Hub id is one "owner/name"); Hub ids are checked when the recognizer loads
+            looks_local = self.asr_model.startswith((".", "/", "~")) or self.asr_model.count("/") > 1
+            if looks_local and not Path(self.asr_model).expanduser().exists():
+                raise UsageError(f"--asr_model {self.asr_model}: no such folder.")
+        elif self.asr_engine is not None:
+            raise UsageError("--asr_engine needs --asr_model.")
 
     def resolved_fractions(self) -> tuple[float, float]:
         """``(test_fraction, validation_fraction)`` with the defaults filled in."""

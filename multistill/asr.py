@@ -37,6 +37,10 @@ ASR_ENGINES = ("transformers", "faster-whisper")
 FASTER_WHISPER_HINT = 'pip install "multistill[faster-whisper]"  (faster-whisper + ctranslate2)'
 #: What each result says about where its transcript came from.
 TEXT_SOURCES = ("given", "asr", "none")
+#: name of the column :func:`add_asr_transcripts` adds to a dataset
+ASR_TEXT_COLUMN = "asr_text"
+#: ``--asr``/``--asr_model`` value naming the offline Whisper base (CTranslate2) of the package registry
+WHISPER_BASE_ALIAS = "whisper-base"
 
 
 def _folder_signature(path: str) -> str:
@@ -235,6 +239,18 @@ def detect_engine(model: Any) -> str:
     return "transformers"
 
 
+def resolve_asr_model(name: str) -> str:
+    """``whisper-base`` -> the offline Whisper base CTranslate2 folder (assembled once); other names as given."""
+    if name == WHISPER_BASE_ALIAS and not os.path.exists(name):
+        from .whisper_base import ct2_folder
+
+        try:
+            return str(ct2_folder())
+        except ModuleNotFoundError as err:
+            raise ValueError(str(err)) from err
+    return name
+
+
 def load_asr(
     model: Any,
     engine: str | None = None,
@@ -288,7 +304,7 @@ def _clip_from_dataset_audio(value: Any, where: str) -> tuple[np.ndarray, int]:
 def add_asr_transcripts(
     dataset: Any,
     asr: SpeechRecognizer,
-    column: str = "asr_text",
+    column: str = ASR_TEXT_COLUMN,
     audio_column: str = "audio",
     batch_size: int = 8,
     load_from_cache_file: bool = True,
@@ -381,12 +397,14 @@ def character_error_rate(
 
 __all__ = [
     "ASR_ENGINES",
+    "ASR_TEXT_COLUMN",
     "ASR_SAMPLING_RATE",
     "FASTER_WHISPER_HINT",
     "FasterWhisperSpeechRecognizer",
     "SpeechRecognizer",
     "TEXT_SOURCES",
     "TransformersSpeechRecognizer",
+    "WHISPER_BASE_ALIAS",
     "add_asr_transcripts",
     "character_error_rate",
     "detect_engine",

@@ -31,12 +31,12 @@ import sys
 import time
 from typing import Any
 
-from .asr import ASR_ENGINES
+from .asr import ASR_ENGINES, WHISPER_BASE_ALIAS, resolve_asr_model
 from .streaming import VAD_KINDS
 
 logger = logging.getLogger("multistill")
-#: ``--asr`` value naming the offline Whisper base (CTranslate2) of the package registry
-WHISPER_BASE_ALIAS = "whisper-base"
+#: ``--early-ms`` default: ASR + emotion start 200 ms into a pause (the 100 ms post-roll is final by then)
+EARLY_MS = 200.0
 
 
 def _positive_int(text: str) -> int:
@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--chunk-ms", type=float, default=100.0, help="Audio chunk size (ms).")
     stream.add_argument("--threshold-db", type=float, default=-45.0, help="Energy VAD threshold (dBFS).")
     stream.add_argument("--hangover-ms", type=float, default=500.0, help="Silence that ends an utterance (ms).")
+    stream.add_argument("--early-ms", type=float, default=EARLY_MS,
+                        help="Start ASR and the emotion model after this much silence, before the hangover ends "
+                             "(ms; the work is dropped if speech resumes; 0: wait for the end of the utterance).")
     stream.add_argument("--min-speech-ms", type=float, default=60.0, help="Speech that starts an utterance (ms).")
     stream.add_argument("--min-utterance-ms", type=float, default=300.0, help="Shorter utterances are dropped.")
     stream.add_argument("--max-utterance-s", type=float, default=20.0, help="Longer utterances are cut (s).")
@@ -197,18 +200,6 @@ def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool
                 "if you trust them)")
         where = "" if os.path.isdir(model) else " (not a local folder, so it was looked up on the Hugging Face Hub)"
         raise ValueError(f"Cannot load the model {model!r}{where}: {err}{hint}") from err
-
-
-def resolve_asr_model(name: str) -> str:
-    """``whisper-base`` -> the offline Whisper base CTranslate2 folder (assembled once); other names as given."""
-    if name == WHISPER_BASE_ALIAS and not os.path.exists(name):
-        from .whisper_base import ct2_folder
-
-        try:
-            return str(ct2_folder())
-        except ModuleNotFoundError as err:
-            raise ValueError(str(err)) from err
-    return name
 
 
 def resolve_device(device: str | None) -> str:
@@ -331,7 +322,7 @@ def run_stream(args: argparse.Namespace) -> int:
     _check_output_file(args.plot, "--plot")
     _check_output_file(args.jsonl, "--jsonl")
     vad = VADConfig(vad=args.vad, speech_threshold=args.speech_threshold, threshold_db=args.threshold_db,
-                    hangover_ms=args.hangover_ms, min_speech_ms=args.min_speech_ms,
+                    hangover_ms=args.hangover_ms, early_ms=args.early_ms, min_speech_ms=args.min_speech_ms,
                     min_utterance_ms=args.min_utterance_ms, max_utterance_s=args.max_utterance_s)
     transcript = Transcript.from_file(args.transcript) if args.transcript else None
     audio = None

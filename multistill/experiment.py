@@ -47,6 +47,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: (key in the metric module's output, column of the table)
 METRICS = (("accuracy", "accuracy (WA)"), ("weighted_precision", "precision"), ("weighted_f1", "F1"),
            ("unweighted_accuracy", "UA"), ("macro_f1", "macro-F1"))
+#: Metrics of the transcript-column comparison (``--test_text_columns``).
+TRANSCRIPT_METRICS = (("macro_f1", "macro-F1"), ("unweighted_accuracy", "UA"))
 #: Metrics of the paired comparisons.
 DIFF_METRICS = (("accuracy", "Δ accuracy"), ("unweighted_accuracy", "Δ UA"), ("macro_f1", "Δ macro-F1"))
 STUDENT_LABELS = {
@@ -329,12 +331,18 @@ def _read_json(path: Path) -> Any:
 
 
 def load_run_corpus(run_dir: Path):
-    """The corpus a run trained on, loaded the way it loaded it (``run_info.json``: corpus, data_dir, ...)."""
-    from .data import load_kemdy
+    """The corpus a run trained on, loaded the way it loaded it (``run_info.json``: corpus, data_dir, ...,
+    and the speech recognizer of its ``asr_text`` column, whose transcripts come from the cache)."""
+    from .arguments import DataArguments
+    from .workflow import load_corpus
 
     info = _read_json(run_dir / "run_info.json")
-    return load_kemdy(info["corpus"], info.get("data_dir"), info.get("sessions"), cache_dir=info.get("data_cache_dir"),
-                      synthetic_size=tuple(info.get("synthetic_size") or (4, 4)))
+    sessions, utterances = info.get("synthetic_size") or (4, 4)
+    return load_corpus(DataArguments(
+        corpus=info["corpus"], data_dir=info.get("data_dir"), sessions=info.get("sessions"),
+        data_cache_dir=info.get("data_cache_dir"), synthetic_sessions=sessions, synthetic_utterances=utterances,
+        asr_model=info.get("asr_model"), asr_engine=info.get("asr_engine"),
+    ))
 
 
 def select_ids(dataset, ids: Sequence[str], where: str):
@@ -348,8 +356,11 @@ def select_ids(dataset, ids: Sequence[str], where: str):
 
 
 def load_run_splits(run_dir: Path):
-    """``DatasetDict`` of the rows in the run's ``data_splits.json`` (train after balancing, validation, test)."""
+    """``DatasetDict`` of the rows in the run's ``data_splits.json`` (train after balancing, validation, test),
+    its transcript column in ``text``, plus a ``test_on_<column>`` split per ``--test_text_columns`` entry."""
     from datasets import DatasetDict
+
+    from .workflow import TEST_ON_PREFIX, with_text_column
 
     path = run_dir / "data_splits.json"
     if not path.exists():
@@ -359,8 +370,13 @@ def load_run_splits(run_dir: Path):
     for name in ("train", "validation", "test"):
         if name not in ids:
             raise ValueError(f"{path}: no {name!r} list of ids.")
+    info = _read_json(run_dir / "run_info.json")
     dataset = load_run_corpus(run_dir)
-    return DatasetDict({name: select_ids(dataset, ids[name], f"{path} [{name}]") for name in ("train", "validation", "test")})
+    rows = {name: select_ids(dataset, ids[name], f"{path} [{name}]") for name in ("train", "validation", "test")}
+    splits = {name: with_text_column(split, info.get("text_column", "text")) for name, split in rows.items()}
+    for column in info.get("test_text_columns") or []:
+        splits[TEST_ON_PREFIX + column] = with_text_column(rows["test"], column)
+    return DatasetDict(splits)
 
 
 def splits_like_train(command: Sequence[str], launcher_length: int, output_dir: Path):
@@ -379,7 +395,7 @@ def splits_like_train(command: Sequence[str], launcher_length: int, output_dir: 
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json(split_ids(splits), output_dir / DATA_SPLITS_FILE)
     (output_dir / "run_info.json").write_text(json.dumps(data_info(data_args, splits), indent=2) + "\n", encoding="utf-8")
-    return splits, report, getattr(data_args, "text_column", "text")
+    return splits, report
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,21 +403,26 @@ def splits_like_train(command: Sequence[str], launcher_length: int, output_dir: 
 # --------------------------------------------------------------------------------------------
 
 
-def score_baselines(splits, names: Sequence[str], seed: int, text_column: str,
+def score_baselines(splits, names: Sequence[str], seed: int,
                     feature_cache: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-    """Every baseline fitted on train + validation rows and scored on test rows (metrics without the matrix)."""
+    """Every baseline fitted on train + validation rows and scored on test rows (metrics without the matrix);
+    baselines that read text are also scored on each ``test_on_<column>`` split (``test_by_text_column``)."""
     from datasets import concatenate_datasets
 
-    from .baselines import evaluate_baseline
+    from .baselines import BASELINES, evaluate_baseline
+    from .workflow import extra_test_splits
 
     fit_rows = concatenate_datasets([splits["train"], splits["validation"]])
     results = {}
     for name in names:
         start = time.perf_counter()
-        result = evaluate_baseline(name, fit_rows, splits["test"], seed=seed, text_column=text_column,
-                                   feature_cache=feature_cache)
+        result = evaluate_baseline(name, fit_rows, splits["test"], seed=seed, feature_cache=feature_cache)
         logger.info("seed %d, baseline %s: macro-F1 %.4f (fit on %d rows, %.1f s)", seed, name,
                     result["metrics"]["macro_f1"], result["fit_rows"], time.perf_counter() - start)
+        if BASELINES[name].modality == "text":
+            result["test_by_text_column"] = {
+                column: evaluate_baseline(name, fit_rows, splits[split], seed=seed, feature_cache=feature_cache)[
+                    "metrics"] for column, split in extra_test_splits(splits).items()}
         results[name] = result
     return results
 
@@ -442,12 +463,12 @@ def measure_latency(model_dir: Path, rows: list[dict[str, Any]]) -> dict[str, fl
     }
 
 
-def latency_rows(test_rows, count: int, text_column: str = "text") -> list[dict[str, Any]]:
+def latency_rows(test_rows, count: int) -> list[dict[str, Any]]:
     """The first ``count`` test utterances, decoded (audio + transcript)."""
     rows = []
     for row in test_rows.select(range(min(count, len(test_rows)))):
         rows.append({"audio": {"array": np.asarray(row["audio"]["array"], dtype=np.float32),
-                               "sampling_rate": int(row["audio"]["sampling_rate"])}, "text": row[text_column]})
+                               "sampling_rate": int(row["audio"]["sampling_rate"])}, "text": row["text"]})
     return rows
 
 
@@ -593,6 +614,63 @@ def aggregate(rows: list[dict[str, Any]], per_seed: dict[int, dict[str, dict[str
     return out
 
 
+def test_transcript_cer(splits, text_columns: dict[str, Any]) -> dict[str, float]:
+    """Character error rate of each other transcript column of the test rows against the corpus's (``text``)."""
+    from .asr import character_error_rate
+    from .workflow import TEST_ON_PREFIX
+
+    tested = {column: splits["test"] if column == text_columns["train"] else splits[TEST_ON_PREFIX + column]
+              for column in text_columns["test"]}
+    if "text" not in tested:
+        return {}
+    return {column: character_error_rate(tested["text"]["text"], split["text"])["cer"]
+            for column, split in tested.items() if column != "text"}
+
+
+def transcript_comparison(row_specs: list[dict[str, Any]], per_seed: dict[int, dict[str, dict[str, Any]]],
+                          text_columns: dict[str, Any]) -> dict[str, Any]:
+    """Each model and text baseline tested with the training transcripts and with every other
+    ``--test_text_columns`` column (e.g. ASR): mean ± std over seeds and the paired difference."""
+    trained_on = text_columns["train"]
+    others = [column for column in text_columns["test"] if column != trained_on]
+    rows = []
+    for spec in row_specs:
+        seeds = [s for s in sorted(per_seed) if "test_by_text_column" in per_seed[s].get(spec["name"], {})]
+        if not seeds:
+            continue
+        tested = {trained_on: {s: per_seed[s][spec["name"]]["metrics"] for s in seeds}}
+        tested |= {column: {s: per_seed[s][spec["name"]]["test_by_text_column"][column] for s in seeds}
+                   for column in others}
+        rows.append({
+            "name": spec["name"], "label": spec["label"], "seeds": seeds,
+            "columns": {column: {key: describe([values[s][key] for s in seeds]) for key, _ in TRANSCRIPT_METRICS}
+                        for column, values in tested.items()},
+            "differences": {column: paired_difference({s: tested[column][s]["macro_f1"] for s in seeds},
+                                                      {s: tested[trained_on][s]["macro_f1"] for s in seeds})
+                            for column in others},
+        })
+    return {"trained_on": trained_on, "tested_on": [trained_on, *others], "rows": rows}
+
+
+def render_transcripts(transcripts: dict[str, Any]) -> list[str]:
+    """The ``results.md`` section of :func:`transcript_comparison`."""
+    trained_on, others = transcripts["trained_on"], transcripts["tested_on"][1:]
+    header = ["model"] + [f"{title} ({column})" for column in transcripts["tested_on"] for _, title in TRANSCRIPT_METRICS]
+    header += [f"Δ macro-F1 ({column} − {trained_on})" for column in others]
+    header += [f"seeds where {column} is ahead" for column in others]
+    lines = ["", f"## Test transcripts: trained on `{trained_on}`, tested with each transcript column", "",
+             "The same test utterances, the same trained models, the transcript column swapped; Δ is paired by seed "
+             "(points)." + "".join(f" Character error rate of `{column}` against `text` on these test utterances: "
+                                   f"{100 * cer:.1f} %." for column, cer in transcripts.get("test_cer", {}).items()),
+             "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for row in transcripts["rows"]:
+        cells = [_pm(row["columns"][column][key]) for column in transcripts["tested_on"] for key, _ in TRANSCRIPT_METRICS]
+        cells += [_pm(row["differences"][column], 100.0, 1, signed=True) for column in others]
+        cells += [f"{row['differences'][c]['ahead']} of {row['differences'][c]['n']}" for c in others]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_report(report: dict[str, Any]) -> str:
     """``results.md``: provenance, the mean ± std table, paired comparisons, per-seed figures, caching gain."""
     p, s = report["provenance"], report["settings"]
@@ -646,6 +724,8 @@ def render_report(report: dict[str, Any]) -> str:
             lines.append(f"| {c['title']} | " + " | ".join(_pm(d[key], 100.0, 1, signed=True) for key, _ in DIFF_METRICS)
                          + f" | {ahead} | {per_seed} |")
         lines += ["", *[f"* {c['verdict']}" for c in report["comparisons"]]]
+    if report.get("transcripts"):
+        lines += render_transcripts(report["transcripts"])
     lines += ["", "## Macro-F1 per seed", "", "| model | " + " | ".join(f"seed {x}" for x in seeds) + " |",
               "|---|" + "---|" * len(seeds)]
     for row in report["rows"]:
@@ -706,12 +786,19 @@ def _cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics without the lists (confusion matrix, per-class scores)."""
+    return {k: v for k, v in metrics.items() if not isinstance(v, list)}
+
+
 def _model_result(run: Run, run_dir: Path) -> dict[str, Any]:
     info = _read_json(run_dir / "run_info.json")
     metrics = _read_json(run_dir / "metrics.json")
     test_results = _read_json(run_dir / "test_results.json")
     full = metrics["test"]
-    return {"metrics": {k: v for k, v in full.items() if not isinstance(v, list)},
+    by_column = {column: _scalars(values) for column, values in metrics.get("test_by_text_column", {}).items()
+                 if column != info.get("text_column", "text")}
+    return {"metrics": _scalars(full), **({"test_by_text_column": by_column} if by_column else {}),
             "confusion_matrix": full.get("confusion_matrix"), "test_runtime": test_results.get("test_runtime"),
             "parameters": info["parameters"], "alpha": run.alpha, "preset": run.preset}
 
@@ -738,6 +825,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 3. Per seed: collect the models' test metrics, score the baselines on the same split, time the models
     per_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    text_columns: dict[str, Any] | None = None
+    transcript_cer: dict[int, dict[str, float]] = {}
     split_reports: dict[int, dict[str, Any]] = {}
     fit_rows: dict[int, int] = {}
     feature_cache: dict[str, np.ndarray] = {}
@@ -747,16 +836,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.baselines_only:
             teacher = Run("teacher", "", "teacher", "train.py")
             teacher_command = run_command(teacher, args, extra, seed, folder / teacher.name)
-            splits, report, text_column = splits_like_train(teacher_command, launcher_length, folder / "baselines")
+            splits, report = splits_like_train(teacher_command, launcher_length, folder / "baselines")
         else:
             splits = load_run_splits(folder / "teacher")
             report = _read_json(folder / "teacher" / "metrics.json")["data"]
-            text_column = _read_json(folder / "teacher" / "run_info.json").get("text_column", "text")
+        if report.get("text_columns"):
+            text_columns = report["text_columns"]
+            transcript_cer[seed] = test_transcript_cer(splits, text_columns)
         test_ids = list(splits["test"]["id"])
         split_reports[seed] = {"test_ids": test_ids, "test_sessions": report.get("test", {}).get("sessions"),
                                "train_examples": len(splits["train"]), "validation_examples": len(splits["validation"])}
         results: dict[str, dict[str, Any]] = {}
-        rows_for_latency = latency_rows(splits["test"], args.latency_utterances, text_column) \
+        rows_for_latency = latency_rows(splits["test"], args.latency_utterances) \
             if args.latency_utterances and runs else []
         for run in runs:
             run_dir = folder / run.name
@@ -769,11 +860,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if rows_for_latency:
                 results[run.name]["latency"] = measure_latency(run_dir, rows_for_latency)
         if args.baselines:
-            for name, result in score_baselines(splits, args.baselines, seed, text_column, feature_cache).items():
-                results[f"baseline_{name}"] = {"metrics": {k: v for k, v in result["metrics"].items()
-                                                           if not isinstance(v, list)},
+            for name, result in score_baselines(splits, args.baselines, seed, feature_cache).items():
+                results[f"baseline_{name}"] = {"metrics": _scalars(result["metrics"]),
                                                "confusion_matrix": result["metrics"].get("confusion_matrix"),
                                                "fit_rows": result["fit_rows"]}
+                if result.get("test_by_text_column"):
+                    results[f"baseline_{name}"]["test_by_text_column"] = {
+                        column: _scalars(metrics) for column, metrics in result["test_by_text_column"].items()}
                 fit_rows[seed] = result["fit_rows"]
         per_seed[seed] = results
 
@@ -795,6 +888,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         comparisons.append({"first": first, "second": second, "title": f"{name}: {first_name} − {second_name}",
                             "differences": differences,
                             "verdict": verdict(name, first_name, second_name, differences["macro_f1"])})
+    transcripts = transcript_comparison(row_specs, per_seed, text_columns) if text_columns else None
+    if transcripts:
+        transcripts["test_cer"] = transcript_cer[min(transcript_cer)]  # the same test rows for every seed
     gain = None
     if gain_jobs:
         per = {seed: caching_gain(seed_dir(output_dir, seed)) for seed in args.seeds}
@@ -821,6 +917,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.baselines else "",
         "rows": rows,
         "comparisons": comparisons,
+        "transcripts": transcripts,
         "per_seed": {str(seed): results for seed, results in per_seed.items()},
         "splits": {str(seed): {k: v for k, v in r.items() if k != "test_ids"} | {"test_examples": len(r["test_ids"])}
                    for seed, r in split_reports.items()},

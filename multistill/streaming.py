@@ -7,7 +7,10 @@ probability per 32 ms window, with hysteresis) or :class:`EnergyVAD` (frame ener
 no dependency). :class:`UtteranceSegmenter` opens an utterance after ``min_speech_ms`` of speech (keeping
 ``pre_roll_ms`` before it) and closes it after ``hangover_ms`` of silence (or at ``max_utterance_s``).
 Each closed utterance is classified at once: for models that use text, its transcript is the given line
-(a transcript file wins) or else the speech recognizer's (``asr``); then the emotion pipeline runs.
+(a transcript file wins) or else the speech recognizer's (``asr``); then the emotion pipeline runs. With
+``early_ms``, that work starts on a worker thread after ``early_ms`` of silence, before the hangover closes
+the utterance (its audio is final by then); the result is used when the utterance closes as it was, and
+dropped when speech resumes.
 Every result is reported with its transcript, where that came from, the time of each stage and two latencies:
 
 * ``latency_s``: from the arrival of the audio chunk that closed the utterance to the result
@@ -33,6 +36,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +77,10 @@ class VADConfig:
     min_speech_ms: float = 60.0
     #: silence needed to close it
     hangover_ms: float = 500.0
+    #: start transcribing and classifying an utterance after this much silence, before the hangover closes
+    #: it (0: at the close). Its audio is final by then (``post_roll_ms`` at most); if speech resumes, the early
+    #: work is dropped. Saves up to ``hangover_ms - early_ms`` of the wait for a result.
+    early_ms: float = 0.0
     #: audio kept before the detected onset and after the last speech frame
     pre_roll_ms: float = 200.0
     post_roll_ms: float = 100.0
@@ -93,6 +101,9 @@ class VADConfig:
                 raise ValueError(f"VADConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
         if not 0.15 < self.speech_threshold < 1:
             raise ValueError(f"VADConfig.speech_threshold must be in (0.15, 1), got {self.speech_threshold!r}.")
+        if self.early_ms and not self.post_roll_ms <= self.early_ms < self.hangover_ms:
+            raise ValueError(f"VADConfig.early_ms must be 0 (off) or in [post_roll_ms, hangover_ms) = "
+                             f"[{self.post_roll_ms:g}, {self.hangover_ms:g}), got {self.early_ms!r}.")
         if self.vad == "silero" and self.sampling_rate not in (8000, 16000):
             raise ValueError(f"Silero VAD runs at 8 or 16 kHz, got sampling_rate={self.sampling_rate}.")
 
@@ -254,6 +265,7 @@ class UtteranceSegmenter:
 
         self._onset = frames(cfg.min_speech_ms)
         self._hangover = frames(cfg.hangover_ms)
+        self._early = frames(cfg.early_ms) if cfg.early_ms > 0 else None
         self._pre_roll = int(round(cfg.pre_roll_ms / frame_ms))
         self._post_roll = int(round(cfg.post_roll_ms / frame_ms))
         self._min_speech = int(np.ceil(cfg.min_utterance_ms / frame_ms - 1e-9))
@@ -286,6 +298,14 @@ class UtteranceSegmenter:
             if utterance is not None:
                 ended.append(utterance)
         return ended
+
+    @property
+    def candidate(self) -> Utterance | None:
+        """The open utterance as it will close if no speech comes before the hangover ends (same index, span
+        and audio), once ``config.early_ms`` of silence have passed; else ``None`` (also with ``early_ms`` 0)."""
+        if self._early is None or not self._in_speech or self._silence_run < max(self._early, self._post_roll):
+            return None
+        return self._utterance(self._last_speech + self._hangover, forced=False)
 
     def flush(self) -> list[Utterance]:
         """End of stream: close the open utterance, if any."""
@@ -328,6 +348,13 @@ class UtteranceSegmenter:
         return None
 
     def _close(self, detected_frame: int, forced: bool) -> Utterance | None:
+        utterance = self._utterance(detected_frame, forced)
+        if utterance is not None:
+            self._count += 1
+        return utterance
+
+    def _utterance(self, detected_frame: int, forced: bool) -> Utterance | None:
+        """The open utterance, ended at ``detected_frame`` (``None`` when too short); changes nothing."""
         last = detected_frame if forced else min(self._last_speech + self._post_roll, detected_frame)
         kept = self._frames[: last - self._first_frame + 1]
         speech_frames = self._last_speech - self._first_speech + 1
@@ -344,7 +371,6 @@ class UtteranceSegmenter:
             detected_at_s=(detected_frame + 1) * self._frame_s,
             forced=forced,
         )
-        self._count += 1
         return utterance
 
 
@@ -618,6 +644,18 @@ class StreamResult:
         return {**asdict(self), "label": self.label, "score": self.score}
 
 
+@dataclass(frozen=True)
+class _Analysis:
+    """What one ASR + emotion job of :func:`stream_emotions` produced."""
+
+    scores: list[dict[str, Any]]
+    text: str | None
+    source: str | None
+    asr_s: float
+    emotion_s: float
+    error: str | None
+
+
 @dataclass
 class StreamSummary:
     """What a stream run measured. ``rtf`` = compute / audio seconds (< 1: keeps up with real time)."""
@@ -632,6 +670,10 @@ class StreamSummary:
     asr: str | None = None
     #: VAD compute time of each audio chunk (seconds)
     vad_chunk_s: list[float] = field(default_factory=list)
+    #: ``VADConfig.early_ms``: early jobs started, and how many gave an utterance's result (the others were
+    #: dropped when speech resumed; their compute time counts)
+    early_started: int = 0
+    early_used: int = 0
 
     @property
     def rtf(self) -> float:
@@ -669,6 +711,7 @@ class StreamSummary:
         return {"utterances": len(self.results), "errors": sum(r.error is not None for r in self.results),
                 "audio_s": self.audio_s, "compute_s": self.compute_s, "wall_s": self.wall_s, "rtf": self.rtf,
                 "keeps_up": self.rtf < 1, "realtime": self.realtime, "vad": self.vad, "asr": self.asr,
+                "early_started": self.early_started, "early_used": self.early_used,
                 "latency": self.latency_stats(), "stages": self.stage_stats()}
 
 
@@ -726,6 +769,7 @@ def stream_emotions(
     summary = StreamSummary(realtime=realtime, vad=config.vad,
                             asr=_describe_asr(asr) if needs_text and asr is not None else None)
     t_start = time.perf_counter()
+    work_s: list[float] = []  # seconds of every ASR + emotion job, early ones dropped later included
 
     def transcribe(utterance: Utterance) -> tuple[str | None, str | None, float]:
         if not needs_text:
@@ -742,7 +786,8 @@ def stream_emotions(
         transcript.warn_missing(utterance, fallback="empty text")
         return "", "none", 0.0
 
-    def classify(utterance: Utterance, arrival: float, stream_end_s: float) -> None:
+    def analyse(utterance: Utterance) -> _Analysis:
+        t_job = time.perf_counter()
         error, scores, text, source, asr_s, emotion_s = None, [], None, None, 0.0, 0.0
         try:
             text, source, asr_s = transcribe(utterance)
@@ -753,32 +798,70 @@ def stream_emotions(
             scores = output["scores"] if isinstance(output, dict) else output
         except ValueError as err:
             error = str(err)
+        work_s.append(time.perf_counter() - t_job)
+        return _Analysis(scores, text, source, asr_s, emotion_s, error)
+
+    # With early_ms, one worker thread runs every job (the models are never called from two threads): the
+    # early job of the candidate, and the job of any utterance whose candidate did not hold.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="multistill-stream") if config.early_ms else None
+    early: tuple[tuple[int, float, float, int], Future] | None = None
+
+    def key(utterance: Utterance) -> tuple[int, float, float, int]:
+        return utterance.index, utterance.start_s, utterance.end_s, utterance.audio.shape[0]
+
+    def classify(utterance: Utterance, arrival: float, stream_end_s: float) -> None:
+        nonlocal early
+        if early is not None and early[0] == key(utterance):
+            analysis = early[1].result()
+            summary.early_used += 1
+        elif worker is not None:
+            analysis = worker.submit(analyse, utterance).result()
+        else:
+            analysis = analyse(utterance)
+        early = None
         latency = time.perf_counter() - arrival
         result = StreamResult(
-            index=utterance.index, start_s=utterance.start_s, end_s=utterance.end_s, scores=scores,
+            index=utterance.index, start_s=utterance.start_s, end_s=utterance.end_s, scores=analysis.scores,
             latency_s=latency, end_of_speech_latency_s=latency + max(0.0, stream_end_s - utterance.end_s),
-            text=text, text_source=source, asr_s=asr_s, emotion_s=emotion_s, forced=utterance.forced,
-            error=error,
+            text=analysis.text, text_source=analysis.source, asr_s=analysis.asr_s, emotion_s=analysis.emotion_s,
+            forced=utterance.forced, error=analysis.error,
         )
         summary.results.append(result)
         if on_result is not None:
             on_result(result)
 
+    def start_early() -> None:
+        """Start (or drop) the early job of the open utterance's candidate."""
+        nonlocal early
+        candidate = segmenter.candidate
+        if candidate is None:
+            if early is not None:  # speech resumed: the candidate did not hold
+                early[1].cancel()  # a job already running finishes; its result is not used
+                early = None
+        elif early is None or early[0] != key(candidate):
+            early = (key(candidate), worker.submit(analyse, candidate))
+            summary.early_started += 1
+
     try:
-        for chunk in chunks:
-            t0 = time.perf_counter()
-            summary.audio_s += chunk.samples.shape[0] / config.sampling_rate
-            ended = segmenter.push(chunk.samples)
-            summary.vad_chunk_s.append(time.perf_counter() - t0)
-            for utterance in ended:
-                classify(utterance, chunk.arrival, summary.audio_s)
-            summary.compute_s += time.perf_counter() - t0
-    except KeyboardInterrupt:
-        logger.info("Interrupted: closing the stream.")
-    t0 = time.perf_counter()
-    for utterance in segmenter.flush():
-        classify(utterance, t0, summary.audio_s)
-    summary.compute_s += time.perf_counter() - t0
+        try:
+            for chunk in chunks:
+                t0 = time.perf_counter()
+                summary.audio_s += chunk.samples.shape[0] / config.sampling_rate
+                ended = segmenter.push(chunk.samples)
+                summary.vad_chunk_s.append(time.perf_counter() - t0)
+                for utterance in ended:
+                    classify(utterance, chunk.arrival, summary.audio_s)
+                if worker is not None:
+                    start_early()
+        except KeyboardInterrupt:
+            logger.info("Interrupted: closing the stream.")
+        t0 = time.perf_counter()
+        for utterance in segmenter.flush():
+            classify(utterance, t0, summary.audio_s)
+    finally:
+        if worker is not None:
+            worker.shutdown(wait=True)  # a dropped early job still running: its time counts as compute
+    summary.compute_s = sum(summary.vad_chunk_s) + sum(work_s)
     summary.wall_s = time.perf_counter() - t_start
     if needs_text and transcript is not None and transcript.lines is not None \
             and len(summary.results) < len(transcript.lines):
@@ -831,6 +914,9 @@ def format_summary(summary: StreamSummary) -> str:
             stage_line += (f" | {name} median {stage['median_ms']:,.0f} ms, p90 {stage['p90_ms']:,.0f} ms per "
                            "utterance")
     lines.append(stage_line)
+    if summary.early_started:
+        lines.append(f"early start: {summary.early_used} of {len(summary.results)} results from an early job "
+                     f"({summary.early_started - summary.early_used} early jobs dropped: speech resumed)")
     if stats:
         lines.append(
             f"latency: median {_ms(stats['median_s'])}, p90 {_ms(stats['p90_s'])}, max {_ms(stats['max_s'])} | "

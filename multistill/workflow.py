@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainingArguments
 
 from .annotations import EMOTIONS
 from .arguments import TINY, DataArguments, ModelArguments, UsageError
+from .asr import ASR_TEXT_COLUMN
 from .data import DEFAULT_CACHE, load_kemdy
 from .splits import balance, check_training_labels, class_distribution, make_splits, split_groups, split_ids
 from .training import (
@@ -116,23 +117,62 @@ def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
+#: prefix of the extra test splits of ``--test_text_columns`` (``test_on_asr_text``)
+TEST_ON_PREFIX = "test_on_"
+MAIN_SPLITS = ("train", "validation", "test")
+
+
+def load_corpus(data_args: DataArguments) -> Dataset:
+    """The corpus of ``data_args``, with an ``asr_text`` column when ``--asr_model`` is given.
+
+    The recognizer's transcripts are cached beside the corpus's Arrow files (keyed by the corpus and the
+    recognizer), so only the first run with a given recognizer transcribes.
+    """
+    dataset = load_kemdy(
+        data_args.corpus, data_args.data_dir, data_args.sessions, cache_dir=cache_root(data_args),
+        synthetic_size=(data_args.synthetic_sessions, data_args.synthetic_utterances),
+    )
+    if data_args.asr_model:
+        from .asr import add_asr_transcripts, load_asr, resolve_asr_model
+
+        try:
+            asr = load_asr(resolve_asr_model(data_args.asr_model), engine=data_args.asr_engine)
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--asr_model {data_args.asr_model}: cannot load the speech recognizer: {error}") \
+                from error
+        logger.info("Adding ASR transcripts (%s) to %d utterances (cached after the first run)", asr, len(dataset))
+        dataset = add_asr_transcripts(dataset, asr, column=ASR_TEXT_COLUMN)
+    return dataset
+
+
+def with_text_column(split: Dataset, column: str) -> Dataset:
+    """``split`` whose ``text`` column holds ``column``'s transcripts (the models always read ``text``)."""
+    if column == "text":
+        return split
+    return split.remove_columns("text").rename_column(column, "text")
+
+
+def extra_test_splits(splits: DatasetDict) -> dict[str, str]:
+    """``{column: split name}`` of the extra test splits ``--test_text_columns`` added to ``splits``."""
+    return {name.removeprefix(TEST_ON_PREFIX): name for name in splits if name.startswith(TEST_ON_PREFIX)}
+
+
 def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -> tuple[DatasetDict, dict[str, Any]]:
-    """Load the corpus, choose its transcript column, split it, balance the training split.
+    """Load the corpus (adding ASR transcripts with ``--asr_model``), split it, balance the training split,
+    and put the chosen transcript column (``--text_column``) in ``text``.
 
     Returns the splits and a report (sizes, sessions, dialogues, class distributions) for ``metrics.json``.
-    A split choice the data cannot satisfy (too few sessions, a one-emotion training split...) raises
-    :class:`UsageError`.
+    ``--test_text_columns`` add one more split per column, ``test_on_<column>``: the test rows with that
+    transcript in ``text``. A split choice the data cannot satisfy (too few sessions, a one-emotion training
+    split...) raises :class:`UsageError`.
     """
     with training_args.main_process_first(desc="building the KEMDy Arrow cache"):
-        dataset = load_kemdy(
-            data_args.corpus, data_args.data_dir, data_args.sessions, cache_dir=cache_root(data_args),
-            synthetic_size=(data_args.synthetic_sessions, data_args.synthetic_utterances),
-        )
-    if data_args.text_column != "text":
-        if data_args.text_column not in dataset.column_names:
-            raise UsageError(f"--text_column {data_args.text_column}: the dataset has no such column (it has "
-                             f"{dataset.column_names}).")
-        dataset = dataset.remove_columns("text").rename_column(data_args.text_column, "text")
+        dataset = load_corpus(data_args)
+    wanted = [("--text_column", data_args.text_column)]
+    wanted += [("--test_text_columns", column) for column in data_args.test_text_columns or []]
+    for flag, column in wanted:
+        if column not in dataset.column_names:
+            raise UsageError(f"{flag} {column}: the dataset has no such column (it has {dataset.column_names}).")
     try:
         splits = make_splits(
             dataset, data_args.split, test_sessions=data_args.test_sessions,
@@ -159,7 +199,13 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
         report[name] = {"examples": len(split), **groups[name], "emotions": class_distribution(split)}
         logger.info("%s: %d utterances from sessions %s, %d dialogues", name, len(split), groups[name]["sessions"],
                     len(groups[name]["dialogues"]))
-    return splits, report
+    chosen = {name: with_text_column(split, data_args.text_column) for name, split in splits.items()}
+    for column in data_args.test_text_columns or []:
+        chosen[TEST_ON_PREFIX + column] = with_text_column(splits["test"], column)
+    if data_args.text_column != "text" or data_args.test_text_columns:
+        report["text_columns"] = {"train": data_args.text_column, "test": [data_args.text_column,
+                                                                          *(data_args.test_text_columns or [])]}
+    return DatasetDict(chosen), report
 
 
 def data_info(data_args: DataArguments, splits: DatasetDict) -> dict[str, Any]:
@@ -170,7 +216,8 @@ def data_info(data_args: DataArguments, splits: DatasetDict) -> dict[str, Any]:
         "corpus": data_args.corpus, "data_dir": data_args.data_dir, "sessions": data_args.sessions,
         "data_cache_dir": str(cache_root(data_args)),
         "synthetic_size": [data_args.synthetic_sessions, data_args.synthetic_utterances],
-        "text_column": data_args.text_column, "split": data_args.split, "split_seed": data_args.split_seed,
+        "text_column": data_args.text_column, "test_text_columns": data_args.test_text_columns,
+        "asr_model": data_args.asr_model, "asr_engine": data_args.asr_engine, "split": data_args.split, "split_seed": data_args.split_seed,
         "test_sessions": data_args.test_sessions, "validation_sessions": data_args.validation_sessions,
         "validation_from": data_args.validation_from or ("sessions" if data_args.split == "session" else None),
         "test_fraction": data_args.resolved_fractions()[0], "validation_fraction": data_args.resolved_fractions()[1],
@@ -325,6 +372,19 @@ def make_trainer(model: torch.nn.Module, processor: Any, data: PreparedData, tra
 # --------------------------------------------------------------------------------------------
 
 
+def _logits(prediction: Any) -> np.ndarray:
+    return prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+
+
+def _prediction_rows(ids: list[str], references: np.ndarray, logits: np.ndarray) -> list[dict[str, Any]]:
+    """``test_predictions.json``: per utterance the reference, the prediction and the emotion probabilities."""
+    return [
+        {"id": i, "emotion": EMOTIONS[int(r)], "predicted": EMOTIONS[int(p)],
+         "scores": [round(float(x), 5) for x in torch.softmax(torch.as_tensor(row, dtype=torch.float32), -1)]}
+        for i, r, p, row in zip(ids, references, logits.argmax(-1), logits, strict=True)
+    ]
+
+
 def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[str, Any],
                data_report: dict[str, Any], train_result: Any | None) -> dict[str, Any]:
     """Evaluate the best model on the test split; save model, processor, metrics JSON, plots,
@@ -335,10 +395,13 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
     if train_result is not None:
         metrics.update(train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
-    # Step: test-set evaluation (every rank takes part; only the main process writes).
+    # Step: test-set evaluation (every rank takes part; only the main process writes), then the same
+    # rows with each --test_text_columns transcript.
     prediction = trainer.predict(splits["test"], metric_key_prefix="test")
     trainer.save_metrics("test", prediction.metrics)
     metrics.update(prediction.metrics)
+    extra_predictions = {column: trainer.predict(splits[name], metric_key_prefix=name)
+                         for column, name in extra_test_splits(splits).items()}
     # The custom pipeline goes into config.json and its code beside the model, so
     # pipeline("multimodal-emotion-recognition", model=output_dir, trust_remote_code=True) works anywhere.
     from .pipeline_multistill import add_pipeline_to_config, save_pipeline_code
@@ -349,19 +412,22 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
     if not trainer.is_world_process_zero():
         return metrics
     save_pipeline_code(output_dir)
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     references = np.asarray(splits["test"]["emotion"])
+    logits = _logits(prediction)
     full = evaluate_predictions(logits, references)
+    by_text_column = {}
+    for column, extra in extra_predictions.items():
+        by_text_column[column] = evaluate_predictions(_logits(extra), references)
+        write_json(_prediction_rows(splits["test"]["id"], references, _logits(extra)),
+                   output_dir / f"{TEST_ON_PREFIX}{column}_predictions.json")
+        logger.info("Test with the %s transcripts: accuracy %.4f, UA %.4f, macro-F1 %.4f", column,
+                    by_text_column[column]["accuracy"], by_text_column[column]["unweighted_accuracy"],
+                    by_text_column[column]["macro_f1"])
     save_confusion_matrix(full["confusion_matrix"], output_dir / "confusion_matrix.png",
                           title=f"{run_info.get('preset')} on {run_info.get('corpus')} ({run_info.get('split')} split, test)")
     save_training_curves(trainer.state.log_history, output_dir / "training_curves.png",
                          title=f"{run_info.get('preset')} ({run_info.get('corpus')}, {run_info.get('split')} split)")
-    predictions = [
-        {"id": i, "emotion": EMOTIONS[int(r)], "predicted": EMOTIONS[int(p)],
-         "scores": [round(float(x), 5) for x in torch.softmax(torch.as_tensor(row, dtype=torch.float32), -1)]}
-        for i, r, p, row in zip(splits["test"]["id"], references, logits.argmax(-1), logits, strict=True)
-    ]
-    write_json(predictions, output_dir / "test_predictions.json")
+    write_json(_prediction_rows(splits["test"]["id"], references, logits), output_dir / "test_predictions.json")
     # The exact rows of each split, for baselines and for distill.py's check of a teacher's split.
     write_json(split_ids(splits), output_dir / DATA_SPLITS_FILE)
     info = dict(run_info)
@@ -371,7 +437,10 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
                      "world_size": args.world_size},
     )
     write_json(info, output_dir / RUN_INFO_FILE)
-    write_json({"test": full, "data": data_report, "train": metrics, "run": info}, output_dir / "metrics.json")
+    record = {"test": full, "data": data_report, "train": metrics, "run": info}
+    if by_text_column:
+        record["test_by_text_column"] = {info.get("text_column", "text"): full, **by_text_column}
+    write_json(record, output_dir / "metrics.json")
     logger.info(
         "Test (%d utterances): accuracy %.4f, UA %.4f, macro-F1 %.4f, weighted F1 %.4f -> %s",
         len(references), full["accuracy"], full["unweighted_accuracy"], full["macro_f1"], full["weighted_f1"],
@@ -392,12 +461,15 @@ __all__ = [
     "check_teacher_split",
     "count_parameters",
     "data_info",
+    "extra_test_splits",
     "finish_run",
     "latest_complete_checkpoint",
+    "load_corpus",
     "make_trainer",
     "prepare_features",
     "prepare_splits",
     "resolve_checkpoint",
     "setup_logging",
     "tiny_encoder_folders",
+    "with_text_column",
 ]

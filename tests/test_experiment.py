@@ -232,3 +232,57 @@ def test_baselines_only_builds_the_split_train_py_builds(experiment: tuple[Path,
         assert built == json.loads((output / f"seed_{seed}" / "teacher" / "data_splits.json").read_text())
         assert quick["per_seed"][str(seed)]["baseline_text_tfidf"] == report["per_seed"][str(seed)]["baseline_text_tfidf"]
     assert not any((tmp_path / "seed_1").glob("teacher*"))
+
+
+def test_experiment_compares_gold_and_asr_transcripts(tmp_path_factory: pytest.TempPathFactory):
+    """Passed through to train.py/distill.py, --asr_model and --test_text_columns give every model and the text
+    baseline a second test on the recognizer's transcripts, with the paired difference in results.md."""
+    try:
+        from _fixtures_speech import tiny_whisper_folder
+    except ImportError:  # tests/ imported as a package
+        from tests._fixtures_speech import tiny_whisper_folder
+
+    cache, output = tmp_path_factory.mktemp("asr_cache"), tmp_path_factory.mktemp("asr_experiment")
+    report = main(["--output_dir", str(output), "--seeds", "1", "--num_train_epochs", "1", "--students",
+                   "text_student", "--latency_utterances", "0", "--no_caching_gain", "--baselines", "majority",
+                   "text_tfidf", "--data_cache_dir", str(cache), "--save_total_limit", "1",
+                   "--asr_model", tiny_whisper_folder(), "--test_text_columns", "asr_text"])
+    transcripts = report["transcripts"]
+    assert transcripts["trained_on"] == "text" and transcripts["tested_on"] == ["text", "asr_text"]
+    rows = {row["name"]: row for row in transcripts["rows"]}
+    assert set(rows) == {"teacher", "text_student_kd", "text_student_ce", "baseline_text_tfidf"}  # not majority
+    metrics = json.loads((output / "seed_1" / "teacher" / "metrics.json").read_text())["test_by_text_column"]
+    teacher = rows["teacher"]
+    assert teacher["columns"]["asr_text"]["macro_f1"]["values"] == [metrics["asr_text"]["macro_f1"]]
+    assert teacher["differences"]["asr_text"]["values"] == pytest.approx(
+        [metrics["asr_text"]["macro_f1"] - metrics["text"]["macro_f1"]])
+    table = (output / "results.md").read_text()
+    assert "## Test transcripts: trained on `text`, tested with each transcript column" in table
+    assert "| Δ macro-F1 (asr_text − text) |" in table
+    assert set(transcripts["test_cer"]) == {"asr_text"} and transcripts["test_cer"]["asr_text"] > 0
+    assert f"`asr_text` against `text` on these test utterances: {100 * transcripts['test_cer']['asr_text']:.1f} %" in table
+
+    # Trained on the recognizer's transcripts (baselines only, for speed): scripts/asr_gap.py joins both runs.
+    reverse = tmp_path_factory.mktemp("asr_trained")
+    main(["--output_dir", str(reverse), "--baselines_only", "--seeds", "1", "--baselines", "text_tfidf",
+          "--data_cache_dir", str(cache), "--asr_model", tiny_whisper_folder(), "--text_column", "asr_text",
+          "--test_text_columns", "text"])
+    gap = tmp_path_factory.mktemp("asr_gap") / "gap"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "asr_gap.py"), "--gold_run", str(output),
+                             "--asr_run", str(reverse), "--output", str(gap)], capture_output=True, text=True,
+                            cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    table = json.loads(gap.with_suffix(".json").read_text())
+    assert [row["name"] for row in table["rows"]] == ["baseline_text_tfidf"]  # the only row both runs have
+    row = table["rows"][0]
+    gold_tfidf = report["per_seed"]["1"]["baseline_text_tfidf"]
+    assert row["macro_f1"]["gold_gold"]["values"] == [gold_tfidf["metrics"]["macro_f1"]]
+    assert row["macro_f1"]["gold_asr"]["values"] == [gold_tfidf["test_by_text_column"]["asr_text"]["macro_f1"]]
+    assert row["differences"]["asr_cost"]["values"] == pytest.approx(
+        [row["macro_f1"]["gold_asr"]["values"][0] - row["macro_f1"]["gold_gold"]["values"][0]])
+    assert "| Baseline: character 1-3-gram TF-IDF" in gap.with_suffix(".md").read_text()
+    # two runs that do not pair up are refused with a reason
+    refused = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "asr_gap.py"), "--gold_run", str(reverse),
+                              "--asr_run", str(output), "--output", str(gap)], capture_output=True, text=True,
+                             cwd=REPO_ROOT, timeout=300)
+    assert refused.returncode == 2 and "asr_gap.py: error: --gold_run" in refused.stderr

@@ -344,3 +344,58 @@ def test_result_json_and_timeline_png(tmp_path):
     assert height_two > height_one > 100
     with pytest.raises(ValueError, match="row_s"):
         plot_timeline(results, tmp_path / "bad.png", row_s=0)
+
+
+# --------------------------------------------------------------------------------------------- early start
+def test_early_candidate_is_the_utterance_the_hangover_closes():
+    audio, spans = conversation()
+    config = VADConfig(vad="energy", early_ms=200)
+    segmenter = UtteranceSegmenter(config)
+    candidates, found = [], []
+    for start in range(0, audio.shape[0], 320):
+        found += segmenter.push(audio[start:start + 320])
+        candidate = segmenter.candidate
+        if candidate is not None and (not candidates or candidates[-1].end_s != candidate.end_s):
+            candidates.append(candidate)
+            assert segmenter.stream_time_s >= candidate.end_s + 0.2 - 1e-9  # after 200 ms of silence
+    found += segmenter.flush()
+    assert len(candidates) == len(found) == len(spans)
+    for candidate, utterance in zip(candidates, found, strict=True):
+        assert (candidate.index, candidate.start_s, candidate.end_s, candidate.detected_at_s) == (
+            utterance.index, utterance.start_s, utterance.end_s, utterance.detected_at_s)
+        assert np.array_equal(candidate.audio, utterance.audio)
+    assert UtteranceSegmenter(ENERGY).candidate is None  # early_ms 0: no candidate
+    for bad in (50, 500, -1):  # below the post-roll, not before the hangover, negative
+        with pytest.raises(ValueError, match="early_ms must be 0"):
+            VADConfig(vad="energy", early_ms=bad)
+
+
+def test_early_start_gives_the_same_results_and_drops_work_when_speech_resumes():
+    audio, _ = conversation()
+    pipe = tiny_pipeline("teacher")
+    plain = stream_emotions(pipe, array_chunks(audio, 100), transcript=Transcript(lines=CONVERSATION_TEXT),
+                            vad_config=ENERGY)
+    early = stream_emotions(pipe, array_chunks(audio, 100), transcript=Transcript(lines=CONVERSATION_TEXT),
+                            vad_config=VADConfig(vad="energy", early_ms=200))
+    assert early.early_started == early.early_used == 3
+    for a, b in zip(plain.results, early.results, strict=True):
+        assert (a.index, a.start_s, a.end_s, a.text) == (b.index, b.start_s, b.end_s, b.text)
+        assert [s["label"] for s in a.scores] == [s["label"] for s in b.scores]
+        np.testing.assert_allclose([s["score"] for s in a.scores], [s["score"] for s in b.scores], atol=1e-6)
+    assert "early start: 3 of 3 results from an early job (0 early jobs dropped" in format_summary(early)
+    assert early.to_dict()["early_used"] == 3
+
+    # A 300 ms pause inside an utterance: the early job starts at 200 ms, speech resumes, the job is dropped
+    # and the whole utterance is recognised once it really ends.
+    rng = np.random.default_rng(0)
+    quiet = (0.001 * rng.standard_normal(SR)).astype(np.float32)
+    first, second = waves(1.0, 1.2)
+    paused = np.concatenate([quiet, first, quiet[: int(0.3 * SR)], second, quiet])
+    asr = ScriptedASR(["전체 문장"] * 2)
+    summary = stream_emotions(pipe, array_chunks(paused, 100), asr=asr,
+                              vad_config=VADConfig(vad="energy", early_ms=200))
+    assert [r.text for r in summary.results] == ["전체 문장"] and summary.results[0].text_source == "asr"
+    assert (summary.early_started, summary.early_used) == (2, 1)
+    # the dropped job ran unless it was cancelled before the worker took it: pre-roll + first part + post-roll
+    assert asr.calls[:-1] in ([], [pytest.approx(0.2 + 1.0 + 0.1, abs=0.05)])
+    assert asr.calls[-1] == pytest.approx(0.2 + 2.5 + 0.1, abs=0.05)  # the whole utterance, recognised once

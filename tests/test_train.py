@@ -201,6 +201,11 @@ def _no_data_loaded(cache: Path) -> bool:
     (["--validation_fraction", "1.5"], "--validation_fraction must be a fraction"),
     (["--corpus", "kemdy19"], "needs data_dir"),
     (["--threads", "0"], "--threads must be >= 1"),
+    (["--text_column", "asr_text"], "made by a speech recognizer: add --asr_model"),
+    (["--test_text_columns", "asr_text"], "made by a speech recognizer: add --asr_model"),
+    (["--test_text_columns", "text"], "a column is named twice or is --text_column"),
+    (["--asr_model", "/no/such/whisper"], "--asr_model /no/such/whisper: no such folder"),
+    (["--asr_engine", "faster-whisper"], "--asr_engine needs --asr_model"),
 ])
 def test_bad_arguments_fail_before_loading_anything(arguments: list[str], message: str, tmp_path: Path):
     import train
@@ -238,11 +243,56 @@ def test_bad_data_choices_fail_clearly(training_cache: Path, tmp_path: Path):
     with pytest.raises(UsageError, match="no complete checkpoint"):
         train.main(["--output_dir", str(tmp_path), "--resume_from_checkpoint", "latest", "--use_cpu",
                     "--data_cache_dir", str(training_cache)])
-    with pytest.raises(UsageError, match="--text_column asr_text: the dataset has no such column"):
-        train.main(["--output_dir", str(tmp_path), "--text_column", "asr_text", "--use_cpu",
+    with pytest.raises(UsageError, match="--text_column whisper_text: the dataset has no such column"):
+        train.main(["--output_dir", str(tmp_path), "--text_column", "whisper_text", "--use_cpu",
                     "--data_cache_dir", str(training_cache)])
     with pytest.raises(UsageError, match="needs at least 5 sessions of KEMDy19"):
         train.main(["--output_dir", str(tmp_path), "--test_fraction", "0.5", "--validation_fraction", "0.3",
                     "--use_cpu", "--data_cache_dir", str(training_cache)])
     with pytest.raises(SystemExit):
         train.parse_args(["--preset", "giant_teacher"])
+
+
+def test_asr_transcripts_train_and_test(training_cache: Path, tmp_path: Path):
+    """--asr_model adds an asr_text column (datasets.map, cached); --test_text_columns tests the final model on
+    it too; --text_column asr_text trains on it. A tiny random Whisper stands in for a real recognizer."""
+    import dataclasses
+
+    import train
+    from multistill.arguments import DataArguments, MultiStillTrainingArguments
+    from multistill.workflow import load_corpus, prepare_splits
+
+    try:
+        from _fixtures_speech import tiny_whisper_folder
+    except ImportError:  # tests/ imported as a package
+        from tests._fixtures_speech import tiny_whisper_folder
+
+    whisper = tiny_whisper_folder()
+    data_args = DataArguments(data_cache_dir=str(training_cache), asr_model=whisper, text_column="asr_text",
+                              test_text_columns=["text"])
+    training_args = MultiStillTrainingArguments(output_dir=str(tmp_path / "unused"), use_cpu=True)
+    corpus = load_corpus(data_args)
+    asr, gold = dict(zip(corpus["id"], corpus["asr_text"], strict=True)), dict(zip(corpus["id"], corpus["text"],
+                                                                                 strict=True))
+    assert asr != gold
+    splits, report = prepare_splits(data_args, training_args)
+    assert set(splits) == {"train", "validation", "test", "test_on_text"}
+    for name in ("train", "validation", "test"):  # the models read `text`: here the recognizer's transcripts
+        assert splits[name]["text"] == [asr[i] for i in splits[name]["id"]]
+    assert splits["test_on_text"]["id"] == splits["test"]["id"]
+    assert splits["test_on_text"]["text"] == [gold[i] for i in splits["test"]["id"]]
+    assert report["text_columns"] == {"train": "asr_text", "test": ["asr_text", "text"]}
+
+    # Trained on the corpus's transcripts, tested on both.
+    train.main(["--output_dir", str(tmp_path / "gold"), "--data_cache_dir", str(training_cache), "--max_steps", "2",
+                "--asr_model", whisper, "--test_text_columns", "asr_text", *FAST_TRAINING])
+    metrics = json.loads((tmp_path / "gold" / "metrics.json").read_text())
+    assert set(metrics["test_by_text_column"]) == {"text", "asr_text"}
+    assert metrics["test_by_text_column"]["text"] == metrics["test"]
+    on_asr = json.loads((tmp_path / "gold" / "test_on_asr_text_predictions.json").read_text())
+    on_gold = json.loads((tmp_path / "gold" / "test_predictions.json").read_text())
+    assert [p["id"] for p in on_asr] == [p["id"] for p in on_gold]
+    assert [p["scores"] for p in on_asr] != [p["scores"] for p in on_gold]  # other transcripts, other scores
+    info = json.loads((tmp_path / "gold" / "run_info.json").read_text())
+    assert (info["asr_model"], info["text_column"], info["test_text_columns"]) == (whisper, "text", ["asr_text"])
+    assert dataclasses.asdict(data_args)["asr_model"] == whisper  # the arguments were not changed on the way

@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""What speech recognition costs the models, and whether training on ASR transcripts wins it back.
+
+Reads two runs of the experiment runner on the same split and seeds:
+
+* ``--gold_run``: trained on the corpus's transcripts, tested on them and on the recognizer's
+  (``python -m multistill.experiment ... --asr_model whisper-base --test_text_columns asr_text``);
+* ``--asr_run``: trained on the recognizer's transcripts, tested on them and on the corpus's
+  (``... --asr_model whisper-base --text_column asr_text --test_text_columns text``);
+
+and writes one table (``OUTPUT.md`` + ``OUTPUT.json``): per model and text baseline, macro-F1 in the four
+train/test combinations, the cost of ASR at test time (gold-trained: ASR test − gold test) and what training
+on ASR changes on ASR input (ASR-trained − gold-trained, both tested on ASR), paired by seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser
+
+from multistill.arguments import UsageError, run_script
+from multistill.experiment import _pm, describe, paired_difference
+
+logger = logging.getLogger("asr_gap")
+
+#: (train column, test column) combinations, in table order: (key, title)
+COMBINATIONS = (("gold_gold", "trained on gold, tested on gold"), ("gold_asr", "trained on gold, tested on ASR"),
+                ("asr_asr", "trained on ASR, tested on ASR"), ("asr_gold", "trained on ASR, tested on gold"))
+#: paired differences: (key, first combination, second combination, title)
+DIFFERENCES = (("asr_cost", "gold_asr", "gold_gold", "cost of ASR at test time (gold-trained: ASR − gold)"),
+               ("asr_training", "asr_asr", "gold_asr", "training on ASR, tested on ASR (ASR-trained − gold-trained)"))
+
+
+@dataclass
+class GapArguments:
+    gold_run: str = field(metadata={"help": "output_dir of the runner trained on the corpus's transcripts "
+                                            "(--test_text_columns ASR_COLUMN)."})
+    asr_run: str = field(metadata={"help": "output_dir of the runner trained on the ASR transcripts "
+                                           "(--text_column ASR_COLUMN --test_text_columns text)."})
+    output: str = field(default="results/asr_gap", metadata={"help": "Writes OUTPUT.md and OUTPUT.json."})
+
+
+def _load(run: Path) -> dict[str, Any]:
+    path = run / "results.json"
+    if not path.exists():
+        raise UsageError(f"{path} not found: give the --output_dir of a finished `python -m multistill.experiment` run.")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    if not report.get("transcripts"):
+        raise UsageError(f"{path} has no transcript comparison: run the experiment with --test_text_columns.")
+    return report
+
+
+def _test_ids(run: Path, seed: int) -> list[str]:
+    for folder in ("teacher", "baselines"):
+        path = run / f"seed_{seed}" / folder / "data_splits.json"
+        if path.exists():
+            return json.loads(path.read_text(encoding="utf-8"))["test"]
+    raise UsageError(f"{run / f'seed_{seed}'}: no teacher/ or baselines/ data_splits.json.")
+
+
+def gap_table(gold_run: Path, asr_run: Path) -> dict[str, Any]:
+    """The four train/test combinations and the two paired differences, per row both runs have."""
+    gold, asr = _load(gold_run), _load(asr_run)
+    if gold["transcripts"]["trained_on"] != "text":
+        raise UsageError(f"--gold_run {gold_run} trained on {gold['transcripts']['trained_on']!r}, not 'text'.")
+    column = asr["transcripts"]["trained_on"]
+    if column == "text" or column not in gold["transcripts"]["tested_on"] or "text" not in asr["transcripts"]["tested_on"]:
+        raise UsageError(f"The runs do not pair up: --gold_run tested on {gold['transcripts']['tested_on']}, "
+                         f"--asr_run trained on {column!r} and tested on {asr['transcripts']['tested_on']}.")
+    seeds = sorted(set(gold["settings"]["seeds"]) & set(asr["settings"]["seeds"]))
+    if not seeds:
+        raise UsageError("The runs share no seed.")
+    for seed in seeds:
+        if _test_ids(gold_run, seed) != _test_ids(asr_run, seed):
+            raise UsageError(f"Seed {seed}: the runs tested on different utterances (other split arguments).")
+    asr_rows = {row["name"]: row for row in asr["transcripts"]["rows"]}
+    rows = []
+    for row in gold["transcripts"]["rows"]:
+        if row["name"] not in asr_rows:
+            continue
+        name = row["name"]
+        values: dict[str, dict[int, float]] = {"gold_gold": {}, "gold_asr": {}, "asr_asr": {}, "asr_gold": {}}
+        for seed in seeds:
+            trained_gold, trained_asr = gold["per_seed"][str(seed)][name], asr["per_seed"][str(seed)][name]
+            values["gold_gold"][seed] = trained_gold["metrics"]["macro_f1"]
+            values["gold_asr"][seed] = trained_gold["test_by_text_column"][column]["macro_f1"]
+            values["asr_asr"][seed] = trained_asr["metrics"]["macro_f1"]
+            values["asr_gold"][seed] = trained_asr["test_by_text_column"]["text"]["macro_f1"]
+        rows.append({
+            "name": name, "label": row["label"],
+            "macro_f1": {key: describe([values[key][s] for s in seeds]) for key, _ in COMBINATIONS},
+            "differences": {key: paired_difference(values[first], values[second])
+                            for key, first, second, _ in DIFFERENCES},
+        })
+    return {"gold_run": str(gold_run), "asr_run": str(asr_run), "asr_column": column, "seeds": seeds,
+            "commands": {"gold_run": gold["provenance"]["command"], "asr_run": asr["provenance"]["command"]},
+            "test_examples": len(_test_ids(gold_run, seeds[0])), "rows": rows}
+
+
+def render(table: dict[str, Any]) -> str:
+    seeds = ", ".join(map(str, table["seeds"]))
+    lines = [
+        f"# Gold vs ASR transcripts ({table['asr_column']}), macro-F1 %, mean ± std over seeds {seeds}", "",
+        f"The same {table['test_examples']} test utterances for every cell. Trained on the corpus's transcripts: "
+        f"`{table['commands']['gold_run']}`. Trained on the recognizer's: `{table['commands']['asr_run']}`.", "",
+        "| model | " + " | ".join(title for _, title in COMBINATIONS) + " | "
+        + " | ".join(f"Δ {title}, points" for *_, title in DIFFERENCES) + " |",
+        "|---" * (1 + len(COMBINATIONS) + len(DIFFERENCES)) + "|",
+    ]
+    for row in table["rows"]:
+        cells = [_pm(row["macro_f1"][key]) for key, _ in COMBINATIONS]
+        for key, *_ in DIFFERENCES:
+            d = row["differences"][key]
+            cells.append(f"{_pm(d, 100.0, 1, signed=True)} ({d['ahead']} up, {d['behind']} down)")
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    (args,) = HfArgumentParser(GapArguments).parse_args_into_dataclasses(sys.argv[1:] if argv is None else argv)
+    table = gap_table(Path(args.gold_run), Path(args.asr_run))
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = render(table)
+    output.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
+    return table
+
+
+if __name__ == "__main__":
+    run_script(main)
