@@ -20,9 +20,10 @@ from typing import Any
 from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
-from .asr import ASR_ENGINES, ASR_TEXT_COLUMN, WHISPER_BASE_ALIAS
+from .asr import ASR_ENGINES, ASR_TEXT_COLUMN
 from .data import CORPORA
 from .splits import DEFAULT_TEST_FRACTION, DEFAULT_VALIDATION_FRACTION, SPLIT_NAMES, VALIDATION_SOURCES
+from .whisper_base import WHISPER_BASE_ALIAS
 
 PRESET_CHOICES = ("teacher", "multimodal_student", "text_student", "audio_student", "light_student")
 #: Encoders of ``--backbones pretrained`` (the paper's).

@@ -39,8 +39,6 @@ FASTER_WHISPER_HINT = 'pip install "multistill[faster-whisper]"  (faster-whisper
 TEXT_SOURCES = ("given", "asr", "none")
 #: name of the column :func:`add_asr_transcripts` adds to a dataset
 ASR_TEXT_COLUMN = "asr_text"
-#: ``--asr``/``--asr_model`` value naming the offline Whisper base (CTranslate2) of the package registry
-WHISPER_BASE_ALIAS = "whisper-base"
 
 
 def _folder_signature(path: str) -> str:
@@ -239,18 +237,6 @@ def detect_engine(model: Any) -> str:
     return "transformers"
 
 
-def resolve_asr_model(name: str) -> str:
-    """``whisper-base`` -> the offline Whisper base CTranslate2 folder (assembled once); other names as given."""
-    if name == WHISPER_BASE_ALIAS and not os.path.exists(name):
-        from .whisper_base import ct2_folder
-
-        try:
-            return str(ct2_folder())
-        except ModuleNotFoundError as err:
-            raise ValueError(str(err)) from err
-    return name
-
-
 def load_asr(
     model: Any,
     engine: str | None = None,
@@ -404,7 +390,6 @@ __all__ = [
     "SpeechRecognizer",
     "TEXT_SOURCES",
     "TransformersSpeechRecognizer",
-    "WHISPER_BASE_ALIAS",
     "add_asr_transcripts",
     "character_error_rate",
     "detect_engine",

