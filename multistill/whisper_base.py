@@ -21,10 +21,11 @@ import shutil
 import struct
 import sys
 import tempfile
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .asr import edit_distance, normalize_for_cer
 
 if TYPE_CHECKING:
     import torch
@@ -572,23 +573,6 @@ def transformers_folder(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 # --- Verification against faster-whisper on real speech -----------------------------------------------------
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance between two strings (characters)."""
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
-
-
-def normalize_for_cer(text: str) -> str:
-    """Text as CER counts it here: no white space, no punctuation or symbols, NFC (Korean syllables whole)."""
-    text = unicodedata.normalize("NFC", text)
-    return "".join(c for c in text if not c.isspace() and unicodedata.category(c)[0] not in "PS")
-
 
 @dataclass(frozen=True)
 class Utterance:
