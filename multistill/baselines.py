@@ -198,9 +198,14 @@ def evaluate_baseline(name: str, fit_rows: Dataset, test_rows: Dataset, seed: in
     Returns the metrics of :func:`multistill.training.evaluate_predictions` (accuracy, UA, macro/weighted F1,
     precision, recall, per-class F1, confusion matrix) and the predicted emotion per test id.
     """
+    fitted = fit_baseline(name, fit_rows, seed=seed, text_column=text_column, feature_cache=feature_cache)
+    return score_baseline(fitted, test_rows)
+
+
+def score_baseline(fitted: FittedBaseline, test_rows: Dataset) -> dict[str, Any]:
+    """A fitted baseline's metrics and predicted emotions on ``test_rows`` (see :func:`evaluate_baseline`)."""
     from .training import evaluate_predictions
 
-    fitted = fit_baseline(name, fit_rows, seed=seed, text_column=text_column, feature_cache=feature_cache)
     scores = fitted.predict_scores(test_rows)
     metrics = evaluate_predictions(scores, np.asarray(test_rows["emotion"], dtype=np.int64))
     predictions = {key: EMOTIONS[int(p)] for key, p in zip(test_rows["id"], scores.argmax(-1), strict=True)}
@@ -215,4 +220,5 @@ __all__ = [
     "acoustic_statistics",
     "evaluate_baseline",
     "fit_baseline",
+    "score_baseline",
 ]

@@ -360,7 +360,7 @@ def load_run_splits(run_dir: Path):
     its transcript column in ``text``, plus a ``test_on_<column>`` split per ``--test_text_columns`` entry."""
     from datasets import DatasetDict
 
-    from .workflow import TEST_ON_PREFIX, with_text_column
+    from .workflow import select_text_columns
 
     path = run_dir / "data_splits.json"
     if not path.exists():
@@ -372,11 +372,9 @@ def load_run_splits(run_dir: Path):
             raise ValueError(f"{path}: no {name!r} list of ids.")
     info = _read_json(run_dir / "run_info.json")
     dataset = load_run_corpus(run_dir)
-    rows = {name: select_ids(dataset, ids[name], f"{path} [{name}]") for name in ("train", "validation", "test")}
-    splits = {name: with_text_column(split, info.get("text_column", "text")) for name, split in rows.items()}
-    for column in info.get("test_text_columns") or []:
-        splits[TEST_ON_PREFIX + column] = with_text_column(rows["test"], column)
-    return DatasetDict(splits)
+    rows = DatasetDict({name: select_ids(dataset, ids[name], f"{path} [{name}]")
+                        for name in ("train", "validation", "test")})
+    return select_text_columns(rows, info.get("text_column", "text"), info.get("test_text_columns"))
 
 
 def splits_like_train(command: Sequence[str], launcher_length: int, output_dir: Path):
@@ -409,20 +407,20 @@ def score_baselines(splits, names: Sequence[str], seed: int,
     baselines that read text are also scored on each ``test_on_<column>`` split (``test_by_text_column``)."""
     from datasets import concatenate_datasets
 
-    from .baselines import BASELINES, evaluate_baseline
+    from .baselines import BASELINES, fit_baseline, score_baseline
     from .workflow import extra_test_splits
 
     fit_rows = concatenate_datasets([splits["train"], splits["validation"]])
     results = {}
     for name in names:
         start = time.perf_counter()
-        result = evaluate_baseline(name, fit_rows, splits["test"], seed=seed, feature_cache=feature_cache)
+        fitted = fit_baseline(name, fit_rows, seed=seed, feature_cache=feature_cache)
+        result = score_baseline(fitted, splits["test"])
         logger.info("seed %d, baseline %s: macro-F1 %.4f (fit on %d rows, %.1f s)", seed, name,
                     result["metrics"]["macro_f1"], result["fit_rows"], time.perf_counter() - start)
         if BASELINES[name].modality == "text":
-            result["test_by_text_column"] = {
-                column: evaluate_baseline(name, fit_rows, splits[split], seed=seed, feature_cache=feature_cache)[
-                    "metrics"] for column, split in extra_test_splits(splits).items()}
+            result["test_by_text_column"] = {column: score_baseline(fitted, splits[split])["metrics"]
+                                             for column, split in extra_test_splits(splits).items()}
         results[name] = result
     return results
 
@@ -617,10 +615,10 @@ def aggregate(rows: list[dict[str, Any]], per_seed: dict[int, dict[str, dict[str
 def test_transcript_cer(splits, text_columns: dict[str, Any]) -> dict[str, float]:
     """Character error rate of each other transcript column of the test rows against the corpus's (``text``)."""
     from .asr import character_error_rate
-    from .workflow import TEST_ON_PREFIX
+    from .workflow import extra_test_splits
 
-    tested = {column: splits["test"] if column == text_columns["train"] else splits[TEST_ON_PREFIX + column]
-              for column in text_columns["test"]}
+    tested = {text_columns["train"]: splits["test"],
+              **{column: splits[name] for column, name in extra_test_splits(splits).items()}}
     if "text" not in tested:
         return {}
     return {column: character_error_rate(tested["text"]["text"], split["text"])["cer"]
@@ -826,7 +824,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # 3. Per seed: collect the models' test metrics, score the baselines on the same split, time the models
     per_seed: dict[int, dict[str, dict[str, Any]]] = {}
     text_columns: dict[str, Any] | None = None
-    transcript_cer: dict[int, dict[str, float]] = {}
+    test_cer: dict[str, float] = {}  # of the first seed's test rows (the same rows for every seed)
     split_reports: dict[int, dict[str, Any]] = {}
     fit_rows: dict[int, int] = {}
     feature_cache: dict[str, np.ndarray] = {}
@@ -840,9 +838,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else:
             splits = load_run_splits(folder / "teacher")
             report = _read_json(folder / "teacher" / "metrics.json")["data"]
-        if report.get("text_columns"):
+        if report.get("text_columns") and text_columns is None:
             text_columns = report["text_columns"]
-            transcript_cer[seed] = test_transcript_cer(splits, text_columns)
+            test_cer = test_transcript_cer(splits, text_columns)
         test_ids = list(splits["test"]["id"])
         split_reports[seed] = {"test_ids": test_ids, "test_sessions": report.get("test", {}).get("sessions"),
                                "train_examples": len(splits["train"]), "validation_examples": len(splits["validation"])}
@@ -888,9 +886,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         comparisons.append({"first": first, "second": second, "title": f"{name}: {first_name} − {second_name}",
                             "differences": differences,
                             "verdict": verdict(name, first_name, second_name, differences["macro_f1"])})
-    transcripts = transcript_comparison(row_specs, per_seed, text_columns) if text_columns else None
-    if transcripts:
-        transcripts["test_cer"] = transcript_cer[min(transcript_cer)]  # the same test rows for every seed
+    transcripts = {**transcript_comparison(row_specs, per_seed, text_columns), "test_cer": test_cer} \
+        if text_columns else None
     gain = None
     if gain_jobs:
         per = {seed: caching_gain(seed_dir(output_dir, seed)) for seed in args.seeds}

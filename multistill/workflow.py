@@ -153,6 +153,15 @@ def with_text_column(split: Dataset, column: str) -> Dataset:
     return split.remove_columns("text").rename_column(column, "text")
 
 
+def select_text_columns(splits: DatasetDict, text_column: str, test_text_columns: list[str] | None) -> DatasetDict:
+    """``splits`` with ``text_column``'s transcripts in ``text``, plus a ``test_on_<column>`` split (the test rows
+    with that column in ``text``) per ``test_text_columns`` entry."""
+    chosen = {name: with_text_column(split, text_column) for name, split in splits.items()}
+    for column in test_text_columns or []:
+        chosen[TEST_ON_PREFIX + column] = with_text_column(splits["test"], column)
+    return DatasetDict(chosen)
+
+
 def extra_test_splits(splits: DatasetDict) -> dict[str, str]:
     """``{column: split name}`` of the extra test splits ``--test_text_columns`` added to ``splits``."""
     return {name.removeprefix(TEST_ON_PREFIX): name for name in splits if name.startswith(TEST_ON_PREFIX)}
@@ -200,13 +209,10 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
         report[name] = {"examples": len(split), **groups[name], "emotions": class_distribution(split)}
         logger.info("%s: %d utterances from sessions %s, %d dialogues", name, len(split), groups[name]["sessions"],
                     len(groups[name]["dialogues"]))
-    chosen = {name: with_text_column(split, data_args.text_column) for name, split in splits.items()}
-    for column in data_args.test_text_columns or []:
-        chosen[TEST_ON_PREFIX + column] = with_text_column(splits["test"], column)
     if data_args.text_column != "text" or data_args.test_text_columns:
         report["text_columns"] = {"train": data_args.text_column, "test": [data_args.text_column,
                                                                           *(data_args.test_text_columns or [])]}
-    return DatasetDict(chosen), report
+    return select_text_columns(splits, data_args.text_column, data_args.test_text_columns), report
 
 
 def data_info(data_args: DataArguments, splits: DatasetDict) -> dict[str, Any]:
@@ -470,6 +476,7 @@ __all__ = [
     "prepare_features",
     "prepare_splits",
     "resolve_checkpoint",
+    "select_text_columns",
     "setup_logging",
     "tiny_encoder_folders",
     "with_text_column",
