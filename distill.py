@@ -57,7 +57,8 @@ logger = logging.getLogger("distill")
 #: Fusion-head settings a paper student takes from its teacher (so tiny teachers get tiny students).
 SHARED_WITH_TEACHER = ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
                        "max_audio_frames", "max_text_tokens", "id2label", "label2id", "audio_encoder_name",
-                       "text_encoder_name", "layer_norm_eps", "sampling_rate", "audio_config", "text_config")
+                       "text_encoder_name", "layer_norm_eps", "sampling_rate", "audio_config", "text_config",
+                       "fusion_type", "audio_full_window")
 
 
 def parse_args(argv: list[str] | None = None):
@@ -93,7 +94,9 @@ def build_student(model_args: ModelArguments, teacher: MultiStillForEmotionClass
                   distill_args: DistillationArguments) -> MultiStillForEmotionClassification:
     """A paper student around copies of the teacher's (frozen) encoders, or the light student initialised
     from it (its encoders train), with ``--freeze_*_encoder`` applied."""
-    overrides = model_args.freeze_overrides()
+    overrides = {**model_args.freeze_overrides(), "context_size": model_args.context_size}
+    if model_args.fusion_type is not None:
+        overrides["fusion_type"] = model_args.fusion_type
     if model_args.preset == "light_student":
         return MultiStillForEmotionClassification.light_student_from_teacher(
             teacher, audio_layers=distill_args.light_audio_layers, text_layers=distill_args.light_text_layers,

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     run_info = {
         "script": "train.py", "preset": model_args.preset, **data_info(data_args, splits),
         "backbones": model_args.backbones_label(), "audio_encoder": model_args.encoders()["audio"],
-        "text_encoder": model_args.encoders()["text"], "fusion_size": "tiny" if model_args.tiny_fusion() else "paper",
+        "text_encoder": model_args.encoders()["text"], "fusion_size": model_args.resolved_fusion_size(),
         "teacher_model": None, "alpha": 0.0, "temperature": None, "seed": training_args.seed,
         "threads": training_args.threads, "cached_encoder_features": bool(plan.cached),
         "cached_modalities": list(plan.cached), "feature_caching_seconds": round(data.seconds, 2),

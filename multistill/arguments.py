@@ -29,6 +29,10 @@ PRESET_CHOICES = ("teacher", "multimodal_student", "text_student", "audio_studen
 #: Encoders of ``--backbones pretrained`` (the paper's).
 PRETRAINED_ENCODERS = {"audio": "kresnik/wav2vec2-large-xlsr-korean", "text": "beomi/KcELECTRA-base"}
 TINY = "tiny"
+#: ``--text_encoder ngram``: the character n-gram encoder built from the training transcripts (no download).
+NGRAM = "ngram"
+#: Encoders built locally from the training transcripts, by name.
+LOCAL_ENCODERS = (TINY, NGRAM)
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
@@ -47,8 +51,8 @@ def run_script(main: Callable[[], Any]) -> None:
 
 def check_model_reference(value: str, argument: str, allow_tiny: bool = False) -> str:
     """``value`` as a model folder (``~`` expanded; it must hold ``config.json``) or a Hub id, else a
-    :class:`UsageError` naming ``argument``. ``"tiny"`` passes when ``allow_tiny``."""
-    if allow_tiny and value == TINY:
+    :class:`UsageError` naming ``argument``. ``"tiny"`` and ``"ngram"`` pass when ``allow_tiny``."""
+    if allow_tiny and value in LOCAL_ENCODERS:
         return value
     path = Path(value).expanduser()
     if path.exists():
@@ -90,13 +94,31 @@ class ModelArguments:
     )
     text_encoder: str | None = field(
         default=None,
-        metadata={"help": "train.py: the text encoder, 'tiny', a Hub id or a folder; default from --backbones."},
+        metadata={"help": "train.py: the text encoder, 'ngram' (character 1-3-gram embeddings learnt from the "
+                  "training transcripts: the recipe's), 'tiny', a Hub id or a folder; default from --backbones."},
+    )
+    fusion_type: str | None = field(
+        default=None,
+        metadata={"help": "How the branches are fused: 'cross_attention' (the paper's head over frame sequences) or "
+                  "'concat' (pooled branches: weighted Whisper-layer statistics + mean text states; the recipe's). "
+                  "Default: cross_attention.", "choices": ("cross_attention", "concat")},
+    )
+    context_size: int = field(
+        default=0,
+        metadata={"help": "Previous utterances of the dialogue the model reads (0: each utterance alone). Needs "
+                  "the audio features cached (a frozen audio encoder)."},
+    )
+    audio_full_window: bool = field(
+        default=False,
+        metadata={"help": "Whisper audio encoders: encode the whole 30 s window as speech recognition does, "
+                  "instead of the utterance's own length (the default, about 14x cheaper for 2.5 s)."},
     )
     fusion_size: str = field(
         default="auto",
-        metadata={"help": "Fusion head width: 'paper' (768 wide, 8 heads), 'tiny' (32 wide, for tiny encoders and "
-                  "small data) or 'auto' (tiny when an encoder is tiny, else paper).",
-                  "choices": ("auto", TINY, "paper")},
+        metadata={"help": "Fusion head width: 'paper' (768 wide, 8 heads), 'small' (128 wide: the recipe's, for "
+                  "about a thousand utterances), 'tiny' (32 wide, for tiny encoders) or 'auto' (tiny when an encoder "
+                  "is tiny, else paper).",
+                  "choices": ("auto", TINY, "small", "paper")},
     )
     freeze_audio_encoder: bool | None = field(
         default=None,
@@ -123,6 +145,10 @@ class ModelArguments:
     def __post_init__(self) -> None:
         if self.encoding_batch_size < 1:
             raise UsageError(f"--encoding_batch_size must be >= 1, got {self.encoding_batch_size}.")
+        from .configuration_multistill import MAX_CONTEXT_SIZE
+
+        if not 0 <= self.context_size <= MAX_CONTEXT_SIZE:
+            raise UsageError(f"--context_size must be between 0 and {MAX_CONTEXT_SIZE}, got {self.context_size}.")
         for name in ("audio_encoder", "text_encoder"):
             value = getattr(self, name)
             if value is not None:
@@ -155,16 +181,23 @@ class ModelArguments:
         default = {m: TINY if backbones == TINY else PRETRAINED_ENCODERS[m] for m in ("audio", "text")}
         return {"audio": self.audio_encoder or default["audio"], "text": self.text_encoder or default["text"]}
 
+    def config_overrides(self) -> dict[str, Any]:
+        """Fields of ``MultiStillConfig`` set on the command line (fusion, context, Whisper window, freezing)."""
+        overrides: dict[str, Any] = {"context_size": self.context_size, "audio_full_window": self.audio_full_window}
+        if self.fusion_type is not None:
+            overrides["fusion_type"] = self.fusion_type
+        return {**overrides, **self.freeze_overrides()}
+
     def backbones_label(self) -> str:
         """``tiny`` (both encoders tiny), ``pretrained`` (none tiny) or ``mixed``, for run_info.json."""
         tiny = [value == TINY for value in self.encoders().values()]
         return TINY if all(tiny) else "mixed" if any(tiny) else "pretrained"
 
-    def tiny_fusion(self) -> bool:
-        """Whether the fusion head uses the tiny sizes (``--fusion_size``, ``auto``: when an encoder is tiny)."""
+    def resolved_fusion_size(self) -> str:
+        """``--fusion_size`` with ``auto`` resolved: ``tiny`` when an encoder is tiny, else ``paper``."""
         if self.fusion_size == "auto":
-            return TINY in self.encoders().values()
-        return self.fusion_size == TINY
+            return TINY if TINY in self.encoders().values() else "paper"
+        return self.fusion_size
 
 
 @dataclass
@@ -398,6 +431,12 @@ class MultiStillTrainingArguments(TrainingArguments):
     #: ``workflow.finish_run``) instead of the Trainer's pushes, which upload a folder without code or card.
     publish_to_hub: bool = field(default=False, init=False)
 
+    class_weighting: str = field(
+        default="none",
+        metadata={"help": "Training loss weights per emotion: 'none' or 'balanced' (n / (7 * count), as scikit-learn's "
+                  "class_weight='balanced'; keeps every row instead of dropping rows to balance: the recipe's).",
+                  "choices": ("none", "balanced")},
+    )
     threads: int | None = field(
         default=None,
         metadata={"help": "CPU threads of torch for caching and training (torch.set_num_threads); default: torch's "

@@ -60,8 +60,15 @@ BASELINES: dict[str, BaselineSpec] = {
                      "MFCC (13 + deltas, mean and std), YIN pitch, RMS energy, zero-crossing rate, spectral "
                      "centroid and duration statistics, standardised, logistic regression (balanced class "
                      "weights, C=1)"),
+        BaselineSpec("audio_whisper", "Baseline: Whisper encoder, mean+std pooled + logistic regression (audio)",
+                     "audio", "the audio encoder's last layer (Whisper at the utterance's length), mean and standard "
+                     "deviation over frames, standardised, logistic regression (balanced class weights, C=1)"),
+        BaselineSpec("late_fusion", "Baseline: late fusion of TF-IDF and Whisper-LR (text + audio)", "both",
+                     "the average of the probabilities of text_tfidf and audio_whisper"),
     )
 }
+#: Weight of the previous utterance's features in a context baseline; each step further back is multiplied by it.
+CONTEXT_DECAY = 0.8
 
 
 def acoustic_statistics(array: np.ndarray, sampling_rate: int) -> np.ndarray:
@@ -119,6 +126,76 @@ def acoustic_matrix(rows: Dataset, cache: MutableMapping[str, np.ndarray] | None
     return np.stack(out) if out else np.zeros((0, 0))
 
 
+def encoder_statistics(rows: Dataset, encoder_folder: str, cache: MutableMapping[Any, np.ndarray] | None = None,
+                       ) -> np.ndarray:
+    """Mean and standard deviation over frames of an audio encoder's last layer for every row, as a Multi-Still
+    model encodes audio (Whisper at the utterance's own length, up to 30 s), reusing ``cache`` (keyed by folder
+    and id)."""
+    import torch
+    from transformers import AutoFeatureExtractor
+
+    from .modeling_multistill import MultiStillForEmotionClassification
+
+    cache = {} if cache is None else cache
+    missing = [i for i, key in enumerate(rows["id"]) if (encoder_folder, key) not in cache]
+    if missing:
+        model = MultiStillForEmotionClassification.from_encoders(
+            encoder_folder, preset="audio_student", local_files_only=True, fusion_type="concat",
+            max_audio_frames=1500).eval()
+        extractor = AutoFeatureExtractor.from_pretrained(encoder_folder, local_files_only=True)
+        for i in missing:
+            audio = rows[i]["audio"]
+            array = np.asarray(audio["array"], dtype=np.float32)[: 30 * SAMPLING_RATE]
+            inputs = extractor(array, sampling_rate=int(audio["sampling_rate"]), padding="longest",
+                               return_attention_mask=True, return_tensors="pt")
+            with torch.inference_mode():
+                statistics, _ = model.encode_audio(**{model.audio_input_name: inputs[model.audio_input_name]},
+                                                   attention_mask=inputs["attention_mask"])
+            cache[encoder_folder, rows[i]["id"]] = statistics[0, -1].float().numpy()
+    return np.stack([cache[encoder_folder, key] for key in rows["id"]]).astype(np.float64)
+
+
+def with_context(featurize: Callable[[Dataset], Any], size: int) -> Callable[[Dataset], Any]:
+    """Features of each row beside the decayed sum of its ``size`` previous utterances' features (same
+    dialogue, both speakers, causal; :func:`.data.previous_utterances`)."""
+    import scipy.sparse as sparse
+
+    from .data import previous_utterances
+
+    def stacked(part: Dataset) -> Any:
+        current = featurize(part)
+        history, _ = previous_utterances(part, size)
+        index = np.asarray(history, dtype=np.int64).reshape(len(part), size)
+        total = None
+        for step in range(size):
+            present = (index[:, step] >= 0).astype(np.float64)[:, None] * CONTEXT_DECAY ** step
+            rows = current[np.maximum(index[:, step], 0)]
+            term = rows.multiply(present) if sparse.issparse(rows) else rows * present
+            total = term if total is None else total + term
+        if sparse.issparse(current):
+            return sparse.hstack([current, total]).tocsr()
+        return np.hstack([current, total])
+
+    return stacked if size > 0 else featurize
+
+
+@dataclass(frozen=True)
+class _LateFusion:
+    """The average of several fitted baselines' probabilities (what :class:`FittedBaseline` asks of an estimator)."""
+
+    parts: tuple[Any, ...]
+    classes_: np.ndarray
+
+    def predict_proba(self, rows: Dataset) -> np.ndarray:
+        total = np.zeros((len(rows), len(self.classes_)))
+        for part in self.parts:
+            probabilities = np.zeros_like(total)
+            columns = np.searchsorted(self.classes_, part.estimator.classes_)
+            probabilities[:, columns] = part.estimator.predict_proba(part.featurize(rows))
+            total += probabilities / len(self.parts)
+        return total
+
+
 @dataclass(frozen=True)
 class FittedBaseline:
     """A baseline fitted on some rows; :meth:`predict_scores` gives 7-way scores whose argmax is its label."""
@@ -139,15 +216,17 @@ class FittedBaseline:
 
 
 def fit_baseline(name: str, rows: Dataset, seed: int = 0, text_column: str = "text",
-                 feature_cache: MutableMapping[str, np.ndarray] | None = None) -> FittedBaseline:
+                 feature_cache: MutableMapping[Any, np.ndarray] | None = None, context_size: int = 0,
+                 audio_encoder: str | None = None) -> FittedBaseline:
     """Fit baseline ``name`` (see :data:`BASELINES`) on ``rows`` (their ``emotion`` = evaluator majority).
 
     ``feature_cache`` (id -> acoustic statistics) lets several fits share the audio analysis.
+    ``context_size``: each row's features are stacked beside the decayed sum of its previous utterances'
+    (:func:`with_context`). ``audio_encoder``: the encoder folder of ``audio_whisper`` / ``late_fusion``.
     """
     from sklearn.dummy import DummyClassifier
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     if name not in BASELINES:
@@ -159,6 +238,13 @@ def fit_baseline(name: str, rows: Dataset, seed: int = 0, text_column: str = "te
         raise ValueError(f"Baseline {name!r}: the fitting rows hold only one emotion "
                          f"({EMOTIONS[int(labels[0])]}); a classifier needs at least two.")
     spec = BASELINES[name]
+    if name in ("audio_whisper", "late_fusion") and audio_encoder is None:
+        raise ValueError(f"Baseline {name!r} reads an audio encoder's features: pass audio_encoder= (a folder).")
+    if name == "late_fusion":
+        parts = tuple(fit_baseline(part, rows, seed, text_column, feature_cache, context_size, audio_encoder)
+                      for part in ("text_tfidf", "audio_whisper"))
+        fused = _LateFusion(parts, np.unique(labels))
+        return FittedBaseline(spec=spec, estimator=fused, featurize=lambda part: part, fit_rows=len(rows))
     featurize: Callable[[Dataset], Any]
     if name == "majority":
         estimator = DummyClassifier(strategy="most_frequent")
@@ -169,36 +255,43 @@ def fit_baseline(name: str, rows: Dataset, seed: int = 0, text_column: str = "te
     elif name == "text_tfidf":
         if text_column not in rows.column_names:
             raise ValueError(f"Baseline 'text_tfidf': no column {text_column!r} (columns: {rows.column_names}).")
-        estimator = make_pipeline(
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),
-            LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed),
-        )
+        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+        vectorizer.fit([text or "" for text in rows[text_column]])
+        estimator = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000, random_state=seed)
 
-        def featurize(part: Dataset) -> list[str]:
-            return [text or "" for text in part[text_column]]
+        def featurize(part: Dataset) -> Any:
+            return vectorizer.transform([text or "" for text in part[text_column]])
 
     else:
         cache = {} if feature_cache is None else feature_cache
-        estimator = make_pipeline(
-            StandardScaler(),
-            LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed),
-        )
+        scaler = StandardScaler()
+        estimator = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000, random_state=seed)
 
-        def featurize(part: Dataset) -> np.ndarray:
+        def raw_features(part: Dataset) -> np.ndarray:
+            if name == "audio_whisper":
+                return encoder_statistics(part, audio_encoder, cache)
             return acoustic_matrix(part, cache)
 
+        scaler.fit(raw_features(rows))
+
+        def featurize(part: Dataset) -> np.ndarray:
+            return scaler.transform(raw_features(part))
+
+    featurize = with_context(featurize, context_size)
     estimator.fit(featurize(rows), labels)
     return FittedBaseline(spec=spec, estimator=estimator, featurize=featurize, fit_rows=len(rows))
 
 
 def evaluate_baseline(name: str, fit_rows: Dataset, test_rows: Dataset, seed: int = 0, text_column: str = "text",
-                      feature_cache: MutableMapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+                      feature_cache: MutableMapping[Any, np.ndarray] | None = None, context_size: int = 0,
+                      audio_encoder: str | None = None) -> dict[str, Any]:
     """Fit ``name`` on ``fit_rows`` and score it on ``test_rows`` with the models' metric module.
 
     Returns the metrics of :func:`multistill.training.evaluate_predictions` (accuracy, UA, macro/weighted F1,
     precision, recall, per-class F1, confusion matrix) and the predicted emotion per test id.
     """
-    fitted = fit_baseline(name, fit_rows, seed=seed, text_column=text_column, feature_cache=feature_cache)
+    fitted = fit_baseline(name, fit_rows, seed=seed, text_column=text_column, feature_cache=feature_cache,
+                          context_size=context_size, audio_encoder=audio_encoder)
     return score_baseline(fitted, test_rows)
 
 
@@ -218,7 +311,9 @@ __all__ = [
     "FittedBaseline",
     "acoustic_matrix",
     "acoustic_statistics",
+    "encoder_statistics",
     "evaluate_baseline",
     "fit_baseline",
     "score_baseline",
+    "with_context",
 ]

@@ -22,6 +22,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .annotations import EMOTIONS
+from .configuration_ngram import MultiStillNgramConfig
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,12 @@ LEGACY_FBANK_KEYS: dict[str, str] = {
     "fbank_conv_strides": "conv_strides",
     "fbank_position_embedding": "position_embedding",
 }
+
+#: How the branches are fused: the paper's cross-modal transformer over frame sequences, or the concatenation of
+#: pooled branches (audio: weighted per-layer statistics; text: masked mean), which learns better from little data.
+FUSION_TYPES: tuple[str, ...] = ("cross_attention", "concat")
+#: Largest conversation history a model may read (``context_size``).
+MAX_CONTEXT_SIZE = 64
 
 #: Named variants. ``light_student`` also shrinks both encoders (``audio_layers``/``text_layers`` of
 #: :meth:`MultiStillConfig.from_preset`, default 2 each) and trains them; a waveform audio encoder (wav2vec2
@@ -295,6 +302,14 @@ class MultiStillConfig(PreTrainedConfig):
         classifier_dropout / classifier_hidden_size: the head, Dropout(0.1) -> 512 -> GELU -> Dropout(0.1) -> 7.
         max_audio_frames / max_text_tokens: encoder outputs are truncated to these lengths (512 wav2vec2 or
             Whisper frames = 10.24 s; 128 tokens).
+        fusion_type: ``"cross_attention"`` (the paper's MulT-style head over frame sequences) or ``"concat"``
+            (pooled branches: every audio encoder layer's frame mean and std mixed by learnt weights, the text
+            states' masked mean; projected to ``hidden_size`` and concatenated; see :mod:`.modeling_heads`).
+        audio_full_window: Whisper only: encode the whole 30 s window as speech recognition does (``True``) or
+            the utterance's own length (``False``, default: same features up to a cosine of 0.95-0.995 and
+            about 14x less compute for a 2.5 s utterance). The processor pads accordingly.
+        context_size: how many previous utterances of the conversation the model reads (0: each utterance
+            alone, the paper's behaviour); see :class:`.modeling_heads.MultiStillContext`.
         freeze_audio_encoder / freeze_text_encoder: keep that encoder frozen (no gradients, always in eval mode);
             see :attr:`frozen_modalities`. The legacy key ``freeze_encoders`` sets both.
         audio_encoder_name / text_encoder_name: where the pretrained encoders came from (Hub id or folder;
@@ -344,6 +359,9 @@ class MultiStillConfig(PreTrainedConfig):
     sampling_rate: int = 16000
     audio_encoder_name: str | None = None
     text_encoder_name: str | None = None
+    fusion_type: str = "cross_attention"
+    audio_full_window: bool = False
+    context_size: int = 0
 
     def __post_init__(self, **kwargs: Any) -> None:
         audio_frontend = kwargs.pop("audio_frontend", None)
@@ -406,7 +424,12 @@ class MultiStillConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be a float in [0, 1), got {value!r}.")
-        for name in ("freeze_audio_encoder", "freeze_text_encoder"):
+        if self.fusion_type not in FUSION_TYPES:
+            raise ValueError(f"`fusion_type` must be one of {FUSION_TYPES}, got {self.fusion_type!r}.")
+        if (not isinstance(self.context_size, int) or isinstance(self.context_size, bool)
+                or not 0 <= self.context_size <= MAX_CONTEXT_SIZE):
+            raise ValueError(f"`context_size` must be an integer in [0, {MAX_CONTEXT_SIZE}], got {self.context_size!r}.")
+        for name in ("freeze_audio_encoder", "freeze_text_encoder", "audio_full_window"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
         if self.preset is not None and self.preset not in PRESETS:
@@ -448,9 +471,21 @@ class MultiStillConfig(PreTrainedConfig):
         return "fbank" if _is_fbank(self.audio_config) else str(self.audio_config.model_type)
 
     @property
+    def pooled_fusion(self) -> bool:
+        """Whether the head reads pooled branches (``fusion_type != "cross_attention"``)."""
+        return self.fusion_type != "cross_attention"
+
+    @property
+    def audio_layer_count(self) -> int:
+        """Hidden states the audio encoder returns (its layers + the embedding output): what the pooled
+        fusion's layer weights mix."""
+        return int(self.audio_config.num_hidden_layers) + 1
+
+    @property
     def audio_hidden_size(self) -> int:
-        """Width of the audio encoder output (input of the 1x1 audio projection)."""
-        return int(self.audio_config.hidden_size)
+        """Width of the audio features the fusion reads (what is cached): the encoder's hidden size, or twice it
+        for the pooled fusion (per-layer mean and standard deviation)."""
+        return int(self.audio_config.hidden_size) * (2 if self.pooled_fusion else 1)
 
     @property
     def text_hidden_size(self) -> int:
@@ -458,9 +493,14 @@ class MultiStillConfig(PreTrainedConfig):
         return int(self.text_config.hidden_size)
 
     @property
-    def pooled_size(self) -> int:
-        """Width of the fused representation fed to the classifier (1536 bimodal, 768 unimodal)."""
+    def pooled_utterance_size(self) -> int:
+        """Width of one utterance's fused representation (1536 bimodal, 768 unimodal in the paper's sizes)."""
         return self.hidden_size * len(self.modalities)
+
+    @property
+    def pooled_size(self) -> int:
+        """Width of what the classifier reads: the utterance's representation, and its context's if any."""
+        return self.pooled_utterance_size * (2 if self.context_size else 1)
 
     @classmethod
     def from_preset(
@@ -524,13 +564,14 @@ def register_config() -> None:
     """
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    for config_class in (MultiStillConfig, MultiStillFbankConfig):
+    for config_class in (MultiStillConfig, MultiStillFbankConfig, MultiStillNgramConfig):
         if config_class.model_type not in CONFIG_MAPPING:
             AutoConfig.register(config_class.model_type, config_class)
 
 
 MultiStillConfig.register_for_auto_class()
 MultiStillFbankConfig.register_for_auto_class()
+MultiStillNgramConfig.register_for_auto_class()
 register_config()
 
 __all__ = [
@@ -540,6 +581,7 @@ __all__ = [
     "DEFAULT_AUDIO_ENCODER_NAME",
     "DEFAULT_TEXT_CONFIG",
     "DEFAULT_TEXT_ENCODER_NAME",
+    "FUSION_TYPES",
     "LEGACY_FBANK_KEYS",
     "MultiStillConfig",
     "MultiStillFbankConfig",

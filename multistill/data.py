@@ -76,3 +76,33 @@ def load_kemdy(
 
 
 __all__ = ["CORPORA", "load_kemdy", "synthetic_data_dir"]
+
+
+def previous_utterances(dataset: Dataset, size: int) -> tuple[list[list[int]], list[list[int]]]:
+    """For each row, the rows of its ``size`` previous utterances in the same dialogue, newest first (-1: none),
+    and their speaker relation to it (1 same speaker, 2 other; 0 where there is none).
+
+    Causal: an utterance's history holds only utterances of its dialogue that start before it (ties broken
+    by id, KEMDy's utterance numbering), never a later one. Only rows of ``dataset`` are used, so a history
+    never crosses a split.
+    """
+    if size < 0:
+        raise ValueError(f"`size` must be >= 0, got {size}.")
+    columns = dataset.select_columns(["id", "dialogue", "speaker", "start"]).to_dict()
+    order: dict[str, list[int]] = {}
+    for row, dialogue in enumerate(columns["dialogue"]):
+        order.setdefault(dialogue, []).append(row)
+    history = [[-1] * size for _ in columns["id"]]
+    relation = [[0] * size for _ in columns["id"]]
+
+    def when(row: int) -> tuple[float, str]:
+        start = columns["start"][row]
+        return (float("inf") if start is None or start != start else float(start), columns["id"][row])
+
+    for rows in order.values():
+        rows.sort(key=when)
+        for position, row in enumerate(rows):
+            for step, previous in enumerate(reversed(rows[max(0, position - size):position])):
+                history[row][step] = previous
+                relation[row][step] = 1 if columns["speaker"][previous] == columns["speaker"][row] else 2
+    return history, relation

@@ -111,8 +111,21 @@ def _default_students() -> list[str]:
     return list(STUDENT_LABELS)
 
 
+#: Baselines that read the audio encoder's features (they need ``--audio_encoder`` a folder).
+ENCODER_BASELINES = ("audio_whisper", "late_fusion")
+
+
 def _default_baselines() -> list[str]:
     return list(BASELINES)
+
+
+def baseline_key(name: str, context_size: int) -> str:
+    """Row name of a baseline at a context size (``baseline_text_tfidf``, ``baseline_text_tfidf_context4``)."""
+    return f"baseline_{name}" + (f"_context{context_size}" if context_size else "")
+
+
+def baseline_label(name: str, context_size: int) -> str:
+    return BASELINES[name].label + (f", {context_size} previous utterances" if context_size else "")
 
 
 @dataclass
@@ -151,6 +164,9 @@ class ExperimentArguments:
     seed: int | None = field(default=None, metadata={"help": "One seed (the same as --seeds N; default 42)."})
     baselines: list[str] = field(default_factory=_default_baselines, metadata={
         "help": f"Simple baselines scored on each seed's split, from {list(BASELINES)}; 'none' to skip them."})
+    baseline_context_sizes: list[int] = field(default_factory=lambda: [0], metadata={
+        "help": "Score each baseline with these numbers of previous utterances of the dialogue (their features, "
+        "decayed by 0.8 per step, stacked beside the utterance's), e.g. 0 4."})
     baselines_only: bool = field(default=False, metadata={
         "help": "Train nothing: build each seed's split as train.py would and score the baselines."})
     launcher: str | None = field(default=None, metadata={
@@ -177,6 +193,16 @@ class ExperimentArguments:
             raise UsageError(f"--seeds: every seed once, got {self.seeds}.")
         self.students = [] if self.students == ["none"] else list(self.students)
         self.baselines = [] if self.baselines == ["none"] else list(self.baselines)
+        encoder_folder = self.audio_encoder is not None and Path(self.audio_encoder).expanduser().is_dir()
+        if self.baselines == _default_baselines() and not encoder_folder:
+            self.baselines = [b for b in self.baselines if b not in ENCODER_BASELINES]
+        needs_encoder = [b for b in self.baselines if b in ENCODER_BASELINES]
+        if needs_encoder and not encoder_folder:
+            raise UsageError(f"--baselines {needs_encoder[0]}: it reads the audio encoder's features; give "
+                             "--audio_encoder a model folder (e.g. the converted Whisper base).")
+        if any(size < 0 for size in self.baseline_context_sizes) or len(set(self.baseline_context_sizes)) != len(
+                self.baseline_context_sizes):
+            raise UsageError(f"--baseline_context_sizes: distinct sizes >= 0, got {self.baseline_context_sizes}.")
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise UsageError(f"--baselines: unknown baseline {unknown[0]!r}; choose from {list(BASELINES)} or 'none'.")
@@ -401,10 +427,12 @@ def splits_like_train(command: Sequence[str], launcher_length: int, output_dir: 
 # --------------------------------------------------------------------------------------------
 
 
-def score_baselines(splits, names: Sequence[str], seed: int,
-                    feature_cache: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-    """Every baseline fitted on train + validation rows and scored on test rows (metrics without the matrix);
-    baselines that read text are also scored on each ``test_on_<column>`` split (``test_by_text_column``)."""
+def score_baselines(splits, names: Sequence[str], seed: int, feature_cache: dict[Any, np.ndarray],
+                    context_sizes: Sequence[int] = (0,), audio_encoder: str | None = None,
+                    ) -> dict[str, dict[str, Any]]:
+    """Every baseline (at each context size) fitted on train + validation rows and scored on test rows, by
+    :func:`baseline_key`; baselines that read text are also scored on each ``test_on_<column>`` split
+    (``test_by_text_column``)."""
     from datasets import concatenate_datasets
 
     from .baselines import BASELINES, fit_baseline, score_baseline
@@ -413,15 +441,17 @@ def score_baselines(splits, names: Sequence[str], seed: int,
     fit_rows = concatenate_datasets([splits["train"], splits["validation"]])
     results = {}
     for name in names:
-        start = time.perf_counter()
-        fitted = fit_baseline(name, fit_rows, seed=seed, feature_cache=feature_cache)
-        result = score_baseline(fitted, splits["test"])
-        logger.info("seed %d, baseline %s: macro-F1 %.4f (fit on %d rows, %.1f s)", seed, name,
-                    result["metrics"]["macro_f1"], result["fit_rows"], time.perf_counter() - start)
-        if BASELINES[name].modality == "text":
-            result["test_by_text_column"] = {column: score_baseline(fitted, splits[split])["metrics"]
-                                             for column, split in extra_test_splits(splits).items()}
-        results[name] = result
+        for size in context_sizes:
+            start = time.perf_counter()
+            fitted = fit_baseline(name, fit_rows, seed=seed, feature_cache=feature_cache, context_size=size,
+                                  audio_encoder=audio_encoder)
+            result = score_baseline(fitted, splits["test"])
+            logger.info("seed %d, baseline %s, context %d: macro-F1 %.4f (fit on %d rows, %.1f s)", seed, name,
+                        size, result["metrics"]["macro_f1"], result["fit_rows"], time.perf_counter() - start)
+            if BASELINES[name].modality == "text":
+                result["test_by_text_column"] = {column: score_baseline(fitted, splits[split])["metrics"]
+                                                 for column, split in extra_test_splits(splits).items()}
+            results[baseline_key(name, size)] = result
     return results
 
 
@@ -858,27 +888,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if rows_for_latency:
                 results[run.name]["latency"] = measure_latency(run_dir, rows_for_latency)
         if args.baselines:
-            for name, result in score_baselines(splits, args.baselines, seed, feature_cache).items():
-                results[f"baseline_{name}"] = {"metrics": _scalars(result["metrics"]),
-                                               "confusion_matrix": result["metrics"].get("confusion_matrix"),
-                                               "fit_rows": result["fit_rows"]}
+            encoder = str(Path(args.audio_encoder).expanduser()) if args.audio_encoder else None
+            for key, result in score_baselines(splits, args.baselines, seed, feature_cache,
+                                               args.baseline_context_sizes, encoder).items():
+                results[key] = {"metrics": _scalars(result["metrics"]),
+                                "confusion_matrix": result["metrics"].get("confusion_matrix"),
+                                "fit_rows": result["fit_rows"]}
                 if result.get("test_by_text_column"):
-                    results[f"baseline_{name}"]["test_by_text_column"] = {
+                    results[key]["test_by_text_column"] = {
                         column: _scalars(metrics) for column, metrics in result["test_by_text_column"].items()}
                 fit_rows[seed] = result["fit_rows"]
         per_seed[seed] = results
 
     # 4. Summaries over seeds: rows, paired differences, caching gain
     row_specs = [{"name": r.name, "label": r.label, "kind": "model", "preset": r.preset, "alpha": r.alpha} for r in runs]
-    row_specs += [{"name": f"baseline_{n}", "label": BASELINES[n].label, "kind": "baseline",
-                   "description": BASELINES[n].description} for n in args.baselines]
+    row_specs += [{"name": baseline_key(n, k), "label": baseline_label(n, k), "kind": "baseline",
+                   "description": BASELINES[n].description} for n in args.baselines for k in args.baseline_context_sizes]
     rows = aggregate(row_specs, per_seed)
     comparisons = []
     pairs = [(f"{p}_kd", f"{p}_ce", STUDENT_LABELS[p], "KD", "no KD") for p in args.students
              if args.no_kd_ablation and not args.baselines_only]
     if not args.baselines_only:
-        pairs += [("teacher", f"baseline_{n}", f"Teacher vs {BASELINES[n].label.removeprefix('Baseline: ')}",
-                   "teacher", "baseline") for n in args.baselines]
+        pairs += [("teacher", baseline_key(n, k), f"Teacher vs {baseline_label(n, k).removeprefix('Baseline: ')}",
+                   "teacher", "baseline") for n in args.baselines for k in args.baseline_context_sizes]
     for first, second, name, first_name, second_name in pairs:
         differences = {key: paired_difference({s: per_seed[s][first]["metrics"][key] for s in per_seed},
                                               {s: per_seed[s][second]["metrics"][key] for s in per_seed})
@@ -905,6 +937,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "temperature": args.temperature, "num_train_epochs": args.num_train_epochs,
                      "learning_rate": args.learning_rate, "batch_size": args.batch_size, "passed_through": extra,
                      "baselines": args.baselines, "baselines_fit_on": ["train", "validation"],
+                     "baseline_context_sizes": args.baseline_context_sizes,
                      "latency_utterances": args.latency_utterances, "parallel": args.parallel},
         "baselines_only": args.baselines_only,
         "data_text": data_text(split_reports, fit_rows if args.baselines else None),

@@ -58,6 +58,9 @@ from .configuration_multistill import (
     _normalize_modalities,
     register_config,
 )
+from .configuration_ngram import MultiStillNgramConfig
+from .modeling_heads import MultiStillContext, MultiStillPooledFusion, layer_statistics
+from .modeling_ngram import MultiStillNgramEncoder
 
 #: Names of the fusion encoders, by role: (query modality, key/value modality, pooling).
 FUSION_ENCODERS: dict[str, tuple[str, str | None, str]] = {
@@ -82,7 +85,10 @@ class MultiStillModelOutput(ModelOutput):
     """Output of :class:`MultiStillModel`.
 
     Args:
-        pooled_features: ``[B, 768 * n_modalities]`` fused representation (input of the classifier).
+        pooled_features: ``[B, 768 * n_modalities]`` fused representation (input of the classifier; with
+            ``context_size`` the utterance's and its context's, concatenated).
+        utterance_features: ``[B, 768 * n_modalities]`` the utterance's own fused representation, before context:
+            what a conversation keeps as history (``history_features`` of the next utterances).
         fused_hidden_states: per fusion encoder, its final ``[B, T, 768]`` output (order of ``fusion_names``).
         audio_hidden_states / audio_hidden_mask: audio encoder output ``[B, T_a, H_a]`` and frame mask
             (only with ``output_hidden_states=True``; what training code caches).
@@ -91,6 +97,7 @@ class MultiStillModelOutput(ModelOutput):
     """
 
     pooled_features: torch.FloatTensor | None = None
+    utterance_features: torch.FloatTensor | None = None
     fused_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     audio_hidden_states: torch.FloatTensor | None = None
     audio_hidden_mask: torch.LongTensor | None = None
@@ -107,6 +114,7 @@ class MultiStillOutput(ModelOutput):
         loss: cross-entropy against class ids or (soft) vote distributions, when ``labels`` are given.
         logits: ``[B, num_labels]`` scores before softmax.
         pooled_features: ``[B, 768 * n_modalities]`` concatenated fused representation before the classifier.
+        utterance_features: the utterance's own representation, before context (see :class:`MultiStillModelOutput`).
         fused_hidden_states, audio_hidden_states, audio_hidden_mask, text_hidden_states, text_hidden_mask,
             attentions: see :class:`MultiStillModelOutput`.
     """
@@ -114,6 +122,7 @@ class MultiStillOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     pooled_features: torch.FloatTensor | None = None
+    utterance_features: torch.FloatTensor | None = None
     fused_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     audio_hidden_states: torch.FloatTensor | None = None
     audio_hidden_mask: torch.LongTensor | None = None
@@ -525,6 +534,40 @@ def encoder_only(model: PreTrainedModel) -> PreTrainedModel:
     return model
 
 
+def is_whisper_encoder(encoder: nn.Module) -> bool:
+    """Whether ``encoder`` is a Whisper-style log-mel encoder (two convolutions + a learnt position table)."""
+    return all(hasattr(encoder, name) for name in ("conv1", "conv2", "embed_positions", "layers", "layer_norm"))
+
+
+def whisper_encoder_states(encoder: nn.Module, input_features: torch.Tensor,
+                           frame_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """A Whisper encoder on log-mel input of any length up to its window: every hidden state (the embedding
+    output, then each layer's, the last one layer-normalised), ``[B, ceil(N / 2), H]`` each.
+
+    transformers' ``WhisperEncoder`` insists on the 30 s window; emotion features need only the utterance, so
+    the position table is sliced to the input's frames (a 2.5 s utterance costs about 1/14 of the window).
+    ``frame_mask`` (``[B, ceil(N / 2)]``) hides the padding of shorter clips of a batch from attention; a full
+    30 s window is encoded exactly as transformers does (unmasked).
+    """
+    hidden = F.gelu(encoder.conv1(input_features))
+    hidden = F.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
+    frames, positions = hidden.shape[1], encoder.embed_positions.weight
+    if frames > positions.shape[0]:
+        raise ValueError(f"Whisper input of {frames} frames exceeds the encoder's {positions.shape[0]} positions (30 s).")
+    hidden = hidden + positions[:frames].to(hidden.dtype)
+    attention_mask = None
+    if frames < positions.shape[0] and frame_mask is not None and not bool(frame_mask.all()):
+        attention_mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden,
+                                                   attention_mask=frame_mask.long())
+    states = [hidden]
+    for layer in encoder.layers:
+        hidden = layer(hidden, attention_mask)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        states.append(hidden)
+    states[-1] = encoder.layer_norm(hidden)
+    return states
+
+
 # --------------------------------------------------------------------------------------------- models
 class MultiStillPreTrainedModel(PreTrainedModel):
     """Weight initialisation, loading, encoder freezing and the ``auto_map`` shared by the Multi-Still models."""
@@ -592,15 +635,21 @@ class MultiStillModel(MultiStillPreTrainedModel):
             modality: frozenset(name for name, p in encoder.named_parameters() if not p.requires_grad)
             for modality, encoder in self.encoders().items()
         }
-        # Present in every variant, as in the original (it is part of the paper's parameter counts).
-        self.audio_projection = nn.Conv1d(config.audio_hidden_size, config.hidden_size, kernel_size=1, bias=False)
-        if config.use_text and config.text_hidden_size != config.hidden_size:
-            self.text_projection = nn.Conv1d(config.text_hidden_size, config.hidden_size, kernel_size=1, bias=False)
+        if config.pooled_fusion:
+            self.branch_pooling = MultiStillPooledFusion(config)
+            self.fusion_names = []
         else:
-            self.text_projection = None
-        self.fusion_names = self._fusion_names(config)
-        for name in self.fusion_names:
-            setattr(self, name, MultiStillFusionEncoder(config))
+            # Present in every variant, as in the original (it is part of the paper's parameter counts).
+            self.audio_projection = nn.Conv1d(config.audio_hidden_size, config.hidden_size, kernel_size=1, bias=False)
+            if config.use_text and config.text_hidden_size != config.hidden_size:
+                self.text_projection = nn.Conv1d(config.text_hidden_size, config.hidden_size, kernel_size=1,
+                                                 bias=False)
+            else:
+                self.text_projection = None
+            self.fusion_names = self._fusion_names(config)
+            for name in self.fusion_names:
+                setattr(self, name, MultiStillFusionEncoder(config))
+        self.context = MultiStillContext(config) if config.context_size else None
         self.post_init()
         self._apply_frozen_encoders()
 
@@ -644,8 +693,11 @@ class MultiStillModel(MultiStillPreTrainedModel):
 
         Waveform encoders (wav2vec2 family, the fbank front end) take ``input_values`` ``[B, S]`` (16 kHz) with a
         sample mask; log-mel encoders (Whisper) take ``input_features`` ``[B, n_mels, N]`` (padded to the 30 s
-        window) with a mel-frame mask. The valid frames come from the encoder's ``_get_feat_extract_output_lengths``;
-        the output is cut to the longest valid length and to ``config.max_audio_frames``.
+        window, or to the longest clip of the batch) with a mel-frame mask; Whisper runs at the input's length
+        (:func:`whisper_encoder_states`). The valid frames come from the encoder's
+        ``_get_feat_extract_output_lengths``; the output is cut to the longest valid length and to
+        ``config.max_audio_frames``. With the pooled fusion the result is every layer's frame mean and standard
+        deviation, ``[B, layers, 2H]`` (:func:`.modeling_heads.layer_statistics`), with an all-ones mask.
         """
         name = self.audio_input_name
         given = {"input_values": input_values, "input_features": input_features}
@@ -675,15 +727,25 @@ class MultiStillModel(MultiStillPreTrainedModel):
                 "for wav2vec2), so it gives no frame; pad it (the MultiStillProcessor does)."
             )
         dtype = next(self.audio_encoder.parameters()).dtype
+        all_layers = self.config.pooled_fusion
         with torch.set_grad_enabled(self._encoder_grad("audio")):
-            outputs = self.audio_encoder(**{name: inputs.to(dtype)}, attention_mask=attention_mask)
-        hidden = outputs.last_hidden_state
-        keep = min(hidden.shape[1], self.config.max_audio_frames)
+            if is_whisper_encoder(self.audio_encoder):
+                length = -(-inputs.shape[-1] // 2)
+                frame_mask = torch.arange(length, device=inputs.device)[None, :] < frames.to(inputs.device)[:, None]
+                states = whisper_encoder_states(self.audio_encoder, inputs.to(dtype), frame_mask)
+            else:
+                outputs = self.audio_encoder(**{name: inputs.to(dtype)}, attention_mask=attention_mask,
+                                             output_hidden_states=all_layers)
+                states = list(outputs.hidden_states) if all_layers else [outputs.last_hidden_state]
+        keep = min(states[-1].shape[1], self.config.max_audio_frames)
         if not _is_tracing():
             keep = min(keep, int(frames.max()))
-        hidden = hidden[:, :keep]
-        mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < frames.to(hidden.device)[:, None]
-        return hidden, mask.long()
+        states = [state[:, :keep] for state in states]
+        mask = torch.arange(keep, device=states[-1].device)[None, :] < frames.to(states[-1].device)[:, None]
+        if all_layers:  # what the pooled fusion reads: [B, layers, 2H] statistics, every "frame" valid
+            statistics = layer_statistics(states, mask)
+            return statistics.to(dtype), torch.ones(statistics.shape[:2], dtype=torch.long, device=mask.device)
+        return states[-1], mask.long()
 
     def encode_text(
         self,
@@ -765,6 +827,10 @@ class MultiStillModel(MultiStillPreTrainedModel):
         text_hidden_states: torch.Tensor | None = None,
         text_hidden_mask: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
+        history_index: torch.Tensor | None = None,
+        history_features: torch.Tensor | None = None,
+        history_mask: torch.Tensor | None = None,
+        history_speaker: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
@@ -772,7 +838,14 @@ class MultiStillModel(MultiStillPreTrainedModel):
         """Raw inputs (``input_values`` or ``input_features`` with ``attention_mask``, as the audio encoder takes
         them; ``input_ids``/``text_attention_mask``) or cached encoder outputs (``*_hidden_states``/
         ``*_hidden_mask``); inputs of modalities the model does not use are ignored. An unknown argument
-        raises ``TypeError``."""
+        raises ``TypeError``.
+
+        Conversation context (``config.context_size > 0``), newest previous utterance first, ``[B, K]``:
+        ``history_index`` points into the rows of this call (rows ``B..`` may be history only: the output
+        has ``B = len(history_index)`` rows), or ``history_features`` ``[B, K, P]`` gives the previous
+        utterances' ``utterance_features`` with ``history_mask`` (1 = present); ``history_speaker``: 0 unknown,
+        1 same speaker, 2 other speaker. No history: the utterance opens the conversation. Longer histories
+        are cut to the newest ``context_size``."""
         output_attentions = bool(output_attentions)
         output_hidden_states = bool(output_hidden_states if output_hidden_states is not None
                                     else self.config.output_hidden_states)
@@ -786,6 +859,63 @@ class MultiStillModel(MultiStillPreTrainedModel):
                                       text_hidden_mask)
         if audio is not None and text is not None and audio[0].shape[0] != text[0].shape[0]:
             raise ValueError(f"audio batch ({audio[0].shape[0]}) and text batch ({text[0].shape[0]}) differ.")
+        if self.config.pooled_fusion:
+            branches = self.branch_pooling(audio, text)
+            utterance = torch.cat([branches[m] for m in self.config.modalities], dim=-1)
+            fused, attentions = (), ()
+        else:
+            utterance, fused, attentions = self._cross_attention(audio, text, output_attentions)
+        pooled, utterance = self._with_context(utterance, history_index, history_features, history_mask,
+                                               history_speaker)
+        rows = slice(0, utterance.shape[0])
+        output = MultiStillModelOutput(
+            pooled_features=pooled,
+            utterance_features=utterance,
+            fused_hidden_states=fused if output_hidden_states else None,
+            audio_hidden_states=audio[0][rows] if output_hidden_states and audio is not None else None,
+            audio_hidden_mask=audio[1][rows] if output_hidden_states and audio is not None else None,
+            text_hidden_states=text[0][rows] if output_hidden_states and text is not None else None,
+            text_hidden_mask=text[1][rows] if output_hidden_states and text is not None else None,
+            attentions=attentions if output_attentions else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _with_context(self, utterance: torch.Tensor, history_index: torch.Tensor | None,
+                      history_features: torch.Tensor | None, history_mask: torch.Tensor | None,
+                      history_speaker: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(classifier input, utterance features)`` of the ``B`` current rows (see :meth:`forward`)."""
+        if self.context is None:
+            if history_index is not None:
+                utterance = utterance[: history_index.shape[0]]
+            return utterance, utterance
+        size = self.config.context_size
+        if history_index is not None:
+            history_index = history_index.to(utterance.device).long()[:, :size]
+            current = utterance[: history_index.shape[0]]
+            history_mask = history_index >= 0
+            if bool((history_index >= utterance.shape[0]).any()):
+                raise ValueError(f"history_index points past the {utterance.shape[0]} rows of this call.")
+            history = utterance[history_index.clamp_min(0)] * history_mask.unsqueeze(-1).to(utterance.dtype)
+        elif history_features is not None:
+            current = utterance
+            history = history_features.to(utterance.device, utterance.dtype)[:, :size]
+            if history.dim() != 3 or history.shape[0] != current.shape[0] or history.shape[2] != current.shape[1]:
+                raise ValueError(f"history_features must have shape [{current.shape[0]}, K, {current.shape[1]}], "
+                                 f"got {tuple(history_features.shape)}.")
+            history_mask = (torch.ones(history.shape[:2], device=history.device) if history_mask is None
+                            else history_mask.to(history.device)[:, :size])
+        else:  # the first utterance of a conversation
+            current = utterance
+            history = utterance.new_zeros(utterance.shape[0], 1, utterance.shape[1])
+            history_mask = torch.zeros(utterance.shape[0], 1, device=utterance.device)
+        if history_speaker is None:
+            history_speaker = torch.zeros(history.shape[:2], dtype=torch.long, device=history.device)
+        history_speaker = history_speaker.to(history.device)[:, : history.shape[1]]
+        context = self.context(history, history_mask, history_speaker)
+        return torch.cat([current, context], dim=-1), current
+
+    def _cross_attention(self, audio, text, output_attentions: bool):
+        """The paper's fusion: ``(pooled [B, P], fused states, attention weights)``."""
         fusion_dtype = self.audio_projection.weight.dtype
         projected: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         if audio is not None:
@@ -806,17 +936,7 @@ class MultiStillModel(MultiStillPreTrainedModel):
             fused += (hidden,)
             attentions += weights
             pooled.append(masked_mean(hidden, q_mask) if pooling == "mean" else hidden[:, 0])
-
-        output = MultiStillModelOutput(
-            pooled_features=torch.cat(pooled, dim=-1),
-            fused_hidden_states=fused if output_hidden_states else None,
-            audio_hidden_states=audio[0] if output_hidden_states and audio is not None else None,
-            audio_hidden_mask=audio[1] if output_hidden_states and audio is not None else None,
-            text_hidden_states=text[0] if output_hidden_states and text is not None else None,
-            text_hidden_mask=text[1] if output_hidden_states and text is not None else None,
-            attentions=attentions if output_attentions else None,
-        )
-        return output if return_dict else output.to_tuple()
+        return torch.cat(pooled, dim=-1), fused, attentions
 
 
 class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
@@ -864,6 +984,10 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         text_hidden_states: torch.Tensor | None = None,
         text_hidden_mask: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
+        history_index: torch.Tensor | None = None,
+        history_features: torch.Tensor | None = None,
+        history_mask: torch.Tensor | None = None,
+        history_speaker: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -883,6 +1007,10 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
             text_hidden_states=text_hidden_states,
             text_hidden_mask=text_hidden_mask,
             input_features=input_features,
+            history_index=history_index,
+            history_features=history_features,
+            history_mask=history_mask,
+            history_speaker=history_speaker,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
@@ -893,6 +1021,7 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
             loss=loss,
             logits=logits,
             pooled_features=base.pooled_features,
+            utterance_features=base.utterance_features,
             fused_hidden_states=base.fused_hidden_states,
             audio_hidden_states=base.audio_hidden_states,
             audio_hidden_mask=base.audio_hidden_mask,
@@ -1005,7 +1134,7 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         """
         keep = ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
                 "max_audio_frames", "max_text_tokens", "id2label", "label2id", "audio_encoder_name",
-                "text_encoder_name", "layer_norm_eps", "sampling_rate")
+                "text_encoder_name", "layer_norm_eps", "sampling_rate", "fusion_type", "audio_full_window")
         params = {k: getattr(teacher.config, k) for k in keep}
         params.update(audio_config=teacher.config.audio_config, text_config=teacher.config.text_config)
         params.update(config_overrides)
@@ -1085,7 +1214,11 @@ def _copy_matching(student: nn.Module | None, teacher: nn.Module | None, skip: t
 
 
 def _copy_encoder(student: nn.Module, teacher: nn.Module, layers: int | list[int] | None = None) -> list[int]:
-    """Copy selected teacher layers into the student's layers, plus the other matching weights."""
+    """Copy selected teacher layers into the student's layers, plus the other matching weights (an encoder
+    without layers, such as the n-gram encoder, is copied whole)."""
+    if isinstance(student, MultiStillNgramEncoder):
+        student.load_state_dict(teacher.state_dict())
+        return []
     student_path, student_layers = _layer_list(student)
     _, teacher_layers = _layer_list(teacher)
     if layers is None or isinstance(layers, int):
@@ -1116,6 +1249,10 @@ def register_auto_classes() -> None:
 
     register_config()
     AutoModel.register(MultiStillFbankConfig, MultiStillFbankEncoder, exist_ok=True)
+    AutoModel.register(MultiStillNgramConfig, MultiStillNgramEncoder, exist_ok=True)
+    ngram_built_by_auto_config = CONFIG_MAPPING[MultiStillNgramConfig.model_type]
+    if ngram_built_by_auto_config not in AutoModel._model_mapping:
+        AutoModel.register(ngram_built_by_auto_config, MultiStillNgramEncoder, exist_ok=True)
     built_by_auto_config = CONFIG_MAPPING[MultiStillFbankConfig.model_type]
     if built_by_auto_config not in AutoModel._model_mapping:
         AutoModel.register(built_by_auto_config, MultiStillFbankEncoder, exist_ok=True)
@@ -1125,6 +1262,7 @@ def register_auto_classes() -> None:
 
 
 MultiStillFbankEncoder.register_for_auto_class("AutoModel")
+MultiStillNgramEncoder.register_for_auto_class("AutoModel")
 MultiStillModel.register_for_auto_class("AutoModel")
 MultiStillForEmotionClassification.register_for_auto_class("AutoModelForSequenceClassification")
 register_auto_classes()
@@ -1135,6 +1273,7 @@ __all__ = [
     "MultiStillForEmotionClassification",
     "MultiStillModel",
     "MultiStillModelOutput",
+    "MultiStillNgramEncoder",
     "MultiStillOutput",
     "MultiStillPreTrainedModel",
     "build_encoder",
@@ -1143,4 +1282,5 @@ __all__ = [
     "register_auto_classes",
     "select_teacher_layers",
     "sinusoidal_positions",
+    "whisper_encoder_states",
 ]

@@ -10,6 +10,9 @@ and smoke runs use instead what this module builds locally in a second or two:
   data2vec-audio, or a Whisper ``WhisperForConditionalGeneration`` with its feature extractor) and a tiny random
   text encoder (ELECTRA by default; BERT, XLM-R) + the tokenizer, each saved in its own folder and loadable with
   ``AutoModel`` / ``AutoFeatureExtractor`` / ``AutoTokenizer.from_pretrained(path)``;
+* :func:`build_ngram_text_encoder` — not a stand-in but the recipe's text encoder: a character tokenizer
+  (:func:`train_char_tokenizer`) and a :class:`~multistill.modeling_ngram.MultiStillNgramEncoder` whose
+  inverse document frequencies are those of the training transcripts (its embeddings are learnt in training);
 * :func:`tiny_backbones` — a :class:`MultiStillForEmotionClassification` (any preset, small fusion
   width) + :class:`MultiStillProcessor` built from those folders with ``from_encoders``, exactly as the
   real model is built from Hub encoders.
@@ -104,6 +107,60 @@ def train_wordpiece_tokenizer(
     if out_dir is not None:
         tokenizer.save_pretrained(str(out_dir))
     return tokenizer
+
+
+#: The word separator of :func:`train_char_tokenizer` (SentencePiece's), also put at both ends of a transcript.
+WORD_BOUNDARY = "\u2581"
+
+
+def train_char_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike | None = None,
+                         model_max_length: int = 512):
+    """A character-level tokenizer of the ``clean_transcript``-ed ``texts``: one id per character seen (sorted,
+    so the same transcripts give the same ids), ``[PAD]`` 0, ``[UNK]`` 1 and the word boundary 2 (runs of
+    white space become one boundary, and one opens and closes every transcript). A plain ``tokenizers``
+    file, loadable by ``AutoTokenizer`` in a bare transformers install. Saved to ``out_dir`` when given."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [clean_transcript(t) for t in texts]
+    characters = sorted({c for text in corpus for c in text if not c.isspace()} - {WORD_BOUNDARY})
+    if not characters:
+        raise ValueError("`texts` holds no non-empty transcript to learn the characters from.")
+    vocab = {"[PAD]": 0, "[UNK]": 1, WORD_BOUNDARY: 2, **{c: i + 3 for i, c in enumerate(characters)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.Sequence([
+        normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), WORD_BOUNDARY), normalizers.Prepend(WORD_BOUNDARY)])
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"$A {WORD_BOUNDARY}", pair=f"$A {WORD_BOUNDARY} $B {WORD_BOUNDARY}",
+        special_tokens=[(WORD_BOUNDARY, 2)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
+                                        model_max_length=model_max_length)
+    if out_dir is not None:
+        tokenizer.save_pretrained(str(out_dir))
+    return tokenizer
+
+
+def build_ngram_text_encoder(out_dir: str | os.PathLike, texts: Iterable[str], hidden_size: int = 128,
+                             num_buckets: int = 2**17, max_ngram: int = 3, seed: int = 0) -> str:
+    """Save the character n-gram text encoder (random embeddings, IDF of ``texts``) and its tokenizer in
+    ``out_dir``; returns the folder (``AutoModel`` / ``AutoTokenizer.from_pretrained`` load it)."""
+    import torch
+
+    from .configuration_ngram import MultiStillNgramConfig
+    from .modeling_ngram import MultiStillNgramEncoder
+
+    texts = list(texts)
+    tokenizer = train_char_tokenizer(texts, out_dir)
+    config = MultiStillNgramConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_buckets=num_buckets,
+                                   max_ngram=max_ngram, pad_token_id=tokenizer.pad_token_id,
+                                   boundary_token_id=tokenizer.convert_tokens_to_ids(WORD_BOUNDARY))
+    torch.manual_seed(seed)
+    encoder = MultiStillNgramEncoder(config)
+    batch = tokenizer([clean_transcript(t) for t in texts], padding=True, return_tensors="pt")
+    encoder.fit_idf(batch["input_ids"], batch["attention_mask"])
+    encoder.eval().save_pretrained(str(out_dir))
+    return str(out_dir)
 
 
 #: Audio encoders :func:`build_tiny_encoders` can build (``audio=``).
@@ -217,6 +274,13 @@ TINY_FUSION: dict[str, Any] = {
     "fusion_intermediate_size": 64,
     "classifier_hidden_size": 16,
 }
+#: Fusion-head sizes by ``--fusion_size`` name (``paper``: the config's defaults, 768 / 8 / 3072 / 512).
+FUSION_SIZES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small": {"hidden_size": 128, "num_attention_heads": 4, "fusion_intermediate_size": 256,
+              "classifier_hidden_size": 128},
+    "tiny": TINY_FUSION,
+}
 #: Sizes of the light student's fbank front end over the tiny encoders (flat keys of ``from_preset``).
 TINY_FBANK: dict[str, Any] = {"num_mel_bins": 40, "fbank_conv_channels": 32}
 
@@ -268,11 +332,15 @@ def tiny_backbones(
 
 __all__ = [
     "DEFAULT_TEXTS",
+    "FUSION_SIZES",
     "TINY_AUDIO_ENCODERS",
     "TINY_FBANK",
     "TINY_FUSION",
     "TINY_TEXT_ENCODERS",
+    "WORD_BOUNDARY",
+    "build_ngram_text_encoder",
     "build_tiny_encoders",
     "tiny_backbones",
+    "train_char_tokenizer",
     "train_wordpiece_tokenizer",
 ]

@@ -438,6 +438,8 @@ class MultiStillProcessor(ProcessorMixin):
                     "saved with the audio encoder."
                 )
             geometry = audio_frame_geometry(config.audio_config, feature_extractor)
+            if not getattr(config, "audio_full_window", True):  # Whisper at the utterance's own length
+                geometry["audio_window_samples"] = None
             max_audio_frames = config.max_audio_frames
         else:  # text-only model: audio is never needed
             geometry = {"samples_per_frame": None, "min_audio_samples": 0, "audio_window_samples": None}

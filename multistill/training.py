@@ -58,6 +58,15 @@ TEACHER_INPUTS = "teacher_inputs"
 TARGET_KEYS = ("target_audio_hidden_states", "target_audio_hidden_mask", "target_text_hidden_states",
                "target_text_hidden_mask")
 #: Batch keys that are not inputs of the student's forward.
+#: Row columns of the conversation history (:meth:`FeaturePlan.prepare` with ``context_size``).
+HISTORY_SPEAKER = "history_speaker"
+
+
+def history_column(modality: str) -> str:
+    """The row column listing the previous utterances' cache keys (cached modality) or transcripts (raw)."""
+    return f"history_{modality}"
+
+
 NON_MODEL_KEYS = ("emotion", TEACHER_LOGITS, TEACHER_INPUTS, *TARGET_KEYS)
 #: Model input names that belong to the text branch (every other model input is audio).
 TEXT_INPUT_KEYS = ("input_ids", "text_attention_mask", "token_type_ids", "text_hidden_states", "text_hidden_mask")
@@ -335,11 +344,13 @@ class MultiStillCollator:
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = {}
+        extra = self._history(rows, batch) if HISTORY_SPEAKER in rows[0] else {}
         for modality in self.raw_modalities:
-            batch.update(processor_inputs(self.processor, modality, [r[modality] for r in rows]))
+            batch.update(processor_inputs(self.processor, modality,
+                                          [r[modality] for r in rows] + extra.get(modality, [])))
         for modality, table in self.features.items():
             batch[f"{modality}_hidden_states"], batch[f"{modality}_hidden_mask"] = table.batch(
-                [r[feature_key_column(modality)] for r in rows])
+                [r[feature_key_column(modality)] for r in rows] + extra.get(modality, []))
         for modality, table in self.targets.items():
             column = feature_key_column(modality, "target")
             if column in rows[0]:
@@ -366,6 +377,47 @@ class MultiStillCollator:
             batch[TEACHER_LOGITS] = torch.as_tensor(np.stack([np.asarray(r[TEACHER_LOGITS]) for r in rows]),
                                                     dtype=torch.float32)
         return batch
+
+
+    def _history(self, rows: list[dict[str, Any]], batch: dict[str, Any]) -> dict[str, list]:
+        """Conversation history: sets ``history_index`` (into the batch's rows; the history utterances are
+        appended after the ``len(rows)`` current ones, each once) and ``history_speaker``; returns the appended
+        rows' inputs per modality (cache keys or raw transcripts)."""
+        modalities = (*self.raw_modalities, *self.features)
+        appended: dict[str, list] = {m: [] for m in modalities}
+        position: dict[Any, int] = {}
+        index = []
+        for row in rows:
+            entries = list(zip(*(row[history_column(m)] for m in modalities), strict=True))
+            slots = []
+            for entry in entries:
+                if entry not in position:
+                    position[entry] = len(rows) + len(position)
+                    for modality, value in zip(modalities, entry, strict=True):
+                        appended[modality].append(value)
+                slots.append(position[entry])
+            index.append(slots)
+        width = max(1, max(len(np.asarray(row[HISTORY_SPEAKER])) for row in rows))
+        batch["history_index"] = torch.full((len(rows), width), -1, dtype=torch.long)
+        batch[HISTORY_SPEAKER] = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (slots, row) in enumerate(zip(index, rows, strict=True)):
+            batch["history_index"][i, : len(slots)] = torch.tensor(slots, dtype=torch.long)
+            speakers = np.asarray(row[HISTORY_SPEAKER], dtype=np.int64)[: len(slots)]
+            batch[HISTORY_SPEAKER][i, : len(speakers)] = torch.as_tensor(speakers)
+        return appended
+
+
+def history_columns(split: Dataset, size: int, inputs: Mapping[str, Sequence[Any]]) -> list[tuple[str, list]]:
+    """The history columns of ``split`` (``size`` previous utterances, :func:`.data.previous_utterances`):
+    per modality the previous utterances' values of ``inputs[modality]`` (one per row: a cache key or a
+    transcript), only those that exist (newest first), and their speaker relations."""
+    from .data import previous_utterances
+
+    previous, relation = previous_utterances(split, size)
+    present = [[p for p in row if p >= 0] for row in previous]
+    columns = [(history_column(m), [[values[p] for p in row] for row in present]) for m, values in inputs.items()]
+    speakers = [rel[: len(row)] for rel, row in zip(relation, present, strict=True)]
+    return [*columns, (HISTORY_SPEAKER, speakers)]
 
 
 def model_inputs(batch: Mapping[str, Any]) -> dict[str, Any]:
@@ -452,6 +504,8 @@ class FeaturePlan:
     teacher_logits: bool = False
     online_teacher: bool = False
     hidden_targets: tuple[str, ...] = ()
+    #: previous utterances the batches carry (the larger of the student's and the teacher's ``context_size``)
+    context_size: int = 0
 
     @classmethod
     def decide(cls, student_config: Any, teacher_config: Any | None = None, *, cache_features: bool = True,
@@ -462,12 +516,18 @@ class FeaturePlan:
         student = _ordered(student_config.modalities)
         cached = _ordered(frozen_modalities(student_config)) if cache_features else ()
         cached = tuple(m for m in cached if m in student)
+        uses_teacher = teacher_config is not None and (alpha > 0 or hidden_weight > 0)
+        context = max(getattr(student_config, "context_size", 0),
+                      getattr(teacher_config, "context_size", 0) if uses_teacher else 0)
+        if context and ("audio" in student and "audio" not in cached or online_teacher):
+            raise ValueError("A context model reads its previous utterances' features: it needs the audio features "
+                             "cached (a frozen audio encoder, caching on) and an offline teacher.")
         if teacher_config is None and (alpha > 0 or hidden_weight > 0 or online_teacher):
             raise ValueError("alpha > 0, hidden_weight > 0 and online_teacher need a teacher.")
         if teacher_config is None or not (alpha > 0 or hidden_weight > 0):
             if online_teacher:
                 logger.info("online_teacher is ignored: with alpha = 0 and hidden_weight = 0 the teacher is not used.")
-            return cls(student=student, cached=cached)
+            return cls(student=student, cached=cached, context_size=context)
         teacher = _ordered(teacher_config.modalities)
         teacher_frozen = _ordered(frozen_modalities(teacher_config))
         teacher_cached = teacher_frozen if cache_features else ()
@@ -485,7 +545,7 @@ class FeaturePlan:
                                  "encoders' cached features (keep caching on) or an online teacher.")
         return cls(student=student, cached=cached, teacher=teacher, teacher_cached=teacher_cached,
                    teacher_logits=alpha > 0 and not online_teacher, online_teacher=online_teacher,
-                   hidden_targets=hidden_targets)
+                   hidden_targets=hidden_targets, context_size=context)
 
     # ---- derived views
     @property
@@ -506,6 +566,8 @@ class FeaturePlan:
     def describe(self) -> list[str]:
         """One line per split: what its batches carry."""
         inputs = ", ".join([f"{m} (cached)" for m in self.cached] + [f"{m} (raw)" for m in self.raw])
+        if self.context_size:
+            inputs += f", the {self.context_size} previous utterances of the dialogue"
         train = [f"inputs {inputs}", "labels"]
         if self.teacher_logits:
             train.append("teacher_logits (cached column)")
@@ -604,6 +666,10 @@ class FeaturePlan:
         rows = train.select_columns(["id", *raw])
         for modality in cached:
             rows = rows.add_column(feature_key_column(modality), split_keys("train", modality))
+        if getattr(teacher.config, "context_size", 0):
+            inputs = {m: split_keys("train", m) if m in cached else list(train[m]) for m in self.teacher}
+            for column, values in history_columns(train, teacher.config.context_size, inputs):
+                rows = rows.add_column(column, values)
         collator = MultiStillCollator(teacher_processor, raw_modalities=tuple(raw), features=dict(tables))
         fingerprint = _fingerprint("teacher-logits-v2", module_fingerprint(teacher), rows.column_names,
                                    {m: processor_fingerprint(teacher_processor, m) for m in self.teacher},
@@ -629,6 +695,9 @@ class FeaturePlan:
                       for m in self.teacher_only if m in self.teacher_cached]
             if logits is not None:
                 added.append((TEACHER_LOGITS, list(logits)))
+        if self.context_size:
+            inputs = {m: split_keys(name, m) if m in self.cached else list(split[m]) for m in self.student}
+            added += history_columns(split, self.context_size, inputs)
         for column, values in added:
             feature = SequenceFeature(Value("float32"), length=len(EMOTIONS)) if column == TEACHER_LOGITS else None
             reduced = reduced.add_column(column, values, feature=feature)
@@ -639,6 +708,24 @@ class FeaturePlan:
 # --------------------------------------------------------------------------------------------
 # Losses and the trainer
 # --------------------------------------------------------------------------------------------
+
+
+def balanced_class_weights(emotions: Sequence[int], num_labels: int = len(EMOTIONS)) -> torch.Tensor:
+    """scikit-learn's ``class_weight="balanced"``: ``n / (num_labels * count)`` per class (1 for an absent one)."""
+    counts = np.bincount(np.asarray(emotions, dtype=np.int64), minlength=num_labels).astype(np.float64)
+    weights = np.where(counts > 0, len(emotions) / (num_labels * np.maximum(counts, 1)), 1.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against vote distributions (or class ids), each target class weighted; the mean is taken
+    over the batch's target weight, as ``F.cross_entropy(weight=...)`` does for class ids."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    if not labels.is_floating_point():
+        labels = F.one_hot(labels.long(), logits.shape[-1]).float()
+    targets = labels.float() / labels.float().sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    weighted = targets * class_weights.to(logits.device)[None, :]
+    return -(weighted * log_probs).sum() / weighted.sum().clamp_min(1e-12)
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -730,6 +817,7 @@ class MultiStillTrainer(Trainer):
         compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None = None,
         distillation: DistillationSettings | None = None,
         teacher: torch.nn.Module | None = None,
+        class_weights: torch.Tensor | None = None,
     ):
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          data_collator=data_collator, processing_class=processing_class,
@@ -737,6 +825,7 @@ class MultiStillTrainer(Trainer):
         if teacher is not None and distillation is None:
             raise ValueError("A teacher needs distillation settings (DistillationSettings).")
         self.distillation = distillation
+        self.class_weights = class_weights
         self.teacher = teacher
         if teacher is not None:
             self.teacher = teacher.to(self.args.device).eval()
@@ -749,10 +838,14 @@ class MultiStillTrainer(Trainer):
         settings = self.distillation
         if settings is None or not model.training:
             outputs = model(**student_inputs)
+            if model.training and self.class_weights is not None:
+                outputs["loss"] = weighted_cross_entropy(outputs.logits, student_inputs["labels"], self.class_weights)
             return (outputs.loss, outputs) if return_outputs else outputs.loss
         match_hidden = settings.hidden_weight > 0
         outputs = model(**student_inputs, output_hidden_states=True) if match_hidden else model(**student_inputs)
         loss = ce = outputs.loss
+        if self.class_weights is not None:
+            loss = ce = weighted_cross_entropy(outputs.logits, student_inputs["labels"], self.class_weights)
         teacher_outputs = None
         if self.teacher is not None:
             with torch.no_grad():
@@ -921,6 +1014,7 @@ def write_json(data: Any, path: str | Path) -> Path:
 
 __all__ = [
     "FEATURE_FORMAT",
+    "HISTORY_SPEAKER",
     "NON_MODEL_KEYS",
     "TARGET_KEYS",
     "TEACHER_INPUTS",
@@ -941,7 +1035,10 @@ __all__ = [
     "frozen_modalities",
     "hidden_state_loss",
     "input_modality",
+    "balanced_class_weights",
+    "history_columns",
     "kd_loss",
+    "weighted_cross_entropy",
     "model_inputs",
     "module_fingerprint",
     "processor_fingerprint",

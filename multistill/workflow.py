@@ -21,7 +21,7 @@ from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainingArguments
 
 from .annotations import EMOTIONS
-from .arguments import TINY, DataArguments, ModelArguments, UsageError
+from .arguments import NGRAM, TINY, DataArguments, ModelArguments, UsageError
 from .asr import ASR_TEXT_COLUMN
 from .data import DEFAULT_CACHE, load_kemdy
 from .splits import balance, check_training_labels, class_distribution, make_splits, split_groups, split_ids
@@ -30,6 +30,7 @@ from .training import (
     FeaturePlan,
     MultiStillTrainer,
     PreparedData,
+    balanced_class_weights,
     build_compute_metrics,
     evaluate_predictions,
     save_confusion_matrix,
@@ -307,6 +308,22 @@ def tiny_encoder_folders(train_texts: list[str], data_args: DataArguments, train
     return {"audio": str(root / "audio"), "text": str(root / "text")}
 
 
+def ngram_encoder_folder(train_texts: list[str], data_args: DataArguments, training_args: TrainingArguments,
+                         seed: int = 0) -> str:
+    """The character n-gram text encoder + tokenizer of the training transcripts (cached by content)."""
+    from .offline import build_ngram_text_encoder
+
+    key = hashlib.sha256(json.dumps([sorted(train_texts), seed, "ngram-v1"]).encode()).hexdigest()[:12]
+    root = cache_root(data_args) / "ngram_encoders" / key
+    with training_args.main_process_first(desc="building the n-gram text encoder"):
+        if not (root / ".complete").exists():
+            logger.info("Building the character n-gram text encoder in %s (IDF of %d transcripts)", root,
+                        len(train_texts))
+            build_ngram_text_encoder(root, train_texts, seed=seed)
+            (root / ".complete").touch()
+    return str(root)
+
+
 def build_model(model_args: ModelArguments, train_texts: list[str], data_args: DataArguments,
                 training_args: TrainingArguments) -> tuple[torch.nn.Module, Any, dict[str, str]]:
     """``(model, processor, encoders)`` of ``--preset`` around the chosen encoders.
@@ -315,15 +332,19 @@ def build_model(model_args: ModelArguments, train_texts: list[str], data_args: D
     vocabulary), a folder or a Hub id. The fusion head is initialised with ``--seed``.
     """
     from .modeling_multistill import MultiStillForEmotionClassification
-    from .offline import TINY_FUSION
+    from .offline import FUSION_SIZES
     from .processing_multistill import MultiStillProcessor
 
     encoders = model_args.encoders()
     if TINY in encoders.values():
         folders = tiny_encoder_folders(train_texts, data_args, training_args)
         encoders = {m: folders[m] if value == TINY else value for m, value in encoders.items()}
+    if encoders["text"] == NGRAM:
+        encoders["text"] = ngram_encoder_folder(train_texts, data_args, training_args)
     local = all(Path(value).is_dir() for value in encoders.values())
-    overrides: dict[str, Any] = {**(TINY_FUSION if model_args.tiny_fusion() else {}), **model_args.freeze_overrides()}
+    overrides: dict[str, Any] = {**FUSION_SIZES[model_args.resolved_fusion_size()], **model_args.config_overrides()}
+    if encoders["text"] != model_args.encoders()["text"] and model_args.encoders()["text"] == NGRAM:
+        overrides["freeze_text_encoder"] = False  # its embeddings are what training learns
     torch.manual_seed(training_args.seed)
     model = MultiStillForEmotionClassification.from_encoders(
         encoders["audio"], encoders["text"], preset=model_args.preset, local_files_only=local, **overrides
@@ -366,11 +387,16 @@ def prepare_features(plan: FeaturePlan, splits: DatasetDict, model: torch.nn.Mod
 def make_trainer(model: torch.nn.Module, processor: Any, data: PreparedData, training_args: TrainingArguments,
                  distillation: DistillationSettings | None = None,
                  teacher: torch.nn.Module | None = None) -> MultiStillTrainer:
-    """The trainer of both scripts: trains on ``train``, picks the best checkpoint on ``validation``."""
+    """The trainer of both scripts: trains on ``train``, picks the best checkpoint on ``validation``; with
+    ``--class_weighting balanced`` the training loss weighs each emotion by its rarity in ``train``."""
+    class_weights = None
+    if getattr(training_args, "class_weighting", "none") == "balanced":
+        class_weights = balanced_class_weights(list(data.splits["train"]["emotion"]), model.config.num_labels)
+        logger.info("Class weights of the training loss: %s", [round(float(w), 3) for w in class_weights])
     return MultiStillTrainer(
         model=model, args=training_args, train_dataset=data.splits["train"], eval_dataset=data.splits["validation"],
         data_collator=data.collator, processing_class=processor, compute_metrics=build_compute_metrics(),
-        distillation=distillation, teacher=teacher,
+        distillation=distillation, teacher=teacher, class_weights=class_weights,
     )
 
 

@@ -1,0 +1,116 @@
+"""Heads over pooled branches: layer statistics, concatenation or late fusion, and conversation context.
+
+This file is shipped next to the weights on the Hub: it imports its siblings only relatively.
+
+The paper's head fuses the two encoders' frame sequences with cross-attention (``fusion_type="cross_attention"``,
+:mod:`.modeling_multistill`). On about a thousand training utterances a head that reads one pooled vector per
+branch learns better (measured in README, "Models worth using"):
+
+* audio: every encoder layer's frames pooled to their mean and standard deviation (:func:`layer_statistics`,
+  what is cached), mixed by learnt softmax weights over the layers (SUPERB-style), normalised and projected;
+* text: the masked mean of the text encoder's states (for the n-gram encoder, the TF-IDF-weighted bag), projected;
+* ``fusion_type="concat"``: the projected branches concatenated; ``"late"``: one classifier per branch, logits
+  summed (late fusion learnt jointly).
+
+:class:`MultiStillContext` adds what was said before (``context_size`` previous utterances of the conversation,
+both speakers): their pooled vectors, tagged same / other / unknown speaker and by distance, are summarised by a
+GRU (oldest to newest) into one vector read beside the current utterance's. Only past utterances are given, so
+it works live; the pooled vectors are computed once per utterance and reused.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: Speaker relation of a history utterance to the current one (``history_speaker`` values).
+SPEAKER_UNKNOWN, SPEAKER_SAME, SPEAKER_OTHER = 0, 1, 2
+
+
+def layer_statistics(hidden_states: tuple[torch.Tensor, ...] | list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """Per layer, the masked mean and standard deviation over frames: ``L x [B, T, H]`` -> ``[B, L, 2H]``."""
+    states = torch.stack(list(hidden_states), dim=1).float()  # [B, L, T, H]
+    weights = mask.to(states.dtype)[:, None, :, None]
+    count = weights.sum(dim=2).clamp_min(1.0)
+    mean = (states * weights).sum(dim=2) / count
+    variance = ((states - mean[:, :, None]) ** 2 * weights).sum(dim=2) / count
+    return torch.cat([mean, variance.clamp_min(1e-8).sqrt()], dim=-1)
+
+
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over valid positions: ``[B, T, H]``, ``[B, T]`` -> ``[B, H]``."""
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class MultiStillPooledFusion(nn.Module):
+    """Pooled audio (weighted layer statistics) and text (masked mean) -> one vector per branch, projected to
+    ``hidden_size``; :meth:`forward` returns ``{modality: [B, hidden_size]}``."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.modalities = tuple(config.modalities)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        if config.use_audio:
+            self.audio_layer_weights = nn.Parameter(torch.zeros(config.audio_layer_count))
+            self.audio_norm = nn.LayerNorm(config.audio_hidden_size, eps=config.layer_norm_eps)
+            self.audio_projection = nn.Linear(config.audio_hidden_size, config.hidden_size)
+        if config.use_text:
+            self.text_projection = nn.Linear(config.text_hidden_size, config.hidden_size)
+
+    def forward(self, audio: tuple[torch.Tensor, torch.Tensor] | None,
+                text: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+        branches = {}
+        if audio is not None:  # [B, L, 2H] layer statistics
+            statistics = audio[0].to(self.audio_layer_weights.dtype)
+            if statistics.shape[1] != self.audio_layer_weights.shape[0]:
+                raise ValueError(f"audio features hold {statistics.shape[1]} layers' statistics; this model mixes "
+                                 f"{self.audio_layer_weights.shape[0]} (the encoder's layers + its embedding output).")
+            mixed = (torch.softmax(self.audio_layer_weights, dim=0)[None, :, None] * statistics).sum(dim=1)
+            branches["audio"] = self.audio_projection(self.dropout(self.audio_norm(mixed)))
+        if text is not None:
+            pooled = masked_mean(text[0].to(self.text_projection.weight.dtype), text[1])
+            branches["text"] = self.text_projection(self.dropout(pooled))
+        return branches
+
+
+class MultiStillContext(nn.Module):
+    """History of pooled vectors ``[B, K, P]`` (newest first) + speaker relation -> context vector ``[B, P]``.
+
+    Each history vector gets a learnt embedding of its speaker relation (unknown / same / other) and of its
+    distance (1..K); a GRU reads them oldest to newest; its last state is the context (zeros when the
+    utterance opens the conversation).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        width = config.pooled_utterance_size
+        self.context_size = config.context_size
+        self.speaker_embeddings = nn.Embedding(3, width)
+        self.distance_embeddings = nn.Embedding(config.context_size, width)
+        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.gru = nn.GRU(width, width, batch_first=True)
+
+    def forward(self, history: torch.Tensor, history_mask: torch.Tensor, history_speaker: torch.Tensor) -> torch.Tensor:
+        size = history.shape[1]
+        if size > self.context_size:
+            raise ValueError(f"history holds {size} utterances; this model reads at most {self.context_size}.")
+        distance = torch.arange(size, device=history.device)
+        tagged = self.norm(history + self.speaker_embeddings(history_speaker.long().clamp(0, 2))
+                           + self.distance_embeddings(distance)[None])
+        mask = history_mask.to(tagged.dtype).unsqueeze(-1)
+        # oldest first; absent utterances (mask 0) are zero vectors and leave the state where an empty input would
+        outputs, _ = self.gru(torch.flip(tagged * mask, dims=[1]))
+        present = history_mask.bool().any(dim=1, keepdim=True).to(outputs.dtype)
+        return outputs[:, -1] * present
+
+
+__all__ = [
+    "MultiStillContext",
+    "MultiStillPooledFusion",
+    "SPEAKER_OTHER",
+    "SPEAKER_SAME",
+    "SPEAKER_UNKNOWN",
+    "layer_statistics",
+    "masked_mean",
+]

@@ -1,0 +1,89 @@
+"""Pooled fusion, conversation context and Whisper at the utterance's length (multistill.modeling_heads and the
+parts of multistill.modeling_multistill that use them)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _fixtures_model import make_model, tiny_encoder_dirs, waves
+from transformers import WhisperModel
+
+from multistill.configuration_multistill import MultiStillConfig
+from multistill.modeling_heads import SPEAKER_OTHER, SPEAKER_SAME, layer_statistics
+from multistill.modeling_multistill import whisper_encoder_states
+
+CONVERSATION = ["안녕하세요 오늘 기분이 정말 좋아요.", "진짜?", "밤에 혼자 있어서 무서웠어요.", "그게 무슨 소리야?"]
+
+
+@pytest.fixture(scope="module")
+def context_model():
+    return make_model("teacher", audio="whisper", fusion_type="concat", context_size=2)
+
+
+def _inputs(processor, indices):
+    audio = waves(*(1.0 + 0.3 * i for i in range(len(CONVERSATION))))
+    return processor(audio=[audio[i] for i in indices], sampling_rate=16000, text=[CONVERSATION[i] for i in indices])
+
+
+def test_no_future_utterance_reaches_a_prediction(context_model):
+    model, processor = context_model
+    # utterance 2 with its history (1, 0): rows [2, 1, 0], then the same with utterance 3 appended as an extra row
+    history = torch.tensor([[1, 2]])
+    speaker = torch.tensor([[SPEAKER_OTHER, SPEAKER_SAME]])
+    with torch.no_grad():
+        base = model(**_inputs(processor, [2, 1, 0]), history_index=history, history_speaker=speaker).logits
+        more = model(**_inputs(processor, [2, 1, 0, 3]), history_index=history, history_speaker=speaker).logits
+        changed = _inputs(processor, [2, 1, 0])
+        changed["input_ids"][1] = changed["input_ids"][2]  # a different previous utterance changes the prediction
+        other = model(**changed, history_index=history, history_speaker=speaker).logits
+    torch.testing.assert_close(base, more, atol=2e-4, rtol=1e-3)  # only batch padding differs
+    assert (base - other).abs().max() > 100 * (base - more).abs().max()
+
+
+def test_history_features_equal_history_rows(context_model):
+    model, processor = context_model
+    with torch.no_grad():
+        previous = model(**_inputs(processor, [1, 0])).utterance_features  # what a live conversation keeps
+        by_rows = model(**_inputs(processor, [2, 1, 0]), history_index=torch.tensor([[1, 2]])).logits
+        by_features = model(**_inputs(processor, [2]), history_features=previous[None]).logits
+        alone = model(**_inputs(processor, [2])).logits
+    torch.testing.assert_close(by_rows, by_features, atol=2e-4, rtol=1e-3)  # only batch padding differs
+    assert not torch.allclose(by_rows, alone)
+    assert model.config.pooled_size == 2 * model.config.pooled_utterance_size
+
+
+def test_pooled_fusion_reads_every_layer_statistics(context_model):
+    model, processor = context_model
+    batch = _inputs(processor, [0, 1])
+    statistics, mask = model.encode_audio(input_features=batch["input_features"], attention_mask=batch["attention_mask"])
+    layers = model.config.audio_config.num_hidden_layers + 1
+    assert statistics.shape == (2, layers, 2 * model.config.audio_config.hidden_size) and bool(mask.all())
+    with pytest.raises(ValueError, match="layers' statistics"):
+        model(audio_hidden_states=statistics[:, :-1], input_ids=batch["input_ids"])
+
+
+def test_layer_statistics_ignore_padding():
+    states = [torch.randn(1, 5, 3), torch.randn(1, 5, 3)]
+    padded = [torch.cat([s, torch.full((1, 2, 3), 100.0)], dim=1) for s in states]
+    mask = torch.tensor([[1] * 5 + [0, 0]])
+    torch.testing.assert_close(layer_statistics(padded, mask), layer_statistics(states, torch.ones(1, 5)))
+
+
+def test_whisper_runs_at_the_utterance_length_and_the_full_window_as_transformers():
+    model, processor = make_model("audio_student", audio="whisper")
+    short = processor(audio=waves(1.5), sampling_rate=16000)
+    assert short["input_features"].shape[-1] == 150  # 1.5 s of 10 ms frames, not the 30 s window
+    encoder = WhisperModel.from_pretrained(tiny_encoder_dirs("whisper", "electra")["audio"]).encoder.eval()
+    window = torch.nn.functional.pad(short["input_features"], (0, 3000 - 150))
+    with torch.no_grad():
+        ours = whisper_encoder_states(encoder, window)[-1]
+        theirs = encoder(window).last_hidden_state
+    torch.testing.assert_close(ours, theirs)
+    full, _ = make_model("audio_student", audio="whisper", audio_full_window=True)
+    assert full.config.audio_full_window
+
+
+@pytest.mark.parametrize("field, value", [("fusion_type", "late_sum"), ("context_size", -1), ("context_size", 65)])
+def test_config_checks_new_fields(field, value):
+    with pytest.raises(ValueError, match=field):
+        MultiStillConfig(**{field: value})
