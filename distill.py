@@ -105,7 +105,7 @@ def build_student(model_args: ModelArguments, teacher: MultiStillForEmotionClass
     shared = {key: getattr(teacher.config, key) for key in SHARED_WITH_TEACHER}
     return MultiStillForEmotionClassification.from_encoders(
         audio_encoder=teacher.multistill.audio_encoder, text_encoder=teacher.multistill.text_encoder,
-        preset=model_args.preset, **shared, **overrides,
+        preset=model_args.preset, **{**shared, **overrides},
     )
 
 

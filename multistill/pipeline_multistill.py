@@ -181,12 +181,17 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         sampling_rate: int | None = None,
         chunk_length_s: float | None = None,
         return_text: bool | None = None,
+        history: tuple[torch.Tensor, torch.Tensor] | None = None,
+        return_features: bool | None = None,
         **kwargs: Any,
     ) -> tuple[dict, dict, dict]:
         if kwargs:
             logger.warning("Ignoring unknown pipeline parameter(s): %s", sorted(kwargs))
         preprocess: dict[str, Any] = {}
         postprocess: dict[str, Any] = {}
+        forward: dict[str, Any] = {} if history is None else {"history": history}
+        if return_features:
+            postprocess["return_features"] = True
         if sampling_rate is not None:
             preprocess["sampling_rate"] = check_sampling_rate(sampling_rate, "`sampling_rate`")
         if chunk_length_s is not None:
@@ -204,16 +209,32 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             if not isinstance(return_text, bool):
                 raise ValueError(f"`return_text` must be True or False, got {return_text!r}.")
             postprocess["return_text"] = return_text
-        return preprocess, {}, postprocess
+        return preprocess, forward, postprocess
 
     # ------------------------------------------------------------------ call
-    def __call__(self, inputs: Any, *args: Any, on_error: str | None = None, **kwargs: Any) -> Any:
+    def __call__(self, inputs: Any, *args: Any, on_error: str | None = None, conversation: bool = False,
+                 context: list[Any] | None = None, **kwargs: Any) -> Any:
         """Classify one input (returns a list of ``{"label", "score"}``) or a list of inputs (a list of those).
 
         Lists are validated and decoded item by item first; with ``on_error="skip"`` an invalid item gives
         ``{"error": message}`` in its place instead of raising. Generators and datasets are passed on lazily
         (an invalid item raises).
+
+        ``conversation=True``: the list is one conversation in order; each utterance is classified with the
+        ones before it as context (a model with ``context_size > 0``; each utterance is encoded once), one
+        result per utterance. ``context=[...]``: the previous utterances of a single input. Items may carry a
+        ``"speaker"`` (same / other speaker is told to the model; unknown without it).
         """
+        if conversation or context is not None:
+            if conversation and context is not None:
+                raise ValueError("Pass a conversation (conversation=True) or context= for one input, not both.")
+            if context is not None:
+                if not isinstance(context, (list, tuple)):
+                    raise ValueError(f"`context` must be a list of the previous utterances, got {type(context).__name__}.")
+                return self.classify_conversation([*context, inputs], **kwargs)[-1]
+            if not isinstance(inputs, (list, tuple)):
+                raise ValueError("conversation=True needs a list of utterances in order.")
+            return self.classify_conversation(list(inputs), **kwargs)
         mode = self._check_on_error(on_error if on_error is not None else self._on_error)
         default_rate = kwargs.get("sampling_rate", self._preprocess_params.get("sampling_rate"))
         if isinstance(inputs, tuple):
@@ -240,6 +261,31 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         for index, message in errors.items():
             merged[index] = {"error": message}
         return merged
+
+    def classify_conversation(self, utterances: list[Any], **kwargs: Any) -> list[Any]:
+        """One result per utterance, each classified with the previous ones (newest first, at most
+        ``config.context_size``) as context; past utterances are never re-encoded and later ones never seen."""
+        size = int(getattr(self.model.config, "context_size", 0) or 0)
+        if size == 0:
+            logger.warning("This model reads no context (context_size 0): each utterance is classified alone.")
+        default_rate = kwargs.get("sampling_rate", self._preprocess_params.get("sampling_rate"))
+        features: list[torch.Tensor] = []
+        speakers: list[Any] = []
+        results = []
+        for index, item in enumerate(utterances):
+            speaker = item.get("speaker") if isinstance(item, dict) else None
+            history = None
+            if size and features:
+                previous = list(range(len(features) - 1, max(-1, len(features) - 1 - size), -1))
+                relation = [0 if speaker is None or speakers[p] is None else 1 if speakers[p] == speaker else 2
+                            for p in previous]
+                history = (torch.stack([features[p] for p in previous])[None], torch.tensor([relation]))
+            prepared = self.prepare_input(item, index, default_rate)
+            result = super().__call__(prepared, history=history, return_features=True, **kwargs)
+            features.append(result.pop("features"))
+            speakers.append(speaker)
+            results.append(result["scores"] if set(result) == {"scores"} else result)
+        return results
 
     # ------------------------------------------------------------------ input validation
     def prepare_input(
@@ -376,14 +422,19 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             )
             yield {**dict(audio), **text_features, "is_last": i == len(bounds) - 1}
 
-    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+    def _forward(self, model_inputs: dict[str, Any], history: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 ) -> dict[str, Any]:
         is_last = model_inputs.pop("is_last")
         text, source = model_inputs.pop("text"), model_inputs.pop("text_source")
-        logits = self.model(**model_inputs).logits
-        return {"logits": logits, "is_last": is_last, "text": text, "text_source": source}
+        if history is not None:
+            model_inputs = {**model_inputs, "history_features": history[0], "history_speaker": history[1]}
+        outputs = self.model(**model_inputs)
+        return {"logits": outputs.logits, "features": outputs.utterance_features, "is_last": is_last, "text": text,
+                "text_source": source}
 
     def postprocess(
-        self, model_outputs: list[dict[str, Any]], top_k: int | None = None, return_text: bool | None = None
+        self, model_outputs: list[dict[str, Any]], top_k: int | None = None, return_text: bool | None = None,
+        return_features: bool = False,
     ) -> list[dict[str, Any]] | dict[str, Any]:
         """Average the windows' softmax probabilities; labels sorted by score, ``top_k`` best.
 
@@ -399,9 +450,12 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         scores = [{"label": id2label[i], "score": float(probs[i])} for i in order]
         if return_text is None:
             return_text = self.asr is not None and "text" in self.modalities
-        if not return_text:
-            return scores
-        return {"scores": scores, "text": model_outputs[0]["text"], "text_source": model_outputs[0]["text_source"]}
+        result: dict[str, Any] = {"scores": scores}
+        if return_text:
+            result.update(text=model_outputs[0]["text"], text_source=model_outputs[0]["text_source"])
+        if return_features:  # the utterance's representation, averaged over windows: a conversation's history
+            result["features"] = torch.cat([output["features"] for output in model_outputs]).float().mean(dim=0)
+        return result if len(result) > 1 else scores
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:

@@ -21,7 +21,7 @@ from multistill.pipeline_multistill import TASK, MultiStillEmotionPipeline, wind
 
 try:
     from _fixtures_inference import offline_env, one_torch_thread, saved_folder, tiny_model, tiny_pipeline  # noqa: F401
-    from _fixtures_model import TEXTS, waves
+    from _fixtures_model import TEXTS, make_model, waves
     from _fixtures_speech import SPEECH, ScriptedASR, faster_whisper_asr, speech_file, tiny_whisper_folder
 except ImportError:  # tests/ imported as a package
     from tests._fixtures_inference import (  # noqa: F401
@@ -31,7 +31,7 @@ except ImportError:  # tests/ imported as a package
         tiny_model,
         tiny_pipeline,
     )
-    from tests._fixtures_model import TEXTS, waves
+    from tests._fixtures_model import TEXTS, make_model, waves
     from tests._fixtures_speech import (
         SPEECH,
         ScriptedASR,
@@ -390,3 +390,41 @@ def test_fresh_offline_process_transcribes_with_the_shipped_asr_code(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     fresh = json.loads((tmp_path / "out.json").read_text())
     assert fresh["text_source"] == "asr" and character_error_rate([gold], [fresh["text"]])["cer"] < 0.3
+
+
+def _sample_conversation(sample_dir, count: int = 4) -> list[dict]:
+    """The first ``count`` utterances of a real KEMDy19 dialogue, in order: audio file, transcript, speaker."""
+    from multistill.data import load_kemdy, previous_utterances
+
+    dataset = load_kemdy("kemdy19", str(sample_dir)).remove_columns("audio")
+    rows = [i for i, d in enumerate(dataset["dialogue"]) if d == dataset[0]["dialogue"]]
+    dialogue = dataset.select(rows)
+    history, _ = previous_utterances(dialogue, 1)
+    order = [history[i][0] for i in range(len(dialogue))]
+    first = order.index(-1)
+    chain = [first]
+    while len(chain) < count:
+        chain.append(order.index(chain[-1]))
+    wav = sample_dir / "KEMDy19" / "wav" / "Session01"
+    return [{"audio": str(next(wav.rglob(f"{dialogue[i]['id']}.wav"))), "text": dialogue[i]["text"],
+             "speaker": dialogue[i]["speaker"]} for i in chain]
+
+
+def test_conversation_with_a_context_model_on_a_real_dialogue(sample_dir, tmp_path):
+    """A context model reads the previous utterances; no later utterance reaches a result."""
+    from multistill.pipeline_multistill import save_pretrained_with_pipeline
+
+    model, processor = make_model("teacher", audio="whisper", fusion_type="concat", context_size=2)
+    save_pretrained_with_pipeline(model, processor, tmp_path / "context_model")
+    pipe = pipeline(TASK, model=str(tmp_path / "context_model"), trust_remote_code=True, device="cpu")
+    conversation = _sample_conversation(sample_dir)
+    results = pipe(conversation, conversation=True)
+    assert len(results) == 4 and all(isinstance(r, list) and len(r) == 7 for r in results)
+    labels = [r["label"] for r in results[0]]
+    single = pipe(conversation[2], context=conversation[:2])
+    torch.testing.assert_close(as_vector(single, labels), as_vector(results[2], labels), atol=1e-5, rtol=1e-4)
+    alone = pipe(conversation[2])
+    assert not torch.allclose(as_vector(alone, labels), as_vector(results[2], labels))
+    replaced = pipe([*conversation[:3], {**conversation[0], "text": "완전히 다른 말"}], conversation=True)
+    for before, after in zip(results[:3], replaced[:3], strict=True):
+        torch.testing.assert_close(as_vector(before, labels), as_vector(after, labels))
