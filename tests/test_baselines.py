@@ -108,4 +108,41 @@ def test_errors_name_the_problem(toy: tuple[Dataset, Dataset]) -> None:
         fit_baseline("text_tfidf", train, text_column="asr_text")
     with pytest.raises(ValueError, match="no rows"):
         fit_baseline("majority", train.select([]))
-    assert set(BASELINES) == {"majority", "text_tfidf", "audio_statistics"}
+    assert set(BASELINES) == {"majority", "text_tfidf", "audio_statistics", "audio_whisper", "late_fusion"}
+
+
+def _conversation(toy_rows: Dataset) -> Dataset:
+    """``toy_rows`` as one dialogue per three rows, in order, two speakers taking turns."""
+    count = len(toy_rows)
+    return toy_rows.add_column("dialogue", [f"d{i // 3}" for i in range(count)]).add_column(
+        "speaker", [f"s{i % 2}" for i in range(count)]).add_column("start", [float(i % 3) for i in range(count)])
+
+
+def test_context_baselines_read_only_previous_utterances(toy) -> None:
+    from multistill.baselines import with_context
+
+    train, test = (_conversation(part) for part in toy)
+    fitted = fit_baseline("text_tfidf", train, seed=0, context_size=2)
+    scores = fitted.predict_scores(test)
+    changed = test.map(lambda row, i: {"text": "완전히 다른 말" if i % 3 == 2 else row["text"]}, with_indices=True)
+    # the last utterance of each dialogue is nobody's history: changing it changes only its own scores
+    unchanged = [i for i in range(len(test)) if i % 3 != 2]
+    np.testing.assert_allclose(fitted.predict_scores(changed)[unchanged], scores[unchanged])
+    stacked = with_context(lambda part: np.eye(len(part)), 2)(test)
+    assert stacked.shape == (len(test), 2 * len(test))
+    assert stacked[1, len(test) + 0] == 1.0 and stacked[2, len(test) + 0] == pytest.approx(0.8)
+    assert not stacked[0, len(test):].any()  # the first utterance of a dialogue has no history
+
+
+def test_whisper_and_late_fusion_baselines(toy) -> None:
+    from _fixtures_model import tiny_encoder_dirs
+
+    train, test = toy
+    encoder = tiny_encoder_dirs("whisper", "electra")["audio"]
+    whisper = evaluate_baseline("audio_whisper", train, test, audio_encoder=encoder)
+    fused = evaluate_baseline("late_fusion", train, test, audio_encoder=encoder)
+    text = evaluate_baseline("text_tfidf", train, test)
+    assert set(fused["predictions"]) == set(test["id"]) and 0 <= whisper["metrics"]["macro_f1"] <= 1
+    assert fused["metrics"]["macro_f1"] >= min(whisper["metrics"]["macro_f1"], text["metrics"]["macro_f1"])
+    with pytest.raises(ValueError, match="audio_encoder"):
+        fit_baseline("late_fusion", train)
