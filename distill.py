@@ -48,6 +48,7 @@ from multistill.workflow import (
     make_trainer,
     prepare_features,
     prepare_splits,
+    refit_on_validation,
     resolve_checkpoint,
     setup_logging,
 )
@@ -144,11 +145,16 @@ def main(argv: list[str] | None = None) -> dict:
                             teacher=teacher, teacher_processor=teacher_processor)
 
     # 5. Train: the student learns from the votes and the teacher
-    trainer = make_trainer(student, processor, data, training_args, distillation=settings,
-                           teacher=teacher if plan.online_teacher else None)
+    online = teacher if plan.online_teacher else None
+    trainer = make_trainer(student, processor, data, training_args, distillation=settings, teacher=online)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
+    refit_epochs = None
+    if training_args.refit_on_validation:  # the same recipe again on train + validation, for the best epochs
+        trainer, train_result, refit_epochs = refit_on_validation(
+            trainer, lambda: build_student(model_args, teacher, distill_args), processor, data, training_args,
+            distillation=settings, teacher=online)
 
     # 6. Test, save model + processor + metrics + plots + run_info.json + data_splits.json
     run_info = {
@@ -160,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         "hidden_weight": settings.hidden_weight, "seed": training_args.seed, "threads": training_args.threads,
         "cached_encoder_features": bool(plan.cached), "cached_modalities": list(plan.cached),
         "feature_caching_seconds": round(data.seconds, 2), "utterances_encoded": sum(data.encoded.values()),
+        "refit_epochs": refit_epochs,
     }
     if model_args.preset == "light_student":
         run_info.update(light_audio_layers=distill_args.light_audio_layers,

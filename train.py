@@ -38,6 +38,7 @@ from multistill.workflow import (
     make_trainer,
     prepare_features,
     prepare_splits,
+    refit_on_validation,
     resolve_checkpoint,
     setup_logging,
 )
@@ -79,6 +80,11 @@ def main(argv: list[str] | None = None) -> dict:
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
+    refit_epochs = None
+    if training_args.refit_on_validation:  # the same recipe again on train + validation, for the best epochs
+        trainer, train_result, refit_epochs = refit_on_validation(
+            trainer, lambda: build_model(model_args, list(splits["train"]["text"]), data_args, training_args)[0],
+            processor, data, training_args)
 
     # 6. Test, save model + processor + metrics + plots + run_info.json + data_splits.json
     run_info = {
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
         "teacher_model": None, "alpha": 0.0, "temperature": None, "seed": training_args.seed,
         "threads": training_args.threads, "cached_encoder_features": bool(plan.cached),
         "cached_modalities": list(plan.cached), "feature_caching_seconds": round(data.seconds, 2),
-        "utterances_encoded": sum(data.encoded.values()),
+        "utterances_encoded": sum(data.encoded.values()), "refit_epochs": refit_epochs,
     }
     return finish_run(trainer, data.splits, processor, run_info, data_report, train_result)
 

@@ -431,6 +431,12 @@ class MultiStillTrainingArguments(TrainingArguments):
     #: ``workflow.finish_run``) instead of the Trainer's pushes, which upload a folder without code or card.
     publish_to_hub: bool = field(default=False, init=False)
 
+    refit_on_validation: bool = field(
+        default=False,
+        metadata={"help": "After the best epoch is chosen on the validation split, train a fresh model (same seed) on "
+                  "training + validation rows for that many epochs and test it: the model then learns from the same "
+                  "rows as the baselines (the recipe's). No checkpoint of the refit is kept."},
+    )
     class_weighting: str = field(
         default="none",
         metadata={"help": "Training loss weights per emotion: 'none' or 'balanced' (n / (7 * count), as scikit-learn's "

@@ -593,8 +593,10 @@ class FeaturePlan:
         teacher_batch_size: int = 16,
         device: str | torch.device | None = None,
         main_process_first: Callable[..., contextlib.AbstractContextManager] | None = None,
+        logits_for: Sequence[str] = ("train",),
     ) -> PreparedData:
-        """Encode what the caches lack, add the teacher's logits, reduce the splits, build the collator.
+        """Encode what the caches lack, add the teacher's logits (of the ``logits_for`` splits), reduce the
+        splits, build the collator.
 
         Encoders run on ``device`` (default: where the model is); the teacher goes back to the CPU
         afterwards unless it runs online. ``main_process_first`` (``TrainingArguments.main_process_first``)
@@ -635,10 +637,10 @@ class FeaturePlan:
             teacher_tables = {m: fill(EncoderFeatureCache(cache_dir, teacher, teacher_processor, m, feature_dtype,
                                                           encoding_batch_size), ["train"], "teacher")
                               for m in teacher_cached}
-            logits = None
+            logits: dict[str, np.ndarray] = {}
             if self.teacher_logits:
-                logits = self._teacher_logits(splits["train"], teacher, teacher_processor, teacher_tables,
-                                              split_keys, teacher_batch_size)
+                logits = {name: self._teacher_logits(name, splits[name], teacher, teacher_processor, teacher_tables,
+                                                     split_keys, teacher_batch_size) for name in logits_for}
         if teacher is not None and not self.online_teacher:
             teacher.to("cpu")
         prepared = DatasetDict({name: self._reduce(name, split, split_keys, logits) for name, split in splits.items()})
@@ -657,29 +659,29 @@ class FeaturePlan:
     def _teacher_raw(self) -> tuple[str, ...]:
         return tuple(m for m in self.teacher_only if m not in self.teacher_cached)
 
-    def _teacher_logits(self, train: Dataset, teacher: torch.nn.Module, teacher_processor: Any,
+    def _teacher_logits(self, name: str, train: Dataset, teacher: torch.nn.Module, teacher_processor: Any,
                         tables: Mapping[str, FeatureTable], split_keys: Callable[[str, str], list[str]],
                         batch_size: int) -> np.ndarray:
-        """The teacher's logits for every training row, cached under the content the teacher sees."""
+        """The teacher's logits for every row of split ``name``, cached under the content the teacher sees."""
         cached = [m for m in self.teacher if m in tables]
         raw = [m for m in self.teacher if m not in tables]
         rows = train.select_columns(["id", *raw])
         for modality in cached:
-            rows = rows.add_column(feature_key_column(modality), split_keys("train", modality))
+            rows = rows.add_column(feature_key_column(modality), split_keys(name, modality))
         if getattr(teacher.config, "context_size", 0):
-            inputs = {m: split_keys("train", m) if m in cached else list(train[m]) for m in self.teacher}
+            inputs = {m: split_keys(name, m) if m in cached else list(train[m]) for m in self.teacher}
             for column, values in history_columns(train, teacher.config.context_size, inputs):
                 rows = rows.add_column(column, values)
         collator = MultiStillCollator(teacher_processor, raw_modalities=tuple(raw), features=dict(tables))
         fingerprint = _fingerprint("teacher-logits-v2", module_fingerprint(teacher), rows.column_names,
                                    {m: processor_fingerprint(teacher_processor, m) for m in self.teacher},
-                                   {m: split_keys("train", m) for m in self.teacher})
+                                   {m: split_keys(name, m) for m in self.teacher})
         with_logits = add_teacher_logits(rows, teacher, collator, batch_size=batch_size, fingerprint=fingerprint,
-                                         desc="Teacher logits (train)")
+                                         desc=f"Teacher logits ({name})")
         return np.asarray(with_logits.with_format("numpy")[TEACHER_LOGITS], dtype=np.float32)
 
     def _reduce(self, name: str, split: Dataset, split_keys: Callable[[str, str], list[str]],
-                logits: np.ndarray | None) -> Dataset:
+                logits: Mapping[str, np.ndarray]) -> Dataset:
         """``split`` with only the columns its batches need (raw audio is not decoded for nothing)."""
         columns = ["id", "emotion", "emotion_votes", *self.raw]
         teacher_raw = self._teacher_raw if name == "train" else ()
@@ -693,8 +695,8 @@ class FeaturePlan:
             added += [(feature_key_column(m, "target"), split_keys(name, m)) for m in self.cached_targets]
             added += [(feature_key_column(m, "teacher"), split_keys(name, m))
                       for m in self.teacher_only if m in self.teacher_cached]
-            if logits is not None:
-                added.append((TEACHER_LOGITS, list(logits)))
+        if name in logits:
+            added.append((TEACHER_LOGITS, list(logits[name])))
         if self.context_size:
             inputs = {m: split_keys(name, m) if m in self.cached else list(split[m]) for m in self.student}
             added += history_columns(split, self.context_size, inputs)
@@ -717,15 +719,19 @@ def balanced_class_weights(emotions: Sequence[int], num_labels: int = len(EMOTIO
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against vote distributions (or class ids), each target class weighted; the mean is taken
-    over the batch's target weight, as ``F.cross_entropy(weight=...)`` does for class ids."""
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor,
+                           classes: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy against vote distributions (or class ids), each utterance weighted by the weight of its
+    class (``classes``: the majority emotion; default the labels' argmax), as scikit-learn's ``class_weight``
+    weighs samples. The mean is over the batch's weights. (Weighting the vote distribution's classes instead
+    would let a rare class's weight pull on every utterance with a stray vote for it.)"""
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     if not labels.is_floating_point():
         labels = F.one_hot(labels.long(), logits.shape[-1]).float()
     targets = labels.float() / labels.float().sum(dim=-1, keepdim=True).clamp_min(1e-12)
-    weighted = targets * class_weights.to(logits.device)[None, :]
-    return -(weighted * log_probs).sum() / weighted.sum().clamp_min(1e-12)
+    classes = targets.argmax(dim=-1) if classes is None else classes.to(logits.device).long()
+    weights = class_weights.to(logits.device)[classes]
+    return (-(targets * log_probs).sum(dim=-1) * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -839,13 +845,15 @@ class MultiStillTrainer(Trainer):
         if settings is None or not model.training:
             outputs = model(**student_inputs)
             if model.training and self.class_weights is not None:
-                outputs["loss"] = weighted_cross_entropy(outputs.logits, student_inputs["labels"], self.class_weights)
+                outputs["loss"] = weighted_cross_entropy(outputs.logits, student_inputs["labels"], self.class_weights,
+                                                         inputs.get("emotion"))
             return (outputs.loss, outputs) if return_outputs else outputs.loss
         match_hidden = settings.hidden_weight > 0
         outputs = model(**student_inputs, output_hidden_states=True) if match_hidden else model(**student_inputs)
         loss = ce = outputs.loss
         if self.class_weights is not None:
-            loss = ce = weighted_cross_entropy(outputs.logits, student_inputs["labels"], self.class_weights)
+            loss = ce = weighted_cross_entropy(outputs.logits, student_inputs["labels"], self.class_weights,
+                                               inputs.get("emotion"))
         teacher_outputs = None
         if self.teacher is not None:
             with torch.no_grad():

@@ -7,11 +7,13 @@ they train (a model from encoders, or a student of a teacher) and in the distill
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -378,6 +380,7 @@ def prepare_features(plan: FeaturePlan, splits: DatasetDict, model: torch.nn.Mod
         feature_dtype=model_args.feature_dtype, encoding_batch_size=model_args.encoding_batch_size,
         teacher_batch_size=training_args.per_device_eval_batch_size, device=training_args.device,
         main_process_first=training_args.main_process_first,
+        logits_for=("train", "validation") if getattr(training_args, "refit_on_validation", False) else ("train",),
     )
     logger.info("Features ready in %.1f s (utterances encoded: %s)", data.seconds,
                 {k: v for k, v in data.encoded.items() if v} or "none")
@@ -398,6 +401,36 @@ def make_trainer(model: torch.nn.Module, processor: Any, data: PreparedData, tra
         data_collator=data.collator, processing_class=processor, compute_metrics=build_compute_metrics(),
         distillation=distillation, teacher=teacher, class_weights=class_weights,
     )
+
+
+def best_epoch(log_history: list[dict[str, Any]], metric: str) -> int:
+    """The epoch (1-based, whole) of the best evaluation by ``metric`` (the first of equals)."""
+    scores = [(entry[f"eval_{metric}"], entry["epoch"]) for entry in log_history if f"eval_{metric}" in entry]
+    if not scores:
+        raise ValueError(f"No evaluation logged eval_{metric}: cannot choose the epoch to refit with.")
+    best = max(score for score, _ in scores)
+    return max(1, round(next(epoch for score, epoch in scores if score == best)))
+
+
+def refit_on_validation(trainer: MultiStillTrainer, build: Callable[[], torch.nn.Module], processor: Any,
+                        data: PreparedData, training_args: TrainingArguments,
+                        **trainer_kwargs: Any) -> tuple[MultiStillTrainer, Any, int]:
+    """A fresh model from ``build`` (same seed) trained on training + validation rows for the best epoch count
+    of ``trainer``'s run (by validation ``metric_for_best_model``); returns ``(trainer, train result, epochs)``."""
+    from datasets import concatenate_datasets
+    from transformers import set_seed
+
+    epochs = best_epoch(trainer.state.log_history, training_args.metric_for_best_model or "macro_f1")
+    logger.info("Refit: a fresh model on training + validation rows for %d epochs (the best on validation)", epochs)
+    args = dataclasses.replace(training_args, eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+                               num_train_epochs=float(epochs))
+    args.publish_to_hub = training_args.publish_to_hub
+    splits = DatasetDict({**data.splits, "train": concatenate_datasets([data.splits["train"],
+                                                                       data.splits["validation"]])})
+    set_seed(training_args.seed)
+    model = build()
+    refit = make_trainer(model, processor, dataclasses.replace(data, splits=splits), args, **trainer_kwargs)
+    return refit, refit.train(), epochs
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,6 +537,7 @@ __all__ = [
     "resolve_checkpoint",
     "select_text_columns",
     "setup_logging",
+    "refit_on_validation",
     "tiny_encoder_folders",
     "with_text_column",
 ]
