@@ -72,7 +72,7 @@ def write_conversation(folder: str | os.PathLike, stereo: bool = True, rate: int
     """Write the conversation as a WAV (stereo by default) and its transcript; returns both paths."""
     import soundfile
 
-    from multistill.processing_multistill import resample
+    from multistill.audio_utils import resample
 
     audio, _ = conversation()
     audio = resample(audio, SR, rate)

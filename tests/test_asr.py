@@ -100,7 +100,7 @@ def test_faster_whisper_transcribes_real_korean_speech():
     texts = asr.transcribe(clips)
     assert character_error_rate([t for _, t in SPEECH], texts)["cer"] < 0.3
     # any rate and channel count: the same clip at 44.1 kHz stereo gives a close transcript
-    from multistill.processing_multistill import resample
+    from multistill.audio_utils import resample
 
     stereo = np.stack([resample(clips[2], 16000, 44100)] * 2, axis=1)
     assert character_error_rate([texts[2]], [asr(stereo, 44100)])["cer"] < 0.2

@@ -30,7 +30,7 @@ HUB_USER = textwrap.dedent(
     """
     import importlib.util, json, os, sys
     folder, out = sys.argv[1], sys.argv[2]
-    missing = ["soundfile", "torchcodec", "scipy", "librosa", "multistill", "datasets"]
+    missing = ["soundfile", "torchcodec", "soxr", "scipy", "librosa", "multistill", "datasets"]
     present = [name for name in missing if importlib.util.find_spec(name) is not None]
     assert not present, f"not a bare torch + transformers environment: {present}"
     from transformers import AutoConfig, AutoModelForAudioClassification, AutoProcessor, pipeline
@@ -74,7 +74,7 @@ def test_hub_user_with_only_torch_and_transformers(tmp_path, preset):
     import soundfile
 
     from multistill import hub
-    from multistill.processing_multistill import resample
+    from multistill.audio_utils import resample
 
     python = hub_user_python()
     checkpoint = tmp_path / "checkpoint"
