@@ -125,9 +125,8 @@ def audio_encoder_input_name(audio_config: PreTrainedConfig) -> str:
     """The input an audio encoder takes: ``"input_values"`` (raw waveform: wav2vec2 family, the fbank front end)
     or ``"input_features"`` (log-mel spectrogram: Whisper), read from its Auto model class."""
     if _is_fbank(audio_config):
-        return "input_values"  # (its model class is registered by modeling_multistill, not needed here)
-    # Imported here: this file is imported while transformers' Auto configuration module loads (registration hook).
-    from transformers import AutoModel
+        return "input_values"
+    from transformers import AutoModel  # (the models' Auto module is heavier than the config's)
 
     try:
         model_class = AutoModel._model_mapping[type(audio_config)]
@@ -256,6 +255,8 @@ def _build_sub_config(value: Any, default: dict[str, Any], field: str) -> PreTra
         params = {**default, **value}
     model_type = params.pop("model_type")
     params.pop("transformers_version", None)
+    if model_type == MultiStillFbankConfig.model_type:  # built here: a Hub folder's code registers nothing
+        return MultiStillFbankConfig(**params)
     try:
         return AutoConfig.for_model(model_type, **params)
     except ValueError as err:
@@ -515,23 +516,8 @@ class MultiStillConfig(PreTrainedConfig):
         return cls(**params)
 
 
-def register_config() -> None:
-    """Map ``model_type="multistill"`` / ``"multistill_fbank"`` to these classes in ``AutoConfig``, unless a class
-    is mapped already.
-
-    First registration wins: when a model folder's copy of this file is imported as remote code
-    (``trust_remote_code=True``), it must not replace the installed package's classes in this process.
-    """
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    for config_class in (MultiStillConfig, MultiStillFbankConfig):
-        if config_class.model_type not in CONFIG_MAPPING:
-            AutoConfig.register(config_class.model_type, config_class)
-
-
 MultiStillConfig.register_for_auto_class()
 MultiStillFbankConfig.register_for_auto_class()
-register_config()
 
 __all__ = [
     "ALLOWED_AUDIO_FRONTENDS",
@@ -545,5 +531,4 @@ __all__ = [
     "MultiStillFbankConfig",
     "PRESETS",
     "audio_encoder_input_name",
-    "register_config",
 ]

@@ -34,8 +34,6 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
-    AutoModelForAudioClassification,
-    AutoModelForSequenceClassification,
     PreTrainedConfig,
     PreTrainedModel,
 )
@@ -55,8 +53,8 @@ from .configuration_multistill import (
     PRESETS,
     MultiStillConfig,
     MultiStillFbankConfig,
+    _is_fbank,
     _normalize_modalities,
-    register_config,
 )
 
 #: Names of the fusion encoders, by role: (query modality, key/value modality, pooling).
@@ -66,15 +64,6 @@ FUSION_ENCODERS: dict[str, tuple[str, str | None, str]] = {
     "audio_self_attention": ("audio", None, "first"),  # audio-only student
     "text_self_attention": ("text", None, "mean"),  # text-only student
 }
-
-#: ``auto_map`` written to ``config.json`` so that every Auto class loads a saved folder with remote code.
-AUTO_MAP: dict[str, str] = {
-    "AutoConfig": "configuration_multistill.MultiStillConfig",
-    "AutoModel": "modeling_multistill.MultiStillModel",
-    "AutoModelForSequenceClassification": "modeling_multistill.MultiStillForEmotionClassification",
-    "AutoModelForAudioClassification": "modeling_multistill.MultiStillForEmotionClassification",
-}
-
 
 # --------------------------------------------------------------------------------------------- outputs
 @dataclass
@@ -504,6 +493,8 @@ def build_encoder(config: PreTrainedConfig) -> PreTrainedModel:
     BERT...). For an encoder-decoder (Whisper) only the encoder class of its ``AutoModel`` is built
     (``WhisperModel`` -> ``WhisperEncoder``), so no decoder is ever created or saved.
     """
+    if _is_fbank(config):  # built here: a Hub folder's code registers nothing with AutoModel
+        return MultiStillFbankEncoder._from_config(config)
     if not getattr(config, "is_encoder_decoder", False):
         return AutoModel.from_config(config)
     model_class = AutoModel._model_mapping[type(config)]
@@ -569,13 +560,6 @@ class MultiStillPreTrainedModel(PreTrainedModel):
                 parameter.requires_grad_(modality not in frozen and name not in fixed)
             if modality in frozen:
                 encoder.eval()
-
-    def save_pretrained(self, save_directory: str, *args: Any, **kwargs: Any) -> Any:
-        """Save with every Multi-Still Auto class in ``config.auto_map`` (code files are copied too)."""
-        auto_map = dict(getattr(self.config, "auto_map", None) or {})
-        auto_map.update(AUTO_MAP)
-        self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
 
 
 class MultiStillModel(MultiStillPreTrainedModel):
@@ -1105,34 +1089,17 @@ def _copy_encoder(student: nn.Module, teacher: nn.Module, layers: int | list[int
     return mapping
 
 
-def register_auto_classes() -> None:
-    """Register the Multi-Still classes with the Auto classes of this process (idempotent).
-
-    The fbank encoder is also registered for the ``MultiStillFbankConfig`` class that ``AutoConfig`` builds
-    (``CONFIG_MAPPING``), unless that class has a model already: with ``trust_remote_code`` the configuration
-    file may be imported twice (once for ``AutoConfig``, once beside this file), as two distinct classes.
-    """
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    register_config()
-    AutoModel.register(MultiStillFbankConfig, MultiStillFbankEncoder, exist_ok=True)
-    built_by_auto_config = CONFIG_MAPPING[MultiStillFbankConfig.model_type]
-    if built_by_auto_config not in AutoModel._model_mapping:
-        AutoModel.register(built_by_auto_config, MultiStillFbankEncoder, exist_ok=True)
-    AutoModel.register(MultiStillConfig, MultiStillModel, exist_ok=True)
-    AutoModelForSequenceClassification.register(MultiStillConfig, MultiStillForEmotionClassification, exist_ok=True)
-    AutoModelForAudioClassification.register(MultiStillConfig, MultiStillForEmotionClassification, exist_ok=True)
-
+#: The name transformers' task models use (``...ForSequenceClassification``); the same class.
+MultiStillForSequenceClassification = MultiStillForEmotionClassification
 
 MultiStillFbankEncoder.register_for_auto_class("AutoModel")
 MultiStillModel.register_for_auto_class("AutoModel")
-MultiStillForEmotionClassification.register_for_auto_class("AutoModelForSequenceClassification")
-register_auto_classes()
+MultiStillForEmotionClassification.register_for_auto_class("AutoModelForAudioClassification")
 
 __all__ = [
-    "AUTO_MAP",
     "MultiStillFbankEncoder",
     "MultiStillForEmotionClassification",
+    "MultiStillForSequenceClassification",
     "MultiStillModel",
     "MultiStillModelOutput",
     "MultiStillOutput",
@@ -1140,7 +1107,6 @@ __all__ = [
     "build_encoder",
     "encoder_only",
     "masked_mean",
-    "register_auto_classes",
     "select_teacher_layers",
     "sinusoidal_positions",
 ]

@@ -391,11 +391,9 @@ def save_pretrained_with_pipeline(model: Any, processor: Any, save_directory: st
 
 
 def register_pipeline() -> None:
-    """Register :data:`TASK` with ``transformers.pipelines.PIPELINE_REGISTRY`` (idempotent, no warning).
-
-    First registration wins: a model folder's copy of this file, imported as remote code, does not replace
-    the installed package's pipeline class in this process.
-    """
+    """Register :data:`TASK` with ``transformers.pipelines.PIPELINE_REGISTRY`` (idempotent, no warning; called
+    by ``import multistill``). A Hub folder's copy of this file registers nothing: ``custom_pipelines`` in its
+    ``config.json`` names the class."""
     if TASK in PIPELINE_REGISTRY.supported_tasks:
         return
     PIPELINE_REGISTRY.register_pipeline(
@@ -405,8 +403,6 @@ def register_pipeline() -> None:
         type="multimodal",
     )
 
-
-register_pipeline()
 
 __all__ = [
     "CUSTOM_PIPELINE_INFO",

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 import numpy as np
-from transformers import AutoConfig, AutoFeatureExtractor, AutoProcessor, AutoTokenizer
+from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
@@ -327,6 +327,5 @@ class MultiStillProcessor(ProcessorMixin):
 
 
 MultiStillProcessor.register_for_auto_class("AutoProcessor")
-AutoProcessor.register(MultiStillConfig, MultiStillProcessor, exist_ok=True)
 
 __all__ = ["MultiStillProcessor", "audio_frame_geometry"]

@@ -107,8 +107,7 @@ REGISTRATION = textwrap.dedent(
     import numpy as np
     folder, order = sys.argv[1], sys.argv[2]
     if order == "multistill-first":
-        import multistill
-        assert "torch" not in sys.modules and "transformers" not in sys.modules  # the import stays light
+        import multistill  # registers at once (explicitly, no import hook)
     from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor, pipeline
     if order == "transformers-first":
         import multistill

@@ -255,9 +255,9 @@ def test_save_load_round_trip_safetensors_only(tmp_path):
     assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
     assert {"configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
             "annotations.py"} <= files
-    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
-    assert auto_map["AutoModel"] == "modeling_multistill.MultiStillModel"
-    assert auto_map["AutoModelForSequenceClassification"] == "modeling_multistill.MultiStillForEmotionClassification"
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]  # written by register_for_auto_class
+    assert auto_map == {"AutoConfig": "configuration_multistill.MultiStillConfig",
+                        "AutoModelForAudioClassification": "modeling_multistill.MultiStillForEmotionClassification"}
     loaded = MultiStillForEmotionClassification.from_pretrained(tmp_path)
     assert not loaded.training
     assert not any(p.requires_grad for p in loaded.multistill.audio_encoder.parameters())
@@ -285,11 +285,11 @@ def test_light_student_round_trip(tmp_path):
 FRESH_PROCESS = textwrap.dedent(
     """
     import sys, torch
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoProcessor
+    from transformers import AutoModel, AutoModelForAudioClassification, AutoProcessor
     folder, inputs_path, out_path = sys.argv[1:4]
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-    bare = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    bare = AutoModel.from_pretrained(folder + "/base", trust_remote_code=True)  # a saved MultiStillModel
     assert "multistill" not in sys.modules, "the folder must be self-contained"
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
     assert type(processor).__name__ == "MultiStillProcessor" and type(bare).__name__ == "MultiStillModel"
@@ -309,6 +309,7 @@ def test_fresh_process_loads_with_remote_code(tmp_path, preset):
     folder = tmp_path / "model"
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
+    model.multistill.save_pretrained(folder / "base")
     audio, texts = waves(0.7, 1.5), TEXTS[:2]
     torch.save({"audio": [torch.from_numpy(w) for w in audio], "text": texts}, tmp_path / "inputs.pt")
     script = tmp_path / "load.py"
