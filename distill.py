@@ -24,6 +24,7 @@ in every training step instead. Features the teacher's run cached are reused, no
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 
@@ -37,6 +38,7 @@ from multistill.arguments import (
     UsageError,
     run_script,
 )
+from multistill.configuration_multistill import PRESETS
 from multistill.modeling_multistill import MultiStillForEmotionClassification
 from multistill.processing_multistill import MultiStillProcessor
 from multistill.training import DistillationSettings, FeaturePlan
@@ -100,10 +102,10 @@ def build_student(model_args: ModelArguments, teacher: MultiStillForEmotionClass
             **overrides,
         )
     shared = {key: getattr(teacher.config, key) for key in SHARED_WITH_TEACHER}
-    return MultiStillForEmotionClassification.from_encoders(
-        audio_encoder=teacher.multistill.audio_encoder, text_encoder=teacher.multistill.text_encoder,
-        preset=model_args.preset, **shared, **overrides,
-    )
+    used = PRESETS[model_args.preset]["modalities"]
+    encoders = {f"{modality}_encoder": copy.deepcopy(encoder)  # the student's own: the teacher stays as it is
+                for modality, encoder in teacher.multistill.encoders().items() if modality in used}
+    return MultiStillForEmotionClassification.from_encoders(preset=model_args.preset, **encoders, **shared, **overrides)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -40,7 +40,7 @@ from transformers import (
 from transformers import initialization as init
 from transformers.audio_utils import mel_filter_bank
 from transformers.masking_utils import create_bidirectional_mask
-from transformers.modeling_outputs import BaseModelOutput
+from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 from transformers.models.wav2vec2.modeling_wav2vec2 import (
     Wav2Vec2EncoderLayerStableLayerNorm,
     Wav2Vec2PositionalConvEmbedding,
@@ -89,8 +89,9 @@ class MultiStillModelOutput(ModelOutput):
 
 
 @dataclass
-class MultiStillOutput(ModelOutput):
-    """Output of :class:`MultiStillForEmotionClassification`.
+class MultiStillOutput(SequenceClassifierOutput):
+    """Output of :class:`MultiStillForEmotionClassification`: transformers' classification output (``loss``,
+    ``logits``, ``hidden_states`` unused, ``attentions``) plus the fused and encoder states.
 
     Args:
         loss: cross-entropy against class ids or (soft) vote distributions, when ``labels`` are given.
@@ -100,8 +101,6 @@ class MultiStillOutput(ModelOutput):
             attentions: see :class:`MultiStillModelOutput`.
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
     pooled_features: torch.FloatTensor | None = None
     fused_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     audio_hidden_states: torch.FloatTensor | None = None
@@ -567,15 +566,25 @@ class MultiStillModel(MultiStillPreTrainedModel):
 
     _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
 
-    def __init__(self, config: MultiStillConfig):
+    def __init__(self, config: MultiStillConfig, audio_encoder: PreTrainedModel | None = None,
+                 text_encoder: PreTrainedModel | None = None):
+        """``audio_encoder``/``text_encoder``: loaded encoders to use as they are (they must match
+        ``config.audio_config``/``text_config``); the others are built from the config, randomly initialised."""
         super().__init__(config)
-        self.audio_encoder: PreTrainedModel | None = build_encoder(config.audio_config) if config.use_audio else None
-        self.text_encoder: PreTrainedModel | None = build_encoder(config.text_config) if config.use_text else None
+        encoders = {"audio": audio_encoder, "text": text_encoder}
         #: per modality, the encoder parameters that the encoder itself keeps fixed (never trained)
-        self.fixed_encoder_parameters: dict[str, frozenset[str]] = {
-            modality: frozenset(name for name, p in encoder.named_parameters() if not p.requires_grad)
-            for modality, encoder in self.encoders().items()
-        }
+        self.fixed_encoder_parameters: dict[str, frozenset[str]] = {}
+        for modality in config.modalities:
+            encoder_config = getattr(config, f"{modality}_config")
+            given = encoders[modality] is not None
+            if not given:
+                encoders[modality] = build_encoder(encoder_config)
+            with torch.device("meta"):  # loading resets requires_grad: ask an empty encoder what it keeps fixed
+                probe = build_encoder(encoder_config) if given else encoders[modality]
+            self.fixed_encoder_parameters[modality] = frozenset(
+                name for name, p in probe.named_parameters() if not p.requires_grad)
+        self.audio_encoder: PreTrainedModel | None = encoders["audio"] if config.use_audio else None
+        self.text_encoder: PreTrainedModel | None = encoders["text"] if config.use_text else None
         # Present in every variant, as in the original (it is part of the paper's parameter counts).
         self.audio_projection = nn.Conv1d(config.audio_hidden_size, config.hidden_size, kernel_size=1, bias=False)
         if config.use_text and config.text_hidden_size != config.hidden_size:
@@ -810,9 +819,11 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
     rows are normalised to sum to 1); both give a cross-entropy loss.
     """
 
-    def __init__(self, config: MultiStillConfig):
+    def __init__(self, config: MultiStillConfig, audio_encoder: PreTrainedModel | None = None,
+                 text_encoder: PreTrainedModel | None = None):
+        """See :class:`MultiStillModel` (loaded encoders are used as they are, not copied)."""
         super().__init__(config)
-        self.multistill = MultiStillModel(config)
+        self.multistill = MultiStillModel(config, audio_encoder, text_encoder)
         self.classifier = MultiStillClassificationHead(config)
         self.post_init()
 
@@ -919,6 +930,9 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
     ) -> MultiStillForEmotionClassification:
         """Build a model of ``preset`` around pretrained encoders (Hub ids, local folders or loaded models).
 
+        The loaded encoders become the model's own (no random copy is built; a loaded model passed in is used,
+        and shrunk in place when layers are chosen: pass a copy to keep the original).
+
         Any ``AutoModel`` encoder: the wav2vec2 family or a Whisper folder (a ``WhisperForConditionalGeneration``
         or ``WhisperModel``: only its encoder is kept, the decoder is neither in the model nor in its weights)
         for audio; ELECTRA, BERT, RoBERTa/XLM-R... for text. ``None`` uses ``audio_encoder_name`` /
@@ -966,12 +980,16 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
             text_encoder_name=text_name,
             **config_overrides,
         )
-        model = cls(config)
-        with torch.no_grad():
-            if audio_model is not None and model.multistill.audio_encoder is not None:
+        fbank = audio_model is not None and _is_fbank(config.audio_config) and not _is_fbank(audio_model.config)
+        if audio_layers is None and audio_model is not None:
+            audio_layers = config.audio_config.num_hidden_layers  # the preset's depth (all layers by default)
+        if text_layers is None and text_model is not None:
+            text_layers = config.text_config.num_hidden_layers
+        model = cls(config, audio_encoder=None if fbank else _keep_layers(audio_model, audio_layers),
+                    text_encoder=_keep_layers(text_model, text_layers))
+        if fbank:  # the light student's front end replaces a waveform encoder: its layers are copied in
+            with torch.no_grad():
                 _copy_encoder(model.multistill.audio_encoder, audio_model, audio_layers)
-            if text_model is not None and model.multistill.text_encoder is not None:
-                _copy_encoder(model.multistill.text_encoder, text_model, text_layers)
         return model
 
     @classmethod
@@ -1066,6 +1084,24 @@ def _copy_matching(student: nn.Module | None, teacher: nn.Module | None, skip: t
             tensor.copy_(source)
             copied.append(name)
     return copied
+
+
+def _keep_layers(encoder: PreTrainedModel | None, layers: int | list[int] | None) -> PreTrainedModel | None:
+    """``encoder`` with only the chosen layers (a count -> :func:`select_teacher_layers`, or indices), in place."""
+    if encoder is None or layers is None:
+        return encoder
+    path, current = _layer_list(encoder)
+    if isinstance(layers, int):
+        mapping = select_teacher_layers(len(current), layers)
+    else:
+        mapping = [int(i) for i in layers]
+        if not mapping or not all(0 <= i < len(current) for i in mapping):
+            raise ValueError(f"Layer list {mapping} must hold indices in [0, {len(current)}).")
+    parent_path, _, name = path.rpartition(".")
+    parent = encoder.get_submodule(parent_path) if parent_path else encoder
+    setattr(parent, name, nn.ModuleList([current[i] for i in mapping]))
+    encoder.config.num_hidden_layers = len(mapping)
+    return encoder
 
 
 def _copy_encoder(student: nn.Module, teacher: nn.Module, layers: int | list[int] | None = None) -> list[int]:

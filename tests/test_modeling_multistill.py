@@ -21,6 +21,7 @@ from transformers import (
     AutoProcessor,
     Wav2Vec2Config,
 )
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from multistill.configuration_multistill import MultiStillConfig, MultiStillFbankConfig
 from multistill.modeling_multistill import (
@@ -557,3 +558,16 @@ def test_other_hugging_face_encoders(audio, text):
         assert (out.logits[:1] - alone.logits).abs().max() > 1e-4
     else:  # layer-normalised conv features, one positional convolution: batch padding changes nothing
         torch.testing.assert_close(out.logits[:1], alone.logits, atol=1e-5, rtol=0)
+
+
+def test_from_encoders_uses_the_loaded_encoders_without_a_random_copy():
+    """transformers 5 convention: the loaded encoders become the model's (no second, randomly initialised one)."""
+    dirs = tiny_encoder_dirs()
+    audio, text = AutoModel.from_pretrained(dirs["audio"]), AutoModel.from_pretrained(dirs["text"])
+    layers = len(audio.encoder.layers)
+    chosen = audio.encoder.layers[layers - 1]
+    model = MultiStillForEmotionClassification.from_encoders(audio, text, preset="teacher", audio_layers=[layers - 1],
+                                                              hidden_size=32, num_attention_heads=4)
+    assert model.multistill.audio_encoder is audio and model.multistill.text_encoder is text
+    assert list(audio.encoder.layers) == [chosen] and model.config.audio_config.num_hidden_layers == 1
+    assert isinstance(model(**batch_for(cached_model("teacher")[1], [0.7], TEXTS[:1])), SequenceClassifierOutput)
