@@ -38,7 +38,7 @@ from multistill.arguments import (
     UsageError,
     run_script,
 )
-from multistill.configuration_multistill import PRESETS
+from multistill.configuration_multistill import PRESETS, TEACHER_SHARED_FIELDS
 from multistill.modeling_multistill import MultiStillForEmotionClassification
 from multistill.processing_multistill import MultiStillProcessor
 from multistill.training import DistillationSettings, FeaturePlan
@@ -55,11 +55,6 @@ from multistill.workflow import (
 )
 
 logger = logging.getLogger("distill")
-
-#: Fusion-head settings a paper student takes from its teacher (so tiny teachers get tiny students).
-SHARED_WITH_TEACHER = ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
-                       "max_audio_frames", "max_text_tokens", "id2label", "label2id", "audio_encoder_name",
-                       "text_encoder_name", "layer_norm_eps", "sampling_rate", "audio_config", "text_config")
 
 
 def parse_args(argv: list[str] | None = None):
@@ -101,7 +96,7 @@ def build_student(model_args: ModelArguments, teacher: MultiStillForEmotionClass
             teacher, audio_layers=distill_args.light_audio_layers, text_layers=distill_args.light_text_layers,
             **overrides,
         )
-    shared = {key: getattr(teacher.config, key) for key in SHARED_WITH_TEACHER}
+    shared = {key: getattr(teacher.config, key) for key in TEACHER_SHARED_FIELDS}
     used = PRESETS[model_args.preset]["modalities"]
     encoders = {f"{modality}_encoder": copy.deepcopy(encoder)  # the student's own: the teacher stays as it is
                 for modality, encoder in teacher.multistill.encoders().items() if modality in used}

@@ -35,8 +35,6 @@ logger = logging.getLogger(__name__)
 ASR_SAMPLING_RATE = 16000
 ASR_ENGINES = ("transformers", "faster-whisper")
 FASTER_WHISPER_HINT = 'pip install "multistill[faster-whisper]"  (faster-whisper + ctranslate2)'
-#: What each result says about where its transcript came from.
-TEXT_SOURCES = ("given", "asr", "none")
 #: name of the column :func:`add_asr_transcripts` adds to a dataset
 ASR_TEXT_COLUMN = "asr_text"
 
@@ -369,7 +367,6 @@ __all__ = [
     "FASTER_WHISPER_HINT",
     "FasterWhisperSpeechRecognizer",
     "SpeechRecognizer",
-    "TEXT_SOURCES",
     "TransformersSpeechRecognizer",
     "add_asr_transcripts",
     "character_error_rate",

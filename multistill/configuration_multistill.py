@@ -64,6 +64,7 @@ DEFAULT_TEXT_CONFIG: dict[str, Any] = {
 DEFAULT_AUDIO_ENCODER_NAME = "kresnik/wav2vec2-large-xlsr-korean"
 DEFAULT_TEXT_ENCODER_NAME = "beomi/KcELECTRA-base"
 
+#: The modalities, in the order every list of them follows (the one definition; others import it).
 ALLOWED_MODALITIES: tuple[str, ...] = ("audio", "text")
 MODALITY_ALIASES: dict[str, list[str]] = {"audio": ["audio"], "text": ["text"], "both": ["audio", "text"]}
 #: Values of the legacy ``audio_frontend`` key: ``"fbank"`` builds the light student's front end from a waveform
@@ -107,6 +108,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "freeze_text_encoder": False,
     },
 }
+#: Fields a student takes from its teacher (fusion and head shape, limits, labels, encoders), so that a tiny
+#: teacher gets a tiny student (``distill.py``, :meth:`MultiStillForEmotionClassification.light_student_from_teacher`).
+TEACHER_SHARED_FIELDS: tuple[str, ...] = (
+    "hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size", "max_audio_frames",
+    "max_text_tokens", "id2label", "label2id", "audio_encoder_name", "text_encoder_name", "layer_norm_eps",
+    "sampling_rate", "audio_config", "text_config",
+)
 #: Default encoder depths of the presets that shrink the encoders.
 PRESET_ENCODER_LAYERS: dict[str, dict[str, int]] = {"light_student": {"audio": 2, "text": 2}}
 
@@ -530,5 +538,6 @@ __all__ = [
     "MultiStillConfig",
     "MultiStillFbankConfig",
     "PRESETS",
+    "TEACHER_SHARED_FIELDS",
     "audio_encoder_input_name",
 ]

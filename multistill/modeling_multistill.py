@@ -48,9 +48,11 @@ from transformers.models.wav2vec2.modeling_wav2vec2 import (
 from transformers.utils import ModelOutput
 
 from .configuration_multistill import (
+    ALLOWED_MODALITIES,
     DEFAULT_AUDIO_ENCODER_NAME,
     DEFAULT_TEXT_ENCODER_NAME,
     PRESETS,
+    TEACHER_SHARED_FIELDS,
     MultiStillConfig,
     MultiStillFbankConfig,
     _is_fbank,
@@ -128,6 +130,20 @@ def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     """Mean over the valid (``mask == 1``) time steps: ``[B, T, D] -> [B, D]``."""
     weights = mask.to(hidden_states.dtype).unsqueeze(-1)
     return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with hard (class id ``[B]``, ``-100`` ignored) or soft (``[B, num_labels]`` vote counts or
+    distributions, rows normalised to sum to 1) targets, in float32."""
+    labels = labels.to(logits.device)
+    if labels.is_floating_point():
+        if labels.shape != logits.shape:
+            raise ValueError(f"Soft labels must have shape [batch, {logits.shape[-1]}], got {tuple(labels.shape)}.")
+        targets = labels.float() / labels.float().sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        return F.cross_entropy(logits.float(), targets)
+    if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"Class-id labels must have shape [batch], got {tuple(labels.shape)}.")
+    return F.cross_entropy(logits.float(), labels.long())
 
 
 def select_teacher_layers(num_teacher_layers: int, num_student_layers: int) -> list[int]:
@@ -543,7 +559,7 @@ class MultiStillPreTrainedModel(PreTrainedModel):
     def set_encoders_frozen(self, frozen: bool = True, modalities: str | list[str] | None = None) -> None:
         """Freeze (no gradients, always eval mode) or unfreeze the encoders of ``modalities`` (default: both)
         and record it in ``config.freeze_audio_encoder`` / ``freeze_text_encoder`` (saved with the model)."""
-        chosen = _normalize_modalities(modalities) if modalities is not None else ["audio", "text"]
+        chosen = _normalize_modalities(modalities) if modalities is not None else list(ALLOWED_MODALITIES)
         for modality in chosen:
             setattr(self.config, f"freeze_{modality}_encoder", bool(frozen))
         self._apply_frozen_encoders()
@@ -898,18 +914,8 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with hard (class id, ``-100`` ignored) or soft (distribution) targets."""
-        labels = labels.to(logits.device)
-        if labels.is_floating_point():
-            if labels.shape != logits.shape:
-                raise ValueError(
-                    f"Soft labels must have shape [batch, {self.config.num_labels}], got {tuple(labels.shape)}."
-                )
-            targets = labels.float() / labels.float().sum(dim=-1, keepdim=True).clamp_min(1e-12)
-            return F.cross_entropy(logits.float(), targets)
-        if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
-            raise ValueError(f"Class-id labels must have shape [batch], got {tuple(labels.shape)}.")
-        return F.cross_entropy(logits.float(), labels.long())
+        """See :func:`classification_loss`."""
+        return classification_loss(logits, labels)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -1005,11 +1011,7 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         Its audio encoder is the fbank front end for a wav2vec2-like teacher, or a Whisper encoder of
         ``audio_layers`` layers for a Whisper teacher; both take their layers from the teacher's.
         """
-        keep = ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
-                "max_audio_frames", "max_text_tokens", "id2label", "label2id", "audio_encoder_name",
-                "text_encoder_name", "layer_norm_eps", "sampling_rate")
-        params = {k: getattr(teacher.config, k) for k in keep}
-        params.update(audio_config=teacher.config.audio_config, text_config=teacher.config.text_config)
+        params = {k: getattr(teacher.config, k) for k in TEACHER_SHARED_FIELDS}
         params.update(config_overrides)
         config = MultiStillConfig.from_preset(
             "light_student",
@@ -1141,6 +1143,7 @@ __all__ = [
     "MultiStillOutput",
     "MultiStillPreTrainedModel",
     "build_encoder",
+    "classification_loss",
     "encoder_only",
     "masked_mean",
     "select_teacher_layers",

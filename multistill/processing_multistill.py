@@ -21,7 +21,13 @@ from transformers.processing_utils import ProcessorMixin
 
 from .annotations import clean_transcript
 from .audio_utils import TARGET_SAMPLING_RATE, load_audio
-from .configuration_multistill import MultiStillConfig, MultiStillFbankConfig, audio_encoder_input_name
+from .configuration_multistill import (
+    ALLOWED_MODALITIES,
+    MultiStillConfig,
+    MultiStillFbankConfig,
+    _normalize_modalities,
+    audio_encoder_input_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +98,7 @@ class MultiStillProcessor(ProcessorMixin):
         self,
         feature_extractor: Any = None,
         tokenizer: Any = None,
-        modalities: list[str] | tuple[str, ...] | str = ("audio", "text"),
+        modalities: list[str] | tuple[str, ...] | str = ALLOWED_MODALITIES,
         max_audio_frames: int | None = None,
         samples_per_frame: int | None = None,
         max_text_tokens: int = 128,
@@ -117,18 +123,7 @@ class MultiStillProcessor(ProcessorMixin):
         self.audio_window_samples = audio_window_samples
         super().__init__(feature_extractor, tokenizer, **kwargs)
 
-    @staticmethod
-    def _normalize_modalities(modalities: Any) -> list[str]:
-        aliases = {"audio": ["audio"], "text": ["text"], "both": ["audio", "text"]}
-        if isinstance(modalities, str):
-            if modalities not in aliases:
-                raise ValueError(f"`modalities` must be 'audio', 'text', 'both' or a list of them, got {modalities!r}.")
-            return aliases[modalities]
-        values = list(modalities or [])
-        unknown = [m for m in values if m not in ("audio", "text")]
-        if unknown or not values:
-            raise ValueError(f"`modalities` must be a non-empty list of 'audio'/'text', got {modalities!r}.")
-        return [m for m in ("audio", "text") if m in values]
+    _normalize_modalities = staticmethod(_normalize_modalities)
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -8,6 +8,15 @@ import datasets
 import numpy as np
 import pytest
 import soundfile
+from _fixtures_speech import (
+    SPEECH,
+    ScriptedASR,
+    converted_whisper_base_folder,
+    faster_whisper_asr,
+    speech_file,
+    tiny_whisper_folder,
+    whisper_base_folder,
+)
 
 from multistill.asr import (
     FasterWhisperSpeechRecognizer,
@@ -19,27 +28,6 @@ from multistill.asr import (
     load_asr,
     normalize_for_cer,
 )
-
-try:
-    from _fixtures_speech import (
-        SPEECH,
-        ScriptedASR,
-        converted_whisper_base_folder,
-        faster_whisper_asr,
-        speech_file,
-        tiny_whisper_folder,
-        whisper_base_folder,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_speech import (
-        SPEECH,
-        ScriptedASR,
-        converted_whisper_base_folder,
-        faster_whisper_asr,
-        speech_file,
-        tiny_whisper_folder,
-        whisper_base_folder,
-    )
 
 
 def _levenshtein(a: str, b: str) -> int:

@@ -17,12 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomllib
+from _fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
 from packaging.requirements import Requirement
-
-try:
-    from _fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _fixtures_model import PRESET_NAMES, TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -31,11 +32,6 @@ from multistill.modeling_multistill import (
     MultiStillOutput,
     select_teacher_layers,
 )
-
-try:
-    from _fixtures_model import PRESET_NAMES, TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_model import PRESET_NAMES, TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
 
 PAPER_TRAINABLE = {
     "teacher": 44_107_271,

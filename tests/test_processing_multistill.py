@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from _fixtures_model import TEXTS, tiny_encoder_dirs, waves
 from transformers import AutoConfig, AutoProcessor, WhisperFeatureExtractor
 
 from multistill.annotations import clean_transcript
@@ -24,11 +25,6 @@ from multistill.audio_utils import (
 )
 from multistill.configuration_multistill import MultiStillConfig
 from multistill.processing_multistill import MultiStillProcessor, audio_frame_geometry
-
-try:
-    from _fixtures_model import TEXTS, tiny_encoder_dirs, waves
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_model import TEXTS, tiny_encoder_dirs, waves
 
 
 @functools.cache

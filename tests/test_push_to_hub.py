@@ -13,16 +13,11 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from _fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
+from _fixtures_model import waves
 from huggingface_hub import ModelCard
 
 from multistill import hub
-
-try:
-    from _fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
-    from _fixtures_model import waves
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
-    from tests._fixtures_model import waves
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_RESULTS = {
