@@ -24,6 +24,7 @@ in every training step instead. Features the teacher's run cached are reused, no
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 
@@ -37,6 +38,7 @@ from multistill.arguments import (
     UsageError,
     run_script,
 )
+from multistill.configuration_multistill import PRESETS, TEACHER_SHARED_FIELDS
 from multistill.modeling_multistill import MultiStillForEmotionClassification
 from multistill.processing_multistill import MultiStillProcessor
 from multistill.training import DistillationSettings, FeaturePlan
@@ -54,12 +56,6 @@ from multistill.workflow import (
 )
 
 logger = logging.getLogger("distill")
-
-#: Fusion-head settings a paper student takes from its teacher (so tiny teachers get tiny students).
-SHARED_WITH_TEACHER = ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
-                       "max_audio_frames", "max_text_tokens", "id2label", "label2id", "audio_encoder_name",
-                       "text_encoder_name", "layer_norm_eps", "sampling_rate", "audio_config", "text_config",
-                       "fusion_type", "audio_full_window")
 
 
 def parse_args(argv: list[str] | None = None):
@@ -103,11 +99,12 @@ def build_student(model_args: ModelArguments, teacher: MultiStillForEmotionClass
             teacher, audio_layers=distill_args.light_audio_layers, text_layers=distill_args.light_text_layers,
             **overrides,
         )
-    shared = {key: getattr(teacher.config, key) for key in SHARED_WITH_TEACHER}
-    return MultiStillForEmotionClassification.from_encoders(
-        audio_encoder=teacher.multistill.audio_encoder, text_encoder=teacher.multistill.text_encoder,
-        preset=model_args.preset, **{**shared, **overrides},
-    )
+    shared = {key: getattr(teacher.config, key) for key in TEACHER_SHARED_FIELDS}
+    used = PRESETS[model_args.preset]["modalities"]
+    encoders = {f"{modality}_encoder": copy.deepcopy(encoder)  # the student's own: the teacher stays as it is
+                for modality, encoder in teacher.multistill.encoders().items() if modality in used}
+    return MultiStillForEmotionClassification.from_encoders(preset=model_args.preset, **encoders,
+                                                            **{**shared, **overrides})
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -104,10 +104,9 @@ def parse_conversation(spec: str) -> list[tuple[str, str]]:
 
 def _decode(value: Any) -> np.ndarray:
     """A ``datasets`` audio value as mono float32 at 16 kHz."""
-    from multistill.processing_multistill import resample
+    from multistill.audio_utils import load_audio
 
-    samples = value.get_all_samples()
-    return resample(samples.data.float().numpy().mean(axis=0), int(samples.sample_rate), SAMPLING_RATE)
+    return load_audio(value, target_rate=SAMPLING_RATE, min_seconds=0)
 
 
 def background_noise(reference: np.ndarray, samples: int, rng: np.random.Generator, frame: int = 512) -> np.ndarray:

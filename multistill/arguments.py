@@ -7,7 +7,6 @@ argparse-style ``error:`` line and exit status 2.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
@@ -153,27 +152,12 @@ class ModelArguments:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, check_model_reference(value, f"--{name}", allow_tiny=True))
-        self.freeze_overrides()
 
     def freeze_overrides(self) -> dict[str, bool]:
-        """Config overrides for ``--freeze_audio_encoder``/``--freeze_text_encoder``.
-
-        A config with per-modality fields takes them as they are; a config with only ``freeze_encoders``
-        takes the two flags when they agree, and refuses otherwise.
-        """
-        from .configuration_multistill import MultiStillConfig
-
-        requested = {name: value for name, value in (("freeze_audio_encoder", self.freeze_audio_encoder),
-                                                     ("freeze_text_encoder", self.freeze_text_encoder))
-                     if value is not None}
-        if not requested:
-            return {}
-        if "freeze_audio_encoder" in {f.name for f in dataclasses.fields(MultiStillConfig)}:
-            return requested
-        if len(requested) == 2 and len(set(requested.values())) == 1:
-            return {"freeze_encoders": next(iter(requested.values()))}
-        raise UsageError("--freeze_audio_encoder/--freeze_text_encoder: this version of MultiStillConfig freezes "
-                         "both encoders together; give both flags with the same value.")
+        """Config overrides for the ``--freeze_audio_encoder``/``--freeze_text_encoder`` given."""
+        return {name: value for name, value in (("freeze_audio_encoder", self.freeze_audio_encoder),
+                                                ("freeze_text_encoder", self.freeze_text_encoder))
+                if value is not None}
 
     def encoders(self) -> dict[str, str]:
         """``{"audio": ..., "text": ...}``: ``"tiny"``, a folder or a Hub id per modality (train.py)."""

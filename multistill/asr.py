@@ -35,8 +35,6 @@ logger = logging.getLogger(__name__)
 ASR_SAMPLING_RATE = 16000
 ASR_ENGINES = ("transformers", "faster-whisper")
 FASTER_WHISPER_HINT = 'pip install "multistill[faster-whisper]"  (faster-whisper + ctranslate2)'
-#: What each result says about where its transcript came from.
-TEXT_SOURCES = ("given", "asr", "none")
 #: name of the column :func:`add_asr_transcripts` adds to a dataset
 ASR_TEXT_COLUMN = "asr_text"
 
@@ -69,14 +67,10 @@ class SpeechRecognizer:
 
     def transcribe(self, audios: Sequence[np.ndarray], sampling_rate: int = ASR_SAMPLING_RATE) -> list[str]:
         """Transcripts of several clips (mono or multi-channel, any rate; resampled to 16 kHz)."""
-        from .processing_multistill import resample, to_mono
+        from .audio_utils import load_audio
 
-        clips = []
-        for i, audio in enumerate(audios):
-            array = to_mono(np.asarray(audio), f"ASR input {i}")
-            if array.size == 0:
-                raise ValueError(f"ASR input {i}: the audio is empty (no samples).")
-            clips.append(resample(array, int(sampling_rate), ASR_SAMPLING_RATE).astype(np.float32, copy=False))
+        clips = [load_audio(audio, sampling_rate, f"ASR input {i}", ASR_SAMPLING_RATE, min_seconds=0)
+                 for i, audio in enumerate(audios)]
         if not clips:
             return []
         t0 = time.perf_counter()
@@ -137,7 +131,7 @@ class TransformersSpeechRecognizer(SpeechRecognizer):
         self._rate = int(getattr(self.pipe.feature_extractor, "sampling_rate", ASR_SAMPLING_RATE))
 
     def _transcribe(self, clips: list[np.ndarray]) -> list[str]:
-        from .processing_multistill import resample
+        from .audio_utils import resample
 
         generate_kwargs: dict[str, Any] = {"num_beams": self.num_beams}
         if self.is_whisper and self.language:
@@ -274,19 +268,6 @@ def load_asr(
 # ------------------------------------------------------------------------------------------ datasets
 
 
-def _clip_from_dataset_audio(value: Any, where: str) -> tuple[np.ndarray, int]:
-    """A ``datasets`` audio value (torchcodec ``AudioDecoder`` or ``{"array", "sampling_rate"}``) as an array."""
-    from .processing_multistill import to_mono
-
-    if hasattr(value, "get_all_samples"):
-        samples = value.get_all_samples()
-        return samples.data.float().numpy().mean(axis=0), int(samples.sample_rate)
-    if isinstance(value, dict) and value.get("array") is not None and value.get("sampling_rate"):
-        return to_mono(np.asarray(value["array"]), where), int(value["sampling_rate"])
-    raise ValueError(f"{where}: expected decoded audio (an AudioDecoder or {{'array', 'sampling_rate'}}), "
-                     f"got {type(value).__name__}.")
-
-
 def add_asr_transcripts(
     dataset: Any,
     asr: SpeechRecognizer,
@@ -309,12 +290,10 @@ def add_asr_transcripts(
     fingerprint = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
     def transcribe(audios: list[Any], indices: list[int]) -> dict[str, list[str]]:
-        from .processing_multistill import resample
+        from .audio_utils import load_audio
 
-        clips = []
-        for value, index in zip(audios, indices, strict=True):
-            array, rate = _clip_from_dataset_audio(value, f"row {index} ({audio_column})")
-            clips.append(resample(array.astype(np.float32), rate, ASR_SAMPLING_RATE))
+        clips = [load_audio(value, None, f"row {index} ({audio_column})", ASR_SAMPLING_RATE, min_seconds=0)
+                 for value, index in zip(audios, indices, strict=True)]
         return {column: asr.transcribe(clips)}
 
     return dataset.map(transcribe, batched=True, batch_size=batch_size, input_columns=[audio_column],
@@ -388,7 +367,6 @@ __all__ = [
     "FASTER_WHISPER_HINT",
     "FasterWhisperSpeechRecognizer",
     "SpeechRecognizer",
-    "TEXT_SOURCES",
     "TransformersSpeechRecognizer",
     "add_asr_transcripts",
     "character_error_rate",

@@ -301,8 +301,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_stream(args: argparse.Namespace) -> int:
     """``multistill stream``: check the arguments, load models, (check the transcript), stream, summarise, plot."""
-    from .pipeline_multistill import decode_audio
-    from .processing_multistill import resample
+    from .audio_utils import load_audio
     from .streaming import (
         SAMPLING_RATE,
         Transcript,
@@ -328,10 +327,7 @@ def run_stream(args: argparse.Namespace) -> int:
     transcript = Transcript.from_file(args.transcript) if args.transcript else None
     audio = None
     if not args.mic:
-        audio, rate = decode_audio(args.input, f"stream input ({args.input})")
-        if audio.size == 0:
-            raise ValueError(f"stream input ({args.input}): the audio is empty (no samples).")
-        audio = resample(audio, rate, SAMPLING_RATE)
+        audio = load_audio(args.input, where="stream input", target_rate=SAMPLING_RATE, min_seconds=0)
 
     # 2. models
     pipe, asr = load_models(args)

@@ -65,6 +65,7 @@ DEFAULT_TEXT_CONFIG: dict[str, Any] = {
 DEFAULT_AUDIO_ENCODER_NAME = "kresnik/wav2vec2-large-xlsr-korean"
 DEFAULT_TEXT_ENCODER_NAME = "beomi/KcELECTRA-base"
 
+#: The modalities, in the order every list of them follows (the one definition; others import it).
 ALLOWED_MODALITIES: tuple[str, ...] = ("audio", "text")
 MODALITY_ALIASES: dict[str, list[str]] = {"audio": ["audio"], "text": ["text"], "both": ["audio", "text"]}
 #: Values of the legacy ``audio_frontend`` key: ``"fbank"`` builds the light student's front end from a waveform
@@ -114,6 +115,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "freeze_text_encoder": False,
     },
 }
+#: Fields a student takes from its teacher (fusion and head shape, limits, labels, encoders), so that a tiny
+#: teacher gets a tiny student (``distill.py``, :meth:`MultiStillForEmotionClassification.light_student_from_teacher`).
+TEACHER_SHARED_FIELDS: tuple[str, ...] = (
+    "hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size", "max_audio_frames",
+    "max_text_tokens", "id2label", "label2id", "audio_encoder_name", "text_encoder_name", "layer_norm_eps",
+    "sampling_rate", "audio_config", "text_config", "fusion_type", "audio_full_window",
+)
 #: Default encoder depths of the presets that shrink the encoders.
 PRESET_ENCODER_LAYERS: dict[str, dict[str, int]] = {"light_student": {"audio": 2, "text": 2}}
 
@@ -132,9 +140,8 @@ def audio_encoder_input_name(audio_config: PreTrainedConfig) -> str:
     """The input an audio encoder takes: ``"input_values"`` (raw waveform: wav2vec2 family, the fbank front end)
     or ``"input_features"`` (log-mel spectrogram: Whisper), read from its Auto model class."""
     if _is_fbank(audio_config):
-        return "input_values"  # (its model class is registered by modeling_multistill, not needed here)
-    # Imported here: this file is imported while transformers' Auto configuration module loads (registration hook).
-    from transformers import AutoModel
+        return "input_values"
+    from transformers import AutoModel  # (the models' Auto module is heavier than the config's)
 
     try:
         model_class = AutoModel._model_mapping[type(audio_config)]
@@ -263,6 +270,10 @@ def _build_sub_config(value: Any, default: dict[str, Any], field: str) -> PreTra
         params = {**default, **value}
     model_type = params.pop("model_type")
     params.pop("transformers_version", None)
+    if model_type == MultiStillFbankConfig.model_type:  # built here: a Hub folder's code registers nothing
+        return MultiStillFbankConfig(**params)
+    if model_type == MultiStillNgramConfig.model_type:
+        return MultiStillNgramConfig(**params)
     try:
         return AutoConfig.for_model(model_type, **params)
     except ValueError as err:
@@ -555,24 +566,9 @@ class MultiStillConfig(PreTrainedConfig):
         return cls(**params)
 
 
-def register_config() -> None:
-    """Map ``model_type="multistill"`` / ``"multistill_fbank"`` to these classes in ``AutoConfig``, unless a class
-    is mapped already.
-
-    First registration wins: when a model folder's copy of this file is imported as remote code
-    (``trust_remote_code=True``), it must not replace the installed package's classes in this process.
-    """
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    for config_class in (MultiStillConfig, MultiStillFbankConfig, MultiStillNgramConfig):
-        if config_class.model_type not in CONFIG_MAPPING:
-            AutoConfig.register(config_class.model_type, config_class)
-
-
 MultiStillConfig.register_for_auto_class()
 MultiStillFbankConfig.register_for_auto_class()
 MultiStillNgramConfig.register_for_auto_class()
-register_config()
 
 __all__ = [
     "ALLOWED_AUDIO_FRONTENDS",
@@ -586,6 +582,6 @@ __all__ = [
     "MultiStillConfig",
     "MultiStillFbankConfig",
     "PRESETS",
+    "TEACHER_SHARED_FIELDS",
     "audio_encoder_input_name",
-    "register_config",
 ]

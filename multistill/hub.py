@@ -334,8 +334,8 @@ def license_section(license_name: str, trained_on_kemdy: bool) -> str:
                 "corpora.\n")
     return f"""## License
 
-The code files (`*_multistill.py`, `annotations.py`, `asr.py`) are Apache-2.0, from the multistill project. The
-weights were trained on ETRI's KEMDy19/KEMDy20, which ETRI grants **for research only**, under its license
+The code files (`*_multistill.py`, `annotations.py`, `audio_utils.py`, `asr.py`) are Apache-2.0, from the multistill
+project. The weights were trained on ETRI's KEMDy19/KEMDy20, which ETRI grants **for research only**, under its license
 agreement ({KEMDY_LICENSE['license_link']}); these weights are shared under the same restriction (metadata:
 `{license_name}`) and grant no right beyond ETRI's terms: research use only, no commercial use, and check
 ETRI's agreement before redistributing anything derived from the data.

@@ -34,15 +34,13 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
-    AutoModelForAudioClassification,
-    AutoModelForSequenceClassification,
     PreTrainedConfig,
     PreTrainedModel,
 )
 from transformers import initialization as init
 from transformers.audio_utils import mel_filter_bank
 from transformers.masking_utils import create_bidirectional_mask
-from transformers.modeling_outputs import BaseModelOutput
+from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 from transformers.models.wav2vec2.modeling_wav2vec2 import (
     Wav2Vec2EncoderLayerStableLayerNorm,
     Wav2Vec2PositionalConvEmbedding,
@@ -50,13 +48,15 @@ from transformers.models.wav2vec2.modeling_wav2vec2 import (
 from transformers.utils import ModelOutput
 
 from .configuration_multistill import (
+    ALLOWED_MODALITIES,
     DEFAULT_AUDIO_ENCODER_NAME,
     DEFAULT_TEXT_ENCODER_NAME,
     PRESETS,
+    TEACHER_SHARED_FIELDS,
     MultiStillConfig,
     MultiStillFbankConfig,
+    _is_fbank,
     _normalize_modalities,
-    register_config,
 )
 from .configuration_ngram import MultiStillNgramConfig
 from .modeling_heads import MultiStillContext, MultiStillPooledFusion, layer_statistics
@@ -69,15 +69,6 @@ FUSION_ENCODERS: dict[str, tuple[str, str | None, str]] = {
     "audio_self_attention": ("audio", None, "first"),  # audio-only student
     "text_self_attention": ("text", None, "mean"),  # text-only student
 }
-
-#: ``auto_map`` written to ``config.json`` so that every Auto class loads a saved folder with remote code.
-AUTO_MAP: dict[str, str] = {
-    "AutoConfig": "configuration_multistill.MultiStillConfig",
-    "AutoModel": "modeling_multistill.MultiStillModel",
-    "AutoModelForSequenceClassification": "modeling_multistill.MultiStillForEmotionClassification",
-    "AutoModelForAudioClassification": "modeling_multistill.MultiStillForEmotionClassification",
-}
-
 
 # --------------------------------------------------------------------------------------------- outputs
 @dataclass
@@ -107,8 +98,9 @@ class MultiStillModelOutput(ModelOutput):
 
 
 @dataclass
-class MultiStillOutput(ModelOutput):
-    """Output of :class:`MultiStillForEmotionClassification`.
+class MultiStillOutput(SequenceClassifierOutput):
+    """Output of :class:`MultiStillForEmotionClassification`: transformers' classification output (``loss``,
+    ``logits``, ``hidden_states`` unused, ``attentions``) plus the fused and encoder states.
 
     Args:
         loss: cross-entropy against class ids or (soft) vote distributions, when ``labels`` are given.
@@ -119,8 +111,6 @@ class MultiStillOutput(ModelOutput):
             attentions: see :class:`MultiStillModelOutput`.
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
     pooled_features: torch.FloatTensor | None = None
     utterance_features: torch.FloatTensor | None = None
     fused_hidden_states: tuple[torch.FloatTensor, ...] | None = None
@@ -149,6 +139,20 @@ def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     """Mean over the valid (``mask == 1``) time steps: ``[B, T, D] -> [B, D]``."""
     weights = mask.to(hidden_states.dtype).unsqueeze(-1)
     return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with hard (class id ``[B]``, ``-100`` ignored) or soft (``[B, num_labels]`` vote counts or
+    distributions, rows normalised to sum to 1) targets, in float32."""
+    labels = labels.to(logits.device)
+    if labels.is_floating_point():
+        if labels.shape != logits.shape:
+            raise ValueError(f"Soft labels must have shape [batch, {logits.shape[-1]}], got {tuple(labels.shape)}.")
+        targets = labels.float() / labels.float().sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        return F.cross_entropy(logits.float(), targets)
+    if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"Class-id labels must have shape [batch], got {tuple(labels.shape)}.")
+    return F.cross_entropy(logits.float(), labels.long())
 
 
 def select_teacher_layers(num_teacher_layers: int, num_student_layers: int) -> list[int]:
@@ -513,6 +517,10 @@ def build_encoder(config: PreTrainedConfig) -> PreTrainedModel:
     BERT...). For an encoder-decoder (Whisper) only the encoder class of its ``AutoModel`` is built
     (``WhisperModel`` -> ``WhisperEncoder``), so no decoder is ever created or saved.
     """
+    if _is_fbank(config):  # built here: a Hub folder's code registers nothing with AutoModel
+        return MultiStillFbankEncoder._from_config(config)
+    if getattr(config, "model_type", None) == MultiStillNgramConfig.model_type:
+        return MultiStillNgramEncoder._from_config(config)
     if not getattr(config, "is_encoder_decoder", False):
         return AutoModel.from_config(config)
     model_class = AutoModel._model_mapping[type(config)]
@@ -596,7 +604,7 @@ class MultiStillPreTrainedModel(PreTrainedModel):
     def set_encoders_frozen(self, frozen: bool = True, modalities: str | list[str] | None = None) -> None:
         """Freeze (no gradients, always eval mode) or unfreeze the encoders of ``modalities`` (default: both)
         and record it in ``config.freeze_audio_encoder`` / ``freeze_text_encoder`` (saved with the model)."""
-        chosen = _normalize_modalities(modalities) if modalities is not None else ["audio", "text"]
+        chosen = _normalize_modalities(modalities) if modalities is not None else list(ALLOWED_MODALITIES)
         for modality in chosen:
             setattr(self.config, f"freeze_{modality}_encoder", bool(frozen))
         self._apply_frozen_encoders()
@@ -613,28 +621,31 @@ class MultiStillPreTrainedModel(PreTrainedModel):
             if modality in frozen:
                 encoder.eval()
 
-    def save_pretrained(self, save_directory: str, *args: Any, **kwargs: Any) -> Any:
-        """Save with every Multi-Still Auto class in ``config.auto_map`` (code files are copied too)."""
-        auto_map = dict(getattr(self.config, "auto_map", None) or {})
-        auto_map.update(AUTO_MAP)
-        self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
-
 
 class MultiStillModel(MultiStillPreTrainedModel):
     """Encoders + fusion. ``forward`` returns :class:`MultiStillModelOutput` (``pooled_features``)."""
 
     _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
 
-    def __init__(self, config: MultiStillConfig):
+    def __init__(self, config: MultiStillConfig, audio_encoder: PreTrainedModel | None = None,
+                 text_encoder: PreTrainedModel | None = None):
+        """``audio_encoder``/``text_encoder``: loaded encoders to use as they are (they must match
+        ``config.audio_config``/``text_config``); the others are built from the config, randomly initialised."""
         super().__init__(config)
-        self.audio_encoder: PreTrainedModel | None = build_encoder(config.audio_config) if config.use_audio else None
-        self.text_encoder: PreTrainedModel | None = build_encoder(config.text_config) if config.use_text else None
+        encoders = {"audio": audio_encoder, "text": text_encoder}
         #: per modality, the encoder parameters that the encoder itself keeps fixed (never trained)
-        self.fixed_encoder_parameters: dict[str, frozenset[str]] = {
-            modality: frozenset(name for name, p in encoder.named_parameters() if not p.requires_grad)
-            for modality, encoder in self.encoders().items()
-        }
+        self.fixed_encoder_parameters: dict[str, frozenset[str]] = {}
+        for modality in config.modalities:
+            encoder_config = getattr(config, f"{modality}_config")
+            given = encoders[modality] is not None
+            if not given:
+                encoders[modality] = build_encoder(encoder_config)
+            with torch.device("meta"):  # loading resets requires_grad: ask an empty encoder what it keeps fixed
+                probe = build_encoder(encoder_config) if given else encoders[modality]
+            self.fixed_encoder_parameters[modality] = frozenset(
+                name for name, p in probe.named_parameters() if not p.requires_grad)
+        self.audio_encoder: PreTrainedModel | None = encoders["audio"] if config.use_audio else None
+        self.text_encoder: PreTrainedModel | None = encoders["text"] if config.use_text else None
         if config.pooled_fusion:
             self.branch_pooling = MultiStillPooledFusion(config)
             self.fusion_names = []
@@ -946,9 +957,11 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
     rows are normalised to sum to 1); both give a cross-entropy loss.
     """
 
-    def __init__(self, config: MultiStillConfig):
+    def __init__(self, config: MultiStillConfig, audio_encoder: PreTrainedModel | None = None,
+                 text_encoder: PreTrainedModel | None = None):
+        """See :class:`MultiStillModel` (loaded encoders are used as they are, not copied)."""
         super().__init__(config)
-        self.multistill = MultiStillModel(config)
+        self.multistill = MultiStillModel(config, audio_encoder, text_encoder)
         self.classifier = MultiStillClassificationHead(config)
         self.post_init()
 
@@ -1032,18 +1045,8 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with hard (class id, ``-100`` ignored) or soft (distribution) targets."""
-        labels = labels.to(logits.device)
-        if labels.is_floating_point():
-            if labels.shape != logits.shape:
-                raise ValueError(
-                    f"Soft labels must have shape [batch, {self.config.num_labels}], got {tuple(labels.shape)}."
-                )
-            targets = labels.float() / labels.float().sum(dim=-1, keepdim=True).clamp_min(1e-12)
-            return F.cross_entropy(logits.float(), targets)
-        if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
-            raise ValueError(f"Class-id labels must have shape [batch], got {tuple(labels.shape)}.")
-        return F.cross_entropy(logits.float(), labels.long())
+        """See :func:`classification_loss`."""
+        return classification_loss(logits, labels)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -1063,6 +1066,9 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         **config_overrides: Any,
     ) -> MultiStillForEmotionClassification:
         """Build a model of ``preset`` around pretrained encoders (Hub ids, local folders or loaded models).
+
+        The loaded encoders become the model's own (no random copy is built; a loaded model passed in is used,
+        and shrunk in place when layers are chosen: pass a copy to keep the original).
 
         Any ``AutoModel`` encoder: the wav2vec2 family or a Whisper folder (a ``WhisperForConditionalGeneration``
         or ``WhisperModel``: only its encoder is kept, the decoder is neither in the model nor in its weights)
@@ -1111,12 +1117,16 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
             text_encoder_name=text_name,
             **config_overrides,
         )
-        model = cls(config)
-        with torch.no_grad():
-            if audio_model is not None and model.multistill.audio_encoder is not None:
+        fbank = audio_model is not None and _is_fbank(config.audio_config) and not _is_fbank(audio_model.config)
+        if audio_layers is None and audio_model is not None:
+            audio_layers = config.audio_config.num_hidden_layers  # the preset's depth (all layers by default)
+        if text_layers is None and text_model is not None:
+            text_layers = getattr(config.text_config, "num_hidden_layers", None)
+        model = cls(config, audio_encoder=None if fbank else _keep_layers(audio_model, audio_layers),
+                    text_encoder=_keep_layers(text_model, text_layers))
+        if fbank:  # the light student's front end replaces a waveform encoder: its layers are copied in
+            with torch.no_grad():
                 _copy_encoder(model.multistill.audio_encoder, audio_model, audio_layers)
-            if text_model is not None and model.multistill.text_encoder is not None:
-                _copy_encoder(model.multistill.text_encoder, text_model, text_layers)
         return model
 
     @classmethod
@@ -1132,11 +1142,7 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         Its audio encoder is the fbank front end for a wav2vec2-like teacher, or a Whisper encoder of
         ``audio_layers`` layers for a Whisper teacher; both take their layers from the teacher's.
         """
-        keep = ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
-                "max_audio_frames", "max_text_tokens", "id2label", "label2id", "audio_encoder_name",
-                "text_encoder_name", "layer_norm_eps", "sampling_rate", "fusion_type", "audio_full_window")
-        params = {k: getattr(teacher.config, k) for k in keep}
-        params.update(audio_config=teacher.config.audio_config, text_config=teacher.config.text_config)
+        params = {k: getattr(teacher.config, k) for k in TEACHER_SHARED_FIELDS}
         params.update(config_overrides)
         config = MultiStillConfig.from_preset(
             "light_student",
@@ -1213,6 +1219,25 @@ def _copy_matching(student: nn.Module | None, teacher: nn.Module | None, skip: t
     return copied
 
 
+def _keep_layers(encoder: PreTrainedModel | None, layers: int | list[int] | None) -> PreTrainedModel | None:
+    """``encoder`` with only the chosen layers (a count -> :func:`select_teacher_layers`, or indices), in place
+    (an encoder without layers, the n-gram encoder, as it is)."""
+    if encoder is None or layers is None or isinstance(encoder, MultiStillNgramEncoder):
+        return encoder
+    path, current = _layer_list(encoder)
+    if isinstance(layers, int):
+        mapping = select_teacher_layers(len(current), layers)
+    else:
+        mapping = [int(i) for i in layers]
+        if not mapping or not all(0 <= i < len(current) for i in mapping):
+            raise ValueError(f"Layer list {mapping} must hold indices in [0, {len(current)}).")
+    parent_path, _, name = path.rpartition(".")
+    parent = encoder.get_submodule(parent_path) if parent_path else encoder
+    setattr(parent, name, nn.ModuleList([current[i] for i in mapping]))
+    encoder.config.num_hidden_layers = len(mapping)
+    return encoder
+
+
 def _copy_encoder(student: nn.Module, teacher: nn.Module, layers: int | list[int] | None = None) -> list[int]:
     """Copy selected teacher layers into the student's layers, plus the other matching weights (an encoder
     without layers, such as the n-gram encoder, is copied whole)."""
@@ -1238,48 +1263,27 @@ def _copy_encoder(student: nn.Module, teacher: nn.Module, layers: int | list[int
     return mapping
 
 
-def register_auto_classes() -> None:
-    """Register the Multi-Still classes with the Auto classes of this process (idempotent).
-
-    The fbank encoder is also registered for the ``MultiStillFbankConfig`` class that ``AutoConfig`` builds
-    (``CONFIG_MAPPING``), unless that class has a model already: with ``trust_remote_code`` the configuration
-    file may be imported twice (once for ``AutoConfig``, once beside this file), as two distinct classes.
-    """
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    register_config()
-    AutoModel.register(MultiStillFbankConfig, MultiStillFbankEncoder, exist_ok=True)
-    AutoModel.register(MultiStillNgramConfig, MultiStillNgramEncoder, exist_ok=True)
-    ngram_built_by_auto_config = CONFIG_MAPPING[MultiStillNgramConfig.model_type]
-    if ngram_built_by_auto_config not in AutoModel._model_mapping:
-        AutoModel.register(ngram_built_by_auto_config, MultiStillNgramEncoder, exist_ok=True)
-    built_by_auto_config = CONFIG_MAPPING[MultiStillFbankConfig.model_type]
-    if built_by_auto_config not in AutoModel._model_mapping:
-        AutoModel.register(built_by_auto_config, MultiStillFbankEncoder, exist_ok=True)
-    AutoModel.register(MultiStillConfig, MultiStillModel, exist_ok=True)
-    AutoModelForSequenceClassification.register(MultiStillConfig, MultiStillForEmotionClassification, exist_ok=True)
-    AutoModelForAudioClassification.register(MultiStillConfig, MultiStillForEmotionClassification, exist_ok=True)
-
+#: The name transformers' task models use (``...ForSequenceClassification``); the same class.
+MultiStillForSequenceClassification = MultiStillForEmotionClassification
 
 MultiStillFbankEncoder.register_for_auto_class("AutoModel")
 MultiStillNgramEncoder.register_for_auto_class("AutoModel")
 MultiStillModel.register_for_auto_class("AutoModel")
-MultiStillForEmotionClassification.register_for_auto_class("AutoModelForSequenceClassification")
-register_auto_classes()
+MultiStillForEmotionClassification.register_for_auto_class("AutoModelForAudioClassification")
 
 __all__ = [
-    "AUTO_MAP",
     "MultiStillFbankEncoder",
     "MultiStillForEmotionClassification",
+    "MultiStillForSequenceClassification",
     "MultiStillModel",
     "MultiStillModelOutput",
     "MultiStillNgramEncoder",
     "MultiStillOutput",
     "MultiStillPreTrainedModel",
     "build_encoder",
+    "classification_loss",
     "encoder_only",
     "masked_mean",
-    "register_auto_classes",
     "select_teacher_layers",
     "sinusoidal_positions",
     "whisper_encoder_states",

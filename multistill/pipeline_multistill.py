@@ -12,9 +12,9 @@ Inputs (one, or a list batched with ``batch_size``)::
      "text": str}            # the transcript; required when the model uses text
 
 An audio-only model needs only ``audio`` and a text-only model only ``text`` (the other key is ignored).
-Audio of any plausible sampling rate (4-192 kHz) and channel count is decoded (PCM/float WAV with NumPy
-alone; other formats with soundfile or torchcodec when installed), mixed down to mono and resampled to the
-processor's 16 kHz. Audio shorter than 0.1 s (``MIN_AUDIO_SECONDS``) is rejected: it holds nothing to classify.
+Audio of any plausible sampling rate (4-192 kHz) and channel count goes through ``audio_utils.load_audio``
+(decoded by soundfile or torchcodec when installed, else PCM/float WAV with NumPy alone; mixed down to mono;
+resampled to the processor's 16 kHz). Audio shorter than 0.1 s (``MIN_AUDIO_SECONDS``) is rejected: it holds nothing to classify.
 
 Speech recognition: built with ``asr_model=`` (a transformers speech-recognition checkpoint, e.g. a Whisper,
 or a CTranslate2 Whisper folder for faster-whisper; see ``asr.py``), a model that uses text also takes
@@ -52,14 +52,7 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 
-from .processing_multistill import (
-    MIN_AUDIO_SECONDS,
-    check_duration,
-    check_sampling_rate,
-    decode_audio,
-    resample,
-    to_mono,
-)
+from .audio_utils import MIN_AUDIO_SECONDS, check_sampling_rate, load_audio
 
 logger = logging.getLogger(__name__)
 
@@ -362,42 +355,7 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             item.text, item.text_source, item.asr_audio = text, "asr", None
 
     def _load_audio(self, source: Any, rate: Any, where: str) -> np.ndarray:
-        if isinstance(source, (str, os.PathLike)):
-            where = f"{where} ({os.fspath(source)})"
-            array, rate = decode_audio(source, where)
-        elif isinstance(source, (bytes, bytearray, memoryview)):
-            array, rate = decode_audio(bytes(source), where)
-        elif isinstance(source, dict):  # datasets' Audio: {"array", "sampling_rate"} or {"path", "bytes"}
-            if source.get("array") is not None:
-                return self._load_audio(source["array"], source.get("sampling_rate", rate), where)
-            if source.get("bytes"):
-                return self._load_audio(source["bytes"], None, where)
-            if source.get("path"):
-                return self._load_audio(source["path"], None, where)
-            raise ValueError(f"{where}: an audio dict must hold 'array' (+ 'sampling_rate'), 'bytes' or 'path'.")
-        elif hasattr(source, "get_all_samples"):  # torchcodec AudioDecoder (datasets' decoded Audio)
-            samples = source.get_all_samples()
-            array, rate = samples.data.float().numpy().mean(axis=0), int(samples.sample_rate)
-        else:
-            if isinstance(source, torch.Tensor):
-                source = source.detach().cpu().float().numpy()
-            try:
-                array = np.asarray(source)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"{where}: audio of type {type(source).__name__} is not an array: {err}") from err
-            if rate is None:
-                raise ValueError(
-                    f"{where}: 'sampling_rate' is required with an audio array (it is resampled to "
-                    f"{self.sampling_rate} Hz)."
-                )
-        rate = check_sampling_rate(rate, where)
-        array = to_mono(array, f"{where} audio")
-        if array.size == 0:
-            raise ValueError(f"{where}: the audio is empty (no samples).")
-        if not np.isfinite(array).all():
-            raise ValueError(f"{where}: the audio holds NaN/inf samples.")
-        check_duration(array, rate, where)
-        return resample(array, rate, self.sampling_rate).astype(np.float32, copy=False)
+        return load_audio(source, rate, where, self.sampling_rate)
 
     # ------------------------------------------------------------------ pipeline steps
     def preprocess(
@@ -416,11 +374,8 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             window = min(window, max(1, int(round(chunk_length_s * self.sampling_rate))))
         bounds = window_bounds(item.audio.shape[0], window)
         for i, (start, end) in enumerate(bounds):
-            audio = self.processor(
-                audio=[item.audio[start:end]], sampling_rate=self.sampling_rate, modalities=["audio"],
-                return_tensors="pt",
-            )
-            yield {**dict(audio), **text_features, "is_last": i == len(bounds) - 1}
+            audio = self.processor.extract_audio_features([item.audio[start:end]], return_tensors="pt")
+            yield {**audio, **text_features, "is_last": i == len(bounds) - 1}
 
     def _forward(self, model_inputs: dict[str, Any], history: tuple[torch.Tensor, torch.Tensor] | None = None,
                  ) -> dict[str, Any]:
@@ -490,11 +445,9 @@ def save_pretrained_with_pipeline(model: Any, processor: Any, save_directory: st
 
 
 def register_pipeline() -> None:
-    """Register :data:`TASK` with ``transformers.pipelines.PIPELINE_REGISTRY`` (idempotent, no warning).
-
-    First registration wins: a model folder's copy of this file, imported as remote code, does not replace
-    the installed package's pipeline class in this process.
-    """
+    """Register :data:`TASK` with ``transformers.pipelines.PIPELINE_REGISTRY`` (idempotent, no warning; called
+    by ``import multistill``). A Hub folder's copy of this file registers nothing: ``custom_pipelines`` in its
+    ``config.json`` names the class."""
     if TASK in PIPELINE_REGISTRY.supported_tasks:
         return
     PIPELINE_REGISTRY.register_pipeline(
@@ -505,15 +458,12 @@ def register_pipeline() -> None:
     )
 
 
-register_pipeline()
-
 __all__ = [
     "CUSTOM_PIPELINE_INFO",
     "MultiStillEmotionPipeline",
     "PreparedInput",
     "TASK",
     "add_pipeline_to_config",
-    "decode_audio",
     "register_pipeline",
     "save_pipeline_code",
     "save_pretrained_with_pipeline",

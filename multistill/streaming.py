@@ -519,13 +519,10 @@ def file_chunks(
     path: str | os.PathLike, chunk_ms: float = 100.0, realtime: bool = False, sampling_rate: int = SAMPLING_RATE
 ) -> Iterator[AudioChunk]:
     """Decode ``path`` (any rate/channels; mono, resampled) and deliver it in chunks like :func:`array_chunks`."""
-    from .pipeline_multistill import decode_audio
-    from .processing_multistill import resample
+    from .audio_utils import load_audio
 
-    array, rate = decode_audio(path, f"stream input ({os.fspath(path)})")
-    if array.size == 0:
-        raise ValueError(f"stream input ({os.fspath(path)}): the audio is empty (no samples).")
-    return array_chunks(resample(array, rate, sampling_rate), chunk_ms, realtime, sampling_rate)
+    audio = load_audio(path, where="stream input", target_rate=sampling_rate, min_seconds=0)
+    return array_chunks(audio, chunk_ms, realtime, sampling_rate)
 
 
 def _threaded(iterator: Iterator[AudioChunk]) -> Iterator[AudioChunk]:
@@ -575,7 +572,7 @@ def microphone_chunks(
         raise MicrophoneUnavailableError(f"Cannot list audio devices: {err}") from err
     if not any(d.get("max_input_channels", 0) > 0 for d in devices):
         raise MicrophoneUnavailableError("No audio input device found (no microphone); stream from a file instead.")
-    from .processing_multistill import resample
+    from .audio_utils import resample
 
     chunks: queue.Queue = queue.Queue()
 

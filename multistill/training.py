@@ -48,10 +48,11 @@ from datasets import Sequence as SequenceFeature
 from transformers import EvalPrediction, Trainer, TrainingArguments
 
 from .annotations import EMOTIONS
+from .configuration_multistill import ALLOWED_MODALITIES as MODALITIES
+from .modeling_multistill import classification_loss
 
 logger = logging.getLogger(__name__)
 
-MODALITIES = ("audio", "text")
 TEACHER_LOGITS = "teacher_logits"
 TEACHER_INPUTS = "teacher_inputs"
 #: Batch keys of the teacher's encoder outputs that the hidden-state loss matches (never model inputs).
@@ -80,12 +81,8 @@ def input_modality(key: str) -> str:
 
 
 def frozen_modalities(config: Any) -> list[str]:
-    """Modalities whose encoder is frozen: ``config.frozen_modalities`` (per-modality freezing), or, for
-    configs without it, every modality when ``config.freeze_encoders``."""
-    value = getattr(config, "frozen_modalities", None)
-    if value is not None:
-        return [m for m in MODALITIES if m in value]
-    return list(config.modalities) if getattr(config, "freeze_encoders", False) else []
+    """Modalities whose encoder is frozen (``config.frozen_modalities``), in :data:`MODALITIES` order."""
+    return [m for m in MODALITIES if m in config.frozen_modalities]
 
 
 def _encoder(model: torch.nn.Module, modality: str) -> torch.nn.Module:
@@ -750,13 +747,14 @@ def distillation_loss(
     alpha: float,
     temperature: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, targets)``.
+    """``alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, targets)``: the trainer's loss.
 
-    ``targets`` are vote distributions ([B, 7] floats) or class ids ([B]). Returns
-    ``(loss, kd_term, ce_term)`` (the unweighted terms, for logging).
+    ``targets`` are votes ([B, 7] counts or distributions) or class ids ([B]), as the model's own loss takes
+    them (:func:`~multistill.modeling_multistill.classification_loss`). Returns ``(loss, kd_term, ce_term)``
+    (the unweighted terms, for logging).
     """
-    ce = F.cross_entropy(student_logits, targets)
-    kd = kd_loss(student_logits, teacher_logits, temperature)
+    ce = classification_loss(student_logits, targets)
+    kd = kd_loss(student_logits, teacher_logits.to(student_logits.dtype), temperature)
     return alpha * kd + (1 - alpha) * ce, kd, ce
 
 
@@ -866,8 +864,8 @@ class MultiStillTrainer(Trainer):
                     raise ValueError("alpha > 0 needs teacher logits: a teacher_logits column (FeaturePlan with "
                                      "teacher_logits) or an online teacher (teacher=).")
                 teacher_logits = teacher_outputs.logits
-            kd = kd_loss(outputs.logits, teacher_logits.to(outputs.logits.dtype), settings.temperature)
-            loss = settings.alpha * kd + (1 - settings.alpha) * ce
+            loss, kd, ce = distillation_loss(outputs.logits, teacher_logits, student_inputs["labels"],
+                                             settings.alpha, settings.temperature)
             self._loss_terms["loss_kd"].append(kd.detach())
         if match_hidden:
             hidden = self._hidden_term(outputs, inputs, teacher_outputs)

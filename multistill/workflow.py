@@ -122,7 +122,6 @@ def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
 
 #: prefix of the extra test splits of ``--test_text_columns`` (``test_on_asr_text``)
 TEST_ON_PREFIX = "test_on_"
-MAIN_SPLITS = ("train", "validation", "test")
 
 
 def load_corpus(data_args: DataArguments) -> Dataset:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from multistill.processing_multistill import decode_audio, resample
+from multistill.audio_utils import load_audio
 
 TEXT = "오늘 정말 기분 좋아요. 같이 산책 갈래요?"
 OUT = Path(__file__).resolve().parents[1] / "multistill" / "examples"
@@ -27,8 +27,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "espeak.wav"
         subprocess.run(["espeak-ng", "-v", "ko", "-s", "150", "-w", str(raw), TEXT], check=True)
-        audio, rate = decode_audio(raw)
-    audio = resample(audio, rate, 16000)
+        audio = load_audio(raw, target_rate=16000)
     audio = 0.9 * audio / max(1e-9, float(np.abs(audio).max()))
     with wave.open(str(OUT / "example.wav"), "wb") as out:
         out.setnchannels(1)

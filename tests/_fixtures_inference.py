@@ -11,11 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-try:
-    from _fixtures_model import make_model, waves
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_model import make_model, waves
+from _fixtures_model import make_model, waves
 
 SR = 16000
 #: (speech seconds) of the synthetic conversation; 1 s of near-silence before, between and after
@@ -72,7 +68,7 @@ def write_conversation(folder: str | os.PathLike, stereo: bool = True, rate: int
     """Write the conversation as a WAV (stereo by default) and its transcript; returns both paths."""
     import soundfile
 
-    from multistill.processing_multistill import resample
+    from multistill.audio_utils import resample
 
     audio, _ = conversation()
     audio = resample(audio, SR, rate)

@@ -8,6 +8,15 @@ import datasets
 import numpy as np
 import pytest
 import soundfile
+from _fixtures_speech import (
+    SPEECH,
+    ScriptedASR,
+    converted_whisper_base_folder,
+    faster_whisper_asr,
+    speech_file,
+    tiny_whisper_folder,
+    whisper_base_folder,
+)
 
 from multistill.asr import (
     FasterWhisperSpeechRecognizer,
@@ -19,27 +28,6 @@ from multistill.asr import (
     load_asr,
     normalize_for_cer,
 )
-
-try:
-    from _fixtures_speech import (
-        SPEECH,
-        ScriptedASR,
-        converted_whisper_base_folder,
-        faster_whisper_asr,
-        speech_file,
-        tiny_whisper_folder,
-        whisper_base_folder,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_speech import (
-        SPEECH,
-        ScriptedASR,
-        converted_whisper_base_folder,
-        faster_whisper_asr,
-        speech_file,
-        tiny_whisper_folder,
-        whisper_base_folder,
-    )
 
 
 def _levenshtein(a: str, b: str) -> int:
@@ -100,7 +88,7 @@ def test_faster_whisper_transcribes_real_korean_speech():
     texts = asr.transcribe(clips)
     assert character_error_rate([t for _, t in SPEECH], texts)["cer"] < 0.3
     # any rate and channel count: the same clip at 44.1 kHz stereo gives a close transcript
-    from multistill.processing_multistill import resample
+    from multistill.audio_utils import resample
 
     stereo = np.stack([resample(clips[2], 16000, 44100)] * 2, axis=1)
     assert character_error_rate([texts[2]], [asr(stereo, 44100)])["cer"] < 0.2

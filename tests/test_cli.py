@@ -12,33 +12,20 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from _fixtures_inference import (  # noqa: F401
+    CONVERSATION_TEXT,
+    offline_env,
+    one_torch_thread,
+    saved_folder,
+    tiny_pipeline,
+    write_conversation,
+)
+from _fixtures_model import waves
+from _fixtures_speech import SPEECH, faster_whisper_asr, speech_file, write_real_conversation
 
 from multistill.cli import build_parser, main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-try:
-    from _fixtures_inference import (  # noqa: F401
-        CONVERSATION_TEXT,
-        offline_env,
-        one_torch_thread,
-        saved_folder,
-        tiny_pipeline,
-        write_conversation,
-    )
-    from _fixtures_model import waves
-    from _fixtures_speech import SPEECH, faster_whisper_asr, speech_file, write_real_conversation
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_inference import (  # noqa: F401
-        CONVERSATION_TEXT,
-        offline_env,
-        one_torch_thread,
-        saved_folder,
-        tiny_pipeline,
-        write_conversation,
-    )
-    from tests._fixtures_model import waves
-    from tests._fixtures_speech import SPEECH, faster_whisper_asr, speech_file, write_real_conversation
 
 
 @pytest.fixture

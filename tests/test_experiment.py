@@ -237,10 +237,7 @@ def test_baselines_only_builds_the_split_train_py_builds(experiment: tuple[Path,
 def test_experiment_compares_gold_and_asr_transcripts(tmp_path_factory: pytest.TempPathFactory):
     """Passed through to train.py/distill.py, --asr_model and --test_text_columns give every model and the text
     baseline a second test on the recognizer's transcripts, with the paired difference in results.md."""
-    try:
-        from _fixtures_speech import tiny_whisper_folder
-    except ImportError:  # tests/ imported as a package
-        from tests._fixtures_speech import tiny_whisper_folder
+    from _fixtures_speech import tiny_whisper_folder
 
     cache, output = tmp_path_factory.mktemp("asr_cache"), tmp_path_factory.mktemp("asr_experiment")
     report = main(["--output_dir", str(output), "--seeds", "1", "--num_train_epochs", "1", "--students",

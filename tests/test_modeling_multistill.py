@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _fixtures_model import PRESET_NAMES, TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -21,6 +22,7 @@ from transformers import (
     AutoProcessor,
     Wav2Vec2Config,
 )
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from multistill.configuration_multistill import MultiStillConfig, MultiStillFbankConfig
 from multistill.modeling_multistill import (
@@ -30,11 +32,6 @@ from multistill.modeling_multistill import (
     MultiStillOutput,
     select_teacher_layers,
 )
-
-try:
-    from _fixtures_model import PRESET_NAMES, TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_model import PRESET_NAMES, TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
 
 PAPER_TRAINABLE = {
     "teacher": 44_107_271,
@@ -255,9 +252,9 @@ def test_save_load_round_trip_safetensors_only(tmp_path):
     assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
     assert {"configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
             "annotations.py"} <= files
-    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
-    assert auto_map["AutoModel"] == "modeling_multistill.MultiStillModel"
-    assert auto_map["AutoModelForSequenceClassification"] == "modeling_multistill.MultiStillForEmotionClassification"
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]  # written by register_for_auto_class
+    assert auto_map == {"AutoConfig": "configuration_multistill.MultiStillConfig",
+                        "AutoModelForAudioClassification": "modeling_multistill.MultiStillForEmotionClassification"}
     loaded = MultiStillForEmotionClassification.from_pretrained(tmp_path)
     assert not loaded.training
     assert not any(p.requires_grad for p in loaded.multistill.audio_encoder.parameters())
@@ -285,11 +282,11 @@ def test_light_student_round_trip(tmp_path):
 FRESH_PROCESS = textwrap.dedent(
     """
     import sys, torch
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoProcessor
+    from transformers import AutoModel, AutoModelForAudioClassification, AutoProcessor
     folder, inputs_path, out_path = sys.argv[1:4]
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-    bare = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    bare = AutoModel.from_pretrained(folder + "/base", trust_remote_code=True)  # a saved MultiStillModel
     assert "multistill" not in sys.modules, "the folder must be self-contained"
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
     assert type(processor).__name__ == "MultiStillProcessor" and type(bare).__name__ == "MultiStillModel"
@@ -309,6 +306,7 @@ def test_fresh_process_loads_with_remote_code(tmp_path, preset):
     folder = tmp_path / "model"
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
+    model.multistill.save_pretrained(folder / "base")
     audio, texts = waves(0.7, 1.5), TEXTS[:2]
     torch.save({"audio": [torch.from_numpy(w) for w in audio], "text": texts}, tmp_path / "inputs.pt")
     script = tmp_path / "load.py"
@@ -556,3 +554,16 @@ def test_other_hugging_face_encoders(audio, text):
         assert (out.logits[:1] - alone.logits).abs().max() > 1e-4
     else:  # layer-normalised conv features, one positional convolution: batch padding changes nothing
         torch.testing.assert_close(out.logits[:1], alone.logits, atol=1e-5, rtol=0)
+
+
+def test_from_encoders_uses_the_loaded_encoders_without_a_random_copy():
+    """transformers 5 convention: the loaded encoders become the model's (no second, randomly initialised one)."""
+    dirs = tiny_encoder_dirs()
+    audio, text = AutoModel.from_pretrained(dirs["audio"]), AutoModel.from_pretrained(dirs["text"])
+    layers = len(audio.encoder.layers)
+    chosen = audio.encoder.layers[layers - 1]
+    model = MultiStillForEmotionClassification.from_encoders(audio, text, preset="teacher", audio_layers=[layers - 1],
+                                                              hidden_size=32, num_attention_heads=4)
+    assert model.multistill.audio_encoder is audio and model.multistill.text_encoder is text
+    assert list(audio.encoder.layers) == [chosen] and model.config.audio_config.num_hidden_layers == 1
+    assert isinstance(model(**batch_for(cached_model("teacher")[1], [0.7], TEXTS[:1])), SequenceClassifierOutput)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _fixtures_model import tiny_encoder_dirs, waves
 from transformers import (
     AutoFeatureExtractor,
     AutoModel,
@@ -18,11 +19,6 @@ from transformers import (
 )
 
 from multistill.offline import TINY_FUSION, build_tiny_encoders, tiny_backbones, train_wordpiece_tokenizer
-
-try:
-    from _fixtures_model import tiny_encoder_dirs, waves
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_model import tiny_encoder_dirs, waves
 
 
 def test_wordpiece_tokenizer_keeps_hangul(tmp_path):

@@ -14,31 +14,13 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from _fixtures_inference import offline_env, one_torch_thread, saved_folder, tiny_model, tiny_pipeline  # noqa: F401
+from _fixtures_model import TEXTS, make_model, waves
+from _fixtures_speech import SPEECH, ScriptedASR, faster_whisper_asr, speech_file, tiny_whisper_folder
 from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from multistill.pipeline_multistill import TASK, MultiStillEmotionPipeline, window_bounds
-
-try:
-    from _fixtures_inference import offline_env, one_torch_thread, saved_folder, tiny_model, tiny_pipeline  # noqa: F401
-    from _fixtures_model import TEXTS, make_model, waves
-    from _fixtures_speech import SPEECH, ScriptedASR, faster_whisper_asr, speech_file, tiny_whisper_folder
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_inference import (  # noqa: F401
-        offline_env,
-        one_torch_thread,
-        saved_folder,
-        tiny_model,
-        tiny_pipeline,
-    )
-    from tests._fixtures_model import TEXTS, make_model, waves
-    from tests._fixtures_speech import (
-        SPEECH,
-        ScriptedASR,
-        faster_whisper_asr,
-        speech_file,
-        tiny_whisper_folder,
-    )
 
 
 def direct_probs(preset: str, audio=None, text=None, sampling_rate=16000) -> torch.Tensor:

@@ -12,23 +12,19 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from _fixtures_model import TEXTS, tiny_encoder_dirs, waves
 from transformers import AutoConfig, AutoProcessor, WhisperFeatureExtractor
 
 from multistill.annotations import clean_transcript
-from multistill.configuration_multistill import MultiStillConfig
-from multistill.processing_multistill import (
-    MultiStillProcessor,
-    audio_frame_geometry,
+from multistill.audio_utils import (
+    _resample_numpy,
     decode_audio,
     read_wav_bytes,
     resample,
     to_mono,
 )
-
-try:
-    from _fixtures_model import TEXTS, tiny_encoder_dirs, waves
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_model import TEXTS, tiny_encoder_dirs, waves
+from multistill.configuration_multistill import MultiStillConfig
+from multistill.processing_multistill import MultiStillProcessor, audio_frame_geometry
 
 
 @functools.cache
@@ -124,7 +120,7 @@ def test_truncation_and_minimum_length():
         (np.zeros(0, dtype=np.float32), {"sampling_rate": 16000}, "is empty"),
         (np.full(1000, np.nan, dtype=np.float32), {"sampling_rate": 16000}, "all samples are NaN"),
         (np.array([0.1, np.inf] * 500, dtype=np.float32), {"sampling_rate": 16000}, "500 of 1000 samples"),
-        (np.zeros(1000, dtype=np.float32), {}, "`sampling_rate` is required"),
+        (np.zeros(1000, dtype=np.float32), {}, "'sampling_rate' is required"),
         (np.zeros(1000, dtype=np.float32), {"sampling_rate": -5}, "sampling_rate -5 Hz is implausible"),
         (np.zeros(1000, dtype=np.float32), {"sampling_rate": 16}, "16 looks like kHz: pass 16000"),
         (np.zeros(1000, dtype=np.float32), {"sampling_rate": 44.1}, "44.1 looks like kHz: pass 44100"),
@@ -197,7 +193,7 @@ def test_save_and_auto_load(tmp_path):
 @pytest.fixture
 def no_optional_decoders(monkeypatch):
     """As in an environment with only torch + transformers: soundfile, torchcodec, scipy, librosa missing."""
-    for name in ("soundfile", "torchcodec", "torchcodec.decoders", "scipy", "scipy.signal", "librosa"):
+    for name in ("soundfile", "torchcodec", "torchcodec.decoders", "scipy", "scipy.signal", "librosa", "soxr"):
         monkeypatch.setitem(sys.modules, name, None)  # `import name` raises ImportError
 
 
@@ -221,7 +217,7 @@ def test_wav_decoding_matches_soundfile_without_it(tmp_path, monkeypatch, subtyp
     np.testing.assert_allclose(raw, reference, atol=atol, rtol=0)
 
 
-def test_truncated_wav_decodes_complete_frames_with_a_warning(tmp_path, caplog):
+def test_truncated_wav_decodes_complete_frames_with_a_warning(tmp_path, caplog, no_optional_decoders):
     path = tmp_path / "cut.wav"
     soundfile.write(path, sine(0.5, 16000), 16000, subtype="PCM_16")
     data = path.read_bytes()
@@ -283,12 +279,16 @@ def test_implausible_rate_in_a_wav_header_is_named(tmp_path):
         decode_audio(path, f"input 2 ({path})")
 
 
+RESAMPLERS = {"soxr": resample, "numpy fallback": _resample_numpy}
+
+
+@pytest.mark.parametrize("resampler", sorted(RESAMPLERS))
 @pytest.mark.parametrize("orig", [8000, 11025, 22050, 44100, 48000, 96000, 44101])
-def test_resample_is_band_limited_and_matches_scipy(orig):
+def test_resample_is_band_limited_and_matches_scipy(orig, resampler):
     scipy_signal = pytest.importorskip("scipy.signal")
     rng = np.random.default_rng(0)
     x = rng.standard_normal(orig).astype(np.float32)
-    y = resample(x, orig, 16000)
+    y = RESAMPLERS[resampler](x, orig, 16000)
     gcd = math.gcd(orig, 16000)
     reference = scipy_signal.resample_poly(x.astype(np.float64), 16000 // gcd, orig // gcd)
     assert y.shape == reference.shape and y.dtype == np.float32
@@ -299,10 +299,11 @@ def test_resample_is_band_limited_and_matches_scipy(orig):
     assert np.sqrt(np.mean(np.abs(ours - theirs) ** 2) / np.mean(np.abs(theirs) ** 2)) < 1e-2
 
 
-def test_resample_removes_what_would_alias():
+@pytest.mark.parametrize("resampler", sorted(RESAMPLERS))
+def test_resample_removes_what_would_alias(resampler):
     t = np.arange(2 * 44100) / 44100
     for freq, low, high in ((1000, -0.05, 0.05), (7000, -0.3, 0.05), (8500, -300, -60), (12000, -300, -60)):
-        y = resample(np.sin(2 * np.pi * freq * t).astype(np.float32), 44100, 16000)[2000:-2000]
+        y = RESAMPLERS[resampler](np.sin(2 * np.pi * freq * t).astype(np.float32), 44100, 16000)[2000:-2000]
         gain_db = 20 * np.log10(np.sqrt(np.mean(y.astype(np.float64) ** 2) * 2))
         assert low < gain_db < high, (freq, gain_db)
 
@@ -314,7 +315,7 @@ def test_shipped_code_imports_only_torch_transformers_and_numpy():
     root = Path(__file__).resolve().parents[1] / "multistill"
     allowed = {"numpy", "torch", "transformers"} | set(sys.stdlib_module_names)
     for name in ("configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
-                 "pipeline_multistill.py", "annotations.py"):
+                 "pipeline_multistill.py", "annotations.py", "audio_utils.py", "asr.py"):
         assert set(get_imports(root / name)) <= allowed, (name, set(get_imports(root / name)) - allowed)
 
 

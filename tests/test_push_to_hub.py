@@ -13,16 +13,11 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from _fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
+from _fixtures_model import waves
 from huggingface_hub import ModelCard
 
 from multistill import hub
-
-try:
-    from _fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
-    from _fixtures_model import waves
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_pipeline  # noqa: F401
-    from tests._fixtures_model import waves
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_RESULTS = {
@@ -312,8 +307,8 @@ def test_upload_holds_only_the_hub_folder(push_to_hub, tmp_path, monkeypatch):
     assert set(upload["contents"]) == {
         "README.md", "config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
         "tokenizer_config.json", "configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
-        "pipeline_multistill.py", "annotations.py", "asr.py", "run_info.json", "test_results.json", "example.wav",
-        "example.txt",
+        "pipeline_multistill.py", "annotations.py", "audio_utils.py", "asr.py", "run_info.json", "test_results.json",
+        "example.wav", "example.txt",
     }
     assert b"stub card" not in upload["contents"]["README.md"]
 

@@ -9,6 +9,16 @@ import types
 
 import numpy as np
 import pytest
+from _fixtures_inference import (  # noqa: F401
+    CONVERSATION_TEXT,
+    SR,
+    conversation,
+    one_torch_thread,
+    tiny_pipeline,
+    write_conversation,
+)
+from _fixtures_model import waves
+from _fixtures_speech import SPEECH, ScriptedASR, faster_whisper_asr, real_conversation
 
 from multistill.streaming import (
     AudioChunk,
@@ -29,29 +39,6 @@ from multistill.streaming import (
     segment_audio,
     stream_emotions,
 )
-
-try:
-    from _fixtures_inference import (  # noqa: F401
-        CONVERSATION_TEXT,
-        SR,
-        conversation,
-        one_torch_thread,
-        tiny_pipeline,
-        write_conversation,
-    )
-    from _fixtures_model import waves
-    from _fixtures_speech import SPEECH, ScriptedASR, faster_whisper_asr, real_conversation
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_inference import (  # noqa: F401
-        CONVERSATION_TEXT,
-        SR,
-        conversation,
-        one_torch_thread,
-        tiny_pipeline,
-        write_conversation,
-    )
-    from tests._fixtures_model import waves
-    from tests._fixtures_speech import SPEECH, ScriptedASR, faster_whisper_asr, real_conversation
 
 ENERGY = VADConfig(vad="energy")
 GOLD = [text for _, text in SPEECH]

@@ -258,14 +258,11 @@ def test_asr_transcripts_train_and_test(training_cache: Path, tmp_path: Path):
     it too; --text_column asr_text trains on it. A tiny random Whisper stands in for a real recognizer."""
     import dataclasses
 
+    from _fixtures_speech import tiny_whisper_folder
+
     import train
     from multistill.arguments import DataArguments, MultiStillTrainingArguments
     from multistill.workflow import load_corpus, prepare_splits
-
-    try:
-        from _fixtures_speech import tiny_whisper_folder
-    except ImportError:  # tests/ imported as a package
-        from tests._fixtures_speech import tiny_whisper_folder
 
     whisper = tiny_whisper_folder()
     data_args = DataArguments(data_cache_dir=str(training_cache), asr_model=whisper, text_column="asr_text",

@@ -3,6 +3,7 @@ collator, the trainer's loss, teacher logits and reports."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 import itertools
 
@@ -114,14 +115,15 @@ class EncoderCalls:
 
 
 def _student(preset: str, teacher):
-    from distill import SHARED_WITH_TEACHER
     from multistill import MultiStillForEmotionClassification
+    from multistill.configuration_multistill import TEACHER_SHARED_FIELDS
 
     if preset == "light_student":
         return MultiStillForEmotionClassification.light_student_from_teacher(teacher)
-    shared = {key: getattr(teacher.config, key) for key in SHARED_WITH_TEACHER}
-    return MultiStillForEmotionClassification.from_encoders(teacher.multistill.audio_encoder,
-                                                            teacher.multistill.text_encoder, preset=preset, **shared)
+    shared = {key: getattr(teacher.config, key) for key in TEACHER_SHARED_FIELDS}
+    return MultiStillForEmotionClassification.from_encoders(copy.deepcopy(teacher.multistill.audio_encoder),
+                                                            copy.deepcopy(teacher.multistill.text_encoder),
+                                                            preset=preset, **shared)
 
 
 # ---------------------------------------------------------------------------------------------- caches

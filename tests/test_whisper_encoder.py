@@ -11,6 +11,7 @@ import textwrap
 
 import pytest
 import torch
+from _fixtures_model import TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
 from safetensors import safe_open
 from transformers import (
     AutoModel,
@@ -26,11 +27,6 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from multistill.modeling_multistill import MultiStillForEmotionClassification, select_teacher_layers
 from multistill.pipeline_multistill import TASK, save_pretrained_with_pipeline
 from multistill.processing_multistill import MultiStillProcessor
-
-try:
-    from _fixtures_model import TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_model import TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
 
 
 def whisper_dirs() -> dict[str, str]:
