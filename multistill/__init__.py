@@ -28,6 +28,7 @@ from .modeling_multistill import (
     MultiStillOutput,
     select_teacher_layers,
 )
+from .modeling_ngram import MultiStillNgramEncoder
 from .offline import build_tiny_encoders, tiny_backbones, train_wordpiece_tokenizer
 from .pipeline_multistill import MultiStillEmotionPipeline, register_pipeline, save_pretrained_with_pipeline
 from .processing_multistill import MultiStillProcessor
