@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from .asr import ASR_ENGINES, ASR_TEXT_COLUMN
+from .cli import check_model_reference as cli_check_model_reference
 from .data import CORPORA
 from .splits import DEFAULT_TEST_FRACTION, DEFAULT_VALIDATION_FRACTION, SPLIT_NAMES, VALIDATION_SOURCES
 from .whisper_base import WHISPER_BASE_ALIAS
@@ -29,7 +29,6 @@ PRESET_CHOICES = ("teacher", "multimodal_student", "text_student", "audio_studen
 #: Encoders of ``--backbones pretrained`` (the paper's).
 PRETRAINED_ENCODERS = {"audio": "kresnik/wav2vec2-large-xlsr-korean", "text": "beomi/KcELECTRA-base"}
 TINY = "tiny"
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
 class UsageError(ValueError):
@@ -45,24 +44,14 @@ def run_script(main: Callable[[], Any]) -> None:
         raise SystemExit(2) from None
 
 
-def check_model_reference(value: str, argument: str, allow_tiny: bool = False) -> str:
+def check_model_reference(value: str, argument: str, allow_tiny: bool = False, aliases: tuple[str, ...] = ()) -> str:
     """``value`` as a model folder (``~`` expanded; it must hold ``config.json``) or a Hub id, else a
-    :class:`UsageError` naming ``argument``. ``"tiny"`` passes when ``allow_tiny``."""
-    if allow_tiny and value == TINY:
-        return value
-    path = Path(value).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise UsageError(f"{argument} {value}: not a folder (a model folder or a Hub id is expected).")
-        if not (path / "config.json").is_file():
-            raise UsageError(f"{argument} {value}: this folder has no config.json, so it is not a saved transformers "
-                             "model (a CTranslate2 or a half-written folder?).")
-        return str(path)
-    if value.startswith(("/", ".", "~")) or value.count("/") > 1 or "\\" in value:
-        raise UsageError(f"{argument} {value}: no such folder.")
-    if not _HUB_ID.fullmatch(value):
-        raise UsageError(f"{argument} {value!r} is neither an existing folder nor a Hub id (owner/name).")
-    return value
+    :class:`UsageError` naming ``argument`` (:func:`multistill.cli.check_model_reference`). ``"tiny"`` passes
+    when ``allow_tiny``, and so do ``aliases``."""
+    try:
+        return cli_check_model_reference(value, argument, aliases=(*aliases, *((TINY,) if allow_tiny else ())))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 @dataclass
@@ -303,10 +292,7 @@ class DataArguments:
         if self.asr_model is not None:
             if not self.asr_model.strip():
                 raise UsageError("--asr_model is empty.")
-            # a path (a Hub id is one "owner/name"); Hub ids are checked when the recognizer loads
-            looks_local = self.asr_model.startswith((".", "/", "~")) or self.asr_model.count("/") > 1
-            if looks_local and not Path(self.asr_model).expanduser().exists():
-                raise UsageError(f"--asr_model {self.asr_model}: no such folder.")
+            check_model_reference(self.asr_model, "--asr_model", aliases=(WHISPER_BASE_ALIAS,))
         elif self.asr_engine is not None:
             raise UsageError("--asr_engine needs --asr_model.")
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +98,22 @@ MODEL_INDEX_METRICS: tuple[tuple[str, str, str, dict[str, str] | None], ...] = (
 )
 #: files of a training output folder copied to the Hub folder when present
 EXTRA_FILES = ("run_info.json", "test_results.json", "confusion_matrix.png", "training_curves.png")
-REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
 
 
 # --------------------------------------------------------------------------------------------- helpers
-# --------------------------------------------------------------------------------------------- helpers
+def hub_id_error(value: str, need_owner: bool = False) -> str | None:
+    """Why ``value`` is not a Hub repo id (``name`` or ``owner/name``; ``owner/name`` only with ``need_owner``),
+    by ``huggingface_hub``'s own validator; ``None`` when it is one. The one check of every Hub id given to
+    this project (``--model``, encoders, ``--teacher_model``, ``--asr``, ``--repo_id``)."""
+    try:
+        validate_repo_id(value)
+    except HFValidationError as err:
+        return str(err)
+    if need_owner and "/" not in value:
+        return f"{value!r} has no owner: the form is 'owner/name'."
+    return None
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from ``path``, or ``None`` when the file is absent."""
     if not path.is_file():
@@ -122,7 +132,7 @@ def as_percent(value: float) -> float:
 
 def is_hub_id(name: Any) -> bool:
     """Whether ``name`` looks like a Hub repo id (not a local path)."""
-    return isinstance(name, str) and bool(REPO_ID_PATTERN.match(name)) and not os.path.exists(name)
+    return isinstance(name, str) and hub_id_error(name, need_owner=True) is None and not os.path.exists(name)
 
 
 def infer_preset(config: Any) -> str:
@@ -447,7 +457,10 @@ def load_checkpoint(model_dir: Path):
 
     if not (model_dir / "config.json").is_file():
         raise ValueError(f"{model_dir} is not a model folder (no config.json).")
-    model = MultiStillForEmotionClassification.from_pretrained(model_dir).eval()
+    try:
+        model = MultiStillForEmotionClassification.from_pretrained(model_dir).eval()
+    except OSError as err:  # damaged weights, pickle-only weights (ValueError: config.json does not match them)
+        raise ValueError(str(err)) from err
     try:
         processor = MultiStillProcessor.from_pretrained(model_dir)
     except (OSError, ValueError, TypeError) as err:
@@ -574,6 +587,7 @@ __all__ = [
     "build_model_card",
     "check_local_dir",
     "eval_results",
+    "hub_id_error",
     "publish",
     "publish_run",
     "write_local_folder",

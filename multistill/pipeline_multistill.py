@@ -56,6 +56,7 @@ from .processing_multistill import (
     MIN_AUDIO_SECONDS,
     check_duration,
     check_sampling_rate,
+    check_text,
     decode_audio,
     resample,
     to_mono,
@@ -300,6 +301,7 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             elif not isinstance(text, str):
                 raise ValueError(f"{where}: 'text' must be a string, got {type(text).__name__}.")
             else:
+                check_text(text, where)
                 source = "given"
         prepared = PreparedInput(audio=audio, text=text, where=where, text_source=source, asr_audio=asr_audio)
         if transcribe:
@@ -333,8 +335,9 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             samples = source.get_all_samples()
             array, rate = samples.data.float().numpy().mean(axis=0), int(samples.sample_rate)
         else:
-            if isinstance(source, torch.Tensor):
-                source = source.detach().cpu().float().numpy()
+            if isinstance(source, torch.Tensor):  # bool and complex stay as they are, for to_mono to refuse
+                source = source.detach().cpu()
+                source = (source.float() if source.dtype == torch.bfloat16 else source).numpy()
             try:
                 array = np.asarray(source)
             except (TypeError, ValueError) as err:

@@ -201,6 +201,18 @@ def read_audio_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return decode_audio(path, os.fspath(path))
 
 
+def check_text(text: str, where: str = "text") -> str:
+    """``text`` if it can be encoded as UTF-8, else a ``ValueError`` naming ``where`` and the position (a lone
+    surrogate such as ``"a\\ud800b"``, or invalid UTF-8 bytes given on a command line)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{where}: the text cannot be encoded as UTF-8 (character {err.start}, "
+                         f"{text[err.start]!r}: a lone surrogate, or invalid UTF-8 bytes on the command line).") \
+            from None
+    return text
+
+
 def to_mono(array: np.ndarray, where: str = "audio") -> np.ndarray:
     """Mix a 1-D or 2-D array down to mono float32.
 
@@ -209,8 +221,8 @@ def to_mono(array: np.ndarray, where: str = "audio") -> np.ndarray:
     :data:`MAX_CHANNELS` channels. A batch must be passed as a list.
     """
     array = np.asarray(array)
-    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.number)):
-        raise ValueError(f"{where} must hold numbers, got dtype {array.dtype}.")
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise ValueError(f"{where} must hold real numbers, got dtype {array.dtype}.")
     if np.issubdtype(array.dtype, np.integer):
         info = np.iinfo(array.dtype)
         offset = (int(info.max) + 1) / 2 if info.min == 0 else 0.0
@@ -328,6 +340,29 @@ def audio_frame_geometry(audio_config: Any, feature_extractor: Any) -> dict[str,
     )
 
 
+#: The processor files save_pretrained writes; ``processor_config.json`` is required.
+PROCESSOR_FILES = ("processor_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "preprocessor_config.json")
+
+
+def check_processor_folder(folder: str | os.PathLike) -> None:
+    """``OSError`` naming the file when a saved processor cannot load: no ``processor_config.json``, or one of
+    its JSON files (:data:`PROCESSOR_FILES`) is not valid JSON (transformers would name neither)."""
+    import json
+
+    if not os.path.isfile(os.path.join(folder, PROCESSOR_FILES[0])):
+        raise OSError(f"no {PROCESSOR_FILES[0]} in {folder}: the processor was not saved (processor.save_pretrained "
+                      "writes it beside the model).")
+    for name in PROCESSOR_FILES:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    json.load(handle)
+            except (ValueError, UnicodeDecodeError) as err:
+                raise OSError(f"{path} is not valid JSON ({err}): the file is damaged.") from err
+
+
 class MultiStillProcessor(ProcessorMixin):
     r"""The audio encoder's feature extractor + any tokenizer, with the limits of the model.
 
@@ -394,6 +429,14 @@ class MultiStillProcessor(ProcessorMixin):
         return [m for m in ("audio", "text") if m in values]
 
     # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
+        """``ProcessorMixin.from_pretrained``; a local folder is checked first (:func:`check_processor_folder`)."""
+        folder = os.path.join(os.fspath(pretrained_model_name_or_path), kwargs.get("subfolder") or ".")
+        if os.path.isdir(folder):
+            check_processor_folder(os.path.normpath(folder))
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
     @classmethod
     def from_encoders(
         cls,
@@ -572,6 +615,7 @@ class MultiStillProcessor(ProcessorMixin):
             texts = [text] if isinstance(text, str) else list(text)
             if not texts or not all(isinstance(t, str) for t in texts):
                 raise ValueError("`text` must be a string or a non-empty list of strings.")
+            texts = [check_text(t, f"text {i}") for i, t in enumerate(texts)]
             if clean_text:
                 texts = [clean_transcript(t) for t in texts]
             encoded = self.tokenizer(
@@ -628,6 +672,8 @@ MultiStillProcessor.register_for_auto_class("AutoProcessor")
 AutoProcessor.register(MultiStillConfig, MultiStillProcessor, exist_ok=True)
 
 __all__ = [
+    "check_processor_folder",
+    "check_text",
     "MAX_CHANNELS",
     "MAX_SAMPLING_RATE",
     "MIN_AUDIO_SECONDS",

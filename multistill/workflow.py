@@ -257,6 +257,18 @@ def _split_differences(teacher: dict[str, Any], ours: dict[str, Any], teacher_id
     return differences
 
 
+def read_json_object(path: Path, argument: str) -> dict[str, Any]:
+    """The JSON object in ``path``, or a :class:`UsageError` naming ``argument`` and the file (damaged, not JSON,
+    or not an object)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{argument}: {path} is not a readable JSON file ({error}).") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{argument}: {path} must hold a JSON object, got {type(data).__name__}.")
+    return data
+
+
 def check_teacher_split(teacher_model: str, data_args: DataArguments, splits: DatasetDict,
                         allow_mismatch: bool = False) -> dict[str, Any]:
     """Refuse a teacher whose run split the data otherwise (its logits may come from our test data).
@@ -272,10 +284,10 @@ def check_teacher_split(teacher_model: str, data_args: DataArguments, splits: Da
     if missing:
         problems = [f"its split cannot be checked: {teacher_model} has no {' or '.join(missing)} (a Hub id, or a "
                     "model not trained by train.py)"]
-        info: dict[str, Any] = json.loads(files[0].read_text(encoding="utf-8")) if files[0].is_file() else {}
+        info: dict[str, Any] = read_json_object(files[0], "--teacher_model") if files[0].is_file() else {}
     else:
-        info = json.loads(files[0].read_text(encoding="utf-8"))
-        teacher_ids = json.loads(files[1].read_text(encoding="utf-8"))
+        info = read_json_object(files[0], "--teacher_model")
+        teacher_ids = read_json_object(files[1], "--teacher_model")
         problems = _split_differences(info, data_info(data_args, splits), teacher_ids, split_ids(splits))
     if problems:
         message = "The teacher does not match this run's split: " + "; ".join(problems) + "."
@@ -475,6 +487,7 @@ __all__ = [
     "make_trainer",
     "prepare_features",
     "prepare_splits",
+    "read_json_object",
     "resolve_checkpoint",
     "select_text_columns",
     "setup_logging",
