@@ -47,6 +47,7 @@ from multistill.workflow import (
     count_parameters,
     data_info,
     finish_run,
+    lock_output_dir,
     make_trainer,
     prepare_features,
     prepare_splits,
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, distill_args, training_args = parse_args(argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
+    lock_output_dir(training_args)  # a second run into the same --output_dir is refused
     checkpoint = resolve_checkpoint(training_args)
 
     # 2. Data: the same split as the teacher's run (refused otherwise), balanced training split

@@ -35,6 +35,7 @@ from multistill.workflow import (
     count_parameters,
     data_info,
     finish_run,
+    lock_output_dir,
     make_trainer,
     prepare_features,
     prepare_splits,
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, training_args = parse_args(argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
+    lock_output_dir(training_args)  # a second run into the same --output_dir is refused
     checkpoint = resolve_checkpoint(training_args)
 
     # 2. Data: corpus -> session, dialogue or random split -> balanced training split

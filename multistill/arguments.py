@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,27 @@ def check_model_reference(value: str, argument: str, allow_tiny: bool = False, a
         return cli_check_model_reference(value, argument, aliases=(*aliases, *((TINY,) if allow_tiny else ())))
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def check_output_dir(output_dir: str | None, argument: str = "--output_dir") -> None:
+    """Refuse an output folder that cannot be written (a file, a path under a file, a folder without write
+    access) before any data or model loads. Write access is probed with a temporary file, since permission bits
+    do not tell (root ignores them; a read-only mount does not)."""
+    if not output_dir:
+        return
+    path = Path(output_dir).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{argument} {output_dir} is a file, not a folder.")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{argument} {output_dir}: {existing} is a file, so the folder cannot be created.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UsageError(f"{argument} {output_dir}: cannot write in {existing} ({error.strerror}).") from None
 
 
 @dataclass
@@ -402,6 +424,7 @@ class MultiStillTrainingArguments(TrainingArguments):
             raise UsageError("--per_device_train_batch_size and --gradient_accumulation_steps must be >= 1.")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}.")
+        check_output_dir(self.output_dir)
         self.publish_to_hub, self.push_to_hub = bool(self.push_to_hub), False
         super().__post_init__()
 
@@ -415,5 +438,6 @@ __all__ = [
     "MultiStillTrainingArguments",
     "UsageError",
     "check_model_reference",
+    "check_output_dir",
     "run_script",
 ]

@@ -94,6 +94,39 @@ def latest_complete_checkpoint(output_dir: str | Path) -> str | None:
     return None
 
 
+#: Held by the main process of a run in its ``--output_dir`` (see :func:`lock_output_dir`).
+LOCK_FILE = ".multistill.lock"
+_held_locks: dict[str, Any] = {}
+
+
+def lock_output_dir(training_args: TrainingArguments) -> None:
+    """Refuse a second run into the same ``--output_dir`` while one is running (their checkpoints would mix):
+    the main process holds an exclusive ``flock`` on ``OUTPUT_DIR/.multistill.lock`` until it exits (the
+    system releases it even when the run is killed). Later runs in the same process reuse the lock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        return
+    folder = Path(training_args.output_dir).absolute()
+    if training_args.process_index != 0 or str(folder) in _held_locks:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held until the process exits
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise UsageError(f"--output_dir {training_args.output_dir}: another run is writing there ({owner}); wait "
+                         "for it to finish, or choose another --output_dir.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {platform.node()}\n")
+    handle.flush()
+    _held_locks[str(folder)] = handle
+
+
 def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
     """``--resume_from_checkpoint`` as a folder, or ``latest`` for the newest complete one in ``output_dir``."""
     value = training_args.resume_from_checkpoint
@@ -474,6 +507,7 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
 
 __all__ = [
     "DATA_SPLITS_FILE",
+    "LOCK_FILE",
     "RUN_INFO_FILE",
     "build_model",
     "cache_root",
@@ -484,6 +518,7 @@ __all__ = [
     "finish_run",
     "latest_complete_checkpoint",
     "load_corpus",
+    "lock_output_dir",
     "make_trainer",
     "prepare_features",
     "prepare_splits",

@@ -26,7 +26,7 @@ try:
         tiny_pipeline,
         write_conversation,
     )
-    from _fixtures_model import waves
+    from _fixtures_model import DAMAGES, damaged_copy, waves
     from _fixtures_speech import SPEECH, faster_whisper_asr, speech_file, write_real_conversation
 except ImportError:  # tests/ imported as a package
     from tests._fixtures_inference import (  # noqa: F401
@@ -37,7 +37,7 @@ except ImportError:  # tests/ imported as a package
         tiny_pipeline,
         write_conversation,
     )
-    from tests._fixtures_model import waves
+    from tests._fixtures_model import DAMAGES, damaged_copy, waves
     from tests._fixtures_speech import SPEECH, faster_whisper_asr, speech_file, write_real_conversation
 
 
@@ -183,6 +183,30 @@ def test_folder_without_config_is_refused_before_building_a_model(tmp_path, wav,
     a_file = tmp_path / "model.safetensors"
     assert main(["stream", "--model", str(a_file), wav]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_damaged_model_folder_is_one_error_line(damage, tmp_path, wav, capsys):
+    # issue 22.1/22.3/22.4: one `error:` line naming the file, rc 2 (today: tracebacks, a pickle loaded, a 2.3 GB
+    # default model, or transformers' messages naming another file)
+    folder = damaged_copy(saved_folder("teacher"), damage, tmp_path / damage)
+    assert main(["predict", "--model", folder, wav, "--text", "a"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and DAMAGES[damage] in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("value", "message"), [("{tmp}/missing", "no such folder"), ("{tmp}", "not a model folder"),
+                                                ("a/..", "nor a Hub repo id")])
+def test_asr_folder_is_checked_before_anything_loads(value, message, tmp_path, wav, capsys, monkeypatch):
+    # issue 22.2: a missing or empty --asr folder was sent to the Hub ("Repo id must be in the form ...")
+    import multistill.cli as cli
+
+    monkeypatch.setattr(cli, "load_models", lambda *a: (_ for _ in ()).throw(AssertionError("loaded")))
+    value = value.format(tmp=tmp_path)
+    assert main(["predict", "--model", saved_folder("teacher"), "--asr", value, wav]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --asr {value}") or err.startswith(f"error: --asr '{value}'")
+    assert message in err and "Repo id must be in the form" not in err
 
 
 @pytest.mark.parametrize("option", ["--top-k", "--batch-size", "--threads"])

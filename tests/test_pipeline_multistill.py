@@ -185,6 +185,12 @@ def test_bad_inputs_raise_value_errors_naming_the_input(tmp_path):
         ({"audio": waves(0.5)[0], "sampling_rate": 16000, "text": 3}, "'text' must be a string"),
         ({"text": "a"}, "needs audio"),
         (3.5, "expected a dict"),
+        # issue 22.6: complex samples are refused like bool ones (they were cast to real, the imaginary part lost)
+        ({"audio": waves(0.5)[0].astype(np.complex64), "sampling_rate": 16000, "text": "a"}, "real numbers.*complex"),
+        ({"audio": torch.ones(8000, dtype=torch.complex64), "sampling_rate": 16000, "text": "a"}, "real numbers"),
+        ({"audio": torch.ones(8000, dtype=torch.bool), "sampling_rate": 16000, "text": "a"}, "real numbers.*bool"),
+        # issue 22.5: a lone surrogate (or invalid UTF-8 from a command line) is named, not a tokenizer TypeError
+        ({"audio": waves(0.5)[0], "sampling_rate": 16000, "text": "a\ud800b"}, "cannot be encoded as UTF-8"),
     ]
     for item, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -207,6 +213,9 @@ def test_list_with_bad_items_skips_or_raises(tmp_path):
     assert "input 3" in results[3]["error"] and "sampling_rate" in results[3]["error"]
     for index, item in ((0, good[0]), (2, good[1])):
         torch.testing.assert_close(as_vector(results[index], LABELS), as_vector(pipe(item), LABELS), atol=1e-5, rtol=0)
+    # issue 22.5: with on_error="skip" a text that cannot be encoded skips only its item
+    mixed = pipe([good[0], {**good[1], "text": "a\udcffb"}], on_error="skip")
+    assert "input 1" in mixed[1]["error"] and "UTF-8" in mixed[1]["error"] and "error" not in mixed[0]
     all_bad = pipe([{"text": "x"}], on_error="skip")
     assert list(all_bad[0]) == ["error"]
     skipping = MultiStillEmotionPipeline(model=pipe.model, processor=pipe.processor, device="cpu", on_error="skip")
