@@ -53,6 +53,7 @@ from multistill.workflow import (
     prepare_splits,
     resolve_checkpoint,
     setup_logging,
+    train_model,
 )
 
 logger = logging.getLogger("distill")
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 5. Train: the student learns from the votes and the teacher
     trainer = make_trainer(student, processor, data, training_args, distillation=settings,
                            teacher=teacher if plan.online_teacher else None)
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_result = train_model(trainer, checkpoint)  # a full disk: one error line
     logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
 

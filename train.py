@@ -41,6 +41,7 @@ from multistill.workflow import (
     prepare_splits,
     resolve_checkpoint,
     setup_logging,
+    train_model,
 )
 
 logger = logging.getLogger("train")
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 5. Train: the model's own loss (soft-label cross-entropy against the votes)
     trainer = make_trainer(model, processor, data, training_args)
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_result = train_model(trainer, checkpoint)  # a full disk: one error line
     logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
 

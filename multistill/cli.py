@@ -171,7 +171,7 @@ def check_model_reference(value: str, argument: str, aliases: tuple[str, ...] = 
         if not path.is_dir():
             raise ValueError(f"{argument} {value} is a file; give a model folder or a Hub repo id.")
         if not (path / "config.json").is_file():
-            raise ValueError(f"{argument} {value}: not a model folder (it has no config.json; empty or half-written?).")
+            raise ValueError(f"{argument} {value}: not a model folder (the folder has no config.json; empty or half-written?).")
         return str(path)
     from .hub import hub_id_error
 

@@ -7,11 +7,13 @@ they train (a model from encoders, or a student of a teacher) and in the distill
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -408,6 +410,38 @@ def prepare_features(plan: FeaturePlan, splits: DatasetDict, model: torch.nn.Mod
     return data
 
 
+#: What a write to a full disk raises: ``OSError`` ENOSPC, or torch's zip writer (``torch.save``).
+_DISK_FULL_MESSAGES = ("No space left on device", "unexpected pos", "file write failed")
+
+
+def _disk_full(error: BaseException) -> bool:
+    while error is not None:
+        if getattr(error, "errno", None) == errno.ENOSPC or any(m in str(error) for m in _DISK_FULL_MESSAGES):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def train_model(trainer: Trainer, checkpoint: str | None) -> Any:
+    """``trainer.train``; a full disk is a :class:`UsageError` "No space left on device: OUTPUT_DIR" (torch says
+    ``unexpected pos 210752 vs 210644``), and the half-written checkpoints (no ``trainer_state.json``, which the
+    Trainer writes last) are removed, so ``--resume_from_checkpoint latest`` continues from a complete one."""
+    try:
+        return trainer.train(resume_from_checkpoint=checkpoint)
+    except (OSError, RuntimeError) as error:
+        if not _disk_full(error):
+            raise
+        output_dir = Path(trainer.args.output_dir)
+        removed = [folder.name for folder in output_dir.glob("checkpoint-*")
+                   if folder.is_dir() and not (folder / "trainer_state.json").is_file()]
+        for name in removed:
+            shutil.rmtree(output_dir / name, ignore_errors=True)
+        free = shutil.disk_usage(output_dir).free / 2**20 if output_dir.is_dir() else 0.0
+        raise UsageError(f"No space left on device: {output_dir} ({free:.0f} MiB free; removed the half-written "
+                         f"{', '.join(removed) or 'nothing'}). Free some space, then rerun with "
+                         "--resume_from_checkpoint latest.") from None
+
+
 def make_trainer(model: torch.nn.Module, processor: Any, data: PreparedData, training_args: TrainingArguments,
                  distillation: DistillationSettings | None = None,
                  teacher: torch.nn.Module | None = None) -> MultiStillTrainer:
@@ -527,5 +561,6 @@ __all__ = [
     "select_text_columns",
     "setup_logging",
     "tiny_encoder_folders",
+    "train_model",
     "with_text_column",
 ]

@@ -321,3 +321,34 @@ def test_asr_transcripts_train_and_test(training_cache: Path, tmp_path: Path):
     info = json.loads((tmp_path / "gold" / "run_info.json").read_text())
     assert (info["asr_model"], info["text_column"], info["test_text_columns"]) == (whisper, "text", ["asr_text"])
     assert dataclasses.asdict(data_args)["asr_model"] == whisper  # the arguments were not changed on the way
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 210752 vs 210644"),
+    OSError(28, "No space left on device"),
+])
+def test_a_full_disk_is_one_error_and_the_half_written_checkpoint_goes(error: Exception, tmp_path: Path):
+    # issue 22.10: a full disk was torch's "unexpected pos 210752 vs 210644" and a half-written checkpoint stayed
+    from types import SimpleNamespace
+
+    from multistill.arguments import UsageError
+    from multistill.workflow import latest_complete_checkpoint, train_model
+
+    complete, partial = tmp_path / "checkpoint-2", tmp_path / "checkpoint-4"
+    for folder in (complete, partial):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x")
+    (complete / "trainer_state.json").write_text("{}")
+
+    def train(resume_from_checkpoint=None):
+        raise error
+
+    trainer = SimpleNamespace(args=SimpleNamespace(output_dir=str(tmp_path)), train=train)
+    with pytest.raises(UsageError, match=rf"No space left on device: {tmp_path} .*removed the half-written "
+                                         r"checkpoint-4\). .*--resume_from_checkpoint latest"):
+        train_model(trainer, None)
+    assert complete.is_dir() and not partial.exists()
+    assert latest_complete_checkpoint(tmp_path) == str(complete)
+    trainer.train = lambda resume_from_checkpoint=None: (_ for _ in ()).throw(RuntimeError("a bug"))
+    with pytest.raises(RuntimeError, match="a bug"):  # other errors are not disguised
+        train_model(trainer, None)
