@@ -64,6 +64,9 @@ from .processing_multistill import (
 
 logger = logging.getLogger(__name__)
 
+#: Said (logged, and in the result's ``"warning"``) when speech recognition returns no words.
+EMPTY_ASR_WARNING = ("the speech recognizer found no words (silence or noise?): the scores come from an empty "
+                     "transcript")
 #: The pipeline task name (registered with ``transformers.pipelines.PIPELINE_REGISTRY``).
 TASK = "multimodal-emotion-recognition"
 #: ``config.custom_pipelines`` entry written by :func:`save_pretrained_with_pipeline`.
@@ -316,6 +319,8 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         texts = self.asr.transcribe([item.asr_audio for item in pending], self.sampling_rate)
         for item, text in zip(pending, texts, strict=True):
             item.text, item.text_source, item.asr_audio = text, "asr", None
+            if not text.strip():
+                logger.warning("%s: %s", item.where, EMPTY_ASR_WARNING)
 
     def _load_audio(self, source: Any, rate: Any, where: str) -> np.ndarray:
         if isinstance(source, (str, os.PathLike)):
@@ -391,7 +396,8 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         """Average the windows' softmax probabilities; labels sorted by score, ``top_k`` best.
 
         With ``return_text`` (default: when the pipeline has ASR and the model uses text) the result is
-        ``{"scores": [...], "text": the transcript used, "text_source": "given" | "asr"}``.
+        ``{"scores": [...], "text": the transcript used, "text_source": "given" | "asr"}``, plus ``"warning"``
+        when the speech recognizer returned an empty transcript.
         """
         logits = torch.cat([output["logits"] for output in model_outputs], dim=0).float()
         probs = logits.softmax(dim=-1).mean(dim=0)
@@ -404,7 +410,11 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             return_text = self.asr is not None and "text" in self.modalities
         if not return_text:
             return scores
-        return {"scores": scores, "text": model_outputs[0]["text"], "text_source": model_outputs[0]["text_source"]}
+        text, source = model_outputs[0]["text"], model_outputs[0]["text_source"]
+        result = {"scores": scores, "text": text, "text_source": source}
+        if source == "asr" and not (text or "").strip():
+            result["warning"] = EMPTY_ASR_WARNING
+        return result
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:

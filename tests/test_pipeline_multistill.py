@@ -357,6 +357,17 @@ def test_text_only_model_with_asr_takes_audio():
         pipe({"sampling_rate": 16000})
 
 
+def test_an_empty_asr_transcript_is_warned_and_flagged(caplog):
+    # issue 22.9: noise or silence gave "" from ASR without a word, and the scores looked like any others
+    pipe = asr_pipeline("teacher", ScriptedASR(["", "  ", "네"]))
+    with caplog.at_level("WARNING", logger="multistill.pipeline_multistill"):
+        results = pipe([{"audio": w, "sampling_rate": 16000} for w in waves(0.5, 0.6, 0.7)])
+    assert [r["text_source"] for r in results] == ["asr"] * 3
+    assert ["warning" in r for r in results] == [True, True, False] and "no words" in results[0]["warning"]
+    assert sum("input 0: the speech recognizer found no words" in m or "input 1: the speech recognizer found no"
+               in m for m in caplog.messages) == 2
+
+
 def test_pipeline_factory_builds_a_transformers_recognizer():
     from multistill.asr import TransformersSpeechRecognizer
 
