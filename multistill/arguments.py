@@ -49,8 +49,10 @@ def check_model_reference(value: str, argument: str, allow_tiny: bool = False, a
     """``value`` as a model folder (``~`` expanded; it must hold ``config.json``) or a Hub id, else a
     :class:`UsageError` naming ``argument`` (:func:`multistill.cli.check_model_reference`). ``"tiny"`` passes
     when ``allow_tiny``, and so do ``aliases``."""
+    if allow_tiny and value == TINY:
+        return value
     try:
-        return cli_check_model_reference(value, argument, aliases=(*aliases, *((TINY,) if allow_tiny else ())))
+        return cli_check_model_reference(value, argument, aliases=aliases)
     except ValueError as error:
         raise UsageError(str(error)) from None
 

@@ -526,10 +526,12 @@ def encoder_only(model: PreTrainedModel) -> PreTrainedModel:
 
 
 # --------------------------------------------------------------------------------------------- loading checks
-def check_saved_folder(folder: str | os.PathLike, model_class: type, config: PreTrainedConfig) -> None:
+def check_saved_folder(folder: str | os.PathLike, model_class: type, config: PreTrainedConfig,
+                       check_shapes: bool = True) -> None:
     """Refuse a damaged saved model before its weights are allocated, naming the file: no safetensors weights
-    (only a pickle ``.bin``), a truncated or corrupt ``.safetensors`` file, or a ``config.json`` whose shapes
-    (``num_labels``, widths...) differ from the weights'. The model is built on the meta device to compare."""
+    (only a pickle ``.bin``), a truncated or corrupt ``.safetensors`` file, or (``check_shapes``) a
+    ``config.json`` whose shapes (``num_labels``, widths...) differ from the weights'. The model is built on the
+    meta device to compare."""
     from safetensors import safe_open
 
     weights = sorted(name for name in os.listdir(folder) if name.endswith(".safetensors"))
@@ -547,6 +549,8 @@ def check_saved_folder(folder: str | os.PathLike, model_class: type, config: Pre
                 stored.update({key: list(handle.get_slice(key).get_shape()) for key in handle.keys()})  # noqa: SIM118
         except Exception as err:  # safetensors raises its own SafetensorError (not an OSError)
             raise OSError(f"{path}: damaged safetensors file (truncated or corrupt: {err}).") from err
+    if not check_shapes:
+        return
     with torch.device("meta"):
         expected = {key: list(value.shape) for key, value in model_class(config).state_dict().items()}
     for key, shape in stored.items():
@@ -572,22 +576,21 @@ class MultiStillPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any):
-        """``PreTrainedModel.from_pretrained`` of safetensors weights only (a pickle ``.bin`` can run code), then
+        """``PreTrainedModel.from_pretrained`` of safetensors weights only (a pickle ``.bin`` can run code; pass
+        ``use_safetensors=False`` to load one you trust), then
         re-apply the config's frozen encoders (loading re-creates the parameters, which resets ``requires_grad``).
 
         A local folder is checked first (:func:`check_saved_folder`): a missing ``config.json``, pickle-only or
         damaged weights, or a config that does not match them is one ``OSError``/``ValueError`` naming the file.
         """
-        kwargs.setdefault("use_safetensors", True)
         source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
-        if isinstance(source, (str, os.PathLike)):
+        if kwargs.setdefault("use_safetensors", True) and isinstance(source, (str, os.PathLike)):
             folder = os.path.normpath(os.path.join(os.fspath(source), kwargs.get("subfolder") or "."))
             if os.path.isdir(folder):
                 config = kwargs.get("config")
                 if not isinstance(config, PreTrainedConfig):
                     config = cls.config_class.from_pretrained(folder)
-                    kwargs["config"] = config
-                check_saved_folder(folder, cls, config)
+                check_saved_folder(folder, cls, config, check_shapes=not kwargs.get("ignore_mismatched_sizes"))
         model = super().from_pretrained(*args, **kwargs)
         (model[0] if isinstance(model, tuple) else model)._apply_frozen_encoders()  # tuple: output_loading_info
         return model
