@@ -57,11 +57,12 @@ def waves(*seconds: float, sampling_rate: int = 16000, seed: int = 0) -> list[np
     return out
 
 
-#: Ways a saved model folder gets damaged (issue 22, item 3), each with the file its error must name.
+#: Ways a saved model folder gets damaged (issue 22, items 1, 3, 4), each with what its error must say (the file).
 DAMAGES = {
-    "no_config": "config.json", "truncated_weights": "model.safetensors", "num_labels": "config.json",
-    "pickle_weights": "pytorch_model.bin", "absurd_size": "hidden_size", "bad_tokenizer": "tokenizer.json",
-    "no_processor_config": "processor_config.json",
+    "no_config": "no config.json", "truncated_weights": "model.safetensors: damaged safetensors file",
+    "num_labels": "config.json does not match the weights", "pickle_weights": "pytorch_model.bin: pickle weights "
+    "are refused", "absurd_size": "`hidden_size` is 65536", "bad_tokenizer": "tokenizer.json is not valid JSON",
+    "no_processor_config": "no processor_config.json in",
 }
 
 

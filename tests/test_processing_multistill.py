@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def test_damaged_processor_folder_names_the_file(tmp_path, damage):
     # issue 22.3: transformers named preprocessor_config.json (not the missing file) or no file at all
     processor().save_pretrained(tmp_path / "saved")
     folder = damaged_copy(str(tmp_path / "saved"), damage, tmp_path / damage)
-    with pytest.raises(OSError, match=f"{damage}/{DAMAGES[damage]}|no {DAMAGES[damage]} in .*{damage}"):
+    with pytest.raises(OSError, match=re.escape(DAMAGES[damage])):
         MultiStillProcessor.from_pretrained(folder)
 
 
