@@ -196,6 +196,18 @@ def test_damaged_model_folder_is_one_error_line(damage, tmp_path, wav, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1 and DAMAGES[damage] in err and "Traceback" not in err
 
 
+def test_text_with_invalid_utf8_is_an_error_line(wav, capsys):
+    # issue 22.5: `--text $'a\xffb'` reaches Python as "a\udcffb" (surrogateescape); the tokenizer raised a TypeError
+    model = saved_folder("teacher")
+    capsys.readouterr()
+    assert main(["predict", "--model", model, wav, "--text", "a\udcffb"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: input 0: the text cannot be encoded as UTF-8") and "Traceback" not in err
+    assert main(["predict", "--model", model, wav, wav, "--text", "좋아요", "--text", "a\udcffb"]) == 1  # one skipped
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: input 1: the text cannot be encoded") and wav in captured.out
+
+
 @pytest.mark.parametrize(("value", "message"), [("{tmp}/missing", "no such folder"), ("{tmp}", "not a model folder"),
                                                 ("a/..", "nor a Hub repo id")])
 def test_asr_folder_is_checked_before_anything_loads(value, message, tmp_path, wav, capsys, monkeypatch):
