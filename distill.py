@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import logging
 import sys
+from pathlib import Path
 
 from transformers import HfArgumentParser, set_seed
 
@@ -38,7 +39,7 @@ from multistill.arguments import (
     UsageError,
     run_script,
 )
-from multistill.configuration_multistill import PRESETS, TEACHER_SHARED_FIELDS
+from multistill.configuration_multistill import PRESETS, TEACHER_SHARED_FIELDS, MultiStillConfig
 from multistill.modeling_multistill import MultiStillForEmotionClassification
 from multistill.processing_multistill import MultiStillProcessor
 from multistill.training import DistillationSettings, FeaturePlan
@@ -47,12 +48,14 @@ from multistill.workflow import (
     count_parameters,
     data_info,
     finish_run,
+    lock_output_dir,
     make_trainer,
     prepare_features,
     prepare_splits,
     refit_on_validation,
     resolve_checkpoint,
     setup_logging,
+    train_model,
 )
 
 logger = logging.getLogger("distill")
@@ -74,13 +77,36 @@ def parse_args(argv: list[str] | None = None):
     given = [f"--{name}" for name in ("backbones", "audio_encoder", "text_encoder") if getattr(model_args, name)]
     if given:
         raise UsageError(f"{', '.join(given)}: distill.py takes the student's encoders from the teacher.")
+    teacher_model = rest[1].teacher_model
+    if Path(teacher_model).is_dir():  # a Hub id is checked once loaded (load_teacher)
+        try:
+            config = MultiStillConfig.from_pretrained(teacher_model)
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--teacher_model {teacher_model}: {error}") from None
+        check_teacher_modalities(model_args.preset, list(config.modalities), teacher_model)
     return (model_args, *rest)
 
 
+def check_teacher_modalities(preset: str, teacher_modalities: list[str], teacher_model: str) -> None:
+    """Refuse a student that uses a modality the teacher lacks: its encoder cannot come from the teacher (it
+    would be random, or a download of the paper's encoder)."""
+    wanted = list(PRESETS[preset]["modalities"])
+    missing = [m for m in wanted if m not in teacher_modalities]
+    if missing:
+        raise UsageError(f"--preset {preset} uses {'+'.join(wanted)}, but the teacher --teacher_model {teacher_model} "
+                         f"has only {'+'.join(teacher_modalities)}: the student's {' and '.join(missing)} encoder "
+                         "cannot come from the teacher. Choose a preset of the teacher's modalities (e.g. "
+                         f"--preset {teacher_modalities[0]}_student) or a teacher with both.")
+
+
 def load_teacher(path: str) -> tuple[MultiStillForEmotionClassification, MultiStillProcessor]:
-    """The trained teacher and its processor (a folder written by train.py, or a Hub id), frozen."""
-    teacher = MultiStillForEmotionClassification.from_pretrained(path)
-    processor = MultiStillProcessor.from_pretrained(path)
+    """The trained teacher and its processor (a folder written by train.py, or a Hub id), frozen; a folder that
+    cannot load (damaged weights or files) is a :class:`UsageError` naming the file."""
+    try:
+        teacher = MultiStillForEmotionClassification.from_pretrained(path)
+        processor = MultiStillProcessor.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--teacher_model {path}: cannot load the teacher: {error}") from None
     teacher.eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
@@ -112,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, distill_args, training_args = parse_args(argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
+    lock_output_dir(training_args)  # a second run into the same --output_dir is refused
     checkpoint = resolve_checkpoint(training_args)
 
     # 2. Data: the same split as the teacher's run (refused otherwise), balanced training split
@@ -121,6 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 3. Teacher and student; the student's processor is the teacher's, with the student's modalities
     teacher, teacher_processor = load_teacher(distill_args.teacher_model)
+    check_teacher_modalities(model_args.preset, list(teacher.config.modalities), distill_args.teacher_model)
     student = build_student(model_args, teacher, distill_args)
     processor = MultiStillProcessor.from_model_config(
         student.config, teacher_processor.feature_extractor, teacher_processor.tokenizer
@@ -144,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 5. Train: the student learns from the votes and the teacher
     online = teacher if plan.online_teacher else None
     trainer = make_trainer(student, processor, data, training_args, distillation=settings, teacher=online)
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_result = train_model(trainer, checkpoint)  # a full disk: one error line
     logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
     refit_epochs = None

@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> Path | str:
         raise ValueError(f"--model_dir {model_dir} is not a model folder (no config.json).")
     if args.local_dir is None and not args.repo_id:
         raise ValueError("Pass --repo_id to upload (or --local_dir to only write the folder).")
-    if args.repo_id and not hub.REPO_ID_PATTERN.match(args.repo_id):
-        raise ValueError(f"--repo_id must look like 'user/name', got {args.repo_id!r}.")
+    if args.repo_id and hub.hub_id_error(args.repo_id, need_owner=True):
+        raise ValueError(f"--repo_id {args.repo_id!r} is not a Hub repo id 'user/name': "
+                         f"{hub.hub_id_error(args.repo_id, need_owner=True)}")
     if args.overwrite and args.local_dir is None:
         raise ValueError("--overwrite only applies to --local_dir.")
     options = {"license": args.license, "dataset_names": args.dataset_names, "verify": args.verify}

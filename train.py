@@ -35,12 +35,14 @@ from multistill.workflow import (
     count_parameters,
     data_info,
     finish_run,
+    lock_output_dir,
     make_trainer,
     prepare_features,
     prepare_splits,
     refit_on_validation,
     resolve_checkpoint,
     setup_logging,
+    train_model,
 )
 
 logger = logging.getLogger("train")
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, training_args = parse_args(argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
+    lock_output_dir(training_args)  # a second run into the same --output_dir is refused
     checkpoint = resolve_checkpoint(training_args)
 
     # 2. Data: corpus -> session, dialogue or random split -> balanced training split
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 5. Train: the model's own loss (soft-label cross-entropy against the votes)
     trainer = make_trainer(model, processor, data, training_args)
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_result = train_model(trainer, checkpoint)  # a full disk: one error line
     logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
     refit_epochs = None

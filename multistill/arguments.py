@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from .asr import ASR_ENGINES, ASR_TEXT_COLUMN
+from .cli import check_model_reference as cli_check_model_reference
 from .data import CORPORA
 from .splits import DEFAULT_TEST_FRACTION, DEFAULT_VALIDATION_FRACTION, SPLIT_NAMES, VALIDATION_SOURCES
 from .whisper_base import WHISPER_BASE_ALIAS
@@ -32,7 +33,6 @@ TINY = "tiny"
 NGRAM = "ngram"
 #: Encoders built locally from the training transcripts, by name.
 LOCAL_ENCODERS = (TINY, NGRAM)
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
 class UsageError(ValueError):
@@ -48,24 +48,37 @@ def run_script(main: Callable[[], Any]) -> None:
         raise SystemExit(2) from None
 
 
-def check_model_reference(value: str, argument: str, allow_tiny: bool = False) -> str:
+def check_model_reference(value: str, argument: str, allow_tiny: bool = False, aliases: tuple[str, ...] = ()) -> str:
     """``value`` as a model folder (``~`` expanded; it must hold ``config.json``) or a Hub id, else a
-    :class:`UsageError` naming ``argument``. ``"tiny"`` and ``"ngram"`` pass when ``allow_tiny``."""
+    :class:`UsageError` naming ``argument`` (:func:`multistill.cli.check_model_reference`). ``"tiny"`` and
+    ``"ngram"`` pass when ``allow_tiny``, and so do ``aliases``."""
     if allow_tiny and value in LOCAL_ENCODERS:
         return value
-    path = Path(value).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise UsageError(f"{argument} {value}: not a folder (a model folder or a Hub id is expected).")
-        if not (path / "config.json").is_file():
-            raise UsageError(f"{argument} {value}: this folder has no config.json, so it is not a saved transformers "
-                             "model (a CTranslate2 or a half-written folder?).")
-        return str(path)
-    if value.startswith(("/", ".", "~")) or value.count("/") > 1 or "\\" in value:
-        raise UsageError(f"{argument} {value}: no such folder.")
-    if not _HUB_ID.fullmatch(value):
-        raise UsageError(f"{argument} {value!r} is neither an existing folder nor a Hub id (owner/name).")
-    return value
+    try:
+        return cli_check_model_reference(value, argument, aliases=aliases)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def check_output_dir(output_dir: str | None, argument: str = "--output_dir") -> None:
+    """Refuse an output folder that cannot be written (a file, a path under a file, a folder without write
+    access) before any data or model loads. Write access is probed with a temporary file, since permission bits
+    do not tell (root ignores them; a read-only mount does not)."""
+    if not output_dir:
+        return
+    path = Path(output_dir).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{argument} {output_dir} is a file, not a folder.")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{argument} {output_dir}: {existing} is a file, so the folder cannot be created.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UsageError(f"{argument} {output_dir}: cannot write in {existing} ({error.strerror}).") from None
 
 
 @dataclass
@@ -320,10 +333,7 @@ class DataArguments:
         if self.asr_model is not None:
             if not self.asr_model.strip():
                 raise UsageError("--asr_model is empty.")
-            # a path (a Hub id is one "owner/name"); Hub ids are checked when the recognizer loads
-            looks_local = self.asr_model.startswith((".", "/", "~")) or self.asr_model.count("/") > 1
-            if looks_local and not Path(self.asr_model).expanduser().exists():
-                raise UsageError(f"--asr_model {self.asr_model}: no such folder.")
+            check_model_reference(self.asr_model, "--asr_model", aliases=(WHISPER_BASE_ALIAS,))
         elif self.asr_engine is not None:
             raise UsageError("--asr_engine needs --asr_model.")
 
@@ -445,6 +455,7 @@ class MultiStillTrainingArguments(TrainingArguments):
             raise UsageError("--per_device_train_batch_size and --gradient_accumulation_steps must be >= 1.")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}.")
+        check_output_dir(self.output_dir)
         self.publish_to_hub, self.push_to_hub = bool(self.push_to_hub), False
         super().__post_init__()
 
@@ -458,5 +469,6 @@ __all__ = [
     "MultiStillTrainingArguments",
     "UsageError",
     "check_model_reference",
+    "check_output_dir",
     "run_script",
 ]

@@ -87,8 +87,9 @@ def _decoded(source: Any, rate: Any, where: str) -> tuple[Any, Any, str]:
     if hasattr(source, "get_all_samples"):  # torchcodec AudioDecoder (datasets' decoded Audio)
         samples = source.get_all_samples()
         return samples.data.float().numpy(), int(samples.sample_rate), where
-    if type(source).__name__ == "Tensor":
-        source = source.detach().cpu().float().numpy()
+    if type(source).__name__ == "Tensor":  # bool and complex stay as they are, for to_mono to refuse
+        source = source.detach().cpu()
+        source = (source.float() if str(source.dtype) == "torch.bfloat16" else source).numpy()
     try:
         return np.asarray(source), rate, where
     except (TypeError, ValueError) as err:
@@ -136,8 +137,8 @@ def to_mono(array: Any, where: str = "audio") -> np.ndarray:
     :data:`MAX_CHANNELS` channels. A batch must be passed as a list.
     """
     array = np.asarray(array)
-    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.number)):
-        raise ValueError(f"{where} must hold numbers, got dtype {array.dtype}.")
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise ValueError(f"{where} must hold real numbers, got dtype {array.dtype}.")
     if np.issubdtype(array.dtype, np.integer):
         info = np.iinfo(array.dtype)
         offset = (int(info.max) + 1) / 2 if info.min == 0 else 0.0

@@ -29,6 +29,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from .asr import ASR_ENGINES
@@ -159,20 +160,32 @@ def check_device(device: str | None) -> str | None:
     return device
 
 
+def check_model_reference(value: str, argument: str, aliases: tuple[str, ...] = ()) -> str:
+    """``value`` as a model folder (``~`` expanded; it must hold ``config.json``), one of ``aliases`` (``tiny``,
+    ``whisper-base``) or a Hub repo id (``huggingface_hub``'s validator), else a ``ValueError`` naming
+    ``argument``: "no such folder", "not a model folder", or why it is no Hub id. Checked before anything loads."""
+    path = Path(value).expanduser()
+    if value in aliases and not path.exists():
+        return value
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"{argument} {value} is a file; give a model folder or a Hub repo id.")
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{argument} {value}: not a model folder (the folder has no config.json; empty or half-written?).")
+        return str(path)
+    from .hub import hub_id_error
+
+    if value.startswith((".", "~", "/", os.sep)) or value.count("/") > 1 or "\\" in value:
+        raise ValueError(f"{argument} {value}: no such folder.")
+    reason = hub_id_error(value)
+    if reason:
+        raise ValueError(f"{argument} {value!r} is neither an existing folder nor a Hub repo id (owner/name): {reason}")
+    return value
+
+
 def check_model(model: str) -> str:
     """``--model``: an existing folder with ``config.json``, or a Hub repo id (``name`` or ``owner/name``)."""
-    import re
-
-    if os.path.isdir(model):
-        if not os.path.isfile(os.path.join(model, "config.json")):
-            raise ValueError(f"--model {model}: the folder has no config.json (not a saved model).")
-        return model
-    if os.path.exists(model):
-        raise ValueError(f"--model {model} is a file; give a model folder or a Hub repo id.")
-    looks_like_path = model.startswith((".", "~", os.sep)) or model.count("/") > 1 or os.sep != "/" and os.sep in model
-    if looks_like_path or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", model):
-        raise ValueError(f"--model {model}: no such folder (and not a Hub repo id such as 'owner/name').")
-    return model
+    return check_model_reference(model, "--model")
 
 
 def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool = False, asr: Any = None) -> Any:
@@ -189,6 +202,16 @@ def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool
     from .pipeline_multistill import TASK, MultiStillEmotionPipeline
 
     model = check_model(model)
+    if os.path.isdir(model):  # one line naming the damaged file (the pipeline would print tracebacks)
+        from .modeling_multistill import MultiStillForEmotionClassification, check_saved_folder
+        from .processing_multistill import check_processor_folder
+
+        try:
+            config = MultiStillForEmotionClassification.config_class.from_pretrained(model)
+            check_saved_folder(model, MultiStillForEmotionClassification, config)
+            check_processor_folder(model)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"Cannot load the model {model!r}: {err}") from err
     options: dict[str, Any] = {"trust_remote_code": True} if trust_remote_code else {
         "trust_remote_code": False, "pipeline_class": MultiStillEmotionPipeline}
     if asr is not None:
@@ -417,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "convert-whisper":
             return run_convert_whisper(args)
         check_model(args.model)  # arguments first: nothing is loaded before they are all valid
+        if args.asr is not None:
+            check_model_reference(args.asr, "--asr", aliases=(WHISPER_BASE_ALIAS,))
         check_device(args.device)
         if args.threads is not None:
             import torch
@@ -430,5 +455,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["WHISPER_BASE_ALIAS", "build_parser", "check_device", "check_model", "load_models", "load_pipeline", "main",
+__all__ = ["WHISPER_BASE_ALIAS", "build_parser", "check_device", "check_model", "check_model_reference", "load_models", "load_pipeline", "main",
            "resolve_asr_model", "run_convert_whisper", "run_predict", "run_stream"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
@@ -124,10 +125,29 @@ TEACHER_SHARED_FIELDS: tuple[str, ...] = (
 )
 #: Default encoder depths of the presets that shrink the encoders.
 PRESET_ENCODER_LAYERS: dict[str, dict[str, int]] = {"light_student": {"audio": 2, "text": 2}}
+#: Largest widths a config may ask for (the paper: 768 / 3072; the largest speech and text encoders in use:
+#: 1280-4096 / 5120-16384). A larger value is a typo or a damaged file: it is refused before any weight is
+#: allocated (``hidden_size=65536`` would need about 17 GB).
+MAX_HIDDEN_SIZE = 8192
+MAX_INTERMEDIATE_SIZE = 32768
 
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_sizes(config: Any, where: str) -> None:
+    """Refuse widths above :data:`MAX_HIDDEN_SIZE` / :data:`MAX_INTERMEDIATE_SIZE` (``ValueError`` naming the
+    field), so an absurd config fails at once instead of allocating many gigabytes."""
+    for name, limit in (("hidden_size", MAX_HIDDEN_SIZE), ("intermediate_size", MAX_INTERMEDIATE_SIZE),
+                        ("fusion_intermediate_size", MAX_INTERMEDIATE_SIZE), ("classifier_hidden_size",
+                                                                               MAX_INTERMEDIATE_SIZE),
+                        ("conv_channels", MAX_HIDDEN_SIZE), ("d_model", MAX_HIDDEN_SIZE),
+                        ("encoder_ffn_dim", MAX_INTERMEDIATE_SIZE)):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > limit:
+            raise ValueError(f"`{where}{name}` is {value}, above {limit}: no model of this kind is that wide (a typo "
+                             "or a damaged config.json?); refused before allocating the weights.")
 
 
 def _is_fbank(config: Any) -> bool:
@@ -197,6 +217,7 @@ class MultiStillFbankConfig(PreTrainedConfig):
         self.conv_strides = list(self.conv_strides)
 
     def _validate(self) -> None:
+        check_sizes(self, "")
         for name in ("sampling_rate", "num_mel_bins", "n_fft", "hop_length", "conv_channels", "hidden_size",
                      "num_hidden_layers", "num_attention_heads", "intermediate_size", "num_conv_pos_embeddings",
                      "num_conv_pos_embedding_groups"):
@@ -417,6 +438,9 @@ class MultiStillConfig(PreTrainedConfig):
         return audio_config
 
     def _validate(self) -> None:
+        check_sizes(self, "")
+        check_sizes(self.audio_config, "audio_config.")
+        check_sizes(self.text_config, "text_config.")
         for name in ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
                      "max_audio_frames", "max_text_tokens", "sampling_rate"):
             value = getattr(self, name)
@@ -453,6 +477,15 @@ class MultiStillConfig(PreTrainedConfig):
                 f"`max_text_tokens` ({self.max_text_tokens}) exceeds the text encoder's "
                 f"max_position_embeddings ({text_positions})."
             )
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
+        """``PreTrainedConfig.get_config_dict``, but a local folder without ``config.json`` is an ``OSError``
+        naming it (transformers would build the default, paper-sized, config and then fail on the weights)."""
+        folder = os.path.normpath(os.path.join(os.fspath(pretrained_model_name_or_path), kwargs.get("subfolder") or "."))
+        if os.path.isdir(folder) and not os.path.isfile(os.path.join(folder, "config.json")):
+            raise OSError(f"no config.json in {folder}: not a saved model folder (save_pretrained writes one).")
+        return super().get_config_dict(pretrained_model_name_or_path, **kwargs)
 
     # ------------------------------------------------------------------ derived, read-only
     @property
@@ -584,4 +617,5 @@ __all__ = [
     "PRESETS",
     "TEACHER_SHARED_FIELDS",
     "audio_encoder_input_name",
+    "check_sizes",
 ]

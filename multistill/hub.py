@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +98,26 @@ MODEL_INDEX_METRICS: tuple[tuple[str, str, str, dict[str, str] | None], ...] = (
 )
 #: files of a training output folder copied to the Hub folder when present
 EXTRA_FILES = ("run_info.json", "test_results.json", "confusion_matrix.png", "training_curves.png")
-REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
+#: written into a ``--local_dir`` folder: only a folder holding it may be replaced by ``--overwrite``
+LOCAL_DIR_MARKER = ".multistill-hub-folder"
+#: ``run_info.json`` keys that locate local data: left out of the Hub folder
+LOCAL_DATA_KEYS = ("data_dir", "data_cache_dir")
 
 
 # --------------------------------------------------------------------------------------------- helpers
-# --------------------------------------------------------------------------------------------- helpers
+def hub_id_error(value: str, need_owner: bool = False) -> str | None:
+    """Why ``value`` is not a Hub repo id (``name`` or ``owner/name``; ``owner/name`` only with ``need_owner``),
+    by ``huggingface_hub``'s own validator; ``None`` when it is one. The one check of every Hub id given to
+    this project (``--model``, encoders, ``--teacher_model``, ``--asr``, ``--repo_id``)."""
+    try:
+        validate_repo_id(value)
+    except HFValidationError as err:
+        return str(err)
+    if need_owner and "/" not in value:
+        return f"{value!r} has no owner: the form is 'owner/name'."
+    return None
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from ``path``, or ``None`` when the file is absent."""
     if not path.is_file():
@@ -115,6 +129,30 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def public_reference(value: Any) -> Any:
+    """``value`` fit for an upload: a Hub id as it is, a local path (absolute, ``~``, or an existing file or
+    folder) reduced to its last component, so no path of this machine is published."""
+    if not isinstance(value, str) or not value:
+        return value
+    local = os.path.isabs(value) or value.startswith("~") or "\\" in value or os.path.exists(value)
+    if not local:
+        return value
+    return Path(value.replace("\\", "/")).name or None
+
+
+def public_run_info(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``run_info.json`` as uploaded: data locations (:data:`LOCAL_DATA_KEYS`) set to ``None``, every other
+    local path (encoders, teacher, recognizer...) reduced by :func:`public_reference`, at any depth."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: None if k in LOCAL_DATA_KEYS else clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return public_reference(value)
+
+    return None if info is None else clean(info)
+
+
 def as_percent(value: float) -> float:
     """Metrics in [0, 1] as percentages (values already above 1 are kept)."""
     return 100.0 * value if abs(value) <= 1.0 else value
@@ -122,7 +160,7 @@ def as_percent(value: float) -> float:
 
 def is_hub_id(name: Any) -> bool:
     """Whether ``name`` looks like a Hub repo id (not a local path)."""
-    return isinstance(name, str) and bool(REPO_ID_PATTERN.match(name)) and not os.path.exists(name)
+    return isinstance(name, str) and hub_id_error(name, need_owner=True) is None and not os.path.exists(name)
 
 
 def infer_preset(config: Any) -> str:
@@ -447,7 +485,10 @@ def load_checkpoint(model_dir: Path):
 
     if not (model_dir / "config.json").is_file():
         raise ValueError(f"{model_dir} is not a model folder (no config.json).")
-    model = MultiStillForEmotionClassification.from_pretrained(model_dir).eval()
+    try:
+        model = MultiStillForEmotionClassification.from_pretrained(model_dir).eval()
+    except OSError as err:  # damaged weights, pickle-only weights (ValueError: config.json does not match them)
+        raise ValueError(str(err)) from err
     try:
         processor = MultiStillProcessor.from_pretrained(model_dir)
     except (OSError, ValueError, TypeError) as err:
@@ -459,9 +500,14 @@ def write_folder(model: Any, processor: Any, model_dir: Path, folder: Path, card
     """Model + processor + code + custom pipeline + training files + example + README.md; returns the names."""
     from .pipeline_multistill import save_pretrained_with_pipeline
 
+    for name in ("audio_encoder_name", "text_encoder_name"):  # config.json: no local path of this machine
+        setattr(model.config, name, public_reference(getattr(model.config, name)))
     save_pretrained_with_pipeline(model, processor, folder)
     for name in EXTRA_FILES:
-        if (model_dir / name).is_file():
+        if name == "run_info.json" and (model_dir / name).is_file():
+            with open(folder / name, "w", encoding="utf-8") as f:
+                json.dump(public_run_info(read_json(model_dir / name)), f, indent=2, ensure_ascii=False)
+        elif (model_dir / name).is_file():
             shutil.copyfile(model_dir / name, folder / name)
     for name in EXAMPLE_FILES:
         shutil.copyfile(EXAMPLES_DIR / name, folder / name)
@@ -490,7 +536,7 @@ def build_folder(model_dir: str | os.PathLike, folder: str | os.PathLike, repo_i
     """Write the complete Hub folder of the checkpoint in ``model_dir`` into the empty ``folder``."""
     model_dir, folder = Path(model_dir), Path(folder)
     model, processor = load_checkpoint(model_dir)
-    run_info = read_json(model_dir / "run_info.json")
+    run_info = public_run_info(read_json(model_dir / "run_info.json"))  # the card names no local path either
     metrics = read_json(model_dir / "test_results.json")
     logger.info("Loaded %s (%s); run_info: %s; test results: %s", model_dir, "+".join(model.config.modalities),
                 "yes" if run_info else "no", "yes" if metrics else "no")
@@ -503,17 +549,26 @@ def build_folder(model_dir: str | os.PathLike, folder: str | os.PathLike, repo_i
 
 
 def check_local_dir(local_dir: str | os.PathLike, model_dir: str | os.PathLike, overwrite: bool) -> Path:
-    """Validate ``--local_dir`` before anything is loaded: not a file, not the checkpoint folder (or one that
-    holds it), and empty unless ``overwrite``. Raises ``ValueError`` naming the argument."""
-    target, source = Path(local_dir).resolve(), Path(model_dir).resolve()
+    """Validate ``--local_dir`` before anything is loaded: not a symbolic link (never followed), not a file,
+    not the checkpoint folder (or one that holds it), and empty unless ``overwrite``, which only replaces a
+    folder an earlier ``--local_dir`` wrote (its :data:`LOCAL_DIR_MARKER`). Raises ``ValueError`` naming the
+    argument."""
+    if Path(local_dir).is_symlink():
+        raise ValueError(f"--local_dir {local_dir} is a symbolic link: give the folder itself (links are never "
+                         "followed, so nothing outside it can be replaced).")
+    target, source = Path(local_dir).absolute(), Path(model_dir).resolve()
     if target.exists() and not target.is_dir():
         raise ValueError(f"--local_dir {local_dir} is a file, not a folder.")
-    if target == source or target in source.parents:
+    if target.resolve() == source or target.resolve() in source.parents:
         raise ValueError(f"--local_dir {local_dir} is (or contains) --model_dir {model_dir}: write the Hub folder "
                          "somewhere else; the checkpoint must stay as training wrote it.")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise ValueError(f"--local_dir {local_dir} is not empty: choose a new folder, or pass --overwrite to "
-                         "replace everything in it.")
+    if target.is_dir() and any(target.iterdir()):
+        if not overwrite:
+            raise ValueError(f"--local_dir {local_dir} is not empty: choose a new folder, or pass --overwrite to "
+                             "replace a folder that an earlier --local_dir wrote.")
+        if not (target / LOCAL_DIR_MARKER).is_file():
+            raise ValueError(f"--local_dir {local_dir} --overwrite: the folder holds files that push_to_hub.py did "
+                             f"not write (no {LOCAL_DIR_MARKER}), so it is not replaced; choose a new folder.")
     return target
 
 
@@ -522,14 +577,17 @@ def write_local_folder(model_dir: str | os.PathLike, local_dir: str | os.PathLik
                        verify: bool = True) -> Path:
     """Build the Hub folder beside ``local_dir`` and then put it in place (replacing what was there), so a
     failure leaves ``local_dir`` untouched. Call :func:`check_local_dir` first."""
-    target = Path(local_dir).resolve()
+    target = Path(local_dir).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         build_folder(model_dir, staging, repo_id, license, dataset_names, verify)
+        (staging / LOCAL_DIR_MARKER).write_text("written by push_to_hub.py; --overwrite may replace this folder\n",
+                                                encoding="utf-8")
         if target.exists():
-            logger.warning("--overwrite: replacing the %d entries of %s", len(list(target.iterdir())), target)
-            shutil.rmtree(target)
+            logger.warning("--overwrite: replacing the %d entries of %s (written by an earlier --local_dir)",
+                           len(list(target.iterdir())), target)
+            shutil.rmtree(target)  # (rmtree refuses a symbolic link)
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -574,7 +632,10 @@ __all__ = [
     "build_model_card",
     "check_local_dir",
     "eval_results",
+    "hub_id_error",
     "publish",
+    "public_reference",
+    "public_run_info",
     "publish_run",
     "write_local_folder",
 ]

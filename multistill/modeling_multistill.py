@@ -576,6 +576,41 @@ def whisper_encoder_states(encoder: nn.Module, input_features: torch.Tensor,
     return states
 
 
+# --------------------------------------------------------------------------------------------- loading checks
+def check_saved_folder(folder: str | os.PathLike, model_class: type, config: PreTrainedConfig,
+                       check_shapes: bool = True) -> None:
+    """Refuse a damaged saved model before its weights are allocated, naming the file: no safetensors weights
+    (only a pickle ``.bin``), a truncated or corrupt ``.safetensors`` file, or (``check_shapes``) a
+    ``config.json`` whose shapes (``num_labels``, widths...) differ from the weights'. The model is built on the
+    meta device to compare."""
+    from safetensors import safe_open
+
+    weights = sorted(name for name in os.listdir(folder) if name.endswith(".safetensors"))
+    if not weights:
+        pickled = sorted(name for name in os.listdir(folder) if name.endswith((".bin", ".pt", ".pth")))
+        if pickled:
+            raise OSError(f"{os.path.join(folder, pickled[0])}: pickle weights are refused (loading a pickle can run "
+                          "code); only model.safetensors is loaded. Re-save the model with save_pretrained.")
+        raise OSError(f"no model.safetensors in {folder}: the weights are missing.")
+    stored: dict[str, list[int]] = {}
+    for name in weights:
+        path = os.path.join(folder, name)
+        try:
+            with safe_open(path, framework="pt") as handle:
+                stored.update({key: list(handle.get_slice(key).get_shape()) for key in handle.keys()})  # noqa: SIM118
+        except Exception as err:  # safetensors raises its own SafetensorError (not an OSError)
+            raise OSError(f"{path}: damaged safetensors file (truncated or corrupt: {err}).") from err
+    if not check_shapes:
+        return
+    with torch.device("meta"):
+        expected = {key: list(value.shape) for key, value in model_class(config).state_dict().items()}
+    for key, shape in stored.items():
+        if key in expected and expected[key] != shape:
+            raise ValueError(f"{os.path.join(folder, 'config.json')} does not match the weights: {key} is {shape} in "
+                             f"the safetensors file but {expected[key]} by config.json (was config.json edited, "
+                             "e.g. num_labels or a size?).")
+
+
 # --------------------------------------------------------------------------------------------- models
 class MultiStillPreTrainedModel(PreTrainedModel):
     """Weight initialisation, loading, encoder freezing and the ``auto_map`` shared by the Multi-Still models."""
@@ -592,8 +627,21 @@ class MultiStillPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any):
-        """``PreTrainedModel.from_pretrained``, then re-apply the config's frozen encoders (loading re-creates
-        the parameters, which resets ``requires_grad``)."""
+        """``PreTrainedModel.from_pretrained`` of safetensors weights only (a pickle ``.bin`` can run code; pass
+        ``use_safetensors=False`` to load one you trust), then
+        re-apply the config's frozen encoders (loading re-creates the parameters, which resets ``requires_grad``).
+
+        A local folder is checked first (:func:`check_saved_folder`): a missing ``config.json``, pickle-only or
+        damaged weights, or a config that does not match them is one ``OSError``/``ValueError`` naming the file.
+        """
+        source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        if kwargs.setdefault("use_safetensors", True) and isinstance(source, (str, os.PathLike)):
+            folder = os.path.normpath(os.path.join(os.fspath(source), kwargs.get("subfolder") or "."))
+            if os.path.isdir(folder):
+                config = kwargs.get("config")
+                if not isinstance(config, PreTrainedConfig):
+                    config = cls.config_class.from_pretrained(folder)
+                check_saved_folder(folder, cls, config, check_shapes=not kwargs.get("ignore_mismatched_sizes"))
         model = super().from_pretrained(*args, **kwargs)
         (model[0] if isinstance(model, tuple) else model)._apply_frozen_encoders()  # tuple: output_loading_info
         return model

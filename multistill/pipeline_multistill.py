@@ -53,9 +53,13 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 
 from .audio_utils import MIN_AUDIO_SECONDS, check_sampling_rate, load_audio
+from .processing_multistill import check_text
 
 logger = logging.getLogger(__name__)
 
+#: Said (logged, and in the result's ``"warning"``) when speech recognition returns no words.
+EMPTY_ASR_WARNING = ("the speech recognizer found no words (silence or noise?): the scores come from an empty "
+                     "transcript")
 #: The pipeline task name (registered with ``transformers.pipelines.PIPELINE_REGISTRY``).
 TASK = "multimodal-emotion-recognition"
 #: ``config.custom_pipelines`` entry written by :func:`save_pretrained_with_pipeline`.
@@ -339,6 +343,7 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             elif not isinstance(text, str):
                 raise ValueError(f"{where}: 'text' must be a string, got {type(text).__name__}.")
             else:
+                check_text(text, where)
                 source = "given"
         prepared = PreparedInput(audio=audio, text=text, where=where, text_source=source, asr_audio=asr_audio)
         if transcribe:
@@ -353,6 +358,8 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         texts = self.asr.transcribe([item.asr_audio for item in pending], self.sampling_rate)
         for item, text in zip(pending, texts, strict=True):
             item.text, item.text_source, item.asr_audio = text, "asr", None
+            if not text.strip():
+                logger.warning("%s: %s", item.where, EMPTY_ASR_WARNING)
 
     def _load_audio(self, source: Any, rate: Any, where: str) -> np.ndarray:
         return load_audio(source, rate, where, self.sampling_rate)
@@ -394,7 +401,8 @@ class MultiStillEmotionPipeline(ChunkPipeline):
         """Average the windows' softmax probabilities; labels sorted by score, ``top_k`` best.
 
         With ``return_text`` (default: when the pipeline has ASR and the model uses text) the result is
-        ``{"scores": [...], "text": the transcript used, "text_source": "given" | "asr"}``.
+        ``{"scores": [...], "text": the transcript used, "text_source": "given" | "asr"}``, plus ``"warning"``
+        when the speech recognizer returned an empty transcript.
         """
         logits = torch.cat([output["logits"] for output in model_outputs], dim=0).float()
         probs = logits.softmax(dim=-1).mean(dim=0)
@@ -407,7 +415,10 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             return_text = self.asr is not None and "text" in self.modalities
         result: dict[str, Any] = {"scores": scores}
         if return_text:
-            result.update(text=model_outputs[0]["text"], text_source=model_outputs[0]["text_source"])
+            text, source = model_outputs[0]["text"], model_outputs[0]["text_source"]
+            result.update(text=text, text_source=source)
+            if source == "asr" and not (text or "").strip():
+                result["warning"] = EMPTY_ASR_WARNING
         if return_features:  # the utterance's representation, averaged over windows: a conversation's history
             result["features"] = torch.cat([output["features"] for output in model_outputs]).float().mean(dim=0)
         return result if len(result) > 1 else scores

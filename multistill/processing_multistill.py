@@ -32,6 +32,19 @@ from .configuration_multistill import (
 logger = logging.getLogger(__name__)
 
 
+def check_text(text: str, where: str = "text") -> str:
+    """``text`` if it can be encoded as UTF-8, else a ``ValueError`` naming ``where`` and the position (a lone
+    surrogate such as ``"a\\ud800b"``, or invalid UTF-8 bytes given on a command line)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{where}: the text cannot be encoded as UTF-8 (character {err.start}, "
+                         f"{text[err.start]!r}: a lone surrogate, or invalid UTF-8 bytes on the command line).") \
+            from None
+    return text
+
+
+
 def audio_frame_geometry(audio_config: Any, feature_extractor: Any) -> dict[str, int | None]:
     """How an audio encoder sees audio, from its config and feature extractor (nothing assumed).
 
@@ -69,6 +82,29 @@ def audio_frame_geometry(audio_config: Any, feature_extractor: Any) -> dict[str,
         f"feature extractor {type(feature_extractor).__name__}: supported are the wav2vec2 family (conv_stride), "
         "Whisper (max_source_positions + a WhisperFeatureExtractor) and the fbank front end."
     )
+
+
+#: The processor files save_pretrained writes; ``processor_config.json`` is required.
+PROCESSOR_FILES = ("processor_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "preprocessor_config.json")
+
+
+def check_processor_folder(folder: str | os.PathLike) -> None:
+    """``OSError`` naming the file when a saved processor cannot load: no ``processor_config.json``, or one of
+    its JSON files (:data:`PROCESSOR_FILES`) is not valid JSON (transformers would name neither)."""
+    import json
+
+    if not os.path.isfile(os.path.join(folder, PROCESSOR_FILES[0])):
+        raise OSError(f"no {PROCESSOR_FILES[0]} in {folder}: the processor was not saved (processor.save_pretrained "
+                      "writes it beside the model).")
+    for name in PROCESSOR_FILES:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    json.load(handle)
+            except (ValueError, UnicodeDecodeError) as err:
+                raise OSError(f"{path} is not valid JSON ({err}): the file is damaged.") from err
 
 
 class MultiStillProcessor(ProcessorMixin):
@@ -126,6 +162,14 @@ class MultiStillProcessor(ProcessorMixin):
     _normalize_modalities = staticmethod(_normalize_modalities)
 
     # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
+        """``ProcessorMixin.from_pretrained``; a local folder is checked first (:func:`check_processor_folder`)."""
+        folder = os.path.join(os.fspath(pretrained_model_name_or_path), kwargs.get("subfolder") or ".")
+        if os.path.isdir(folder):
+            check_processor_folder(os.path.normpath(folder))
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
     @classmethod
     def from_encoders(
         cls,
@@ -271,6 +315,7 @@ class MultiStillProcessor(ProcessorMixin):
             texts = [text] if isinstance(text, str) else list(text)
             if not texts or not all(isinstance(t, str) for t in texts):
                 raise ValueError("`text` must be a string or a non-empty list of strings.")
+            texts = [check_text(t, f"text {i}") for i, t in enumerate(texts)]
             if clean_text:
                 texts = [clean_transcript(t) for t in texts]
             encoded = self.tokenizer(
@@ -325,4 +370,4 @@ class MultiStillProcessor(ProcessorMixin):
 
 MultiStillProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = ["MultiStillProcessor", "audio_frame_geometry"]
+__all__ = ["MultiStillProcessor", "audio_frame_geometry", "check_processor_folder", "check_text"]

@@ -8,11 +8,13 @@ they train (a model from encoders, or a student of a teacher) and in the distill
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
 import os
 import platform
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,39 @@ def latest_complete_checkpoint(output_dir: str | Path) -> str | None:
             continue
         return str(folder)
     return None
+
+
+#: Held by the main process of a run in its ``--output_dir`` (see :func:`lock_output_dir`).
+LOCK_FILE = ".multistill.lock"
+_held_locks: dict[str, Any] = {}
+
+
+def lock_output_dir(training_args: TrainingArguments) -> None:
+    """Refuse a second run into the same ``--output_dir`` while one is running (their checkpoints would mix):
+    the main process holds an exclusive ``flock`` on ``OUTPUT_DIR/.multistill.lock`` until it exits (the
+    system releases it even when the run is killed). Later runs in the same process reuse the lock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        return
+    folder = Path(training_args.output_dir).absolute()
+    if training_args.process_index != 0 or str(folder) in _held_locks:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held until the process exits
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise UsageError(f"--output_dir {training_args.output_dir}: another run is writing there ({owner}); wait "
+                         "for it to finish, or choose another --output_dir.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {platform.node()}\n")
+    handle.flush()
+    _held_locks[str(folder)] = handle
 
 
 def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
@@ -259,6 +294,18 @@ def _split_differences(teacher: dict[str, Any], ours: dict[str, Any], teacher_id
     return differences
 
 
+def read_json_object(path: Path, argument: str) -> dict[str, Any]:
+    """The JSON object in ``path``, or a :class:`UsageError` naming ``argument`` and the file (damaged, not JSON,
+    or not an object)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{argument}: {path} is not a readable JSON file ({error}).") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{argument}: {path} must hold a JSON object, got {type(data).__name__}.")
+    return data
+
+
 def check_teacher_split(teacher_model: str, data_args: DataArguments, splits: DatasetDict,
                         allow_mismatch: bool = False) -> dict[str, Any]:
     """Refuse a teacher whose run split the data otherwise (its logits may come from our test data).
@@ -274,10 +321,10 @@ def check_teacher_split(teacher_model: str, data_args: DataArguments, splits: Da
     if missing:
         problems = [f"its split cannot be checked: {teacher_model} has no {' or '.join(missing)} (a Hub id, or a "
                     "model not trained by train.py)"]
-        info: dict[str, Any] = json.loads(files[0].read_text(encoding="utf-8")) if files[0].is_file() else {}
+        info: dict[str, Any] = read_json_object(files[0], "--teacher_model") if files[0].is_file() else {}
     else:
-        info = json.loads(files[0].read_text(encoding="utf-8"))
-        teacher_ids = json.loads(files[1].read_text(encoding="utf-8"))
+        info = read_json_object(files[0], "--teacher_model")
+        teacher_ids = read_json_object(files[1], "--teacher_model")
         problems = _split_differences(info, data_info(data_args, splits), teacher_ids, split_ids(splits))
     if problems:
         message = "The teacher does not match this run's split: " + "; ".join(problems) + "."
@@ -384,6 +431,38 @@ def prepare_features(plan: FeaturePlan, splits: DatasetDict, model: torch.nn.Mod
     logger.info("Features ready in %.1f s (utterances encoded: %s)", data.seconds,
                 {k: v for k, v in data.encoded.items() if v} or "none")
     return data
+
+
+#: What a write to a full disk raises: ``OSError`` ENOSPC, or torch's zip writer (``torch.save``).
+_DISK_FULL_MESSAGES = ("No space left on device", "unexpected pos", "file write failed")
+
+
+def _disk_full(error: BaseException) -> bool:
+    while error is not None:
+        if getattr(error, "errno", None) == errno.ENOSPC or any(m in str(error) for m in _DISK_FULL_MESSAGES):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def train_model(trainer: Trainer, checkpoint: str | None) -> Any:
+    """``trainer.train``; a full disk is a :class:`UsageError` "No space left on device: OUTPUT_DIR" (torch says
+    ``unexpected pos 210752 vs 210644``), and the half-written checkpoints (no ``trainer_state.json``, which the
+    Trainer writes last) are removed, so ``--resume_from_checkpoint latest`` continues from a complete one."""
+    try:
+        return trainer.train(resume_from_checkpoint=checkpoint)
+    except (OSError, RuntimeError) as error:
+        if not _disk_full(error):
+            raise
+        output_dir = Path(trainer.args.output_dir)
+        removed = [folder.name for folder in output_dir.glob("checkpoint-*")
+                   if folder.is_dir() and not (folder / "trainer_state.json").is_file()]
+        for name in removed:
+            shutil.rmtree(output_dir / name, ignore_errors=True)
+        free = shutil.disk_usage(output_dir).free / 2**20 if output_dir.is_dir() else 0.0
+        raise UsageError(f"No space left on device: {output_dir} ({free:.0f} MiB free; removed the half-written "
+                         f"{', '.join(removed) or 'nothing'}). Free some space, then rerun with "
+                         "--resume_from_checkpoint latest.") from None
 
 
 def make_trainer(model: torch.nn.Module, processor: Any, data: PreparedData, training_args: TrainingArguments,
@@ -520,6 +599,7 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
 
 __all__ = [
     "DATA_SPLITS_FILE",
+    "LOCK_FILE",
     "RUN_INFO_FILE",
     "build_model",
     "cache_root",
@@ -530,13 +610,16 @@ __all__ = [
     "finish_run",
     "latest_complete_checkpoint",
     "load_corpus",
+    "lock_output_dir",
     "make_trainer",
     "prepare_features",
     "prepare_splits",
+    "read_json_object",
     "resolve_checkpoint",
     "select_text_columns",
     "setup_logging",
     "refit_on_validation",
     "tiny_encoder_folders",
+    "train_model",
     "with_text_column",
 ]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import atexit
 import functools
 import math
+import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,3 +55,46 @@ def waves(*seconds: float, sampling_rate: int = 16000, seed: int = 0) -> list[np
         tone = np.sin(2 * np.pi * (120 + 40 * i) * t * (1 + t)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
         out.append((0.3 * tone + 0.05 * rng.standard_normal(t.shape)).astype(np.float32))
     return out
+
+
+#: Ways a saved model folder gets damaged (issue 22, items 1, 3, 4), each with what its error must say (the file).
+DAMAGES = {
+    "no_config": "no config.json", "truncated_weights": "model.safetensors: damaged safetensors file",
+    "num_labels": "config.json does not match the weights", "pickle_weights": "pytorch_model.bin: pickle weights "
+    "are refused", "absurd_size": "`hidden_size` is 65536", "bad_tokenizer": "tokenizer.json is not valid JSON",
+    "no_processor_config": "no processor_config.json in",
+}
+
+
+def damaged_copy(folder: str, damage: str, target: str | os.PathLike) -> str:
+    """A copy of the saved model ``folder`` in ``target`` with one :data:`DAMAGES` applied."""
+    import json
+
+    from safetensors.torch import load_file
+
+    target = Path(target)
+    shutil.copytree(folder, target)
+    config = target / "config.json"
+    if damage == "no_config":
+        config.unlink()
+    elif damage == "truncated_weights":
+        data = (target / "model.safetensors").read_bytes()
+        (target / "model.safetensors").write_bytes(data[: len(data) // 2])
+    elif damage in ("num_labels", "absurd_size"):
+        values = json.loads(config.read_text())
+        if damage == "num_labels":
+            values["id2label"] = {str(i): f"label{i}" for i in range(5)}
+            values["label2id"] = {f"label{i}": i for i in range(5)}
+        else:
+            values["hidden_size"] = 65536
+        config.write_text(json.dumps(values))
+    elif damage == "pickle_weights":
+        torch.save(load_file(target / "model.safetensors"), target / "pytorch_model.bin")
+        (target / "model.safetensors").unlink()
+    elif damage == "bad_tokenizer":
+        (target / "tokenizer.json").write_text("{not json")
+    elif damage == "no_processor_config":
+        (target / "processor_config.json").unlink()
+    else:
+        raise ValueError(damage)
+    return str(target)

@@ -20,7 +20,7 @@ from _fixtures_inference import (  # noqa: F401
     tiny_pipeline,
     write_conversation,
 )
-from _fixtures_model import waves
+from _fixtures_model import DAMAGES, damaged_copy, waves
 from _fixtures_speech import SPEECH, faster_whisper_asr, speech_file, write_real_conversation
 
 from multistill.cli import build_parser, main
@@ -170,6 +170,44 @@ def test_folder_without_config_is_refused_before_building_a_model(tmp_path, wav,
     a_file = tmp_path / "model.safetensors"
     assert main(["stream", "--model", str(a_file), wav]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_damaged_model_folder_is_one_error_line(damage, tmp_path, wav, capsys):
+    # issue 22.1/22.3/22.4: one `error:` line naming the file, rc 2 (today: tracebacks, a pickle loaded, a 2.3 GB
+    # default model, or transformers' messages naming another file)
+    folder = damaged_copy(saved_folder("teacher"), damage, tmp_path / damage)
+    capsys.readouterr()  # (saving the shared model may print progress bars)
+    assert main(["predict", "--model", folder, wav, "--text", "a"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and DAMAGES[damage] in err and "Traceback" not in err
+
+
+def test_text_with_invalid_utf8_is_an_error_line(wav, capsys):
+    # issue 22.5: `--text $'a\xffb'` reaches Python as "a\udcffb" (surrogateescape); the tokenizer raised a TypeError
+    model = saved_folder("teacher")
+    capsys.readouterr()
+    assert main(["predict", "--model", model, wav, "--text", "a\udcffb"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: input 0: the text cannot be encoded as UTF-8") and "Traceback" not in err
+    assert main(["predict", "--model", model, wav, wav, "--text", "좋아요", "--text", "a\udcffb"]) == 1  # one skipped
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: input 1: the text cannot be encoded") and wav in captured.out
+
+
+@pytest.mark.parametrize(("value", "message"), [("{tmp}/missing", "no such folder"), ("{tmp}", "not a model folder"),
+                                                ("a/..", "nor a Hub repo id")])
+def test_asr_folder_is_checked_before_anything_loads(value, message, tmp_path, wav, capsys, monkeypatch):
+    # issue 22.2: a missing or empty --asr folder was sent to the Hub ("Repo id must be in the form ...")
+    import multistill.cli as cli
+
+    monkeypatch.setattr(cli, "load_models", lambda *a: (_ for _ in ()).throw(AssertionError("loaded")))
+    value, model = value.format(tmp=tmp_path), saved_folder("teacher")
+    capsys.readouterr()
+    assert main(["predict", "--model", model, "--asr", value, wav]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --asr {value}") or err.startswith(f"error: --asr '{value}'")
+    assert message in err and "Repo id must be in the form" not in err
 
 
 @pytest.mark.parametrize("option", ["--top-k", "--batch-size", "--threads"])

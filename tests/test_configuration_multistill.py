@@ -109,6 +109,11 @@ def test_sub_config_dicts():
         ({"num_labels": 1}, "num_labels", ">= 2"),
         ({"audio_config": {"model_type": "no-such-model"}}, "audio_config", "model_type"),
         ({"audio_config": 3}, "audio_config", "dict"),
+        # issue 22.4: absurd sizes are refused before any weight is allocated (65536 was OOM-killed at 17 GB)
+        ({"hidden_size": 65536, "num_attention_heads": 8}, "hidden_size", "above 8192"),
+        ({"fusion_intermediate_size": 10**6}, "fusion_intermediate_size", "above 32768"),
+        ({"audio_config": {"hidden_size": 65536}}, "audio_config.hidden_size", "above 8192"),
+        ({"text_config": {"intermediate_size": 10**6}}, "text_config.intermediate_size", "above 32768"),
     ],
 )
 def test_validation_errors_name_field_and_allowed_values(kwargs, field, allowed):
@@ -233,3 +238,10 @@ def test_config_holds_no_run_time_state():
     for name in ("frozen_modalities", "freeze_encoders", "audio_frontend", "use_audio", "pooled_size"):
         with pytest.raises(AttributeError):
             setattr(config, name, None)  # derived, read-only
+
+
+def test_folder_without_config_json_is_named(tmp_path):
+    # issue 22.1: transformers returns the default (paper-sized) config for a folder without config.json
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(OSError, match=r"no config.json in .*: not a saved model folder"):
+        MultiStillConfig.from_pretrained(tmp_path)

@@ -90,6 +90,36 @@ def test_teacher_is_required_and_checked_before_anything_loads(tmp_path: Path):
             "--audio_encoder", "tiny")
 
 
+def test_a_student_whose_modality_the_teacher_lacks_is_refused(tmp_path: Path):
+    # issue 22.14: an audio-only teacher gave the light student a random, KcELECTRA-sized text encoder silently
+    import distill
+    from multistill.arguments import UsageError
+
+    try:
+        from _fixtures_inference import saved_folder
+    except ImportError:
+        from tests._fixtures_inference import saved_folder
+    for preset in ("light_student", "multimodal_student", "text_student"):
+        with pytest.raises(UsageError, match=f"--preset {preset} uses .*text.* the teacher .* has only audio: the "
+                                             "student's text encoder cannot come from the teacher"):
+            distill.main(["--teacher_model", saved_folder("audio_student"), "--preset", preset, "--output_dir",
+                          str(tmp_path / "out"), "--data_cache_dir", str(tmp_path / "cache"), "--use_cpu"])
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_teacher_run_info_that_is_not_json_is_named(trained_teacher: Path, training_cache: Path, tmp_path: Path):
+    # issue 22.13: a damaged run_info.json of the teacher was a JSONDecodeError traceback
+    import shutil
+
+    from multistill.arguments import UsageError
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(trained_teacher, teacher, ignore=shutil.ignore_patterns("checkpoint-*"))
+    (teacher / "run_info.json").write_text('{"corpus": "synthetic", ')
+    with pytest.raises(UsageError, match=r"--teacher_model: .*teacher/run_info.json is not a readable JSON file"):
+        _distill(teacher, tmp_path / "out", training_cache, "--preset", "text_student")
+
+
 def test_a_teacher_trained_on_another_split_is_refused(trained_teacher: Path, training_cache: Path, tmp_path: Path):
     """Issue 14.3: the split parameters and the utterance ids of the teacher's run are compared with this run's."""
     from multistill.arguments import UsageError

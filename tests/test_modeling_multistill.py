@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _fixtures_model import PRESET_NAMES, TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
+from _fixtures_model import PRESET_NAMES, TEXTS, damaged_copy, make_model, sharpen, tiny_encoder_dirs, waves
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -268,6 +268,30 @@ def test_save_load_round_trip_safetensors_only(tmp_path):
     assert type(AutoModelForAudioClassification.from_pretrained(tmp_path)) is MultiStillForEmotionClassification
     assert type(AutoProcessor.from_pretrained(tmp_path)).__name__ == "MultiStillProcessor"
     assert type(AutoModel.from_config(model.config)) is MultiStillModel
+
+
+@pytest.mark.parametrize(
+    ("damage", "error", "message"),
+    [
+        ("no_config", OSError, r"no config.json in .*no_config: not a saved model folder"),
+        ("truncated_weights", OSError, r"truncated_weights/model.safetensors: damaged safetensors file"),
+        ("num_labels", ValueError, r"num_labels/config.json does not match the weights: classifier"),
+        ("pickle_weights", OSError, r"pickle_weights/pytorch_model.bin: pickle weights are refused"),
+        ("absurd_size", ValueError, r"`hidden_size` is 65536, above 8192"),
+    ],
+)
+def test_damaged_folder_is_refused_naming_the_file_before_building(tmp_path, damage, error, message):
+    # issue 22.1, 22.3, 22.4: one error naming the file, raised before the weights are loaded (today: a default,
+    # 455 M-parameter model and a size-mismatch report, a SafetensorError, or a pickle that is loaded)
+    model, _ = cached_model("text_student")
+    model.save_pretrained(tmp_path / "saved")
+    folder = damaged_copy(str(tmp_path / "saved"), damage, tmp_path / damage)
+    classes = [MultiStillForEmotionClassification]
+    classes += [MultiStillModel] if damage != "num_labels" else []  # the bare model has no classifier
+    classes += [AutoModelForSequenceClassification] if damage != "no_config" else []  # Auto needs config.json
+    for model_class in classes:
+        with pytest.raises(error, match=message):
+            model_class.from_pretrained(folder)
 
 
 def test_light_student_round_trip(tmp_path):

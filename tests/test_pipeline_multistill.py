@@ -167,6 +167,12 @@ def test_bad_inputs_raise_value_errors_naming_the_input(tmp_path):
         ({"audio": waves(0.5)[0], "sampling_rate": 16000, "text": 3}, "'text' must be a string"),
         ({"text": "a"}, "needs audio"),
         (3.5, "expected a dict"),
+        # issue 22.6: complex samples are refused like bool ones (they were cast to real, the imaginary part lost)
+        ({"audio": waves(0.5)[0].astype(np.complex64), "sampling_rate": 16000, "text": "a"}, "real numbers.*complex"),
+        ({"audio": torch.ones(8000, dtype=torch.complex64), "sampling_rate": 16000, "text": "a"}, "real numbers"),
+        ({"audio": torch.ones(8000, dtype=torch.bool), "sampling_rate": 16000, "text": "a"}, "real numbers.*bool"),
+        # issue 22.5: a lone surrogate (or invalid UTF-8 from a command line) is named, not a tokenizer TypeError
+        ({"audio": waves(0.5)[0], "sampling_rate": 16000, "text": "a\ud800b"}, "cannot be encoded as UTF-8"),
     ]
     for item, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -189,6 +195,9 @@ def test_list_with_bad_items_skips_or_raises(tmp_path):
     assert "input 3" in results[3]["error"] and "sampling_rate" in results[3]["error"]
     for index, item in ((0, good[0]), (2, good[1])):
         torch.testing.assert_close(as_vector(results[index], LABELS), as_vector(pipe(item), LABELS), atol=1e-5, rtol=0)
+    # issue 22.5: with on_error="skip" a text that cannot be encoded skips only its item
+    mixed = pipe([good[0], {**good[1], "text": "a\udcffb"}], on_error="skip")
+    assert "input 1" in mixed[1]["error"] and "UTF-8" in mixed[1]["error"] and "error" not in mixed[0]
     all_bad = pipe([{"text": "x"}], on_error="skip")
     assert list(all_bad[0]) == ["error"]
     skipping = MultiStillEmotionPipeline(model=pipe.model, processor=pipe.processor, device="cpu", on_error="skip")
@@ -328,6 +337,17 @@ def test_text_only_model_with_asr_takes_audio():
     assert pipe("좋아요")["text_source"] == "given"  # a bare string is still the transcript
     with pytest.raises(ValueError, match="needs 'text', or audio to transcribe"):
         pipe({"sampling_rate": 16000})
+
+
+def test_an_empty_asr_transcript_is_warned_and_flagged(caplog):
+    # issue 22.9: noise or silence gave "" from ASR without a word, and the scores looked like any others
+    pipe = asr_pipeline("teacher", ScriptedASR(["", "  ", "네"]))
+    with caplog.at_level("WARNING", logger="multistill.pipeline_multistill"):
+        results = pipe([{"audio": w, "sampling_rate": 16000} for w in waves(0.5, 0.6, 0.7)])
+    assert [r["text_source"] for r in results] == ["asr"] * 3
+    assert ["warning" in r for r in results] == [True, True, False] and "no words" in results[0]["warning"]
+    assert sum("input 0: the speech recognizer found no words" in m or "input 1: the speech recognizer found no"
+               in m for m in caplog.messages) == 2
 
 
 def test_pipeline_factory_builds_a_transformers_recognizer():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from _fixtures_model import TEXTS, tiny_encoder_dirs, waves
+from _fixtures_model import DAMAGES, TEXTS, damaged_copy, tiny_encoder_dirs, waves
 from transformers import AutoConfig, AutoProcessor, WhisperFeatureExtractor
 
 from multistill.annotations import clean_transcript
@@ -167,11 +168,29 @@ def test_missing_modalities():
         MultiStillProcessor(proc.feature_extractor, proc.tokenizer, modalities="video")
 
 
+def test_text_that_cannot_be_encoded_is_named():
+    # issue 22.5: the tokenizer raised a TypeError without naming the text
+    with pytest.raises(ValueError, match=r"text 1: the text cannot be encoded as UTF-8 \(character 1"):
+        processor()(audio=waves(0.5, 0.5), text=["좋아요", "a\ud800b"], sampling_rate=16000)
+
+
+@pytest.mark.parametrize("damage", ["no_processor_config", "bad_tokenizer"])
+def test_damaged_processor_folder_names_the_file(tmp_path, damage):
+    # issue 22.3: transformers named preprocessor_config.json (not the missing file) or no file at all
+    processor().save_pretrained(tmp_path / "saved")
+    folder = damaged_copy(str(tmp_path / "saved"), damage, tmp_path / damage)
+    with pytest.raises(OSError, match=re.escape(DAMAGES[damage])):
+        MultiStillProcessor.from_pretrained(folder)
+
+
 def test_to_mono_rule():
     assert to_mono(np.ones((2, 10))).shape == (10,)
     assert to_mono(np.ones((10, 2))).shape == (10,)
     assert to_mono(np.ones((3, 3))).shape == (3,)  # square: (channels, samples)
     np.testing.assert_allclose(to_mono(np.array([0, 255], dtype=np.uint8)), [-1.0, 127 / 128])
+    for dtype in (np.bool_, np.complex64, np.complex128):  # issue 22.6: complex was silently cast to real
+        with pytest.raises(ValueError, match="must hold real numbers"):
+            to_mono(np.ones(10, dtype=dtype))
 
 
 def test_save_and_auto_load(tmp_path):
@@ -313,7 +332,8 @@ def test_shipped_code_imports_only_torch_transformers_and_numpy():
     from transformers.dynamic_module_utils import get_imports
 
     root = Path(__file__).resolve().parents[1] / "multistill"
-    allowed = {"numpy", "torch", "transformers"} | set(sys.stdlib_module_names)
+    # (safetensors is a requirement of transformers itself: modeling_multistill reads weight headers with it)
+    allowed = {"numpy", "torch", "transformers", "safetensors"} | set(sys.stdlib_module_names)
     for name in ("configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
                  "pipeline_multistill.py", "annotations.py", "audio_utils.py", "asr.py"):
         assert set(get_imports(root / name)) <= allowed, (name, set(get_imports(root / name)) - allowed)

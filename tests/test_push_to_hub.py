@@ -232,6 +232,11 @@ def test_argument_errors(push_to_hub, tmp_path):
         push_to_hub.main(["--model_dir", str(checkpoint)])
     with pytest.raises(ValueError, match="user/name"):
         push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "no-slash"])
+    # issue 22.15: huggingface_hub's own validation ("a/.." passed the project's pattern)
+    for bad in ("a/..", "a--b/c", "me/x.", "me/" + "x" * 100):
+        with pytest.raises(ValueError, match=r"--repo_id .* is not a Hub repo id 'user/name': Repo id must|Cannot"):
+            push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", bad, "--local_dir", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
     with pytest.raises(ValueError, match="not a folder"):
         push_to_hub.main(["--model_dir", str(tmp_path / "none"), "--local_dir", str(tmp_path / "o")])
     with pytest.raises(ValueError, match="no config.json"):
@@ -278,11 +283,50 @@ def test_local_dir_refuses_to_overwrite_or_clobber(push_to_hub, tmp_path):
         push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(a_file)])
     with pytest.raises(ValueError, match="--overwrite only applies to --local_dir"):
         push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/x", "--overwrite"])
-    # --overwrite replaces the folder's content as a whole: no stale file survives
-    out = push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(mine), "--overwrite", "--verify", "false"])
-    assert Path(out) == mine.resolve() and "my notes" not in (mine / "README.md").read_text()
-    assert (mine / "config.json").stat().st_size > 2 and (mine / "example.wav").is_file()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mine-")]  # no staging folder left
+    # issue 22.16: --overwrite replaces only a folder an earlier --local_dir wrote (a folder holding .env and data/
+    # was emptied), and never follows a symbolic link
+    (mine / ".env").write_text("TOKEN=secret")
+    with pytest.raises(ValueError, match=r"--local_dir .*mine --overwrite: the folder holds files that push_to_hub"):
+        push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(mine), "--overwrite"])
+    assert (mine / ".env").read_text() == "TOKEN=secret" and (mine / "README.md").read_text() == "my notes"
+    link = tmp_path / "link"
+    link.symlink_to(mine, target_is_directory=True)
+    for extra in ([], ["--overwrite"]):
+        with pytest.raises(ValueError, match="link is a symbolic link"):
+            push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(link), *extra])
+    assert sorted(p.name for p in mine.iterdir()) == [".env", "README.md", "config.json"]
+    # --overwrite replaces an earlier push's folder as a whole: no stale file survives
+    hub_dir = tmp_path / "hub"
+    push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(hub_dir), "--verify", "false"])
+    (hub_dir / "stale.txt").write_text("old")
+    out = push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(hub_dir), "--overwrite", "--verify",
+                            "false"])
+    assert Path(out) == hub_dir.resolve() and not (hub_dir / "stale.txt").exists()
+    assert (hub_dir / "config.json").stat().st_size > 2 and (hub_dir / "example.wav").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".hub-")]  # no staging folder left
+
+
+def test_no_local_path_reaches_the_upload(push_to_hub, tmp_path):
+    # issue 22.17: run_info.json, the model card and config.json carried this machine's absolute paths
+    checkpoint = make_checkpoint(tmp_path / "ckpt")
+    home = "/home/someone/private"
+    info = {**RUN_INFO, "data_dir": f"{home}/KEMDy", "data_cache_dir": f"{home}/.cache/multistill",
+            "audio_encoder": f"{home}/encoders/whisper-base-hf", "teacher_model": "~/runs/teacher",
+            "asr_model": "whisper-base", "held_out": {"test": {"sessions": [19]}}}
+    (checkpoint / "run_info.json").write_text(json.dumps(info))
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(json.dumps({**config, "text_encoder_name": f"{home}/encoders/tiny-text"}))
+    out = Path(push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/x", "--local_dir",
+                                 str(tmp_path / "hub"), "--verify", "false"]))
+    for name in ("run_info.json", "README.md", "config.json"):
+        text = (out / name).read_text()
+        assert "/home/someone" not in text and "~/runs" not in text and str(tmp_path) not in text, name
+    uploaded = json.loads((out / "run_info.json").read_text())
+    assert uploaded["data_dir"] is None and uploaded["data_cache_dir"] is None
+    assert (uploaded["audio_encoder"], uploaded["teacher_model"]) == ("whisper-base-hf", "teacher")
+    assert (uploaded["text_encoder"], uploaded["asr_model"]) == ("beomi/KcELECTRA-base", "whisper-base")  # Hub ids
+    assert uploaded["held_out"] == {"test": {"sessions": [19]}}
+    assert json.loads((out / "config.json").read_text())["text_encoder_name"] == "tiny-text"
 
 
 def test_command_line_errors_are_one_line(tmp_path):

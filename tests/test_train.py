@@ -206,14 +206,39 @@ def _no_data_loaded(cache: Path) -> bool:
     (["--test_text_columns", "text"], "a column is named twice or is --text_column"),
     (["--asr_model", "/no/such/whisper"], "--asr_model /no/such/whisper: no such folder"),
     (["--asr_engine", "faster-whisper"], "--asr_engine needs --asr_model"),
+    # issue 22.2: an empty --asr_model folder is named (today: sent to the Hub after the data loaded)
+    (["--asr_model", "{tmp}"], "--asr_model {tmp}: not a model folder"),
+    # issue 22.11: an output folder that cannot be written is refused at parsing (today: after the caching)
+    (["--output_dir", "/proc/multistill-run"], "--output_dir /proc/multistill-run: cannot write in /proc"),
+    (["--output_dir", "{tmp}/a_file/run"], "--output_dir {tmp}/a_file/run: {tmp}/a_file is a file"),
 ])
 def test_bad_arguments_fail_before_loading_anything(arguments: list[str], message: str, tmp_path: Path):
     import train
     from multistill.arguments import UsageError
 
+    (tmp_path / "a_file").write_text("")
+    arguments, message = [a.format(tmp=tmp_path) for a in arguments], message.format(tmp=tmp_path)
     with pytest.raises(UsageError, match=message):
         train.main(["--output_dir", str(tmp_path / "out"), "--data_cache_dir", str(tmp_path / "cache"), "--use_cpu",
                     *arguments])
+    assert _no_data_loaded(tmp_path / "cache")
+
+
+def test_a_second_run_into_the_same_output_dir_is_refused(tmp_path: Path):
+    # issue 22.12: two runs into one --output_dir mixed their checkpoints without a word
+    import fcntl
+
+    import train
+    from multistill.arguments import UsageError
+
+    (tmp_path / "out").mkdir()
+    with open(tmp_path / "out" / ".multistill.lock", "a+") as running:  # what a running train.py holds
+        running.write("pid 12345 on host\n")
+        running.flush()
+        fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(UsageError, match=r"--output_dir .*out: another run is writing there \(pid 12345"):
+            train.main(["--output_dir", str(tmp_path / "out"), "--data_cache_dir", str(tmp_path / "cache"),
+                        "--use_cpu"])
     assert _no_data_loaded(tmp_path / "cache")
 
 
@@ -293,3 +318,34 @@ def test_asr_transcripts_train_and_test(training_cache: Path, tmp_path: Path):
     info = json.loads((tmp_path / "gold" / "run_info.json").read_text())
     assert (info["asr_model"], info["text_column"], info["test_text_columns"]) == (whisper, "text", ["asr_text"])
     assert dataclasses.asdict(data_args)["asr_model"] == whisper  # the arguments were not changed on the way
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 210752 vs 210644"),
+    OSError(28, "No space left on device"),
+])
+def test_a_full_disk_is_one_error_and_the_half_written_checkpoint_goes(error: Exception, tmp_path: Path):
+    # issue 22.10: a full disk was torch's "unexpected pos 210752 vs 210644" and a half-written checkpoint stayed
+    from types import SimpleNamespace
+
+    from multistill.arguments import UsageError
+    from multistill.workflow import latest_complete_checkpoint, train_model
+
+    complete, partial = tmp_path / "checkpoint-2", tmp_path / "checkpoint-4"
+    for folder in (complete, partial):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x")
+    (complete / "trainer_state.json").write_text("{}")
+
+    def train(resume_from_checkpoint=None):
+        raise error
+
+    trainer = SimpleNamespace(args=SimpleNamespace(output_dir=str(tmp_path)), train=train)
+    with pytest.raises(UsageError, match=rf"No space left on device: {tmp_path} .*removed the half-written "
+                                         r"checkpoint-4\). .*--resume_from_checkpoint latest"):
+        train_model(trainer, None)
+    assert complete.is_dir() and not partial.exists()
+    assert latest_complete_checkpoint(tmp_path) == str(complete)
+    trainer.train = lambda resume_from_checkpoint=None: (_ for _ in ()).throw(RuntimeError("a bug"))
+    with pytest.raises(RuntimeError, match="a bug"):  # other errors are not disguised
+        train_model(trainer, None)

@@ -52,6 +52,42 @@ def hf_dir(cache: Path) -> Path:
     return transformers_folder(cache)
 
 
+def test_damaged_weights_are_found_by_hash_not_size(tmp_path: Path, monkeypatch, caplog):
+    # issue 22.7: a cached model.bin with 1,000 flipped bytes (same size) was used without a word, and the packages'
+    # files were not checked. Small stand-ins for the two packages' data/ folders, with the hashes their RECORD holds.
+    import hashlib
+
+    contents = {"model.bin.part1": bytes(range(256)) * 40, "model.bin.part2": bytes(reversed(range(256))) * 40,
+                "config.json": b"{}", "tokenizer.json": b"{}", "vocabulary.txt": b"a"}
+    dirs = [tmp_path / "part1" / "data", tmp_path / "part2" / "data"]
+    for name, data in contents.items():
+        folder = dirs[1] if name.endswith("part2") else dirs[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    monkeypatch.setattr(whisper_base, "package_data_dirs", lambda: dirs)
+    monkeypatch.setattr(whisper_base, "package_hashes",
+                        lambda: {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()})
+    folder = whisper_base.ct2_folder(tmp_path / "cache")
+    model_bin = folder / "model.bin"
+    assert model_bin.read_bytes() == contents["model.bin.part1"] + contents["model.bin.part2"]
+    model_bin.write_bytes(bytes(b ^ 0xFF for b in model_bin.read_bytes()[:1000]) + model_bin.read_bytes()[1000:])
+    with caplog.at_level("WARNING", logger="multistill.whisper_base"):
+        assert whisper_base.ct2_folder(tmp_path / "cache") == folder
+    assert "is damaged" in caplog.text
+    assert model_bin.read_bytes() == contents["model.bin.part1"] + contents["model.bin.part2"]  # assembled again
+    (dirs[1] / "model.bin.part2").write_bytes(bytes(len(contents["model.bin.part2"])))  # zeroed, same size
+    with pytest.raises(OSError, match=r"part2/data/model.bin.part2 is damaged .*reinstall"):
+        whisper_base.ct2_folder(tmp_path / "other_cache")
+
+
+def test_package_hashes_come_from_the_installed_wheels():
+    hashes = whisper_base.package_hashes()
+    if not hashes:
+        pytest.skip(SKIP_WEIGHTS)
+    assert {"model.bin.part1", "model.bin.part2", "config.json", "tokenizer.json"} <= set(hashes)
+    assert all(len(value) == 64 for value in hashes.values())
+
+
 @pytest.fixture(scope="module")
 def report(hf_dir: Path, ct2_dir: Path, sample_dir: Path) -> whisper_base.VerificationReport:
     """The verification on 4 real utterances (2 KEMDy19, 2 KEMDy20)."""
