@@ -88,7 +88,7 @@ class Job:
 
 def planned_runs(students: list[str], alpha: float, no_kd_ablation: bool) -> list[Run]:
     """Teacher first, then each student with KD and (optionally) without."""
-    runs = [Run("teacher", "Teacher (multimodal cross-attention)", "teacher", "train.py")]
+    runs = [Run("teacher", "Teacher (multimodal)", "teacher", "train.py")]
     for preset in students:
         if preset not in STUDENT_LABELS:
             raise ValueError(f"--students: unknown student {preset!r}; choose from {sorted(STUDENT_LABELS)}.")

@@ -346,8 +346,13 @@ def test_frame_hop_is_derived_from_the_encoder():
     assert wav2vec2.max_audio_samples == 512 * 320 and wav2vec2.audio_input_name == "input_values"
     whisper = whisper_processor()
     assert isinstance(whisper.feature_extractor, WhisperFeatureExtractor)
-    assert (whisper.samples_per_frame, whisper.min_audio_samples, whisper.audio_window_samples) == (320, 160, 480000)
+    # Whisper encodes the utterance's own length by default; the 30 s window only with audio_full_window
+    assert (whisper.samples_per_frame, whisper.min_audio_samples, whisper.audio_window_samples) == (320, 160, None)
     assert whisper.audio_input_name == "input_features"
+    dirs = tiny_encoder_dirs("whisper")
+    full = MultiStillProcessor.from_encoders(dirs["audio"], dirs["text"], config=MultiStillConfig(
+        audio_config=AutoConfig.from_pretrained(dirs["audio"]), audio_full_window=True))
+    assert full.audio_window_samples == 480000
     fbank = MultiStillConfig.from_preset("light_student", audio_config=AutoConfig.from_pretrained(
         tiny_encoder_dirs()["audio"]), fbank_conv_strides=[2, 2, 2], fbank_conv_kernel_sizes=[3, 3, 3])
     geometry = audio_frame_geometry(fbank.audio_config, wav2vec2.feature_extractor)
@@ -392,7 +397,7 @@ def test_whisper_processor_round_trip(tmp_path):
     proc = whisper_processor()
     proc.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "processor_config.json").read_text())
-    assert (saved["samples_per_frame"], saved["audio_window_samples"], saved["max_audio_frames"]) == (320, 480000, 512)
+    assert (saved["samples_per_frame"], saved["audio_window_samples"], saved["max_audio_frames"]) == (320, None, 512)
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded.feature_extractor, WhisperFeatureExtractor) and loaded.max_audio_samples == 163840
     a = proc(audio=waves(0.7), text=TEXTS[0], sampling_rate=16000)
