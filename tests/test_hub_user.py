@@ -44,13 +44,12 @@ HUB_USER = textwrap.dedent(
     from_path = pipe({"audio": wav, "text": text})
     from_bytes = pipe({"audio": open(wav, "rb").read(), "text": text})
     from_44k = pipe({"audio": sys.argv[3], "text": text})  # a stereo 44.1 kHz WAV: decoded and resampled
-    # the model card's Python blocks, as written (the repo id stands for the folder; no network)
-    import huggingface_hub
-    huggingface_hub.hf_hub_download = lambda repo, filename, **kwargs: os.path.join(folder, filename)
+    # the model card's Python blocks, unchanged: the folder sits at the repo id's relative path (no network)
+    assert os.path.samefile(folder, "me/hub-user-test")
     card = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
     blocks = [b.split("```", 1)[0] for b in card.split("```python\\n")[1:]]
     for block in blocks:
-        exec(compile(block.replace('"me/hub-user-test"', repr(folder)), "card", "exec"), {})
+        exec(compile(block, "card", "exec"), {})
     json.dump({"model_type": config.model_type, "path": from_path, "bytes": from_bytes, "stereo_44k": from_44k,
                "card_blocks": len(blocks)}, open(out, "w"))
     """
@@ -81,7 +80,9 @@ def test_hub_user_with_only_torch_and_transformers(tmp_path, preset):
     model, processor = tiny_model(preset)
     model.save_pretrained(checkpoint)
     processor.save_pretrained(checkpoint)
-    folder = hub.write_local_folder(checkpoint, tmp_path / "hub", "me/hub-user-test")
+    folder = hub.write_local_folder(checkpoint, tmp_path / "me" / "hub-user-test", "me/hub-user-test")
+    assert oct(folder.stat().st_mode & 0o777) == "0o755"
+    assert {oct(f.stat().st_mode & 0o777) for f in folder.iterdir()} == {"0o644"}
     example, rate = soundfile.read(folder / "example.wav", dtype="float32")
     stereo = tmp_path / "stereo_44k.wav"
     upsampled = resample(example, rate, 44100)
