@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = make_trainer(student, processor, data, training_args, distillation=settings,
                            teacher=teacher if plan.online_teacher else None)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
+    logger.info("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
 
     # 6. Test, save model + processor + metrics + plots + run_info.json + data_splits.json

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 5. Train: the model's own loss (soft-label cross-entropy against the votes)
     trainer = make_trainer(model, processor, data, training_args)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
+    logger.info("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
 
     # 6. Test, save model + processor + metrics + plots + run_info.json + data_splits.json
