@@ -48,6 +48,7 @@ from datasets import Sequence as SequenceFeature
 from transformers import EvalPrediction, Trainer, TrainingArguments
 
 from .annotations import EMOTIONS
+from .plotting import with_korean_text
 
 logger = logging.getLogger(__name__)
 
@@ -847,6 +848,7 @@ def evaluate_predictions(logits: np.ndarray, references: np.ndarray) -> dict[str
     return load_metric().compute(predictions=np.asarray(logits).argmax(-1), references=np.asarray(references))
 
 
+@with_korean_text
 def save_confusion_matrix(matrix: Sequence[Sequence[int]], path: str | Path, title: str = "") -> Path:
     """A PNG of the confusion matrix (rows: reference, columns: prediction) with counts."""
     import matplotlib
@@ -872,6 +874,7 @@ def save_confusion_matrix(matrix: Sequence[Sequence[int]], path: str | Path, tit
     return Path(path)
 
 
+@with_korean_text
 def save_training_curves(log_history: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """A PNG with the training loss (and its KD / CE terms) and the evaluation metrics per epoch."""
     import matplotlib
