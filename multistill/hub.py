@@ -77,7 +77,7 @@ BIBTEX = r"""@misc{jo2023multistill,
 }"""
 #: What a Hub user installs (the remote code needs nothing else; WAV is decoded and resampled with NumPy).
 INSTALL_LINE = 'pip install "torch>=2.4" "transformers>=5.20,<6"'
-TESTED_VERSIONS = "torch 2.13.0 and transformers 5.24.0"
+TESTED_VERSIONS = "torch 2.13.0 and transformers 5.25.0"  # = scripts/hub_user_venv.sh
 #: License metadata of weights trained on KEMDy: ETRI grants research use only, under its license agreement.
 KEMDY_LICENSE = {"license": "other", "license_name": "etri-kemdy-research-only"}
 #: ETRI's page (and license agreement) of each corpus.

@@ -1,7 +1,7 @@
 """A Hub user: the published folder with only torch + transformers installed; registration; dependency ranges.
 
 The bare-venv test needs ``MULTISTILL_HUB_USER_PYTHON``: the python of a virtual environment holding only
-``torch==2.13.0 transformers==5.24.0`` (``scripts/hub_user_venv.sh`` builds it; ``scripts/test.sh`` sets the
+``torch==2.13.0 transformers==5.25.0`` (``scripts/hub_user_venv.sh`` builds it; ``scripts/test.sh`` sets the
 variable, so CI runs it). Without it the test is skipped, except under CI, where it fails.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -156,5 +157,17 @@ def test_dependency_ranges_install_a_working_torch_torchcodec_pair():
     assert {v.rsplit(".", 1)[0] for v in codec_minors} == {"0.13"}
     for package in ("scipy",):  # the model code needs no scipy (librosa stays: the acoustic baseline's features)
         assert package not in requirements
-    assert requirements["transformers"].specifier.contains("5.24.0")
+    assert requirements["transformers"].specifier.contains("5.25.0")
     assert not requirements["transformers"].specifier.contains("5.19.0")  # SubConfigSpec arrived in 5.20
+
+
+def test_the_tested_versions_are_one_fact():
+    """README, the model card and the bare-venv script name the same torch + transformers versions."""
+    from multistill import hub
+
+    spec = re.search(r"SPEC=\(torch==(\S+) transformers==(\S+)\)", (REPO_ROOT / "scripts" / "hub_user_venv.sh").read_text())
+    torch_version, transformers_version = spec.groups()
+    assert hub.TESTED_VERSIONS == f"torch {torch_version} and transformers {transformers_version}"
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"tested with torch {torch_version} + transformers {transformers_version}" in readme
+    assert f"`torch=={torch_version} transformers=={transformers_version}`" in readme
