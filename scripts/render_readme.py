@@ -17,6 +17,7 @@ README.md and run this script.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -63,6 +64,7 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+@functools.cache
 def added_in(path: str) -> str | None:
     """The commit that first added ``path`` (for result files that record no commit of their own)."""
     commits = _git("log", "--diff-filter=A", "--format=%H", "--", path)
