@@ -519,7 +519,7 @@ TABLES: dict[str, Table] = {
     "kd_ablation": Table(("results/real_sample/kd_ablation.json",), render_kd_ablation, TRAINING_CODE),
     "asr_cer": Table(("benchmarks/results/asr_cer.json",), render_asr_cer,
                      ("benchmarks/asr_cer.py", "multistill/asr.py", "multistill/annotations.py")),
-    "asr_gap": Table(("results/real_sample/asr_gap.json", "results/real_sample/asr_gold.json"), render_asr_gap,
+    "asr_gap": Table(("results/real_sample/asr_gold.json", "results/real_sample/asr_gap.json"), render_asr_gap,
                      TRAINING_CODE + ("scripts/asr_gap.py",)),
     "vad_eval": Table(("benchmarks/results/vad_eval.json",), render_vad_eval,
                       ("benchmarks/vad_eval.py", "multistill/streaming.py")),
