@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 5. Train: the model's own loss (soft-label cross-entropy against the votes)
     trainer = make_trainer(model, processor, data, training_args)
     train_result = train_model(trainer, checkpoint)  # a full disk: one error line
-    logger.warning("Process rank %d finished training at global step %d", training_args.process_index,
+    logger.info("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
     refit_epochs = None
     if training_args.refit_on_validation:  # the same recipe again on train + validation, for the best epochs

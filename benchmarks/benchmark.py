@@ -25,8 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from transformers import HfArgumentParser
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -74,85 +78,79 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _opt(help_text: str, **metadata: Any) -> dict[str, Any]:
+    return {"help": help_text, **metadata}
+
+
+@dataclass
+class BenchmarkArguments:
+    """Command-line options (``HfArgumentParser``); ``None`` = the full-size or ``--quick`` default in brackets."""
+
+    models: list[str] = field(default_factory=lambda: list(PAPER_MODELS), metadata=_opt(
+        "models to benchmark; whisper_* = the preset around the Whisper-base encoder (random weights, its log-mel "
+        "front end timed too) [the paper's five]", choices=ALL_MODELS))
+    batch_sizes: list[int] | None = field(default=None, metadata=_opt("batch sizes [1 32]"))
+    audio_seconds: list[float] | None = field(default=None, metadata=_opt(
+        "utterance lengths in seconds [5 12]; wav2vec2 models keep 512 frames = 10.24 s (25 Hz fbank: 20.48 s) of "
+        "encoder output, the rest is truncated"))
+    text_tokens: int | None = field(default=None, metadata=_opt("token ids per utterance [64]"))
+    repeats: int | None = field(default=None, metadata=_opt("maximum timed repeats per measurement [10]"))
+    warmup: int | None = field(default=None, metadata=_opt("maximum warm-up calls per measurement [2]"))
+    time_budget: float | None = field(default=None, metadata=_opt(
+        "seconds of timed calls per measurement [8]: slow configs get fewer repeats (at least 1)"))
+    max_call_s: float | None = field(default=None, metadata=_opt(
+        "skip a config whose single call is estimated (from the previous one) to exceed this many seconds, "
+        "0 = never [60]"))
+    split_direct_max_s: float | None = field(default=None, metadata=_opt(
+        "time the audio encoder on its own only when end to end takes at most this long; otherwise derive it as "
+        "end-to-end minus text encoder and fusion [2]"))
+    threads: int = field(default_factory=_available_cpus, metadata=_opt("torch / onnxruntime intra-op threads"))
+    device: str = field(default="auto", metadata=_opt("auto: cuda if available", choices=["auto", "cpu", "cuda"]))
+    dtypes: list[str] | None = field(default=None, metadata=_opt("precisions [cpu: fp32; cuda: fp32 bf16]",
+                                                                 choices=["fp32", "bf16"]))
+    int8: bool = field(default=False, metadata=_opt("add dynamic int8 quantisation of Linear layers (CPU)"))
+    compile: bool = field(default=False, metadata=_opt("add torch.compile (compile time reported apart)"))
+    onnx: bool = field(default=False, metadata=_opt("add ONNX export + onnxruntime, with a prediction check"))
+    variant_models: list[str] | None = field(default=None, metadata=_opt(
+        "models that get the --int8/--compile/--onnx variants [all of --models; ONNX skips the teacher]",
+        choices=ALL_MODELS))
+    compile_models: list[str] | None = field(default=None, metadata=_opt(
+        "models that get --compile [--variant_models]; compiling wav2vec2-large on a small CPU takes minutes",
+        choices=ALL_MODELS))
+    onnx_teacher: bool = field(default=False, metadata=_opt("also export the teacher to ONNX (slow, ~1.3 GB)"))
+    variant_batch_sizes: list[int] = field(default_factory=lambda: [1], metadata=_opt("batch sizes of the variants"))
+    train_models: list[str] = field(default_factory=lambda: ["teacher", "light_student"], metadata=_opt(
+        "models whose training step is timed (none: skip)", choices=ALL_MODELS))
+    train_batch_size: int | None = field(default=None, metadata=_opt("training batch [8]"))
+    train_audio_seconds: float | None = field(default=None, metadata=_opt(
+        "utterance length of the training batch [5]"))
+    rounds: int = field(default=1, metadata=_opt(
+        "run every job this many times, interleaved (all jobs, then all jobs again, ...): tables give the median "
+        "over rounds, the min-max of the rounds' medians and per-round ratios to the teacher"))
+    quick: bool = field(default=False, metadata=_opt("tiny configs and few repeats: a smoke test in seconds"))
+    output_dir: str = field(default=str(HERE / "results"), metadata=_opt("where the JSON and markdown go"))
+    name: str | None = field(default=None, metadata=_opt("file stem of the outputs [benchmark_<device>, + _quick]"))
+    in_process: bool = field(default=False, metadata=_opt(
+        "run all jobs in this process (faster start; peak memory then includes earlier models' leftovers)"))
+    rerender: str | None = field(default=None, metadata=_opt(
+        "measure nothing: recompute the ratios, merged rows and headline of a saved run's JSON (this path) with this "
+        "version's rules and rewrite its JSON and markdown (the measurements are kept as they are)",
+        metavar="JSON"))
+    _job: str | None = field(default=None, metadata=_opt(argparse.SUPPRESS))
+
+
+def build_parser() -> HfArgumentParser:
     """Command-line options."""
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
+    parser = HfArgumentParser(
+        BenchmarkArguments, description=__doc__.split("\n\n")[0],
         epilog="Defaults in brackets are for the full-size run; --quick changes the unset ones (see README).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument(
-        "--models", nargs="+", choices=ALL_MODELS, default=PAPER_MODELS,
-        help="models to benchmark; whisper_* = the preset around the Whisper-base encoder (random weights, its "
-        "log-mel front end timed too) [the paper's five]",
-    )
-    p.add_argument("--batch_sizes", nargs="+", type=int, help="batch sizes [1 32]")
-    p.add_argument(
-        "--audio_seconds", nargs="+", type=float,
-        help="utterance lengths in seconds [5 12]; wav2vec2 models keep 512 frames = 10.24 s "
-        "(25 Hz fbank: 20.48 s) of encoder output, the rest is truncated",
-    )
-    p.add_argument("--text_tokens", type=int, help="token ids per utterance [64]")
-    p.add_argument("--repeats", type=int, help="maximum timed repeats per measurement [10]")
-    p.add_argument("--warmup", type=int, help="maximum warm-up calls per measurement [2]")
-    p.add_argument(
-        "--time_budget", type=float,
-        help="seconds of timed calls per measurement [8]: slow configs get fewer repeats (at least 1)",
-    )
-    p.add_argument(
-        "--max_call_s", type=float,
-        help="skip a config whose single call is estimated (from the previous one) to exceed this many "
-        "seconds, 0 = never [60]",
-    )
-    p.add_argument(
-        "--split_direct_max_s", type=float,
-        help="time the audio encoder on its own only when end to end takes at most this long; "
-        "otherwise derive it as end-to-end minus text encoder and fusion [2]",
-    )
-    p.add_argument("--threads", type=int, default=_available_cpus(), help="torch / onnxruntime intra-op threads")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
-    p.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], help="precisions [cpu: fp32; cuda: fp32 bf16]")
-    p.add_argument("--int8", action="store_true", help="add dynamic int8 quantisation of Linear layers (CPU)")
-    p.add_argument("--compile", action="store_true", help="add torch.compile (compile time reported apart)")
-    p.add_argument("--onnx", action="store_true", help="add ONNX export + onnxruntime, with a prediction check")
-    p.add_argument(
-        "--variant_models", nargs="+", choices=ALL_MODELS,
-        help="models that get the --int8/--compile/--onnx variants [all of --models; ONNX skips the teacher]",
-    )
-    p.add_argument(
-        "--compile_models", nargs="+", choices=ALL_MODELS,
-        help="models that get --compile [--variant_models]; compiling wav2vec2-large on a small CPU takes minutes",
-    )
-    p.add_argument("--onnx_teacher", action="store_true", help="also export the teacher to ONNX (slow, ~1.3 GB)")
-    p.add_argument("--variant_batch_sizes", nargs="+", type=int, default=[1], help="batch sizes of the variants")
-    p.add_argument(
-        "--train_models", nargs="*", choices=ALL_MODELS, default=["teacher", "light_student"],
-        help="models whose training step is timed (none: skip)",
-    )
-    p.add_argument("--train_batch_size", type=int, help="training batch [8]")
-    p.add_argument("--train_audio_seconds", type=float, help="utterance length of the training batch [5]")
-    p.add_argument(
-        "--rounds", type=int, default=1,
-        help="run every job this many times, interleaved (all jobs, then all jobs again, ...): tables give the "
-        "median over rounds, the min-max of the rounds' medians and per-round ratios to the teacher",
-    )
-    p.add_argument("--quick", action="store_true", help="tiny configs and few repeats: a smoke test in seconds")
-    p.add_argument("--output_dir", default=str(HERE / "results"), help="where the JSON and markdown go")
-    p.add_argument("--name", help="file stem of the outputs [benchmark_<device>, + _quick]")
-    p.add_argument(
-        "--in_process", action="store_true",
-        help="run all jobs in this process (faster start; peak memory then includes earlier models' leftovers)",
-    )
-    p.add_argument(
-        "--rerender", metavar="JSON",
-        help="measure nothing: recompute the ratios, merged rows and headline of a saved run's JSON with this "
-        "version's rules and rewrite its JSON and markdown (the measurements are kept as they are)",
-    )
-    p.add_argument("--_job", help=argparse.SUPPRESS)
-    return p
+    parser._option_string_actions["--train_models"].nargs = "*"  # `--train_models` alone: time no training
+    return parser
 
 
-def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
+def resolve_args(args: BenchmarkArguments) -> BenchmarkArguments:
     """Fill unset options from the full-size or quick defaults and pick the device."""
     defaults = QUICK_DEFAULTS if args.quick else FULL_DEFAULTS
     for k, v in defaults.items():
@@ -175,7 +173,7 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def make_jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
+def make_jobs(args: BenchmarkArguments) -> list[dict[str, Any]]:
     """One job per model (base), per model and variant, and per training model."""
     common = {
         k: getattr(args, k)
@@ -362,7 +360,7 @@ def merge_training(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return merged
 
 
-def headline(latency: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any] | None:
+def headline(latency: list[dict[str, Any]], args: Any) -> dict[str, Any] | None:
     """Light student vs teacher at batch 1 and the first audio length, at the first precision; plus every
     variant of the light student against the teacher of the same variant and against the fp32 teacher."""
     sec = sorted(args.audio_seconds)[0]
@@ -417,7 +415,7 @@ def summarize(results: dict[str, Any], latency: list[dict[str, Any]], training: 
     results["latency"] = merge_rounds(latency)
     results["training_rounds"] = training
     results["training"] = merge_training(training)
-    results["headline"] = headline(results["latency"], argparse.Namespace(**settings))
+    results["headline"] = headline(results["latency"], SimpleNamespace(**settings))
 
 
 def rerender(path: str) -> dict[str, Any]:
@@ -447,7 +445,7 @@ def rerender(path: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write the JSON and markdown reports."""
-    args = build_parser().parse_args(argv)
+    (args,) = build_parser().parse_args_into_dataclasses(args=argv)
     if args._job:
         job_main(args._job)
         return {}

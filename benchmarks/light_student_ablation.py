@@ -10,11 +10,11 @@ split, at batch 1. Optionally the teacher too, fp32 and int8, for ratios of the 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import sys
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from bench_lib import (  # noqa: E402
     provenance,
     provenance_line,
 )
+from transformers import HfArgumentParser  # noqa: E402
 
 #: name -> (``from_preset`` overrides, int8)
 VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
@@ -92,21 +93,28 @@ def time_model(model: torch.nn.Module, seconds: float, tokens: int, budget: floa
     return out
 
 
-def main() -> None:
+@dataclass
+class AblationArguments:
+    """Options of ``benchmarks/light_student_ablation.py`` (``HfArgumentParser``)."""
+
+    teacher: bool = field(default=False, metadata={
+        "help": "also time the teacher, fp32 and int8 (for the ratio columns, like with like)"})
+    audio_seconds: float = field(default=5.0, metadata={"help": "utterance length (s)"})
+    text_tokens: int = field(default=64, metadata={"help": "token ids per utterance"})
+    threads: int = field(default_factory=torch.get_num_threads, metadata={"help": "torch intra-op threads"})
+    time_budget: float = field(default=4.0, metadata={"help": "seconds of timed calls per measurement"})
+    output_dir: str = field(default=str(HERE / "results"), metadata={
+        "help": "where light_student_ablation.{json,md} go"})
+
+
+def main(argv: list[str] | None = None) -> None:
     """Run the ablation and print a markdown table."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--teacher", action="store_true",
-                    help="also time the teacher, fp32 and int8 (for the ratio columns, like with like)")
-    ap.add_argument("--audio_seconds", type=float, default=5.0)
-    ap.add_argument("--text_tokens", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--time_budget", type=float, default=4.0, help="seconds of timed calls per measurement")
-    ap.add_argument("--output_dir", default=str(HERE / "results"), help="where light_student_ablation.{json,md} go")
-    args = ap.parse_args()
+    parser = HfArgumentParser(AblationArguments, description=__doc__.split("\n\n")[0])
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.ao.quantization
     warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-    origin = {**provenance(sys.argv[1:], "benchmarks/light_student_ablation.py"),
+    origin = {**provenance(sys.argv[1:] if argv is None else list(argv), "benchmarks/light_student_ablation.py"),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     contention = Contention()
     results: dict[str, dict[str, Any]] = {}

@@ -22,7 +22,6 @@ Writes ``<output_dir>/<name>.json`` and ``<output_dir>/<name>.md`` and prints th
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import gc
 import json
@@ -32,6 +31,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,16 @@ for p in (str(HERE), str(ROOT)):
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
-from bench_lib import Contention, build_model, log, machine_info, machine_line  # noqa: E402
+from bench_lib import (  # noqa: E402
+    Contention,
+    build_model,
+    log,
+    machine_info,
+    machine_line,
+    provenance,
+    provenance_line,
+)
+from transformers import HfArgumentParser  # noqa: E402
 
 from multistill.configuration_multistill import PRESETS  # noqa: E402
 
@@ -207,7 +216,7 @@ def stream_once(
     return out
 
 
-def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
     """Build the conversation and the models, stream once per model and thread count."""
     from transformers.utils import logging as hf_logging
 
@@ -354,6 +363,8 @@ def render_markdown(res: dict[str, Any]) -> str:
     asr = s.get("asr")
     title = "with speech recognition in the loop" if asr else "with given transcripts"
     lines = [f"# Real-time stream mode {title}: real-time factor, stage times and latency", ""]
+    if res.get("provenance"):
+        lines += [f"**Made by** {provenance_line(res['provenance'])}.", ""]
     lines.append(f"**Machine:** {machine_line(res['machine'])}")
     lines.append("")
     pace = "paced like live input (`--realtime`)" if s["realtime"] else "delivered as fast as consumed"
@@ -445,54 +456,48 @@ def render_markdown(res: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--models",
-        nargs="+",
-        default=DEFAULT_MODELS,
-        choices=sorted(PRESETS),
-        help="presets to stream with (ratios need the teacher in the run)",
-    )
-    ap.add_argument(
-        "--threads",
-        nargs="+",
-        type=int,
-        default=[torch.get_num_threads()],
-        help="torch intra-op thread counts, each measured in turn (e.g. 2 1)",
-    )
-    ap.add_argument(
-        "--realtime", action="store_true", help="deliver the audio at real-time pace, like live input"
-    )
-    ap.add_argument(
-        "--seconds", type=float, default=None, help="synthetic conversation length (default 60; --quick: 12)"
-    )
-    ap.add_argument("--gap", type=float, default=0.8, help="silence between synthetic utterances (s)")
-    ap.add_argument("--data_dir", default=None,
-                    help="KEMDy folder (e.g. ../shared/kemdy_sample): stream a conversation of real utterances")
-    ap.add_argument("--conversation", default="KEMDy19:Sess01_impro02+KEMDy20:Sess01_script01",
-                    help="with --data_dir: dialogues to concatenate (see vad_eval.py)")
-    ap.add_argument("--max_utterances", type=int, default=40,
-                    help="with --data_dir: keep the conversation's first N utterances")
-    ap.add_argument("--asr", default=None,
-                    help="transcribe every utterance in the loop instead of giving the transcript "
-                    "(e.g. whisper-base, a CTranslate2 folder or a transformers ASR model)")
-    ap.add_argument("--asr_threads", type=int, default=None,
-                    help="faster-whisper CPU threads (default: the same as each --threads setting; 0: its own default)")
-    ap.add_argument("--vad", choices=["silero", "energy"], default=None,
-                    help="voice-activity detector (default: silero for real speech, energy for the synthetic stand-in)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per model, thread count and early start")
-    ap.add_argument("--early_ms", type=float, nargs="+", default=[0.0],
-                    help="VADConfig.early_ms settings to compare (0: ASR and emotion start when the hangover ends)")
-    ap.add_argument("--chunk_ms", type=float, default=100.0, help="audio chunk size (ms)")
-    ap.add_argument("--warmup", type=int, default=2, help="warm_up calls before each streamed run")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the conversation")
-    ap.add_argument("--quick", action="store_true", help="tiny configs (smoke test in seconds)")
-    ap.add_argument("--output_dir", default=str(HERE / "results"), help="where <name>.json and <name>.md go")
-    ap.add_argument(
-        "--name", default=None, help="output file stem (default stream_cpu; --quick: stream_cpu_quick)"
-    )
-    args = ap.parse_args(argv)
+@dataclass
+class StreamBenchArguments:
+    """Options of ``benchmarks/stream_rtf.py`` (``HfArgumentParser``)."""
+
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS), metadata={
+        "help": "presets to stream with (ratios need the teacher in the run)", "choices": sorted(PRESETS)})
+    threads: list[int] = field(default_factory=lambda: [torch.get_num_threads()], metadata={
+        "help": "torch intra-op thread counts, each measured in turn (e.g. 2 1)"})
+    realtime: bool = field(default=False, metadata={"help": "deliver the audio at real-time pace, like live input"})
+    seconds: float | None = field(default=None, metadata={"help": "synthetic conversation length (default 60; "
+                                                                  "--quick: 12)"})
+    gap: float = field(default=0.8, metadata={"help": "silence between synthetic utterances (s)"})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "KEMDy folder (e.g. ../shared/kemdy_sample): stream a conversation of real utterances"})
+    conversation: str = field(default="KEMDy19:Sess01_impro02+KEMDy20:Sess01_script01", metadata={
+        "help": "with --data_dir: dialogues to concatenate (see vad_eval.py)"})
+    max_utterances: int = field(default=40, metadata={"help": "with --data_dir: keep the conversation's first N "
+                                                              "utterances"})
+    asr: str | None = field(default=None, metadata={
+        "help": "transcribe every utterance in the loop instead of giving the transcript (e.g. whisper-base, a "
+        "CTranslate2 folder or a transformers ASR model)"})
+    asr_threads: int | None = field(default=None, metadata={
+        "help": "faster-whisper CPU threads (default: the same as each --threads setting; 0: its own default)"})
+    vad: str | None = field(default=None, metadata={
+        "help": "voice-activity detector (default: silero for real speech, energy for the synthetic stand-in)",
+        "choices": ["silero", "energy"]})
+    repeat: int = field(default=1, metadata={"help": "runs per model, thread count and early start"})
+    early_ms: list[float] = field(default_factory=lambda: [0.0], metadata={
+        "help": "VADConfig.early_ms settings to compare (0: ASR and emotion start when the hangover ends)"})
+    chunk_ms: float = field(default=100.0, metadata={"help": "audio chunk size (ms)"})
+    warmup: int = field(default=2, metadata={"help": "warm_up calls before each streamed run"})
+    seed: int = field(default=0, metadata={"help": "seed of the conversation"})
+    quick: bool = field(default=False, metadata={"help": "tiny configs (smoke test in seconds)"})
+    output_dir: str = field(default=str(HERE / "results"), metadata={"help": "where <name>.json and <name>.md go"})
+    name: str | None = field(default=None, metadata={
+        "help": "output file stem (default stream_cpu; --quick: stream_cpu_quick)"})
+
+
+def parse_args(argv: list[str] | None = None) -> StreamBenchArguments:
+    """Parse and validate; fill the defaults that depend on other options."""
+    ap = HfArgumentParser(StreamBenchArguments, description=__doc__.split("\n\n")[0])
+    (args,) = ap.parse_args_into_dataclasses(args=argv)
     if args.seconds is None:
         args.seconds = 12.0 if args.quick else 60.0
     if args.name is None:
@@ -517,6 +522,7 @@ def main(argv: list[str] | None = None) -> None:
         res = run(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    res["provenance"] = provenance(sys.argv[1:] if argv is None else list(argv), "benchmarks/stream_rtf.py")
     md = render_markdown(res)
     print(md)
     out = Path(args.output_dir)

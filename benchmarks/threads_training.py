@@ -20,22 +20,32 @@ import platform
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import HfArgumentParser
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Thread counts to compare.")
-    parser.add_argument("--repeats", type=int, default=3, help="Repetitions of every measurement.")
-    parser.add_argument("--steps", type=int, default=16, help="Training steps per measurement (batch 8).")
-    parser.add_argument("--output", default=None, help="Write OUTPUT.json and OUTPUT.md.")
-    return parser.parse_args()
+@dataclass
+class ThreadsArguments:
+    """Options of ``benchmarks/threads_training.py`` (``HfArgumentParser``)."""
+
+    threads: list[int] = field(default_factory=lambda: [1, 2], metadata={"help": "Thread counts to compare."})
+    repeats: int = field(default=3, metadata={"help": "Repetitions of every measurement."})
+    steps: int = field(default=16, metadata={"help": "Training steps per measurement (batch 8)."})
+    output: str | None = field(default=None, metadata={"help": "Write OUTPUT.json and OUTPUT.md."})
 
 
-def main() -> None:
-    args = parse_args()
+def parse_args(argv: list[str] | None = None) -> ThreadsArguments:
+    parser = HfArgumentParser(ThreadsArguments, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     import datasets
     import transformers
     from transformers import TrainingArguments

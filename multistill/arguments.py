@@ -420,6 +420,11 @@ class MultiStillTrainingArguments(TrainingArguments):
         metadata={"help": "Batch keys that are labels: vote distributions and the majority emotion (for metrics)."},
     )
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep dataset columns for the collator."})
+    dataloader_pin_memory: bool = field(
+        default_factory=lambda: __import__("torch").cuda.is_available(),
+        metadata={"help": "Pin batches in page-locked memory (default: only when CUDA is available; on CPU it "
+                  "does nothing but warn)."},
+    )
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Loggers (tensorboard, wandb...)."})
     #: ``--push_to_hub`` as given: publish the finished run (``multistill.hub.publish_run``, called by
     #: ``workflow.finish_run``) instead of the Trainer's pushes, which upload a folder without code or card.

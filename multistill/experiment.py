@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import HfArgumentParser
 
 from .arguments import UsageError, run_script
@@ -295,12 +297,31 @@ def plan_jobs(args: ExperimentArguments, extra: list[str]) -> tuple[list[Job], l
     return jobs, gain_jobs
 
 
+def log_path(job: Job) -> Path:
+    """Where a run's output goes (kept after the run: ``output_dir/seed_N/<run>.log``)."""
+    return job.run_dir.parent / f"{job.run.name}.log"
+
+
+def job_status(job: Job, width: int = 60) -> str:
+    """The last line a running job wrote to its log (its feature caching, epoch...), for the progress bar."""
+    try:
+        with open(log_path(job), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return f"{job.key}: starting"
+    lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    last = lines[-1] if lines else "starting"
+    return f"{job.key}: {last if len(last) <= width else '...' + last[-width:]}"
+
+
 def _run_job(job: Job, env: dict[str, str], reuse: bool, label: str) -> float:
     if reuse and (job.run_dir / "test_results.json").exists():
         logger.info("%s %s: reusing %s", label, job.key, job.run_dir)
         return 0.0
     job.run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log_file = job.run_dir.parent / f"{job.run.name}.log"
+    log_file = log_path(job)
     logger.info("%s %s: %s", label, job.key, shlex.join(job.command))
     start = time.perf_counter()
     with open(log_file, "w", encoding="utf-8") as log:
@@ -314,7 +335,10 @@ def _run_job(job: Job, env: dict[str, str], reuse: bool, label: str) -> float:
 
 
 def execute(jobs: list[Job], parallel: int, reuse: bool) -> dict[str, float]:
-    """Run ``jobs``, up to ``parallel`` at once, each after the job it depends on; returns seconds per job."""
+    """Run ``jobs``, up to ``parallel`` at once, each after the job it depends on; returns seconds per job.
+
+    An overall progress bar counts the finished runs (with tqdm's ETA) and shows the last log line of each
+    running one (feature caching, training); each run's full output stays in its log file."""
     env = dict(os.environ)
     if parallel > 1 and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
@@ -324,7 +348,10 @@ def execute(jobs: list[Job], parallel: int, reuse: bool) -> dict[str, float]:
         raise ValueError(f"Jobs {missing} depend on jobs that are not planned.")
     pending, running, done, seconds = list(jobs), {}, set(), {}
     failures: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
+    logger.info("%d runs; each writes its output to %s/<run>.log (their own progress bars are off)", len(jobs),
+                jobs[0].run_dir.parent.parent / "seed_N" if jobs else "")
+    bar = tqdm(total=len(jobs), desc="experiment runs", unit="run", dynamic_ncols=True)
+    with ThreadPoolExecutor(max_workers=parallel) as pool, logging_redirect_tqdm(), bar:
         while (pending and not failures) or running:
             ready = [job for job in pending if job.after is None or job.after in done]
             while ready and len(running) < parallel and not failures:
@@ -332,14 +359,16 @@ def execute(jobs: list[Job], parallel: int, reuse: bool) -> dict[str, float]:
                 pending.remove(job)
                 label = f"[{len(done) + len(running) + 1}/{len(jobs)}]"
                 running[pool.submit(_run_job, job, env, reuse, label)] = job
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, timeout=2.0, return_when=FIRST_COMPLETED)
             for future in finished:
                 job = running.pop(future)
+                bar.update(1)
                 if future.exception() is not None:
                     failures.append(future.exception())
                     continue
                 seconds[job.key] = future.result()
                 done.add(job.key)
+            bar.set_postfix_str(" | ".join(job_status(job) for job in running.values()), refresh=True)
     if failures:
         raise failures[0]
     return seconds

@@ -77,10 +77,16 @@ BIBTEX = r"""@misc{jo2023multistill,
 }"""
 #: What a Hub user installs (the remote code needs nothing else; WAV is decoded and resampled with NumPy).
 INSTALL_LINE = 'pip install "torch>=2.4" "transformers>=5.20,<6"'
-TESTED_VERSIONS = "torch 2.13.0 and transformers 5.24.0"
+TESTED_VERSIONS = "torch 2.13.0 and transformers 5.25.0"  # = scripts/hub_user_venv.sh
 #: License metadata of weights trained on KEMDy: ETRI grants research use only, under its license agreement.
-KEMDY_LICENSE = {"license": "other", "license_name": "etri-kemdy-research-only",
-                 "license_link": "https://nanum.etri.re.kr/share/kjnoh/KEMDy20"}
+KEMDY_LICENSE = {"license": "other", "license_name": "etri-kemdy-research-only"}
+#: ETRI's page (and license agreement) of each corpus.
+KEMDY_LINKS = {"KEMDy19": "https://nanum.etri.re.kr/share/kjnoh/KEMDy19",
+               "KEMDy20": "https://nanum.etri.re.kr/share/kjnoh/KEMDy20"}
+#: Readable names of encoder ``model_type``s (others are shown as their ``model_type``).
+ENCODER_NAMES = {"wav2vec2": "wav2vec 2.0", "hubert": "HuBERT", "wavlm": "WavLM", "data2vec-audio": "data2vec-audio",
+                 "whisper": "Whisper encoder", "multistill_fbank": "log-mel filterbank + wav2vec2 layers",
+                 "electra": "ELECTRA", "bert": "BERT", "roberta": "RoBERTa", "xlm-roberta": "XLM-RoBERTa"}
 #: The example utterance shipped with every published model (made by scripts/make_example_audio.py).
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 EXAMPLE_FILES = ("example.wav", "example.txt")
@@ -161,6 +167,27 @@ def as_percent(value: float) -> float:
 def is_hub_id(name: Any) -> bool:
     """Whether ``name`` looks like a Hub repo id (not a local path)."""
     return isinstance(name, str) and hub_id_error(name, need_owner=True) is None and not os.path.exists(name)
+
+
+def public_name(name: Any) -> str | None:
+    """A Hub id as it is; a local path reduced to its folder name (a card never shows local paths)."""
+    if not name:
+        return None
+    return str(name) if is_hub_id(name) else f"{Path(str(name)).name} (a local folder)"
+
+
+def encoders_text(config: Any) -> str:
+    """The model's encoders as its config records them: type and, for Hub encoders, where they came from."""
+    parts = []
+    for modality, kind in (("audio", "speech"), ("text", "text")):
+        if modality not in config.modalities:
+            continue
+        sub = getattr(config, f"{modality}_config", None)
+        model_type = getattr(sub, "model_type", None) or "unknown"
+        name = getattr(config, f"{modality}_encoder_name", None)
+        text = f"a {kind} encoder ({ENCODER_NAMES.get(model_type, model_type)}, `model_type` `{model_type}`"
+        parts.append(text + (f", from [`{name}`](https://huggingface.co/{name}))" if is_hub_id(name) else ")"))
+    return " and ".join(parts)
 
 
 def infer_preset(config: Any) -> str:
@@ -269,17 +296,25 @@ def usage_section(repo_id: str, modalities: list[str], window_s: float = 10.24) 
     text = example_transcript()
     has_audio, has_text = "audio" in modalities, "text" in modalities
     item = ", ".join((['"audio": wav'] if has_audio else []) + ([f'"text": "{text}"'] if has_text else []))
-    download = (f'wav = hf_hub_download("{repo_id}", "example.wav")  # Korean speech made by the project '
-                "(espeak-ng), 16 kHz\n") if has_audio else ""
-    read_wav = f'''with wave.open(hf_hub_download("{repo_id}", "example.wav")) as f:  # 16 kHz mono 16-bit PCM
+    model_line = f'model_id = "{repo_id}"  # this repository, or the path of a local copy of it\n'
+    # the example file of a Hub repository, or of a local folder (runs unchanged on both)
+    find_wav = ('wav = os.path.join(model_id, "example.wav") if os.path.isdir(model_id) '
+                'else hf_hub_download(model_id, "example.wav")\n') if has_audio else ""
+    download = find_wav
+    read_wav = f'''{find_wav}with wave.open(wav) as f:  # Korean speech made by the project (espeak-ng): 16 kHz mono PCM
     sampling_rate = f.getframerate()
     waveform = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2").astype(np.float32) / 32768
 ''' if has_audio else ""
     processor_args = ", ".join((["audio=[waveform]", "sampling_rate=sampling_rate"] if has_audio else [])
                                + ([f'text=["{text}"]'] if has_text else []))
+    asr_note = ("No transcript at hand? Load the pipeline with a speech recognizer, e.g. `pipeline(..., "
+                'asr_model="openai/whisper-large-v3-turbo")` (any transformers speech-recognition checkpoint, run by '
+                "this repository's `asr.py`; Korean by default): an input without `\"text\"` is then transcribed, and "
+                "each result says which text it used (`text_source`).\n\n") if has_audio and has_text else ""
     cli_args = (" example.wav" if has_audio else "") + (f' --text "{text}"' if has_text else "")
-    imports_raw = "import wave\n\nimport numpy as np\n" if has_audio else ""
+    imports_raw = "import os\nimport wave\n\nimport numpy as np\n" if has_audio else ""
     hub_import = "from huggingface_hub import hf_hub_download\n" if has_audio else ""
+    os_import = "import os\n\n" if has_audio else ""
     return f"""## Usage
 
 Everything below needs only PyTorch and Transformers (tested with {TESTED_VERSIONS}):
@@ -293,15 +328,15 @@ WAV files are decoded and resampled by the model's own code; other formats (FLAC
 this project synthesised (the training corpora cannot be redistributed), with its transcript: "{text}".
 
 ```python
-{hub_import}from transformers import pipeline
+{os_import}{hub_import}from transformers import pipeline
 
-pipe = pipeline("multimodal-emotion-recognition", model="{repo_id}", trust_remote_code=True)
+{model_line}pipe = pipeline("multimodal-emotion-recognition", model=model_id, trust_remote_code=True)
 {download}print(pipe({{{item}}}))
 # all 7 emotions, best first: [{{'label': ..., 'score': ...}}, ...]
 print(pipe([{{{item}}}] * 2, batch_size=2, top_k=3))  # a list; on_error="skip" turns bad items into {{"error": ...}}
 ```
 
-Audio can be a file path, encoded bytes or an array with `"sampling_rate"` (4-192 kHz, mono or stereo; it is
+{asr_note}Audio can be a file path, encoded bytes or an array with `"sampling_rate"` (4-192 kHz, mono or stereo; it is
 mixed down and resampled to 16 kHz; at least 0.1 s). Audio longer than the model's limit ({window_s:.2f} s) is cut
 into {window_s:.2f} s windows (the last one aligned to the end), each classified with the whole transcript, and the
 windows' probabilities are averaged.
@@ -312,8 +347,8 @@ Without the pipeline:
 {imports_raw}import torch
 {hub_import}from transformers import AutoModelForAudioClassification, AutoProcessor
 
-model = AutoModelForAudioClassification.from_pretrained("{repo_id}", trust_remote_code=True).eval()
-processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)
+{model_line}model = AutoModelForAudioClassification.from_pretrained(model_id, trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=True)
 {read_wav}inputs = processor({processor_args})
 with torch.no_grad():
     probs = model(**inputs).logits.softmax(-1)[0]
@@ -339,8 +374,11 @@ def limitations_section(run_info: dict[str, Any], modalities: list[str], window_
     if run_info.get("corpus") == "synthetic":
         warnings.append("**This checkpoint was trained on the project's synthetic corpus, not on speech; its "
                         "predictions are meaningless on real audio.**")
-    text_note = ("It needs the transcript of each utterance (no speech recognition is included); transcription "
-                 "errors will change its predictions. " if "text" in modalities else "")
+    text_note = ""
+    if "text" in modalities:
+        text_note = ("It reads the transcript of each utterance: give it, or load the pipeline with `asr_model=` to "
+                     "transcribe the audio (see [Usage](#usage)); transcription errors change its predictions. "
+                     if "audio" in modalities else "It reads text only: give the transcript of each utterance. ")
     return "## Limitations and intended use\n\n" + ("\n\n".join(warnings) + "\n\n" if warnings else "") + f"""\
 **Data.** ETRI's KEMDy19 (acted dialogues by voice actors) and KEMDy20 (free conversation by members of the
 public) are Korean, recorded in quiet rooms, with few speakers per session. Labels are the votes of ten
@@ -359,32 +397,40 @@ conversation analytics with the informed consent of the people recorded. Not for
 workplaces and schools is restricted by law in some jurisdictions (for example the EU AI Act).
 
 **Technical.** Input is 16 kHz speech; the model sees at most {window_s:.2f} s at once (longer audio: averaged
-windows). {text_note}In streaming use, utterances are cut by an energy voice-activity detector, which merges
-speakers who overlap and may split long pauses.
+windows). {text_note}For conversations, `multistill stream` (the project's package, not part of this repository)
+cuts utterances with the Silero voice-activity detector (`--vad energy`: a dependency-free energy detector);
+either merges speakers who overlap and may split a turn at a long pause.
 """
 
 
 
-def license_section(license_name: str, trained_on_kemdy: bool) -> str:
+def license_section(license_name: str, trained_on_kemdy: bool, datasets: list[str] | None = None) -> str:
     """What the license covers: the code, and the weights within what the training data allows."""
     if not trained_on_kemdy:
         return (f"## License\n\nWeights and code: `{license_name}`. This checkpoint was not trained on ETRI's "
                 "corpora.\n")
+    corpora = [name for name in (datasets or []) if name in KEMDY_LINKS] or list(KEMDY_LINKS)
+    agreements = ", ".join(f"{name}: {KEMDY_LINKS[name]}" for name in corpora)
     return f"""## License
 
-The code files (`*_multistill.py`, `annotations.py`, `audio_utils.py`, `asr.py`) are Apache-2.0, from the multistill
-project. The weights were trained on ETRI's KEMDy19/KEMDy20, which ETRI grants **for research only**, under its license
-agreement ({KEMDY_LICENSE['license_link']}); these weights are shared under the same restriction (metadata:
+The code files (`*_multistill.py`, `*_ngram.py`, `modeling_heads.py`, `annotations.py`, `audio_utils.py`, `asr.py`) are Apache-2.0, from the multistill project. The
+weights were trained on ETRI's {'/'.join(corpora)}, which ETRI grants **for research only**, under its license
+agreement ({agreements}); these weights are shared under the same restriction (metadata:
 `{license_name}`) and grant no right beyond ETRI's terms: research use only, no commercial use, and check
 ETRI's agreement before redistributing anything derived from the data.
 """
 
 
-def card_license(license_override: str | None, trained_on_kemdy: bool) -> dict[str, str]:
-    """Card license metadata: the user's choice, else research-only for KEMDy-trained weights, else Apache-2.0."""
+def card_license(license_override: str | None, trained_on_kemdy: bool,
+                 datasets: list[str] | None = None) -> dict[str, str]:
+    """Card license metadata: the user's choice, else research-only for KEMDy-trained weights (linking the
+    agreement of the corpus trained on; KEMDy19 first when both), else Apache-2.0."""
     if license_override:
         return {"license": license_override}
-    return dict(KEMDY_LICENSE) if trained_on_kemdy else {"license": "apache-2.0"}
+    if not trained_on_kemdy:
+        return {"license": "apache-2.0"}
+    corpora = [name for name in (datasets or []) if name in KEMDY_LINKS] or list(KEMDY_LINKS)
+    return {**KEMDY_LICENSE, "license_link": KEMDY_LINKS[corpora[0]]}
 
 
 def build_model_card(model: Any, processor: Any, model_dir: Path, run_info: dict[str, Any] | None,
@@ -417,7 +463,7 @@ def build_model_card(model: Any, processor: Any, model_dir: Path, run_info: dict
     data = ModelCardData(
         language="ko", library_name="transformers", pipeline_tag="other", tags=tags, datasets=datasets or None,
         base_model=bases or None, model_name=name if results else None, eval_results=results or None,
-        **card_license(license, trained_on_kemdy),
+        **card_license(license, trained_on_kemdy, datasets),
         **({"base_model_relation": "finetune"} if bases else {}),
     )
     labels = [config.id2label[i] for i in range(config.num_labels)]
@@ -428,10 +474,10 @@ def build_model_card(model: Any, processor: Any, model_dir: Path, run_info: dict
                 f"audio front end `{config.audio_frontend}`), {total:,} parameters ({trainable:,} trainable)"]
     if info:
         training.append(f"- corpus: `{corpus}`, split: `{info.get('split')}`, seed: {info.get('seed')}, "
-                        f"encoders: `{info.get('audio_encoder')}` / `{info.get('text_encoder')}` "
-                        f"(backbones: {info.get('backbones')})")
+                        f"encoders: `{public_name(info.get('audio_encoder'))}` / "
+                        f"`{public_name(info.get('text_encoder'))}` (backbones: {info.get('backbones')})")
         if teacher:
-            training.append(f"- distilled from `{teacher}` (alpha {info.get('alpha')}, temperature "
+            training.append(f"- distilled from `{public_name(teacher)}` (alpha {info.get('alpha')}, temperature "
                             f"{info.get('temperature')})")
     else:
         training.append("- no run_info.json was found next to the checkpoint: training details unknown")
@@ -453,9 +499,9 @@ def build_model_card(model: Any, processor: Any, model_dir: Path, run_info: dict
 
 A Multi-Still model ({'speech + text' if len(modalities) == 2 else modalities[0] + ' only'}) that scores seven
 emotions ({', '.join(labels)}) for one utterance, through the custom `multimodal-emotion-recognition`
-pipeline (see [Usage](#usage)). Multi-Still fuses a speech encoder (wav2vec 2.0) and a text encoder (ELECTRA)
-with MulT-style cross-modal attention and distils a large teacher into small students for real-time use
-({PAPER_CITATION}).
+pipeline (see [Usage](#usage)). This model has {encoders_text(config)}{' fused by' if len(modalities) == 2 else ', with'}
+{config.num_fusion_layers} MulT-style cross-modal attention layer(s). Multi-Still distils a large teacher into small
+students for real-time use ({PAPER_CITATION}).
 
 {usage_section(repo_id, modalities, window_s)}
 ## Training
@@ -467,7 +513,7 @@ with MulT-style cross-modal attention and distils a large teacher into small stu
 {evaluation}
 
 {limitations_section(info, modalities, window_s)}
-{license_section(data.license_name or data.license, trained_on_kemdy)}
+{license_section(data.license_name or data.license, trained_on_kemdy, datasets)}
 ## Citation
 
 ```bibtex
@@ -572,6 +618,17 @@ def check_local_dir(local_dir: str | os.PathLike, model_dir: str | os.PathLike, 
     return target
 
 
+def normal_permissions(folder: Path) -> None:
+    """Folders 755, files 644 (``mkdtemp`` and some writers create owner-only modes, which a copied or served
+    folder should not keep)."""
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
+
+
 def write_local_folder(model_dir: str | os.PathLike, local_dir: str | os.PathLike, repo_id: str,
                        license: str | None = None, dataset_names: list[str] | None = None,
                        verify: bool = True) -> Path:
@@ -584,6 +641,7 @@ def write_local_folder(model_dir: str | os.PathLike, local_dir: str | os.PathLik
         build_folder(model_dir, staging, repo_id, license, dataset_names, verify)
         (staging / LOCAL_DIR_MARKER).write_text("written by push_to_hub.py; --overwrite may replace this folder\n",
                                                 encoding="utf-8")
+        normal_permissions(staging)
         if target.exists():
             logger.warning("--overwrite: replacing the %d entries of %s (written by an earlier --local_dir)",
                            len(list(target.iterdir())), target)

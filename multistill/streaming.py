@@ -25,7 +25,6 @@ times (plus the hangover for the second one).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import queue
@@ -923,26 +922,6 @@ def format_summary(summary: StreamSummary) -> str:
     return "\n".join(lines)
 
 
-_HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]")
-
-
-@functools.cache
-def _hangul_font() -> str | None:
-    """Name of an installed font that has Hangul syllables (matplotlib's default DejaVu Sans has none)."""
-    from matplotlib import font_manager
-    from matplotlib.ft2font import FT2Font
-
-    for entry in font_manager.fontManager.ttflist:
-        if "last resort" in entry.name.lower():  # maps every code point to a placeholder box
-            continue
-        try:
-            if 0xAC00 in FT2Font(entry.fname).get_charmap():
-                return entry.name
-        except (OSError, RuntimeError, ValueError):
-            continue
-    return None
-
-
 #: Timeline colours, in the paper's label order (other labels get matplotlib's tab10 colours).
 EMOTION_COLORS = {"neutral": "#9e9e9e", "happy": "#f4b400", "surprise": "#ab47bc", "angry": "#db4437",
                   "sad": "#4285f4", "disgust": "#0f9d58", "fear": "#5d4037"}
@@ -964,22 +943,30 @@ def plot_timeline(
     with Hangul, else only the number is written). Long conversations wrap into rows of about ``row_s``.
     Returns the path written.
     """
+    if row_s <= 0:
+        raise ValueError(f"row_s must be > 0, got {row_s!r}.")
+    from .plotting import korean_text, warn_without_font
+
+    warn_without_font([r.text for r in results], "the timeline labels Korean utterances with their number (#1, "
+                      "#2, ...) instead of a transcript snippet.")
+    with korean_text() as font:
+        return _draw_timeline(results, os.fspath(path), audio_s, title, row_s, snippet_chars, font)
+
+
+def _draw_timeline(results: list[StreamResult], path: str, audio_s: float | None, title: str | None, row_s: float,
+                   snippet_chars: int, font: str | None) -> str:
+    """:func:`plot_timeline`'s drawing; ``font`` is the Hangul font in use (``None``: Korean left out)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    if row_s <= 0:
-        raise ValueError(f"row_s must be > 0, got {row_s!r}.")
-    path = os.fspath(path)
+    from .plotting import has_hangul
+
     end = max([audio_s or 0.0] + [r.end_s for r in results]) or 1.0
     rows = max(1, int(np.ceil(end / row_s - 0.1)))  # rows of at most 1.1 row_s, all of the same length
     span = end / rows
-    font = _hangul_font()
-    if font is None and any(_HANGUL.search(r.text or "") for r in results):
-        logger.warning("No installed font has Hangul (e.g. fonts-nanum, Noto Sans CJK): the timeline labels Korean "
-                       "utterances with their number (#1, #2, ...) instead of a transcript snippet.")
     fig, axes = plt.subplots(rows, 1, figsize=(16, 2.6 * rows + 0.6), squeeze=False)
     extra = iter(plt.get_cmap("tab10").colors)
     colors = dict(EMOTION_COLORS)
@@ -1010,10 +997,10 @@ def plot_timeline(
                 snippet = result.text or ""
                 if len(snippet) > snippet_chars:
                     snippet = snippet[:snippet_chars - 1] + "…"
-                if font is None and _HANGUL.search(snippet):
+                if font is None and has_hangul(snippet):
                     snippet = ""
                 ax.text(result.start_s + width / 2, score + 0.03, f"#{result.index + 1} {snippet}".strip(),
-                        rotation=90, ha="center", va="bottom", fontsize=7, fontfamily=font, clip_on=True)
+                        rotation=90, ha="center", va="bottom", fontsize=7, clip_on=True)
     axes[-1, 0].set_xlabel("time (s)")
     shown = [label for label in colors if any(r.label == label for r in results)]
     handles = [Patch(color=colors[label], label=label) for label in shown]

@@ -50,6 +50,7 @@ from transformers import EvalPrediction, Trainer, TrainingArguments
 from .annotations import EMOTIONS
 from .configuration_multistill import ALLOWED_MODALITIES as MODALITIES
 from .modeling_multistill import classification_loss
+from .plotting import with_korean_text
 
 logger = logging.getLogger(__name__)
 
@@ -946,6 +947,7 @@ def evaluate_predictions(logits: np.ndarray, references: np.ndarray) -> dict[str
     return load_metric().compute(predictions=np.asarray(logits).argmax(-1), references=np.asarray(references))
 
 
+@with_korean_text
 def save_confusion_matrix(matrix: Sequence[Sequence[int]], path: str | Path, title: str = "") -> Path:
     """A PNG of the confusion matrix (rows: reference, columns: prediction) with counts."""
     import matplotlib
@@ -971,6 +973,7 @@ def save_confusion_matrix(matrix: Sequence[Sequence[int]], path: str | Path, tit
     return Path(path)
 
 
+@with_korean_text
 def save_training_curves(log_history: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """A PNG with the training loss (and its KD / CE terms) and the evaluation metrics per epoch."""
     import matplotlib

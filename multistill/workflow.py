@@ -49,11 +49,14 @@ RUN_INFO_FILE = "run_info.json"
 
 
 def setup_logging(training_args: TrainingArguments) -> None:
-    """INFO on the main process, WARNING elsewhere (HF example-script convention); ``--threads``."""
-    # Our own messages: INFO on the main process; transformers/datasets: --log_level (default warning).
+    """INFO on the main process, WARNING elsewhere unless ``--log_level_replica info`` (HF example-script
+    convention); ``--threads``."""
+    # Our own messages: INFO on the main process (and on replicas asked for it); transformers/datasets:
+    # --log_level / --log_level_replica (default warning).
+    verbose = training_args.should_log or training_args.get_process_log_level() <= logging.INFO
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
-        level=logging.INFO if training_args.should_log else logging.WARNING, force=True,
+        level=logging.INFO if verbose else logging.WARNING, force=True,
     )
     import datasets
     import transformers

@@ -43,11 +43,11 @@ fi
 
 STAMP="$VENV/.multistill-installed"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
-  _log "installing torch==2.13.0 (CPU), then multistill[test,bench,whisper-base,faster-whisper]"
+  _log "installing torch==2.13.0 (CPU), then multistill[test,bench,whisper-base,faster-whisper,plots]"
   python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" >&2 || true
   # Pinned first: an unpinned torch would pull a multi-GB CUDA build.
   python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" >&2 || true
-  python -m pip install -q "torchcodec==0.13.0" -e "$ROOT[test,bench,whisper-base,faster-whisper]" 2>&1 | grep -v "is ignored" >&2 || true
+  python -m pip install -q "torchcodec==0.13.0" -e "$ROOT[test,bench,whisper-base,faster-whisper,plots]" 2>&1 | grep -v "is ignored" >&2 || true
   python -c "import torch, transformers, datasets, torchcodec" || { _log "ERROR: installation failed (see pip output above)"; exit 1; }
   touch "$STAMP"
 fi

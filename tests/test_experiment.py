@@ -17,6 +17,8 @@ from multistill.experiment import (
     caching_gain,
     describe,
     execute,
+    job_status,
+    log_path,
     main,
     paired_difference,
     parse_args,
@@ -136,7 +138,7 @@ def test_caching_gain_compares_equal_epochs(tmp_path: Path):
         caching_gain(tmp_path)
 
 
-def test_execute_runs_students_after_their_teacher_and_stops_on_failure(tmp_path: Path):
+def test_execute_runs_students_after_their_teacher_and_stops_on_failure(tmp_path: Path, capsys):
     """Two seeds, two workers: every student starts after its own teacher ended; a failure names its log."""
     def job(seed: int, name: str, after: str | None, code: str = "") -> Job:
         stamp = tmp_path / f"{seed}_{name}.json"
@@ -152,10 +154,21 @@ def test_execute_runs_students_after_their_teacher_and_stops_on_failure(tmp_path
     for s in (1, 2):
         assert stamps[f"{s}_a"][0] >= stamps[f"{s}_teacher"][1] and stamps[f"{s}_b"][0] >= stamps[f"{s}_teacher"][1]
     assert (tmp_path / "seed_1" / "teacher.log").exists()
+    assert "experiment runs" in capsys.readouterr().err  # the overall progress bar (runs done, ETA)
     broken = [job(1, "teacher", None, "raise SystemExit('teacher broke'); "), job(1, "c", "seed_1/teacher")]
     with pytest.raises(RuntimeError, match="(?s)seed_1/teacher failed .*teacher.log:\nteacher broke"):
         execute(broken, parallel=2, reuse=False)
     assert not (tmp_path / "1_c.json").exists()  # its student never started
+
+
+def test_progress_shows_the_last_log_line_of_a_running_job(tmp_path: Path):
+    job = Job(1, Run("teacher", "teacher", "teacher", "train.py"), tmp_path / "seed_1" / "teacher", ("true",), None)
+    assert job_status(job) == "seed_1/teacher: starting"
+    (tmp_path / "seed_1").mkdir()
+    log_path(job).write_text("INFO loading\nCaching audio features:  40%|####      | 4/10\rCaching audio features:  "
+                             "60%|######    | 6/10\r")
+    assert job_status(job) == "seed_1/teacher: Caching audio features:  60%|######    | 6/10"
+    assert job_status(job, width=10).endswith("...    | 6/10")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """A Hub user: the published folder with only torch + transformers installed; registration; dependency ranges.
 
 The bare-venv test needs ``MULTISTILL_HUB_USER_PYTHON``: the python of a virtual environment holding only
-``torch==2.13.0 transformers==5.24.0`` (``scripts/hub_user_venv.sh`` builds it; ``scripts/test.sh`` sets the
+``torch==2.13.0 transformers==5.25.0`` (``scripts/hub_user_venv.sh`` builds it; ``scripts/test.sh`` sets the
 variable, so CI runs it). Without it the test is skipped, except under CI, where it fails.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -40,13 +41,12 @@ HUB_USER = textwrap.dedent(
     from_path = pipe({"audio": wav, "text": text})
     from_bytes = pipe({"audio": open(wav, "rb").read(), "text": text})
     from_44k = pipe({"audio": sys.argv[3], "text": text})  # a stereo 44.1 kHz WAV: decoded and resampled
-    # the model card's Python blocks, as written (the repo id stands for the folder; no network)
-    import huggingface_hub
-    huggingface_hub.hf_hub_download = lambda repo, filename, **kwargs: os.path.join(folder, filename)
+    # the model card's Python blocks, unchanged: the folder sits at the repo id's relative path (no network)
+    assert os.path.samefile(folder, "me/hub-user-test")
     card = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
     blocks = [b.split("```", 1)[0] for b in card.split("```python\\n")[1:]]
     for block in blocks:
-        exec(compile(block.replace('"me/hub-user-test"', repr(folder)), "card", "exec"), {})
+        exec(compile(block, "card", "exec"), {})
     json.dump({"model_type": config.model_type, "path": from_path, "bytes": from_bytes, "stereo_44k": from_44k,
                "card_blocks": len(blocks)}, open(out, "w"))
     """
@@ -77,7 +77,9 @@ def test_hub_user_with_only_torch_and_transformers(tmp_path, preset):
     model, processor = tiny_model(preset)
     model.save_pretrained(checkpoint)
     processor.save_pretrained(checkpoint)
-    folder = hub.write_local_folder(checkpoint, tmp_path / "hub", "me/hub-user-test")
+    folder = hub.write_local_folder(checkpoint, tmp_path / "me" / "hub-user-test", "me/hub-user-test")
+    assert oct(folder.stat().st_mode & 0o777) == "0o755"
+    assert {oct(f.stat().st_mode & 0o777) for f in folder.iterdir()} == {"0o644"}
     example, rate = soundfile.read(folder / "example.wav", dtype="float32")
     stereo = tmp_path / "stereo_44k.wav"
     upsampled = resample(example, rate, 44100)
@@ -150,5 +152,17 @@ def test_dependency_ranges_install_a_working_torch_torchcodec_pair():
     assert {v.rsplit(".", 1)[0] for v in codec_minors} == {"0.13"}
     for package in ("scipy",):  # the model code needs no scipy (librosa stays: the acoustic baseline's features)
         assert package not in requirements
-    assert requirements["transformers"].specifier.contains("5.24.0")
+    assert requirements["transformers"].specifier.contains("5.25.0")
     assert not requirements["transformers"].specifier.contains("5.19.0")  # SubConfigSpec arrived in 5.20
+
+
+def test_the_tested_versions_are_one_fact():
+    """README, the model card and the bare-venv script name the same torch + transformers versions."""
+    from multistill import hub
+
+    spec = re.search(r"SPEC=\(torch==(\S+) transformers==(\S+)\)", (REPO_ROOT / "scripts" / "hub_user_venv.sh").read_text())
+    torch_version, transformers_version = spec.groups()
+    assert hub.TESTED_VERSIONS == f"torch {torch_version} and transformers {transformers_version}"
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"tested with torch {torch_version} + transformers {transformers_version}" in readme
+    assert f"`torch=={torch_version} transformers=={transformers_version}`" in readme

@@ -101,7 +101,8 @@ def test_model_card_metadata_and_content(push_to_hub, tmp_path):
         assert paper_number in text
     assert "this checkpoint (multimodal_student)" in text and "63.12" in text and "38.71" in text
     assert "not comparable" in text and "(c) multimodal student ← same architecture" in text
-    assert 'pipeline("multimodal-emotion-recognition", model="me/multistill-student", trust_remote_code=True)' in text
+    assert 'model_id = "me/multistill-student"' in text
+    assert 'pipeline("multimodal-emotion-recognition", model=model_id, trust_remote_code=True)' in text
     # the install line first, the custom pipeline snippet before the Auto-class one
     assert text.index('pip install "torch>=2.4" "transformers>=5.20,<6"') < text.index("## Usage")
     assert text.index('pipeline("multimodal-emotion-recognition"') < text.index("AutoModelForAudioClassification")
@@ -363,13 +364,37 @@ def test_license_follows_the_training_data(push_to_hub, tmp_path):
     card = ModelCard.load(Path(push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir",
                                                  str(tmp_path / "a"), "--verify", "false"])) / "README.md")
     assert card.data.license == "other" and card.data.license_name == "etri-kemdy-research-only"
-    assert card.data.license_link.startswith("https://nanum.etri.re.kr/")
+    assert card.data.license_link == "https://nanum.etri.re.kr/share/kjnoh/KEMDy20"
     assert "for research only" in card.text and "no commercial use" in card.text
+    (checkpoint / "run_info.json").write_text(json.dumps({**RUN_INFO, "corpus": "kemdy19"}))
+    card = ModelCard.load(Path(push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir",
+                                                 str(tmp_path / "k19"), "--verify", "false"])) / "README.md")
+    assert card.data.license_link == "https://nanum.etri.re.kr/share/kjnoh/KEMDy19"
+    assert "KEMDy20" not in card.text.split("## License", 1)[1].split("## Citation", 1)[0]
     (checkpoint / "run_info.json").write_text(json.dumps({**RUN_INFO, "corpus": "synthetic", "backbones": "tiny"}))
     card = ModelCard.load(Path(push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir",
                                                  str(tmp_path / "b"), "--verify", "false"])) / "README.md")
     assert card.data.license == "apache-2.0" and card.data.license_name is None
     assert "was not trained on ETRI's corpora" in card.text
+
+
+def test_card_tells_the_truth_about_the_model(push_to_hub, tmp_path):
+    """Encoders from the config, ASR and VAD as they are, no local paths, normal permissions."""
+    checkpoint = make_checkpoint(tmp_path / "ckpt", preset="teacher")
+    local = str(tmp_path / "private" / "whisper-base-hf")
+    (checkpoint / "run_info.json").write_text(json.dumps({**RUN_INFO, "preset": "teacher", "audio_encoder": local,
+                                                          "teacher_model": str(tmp_path / "teacher")}))
+    out = Path(push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(tmp_path / "hub"),
+                                 "--verify", "false"]))
+    text = (out / "README.md").read_text(encoding="utf-8")
+    config = json.loads((out / "config.json").read_text())
+    assert f"`model_type` `{config['audio_config']['model_type']}`" in text
+    assert f"`model_type` `{config['text_config']['model_type']}`" in text
+    assert "no speech recognition" not in text and "asr_model=" in text
+    assert "energy voice-activity detector" not in text and "Silero" in text
+    assert str(tmp_path) not in text and "whisper-base-hf (a local folder)" in text
+    assert oct(out.stat().st_mode & 0o777) == "0o755"
+    assert {oct(f.stat().st_mode & 0o777) for f in out.iterdir()} == {"0o644"}
 
 
 def python_blocks(card_text: str) -> list[str]:
@@ -378,14 +403,13 @@ def python_blocks(card_text: str) -> list[str]:
 
 RUN_CARD = textwrap.dedent(
     """
-    # Run the card's Python blocks as written, with the repo id standing for a local folder (offline).
-    import os, sys, huggingface_hub
-    folder, repo_id, card = sys.argv[1], sys.argv[2], open(sys.argv[3], encoding="utf-8").read()
-    huggingface_hub.hf_hub_download = lambda repo, filename, **kwargs: os.path.join(folder, filename)
+    # Run the card's Python blocks unchanged: the folder sits at the repo id's relative path (offline).
+    import sys
+    card = open(sys.argv[1], encoding="utf-8").read()
     blocks = [b.split("```", 1)[0] for b in card.split("```python\\n")[1:]]
     assert len(blocks) == 2, len(blocks)
     for block in blocks:
-        exec(compile(block.replace('"' + repo_id + '"', repr(folder)), "card", "exec"), {})
+        exec(compile(block, "card", "exec"), {})
     print("CARD-OK")
     """
 )
@@ -395,7 +419,7 @@ RUN_CARD = textwrap.dedent(
 def test_card_usage_code_runs_as_written(push_to_hub, tmp_path, preset):
     checkpoint = make_checkpoint(tmp_path / "ckpt", preset=preset)
     out = Path(push_to_hub.main(["--model_dir", str(checkpoint), "--repo_id", "me/card-test", "--local_dir",
-                                 str(tmp_path / "hub"), "--verify", "false"]))
+                                 str(tmp_path / "me" / "card-test"), "--verify", "false"]))
     card = (out / "README.md").read_text(encoding="utf-8")
     assert (out / "example.wav").stat().st_size < 200_000
     transcript = (out / "example.txt").read_text(encoding="utf-8").strip()
@@ -403,7 +427,7 @@ def test_card_usage_code_runs_as_written(push_to_hub, tmp_path, preset):
     assert ("waveform = " in card) == (preset != "text_student")  # `waveform` is defined before it is used
     script = tmp_path / "run_card.py"
     script.write_text(RUN_CARD)
-    result = subprocess.run([sys.executable, "-I", str(script), str(out), "me/card-test", str(out / "README.md")],
+    result = subprocess.run([sys.executable, "-I", str(script), str(out / "README.md")],
                             cwd=tmp_path, env=offline_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "CARD-OK" in result.stdout, result.stderr[-3000:]
     assert "'label'" in result.stdout and "score" in result.stdout

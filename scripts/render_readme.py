@@ -1,0 +1,621 @@
+"""Render README.md's result tables from the committed result files, or check that README matches them.
+
+Every block of README.md between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->`` is the output of the
+renderer registered under NAME in :data:`TABLES`, fed with that entry's result files. Each block names the command
+and commit stored in its result file (or, where the file records none, the commit that added the file), says how
+its ratios and spreads are computed, and is marked **STALE** when the code that made it changed after that commit.
+
+    python scripts/render_readme.py            # rewrite the blocks in README.md
+    python scripts/render_readme.py --check    # exit 1, naming the blocks that differ (tests/test_render_readme.py)
+
+Adding a table: (1) commit the result file (e.g. ``results/NAME/results.json``, with ``provenance.command`` and
+``provenance.git_commit`` as ``multistill.experiment`` writes them); (2) write ``render_NAME(files) -> str`` below,
+where ``files`` maps each source path to its parsed JSON; (3) add ``"NAME": Table(sources, render_NAME)``
+to :data:`TABLES`, ``code`` being the paths whose change makes the result stale; (4) put the two marker lines in
+README.md and run this script.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The code a training result depends on (the brief: everything the scripts import).
+TRAINING_CODE = ("multistill", "train.py", "distill.py", "loading_scripts")
+#: The code of the full-size latency benchmark.
+BENCH_CODE = ("benchmarks/benchmark.py", "benchmarks/bench_lib.py", "benchmarks/bench_jobs.py",
+              "multistill/modeling_multistill.py", "multistill/configuration_multistill.py",
+              "multistill/processing_multistill.py", "multistill/offline.py")
+STREAM_CODE = ("benchmarks/stream_rtf.py", "multistill/streaming.py", "multistill/asr.py",
+               "multistill/pipeline_multistill.py", "multistill/modeling_multistill.py",
+               "multistill/processing_multistill.py")
+STALE_PREFIX = "**STALE**"
+
+
+@dataclass
+class Table:
+    """One README block: its result files, the function that renders them, the code they depend on."""
+
+    sources: tuple[str, ...]
+    render: Callable[[dict[str, Any]], str]
+    code: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Git: provenance and staleness
+# --------------------------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+@functools.cache
+def added_in(path: str) -> str | None:
+    """The commit that first added ``path`` (for result files that record no commit of their own)."""
+    commits = _git("log", "--diff-filter=A", "--format=%H", "--", path)
+    return commits.splitlines()[-1] if commits else None
+
+
+def stale_since(commit: str | None, code: tuple[str, ...]) -> bool | None:
+    """Whether any of ``code`` changed after ``commit`` (committed since, or uncommitted now); None if unknown."""
+    if not commit or _git("cat-file", "-e", f"{commit}^{{commit}}") is None:
+        return None
+    changed = _git("rev-list", "-1", f"{commit}..HEAD", "--", *code)
+    pending = _git("status", "--porcelain", "--", *code)
+    if changed is None or pending is None:
+        return None
+    return bool(changed or pending)
+
+
+def provenance(command: str | None, commit: str | None, dirty: bool | None, source: str,
+               date: str | None = None, changes: int | None = None) -> str:
+    """One sentence: the source file, its command and commit (else the commit that added the file), the date."""
+    if not commit:
+        made = ("The file records no command or commit; it was added to the repository in commit "
+                f"`{(added_in(source) or 'unknown')[:7]}`")
+    else:
+        tree = "" if dirty is None else (
+            f" (dirty tree: {changes} uncommitted change{'s' if changes != 1 else ''})" if dirty and changes
+            else " (dirty tree)" if dirty else " (clean tree)")
+        made = (f"Made by `{command}`" if command else "Made") + f" at commit `{commit[:7]}`{tree}"
+    return f"*Source: [`{source}`]({source}). {made}{f', {date[:10]}' if date else ''}.*"
+
+
+def source_commit(data: dict[str, Any], source: str) -> str | None:
+    """The commit a result file was made at (``provenance.git_commit`` or ``commit``), else the one that added it."""
+    return (data.get("provenance") or {}).get("git_commit") or data.get("commit") or added_in(source)
+
+
+def stale_note(files: dict[str, Any], code: tuple[str, ...]) -> str | None:
+    """The STALE paragraph when any of ``code`` changed after the commit of one of the block's result files."""
+    for source, data in files.items():
+        commit = source_commit(data, source)
+        if stale_since(commit, code):
+            return (f"{STALE_PREFIX}: code these figures depend on ({', '.join(f'`{c}`' for c in code)}) changed "
+                    f"after commit `{(commit or '')[:7]}` of `{source}`; re-run its command to refresh them.")
+    return None
+
+
+def from_file(data: dict[str, Any], source: str) -> str:
+    """:func:`provenance` from a result file's ``provenance`` dict (``multistill.experiment`` / benchmark layout)."""
+    p = data.get("provenance") or {}
+    return provenance(p.get("command"), p.get("git_commit"), p.get("git_dirty"), source,
+                      p.get("date") or data.get("created"), p.get("git_changes"))
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting helpers
+# --------------------------------------------------------------------------------------------
+
+
+def pm(stats: dict[str, Any] | None, scale: float = 100.0, digits: int = 2, signed: bool = False) -> str:
+    """``mean ± std`` of a ``describe()`` dict (the mean alone for one value)."""
+    if stats is None:
+        return "–"
+    text = f"{scale * stats['mean']:{'+' if signed else ''}.{digits}f}"
+    return text if stats.get("std") is None else f"{text} ± {scale * stats['std']:.{digits}f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def ms(x: float) -> str:
+    """Milliseconds with 3 significant figures (``2,135``, ``189``, ``75.0``)."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def ratio(x: float, span: list[float] | None = None) -> str:
+    return f"{x:.1f}x" + (f" [{span[0]:.1f}-{span[1]:.1f}]" if span else "")
+
+
+def paired_line(c: dict[str, Any], first: str = "KD", second: str = "no KD") -> str:
+    """One paired comparison (macro-F1 points): mean ± std, seeds ahead, and only what holds across seeds."""
+    d = c["differences"]["macro_f1"]
+    text = f"{pm(d, 100.0, 1, signed=True)} ({first} ahead in {d['ahead']} of {d['n']} seeds)"
+    if d.get("std") is None:
+        return text + "; one seed: no conclusion."
+    if d["covers_zero"]:
+        return text + "; the spread covers zero: no difference shown."
+    return text + f"; the spread excludes zero: {first} {'ahead' if d['mean'] > 0 else 'behind'} in mean ± std."
+
+
+# --------------------------------------------------------------------------------------------
+# Renderers: one per README block
+# --------------------------------------------------------------------------------------------
+
+MAIN_JOB = "results/main_job/results.json"
+REAL_SAMPLE = "results/real_sample/results.json"
+HEADLINE = "benchmarks/results/benchmark_cpu_headline.json"
+EXPERIMENT_METRICS = (("accuracy", "accuracy (WA)"), ("weighted_precision", "precision"), ("weighted_f1", "F1"),
+                      ("unweighted_accuracy", "UA"), ("macro_f1", "macro-F1"))
+RATIO_RULE = ("Ratios are the median over the rounds of each round's ratio (teacher time / model time, both "
+              "measured in the same round), with the min-max of the per-round ratios in brackets; they are not the "
+              "ratio of the medians shown")
+
+
+def render_main_job(files: dict[str, Any]) -> str:
+    """The main job's mean ± std table, paired differences and caching gain."""
+    data = files[MAIN_JOB]
+    p, s = data["provenance"], data["settings"]
+    rows = []
+    for row in data["rows"]:
+        params, lat = row.get("parameters"), row.get("latency")
+        rows.append([row["label"], *(pm(row["summary"][key]) for key, _ in EXPERIMENT_METRICS),
+                     f"{params['trainable']:,}" if params else "–", f"{params['total']:,}" if params else "–",
+                     pm(lat["latency_ms_median"], 1.0, 1) if lat else "–",
+                     pm(lat["real_time_factor"], 1.0, 4) if lat else "–"])
+    header = ["model", *(title for _, title in EXPERIMENT_METRICS), "trainable params", "total params",
+              "latency ms/utt", "RTF"]
+    load = p["machine"]["load_average_start"][0], p["machine"]["load_average_end"][0]
+    lines = [from_file(data, MAIN_JOB), "",
+             f"{p['machine']['cpu']} with {p['machine']['cpus_available']} cores, torch {p['machine']['torch']}: "
+             f"{data['duration_s'] / 60:.1f} min wall clock (load average {load[0]:.1f} at the start, {load[1]:.1f} "
+             f"at the end, from other processes), {data['cpu_seconds'] / 60:.1f} min CPU time of all processes. "
+             f"Mean ± sample standard deviation over seeds {', '.join(map(str, s['seeds']))}:", "",
+             table(header, rows), "",
+             "Paired by seed (macro-F1 points, mean ± std of the per-seed differences):", ""]
+    for c in data["comparisons"]:
+        first, second = ("teacher", "baseline") if c["second"].startswith("baseline") else ("KD", "no KD")
+        lines.append(f"* {c['title']}: {first} − {second} {paired_line(c, first, second)}")
+    gain = data.get("caching_gain")
+    if gain:
+        epochs = gain["per_seed"][min(gain["per_seed"])]["epochs"]
+        lines.append(f"* Cached encoder features: {epochs:g}-epoch teacher runs took {pm(gain['cached_epoch_seconds'], 1.0)}"
+                     f" s per epoch on cached features vs {pm(gain['uncached_epoch_seconds'], 1.0)} s running the "
+                     f"frozen encoders every step, {pm(gain['speedup'], 1.0, 1)}x faster (mean ± std of the per-seed "
+                     f"ratios, {gain['speedup']['n']} pairs of runs of equal epochs).")
+    return "\n".join(lines)
+
+
+def render_real_sample(files: dict[str, Any]) -> str:
+    """The real-speech table: KD / no KD side by side, baselines as rows, paired differences."""
+    data = files[REAL_SAMPLE]
+    rows = {row["name"]: row for row in data["rows"]}
+    keys = (("accuracy", "accuracy (WA)"), ("unweighted_accuracy", "UA"), ("macro_f1", "macro-F1"))
+    labels = {"teacher": "Teacher (Whisper base + tiny text, 3 fusion layers)",
+              "text_student": "(a) text-only student, KD / no KD",
+              "audio_student": "(b) audio-only student (Whisper base), KD / no KD",
+              "multimodal_student": "(c) multimodal student, KD / no KD"}
+    body = []
+    for name, label in labels.items():
+        if name == "teacher":
+            body.append([label, *(pm(rows[name]["summary"][k]) for k, _ in keys)])
+        elif f"{name}_kd" in rows:
+            kd, ce = rows[f"{name}_kd"]["summary"], rows[f"{name}_ce"]["summary"]
+            body.append([label, *(f"{pm(kd[k])} / {pm(ce[k])}" for k, _ in keys)])
+    body += [[row["label"], *(pm(row["summary"][k]) if row["summary"][k]["std"] else
+                              f"{100 * row['summary'][k]['mean']:.2f}" for k, _ in keys)]
+             for row in data["rows"] if row["kind"] == "baseline"]
+    seeds = ", ".join(map(str, data["settings"]["seeds"]))
+    lines = [from_file(data, REAL_SAMPLE), "",
+             f"Mean ± std over seeds {seeds} (a baseline whose std is 0 shows its value alone); the latency column of "
+             "the source file was measured on 3 utterances while other jobs loaded the machine.", "",
+             table(["model (KEMDy19, held-out dialogues)", *(t for _, t in keys)], body), "",
+             "Paired by seed (macro-F1 points, mean ± std of the per-seed differences):", ""]
+    for c in data["comparisons"]:
+        first, second = ("teacher", "baseline") if c["second"].startswith("baseline") else ("KD", "no KD")
+        title = c["title"].split(":")[0]
+        lines.append(f"* {title}: {first} − {second} {paired_line(c, first, second)}")
+    return "\n".join(lines)
+
+
+def render_kd_ablation(files: dict[str, Any]) -> str:
+    source = "results/real_sample/kd_ablation.json"
+    data = files[source]
+    rows = [[r["setting"], f"{100 * r['macro_f1']:.1f}", f"{100 * r['unweighted_accuracy']:.1f}",
+             f"{100 * r['accuracy']:.1f}"] for r in data["rows"]]
+    teacher = data["teacher_test"]
+    return "\n".join([
+        provenance(None, data.get("commit"), None, source) + f" Command: {data['command']}.", "",
+        f"Teacher of the same seed: macro-F1 {100 * teacher['test_macro_f1']:.1f}, UA "
+        f"{100 * teacher['test_unweighted_accuracy']:.1f}, accuracy {100 * teacher['test_accuracy']:.1f}.", "",
+        table([f"{data['student'].replace('_', ' ')}, seed {data['seed']}", "macro-F1", "UA", "accuracy (WA)"], rows)])
+
+
+def render_whisper_verify(files: dict[str, Any]) -> str:
+    source = "results/whisper_verify/results.json"
+    data = files[source]
+    r = data["report"]
+    n = r["utterances"]
+    rows = [
+        ["utterances (KEMDy19 + KEMDy20)", f"{n} ({r['kemdy19']} + {r['kemdy20']})"],
+        ["encoder, same log-mel: max abs error (max abs value)",
+         f"{r['encoder_max_abs_error']:.2e} ({r['encoder_max_abs_value']:.1f})"],
+        ["encoder, same log-mel: relative L2 error", f"{r['encoder_relative_error']:.1e}"],
+        ["transcripts, same log-mel window: character difference",
+         f"{100 * r['char_difference']:.2f} % ({r['identical']}/{n} identical)"],
+        ["transcripts, each with its own front end: character difference",
+         f"{100 * r['char_difference_own_features']:.2f} % ({r['identical_own_features']}/{n} identical)"],
+        ["CER vs gold: faster-whisper (original)", f"{100 * r['cer_faster_whisper']:.1f} %"],
+        ["CER vs gold: transformers (converted), faster-whisper's log-mel", f"{100 * r['cer_transformers']:.1f} %"],
+        ["CER vs gold: transformers (converted), `WhisperFeatureExtractor`",
+         f"{100 * r['cer_transformers_own_features']:.1f} %"],
+    ]
+    return "\n".join([from_file(data, source), "", table(["measure (KEMDy19 + KEMDy20 sample)", "value"], rows)])
+
+
+def render_vad_eval(files: dict[str, Any]) -> str:
+    source = "benchmarks/results/vad_eval.json"
+    data = files[source]
+    rows = []
+    for conv in data["conversations"]:
+        name = " + ".join(part.split("_", 1)[1] for part in conv["spec"].split("+"))
+        results = [r for r in conv["results"] if r["hangover_ms"] == 500.0]
+        for i, r in enumerate(results):
+            vad = f"**{r['vad']}**" if r["vad"] == "silero" else r["vad"]
+            rows.append([f"{name} ({conv['audio_s']:.0f} s)" if i == 0 else "", vad,
+                         f"{r['segments']} / {r['true_utterances']}", str(r["one_to_one"]),
+                         f"{r['split_utterances']} ({r['extra_segments_from_splits']})", str(r["merged_segments"]),
+                         str(r["missed"]), f"{r['start_error']['median_abs_ms']:.0f} / "
+                         f"{r['end_error']['median_abs_ms']:.0f}", f"{r['vad_rtf']:.3f}"])
+    header = ["conversation", "VAD", "segments / true", "one-to-one", "split (extra segments)", "merged", "missed",
+              "start / end error median ms", "VAD RTF"]
+    return "\n".join([provenance(None, None, None, source, data.get("created")), "", "At the default 500 ms hangover (the file also has 300 and "
+                      "800 ms):", "", table(header, rows)])
+
+
+def _stream_rows(data: dict[str, Any], script_run: int, early: tuple[float, ...]) -> list[tuple[float, list[str]]]:
+    rows = []
+    for r in data["runs"]:
+        if r["early_ms"] not in early:
+            continue
+        asr, emo = r["stages"]["asr_per_utterance"], r["stages"]["emotion_per_utterance"]
+        lat = r["latency"]
+        label = "0 (at the close)" if r["early_ms"] == 0 else "**200 ms** (default)" if r["early_ms"] == 200 \
+            else f"{r['early_ms']:.0f} ms"
+        used = "–" if not r["early_started"] else f"{r['early_used']} / {r['early_started'] - r['early_used']}"
+        rows.append((r["early_ms"], [label, f"{script_run}, {r['run']}", f"{r['rtf']:.3f}",
+                                     f"{ms(asr['median_ms'])} / {ms(asr['p90_ms'])}",
+                                     f"{ms(emo['median_ms'])} / {ms(emo['p90_ms'])}",
+                                     f"{ms(1000 * lat['end_of_speech_median_s'])} / "
+                                     f"{ms(1000 * lat['end_of_speech_p90_s'])}", used]))
+    return rows
+
+
+def render_stream_asr(files: dict[str, Any]) -> str:
+    first, second = "benchmarks/results/stream_asr_cpu_early.json", "benchmarks/results/stream_asr_cpu_early_100.json"
+    rows = _stream_rows(files[first], 1, (0.0, 200.0)) + _stream_rows(files[second], 2, (100.0, 200.0))
+    order = {0.0: 0, 200.0: 1, 100.0: 2}
+    rows.sort(key=lambda item: order.get(item[0], 3))
+    header = ["early start", "script run, run", "RTF (VAD + ASR + emotion)", "ASR ms per utterance, median / p90",
+              "emotion ms", "end of utterance to result ms, median / p90", "early jobs used / dropped"]
+    return "\n".join([provenance(None, None, None, first, files[first].get("created")), "",
+                      provenance(None, None, None, second, files[second].get("created")), "",
+                      table(header, [row for _, row in rows])])
+
+
+def render_asr_cer(files: dict[str, Any]) -> str:
+    source = "benchmarks/results/asr_cer.json"
+    data = files[source]
+    names = {"all": "all", "KEMDy19": "KEMDy19 (acted)", "KEMDy20": "KEMDy20 (free talk)"}
+    rows = [[names.get(k, k), str(v["utterances"]), f"{100 * v['cer']:.1f} %", f"{100 * v['cer_with_spaces']:.1f} %",
+             str(v["empty_hypotheses"])] for k, v in data["cer"].items()]
+    t = data["timing"]
+    return "\n".join([
+        provenance(None, None, None, source, data.get("created")), "",
+        table(["corpus", "utterances", "CER (no spaces)", "CER (with spaces)", "empty ASR output"], rows), "",
+        f"CER = summed character edits / summed gold characters over the utterances. {t['transcribed']} utterances, "
+        f"{data['audio_s'] / 60:.1f} min of audio, transcribed in {t['transcribe_s']:,.0f} s on {t['threads']} "
+        f"threads ({t['asr_rtf']:.2f} x real time) with other processes using "
+        f"{data['machine']['others_cpu_pct']:.0f} % of the CPU."])
+
+
+def render_asr_gap(files: dict[str, Any]) -> str:
+    source, gold = "results/real_sample/asr_gap.json", "results/real_sample/asr_gold.json"
+    data = files[source]
+    rows = []
+    for row in data["rows"]:
+        m, d = row["macro_f1"], row["differences"]
+        cells = [pm(m["gold_gold"]), pm(m["gold_asr"]), pm(m["asr_asr"])]
+        for key in ("asr_cost", "asr_training"):
+            x = d[key]
+            cells.append(f"{pm(x, 100.0, 1, signed=True)} ({x['ahead']} up, {x['behind']} down)")
+        rows.append([row["label"], *cells])
+    header = ["model", "gold-trained, gold test", "gold-trained, ASR test", "ASR-trained, ASR test",
+              "cost of ASR (gold-trained: ASR − gold test)", "training on ASR (ASR test: ASR- − gold-trained)"]
+    p = files[gold]["provenance"]
+    return "\n".join([
+        provenance("python scripts/asr_gap.py --gold_run outputs/asr_gold --asr_run outputs/asr_trained --output "
+                   "results/real_sample/asr_gap", p["git_commit"], p["git_dirty"], source,
+                   p["date"], p["git_changes"]),
+        "", f"The two runs' commands are in the file. Character error rate of Whisper base's transcripts on these "
+        f"test utterances: {100 * files[gold]['transcripts']['test_cer']['asr_text']:.1f} %. Macro-F1 %, mean ± std over seeds "
+        f"{', '.join(map(str, data['seeds']))} on the same {data['test_examples']} held-out utterances; Δ = mean ± std "
+        "of the per-seed differences, points, with the number of seeds up / down.", "", table(header, rows)])
+
+
+def _headline_rows(data: dict[str, Any]) -> list[list[str]]:
+    labels = {"teacher": "teacher", "multimodal_student": "multimodal student (paper)",
+              "audio_student": "audio student (paper)", "text_student": "text student (paper)",
+              "light_student": "**light student**", "whisper_teacher": "Whisper-base teacher",
+              "whisper_multimodal_student": "Whisper-base multimodal student",
+              "whisper_audio_student": "Whisper-base audio student",
+              "whisper_light_student": "Whisper-base light student (2 of 6 layers)"}
+    order = list(labels)
+    base = sorted((r for r in data["latency"] if r["variant"] == "fp32"), key=lambda r: order.index(r["model"]))
+    rows = []
+    for r in base:
+        split, params = r["split"], data["models"][r["model"]]["params"]
+        e2e, bold = r["e2e"], r["model"] == "light_student"
+        time = f"{ms(e2e['median_ms'])} ms"
+        rows.append([labels[r["model"]], f"{params['total'] / 1e6:.1f} M",
+                     f"{ms(split['audio_encoder_ms'])} ms" if data["models"][r["model"]]["uses_audio"] else "–",
+                     f"{ms(split['text_encoder_ms'])} ms" if "text_encoder_ms" in split and
+                     data["models"][r["model"]]["uses_text"] else "–", f"{ms(split['fusion_ms'])} ms",
+                     f"**{time}** [{ms(e2e['spread_ms'][0])}-{ms(e2e['spread_ms'][1])}]" if bold else
+                     f"{time} [{ms(e2e['spread_ms'][0])}-{ms(e2e['spread_ms'][1])}]",
+                     "1.0x" if r["model"] == "teacher" else
+                     (f"**{ratio(r['speedup_vs_teacher'])}** [" if bold else f"{ratio(r['speedup_vs_teacher'])} [")
+                     + f"{r['speedup_vs_teacher_range'][0]:.1f}-{r['speedup_vs_teacher_range'][1]:.1f}]"])
+    return rows
+
+
+def _int8_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for r in data["latency"]:
+        if r["variant"] != "int8" or r["model"] not in ("teacher", "light_student"):
+            continue
+        e2e, light = r["e2e"], r["model"] == "light_student"
+        time = f"{ms(e2e['median_ms'])} ms"
+        spread = f"[{ms(e2e['spread_ms'][0])}-{ms(e2e['spread_ms'][1])}]"
+        if not light:
+            rows.append(["teacher, int8", "", "", "", "", f"{time} {spread}", "1.0x"])
+            continue
+        lo, hi = r["speedup_vs_teacher_range"]
+        flo, fhi = r["speedup_vs_fp32_teacher_range"]
+        rows.append(["**light student, int8**", "", "", "", "", f"**{time}** {spread}",
+                     f"**{ratio(r['speedup_vs_teacher'])}** [{lo:.1f}-{hi:.1f}] vs int8 teacher "
+                     f"({ratio(r['speedup_vs_fp32_teacher'])} [{flo:.1f}-{fhi:.1f}] vs fp32 teacher)"])
+    return rows
+
+
+def _values(data: Any, key: str) -> list[Any]:
+    """Every value stored under ``key`` anywhere in ``data``."""
+    if isinstance(data, dict):
+        return [v for k, v in data.items() if k == key] + [x for v in data.values() for x in _values(v, key)]
+    if isinstance(data, list):
+        return [x for v in data for x in _values(v, key)]
+    return []
+
+
+def render_benchmark_headline(files: dict[str, Any]) -> str:
+    data = files[HEADLINE]
+    m, s = data["machine"], data["settings"]
+    rows = _headline_rows(data)
+    int8 = _int8_rows(data)
+    at = next(i for i, row in enumerate(rows) if "light student**" in row[0]) + 1
+    rows[at:at] = int8
+    header = ["model", "params", "audio encoder", "text encoder", "fusion head", "end to end [rounds]",
+              "vs teacher, same precision"]
+    h = data["headline"]
+    return "\n".join([
+        from_file(data, HEADLINE), "",
+        f"{m['cpu']} ({m['cpu_capability']}), {m['cpus_available']} cores, {s['threads']} thread, torch {m['torch']}; "
+        f"batch {h['batch_size']}, one {h['audio_seconds']:g} s utterance with {s['text_tokens']} tokens, end to end "
+        f"from raw audio and token ids; times are medians of {h['rounds']} interleaved rounds, [min-max of the "
+        f"round medians]. Other processes used {m['others_cpu_pct']:.0f} % of the CPU during the run, so absolute "
+        f"times are pessimistic and spreads wide. {RATIO_RULE} (e.g. the light student: {ms(h['teacher_ms'])} / "
+        f"{ms(h['light_student_ms'])} ms = {h['teacher_ms'] / h['light_student_ms']:.1f}x, median per-round "
+        f"ratio {h['speedup']:.1f}x).", "",
+        table(header, rows), "",
+        f"int8 checks: {sum(map(bool, _values(data, 'argmax_match')))} of {len(_values(data, 'argmax_match'))} "
+        "checked inputs (one per int8 model and round) gave the fp32 model's argmax; max logit difference "
+        f"{max(_values(data, 'max_abs_logit_diff')):.3f}. Whisper-base light student vs the Whisper-base teacher: "
+        + ", ".join(f"{ratio(w['speedup_vs_own_teacher'], w['speedup_vs_own_teacher_range'])}" for w in h["whisper"]
+                    if w["model"] == "whisper_light_student") + " (same rule)."])
+
+
+def render_speed_headline(files: dict[str, Any]) -> str:
+    data = files[HEADLINE]
+    h, m = data["headline"], data["machine"]
+    v = h["variants"][0]
+    lo, hi = h["speedup_range"]
+    return (f"* **Speed**: a light student whose encoders are small too, **{h['speedup']:.1f}x faster than the teacher "
+            f"end to end** (fp32 vs fp32, same run: median over {h['rounds']} interleaved rounds of the per-round "
+            f"ratio, {lo:.1f}-{hi:.1f}x; the median times, {ms(h['light_student_ms'])} ms vs {ms(h['teacher_ms'])} ms "
+            f"per {h['audio_seconds']:g} s utterance, give {h['teacher_ms'] / h['light_student_ms']:.1f}x; {m['threads']} thread on "
+            f"a shared {m['cpus_available']}-core CPU) and {v['speedup']:.1f}x int8 vs int8 teacher, where the paper's students are not "
+            "faster at all (their 315 M-parameter audio encoder dominates). See [Benchmarks](#benchmarks).\n\n"
+            "  " + from_file(files[HEADLINE], HEADLINE))
+
+
+def render_older_benchmarks(files: dict[str, Any]) -> str:
+    """The earlier EPYC runs (fp32 + training, variants) and the stream benchmark, in one paragraph."""
+    cpu, var, stream = (files[f"benchmarks/results/{n}.json"] for n in ("benchmark_cpu", "benchmark_cpu_variants",
+                                                                          "stream_cpu"))
+    light = next(r for r in cpu["latency"] if r["model"] == "light_student" and r["variant"] == "fp32"
+                 and r["batch_size"] == 1 and r["audio_seconds"] == 5.0)
+    cached, raw = ({r["mode"]: r for r in cpu["training"] if r["model"] == "teacher"}[k] for k in ("cached", "encoders"))
+    v8 = next(r for r in var["latency"] if r["model"] == "light_student" and r["variant"] == "int8"
+              and r["audio_seconds"] == 5.0)
+    runs = {r["model"]: r for r in stream["runs"] if r["threads"] == 2}
+    ls, t = runs["light_student"], runs["teacher"]
+    return "\n".join([
+        provenance(None, None, None, "benchmarks/results/benchmark_cpu.json", cpu.get("created")),
+        "", provenance(None, None, None, "benchmarks/results/benchmark_cpu_variants.json",
+                       var.get("created")),
+        "", provenance(None, None, None, "benchmarks/results/stream_cpu.json", stream.get("created")),
+        "", f"Older runs on an idle {cpu['machine']['cpu']} ({cpu['machine']['threads']} threads, one round each), "
+        "re-rendered with these rules from their JSON: [`benchmark_cpu.md`](benchmarks/results/benchmark_cpu.md) "
+        f"(light student {ratio(light['speedup_vs_teacher'])} the teacher, fp32; training step with cached encoder "
+        f"features {cached['examples_per_s'] / raw['examples_per_s']:.1f}x the examples/s of running the frozen encoders, "
+        f"{cached['examples_per_s']:.2f} vs {raw['examples_per_s']:.2f} examples/s) and "
+        "[`benchmark_cpu_variants.md`](benchmarks/results/benchmark_cpu_variants.md) (int8 light student "
+        f"{ratio(v8['speedup_vs_teacher'])} the int8 teacher, {ratio(v8['speedup_vs_fp32_teacher'])} the fp32 one). "
+        "Real-time stream mode ([`stream_cpu.md`](benchmarks/results/stream_cpu.md): a "
+        f"{stream['conversation']['audio_s']:.0f} s two-speaker conversation, {stream['conversation']['utterances']} "
+        "utterances, full-size models, 2 threads): the light student runs at RTF "
+        f"{ls['rtf']:.3f} and answers {1000 * ls['latency']['mean_s']:.0f} ms (mean) after the chunk that closes an "
+        f"utterance; the teacher at RTF {t['rtf']:.3f} and {1000 * t['latency']['mean_s']:,.0f} ms "
+        f"({t['rtf'] / ls['rtf']:.1f}x the light student's RTF)."])
+
+
+def render_threads(files: dict[str, Any]) -> str:
+    source = "benchmarks/results/threads_cpu.json"
+    data = files[source]
+    one, two = data["medians"]["1"], data["medians"]["2"]
+    load = data["load_average"]
+    return "\n".join([
+        f"* **Threads**: `--threads N` sets torch's CPU threads for caching and training (default: torch's, one per "
+        "core). On a small CPU shared with other work, use `--threads 1`: on this project's "
+        f"{data['cpu_count']}-core machine with other jobs running (load average {min(load):.1f}-{max(load):.1f}), "
+        f"medians of {data['repeats']} alternating repetitions (ratio = 2-thread median / 1-thread median): caching "
+        f"the features of 128 utterances {one['caching']:.2f} s vs {two['caching']:.2f} s "
+        f"({two['caching'] / one['caching']:.1f}x), {data['steps']} teacher steps on cached features "
+        f"{one['teacher_steps']:.2f} s vs {two['teacher_steps']:.2f} s "
+        f"({two['teacher_steps'] / one['teacher_steps']:.1f}x), {data['steps']} light-student steps on raw inputs "
+        f"{one['light_steps']:.2f} s vs {two['light_steps']:.2f} s ({two['light_steps'] / one['light_steps']:.1f}x); "
+        "two threads only help when the cores are otherwise idle. Measured side by side with "
+        "`python benchmarks/threads_training.py --threads 1 2` (tiny backbones).",
+        "  " + provenance(None, None, None, source)])
+
+
+#: README block name -> its result files, renderer and the code paths that make it stale.
+TABLES: dict[str, Table] = {
+    "speed_headline": Table((HEADLINE,), render_speed_headline, BENCH_CODE),
+    "whisper_verify": Table(("results/whisper_verify/results.json",), render_whisper_verify,
+                            ("multistill/whisper_base.py", "multistill/asr.py", "multistill/annotations.py")),
+    "threads": Table(("benchmarks/results/threads_cpu.json",), render_threads,
+                     ("benchmarks/threads_training.py", "multistill/training.py")),
+    "main_job": Table((MAIN_JOB,), render_main_job, TRAINING_CODE + ("scripts/main.sh",)),
+    "real_sample": Table((REAL_SAMPLE,), render_real_sample, TRAINING_CODE),
+    "kd_ablation": Table(("results/real_sample/kd_ablation.json",), render_kd_ablation, TRAINING_CODE),
+    "asr_cer": Table(("benchmarks/results/asr_cer.json",), render_asr_cer,
+                     ("benchmarks/asr_cer.py", "multistill/asr.py", "multistill/annotations.py")),
+    "asr_gap": Table(("results/real_sample/asr_gold.json", "results/real_sample/asr_gap.json"), render_asr_gap,
+                     TRAINING_CODE + ("scripts/asr_gap.py",)),
+    "vad_eval": Table(("benchmarks/results/vad_eval.json",), render_vad_eval,
+                      ("benchmarks/vad_eval.py", "multistill/streaming.py")),
+    "stream_asr": Table(("benchmarks/results/stream_asr_cpu_early.json",
+                         "benchmarks/results/stream_asr_cpu_early_100.json"), render_stream_asr, STREAM_CODE),
+    "benchmark_headline": Table((HEADLINE,), render_benchmark_headline, BENCH_CODE),
+    "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
+                                                                             "stream_cpu")),
+                              render_older_benchmarks,
+                              tuple(dict.fromkeys(BENCH_CODE + STREAM_CODE))),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# README blocks
+# --------------------------------------------------------------------------------------------
+
+BLOCK = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)\n?(<!-- /table:(?P=name) -->)", re.S)
+
+
+def render(name: str) -> str:
+    spec = TABLES[name]
+    missing = [source for source in spec.sources if not (ROOT / source).is_file()]
+    if missing:
+        raise SystemExit(f"error: the result file {missing[0]} of README block `{name}` does not exist.")
+    files = {source: json.loads((ROOT / source).read_text(encoding="utf-8")) for source in spec.sources}
+    body = spec.render(files)
+    note = stale_note(files, spec.code)
+    return body if note is None else f"{note}\n\n{body}"
+
+
+def without_stale(text: str) -> str:
+    """The block without its STALE paragraph (compared when git cannot tell, e.g. in a shallow clone)."""
+    return "\n".join(line for line in text.split("\n") if not line.lstrip().startswith(STALE_PREFIX))
+
+
+def render_readme(readme: str) -> tuple[str, list[str], list[str]]:
+    """README with every block re-rendered; the blocks that changed; the registered names missing from README."""
+    changed: list[str] = []
+    seen: set[str] = set()
+
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name not in TABLES:
+            raise SystemExit(f"error: README.md has a block `{name}` that scripts/render_readme.py does not know; "
+                             f"registered: {', '.join(TABLES)}.")
+        seen.add(name)
+        new = render(name)
+        old = match["body"]
+        if new != old and not (without_stale(new) == without_stale(old) and git_unknown(name)):
+            changed.append(name)
+        return f"{match.group(1)}{new}\n{match.group(4)}"
+
+    text = BLOCK.sub(replace, readme)
+    return text, changed, [name for name in TABLES if name not in seen]
+
+
+def git_unknown(name: str) -> bool:
+    """True when git cannot say whether the block is stale (no history, e.g. a shallow clone or a tarball)."""
+    return _git("rev-parse", "HEAD") is None or _git("rev-parse", "--is-shallow-repository") == "true"
+
+
+@dataclass
+class RenderArguments:
+    """Render README.md's result tables from the committed result files (or check them)."""
+
+    check: bool = field(default=False, metadata={"help": "Only compare: exit 1 naming the blocks that differ."})
+    readme: str = field(default=str(ROOT / "README.md"), metadata={"help": "The README to render."})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """1. parse; 2. render every block; 3. write README.md, or (``--check``) report the differences."""
+    (args,) = HfArgumentParser(RenderArguments, description=RenderArguments.__doc__).parse_args_into_dataclasses(
+        args=argv)
+    readme = Path(args.readme)
+    if not readme.is_file():
+        print(f"error: --readme {readme} is not a file.", file=sys.stderr)
+        return 2
+    old = readme.read_text(encoding="utf-8")
+    new, changed, missing = render_readme(old)
+    if missing:
+        print(f"error: {readme} lacks the blocks {', '.join(missing)} (add `<!-- table:NAME -->` ... "
+              "`<!-- /table:NAME -->`).", file=sys.stderr)
+        return 1
+    if args.check:
+        if changed:
+            print(f"error: {readme} differs from the result files in: {', '.join(changed)}; run "
+                  "`python scripts/render_readme.py` and commit README.md.", file=sys.stderr)
+            return 1
+        print(f"{readme}: {len(TABLES)} blocks match their result files.")
+        return 0
+    readme.write_text(new, encoding="utf-8")
+    print(f"{readme}: re-rendered {len(changed)} of {len(TABLES)} blocks" + (f" ({', '.join(changed)})" if changed
+                                                                             else "") + ".")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""scripts/render_readme.py: README's result blocks are what the committed result files render."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("render_readme", ROOT / "scripts" / "render_readme.py")
+render_readme = importlib.util.module_from_spec(spec)
+sys.modules.setdefault("render_readme", render_readme)  # dataclasses look their module up
+spec.loader.exec_module(render_readme)
+
+
+def test_readme_matches_the_result_files(capsys):
+    code = render_readme.main(["--check"])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_every_block_names_its_source_and_commit():
+    for name, table in render_readme.TABLES.items():
+        text = render_readme.render(name)
+        assert any(f"[`{source}`]" in text for source in table.sources), name
+        assert "commit `" in text, name
+
+
+def test_ratios_say_how_they_are_computed():
+    headline = render_readme.render("speed_headline")
+    data = render_readme.json.loads((ROOT / render_readme.HEADLINE).read_text())["headline"]
+    assert f"{data['speedup']:.1f}x" in headline and "per-round ratio" in headline
+    assert f"give {data['teacher_ms'] / data['light_student_ms']:.1f}x" in headline
+
+
+def test_a_changed_block_fails_the_check(tmp_path, capsys):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    changed = tmp_path / "README.md"
+    changed.write_text(readme.replace("| 1.0x |", "| 1.1x |", 1), encoding="utf-8")
+    assert render_readme.main(["--check", "--readme", str(changed)]) == 1
+    assert "benchmark_headline" in capsys.readouterr().err
+    assert render_readme.main(["--readme", str(changed)]) == 0
+    assert changed.read_text(encoding="utf-8") == readme
+
+
+def test_an_unknown_block_is_an_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- table:nope -->\nx\n<!-- /table:nope -->\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="error: README.md has a block `nope`"):
+        render_readme.main(["--check", "--readme", str(readme)])
+
+
+def test_stale_when_the_code_changed_after_the_result_commit(tmp_path, monkeypatch):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "other.py").write_text("b = 1\n")
+    git("add", ".")
+    git("commit", "-qm", "result made here")
+    made = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(render_readme, "ROOT", tmp_path)
+    assert render_readme.stale_since(made, ("code.py",)) is False
+    (tmp_path / "other.py").write_text("b = 2\n")
+    git("commit", "-qam", "unrelated change")
+    assert render_readme.stale_since(made, ("code.py",)) is False
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert render_readme.stale_since(made, ("code.py",)) is True  # uncommitted counts
+    git("commit", "-qam", "code change")
+    assert render_readme.stale_since(made, ("code.py",)) is True
+    assert render_readme.stale_since("0" * 40, ("code.py",)) is None
