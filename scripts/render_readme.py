@@ -507,6 +507,87 @@ def render_threads(files: dict[str, Any]) -> str:
         "  " + provenance(None, None, None, source)])
 
 
+RECIPE_FOLDS = (("fold1_test2", "train Session 01 -> test Session 02"), ("fold2_test1", "train Session 02 -> test Session 01"))
+
+
+def recipe_file(fold: str, context: int = 0) -> str:
+    return f"results/recipe/{fold}{f'_context{context}' if context else ''}/results.json"
+
+
+def _row(data: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((row for row in data["rows"] if row["name"] == name), None)
+
+
+def _macro(data: dict[str, Any], name: str) -> str:
+    row = _row(data, name)
+    return pm(row["summary"]["macro_f1"], digits=1) if row else "–"
+
+
+def _versus(data: dict[str, Any], baseline: str) -> str:
+    """``teacher − baseline`` macro-F1 points and the seeds the teacher is ahead in."""
+    match = next((c for c in data["comparisons"] if c["first"] == "teacher" and c["second"] == baseline), None)
+    if match is None:
+        return "–"
+    d = match["differences"]["macro_f1"]
+    return f"{pm(d, 100.0, 1, signed=True)} ({d['ahead']} of {d['n']})"
+
+
+def render_recipe(files: dict[str, Any]) -> str:
+    """The recipe on the KEMDy19 session split, both folds, 3 seeds: models and baselines, teacher − baseline."""
+    folds = [(files[recipe_file(fold)], title) for fold, title in RECIPE_FOLDS]
+    names = [row["name"] for row in folds[0][0]["rows"]]
+    header = ["model or baseline (KEMDy19, macro-F1, mean ± std over seeds 1-3)"]
+    header += [f"{title}" for _, title in folds] + [f"teacher − it, {title.split(' -> ')[1]} (seeds ahead)"
+                                                     for _, title in folds]
+    rows = [[_row(folds[0][0], name)["label"]] + [_macro(data, name) for data, _ in folds]
+            + [_versus(data, name) if name.startswith("baseline_") else "" for data, _ in folds] for name in names]
+    lines = [table(header, rows), ""]
+    for data, title in folds:
+        teacher = data["per_seed"]
+        classes = [key.removeprefix("f1_") for key in teacher["1"]["teacher"]["metrics"] if key.startswith("f1_")]
+        per_class = {c: statistics_mean([teacher[s]["teacher"]["metrics"][f"f1_{c}"] for s in teacher]) for c in classes}
+        matrix = [[sum(teacher[s]["teacher"]["confusion_matrix"][i][j] for s in teacher) for j in range(len(classes))]
+                  for i in range(len(classes))]
+        counts = [sum(row) // len(teacher) for row in matrix]
+        lines.append(f"Teacher, {title}: per-class F1 (mean of 3 seeds) "
+                     + ", ".join(f"{c} {100 * per_class[c]:.1f} (n={n})" for c, n in zip(classes, counts, strict=True))
+                     + "; confusion matrix summed over the seeds (rows: reference, columns: predicted, "
+                     + "order " + ", ".join(classes) + "): " + "; ".join(" ".join(str(x) for x in row) for row in matrix)
+                     + ".")
+    lines.append("")
+    lines += [from_file(data, source) for source, data in files.items()]
+    return "\n".join(lines)
+
+
+def statistics_mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def render_context(files: dict[str, Any]) -> str:
+    """Context 0 vs 4 for the teacher and the multimodal student, and the baselines with the same context."""
+    header = ["model or baseline (macro-F1, mean ± std, 3 seeds)"] + [
+        f"{title}, context {k}" for _, title in RECIPE_FOLDS for k in (0, 4)]
+    plain = {fold: files[recipe_file(fold)] for fold, _ in RECIPE_FOLDS}
+    context = {fold: files[recipe_file(fold, 4)] for fold, _ in RECIPE_FOLDS}
+    rows = []
+    for name in ("teacher", "multimodal_student_kd", "multimodal_student_ce"):
+        rows.append([_row(plain[RECIPE_FOLDS[0][0]], name)["label"]]
+                    + [_macro(source[fold], name) for fold, _ in RECIPE_FOLDS for source in (plain, context)])
+    for baseline in ("text_tfidf", "audio_whisper", "late_fusion"):
+        name = f"baseline_{baseline}"
+        rows.append([_row(context[RECIPE_FOLDS[0][0]], name)["label"]]
+                    + [_macro(context[fold], name if k == 0 else f"{name}_context4")
+                       for fold, _ in RECIPE_FOLDS for k in (0, 4)])
+    lines = [table(header, rows), ""]
+    lines += [f"Teacher with 4 previous utterances − {label}, {title}: {_versus(context[fold], key)}."
+              for fold, title in RECIPE_FOLDS
+              for key, label in (("baseline_text_tfidf_context4", "TF-IDF with the same context"),
+                                 ("baseline_late_fusion_context4", "late fusion with the same context"))]
+    lines.append("")
+    lines += [from_file(data, source) for source, data in files.items()]
+    return "\n".join(lines)
+
+
 #: README block name -> its result files, renderer and the code paths that make it stale.
 TABLES: dict[str, Table] = {
     "speed_headline": Table((HEADLINE,), render_speed_headline, BENCH_CODE),
@@ -526,6 +607,10 @@ TABLES: dict[str, Table] = {
     "stream_asr": Table(("benchmarks/results/stream_asr_cpu_early.json",
                          "benchmarks/results/stream_asr_cpu_early_100.json"), render_stream_asr, STREAM_CODE),
     "benchmark_headline": Table((HEADLINE,), render_benchmark_headline, BENCH_CODE),
+    "recipe": Table(tuple(recipe_file(fold) for fold, _ in RECIPE_FOLDS), render_recipe,
+                    TRAINING_CODE + ("scripts/recipe.sh",)),
+    "context": Table(tuple(recipe_file(fold, k) for fold, _ in RECIPE_FOLDS for k in (0, 4)), render_context,
+                     TRAINING_CODE + ("scripts/recipe.sh",)),
     "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
                                                                              "stream_cpu")),
                               render_older_benchmarks,
