@@ -548,23 +548,28 @@ def is_whisper_encoder(encoder: nn.Module) -> bool:
 
 
 def whisper_encoder_states(encoder: nn.Module, input_features: torch.Tensor,
-                           frame_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+                           mel_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
     """A Whisper encoder on log-mel input of any length up to its window: every hidden state (the embedding
     output, then each layer's, the last one layer-normalised), ``[B, ceil(N / 2), H]`` each.
 
     transformers' ``WhisperEncoder`` insists on the 30 s window; emotion features need only the utterance, so
     the position table is sliced to the input's frames (a 2.5 s utterance costs about 1/14 of the window).
-    ``frame_mask`` (``[B, ceil(N / 2)]``) hides the padding of shorter clips of a batch from attention; a full
-    30 s window is encoded exactly as transformers does (unmasked).
+    ``mel_mask`` (``[B, N]``) marks the real mel frames of shorter clips of a batch: their padding is zeroed
+    before each convolution (as a clip alone is zero-padded) and hidden from attention, so a clip's features do
+    not depend on its batch. A full 30 s window is encoded exactly as transformers does (unmasked).
     """
-    hidden = F.gelu(encoder.conv1(input_features))
-    hidden = F.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
+    full = input_features.shape[-1] >= 2 * encoder.embed_positions.weight.shape[0]
+    padded = mel_mask is not None and not full and not bool(mel_mask.all())
+    keep = mel_mask.to(input_features.dtype)[:, None, :] if padded else None
+    hidden = F.gelu(encoder.conv1(input_features * keep if padded else input_features))
+    hidden = F.gelu(encoder.conv2(hidden * keep if padded else hidden)).permute(0, 2, 1)
     frames, positions = hidden.shape[1], encoder.embed_positions.weight
     if frames > positions.shape[0]:
         raise ValueError(f"Whisper input of {frames} frames exceeds the encoder's {positions.shape[0]} positions (30 s).")
     hidden = hidden + positions[:frames].to(hidden.dtype)
     attention_mask = None
-    if frames < positions.shape[0] and frame_mask is not None and not bool(frame_mask.all()):
+    if padded:
+        frame_mask = mel_mask[:, ::2][:, :frames]  # encoder frame t reads mel frames 2t-1..2t+1
         attention_mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden,
                                                    attention_mask=frame_mask.long())
     states = [hidden]
@@ -789,9 +794,7 @@ class MultiStillModel(MultiStillPreTrainedModel):
         all_layers = self.config.pooled_fusion
         with torch.set_grad_enabled(self._encoder_grad("audio")):
             if is_whisper_encoder(self.audio_encoder):
-                length = -(-inputs.shape[-1] // 2)
-                frame_mask = torch.arange(length, device=inputs.device)[None, :] < frames.to(inputs.device)[:, None]
-                states = whisper_encoder_states(self.audio_encoder, inputs.to(dtype), frame_mask)
+                states = whisper_encoder_states(self.audio_encoder, inputs.to(dtype), attention_mask)
             else:
                 outputs = self.audio_encoder(**{name: inputs.to(dtype)}, attention_mask=attention_mask,
                                              output_hidden_states=all_layers)

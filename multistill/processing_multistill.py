@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
@@ -344,8 +345,16 @@ class MultiStillProcessor(ProcessorMixin):
         """Prepared 16 kHz clips (:meth:`prepare_audio`) -> ``{audio_input_name: ..., "attention_mask": ...}``.
 
         With a fixed encoder window (Whisper) every clip is padded to it, so a clip's features never depend on
-        the batch; the mask then covers the clip's mel frames.
+        the batch; the mask then covers the clip's mel frames. A log-mel encoder at the utterance's own length
+        (Whisper, ``audio_full_window=False``) gets each clip's features computed alone (its own STFT edges and
+        level), zero-padded to the longest clip of the batch.
         """
+        if self.audio_window_samples is None and self.audio_input_name == "input_features" and len(arrays) > 1:
+            clips = [self.extract_audio_features([array], padding, "pt") for array in arrays]
+            length = max(clip["attention_mask"].shape[-1] for clip in clips)
+            stacked = {name: torch.cat([torch.nn.functional.pad(clip[name], (0, length - clip[name].shape[-1]))
+                                        for clip in clips]) for name in (self.audio_input_name, "attention_mask")}
+            return stacked if return_tensors == "pt" else {k: v.numpy() for k, v in stacked.items()}
         if self.audio_window_samples is not None:
             padding_args = {"padding": "max_length", "max_length": self.audio_window_samples, "truncation": True}
         else:

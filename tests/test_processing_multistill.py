@@ -366,18 +366,24 @@ def test_frame_hop_is_derived_from_the_encoder():
         audio_frame_geometry(AutoConfig.for_model("bert"), wav2vec2.feature_extractor)
 
 
-def test_whisper_features_are_padded_to_the_30_s_window():
+def test_whisper_features_cover_the_utterance_and_never_depend_on_the_batch():
     proc = whisper_processor()
     batch = proc(audio=waves(0.3, 2.0), text=TEXTS[:2], sampling_rate=16000)
     assert set(batch) == {"input_features", "attention_mask", "input_ids", "text_attention_mask", "token_type_ids"}
-    assert batch["input_features"].shape == (2, 80, 3000)  # every clip padded to 480,000 samples
-    assert batch["attention_mask"].shape == (2, 3000)
+    assert batch["input_features"].shape == (2, 80, 200)  # the longest clip's mel frames, not the 30 s window
     assert batch["attention_mask"].sum(-1).tolist() == [30, 200]  # mel frames of the real audio (10 ms hop)
     alone = proc(audio=waves(0.3), text=TEXTS[:1], sampling_rate=16000)
-    torch.testing.assert_close(alone["input_features"][0], batch["input_features"][0])  # no batch dependence
+    assert alone["input_features"].shape == (1, 80, 30)
+    torch.testing.assert_close(alone["input_features"][0], batch["input_features"][0, :, :30])  # no batch dependence
+    assert not batch["input_features"][0, :, 30:].any()  # zero padding, as a clip alone is padded in the encoder
     # truncation follows max_audio_frames (512 frames x 320 samples = 10.24 s)
     long = proc(audio=waves(12.0), text=TEXTS[:1], sampling_rate=16000)
     assert long["attention_mask"].sum().item() == 1024
+    dirs = tiny_encoder_dirs("whisper")
+    window = MultiStillProcessor.from_encoders(dirs["audio"], dirs["text"], config=MultiStillConfig(
+        audio_config=AutoConfig.from_pretrained(dirs["audio"]), audio_full_window=True))
+    padded = window(audio=waves(0.3, 2.0), text=TEXTS[:2], sampling_rate=16000)
+    assert padded["input_features"].shape == (2, 80, 3000)  # audio_full_window: every clip in the 30 s window
 
 
 def test_feature_extractor_must_match_the_audio_encoder(tmp_path):
