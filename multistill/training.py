@@ -72,8 +72,9 @@ def history_column(modality: str) -> str:
 NON_MODEL_KEYS = ("emotion", TEACHER_LOGITS, TEACHER_INPUTS, *TARGET_KEYS)
 #: Model input names that belong to the text branch (every other model input is audio).
 TEXT_INPUT_KEYS = ("input_ids", "text_attention_mask", "token_type_ids", "text_hidden_states", "text_hidden_mask")
-#: Bumped when the way features are computed changes (invalidates every cache).
-FEATURE_FORMAT = "encoder-features-v3"
+#: Bumped when the way features are computed changes (invalidates every cache). v4: Whisper at the utterance's length,
+#: batch-independent; layer statistics for the pooled fusion.
+FEATURE_FORMAT = "encoder-features-v4"
 
 
 def input_modality(key: str) -> str:
