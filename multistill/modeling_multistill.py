@@ -645,7 +645,10 @@ class MultiStillPreTrainedModel(PreTrainedModel):
             if os.path.isdir(folder):
                 config = kwargs.get("config")
                 if not isinstance(config, PreTrainedConfig):
-                    config = cls.config_class.from_pretrained(folder)
+                    try:
+                        config = cls.config_class.from_pretrained(folder)
+                    except ValueError as err:  # a value the config refuses: name the file
+                        raise ValueError(f"{os.path.join(folder, 'config.json')}: {err}") from err
                 check_saved_folder(folder, cls, config, check_shapes=not kwargs.get("ignore_mismatched_sizes"))
         model = super().from_pretrained(*args, **kwargs)
         (model[0] if isinstance(model, tuple) else model)._apply_frozen_encoders()  # tuple: output_loading_info
