@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--min-utterance-ms", type=float, default=300.0, help="Shorter utterances are dropped.")
     stream.add_argument("--max-utterance-s", type=float, default=20.0, help="Longer utterances are cut (s).")
     stream.add_argument("--no-warmup", action="store_true", help="Skip the warm-up call before streaming.")
+    stream.add_argument("--no-shared-encoder", action="store_true",
+                        help="Run the Whisper encoder twice per utterance (ASR, emotion model) even when the model's "
+                             "audio encoder is the recognizer's (default: one pass serves both).")
     live = stream.add_argument_group("live input falling behind (--mic, --realtime): the backlog policy")
     live.add_argument("--max-queue", type=_positive_int, default=4,
                       help="Utterances waiting for recognition at most; one more drops the oldest waiting one.")
@@ -382,7 +385,8 @@ def run_stream(args: argparse.Namespace) -> int:
 
     try:
         summary = stream_emotions(pipe, chunks, transcript=transcript, vad_config=vad, top_k=args.top_k,
-                                  on_result=report, realtime=realtime, asr=asr, policy=policy)
+                                  on_result=report, realtime=realtime, asr=asr, policy=policy,
+                                  share_encoder=False if args.no_shared_encoder else None)
     finally:
         if jsonl is not None:
             jsonl.close()

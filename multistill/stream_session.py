@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .stream_encoder import SharedWhisperPass, shared_encoder_reason
 from .streaming import (
     AudioChunk,
     StreamResult,
@@ -199,7 +200,7 @@ class StreamSession:
     def __init__(self, pipe: Any, transcript: Transcript | None = None, vad_config: VADConfig | None = None,
                  top_k: int | None = None, on_result: Callable[[StreamResult], None] | None = None,
                  realtime: bool = False, asr: Any = None, policy: BacklogPolicy | None = None,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, share_encoder: bool | None = None):
         self.pipe, self.transcript, self.top_k, self.on_result, self.clock = pipe, transcript, top_k, on_result, clock
         self.needs_text = _uses_text(pipe)
         self.asr = asr if asr is not None else getattr(pipe, "asr", None)
@@ -209,6 +210,7 @@ class StreamSession:
                 "(one line per utterance, or 'start<TAB>end<TAB>text' lines; --transcript FILE) or a speech "
                 "recognizer to transcribe each utterance (asr=..., --asr MODEL)."
             )
+        self.shared = self._shared_pass(share_encoder)
         self.config = vad_config or VADConfig()
         self.policy = policy or BacklogPolicy()
         self.live = realtime
@@ -216,7 +218,7 @@ class StreamSession:
         self.summary = StreamSummary(
             realtime=realtime, vad=self.config.vad, queue_capacity=self.policy.max_queue,
             asr=_describe_asr(self.asr) if self.needs_text and self.asr is not None else None,
-            policy=asdict(self.policy) if realtime else None)
+            policy=asdict(self.policy) if realtime else None, shared_encoder=self.shared is not None)
         self._backlog = _Backlog(self.policy.max_queue, block=not realtime)
         self._early: _Job | None = None
         self._emit_lock = threading.Lock()
@@ -224,6 +226,18 @@ class StreamSession:
         self._start = clock()
         self._worker = threading.Thread(target=self._work, name="multistill-stream", daemon=True)
         self._worker.start()
+
+    def _shared_pass(self, share_encoder: bool | None) -> SharedWhisperPass | None:
+        """One Whisper pass per utterance when possible (``None``: auto), never (``False``) or required (``True``)."""
+        if share_encoder is False or not self.needs_text or self.asr is None:
+            if share_encoder:
+                raise ValueError("share_encoder=True needs a model that uses text and a speech recognizer.")
+            return None
+        shared = SharedWhisperPass.find(self.pipe, self.asr)
+        if shared is None and share_encoder:
+            raise ValueError("share_encoder=True: the emotion model's audio encoder is not the recognizer's: "
+                             f"{shared_encoder_reason(self.pipe, self.asr)}.")
+        return shared
 
     # ------------------------------------------------------------------ feeding (calling thread)
     def run(self, chunks: Iterable[AudioChunk]) -> StreamSummary:
@@ -373,6 +387,18 @@ class StreamSession:
 
     def _analyse(self, utterance: Utterance, skip_asr: bool) -> _Analysis:
         error, scores, text, source, asr_s, emotion_s = None, [], None, None, 0.0, 0.0
+        degraded = (ASR_SKIPPED,) if skip_asr else ()
+        sampling_rate = self.config.sampling_rate
+        if self.shared is not None and not skip_asr and self._uses_asr(utterance) \
+                and utterance.audio.shape[0] <= 30 * sampling_rate:  # one Whisper window
+            if self.transcript is not None:
+                self.transcript.warn_missing(utterance, fallback="ASR")
+            try:
+                text, asr_s, scores, emotion_s = self.shared.classify(utterance.audio, sampling_rate, self.top_k,
+                                                                      self.clock)
+            except ValueError as err:
+                error = str(err)
+            return _Analysis(scores, text, "asr", asr_s, emotion_s, error, degraded)
         try:
             text, source, asr_s = self._transcribe(utterance, skip_asr)
             item = {"audio": utterance.audio, "sampling_rate": self.config.sampling_rate, "text": text}
@@ -382,7 +408,6 @@ class StreamSession:
             scores = output["scores"] if isinstance(output, dict) else output
         except ValueError as err:
             error = str(err)
-        degraded = (ASR_SKIPPED,) if skip_asr else ()
         return _Analysis(scores, text, source, asr_s, emotion_s, error, degraded)
 
     # ------------------------------------------------------------------ results (either thread, under the lock)

@@ -758,6 +758,7 @@ def stream_emotions(
     realtime: bool = False,
     asr: Any = None,
     policy: Any = None,
+    share_encoder: bool | None = None,
 ) -> StreamSummary:
     """Segment ``chunks`` into utterances and classify each as soon as it ends (a
     :class:`~.stream_session.StreamSession`).
@@ -768,12 +769,14 @@ def stream_emotions(
     :class:`~.asr.SpeechRecognizer`; default: the pipeline's own, ``pipe.asr``); with neither, ``ValueError``.
     An utterance the pipeline rejects gets a result with ``error`` set; the stream goes on. With ``realtime``
     (live input) a stream that falls behind degrades by ``policy`` (a :class:`~.stream_session.BacklogPolicy`)
-    instead of growing its backlog. Stops cleanly on Ctrl+C (the open utterance is still classified).
+    instead of growing its backlog. When the model's audio encoder is the recognizer's Whisper encoder, one
+    encoder pass per utterance serves both (``share_encoder``: ``None`` when possible, ``False`` never, ``True``
+    required; see :mod:`~.stream_encoder`). Stops cleanly on Ctrl+C (the open utterance is still classified).
     """
     from .stream_session import StreamSession
 
     return StreamSession(pipe, transcript=transcript, vad_config=vad_config, top_k=top_k, on_result=on_result,
-                         realtime=realtime, asr=asr, policy=policy).run(chunks)
+                         realtime=realtime, asr=asr, policy=policy, share_encoder=share_encoder).run(chunks)
 
 
 def _ms(seconds: float) -> str:
