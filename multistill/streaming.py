@@ -6,11 +6,15 @@ possible otherwise, or from a microphone). A voice-activity detector labels shor
 probability per 32 ms window, with hysteresis) or :class:`EnergyVAD` (frame energy against the noise floor,
 no dependency). :class:`UtteranceSegmenter` opens an utterance after ``min_speech_ms`` of speech (keeping
 ``pre_roll_ms`` before it) and closes it after ``hangover_ms`` of silence (or at ``max_utterance_s``).
-Each closed utterance is classified at once: for models that use text, its transcript is the given line
-(a transcript file wins) or else the speech recognizer's (``asr``); then the emotion pipeline runs. With
-``early_ms``, that work starts on a worker thread after ``early_ms`` of silence, before the hangover closes
-the utterance (its audio is final by then); the result is used when the utterance closes as it was, and
-dropped when speech resumes.
+Each closed utterance goes into a bounded queue that one worker thread empties (:class:`~.stream_session.StreamSession`,
+``stream_session.py``): for models that use text, its transcript is the given line (a transcript file wins) or
+else the speech recognizer's (``asr``); then the emotion pipeline runs. With ``early_ms``, that work is queued
+after ``early_ms`` of silence, before the hangover closes the utterance (its audio is final by then); the result
+is used when the utterance closes as it was, and dropped when speech resumes. A live stream whose models fall
+behind degrades by a documented policy (:class:`~.stream_session.BacklogPolicy`: short utterances without ASR,
+then the oldest waiting ones dropped, each result marked) instead of growing its backlog; a file read without
+pacing waits for room in the queue. When the emotion model's audio encoder is the recognizer's Whisper encoder,
+one encoder pass per utterance serves both (``stream_encoder.py``).
 Every result is reported with its transcript, where that came from, the time of each stage and two latencies:
 
 * ``latency_s``: from the arrival of the audio chunk that closed the utterance to the result
@@ -18,9 +22,11 @@ Every result is reported with its transcript, where that came from, the time of 
 * ``end_of_speech_latency_s``: from the end of speech to the result (adds the hangover wait).
 
 The real-time factor is ``compute time / audio duration`` (VAD + ASR + emotion model; time spent waiting
-for audio is not counted): below 1 the models keep up with live audio. Without ``realtime`` a file is
-consumed faster than real time (what the tests do); the latencies are then the per-utterance processing
-times (plus the hangover for the second one).
+for audio is not counted; VAD and recognition run on two threads, so compute may exceed wall time): below 1
+the models keep up with live audio. Without ``realtime`` a file is read without pacing, as fast as the models
+go (what the tests do); the latencies then include waiting in the queue behind earlier utterances.
+The summary also reports the queue (its peak, each utterance's wait ``queued_s``), what a live stream gave up,
+and the process's peak memory.
 """
 
 from __future__ import annotations
