@@ -135,6 +135,8 @@ class _Backlog:
         self._cond = threading.Condition()
         self._closed = False
         self.failure: BaseException | None = None
+        #: the worker is waiting for a job (for status and tests)
+        self.idle = False
 
     def _waiting(self) -> list[_Job]:
         return [job for job in self._jobs if job.dropped is None]
@@ -159,7 +161,9 @@ class _Backlog:
         """The next job (waits for one); ``None`` once closed and empty."""
         with self._cond:
             while not self._jobs and not self._closed:
+                self.idle = True
                 self._cond.wait()
+            self.idle = False
             job = self._jobs.popleft() if self._jobs else None
             self._cond.notify_all()
             return job
@@ -247,6 +251,10 @@ class StreamSession:
                 self.push(chunk)
         except KeyboardInterrupt:
             logger.info("Interrupted: closing the stream.")
+        except BaseException:  # a failing source or worker: stop the worker, then raise
+            self._backlog.close()
+            self._worker.join()
+            raise
         return self.close()
 
     def push(self, chunk: AudioChunk) -> None:
