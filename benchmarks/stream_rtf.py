@@ -26,6 +26,7 @@ import datetime as dt
 import gc
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -45,6 +46,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 from bench_lib import (  # noqa: E402
+    WHISPER_MODELS,
     Contention,
     build_model,
     log,
@@ -128,7 +130,7 @@ def save_model_folder(name: str, quick: bool, texts: list[str], folder: Path) ->
     frequent words); its ids are a subset of the config's vocabulary, which keeps its full size (50,135
     for KcELECTRA-base, like ``bench_lib.build_model``), so the embedding matrix is the real one.
     """
-    from transformers import Wav2Vec2FeatureExtractor
+    from transformers import Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
 
     from multistill.offline import train_wordpiece_tokenizer
     from multistill.pipeline_multistill import save_pretrained_with_pipeline
@@ -142,13 +144,17 @@ def save_model_folder(name: str, quick: bool, texts: list[str], folder: Path) ->
         raise ValueError(
             f"{name}: the tokenizer has {len(tokenizer)} tokens, more than the config's {vocab}."
         )
-    feature_extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1,
-        sampling_rate=SAMPLING_RATE,
-        padding_value=0.0,
-        do_normalize=True,
-        return_attention_mask=True,
-    )
+    whisper_base = name in WHISPER_MODELS and not quick and load_whisper_base_encoder(model)
+    if name in WHISPER_MODELS:
+        feature_extractor = WhisperFeatureExtractor(feature_size=int(model.config.audio_config.num_mel_bins))
+    else:
+        feature_extractor = Wav2Vec2FeatureExtractor(
+            feature_size=1,
+            sampling_rate=SAMPLING_RATE,
+            padding_value=0.0,
+            do_normalize=True,
+            return_attention_mask=True,
+        )
     processor = MultiStillProcessor.from_model_config(model.config, feature_extractor, tokenizer)
     save_pretrained_with_pipeline(model, processor, folder)
     params = sum(p.numel() for p in model.parameters())
@@ -164,6 +170,63 @@ def save_model_folder(name: str, quick: bool, texts: list[str], folder: Path) ->
         "tokenizer_size": len(tokenizer),
         "tokens_per_utterance": round(float(np.mean(tokens)), 1),
         "build_s": round(time.perf_counter() - t0, 2),
+        "whisper_base_encoder": whisper_base,
+    }
+
+
+@torch.no_grad()
+def load_whisper_base_encoder(model: torch.nn.Module) -> bool:
+    """Give a ``whisper_*`` model the registry's Whisper base encoder (the ASR's, so the stream can share its pass)
+    and re-draw the fusion and head weights with unit-variance fan-in init, so that logits are O(1) and their
+    difference between the shared and the model's own encoder pass means something. ``False`` when the encoder
+    is not the full Whisper base (the light student keeps 2 of its 6 layers)."""
+    from transformers import WhisperModel
+
+    from multistill.whisper_base import transformers_folder
+
+    encoder = model.multistill.audio_encoder
+    reference = WhisperModel.from_pretrained(str(transformers_folder())).encoder.state_dict()
+    ours = encoder.state_dict()
+    if set(reference) != set(ours) or any(reference[k].shape != ours[k].shape for k in ours):
+        return False
+    encoder.load_state_dict(reference)
+    generator = torch.Generator().manual_seed(0)
+    for name, param in model.named_parameters():
+        if "audio_encoder" in name or "text_encoder" in name or param.dim() < 2:
+            continue
+        param.copy_(torch.randn(param.shape, generator=generator) / float(np.sqrt(np.prod(param.shape[1:]))))
+    return True
+
+
+def shared_pass_difference(pipe: Any, asr: Any, clips: list[np.ndarray]) -> dict[str, Any]:
+    """On real utterances: the emotion model's logits from the recognizer's encoder states (one pass, sliced to
+    the utterance's frames) against its own pass, and the two passes' encoder states on those frames."""
+    from multistill.stream_encoder import SharedWhisperPass, shared_encoder_reason
+
+    reason = shared_encoder_reason(pipe, asr)
+    if reason is not None:
+        return {"shared": False, "reason": reason}
+    shared = SharedWhisperPass(pipe, asr)
+    logit_diffs, scales, states_rel, same = [], [], [], 0
+    for clip in clips:
+        text, states = shared.transcribe(clip, SAMPLING_RATE)
+        batch = pipe.processor(audio=[clip], text=[text], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+        with torch.inference_mode():
+            own = pipe.model(**batch)
+            own_states = pipe.model.encode_audio(input_features=batch["input_features"],
+                                                 attention_mask=batch["attention_mask"])[0][0].float().numpy()
+        one = shared.logits(states, clip.shape[0], text)
+        frames = own_states.shape[0]
+        states_rel.append(float(np.linalg.norm(own_states - states[:frames]) / np.linalg.norm(own_states)))
+        logit_diffs.append(float((own.logits - one).abs().max()))
+        scales.append(float(own.logits.abs().max()))
+        same += int(own.logits.argmax() == one.argmax())
+    return {
+        "shared": True, "utterances": len(clips),
+        "max_abs_logit_diff": round(max(logit_diffs), 4), "median_abs_logit_diff": round(float(np.median(logit_diffs)), 4),
+        "median_max_abs_logit": round(float(np.median(scales)), 3), "same_top_emotion": same,
+        "encoder_states_rel_diff_median": round(float(np.median(states_rel)), 4),
+        "encoder_states_rel_diff_max": round(max(states_rel), 4),
     }
 
 
@@ -180,12 +243,14 @@ def stream_once(
     asr: Any = None,
     keep_text: bool = True,
     early_ms: float = 0.0,
+    share_encoder: bool | None = None,
 ) -> dict[str, Any]:
     """One ``stream_emotions`` run over the conversation file; summary, latencies and per-utterance rows
     (without the transcripts unless ``keep_text``: the texts of licensed corpora stay out of the results)."""
     from multistill.streaming import Transcript, VADConfig, file_chunks, stream_emotions
 
     contention = Contention()
+    load_before = round(os.getloadavg()[0], 2)
     summary = stream_emotions(
         pipe,
         file_chunks(wav, chunk_ms, realtime=realtime),
@@ -193,9 +258,11 @@ def stream_once(
         vad_config=VADConfig(vad=vad, early_ms=early_ms),
         realtime=realtime,
         asr=asr,
+        share_encoder=share_encoder,
     )
     out = summary.to_dict()
     out["other_load_pct"] = contention.others_pct()
+    out["loadavg_1min"] = [load_before, round(os.getloadavg()[0], 2)]
     out["errors"] = sum(r.error is not None for r in summary.results)
     out["results"] = [
         {
@@ -207,6 +274,8 @@ def stream_once(
             "end_of_speech_latency_s": round(r.end_of_speech_latency_s, 4),
             "asr_s": round(r.asr_s, 4),
             "emotion_s": round(r.emotion_s, 4),
+            "queued_s": round(r.queued_s, 4),
+            "degraded": r.degraded,
             **({"text": r.text} if keep_text else {}),
             "text_source": r.text_source,
             "error": r.error,
@@ -230,6 +299,7 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
 
     t_run = time.perf_counter()
     run_contention = Contention()
+    run_load = round(os.getloadavg()[0], 2)
     if args.data_dir:
         from vad_eval import build_sample_conversation
 
@@ -285,21 +355,28 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
             torch.set_num_threads(threads)
             asr = recognizer(threads)
             warm = [warm_up(pipe, asr=asr) for _ in range(args.warmup)]
-            # runs alternate between the --early_ms settings, so both see the same machine state
-            for repeat, early_ms in ((r, e) for r in range(args.repeat) for e in args.early_ms):
+            if asr is not None and info.get("whisper_base_encoder") and "shared_pass" not in info:
+                clips = [audio[int(u["start_s"] * SAMPLING_RATE):int(u["end_s"] * SAMPLING_RATE)] for u in utterances]
+                info["shared_pass"] = shared_pass_difference(pipe, asr, [c for c in clips if c.shape[0] <= 10 * SAMPLING_RATE][:12])
+                log(f"  one encoder pass vs the model's own: {info['shared_pass']}")
+            # runs alternate between the --early_ms and --share_encoder settings, so all see the same machine state
+            settings = [(r, e, sh) for r in range(args.repeat) for e in args.early_ms for sh in args.share_encoder]
+            for repeat, early_ms, share in settings:
                 log(
-                    f"{name}, {threads} thread(s), early start {early_ms:g} ms, run {repeat + 1}/{args.repeat}: "
-                    "streaming " + ("at real-time pace" if args.realtime else "as fast as possible")
+                    f"{name}, {threads} thread(s), early start {early_ms:g} ms, shared encoder {share}, run "
+                    f"{repeat + 1}/{args.repeat}: streaming " + ("at real-time pace" if args.realtime else "as fast as possible")
                 )
                 row = {
                     "model": name,
                     "threads": threads,
                     "run": repeat + 1,
                     "early_ms": early_ms,
+                    "share_encoder": share,
                     "asr_threads": (args.asr_threads if args.asr_threads is not None else threads) if asr else None,
                     "warmup_s": [round(w, 3) for w in warm],
                     **stream_once(pipe, wav, None if asr else transcript, args.chunk_ms, args.realtime,
-                                  args.vad, asr, keep_text=not args.data_dir, early_ms=early_ms),
+                                  args.vad, asr, keep_text=not args.data_dir, early_ms=early_ms,
+                                  share_encoder=None if share == "auto" else False),
                 }
                 runs.append(row)
                 lat = row["latency"]
@@ -314,7 +391,8 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
 
     for row in runs:
         teacher = next((r for r in runs if r["model"] == "teacher" and r["threads"] == row["threads"]
-                        and r["run"] == row["run"] and r["early_ms"] == row["early_ms"]), None)
+                        and r["run"] == row["run"] and r["early_ms"] == row["early_ms"]
+                        and r["share_encoder"] == row["share_encoder"]), None)
         row["rtf_vs_teacher"] = round(row["rtf"] / teacher["rtf"], 4) if teacher else None
         row["speedup_vs_teacher"] = round(teacher["rtf"] / row["rtf"], 2) if teacher else None
     thread_list = "/".join(str(t) for t in args.threads)
@@ -322,6 +400,8 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
     machine["others_cpu_pct"] = run_contention.others_pct()
     return {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "provenance": provenance(sys.argv[1:], "benchmarks/stream_rtf.py"),
+        "loadavg_1min_start_end": [run_load, round(os.getloadavg()[0], 2)],
         "settings": {
             "models": args.models,
             "threads": args.threads,
@@ -332,6 +412,7 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
             "quick": args.quick,
             "repeat": args.repeat,
             "early_ms": args.early_ms,
+            "share_encoder": args.share_encoder,
             "vad": f"{args.vad}, VADConfig() defaults otherwise (hangover 500 ms, pre-roll 200 ms, post-roll 100 ms)",
             "asr": next(iter(recognizers.values())).describe() if recognizers else None,
             "asr_threads": args.asr_threads,
@@ -367,6 +448,10 @@ def render_markdown(res: dict[str, Any]) -> str:
         lines += [f"**Made by** {provenance_line(res['provenance'])}.", ""]
     lines.append(f"**Machine:** {machine_line(res['machine'])}")
     lines.append("")
+    if res.get("provenance"):
+        load = res.get("loadavg_1min_start_end") or ["?", "?"]
+        lines += [f"**Made by** {provenance_line(res['provenance'])}; load average (1 min) {load[0]} at the start, "
+                  f"{load[1]} at the end (2 cores: above 2 means other jobs competed for the CPU).", ""]
     pace = "paced like live input (`--realtime`)" if s["realtime"] else "delivered as fast as consumed"
     lines.append(
         f"**Run:** {res['created']}; `multistill stream` path (`load_pipeline` + `stream_emotions` on "
@@ -406,10 +491,11 @@ def render_markdown(res: dict[str, Any]) -> str:
         "",
         f"**Conversation:** {conv['audio_s']:g} s, {what}.",
         "",
-        "| model | threads | early start ms | run | utterances found / true | audio s | compute s | RTF | VAD ms per "
-        "chunk (median / p90) | ASR ms per utterance | emotion ms per utterance | latency ms | end of utterance to "
-        "result ms | results from an early job | RTF / teacher RTF | other load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | threads | early start ms | encoder passes | run | utterances found / true | audio s | compute s | "
+        "RTF | VAD ms per chunk (median / p90) | ASR ms per utterance | emotion ms per utterance | latency ms | "
+        "end of utterance to result ms | queue wait ms (median / max) | no ASR / dropped | results from an early "
+        "job | RTF / teacher RTF | peak RSS MB | load avg 1 min (start → end) | other load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["runs"]:
         lat, st = r["latency"], r.get("stages", {})
@@ -418,12 +504,17 @@ def render_markdown(res: dict[str, Any]) -> str:
         load = "–" if r["other_load_pct"] is None else f"{r['other_load_pct']:.1f} %"
         early = (f"{r['early_used']} of {r['utterances']} ({r['early_started'] - r['early_used']} dropped)"
                  if r.get("early_ms") else "–")
+        passes = "1 (shared)" if r.get("shared_encoder") else "2" if r.get("model") in WHISPER_MODELS and asr else "–"
+        loadavg = " → ".join(f"{x:.2f}" for x in r["loadavg_1min"]) if r.get("loadavg_1min") else "–"
+        backlog = (f"{_ms(lat.get('queued_median_s'))} / {_ms(lat.get('queued_max_s'))} | "
+                   f"{r.get('asr_skipped', 0)} / {r.get('dropped', 0)}")
+        rss = f"{r['peak_rss_mb']:,.0f}" if r.get("peak_rss_mb") else "–"
         lines.append(
-            f"| {r['model']} | {r['threads']} | {r.get('early_ms', 0):g} | {r['run']} | {found} | {r['audio_s']:.1f} | {r['compute_s']:.2f} | "
+            f"| {r['model']} | {r['threads']} | {r.get('early_ms', 0):g} | {passes} | {r['run']} | {found} | {r['audio_s']:.1f} | {r['compute_s']:.2f} | "
             f"{r['rtf']:.4f} | {_stage(st.get('vad_per_chunk', {}), 2)} | {_stage(st.get('asr_per_utterance', {}))} | "
             f"{_stage(st.get('emotion_per_utterance', {}))} | {_ms(lat.get('median_s'))} / {_ms(lat.get('p90_s'))} | "
-            f"{_ms(lat.get('end_of_speech_median_s'))} / {_ms(lat.get('end_of_speech_p90_s'))} | {early} | {ratio} | "
-            f"{load} |"
+            f"{_ms(lat.get('end_of_speech_median_s'))} / {_ms(lat.get('end_of_speech_p90_s'))} | {backlog} | {early} | "
+            f"{ratio} | {rss} | {loadavg} | {load} |"
         )
     lines += [
         "",
@@ -435,6 +526,20 @@ def render_markdown(res: dict[str, Any]) -> str:
             f"| {name} | {m['params'] / 1e6:,.1f} M | {'+'.join(m['modalities'])} | "
             f"{m['tokens_per_utterance']:g} | {m['load_s']:.1f} |"
         )
+    shared = {name: m["shared_pass"] for name, m in res["models"].items() if m.get("shared_pass")}
+    if shared:
+        lines += ["", "One encoder pass vs the model's own, on real utterances of the conversation (up to 10 s; the "
+                  "model's Whisper base encoder is the recognizer's, its fusion and head re-drawn so that logits are "
+                  "O(1)):", "",
+                  "| model | utterances | max abs logit difference (max / median) | largest logit (median) | same top "
+                  "emotion | encoder states relative difference (median / max) |", "|---|---|---|---|---|---|"]
+        for name, d in shared.items():
+            if not d.get("shared"):
+                lines.append(f"| {name} | not shared: {d.get('reason')} | | | | |")
+                continue
+            lines.append(f"| {name} | {d['utterances']} | {d['max_abs_logit_diff']:.4f} / {d['median_abs_logit_diff']:.4f} | "
+                         f"{d['median_max_abs_logit']:.3f} | {d['same_top_emotion']} of {d['utterances']} | "
+                         f"{d['encoder_states_rel_diff_median']:.4f} / {d['encoder_states_rel_diff_max']:.4f} |")
     lines += [
         "",
         "RTF = compute seconds (VAD" + (" + ASR" if asr else "") + " + emotion model, excluding waiting for audio) "
@@ -443,12 +548,17 @@ def render_markdown(res: dict[str, Any]) -> str:
         + (
             "processing plus any backlog (waiting for earlier utterances)"
             if s["realtime"]
-            else "the utterance's processing time (audio is read as it is consumed, so no backlog builds up)"
+            else "processing plus waiting in the queue behind earlier utterances (the file is read without pacing, "
+            "up to --max-queue utterances ahead of recognition)"
         )
         + "; end of utterance to result adds the VAD's hangover wait (500 ms of silence) and the rest of that chunk. "
         "With an early start, ASR and the emotion model begin after that much silence, before the hangover ends "
         "(the work is dropped when speech resumes; dropped work counts in the compute time). "
-        "RTF / teacher RTF compares models at the same thread count and early start.",
+        "RTF / teacher RTF compares models at the same thread count and early start. Encoder passes: 1 when the "
+        "emotion model's Whisper encoder took the recognizer's states (`multistill/stream_encoder.py`), 2 when it "
+        "encoded the audio itself. Queue wait: from the close of an utterance to the start of its recognition; no ASR "
+        "/ dropped: utterances the live stream's backlog policy degraded (`multistill/stream_session.py`). Peak RSS: "
+        "the benchmark process's peak resident memory so far (all models of the run loaded in turn).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -461,7 +571,9 @@ class StreamBenchArguments:
     """Options of ``benchmarks/stream_rtf.py`` (``HfArgumentParser``)."""
 
     models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS), metadata={
-        "help": "presets to stream with (ratios need the teacher in the run)", "choices": sorted(PRESETS)})
+        "help": "presets to stream with (ratios need the teacher in the run); whisper_* models are built around the "
+        "registry's Whisper base encoder (with --asr whisper-base the stream can share its encoder pass)",
+        "choices": sorted(PRESETS) + sorted(WHISPER_MODELS)})
     threads: list[int] = field(default_factory=lambda: [torch.get_num_threads()], metadata={
         "help": "torch intra-op thread counts, each measured in turn (e.g. 2 1)"})
     realtime: bool = field(default=False, metadata={"help": "deliver the audio at real-time pace, like live input"})
@@ -485,6 +597,9 @@ class StreamBenchArguments:
     repeat: int = field(default=1, metadata={"help": "runs per model, thread count and early start"})
     early_ms: list[float] = field(default_factory=lambda: [0.0], metadata={
         "help": "VADConfig.early_ms settings to compare (0: ASR and emotion start when the hangover ends)"})
+    share_encoder: list[str] = field(default_factory=lambda: ["auto"], metadata={
+        "help": "one Whisper encoder pass per utterance when the model's encoder is the ASR's (auto) or always two "
+        "passes (off); settings alternate", "choices": ["auto", "off"]})
     chunk_ms: float = field(default=100.0, metadata={"help": "audio chunk size (ms)"})
     warmup: int = field(default=2, metadata={"help": "warm_up calls before each streamed run"})
     seed: int = field(default=0, metadata={"help": "seed of the conversation"})

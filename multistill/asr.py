@@ -200,6 +200,33 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
             texts.append("".join(segment.text for segment in segments))
         return texts
 
+    def transcribe_with_encoder(self, audio: np.ndarray, sampling_rate: int = ASR_SAMPLING_RATE) -> tuple[str, Any]:
+        """The transcript of one clip and the Whisper encoder states of its first 30 s window (float32 array
+        ``[1500, d_model]``): the encoder pass decoding made, captured, so that an emotion model with the same
+        encoder need not run it again (see ``stream_encoder.py``)."""
+        captured: list[Any] = []
+        encode = self.model.encode
+
+        def capture(features: Any) -> Any:
+            output = encode(features)
+            if not captured:
+                captured.append(output)
+            return output
+
+        self.model.encode = capture  # faster-whisper's decoding loop calls self.encode once per 30 s window
+        try:
+            text = self.transcribe([audio], sampling_rate)[0]
+        finally:
+            del self.model.encode
+        if not captured:
+            raise ValueError("faster-whisper decoded without running its encoder (empty audio?).")
+        states = captured[0]
+        if self.device.startswith("cuda"):
+            import torch
+
+            return text, torch.as_tensor(states).float().cpu().numpy()[0]
+        return text, np.array(states, dtype=np.float32)[0]
+
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(compute_type=self.compute_type, beam_size=self.beam_size, device=self.device,

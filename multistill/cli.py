@@ -134,6 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--min-utterance-ms", type=float, default=300.0, help="Shorter utterances are dropped.")
     stream.add_argument("--max-utterance-s", type=float, default=20.0, help="Longer utterances are cut (s).")
     stream.add_argument("--no-warmup", action="store_true", help="Skip the warm-up call before streaming.")
+    stream.add_argument("--no-shared-encoder", action="store_true",
+                        help="Run the Whisper encoder twice per utterance (ASR, emotion model) even when the model's "
+                             "audio encoder is the recognizer's (default: one pass serves both).")
+    live = stream.add_argument_group("live input falling behind (--mic, --realtime): the backlog policy")
+    live.add_argument("--max-queue", type=_positive_int, default=4,
+                      help="Utterances waiting for recognition at most; one more drops the oldest waiting one.")
+    live.add_argument("--skip-asr-after-s", type=float, default=1.0,
+                      help="From this wait (s) on, short utterances get no ASR (classified with empty text).")
+    live.add_argument("--skip-asr-below-s", type=float, default=1.5,
+                      help="'Short' for --skip-asr-after-s: utterances under this length (s).")
+    live.add_argument("--drop-after-s", type=float, default=6.0,
+                      help="An utterance that waited longer than this (s) is dropped, with a warning.")
 
     convert = sub.add_parser("convert-whisper", help="Convert a CTranslate2 Whisper folder to transformers format.",
                              description="Convert a CTranslate2 Whisper folder (model.bin, config.json, "
@@ -338,6 +350,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_stream(args: argparse.Namespace) -> int:
     """``multistill stream``: check the arguments, load models, (check the transcript), stream, summarise, plot."""
     from .audio_utils import load_audio
+    from .stream_session import BacklogPolicy
     from .streaming import (
         SAMPLING_RATE,
         Transcript,
@@ -360,6 +373,8 @@ def run_stream(args: argparse.Namespace) -> int:
     vad = VADConfig(vad=args.vad, speech_threshold=args.speech_threshold, threshold_db=args.threshold_db,
                     hangover_ms=args.hangover_ms, early_ms=args.early_ms, min_speech_ms=args.min_speech_ms,
                     min_utterance_ms=args.min_utterance_ms, max_utterance_s=args.max_utterance_s)
+    policy = BacklogPolicy(max_queue=args.max_queue, skip_asr_after_s=args.skip_asr_after_s,
+                           skip_asr_below_s=args.skip_asr_below_s, drop_after_s=args.drop_after_s)
     transcript = Transcript.from_file(args.transcript) if args.transcript else None
     audio = None
     if not args.mic:
@@ -402,7 +417,8 @@ def run_stream(args: argparse.Namespace) -> int:
 
     try:
         summary = stream_emotions(pipe, chunks, transcript=transcript, vad_config=vad, top_k=args.top_k,
-                                  on_result=report, realtime=realtime, asr=asr)
+                                  on_result=report, realtime=realtime, asr=asr, policy=policy,
+                                  share_encoder=False if args.no_shared_encoder else None)
     finally:
         if jsonl is not None:
             jsonl.close()

@@ -6,11 +6,15 @@ possible otherwise, or from a microphone). A voice-activity detector labels shor
 probability per 32 ms window, with hysteresis) or :class:`EnergyVAD` (frame energy against the noise floor,
 no dependency). :class:`UtteranceSegmenter` opens an utterance after ``min_speech_ms`` of speech (keeping
 ``pre_roll_ms`` before it) and closes it after ``hangover_ms`` of silence (or at ``max_utterance_s``).
-Each closed utterance is classified at once: for models that use text, its transcript is the given line
-(a transcript file wins) or else the speech recognizer's (``asr``); then the emotion pipeline runs. With
-``early_ms``, that work starts on a worker thread after ``early_ms`` of silence, before the hangover closes
-the utterance (its audio is final by then); the result is used when the utterance closes as it was, and
-dropped when speech resumes.
+Each closed utterance goes into a bounded queue that one worker thread empties (:class:`~.stream_session.StreamSession`,
+``stream_session.py``): for models that use text, its transcript is the given line (a transcript file wins) or
+else the speech recognizer's (``asr``); then the emotion pipeline runs. With ``early_ms``, that work is queued
+after ``early_ms`` of silence, before the hangover closes the utterance (its audio is final by then); the result
+is used when the utterance closes as it was, and dropped when speech resumes. A live stream whose models fall
+behind degrades by a documented policy (:class:`~.stream_session.BacklogPolicy`: short utterances without ASR,
+then the oldest waiting ones dropped, each result marked) instead of growing its backlog; a file read without
+pacing waits for room in the queue. When the emotion model's audio encoder is the recognizer's Whisper encoder,
+one encoder pass per utterance serves both (``stream_encoder.py``).
 Every result is reported with its transcript, where that came from, the time of each stage and two latencies:
 
 * ``latency_s``: from the arrival of the audio chunk that closed the utterance to the result
@@ -18,9 +22,11 @@ Every result is reported with its transcript, where that came from, the time of 
 * ``end_of_speech_latency_s``: from the end of speech to the result (adds the hangover wait).
 
 The real-time factor is ``compute time / audio duration`` (VAD + ASR + emotion model; time spent waiting
-for audio is not counted): below 1 the models keep up with live audio. Without ``realtime`` a file is
-consumed faster than real time (what the tests do); the latencies are then the per-utterance processing
-times (plus the hangover for the second one).
+for audio is not counted; VAD and recognition run on two threads, so compute may exceed wall time): below 1
+the models keep up with live audio. Without ``realtime`` a file is read without pacing, as fast as the models
+go (what the tests do); the latencies then include waiting in the queue behind earlier utterances.
+The summary also reports the queue (its peak, each utterance's wait ``queued_s``), what a live stream gave up,
+and the process's peak memory.
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -624,6 +629,11 @@ class StreamResult:
     emotion_s: float = 0.0
     forced: bool = False
     error: str | None = None
+    #: seconds the utterance waited in the queue before its recognition started (the backlog)
+    queued_s: float = 0.0
+    #: what a live stream that fell behind gave up for this utterance (:class:`~.stream_session.BacklogPolicy`):
+    #: ``"asr_skipped"`` (classified with empty text), ``"dropped"`` (not classified; ``error`` says why)
+    degraded: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str | None:
@@ -638,18 +648,6 @@ class StreamResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (with ``label`` and ``score`` of the top emotion)."""
         return {**asdict(self), "label": self.label, "score": self.score}
-
-
-@dataclass(frozen=True)
-class _Analysis:
-    """What one ASR + emotion job of :func:`stream_emotions` produced."""
-
-    scores: list[dict[str, Any]]
-    text: str | None
-    source: str | None
-    asr_s: float
-    emotion_s: float
-    error: str | None
 
 
 @dataclass
@@ -670,22 +668,39 @@ class StreamSummary:
     #: dropped when speech resumed; their compute time counts)
     early_started: int = 0
     early_used: int = 0
+    #: the backlog: the most utterances that waited for recognition at once, and the queue's capacity
+    queue_peak: int = 0
+    queue_capacity: int = 0
+    #: the live stream's :class:`~.stream_session.BacklogPolicy` (``None``: input read without pacing, never degraded)
+    policy: dict[str, Any] | None = None
+    #: peak resident memory of the process at the end of the stream (MB; ``None`` where ``resource`` is missing)
+    peak_rss_mb: float | None = None
+    #: one Whisper encoder pass per utterance: the ASR's encoder states fed the emotion model
+    shared_encoder: bool = False
 
     @property
     def rtf(self) -> float:
         """Real-time factor (compute time / audio duration)."""
         return self.compute_s / self.audio_s if self.audio_s > 0 else float("nan")
 
+    def degraded_count(self, kind: str) -> int:
+        """Results marked with ``kind`` (``"asr_skipped"``, ``"dropped"``)."""
+        return sum(kind in r.degraded for r in self.results)
+
     def latency_stats(self) -> dict[str, float]:
-        """Mean, median, p90, max of ``latency_s`` and mean, median, p90 of ``end_of_speech_latency_s``."""
+        """Mean, median, p90, max of ``latency_s``; mean, median, p90 of ``end_of_speech_latency_s`` (how far the
+        results trail the audio); median and max of the queue wait ``queued_s`` (the backlog)."""
         ok = [r for r in self.results if r.error is None]
         if not ok:
             return {}
         lat = [r.latency_s for r in ok]
         eos = [r.end_of_speech_latency_s for r in ok]
+        queued = [r.queued_s for r in ok]
         return {"mean_s": statistics.fmean(lat), "median_s": statistics.median(lat), "p90_s": _percentile(lat, 90),
                 "max_s": max(lat), "end_of_speech_mean_s": statistics.fmean(eos),
-                "end_of_speech_median_s": statistics.median(eos), "end_of_speech_p90_s": _percentile(eos, 90)}
+                "end_of_speech_median_s": statistics.median(eos), "end_of_speech_p90_s": _percentile(eos, 90),
+                "end_of_speech_max_s": max(eos), "queued_median_s": statistics.median(queued),
+                "queued_max_s": max(queued)}
 
     def stage_stats(self) -> dict[str, dict[str, float]]:
         """Per stage: VAD per audio chunk, ASR and emotion model per utterance (ms: mean, median, p90, max)."""
@@ -708,6 +723,9 @@ class StreamSummary:
                 "audio_s": self.audio_s, "compute_s": self.compute_s, "wall_s": self.wall_s, "rtf": self.rtf,
                 "keeps_up": self.rtf < 1, "realtime": self.realtime, "vad": self.vad, "asr": self.asr,
                 "early_started": self.early_started, "early_used": self.early_used,
+                "queue_peak": self.queue_peak, "queue_capacity": self.queue_capacity, "policy": self.policy,
+                "asr_skipped": self.degraded_count("asr_skipped"), "dropped": self.degraded_count("dropped"),
+                "peak_rss_mb": self.peak_rss_mb, "shared_encoder": self.shared_encoder,
                 "latency": self.latency_stats(), "stages": self.stage_stats()}
 
 
@@ -741,130 +759,26 @@ def stream_emotions(
     on_result: Callable[[StreamResult], None] | None = None,
     realtime: bool = False,
     asr: Any = None,
+    policy: Any = None,
+    share_encoder: bool | None = None,
 ) -> StreamSummary:
-    """Segment ``chunks`` into utterances and classify each as soon as it ends.
+    """Segment ``chunks`` into utterances and classify each as soon as it ends (a
+    :class:`~.stream_session.StreamSession`).
 
     ``pipe`` is a :class:`~.pipeline_multistill.MultiStillEmotionPipeline`; ``on_result`` is called with each
-    :class:`StreamResult` right away (the CLI prints it). A model that uses text takes each utterance's
-    ``transcript`` line when there is one, else the transcript of ``asr`` (a
+    :class:`StreamResult` right away, in utterance order (the CLI prints it). A model that uses text takes each
+    utterance's ``transcript`` line when there is one, else the transcript of ``asr`` (a
     :class:`~.asr.SpeechRecognizer`; default: the pipeline's own, ``pipe.asr``); with neither, ``ValueError``.
-    An utterance the pipeline rejects gets a result with ``error`` set; the stream goes on.
-    Stops cleanly on Ctrl+C (the open utterance is still classified).
+    An utterance the pipeline rejects gets a result with ``error`` set; the stream goes on. With ``realtime``
+    (live input) a stream that falls behind degrades by ``policy`` (a :class:`~.stream_session.BacklogPolicy`)
+    instead of growing its backlog. When the model's audio encoder is the recognizer's Whisper encoder, one
+    encoder pass per utterance serves both (``share_encoder``: ``None`` when possible, ``False`` never, ``True``
+    required; see :mod:`~.stream_encoder`). Stops cleanly on Ctrl+C (the open utterance is still classified).
     """
-    needs_text = _uses_text(pipe)
-    if asr is None:
-        asr = getattr(pipe, "asr", None)
-    if needs_text and transcript is None and asr is None:
-        raise ValueError(
-            f"The model uses text ({'+'.join(pipe.model.config.modalities)}): pass a transcript "
-            "(one line per utterance, or 'start<TAB>end<TAB>text' lines; --transcript FILE) or a speech "
-            "recognizer to transcribe each utterance (asr=..., --asr MODEL)."
-        )
-    config = vad_config or VADConfig()
-    segmenter = UtteranceSegmenter(config)
-    summary = StreamSummary(realtime=realtime, vad=config.vad,
-                            asr=_describe_asr(asr) if needs_text and asr is not None else None)
-    t_start = time.perf_counter()
-    work_s: list[float] = []  # seconds of every ASR + emotion job, early ones dropped later included
+    from .stream_session import StreamSession
 
-    def transcribe(utterance: Utterance) -> tuple[str | None, str | None, float]:
-        if not needs_text:
-            return None, None, 0.0
-        line = transcript.lookup(utterance) if transcript is not None else None
-        if line is not None:
-            return line, "given", 0.0
-        if asr is not None:
-            if transcript is not None:
-                transcript.warn_missing(utterance, fallback="ASR")
-            t0 = time.perf_counter()
-            text = asr(utterance.audio, config.sampling_rate)
-            return text, "asr", time.perf_counter() - t0
-        transcript.warn_missing(utterance, fallback="empty text")
-        return "", "none", 0.0
-
-    def analyse(utterance: Utterance) -> _Analysis:
-        t_job = time.perf_counter()
-        error, scores, text, source, asr_s, emotion_s = None, [], None, None, 0.0, 0.0
-        try:
-            text, source, asr_s = transcribe(utterance)
-            item = {"audio": utterance.audio, "sampling_rate": config.sampling_rate, "text": text}
-            t0 = time.perf_counter()
-            output = pipe(item, top_k=top_k)
-            emotion_s = time.perf_counter() - t0
-            scores = output["scores"] if isinstance(output, dict) else output
-        except ValueError as err:
-            error = str(err)
-        work_s.append(time.perf_counter() - t_job)
-        return _Analysis(scores, text, source, asr_s, emotion_s, error)
-
-    # With early_ms, one worker thread runs every job (the models are never called from two threads): the
-    # early job of the candidate, and the job of any utterance whose candidate did not hold.
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="multistill-stream") if config.early_ms else None
-    early: tuple[tuple[int, float, float, int], Future] | None = None
-
-    def key(utterance: Utterance) -> tuple[int, float, float, int]:
-        return utterance.index, utterance.start_s, utterance.end_s, utterance.audio.shape[0]
-
-    def classify(utterance: Utterance, arrival: float, stream_end_s: float) -> None:
-        nonlocal early
-        if early is not None and early[0] == key(utterance):
-            analysis = early[1].result()
-            summary.early_used += 1
-        elif worker is not None:
-            analysis = worker.submit(analyse, utterance).result()
-        else:
-            analysis = analyse(utterance)
-        early = None
-        latency = time.perf_counter() - arrival
-        result = StreamResult(
-            index=utterance.index, start_s=utterance.start_s, end_s=utterance.end_s, scores=analysis.scores,
-            latency_s=latency, end_of_speech_latency_s=latency + max(0.0, stream_end_s - utterance.end_s),
-            text=analysis.text, text_source=analysis.source, asr_s=analysis.asr_s, emotion_s=analysis.emotion_s,
-            forced=utterance.forced, error=analysis.error,
-        )
-        summary.results.append(result)
-        if on_result is not None:
-            on_result(result)
-
-    def start_early() -> None:
-        """Start (or drop) the early job of the open utterance's candidate."""
-        nonlocal early
-        candidate = segmenter.candidate
-        if candidate is None:
-            if early is not None:  # speech resumed: the candidate did not hold
-                early[1].cancel()  # a job already running finishes; its result is not used
-                early = None
-        elif early is None or early[0] != key(candidate):
-            early = (key(candidate), worker.submit(analyse, candidate))
-            summary.early_started += 1
-
-    try:
-        try:
-            for chunk in chunks:
-                t0 = time.perf_counter()
-                summary.audio_s += chunk.samples.shape[0] / config.sampling_rate
-                ended = segmenter.push(chunk.samples)
-                summary.vad_chunk_s.append(time.perf_counter() - t0)
-                for utterance in ended:
-                    classify(utterance, chunk.arrival, summary.audio_s)
-                if worker is not None:
-                    start_early()
-        except KeyboardInterrupt:
-            logger.info("Interrupted: closing the stream.")
-        t0 = time.perf_counter()
-        for utterance in segmenter.flush():
-            classify(utterance, t0, summary.audio_s)
-    finally:
-        if worker is not None:
-            worker.shutdown(wait=True)  # a dropped early job still running: its time counts as compute
-    summary.compute_s = sum(summary.vad_chunk_s) + sum(work_s)
-    summary.wall_s = time.perf_counter() - t_start
-    if needs_text and transcript is not None and transcript.lines is not None \
-            and len(summary.results) < len(transcript.lines):
-        logger.warning("%s has %d lines but only %d utterances were found: the last %d lines were not used.",
-                       transcript.source, len(transcript.lines), len(summary.results),
-                       len(transcript.lines) - len(summary.results))
-    return summary
+    return StreamSession(pipe, transcript=transcript, vad_config=vad_config, top_k=top_k, on_result=on_result,
+                         realtime=realtime, asr=asr, policy=policy, share_encoder=share_encoder).run(chunks)
 
 
 def _ms(seconds: float) -> str:
@@ -895,10 +809,12 @@ def format_summary(summary: StreamSummary) -> str:
     stages = summary.stage_stats()
     keeps_up = "yes" if summary.rtf < 1 else "NO"
     parts = "VAD" + (" + ASR" if summary.asr else "") + " + emotion model"
+    pace = "live pace" if summary.realtime else "input read without pacing, as fast as the models go"
     lines = [
         f"utterances: {len(summary.results)} | audio {summary.audio_s:.1f} s | compute {summary.compute_s:.2f} s "
-        f"| wall {summary.wall_s:.2f} s ({'real-time pace' if summary.realtime else 'faster than real time'})",
-        f"real-time factor ({parts} compute / audio): {summary.rtf:.3f} | keeps up with real time: {keeps_up}",
+        f"| wall {summary.wall_s:.2f} s ({pace})",
+        f"real-time factor ({parts} compute / audio): {summary.rtf:.3f} | compute fast enough for live audio "
+        f"(RTF < 1): {keeps_up}",
     ]
     vad = stages["vad_per_chunk"]
     stage_line = f"stages: VAD ({summary.vad})"
@@ -919,7 +835,25 @@ def format_summary(summary: StreamSummary) -> str:
             f"end of utterance to result: median {_ms(stats['end_of_speech_median_s'])}, "
             f"p90 {_ms(stats['end_of_speech_p90_s'])}"
         )
+    lines.append(_backlog_line(summary, stats))
     return "\n".join(lines)
+
+
+def _backlog_line(summary: StreamSummary, stats: dict[str, float]) -> str:
+    """Queue wait, lag behind the audio, what was degraded, peak memory."""
+    line = f"backlog: queue at most {summary.queue_peak} of {summary.queue_capacity} utterances"
+    if stats:
+        line += f", wait median {_ms(stats['queued_median_s'])}, max {_ms(stats['queued_max_s'])}"
+    if summary.realtime:
+        lag = f"max {_ms(stats['end_of_speech_max_s'])} behind the audio, " if stats else ""
+        skipped, dropped = summary.degraded_count("asr_skipped"), summary.degraded_count("dropped")
+        line += (f" | live: {lag}{skipped} utterances without ASR, {dropped} dropped"
+                 + (" (fell behind real time)" if skipped or dropped else " (kept up)"))
+    if summary.shared_encoder:
+        line += " | one Whisper encoder pass per utterance (ASR and emotion model)"
+    if summary.peak_rss_mb is not None:
+        line += f" | peak memory {summary.peak_rss_mb:,.0f} MB (process RSS)"
+    return line
 
 
 #: Timeline colours, in the paper's label order (other labels get matplotlib's tab10 colours).

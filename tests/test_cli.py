@@ -90,6 +90,7 @@ def test_stream_prints_each_utterance_and_the_rtf(tmp_path, capsys):
     assert any(line.startswith("utterances: 3") for line in lines)
     assert any(line.startswith("real-time factor (VAD + emotion model") for line in lines)
     assert any(line.startswith("stages: VAD (energy)") for line in lines)
+    assert any(line.startswith("backlog: queue at most") and "peak memory" in line for line in lines)
     assert "warm-up" in captured.err
 
 
@@ -115,6 +116,8 @@ def test_stream_errors(tmp_path, capsys, monkeypatch):
     assert "give at least one file" in capsys.readouterr().err
     assert main(["stream", "--model", folder]) == 2
     assert "--mic" in capsys.readouterr().err
+    assert main(["stream", "--model", folder, wav, "--drop-after-s", "-1"]) == 2  # before loading anything
+    assert "error: BacklogPolicy.drop_after_s must be >= 0" in capsys.readouterr().err
     assert main(["stream", "--model", folder, str(tmp_path / "none.wav"), "--transcript", str(tmp_path / "t.txt")]) == 2
     assert "not found" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "sounddevice", None)

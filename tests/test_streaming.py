@@ -135,7 +135,7 @@ def test_stream_reports_each_utterance_with_latency(tmp_path):
         assert result.end_of_speech_latency_s >= result.latency_s + 0.5 - 1e-6  # the hangover
         assert "latency" in format_result(result) and "given: " in format_result(result)
     assert abs(summary.audio_s - 8.7) < 0.01
-    assert 0 < summary.compute_s <= summary.wall_s
+    assert 0 < summary.compute_s  # VAD and recognition run on two threads: compute may exceed wall time
     assert summary.rtf == pytest.approx(summary.compute_s / summary.audio_s)
     assert summary.wall_s < summary.audio_s  # faster than real time by default
     text = format_summary(summary)

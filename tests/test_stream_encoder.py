@@ -1,0 +1,103 @@
+"""One Whisper encoder pass per utterance: the recognizer's encoder states feed an emotion model built on the same
+Whisper base encoder, checked against the model's own pass on real speech."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from multistill.stream_encoder import SharedWhisperPass, shared_encoder_reason
+from multistill.streaming import VADConfig, array_chunks, format_summary, stream_emotions
+
+try:
+    from _fixtures_model import sharpen
+    from _fixtures_speech import (
+        SPEECH,
+        converted_whisper_base_folder,
+        faster_whisper_asr,
+        real_conversation,
+        speech_file,
+    )
+except ImportError:  # tests/ imported as a package
+    from tests._fixtures_model import sharpen
+    from tests._fixtures_speech import (
+        SPEECH,
+        converted_whisper_base_folder,
+        faster_whisper_asr,
+        real_conversation,
+        speech_file,
+    )
+
+
+@functools.cache
+def whisper_base_pipeline(preset: str = "teacher"):
+    """An emotion pipeline whose audio encoder is the registry's Whisper base encoder (tiny text encoder and
+    fusion head, sharpened so that logits are O(1))."""
+    from multistill.offline import build_tiny_encoders, tiny_backbones
+    from multistill.pipeline_multistill import MultiStillEmotionPipeline
+
+    encoders = build_tiny_encoders(tempfile.mkdtemp(prefix="multistill-shared-"), audio="whisper")
+    encoders["audio"] = converted_whisper_base_folder()
+    model, processor = tiny_backbones(preset=preset, encoders=encoders)
+    sharpen(model, 0)
+    return MultiStillEmotionPipeline(model=model.eval(), processor=processor, device="cpu")
+
+
+def test_shared_states_give_the_logits_of_the_models_own_pass():
+    pipe, asr = whisper_base_pipeline(), faster_whisper_asr()
+    assert shared_encoder_reason(pipe, asr) is None
+    shared = SharedWhisperPass(pipe, asr)
+    for name, _ in SPEECH[2:]:  # the shortest (3 s); the stream test below covers all three
+        audio, rate = soundfile.read(speech_file(name), dtype="float32")
+        text, states = shared.transcribe(audio, rate)
+        assert states.shape == (1500, 512) and states.dtype == np.float32 and text
+        batch = pipe.processor(audio=[audio], text=[text], sampling_rate=rate, return_tensors="pt")
+        with torch.inference_mode():
+            own = pipe.model(**batch).logits
+        one_pass = shared.logits(states, audio.shape[0], text)
+        # faster-whisper's int8 encoder and zero-padded log-mel vs transformers' fp32 pass: measured 0.02 here
+        assert float((own - one_pass).abs().max()) < 0.1 and own.argmax() == one_pass.argmax()
+
+
+def test_stream_runs_the_whisper_encoder_once_per_utterance():
+    pipe, asr = whisper_base_pipeline(), faster_whisper_asr()
+    audio, _ = real_conversation()
+    calls = []
+    hook = pipe.model.multistill.audio_encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        one = stream_emotions(pipe, array_chunks(audio, 100), asr=asr, vad_config=VADConfig())
+        assert calls == [] and one.shared_encoder and len(one.results) == 3
+        two = stream_emotions(pipe, array_chunks(audio, 100), asr=asr, vad_config=VADConfig(), share_encoder=False)
+        assert len(calls) == 3 and not two.shared_encoder
+    finally:
+        hook.remove()
+    for a, b in zip(one.results, two.results, strict=True):
+        assert a.text == b.text and a.text_source == b.text_source == "asr" and a.label == b.label
+        np.testing.assert_allclose([s["score"] for s in a.scores], [s["score"] for s in b.scores], atol=0.02)
+    assert "one Whisper encoder pass per utterance" in format_summary(one)
+    assert one.to_dict()["shared_encoder"] is True
+
+
+def test_other_encoders_are_not_shared():
+    from multistill.pipeline_multistill import MultiStillEmotionPipeline
+
+    try:
+        from _fixtures_model import make_model
+    except ImportError:
+        from tests._fixtures_model import make_model
+
+    asr = faster_whisper_asr()
+    model, processor = make_model("teacher", audio="whisper")  # a tiny random Whisper encoder
+    pipe = MultiStillEmotionPipeline(model=model, processor=processor, device="cpu")
+    assert "differ in structure" in shared_encoder_reason(pipe, asr)
+    wav2vec2, processor = make_model("teacher")
+    assert "not a Whisper encoder" in shared_encoder_reason(
+        MultiStillEmotionPipeline(model=wav2vec2, processor=processor, device="cpu"), asr)
+    audio, _ = real_conversation()
+    with pytest.raises(ValueError, match="share_encoder=True: .*differ in structure"):
+        stream_emotions(pipe, array_chunks(audio, 100), asr=asr, share_encoder=True)
