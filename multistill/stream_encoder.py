@@ -41,6 +41,11 @@ def shared_encoder_reason(pipe: Any, asr: Any) -> str | None:
     encoder = _audio_encoder(pipe)
     if encoder is None or type(encoder).__name__ != "WhisperEncoder":
         return "the emotion model's audio encoder is not a Whisper encoder"
+    config = getattr(getattr(pipe, "model", None), "config", None)
+    if getattr(config, "pooled_fusion", False):
+        return "the emotion model reads every encoder layer's statistics; the recognizer gives only the last layer"
+    if getattr(config, "context_size", 0):
+        return "the emotion model reads conversation context, kept by the pipeline's own pass"
     if not callable(getattr(asr, "transcribe_with_encoder", None)):
         return "the recognizer is not faster-whisper"
     weights = os.path.join(os.fspath(getattr(asr, "name", "")), "model.bin")

@@ -60,15 +60,18 @@ def test_shared_states_give_the_logits_of_the_models_own_pass():
         with torch.inference_mode():
             own = pipe.model(**batch).logits
         one_pass = shared.logits(states, audio.shape[0], text)
-        # faster-whisper's int8 encoder and zero-padded log-mel vs transformers' fp32 pass: measured 0.02 here
-        assert float((own - one_pass).abs().max()) < 0.1 and own.argmax() == one_pass.argmax()
+        # faster-whisper's int8 encoder on the zero-padded 30 s window vs the model's own fp32 pass at the
+        # utterance's length: measured 0.02 against the padded pass, 0.11 against the utterance-length one
+        assert float((own - one_pass).abs().max()) < 0.2 and own.argmax() == one_pass.argmax()
 
 
 def test_stream_runs_the_whisper_encoder_once_per_utterance():
     pipe, asr = whisper_base_pipeline(), faster_whisper_asr()
     audio, _ = real_conversation()
     calls = []
-    hook = pipe.model.multistill.audio_encoder.register_forward_hook(lambda *args: calls.append(1))
+    # the encoder's first convolution runs once per pass (the model runs Whisper's layers itself, at the
+    # utterance's length, so the encoder module's own forward is not called)
+    hook = pipe.model.multistill.audio_encoder.conv1.register_forward_hook(lambda *args: calls.append(1))
     try:
         one = stream_emotions(pipe, array_chunks(audio, 100), asr=asr, vad_config=VADConfig())
         assert calls == [] and one.shared_encoder and len(one.results) == 3
