@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+
 from .stream_encoder import SharedWhisperPass, shared_encoder_reason
 from .streaming import (
     AudioChunk,
@@ -227,6 +229,9 @@ class StreamSession:
         self._early: _Job | None = None
         self._emit_lock = threading.Lock()
         self._work_s: list[float] = []  # every job's seconds, discarded early ones included
+        #: a context model's history: the representations of the utterances classified so far, newest last
+        #: (in the worker's order, which is the conversation's; dropped utterances are not in it)
+        self._history: deque[torch.Tensor] = deque(maxlen=int(getattr(pipe.model.config, "context_size", 0) or 0))
         self._start = clock()
         self._worker = threading.Thread(target=self._work, name="multistill-stream", daemon=True)
         self._worker.start()
@@ -411,12 +416,25 @@ class StreamSession:
             text, source, asr_s = self._transcribe(utterance, skip_asr)
             item = {"audio": utterance.audio, "sampling_rate": self.config.sampling_rate, "text": text}
             t0 = self.clock()
-            output = self.pipe(item, top_k=self.top_k)
+            output = self.pipe(item, top_k=self.top_k, **self._context())
             emotion_s = self.clock() - t0
+            if isinstance(output, dict) and "features" in output:
+                self._history.append(output.pop("features"))
             scores = output["scores"] if isinstance(output, dict) else output
         except ValueError as err:
             error = str(err)
         return _Analysis(scores, text, source, asr_s, emotion_s, error, degraded)
+
+    def _context(self) -> dict[str, Any]:
+        """Pipeline arguments of a context model: the previous utterances (newest first; the speaker is unknown:
+        one channel, no diarization), and a request for this utterance's representation."""
+        if self._history.maxlen == 0:
+            return {}
+        history = None
+        if self._history:
+            newest_first = list(reversed(self._history))
+            history = (torch.stack(newest_first)[None], torch.zeros(1, len(newest_first), dtype=torch.long))
+        return {"history": history, "return_features": True}
 
     # ------------------------------------------------------------------ results (either thread, under the lock)
     def _emit_if_ready(self, job: _Job) -> None:

@@ -259,3 +259,29 @@ def test_a_failing_recognizer_stops_the_stream_with_its_error():
         session.run(chunks)
     assert "recognizer crashed" in str(info.value.__cause__)
     assert not session._worker.is_alive()
+
+
+def test_a_context_model_streams_a_real_conversation_with_its_history():
+    """The stream keeps the representations of the utterances it has classified and gives them, newest first and
+    with an unknown speaker, to a context model: no utterance is encoded twice, and the first has no history."""
+    from _fixtures_model import make_model
+    from _fixtures_speech import SPEECH, real_conversation
+
+    from multistill.pipeline_multistill import MultiStillEmotionPipeline
+    from multistill.streaming import Transcript, array_chunks, stream_emotions
+
+    model, processor = make_model("teacher", audio="whisper", fusion_type="concat", context_size=2)
+    pipe = MultiStillEmotionPipeline(model=model, processor=processor, device="cpu")
+    audio, _ = real_conversation()
+    texts = [text for _, text in SPEECH]
+    calls: list[dict] = []
+    original = pipe._forward
+
+    def spy(model_inputs, history=None):
+        calls.append({"history": None if history is None else history[0].shape[1]})
+        return original(model_inputs, history)
+
+    pipe._forward = spy
+    summary = stream_emotions(pipe, array_chunks(audio, 100), transcript=Transcript(texts), vad_config=VADConfig())
+    assert len(summary.results) == 3 and all(r.error is None and r.scores for r in summary.results)
+    assert [c["history"] for c in calls] == [None, 1, 2]  # one pass per utterance, its past as context
