@@ -806,7 +806,8 @@ class MultiStillModel(MultiStillPreTrainedModel):
         if not _is_tracing():
             keep = min(keep, int(frames.max()))
         states = [state[:, :keep] for state in states]
-        mask = torch.arange(keep, device=states[-1].device)[None, :] < frames.to(states[-1].device)[:, None]
+        length = states[-1].shape[1]  # a traced size (ONNX export), unlike the Python int `keep`
+        mask = torch.arange(length, device=states[-1].device)[None, :] < frames.to(states[-1].device)[:, None]
         if all_layers:  # what the pooled fusion reads: [B, layers, 2H] statistics, every "frame" valid
             statistics = layer_statistics(states, mask)
             return statistics.to(dtype), torch.ones(statistics.shape[:2], dtype=torch.long, device=mask.device)
