@@ -63,8 +63,8 @@ def time_once(model, processor, wave: np.ndarray, history: torch.Tensor | None) 
     return (time.perf_counter() - start) * 1000
 
 
-def main() -> None:
-    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses()
+def main(argv: list[str] | None = None) -> None:
+    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
     torch.set_num_threads(args.threads)
     whisper = str(transformers_folder())
     ngram = build_ngram_text_encoder(ROOT / "outputs" / "bench_ngram", [TEXT, "그냥 그래요", "진짜 화났어"])
