@@ -127,10 +127,10 @@ class ModelArguments:
     )
     fusion_size: str = field(
         default="auto",
-        metadata={"help": "Fusion head width: 'paper' (768 wide, 8 heads), 'small' (128 wide: the recipe's, for "
-                  "about a thousand utterances), 'tiny' (32 wide, for tiny encoders) or 'auto' (tiny when an encoder "
-                  "is tiny, else paper).",
-                  "choices": ("auto", TINY, "small", "paper")},
+        metadata={"help": "Fusion head width: 'paper' (768 wide, 8 heads), 'small' (128 wide, for about a thousand "
+                  "utterances), 'linear' (small with a linear classifier: the recipe's), 'tiny' (32 wide, for tiny "
+                  "encoders) or 'auto' (tiny when an encoder is tiny, else paper).",
+                  "choices": ("auto", TINY, "small", "linear", "paper")},
     )
     freeze_audio_encoder: bool | None = field(
         default=None,
@@ -442,6 +442,13 @@ class MultiStillTrainingArguments(TrainingArguments):
                   "class_weight='balanced'; keeps every row instead of dropping rows to balance: the recipe's).",
                   "choices": ("none", "balanced")},
     )
+    l2_penalty: float = field(
+        default=0.0,
+        metadata={"help": "L2 penalty on the trainable parameters but biases, scaled as scikit-learn's "
+                  "LogisticRegression scales it: the loss gains l2_penalty * sum(w^2) / (2 * training rows), so 1 is "
+                  "the baselines' C=1 (the recipe's, trained full batch to convergence). 0: off. Separate from "
+                  "AdamW's --weight_decay."},
+    )
     threads: int | None = field(
         default=None,
         metadata={"help": "CPU threads of torch for caching and training (torch.set_num_threads); default: torch's "
@@ -458,6 +465,8 @@ class MultiStillTrainingArguments(TrainingArguments):
             )
         if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise UsageError("--per_device_train_batch_size and --gradient_accumulation_steps must be >= 1.")
+        if not (math.isfinite(self.l2_penalty) and self.l2_penalty >= 0):
+            raise UsageError(f"--l2_penalty must be >= 0, got {self.l2_penalty}.")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}.")
         check_output_dir(self.output_dir)

@@ -331,7 +331,8 @@ class MultiStillConfig(PreTrainedConfig):
         attention_dropout / activation_dropout / residual_dropout / embed_dropout: fusion dropouts. The
             original code (``cross_attention_config`` in SeolRoh/Multi-Still_ETRI ``config.py``) sets all four
             to 0, which is the default here.
-        classifier_dropout / classifier_hidden_size: the head, Dropout(0.1) -> 512 -> GELU -> Dropout(0.1) -> 7.
+        classifier_dropout / classifier_hidden_size: the head, Dropout(0.1) -> 512 -> GELU -> Dropout(0.1) -> 7;
+            ``classifier_hidden_size=0``: a linear classifier, Dropout -> 7.
         max_audio_frames / max_text_tokens: encoder outputs are truncated to these lengths (512 wav2vec2 or
             Whisper frames = 10.24 s; 128 tokens).
         fusion_type: ``"cross_attention"`` (the paper's MulT-style head over frame sequences) or ``"concat"``
@@ -441,11 +442,14 @@ class MultiStillConfig(PreTrainedConfig):
         check_sizes(self, "")
         check_sizes(self.audio_config, "audio_config.")
         check_sizes(self.text_config, "text_config.")
-        for name in ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size",
-                     "max_audio_frames", "max_text_tokens", "sampling_rate"):
+        for name in ("hidden_size", "num_attention_heads", "fusion_intermediate_size", "max_audio_frames",
+                     "max_text_tokens", "sampling_rate"):
             value = getattr(self, name)
             if not _positive_int(value):
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if not (self.classifier_hidden_size == 0 or _positive_int(self.classifier_hidden_size)):
+            raise ValueError("`classifier_hidden_size` must be a positive integer, or 0 for a linear classifier, got "
+                             f"{self.classifier_hidden_size!r}.")
         if not isinstance(self.num_fusion_layers, int) or self.num_fusion_layers < 1:
             raise ValueError(f"`num_fusion_layers` must be an integer >= 1, got {self.num_fusion_layers!r}.")
         if self.hidden_size % self.num_attention_heads != 0:

@@ -311,17 +311,22 @@ class MultiStillFusionEncoder(nn.Module):
 
 
 class MultiStillClassificationHead(nn.Module):
-    """Dropout -> Linear(pooled, 512) -> GELU -> Dropout -> Linear(512, num_labels)."""
+    """Dropout -> Linear(pooled, 512) -> GELU -> Dropout -> Linear(512, num_labels); with
+    ``classifier_hidden_size=0`` a linear classifier, Dropout -> Linear(pooled, num_labels) (the recipe's: on
+    about a thousand utterances it trains to the regularised optimum that logistic regression reaches)."""
 
     def __init__(self, config: MultiStillConfig):
         super().__init__()
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.dense = nn.Linear(config.pooled_size, config.classifier_hidden_size)
-        self.out_proj = nn.Linear(config.classifier_hidden_size, config.num_labels)
+        width = config.classifier_hidden_size
+        self.dense = nn.Linear(config.pooled_size, width) if width else None
+        self.out_proj = nn.Linear(width or config.pooled_size, config.num_labels)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        hidden = F.gelu(self.dense(self.dropout(pooled)))
-        return self.out_proj(self.dropout(hidden))
+        hidden = self.dropout(pooled)
+        if self.dense is not None:
+            hidden = self.dropout(F.gelu(self.dense(hidden)))
+        return self.out_proj(hidden)
 
 
 # --------------------------------------------------------------------------------------------- fbank encoder

@@ -274,11 +274,14 @@ TINY_FUSION: dict[str, Any] = {
     "fusion_intermediate_size": 64,
     "classifier_hidden_size": 16,
 }
-#: Fusion-head sizes by ``--fusion_size`` name (``paper``: the config's defaults, 768 / 8 / 3072 / 512).
+#: Fusion-head sizes by ``--fusion_size`` name (``paper``: the config's defaults, 768 / 8 / 3072 / 512; ``linear``:
+#: ``small`` with a linear classifier, the recipe's).
 FUSION_SIZES: dict[str, dict[str, Any]] = {
     "paper": {},
     "small": {"hidden_size": 128, "num_attention_heads": 4, "fusion_intermediate_size": 256,
               "classifier_hidden_size": 128},
+    "linear": {"hidden_size": 128, "num_attention_heads": 4, "fusion_intermediate_size": 256,
+               "classifier_hidden_size": 0},
     "tiny": TINY_FUSION,
 }
 #: Sizes of the light student's fbank front end over the tiny encoders (flat keys of ``from_preset``).

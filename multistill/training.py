@@ -733,6 +733,15 @@ def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, class_wei
     return (-(targets * log_probs).sum(dim=-1) * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
+def l2_term(model: torch.nn.Module) -> torch.Tensor:
+    """Sum of squares of the trainable parameters except biases: weight matrices and embeddings (what
+    scikit-learn's ``LogisticRegression`` penalises) and also norm scales and layer-mixing weights, which would
+    otherwise let a branch grow its inputs' scale for free and escape the penalty."""
+    squares = [parameter.float().pow(2).sum() for name, parameter in model.named_parameters()
+               if parameter.requires_grad and not name.endswith("bias")]
+    return torch.stack(squares).sum() if squares else torch.zeros(())
+
+
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Hinton's ``T^2 * KL(softmax(teacher/T) || softmax(student/T))`` (batch mean)."""
     return F.kl_div(
@@ -840,6 +849,16 @@ class MultiStillTrainer(Trainer):
         self._loss_terms: dict[str, list[torch.Tensor]] = {"loss_kd": [], "loss_ce": [], "loss_hidden": []}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = self._task_loss(model, inputs)
+        penalty = getattr(self.args, "l2_penalty", 0.0)
+        if penalty > 0 and model.training:
+            # scikit-learn's scaling: C=1 <=> l2_penalty=1 whatever the number of training rows
+            loss = loss + penalty * l2_term(model).to(loss.device) / (2 * len(self.train_dataset))
+            outputs["loss"] = loss
+        return (loss, outputs) if return_outputs else loss
+
+    def _task_loss(self, model, inputs) -> tuple[torch.Tensor, Any]:
+        """``(loss, outputs)``: cross-entropy (class-weighted), plus the distillation terms when distilling."""
         student_inputs = model_inputs(inputs)
         settings = self.distillation
         if settings is None or not model.training:
@@ -847,7 +866,7 @@ class MultiStillTrainer(Trainer):
             if model.training and self.class_weights is not None:
                 outputs["loss"] = weighted_cross_entropy(outputs.logits, student_inputs["labels"], self.class_weights,
                                                          inputs.get("emotion"))
-            return (outputs.loss, outputs) if return_outputs else outputs.loss
+            return outputs.loss, outputs
         match_hidden = settings.hidden_weight > 0
         outputs = model(**student_inputs, output_hidden_states=True) if match_hidden else model(**student_inputs)
         loss = ce = outputs.loss
@@ -875,7 +894,7 @@ class MultiStillTrainer(Trainer):
             self._loss_terms["loss_hidden"].append(hidden.detach())
         self._loss_terms["loss_ce"].append(ce.detach())
         outputs["loss"] = loss
-        return (loss, outputs) if return_outputs else loss
+        return loss, outputs
 
     def _teacher_inputs(self, student_inputs: Mapping[str, Any], batch: Mapping[str, Any]) -> dict[str, Any]:
         """The online teacher reads the student's inputs of its modalities, plus ``teacher_inputs``."""
@@ -1046,6 +1065,7 @@ __all__ = [
     "hidden_state_loss",
     "input_modality",
     "balanced_class_weights",
+    "l2_term",
     "history_columns",
     "kd_loss",
     "weighted_cross_entropy",

@@ -87,3 +87,24 @@ def test_whisper_runs_at_the_utterance_length_and_the_full_window_as_transformer
 def test_config_checks_new_fields(field, value):
     with pytest.raises(ValueError, match=field):
         MultiStillConfig(**{field: value})
+
+
+def test_linear_classifier_head_round_trips(tmp_path):
+    """``classifier_hidden_size=0`` (``--fusion_size linear``, the recipe's): Dropout -> Linear(pooled, 7), saved
+    and reloaded with the same logits; a negative width is refused."""
+    from multistill.modeling_multistill import MultiStillForEmotionClassification
+    from multistill.offline import FUSION_SIZES
+
+    assert FUSION_SIZES["linear"]["classifier_hidden_size"] == 0
+    model, processor = make_model("teacher", audio="whisper", fusion_type="concat", classifier_hidden_size=0)
+    head = model.classifier
+    assert head.dense is None and head.out_proj.in_features == model.config.pooled_size
+    batch = _inputs(processor, [0, 1])
+    with torch.no_grad():
+        logits = model(**batch).logits
+    model.save_pretrained(tmp_path)
+    reloaded = MultiStillForEmotionClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, logits)
+    with pytest.raises(ValueError, match="`classifier_hidden_size` must be a positive integer, or 0"):
+        MultiStillConfig(classifier_hidden_size=-1)

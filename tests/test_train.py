@@ -201,6 +201,7 @@ def _no_data_loaded(cache: Path) -> bool:
     (["--validation_fraction", "1.5"], "--validation_fraction must be a fraction"),
     (["--corpus", "kemdy19"], "needs data_dir"),
     (["--threads", "0"], "--threads must be >= 1"),
+    (["--l2_penalty=-1"], "--l2_penalty must be >= 0"),
     (["--text_column", "asr_text"], "made by a speech recognizer: add --asr_model"),
     (["--test_text_columns", "asr_text"], "made by a speech recognizer: add --asr_model"),
     (["--test_text_columns", "text"], "a column is named twice or is --text_column"),

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from datasets import DatasetDict
 
+from multistill.arguments import UsageError
 from multistill.training import (
     NON_MODEL_KEYS,
     TARGET_KEYS,
@@ -28,6 +29,7 @@ from multistill.training import (
     distillation_loss,
     frozen_modalities,
     input_modality,
+    l2_term,
     model_inputs,
     save_confusion_matrix,
     save_training_curves,
@@ -374,3 +376,38 @@ def test_hidden_state_loss_resamples_the_teacher_to_the_student_rate():
     assert hidden_state_loss(student + 1, student_mask, teacher, teacher_mask).item() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="hidden sizes differ"):
         hidden_state_loss(torch.zeros(1, 2, 4), torch.ones(1, 2), teacher[:1], teacher_mask[:1])
+
+
+def test_l2_penalty_adds_sklearns_scaled_sum_of_squares(tmp_path, tiny_teacher):
+    """``--l2_penalty C`` adds ``C * sum(w^2) / (2 n)`` in training only (n: training rows), as scikit-learn's
+    LogisticRegression(C=1/C) penalises; every trainable parameter but the biases is penalised."""
+    from datasets import Dataset
+
+    from multistill.arguments import MultiStillTrainingArguments
+
+    model, _ = tiny_teacher
+    batch = {"text_hidden_states": torch.randn(2, 3, model.config.text_hidden_size),
+             "audio_hidden_states": torch.randn(2, 4, model.config.audio_hidden_size),
+             "labels": torch.softmax(torch.randn(2, 7), -1)}
+    rows = Dataset.from_dict({"x": list(range(40))})
+
+    def loss(penalty: float, training: bool) -> torch.Tensor:
+        args = MultiStillTrainingArguments(output_dir=str(tmp_path / str(penalty)), use_cpu=True, l2_penalty=penalty,
+                                           eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+        trainer = MultiStillTrainer(model, args, train_dataset=rows)
+        model.train(training)
+        try:
+            torch.manual_seed(0)
+            return trainer.compute_loss(model, batch).detach()
+        finally:
+            model.eval()
+
+    squares = l2_term(model)
+    named = dict(model.named_parameters())
+    penalised = [n for n, p in named.items() if p.requires_grad and not n.endswith("bias")]
+    assert any(n.endswith("norm.weight") for n in penalised) and any(n.endswith("bias") for n in named)
+    assert torch.isclose(squares, sum(named[n].pow(2).sum() for n in penalised))
+    torch.testing.assert_close(loss(2.0, True) - loss(0.0, True), 2.0 * squares / (2 * 40), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(loss(2.0, False), loss(0.0, False))  # evaluation losses stay comparable
+    with pytest.raises(UsageError, match="--l2_penalty must be >= 0"):
+        MultiStillTrainingArguments(output_dir=str(tmp_path / "bad"), use_cpu=True, l2_penalty=float("nan"))
