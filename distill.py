@@ -172,13 +172,15 @@ def main(argv: list[str] | None = None) -> dict:
     # 5. Train: the student learns from the votes and the teacher
     online = teacher if plan.online_teacher else None
     trainer = make_trainer(student, processor, data, training_args, distillation=settings, teacher=online)
-    train_result = train_model(trainer, checkpoint)  # a full disk: one error line
+    # (--refit_epochs all: no validation run; the refit below trains on training + validation rows)
+    refit_all = training_args.refit_on_validation and training_args.refit_epochs == "all"
+    train_result = None if refit_all else train_model(trainer, checkpoint)  # a full disk: one error line
     logger.info("Process rank %d finished training at global step %d", training_args.process_index,
                    trainer.state.global_step)
     refit_epochs = None
     if training_args.refit_on_validation:  # the same recipe again on train + validation, for the best epochs
         trainer, train_result, refit_epochs = refit_on_validation(
-            trainer, lambda: build_student(model_args, teacher, distill_args), processor, data, training_args,
+            None if refit_all else trainer, lambda: build_student(model_args, teacher, distill_args), processor, data, training_args,
             distillation=settings, teacher=online)
 
     # 6. Test, save model + processor + metrics + plots + run_info.json + data_splits.json

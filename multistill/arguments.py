@@ -436,6 +436,12 @@ class MultiStillTrainingArguments(TrainingArguments):
                   "training + validation rows for that many epochs and test it: the model then learns from the same "
                   "rows as the baselines (the recipe's). No checkpoint of the refit is kept."},
     )
+    refit_epochs: str = field(
+        default="best",
+        metadata={"help": "With --refit_on_validation: 'best' (the epoch count that scored best on validation) or "
+                  "'all' (--num_train_epochs, with no validation run: for a penalised objective trained to "
+                  "convergence, where a noisy validation score would stop it early; the recipe's)."},
+    )
     class_weighting: str = field(
         default="none",
         metadata={"help": "Training loss weights per emotion: 'none' or 'balanced' (n / (7 * count), as scikit-learn's "
@@ -465,6 +471,8 @@ class MultiStillTrainingArguments(TrainingArguments):
             )
         if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise UsageError("--per_device_train_batch_size and --gradient_accumulation_steps must be >= 1.")
+        if self.refit_epochs not in ("best", "all"):
+            raise UsageError(f"--refit_epochs must be 'best' or 'all', got {self.refit_epochs!r}.")
         if not (math.isfinite(self.l2_penalty) and self.l2_penalty >= 0):
             raise UsageError(f"--l2_penalty must be >= 0, got {self.l2_penalty}.")
         if self.threads is not None and self.threads < 1:

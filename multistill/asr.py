@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 import time
@@ -163,6 +164,13 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
     engine = "faster-whisper"
     temperatures = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     compression_ratio_threshold = 2.4
+    #: Decoding length cap per clip: ``tokens_per_second`` x duration + ``min_new_tokens``, at most
+    #: ``max_new_tokens_limit`` (Whisper's 448-token context less the prompt). Fast Korean speech is about 7
+    #: syllables (at most about 10 tokens) a second; a loop on speech Whisper cannot read (reversed speech took
+    #: 57 s for one utterance) stops at the cap instead of filling the context at every fallback temperature.
+    tokens_per_second = 15.0
+    min_new_tokens = 16
+    max_new_tokens_limit = 440
 
     def __init__(self, model: str | os.PathLike, language: str | None = "ko", device: Any = None,
                  compute_type: str | None = None, beam_size: int = 1, cpu_threads: int = 0):
@@ -188,6 +196,11 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
             raise ValueError(f"Cannot load the speech-recognition model {name!r} (faster-whisper): {err}") from err
         super().__init__(name, language)
 
+    def max_new_tokens(self, clip: np.ndarray) -> int:
+        """The decoding cap of a 16 kHz clip (see :attr:`tokens_per_second`)."""
+        seconds = len(clip) / ASR_SAMPLING_RATE
+        return min(self.max_new_tokens_limit, self.min_new_tokens + math.ceil(self.tokens_per_second * seconds))
+
     def _transcribe(self, clips: list[np.ndarray]) -> list[str]:
         texts = []
         for clip in clips:
@@ -195,7 +208,7 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
                 clip, language=self.language, task="transcribe", beam_size=self.beam_size,
                 temperature=list(self.temperatures), compression_ratio_threshold=self.compression_ratio_threshold,
                 log_prob_threshold=None, condition_on_previous_text=False, without_timestamps=True,
-                vad_filter=False,
+                vad_filter=False, max_new_tokens=self.max_new_tokens(clip),
             )
             texts.append("".join(segment.text for segment in segments))
         return texts
@@ -230,7 +243,9 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(compute_type=self.compute_type, beam_size=self.beam_size, device=self.device,
-                    temperature_fallback=f"{self.temperatures} when compression ratio > {self.compression_ratio_threshold}")
+                    temperature_fallback=f"{self.temperatures} when compression ratio > {self.compression_ratio_threshold}",
+                    max_new_tokens=f"{self.min_new_tokens} + {self.tokens_per_second:g} per second, at most "
+                                   f"{self.max_new_tokens_limit}")
         if os.path.isdir(self.name):
             info["model"] = os.path.abspath(self.name)
             info["files"] = _folder_signature(self.name)

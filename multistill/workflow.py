@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -493,16 +494,22 @@ def best_epoch(log_history: list[dict[str, Any]], metric: str) -> int:
     return max(1, round(next(epoch for score, epoch in scores if score == best)))
 
 
-def refit_on_validation(trainer: MultiStillTrainer, build: Callable[[], torch.nn.Module], processor: Any,
+def refit_on_validation(trainer: MultiStillTrainer | None, build: Callable[[], torch.nn.Module], processor: Any,
                         data: PreparedData, training_args: TrainingArguments,
                         **trainer_kwargs: Any) -> tuple[MultiStillTrainer, Any, int]:
     """A fresh model from ``build`` (same seed) trained on training + validation rows for the best epoch count
-    of ``trainer``'s run (by validation ``metric_for_best_model``); returns ``(trainer, train result, epochs)``."""
+    of ``trainer``'s run (by validation ``metric_for_best_model``), or with ``--refit_epochs all`` (``trainer``
+    None: no validation run) for ``--num_train_epochs``; returns ``(trainer, train result, epochs)``."""
     from datasets import concatenate_datasets
     from transformers import set_seed
 
-    epochs = best_epoch(trainer.state.log_history, training_args.metric_for_best_model or "macro_f1")
-    logger.info("Refit: a fresh model on training + validation rows for %d epochs (the best on validation)", epochs)
+    if trainer is None:
+        epochs = max(1, math.ceil(training_args.num_train_epochs))
+        logger.info("Refit: a model on training + validation rows for all %d epochs (--refit_epochs all)", epochs)
+    else:
+        epochs = best_epoch(trainer.state.log_history, training_args.metric_for_best_model or "macro_f1")
+        logger.info("Refit: a fresh model on training + validation rows for %d epochs (the best on validation)",
+                    epochs)
     args = dataclasses.replace(training_args, eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
                                num_train_epochs=float(epochs))
     args.publish_to_hub = training_args.publish_to_hub

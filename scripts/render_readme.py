@@ -515,11 +515,13 @@ RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts")
         "data", "experiment", "modeling_heads", "modeling_multistill", "modeling_ngram", "offline",
         "pipeline_multistill", "plotting", "processing_multistill", "splits", "training", "workflow", "whisper_base")
 ) + ("multistill/metrics",)
+#: The recipe's second version (linear head, --l2_penalty, full batch): teacher and baselines.
+RECIPE_L2 = "results/recipe_l2"
 RECIPE_FOLDS = (("fold1_test2", "train Session 01 -> test Session 02"), ("fold2_test1", "train Session 02 -> test Session 01"))
 
 
-def recipe_file(fold: str, context: int = 0) -> str:
-    return f"results/recipe/{fold}{f'_context{context}' if context else ''}/results.json"
+def recipe_file(fold: str, context: int = 0, root: str = "results/recipe") -> str:
+    return f"{root}/{fold}{f'_context{context}' if context else ''}/results.json"
 
 
 def _row(data: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -540,9 +542,9 @@ def _versus(data: dict[str, Any], baseline: str) -> str:
     return f"{pm(d, 100.0, 1, signed=True)} ({d['ahead']} of {d['n']})"
 
 
-def render_recipe(files: dict[str, Any]) -> str:
+def render_recipe(files: dict[str, Any], root: str = "results/recipe") -> str:
     """The recipe on the KEMDy19 session split, both folds, 3 seeds: models and baselines, teacher − baseline."""
-    folds = [(files[recipe_file(fold)], title) for fold, title in RECIPE_FOLDS]
+    folds = [(files[recipe_file(fold, root=root)], title) for fold, title in RECIPE_FOLDS]
     names = [row["name"] for row in folds[0][0]["rows"]]
     header = ["model or baseline (KEMDy19, macro-F1, mean ± std over seeds 1-3)"]
     header += [f"{title}" for _, title in folds] + [f"teacher − it, {title.split(' -> ')[1]} (seeds ahead)"
@@ -618,6 +620,8 @@ TABLES: dict[str, Table] = {
     "recipe": Table(tuple(recipe_file(fold) for fold, _ in RECIPE_FOLDS), render_recipe, RECIPE_CODE),
     "context": Table(tuple(recipe_file(fold, k) for fold, _ in RECIPE_FOLDS for k in (0, 4)), render_context,
                      RECIPE_CODE),
+    "recipe_l2": Table(tuple(recipe_file(fold, root=RECIPE_L2) for fold, _ in RECIPE_FOLDS),
+                       functools.partial(render_recipe, root=RECIPE_L2), RECIPE_CODE),
     "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
                                                                              "stream_cpu")),
                               render_older_benchmarks,

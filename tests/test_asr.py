@@ -96,6 +96,32 @@ def test_faster_whisper_transcribes_real_korean_speech():
         asr(np.zeros(0, dtype=np.float32))
 
 
+def test_faster_whisper_caps_decoding_by_the_clip_duration():
+    """Issue 22.8: speech Whisper cannot read (here reversed) must not decode until the 448-token context is full
+    at every fallback temperature; the cap grows with the clip's duration and is reported by describe()."""
+    asr = faster_whisper_asr()
+    calls = []
+    transcribe = asr.model.transcribe
+
+    def recording(clip, **kwargs):
+        calls.append((len(clip), kwargs["max_new_tokens"]))
+        return transcribe(clip, **kwargs)
+
+    asr.model.transcribe = recording
+    try:
+        clip = soundfile.read(speech_file(SPEECH[0][0]), dtype="float32")[0]
+        texts = asr.transcribe([clip, clip[::-1].copy()])
+    finally:
+        del asr.model.transcribe
+    seconds = len(clip) / 16000
+    expected = 16 + int(np.ceil(15 * seconds))
+    assert calls == [(len(clip), expected), (len(clip), expected)]
+    tokens = asr.model.hf_tokenizer.encode(texts[1], add_special_tokens=False).ids
+    assert len(tokens) <= expected
+    assert asr.max_new_tokens(np.zeros(16000 * 40, dtype=np.float32)) == 440
+    assert "16 + 15 per second" in asr.describe()["max_new_tokens"]
+
+
 def test_transformers_engine_batches_like_one_by_one():
     single = load_asr(tiny_whisper_folder())
     batched = load_asr(tiny_whisper_folder(), batch_size=2)

@@ -152,6 +152,33 @@ def test_train_on_the_real_sample(sample_dir: Path, training_cache: Path, tmp_pa
     assert info["held_out"]["test"]["dialogues"] == sorted(dialogues["test"])
 
 
+@pytest.mark.parametrize("refit_epochs", ["best", "all"])
+def test_refit_on_validation_trains_on_training_and_validation_rows(refit_epochs: str, training_cache: Path,
+                                                                    tmp_path: Path):
+    """--refit_on_validation: a fresh model on training + validation rows, for the best epoch count on validation
+    or (--refit_epochs all, the recipe's, with --fusion_size linear and --l2_penalty) for every epoch with no
+    validation run."""
+    import train
+
+    train.main(["--output_dir", str(tmp_path), "--data_cache_dir", str(training_cache), "--num_train_epochs", "3",
+                "--refit_on_validation", "true", "--refit_epochs", refit_epochs, "--fusion_size", "linear",
+                "--l2_penalty", "1", *FAST_TRAINING])
+    info = json.loads((tmp_path / "run_info.json").read_text())
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    rows = metrics["data"]["train"]["examples"] + metrics["data"]["validation"]["examples"]
+    if refit_epochs == "all":
+        assert info["refit_epochs"] == 3
+    else:
+        assert 1 <= info["refit_epochs"] <= 3
+    assert state["global_step"] == info["refit_epochs"] * -(-rows // state["train_batch_size"])
+    assert not any("eval_macro_f1" in entry for entry in state["log_history"])  # the refit is not validated
+    from multistill import MultiStillForEmotionClassification
+
+    model = MultiStillForEmotionClassification.from_pretrained(tmp_path)
+    assert model.config.classifier_hidden_size == 0 and model.classifier.dense is None
+
+
 def test_encoders_are_chosen_per_modality(training_cache: Path, tmp_path: Path):
     """--audio_encoder FOLDER --text_encoder tiny: a saved encoder for audio, a tiny one built from the training
     transcripts for text; the fusion head is tiny because one encoder is."""
@@ -202,6 +229,7 @@ def _no_data_loaded(cache: Path) -> bool:
     (["--corpus", "kemdy19"], "needs data_dir"),
     (["--threads", "0"], "--threads must be >= 1"),
     (["--l2_penalty=-1"], "--l2_penalty must be >= 0"),
+    (["--refit_epochs", "some"], "--refit_epochs must be 'best' or 'all', got 'some'"),
     (["--text_column", "asr_text"], "made by a speech recognizer: add --asr_model"),
     (["--test_text_columns", "asr_text"], "made by a speech recognizer: add --asr_model"),
     (["--test_text_columns", "text"], "a column is named twice or is --text_column"),
