@@ -442,6 +442,12 @@ class MultiStillTrainingArguments(TrainingArguments):
                   "'all' (--num_train_epochs, with no validation run: for a penalised objective trained to "
                   "convergence, where a noisy validation score would stop it early; the recipe's)."},
     )
+    training_targets: str = field(
+        default="votes",
+        metadata={"help": "What the training loss matches: 'votes' (each utterance's distribution of the annotators' "
+                  "votes, the paper's) or 'majority' (its majority emotion, what the metrics and the baselines' "
+                  "logistic regressions use; the recipe's). Evaluation losses always use the votes."},
+    )
     class_weighting: str = field(
         default="none",
         metadata={"help": "Training loss weights per emotion: 'none' or 'balanced' (n / (7 * count), as scikit-learn's "
@@ -471,6 +477,8 @@ class MultiStillTrainingArguments(TrainingArguments):
             )
         if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise UsageError("--per_device_train_batch_size and --gradient_accumulation_steps must be >= 1.")
+        if self.training_targets not in ("votes", "majority"):
+            raise UsageError(f"--training_targets must be 'votes' or 'majority', got {self.training_targets!r}.")
         if self.refit_epochs not in ("best", "all"):
             raise UsageError(f"--refit_epochs must be 'best' or 'all', got {self.refit_epochs!r}.")
         if not (math.isfinite(self.l2_penalty) and self.l2_penalty >= 0):

@@ -757,14 +757,18 @@ def distillation_loss(
     targets: torch.Tensor,
     alpha: float,
     temperature: float,
+    class_weights: torch.Tensor | None = None,
+    classes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, targets)``: the trainer's loss.
 
     ``targets`` are votes ([B, 7] counts or distributions) or class ids ([B]), as the model's own loss takes
-    them (:func:`~multistill.modeling_multistill.classification_loss`). Returns ``(loss, kd_term, ce_term)``
-    (the unweighted terms, for logging).
+    them (:func:`~multistill.modeling_multistill.classification_loss`); with ``class_weights`` the CE term is
+    :func:`weighted_cross_entropy` (``classes``: each row's majority emotion). Returns ``(loss, kd_term,
+    ce_term)`` (the unweighted terms, for logging).
     """
-    ce = classification_loss(student_logits, targets)
+    ce = (classification_loss(student_logits, targets) if class_weights is None
+          else weighted_cross_entropy(student_logits, targets, class_weights, classes))
     kd = kd_loss(student_logits, teacher_logits.to(student_logits.dtype), temperature)
     return alpha * kd + (1 - alpha) * ce, kd, ce
 
@@ -858,8 +862,11 @@ class MultiStillTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _task_loss(self, model, inputs) -> tuple[torch.Tensor, Any]:
-        """``(loss, outputs)``: cross-entropy (class-weighted), plus the distillation terms when distilling."""
+        """``(loss, outputs)``: cross-entropy (class-weighted), plus the distillation terms when distilling.
+        With ``--training_targets majority`` the training targets are the majority emotions, not the votes."""
         student_inputs = model_inputs(inputs)
+        if model.training and getattr(self.args, "training_targets", "votes") == "majority":
+            student_inputs["labels"] = inputs["emotion"].long()
         settings = self.distillation
         if settings is None or not model.training:
             outputs = model(**student_inputs)
@@ -886,7 +893,8 @@ class MultiStillTrainer(Trainer):
                                      "teacher_logits) or an online teacher (teacher=).")
                 teacher_logits = teacher_outputs.logits
             loss, kd, ce = distillation_loss(outputs.logits, teacher_logits, student_inputs["labels"],
-                                             settings.alpha, settings.temperature)
+                                             settings.alpha, settings.temperature, self.class_weights,
+                                             inputs.get("emotion"))
             self._loss_terms["loss_kd"].append(kd.detach())
         if match_hidden:
             hidden = self._hidden_term(outputs, inputs, teacher_outputs)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The recommended recipe on a KEMDy folder: the teacher (Whisper base at the utterance's length, frozen, every
 # layer's statistics mixed by learnt weights + the character n-gram text encoder learnt from the transcripts,
-# concatenation fusion and a linear classifier, class-weighted loss, every training row kept, trained full
+# concatenation fusion and a linear classifier, class-weighted loss on the majority emotion, every training
+# row kept, trained full
 # batch for 600 steps towards the L2-penalised optimum with the baselines' penalty (--l2_penalty 1: logistic
 # regression's C=1), on every row of the training sessions, validation dialogues included (--refit_epochs all:
 # a noisy validation score would stop it early)) and its multimodal student with and without KD, over 3 seeds,
@@ -27,7 +28,7 @@ OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" python -m multistill.experiment --output
     --corpus kemdy19 --data_dir "$DATA_DIR" --split session --validation_from dialogues --validation_fraction 0.2 \
     --audio_encoder "$WHISPER" --text_encoder ngram --fusion_type concat --fusion_size linear \
     --class_weighting balanced --balance_max_fraction 0 --refit_on_validation true \
-    --l2_penalty 1 --refit_epochs all --num_train_epochs 600 --learning_rate 1e-2 --batch_size 1024 --logging_steps 50 \
+    --training_targets majority --l2_penalty 1 --refit_epochs all --num_train_epochs 600 --learning_rate 1e-2 --batch_size 1024 --logging_steps 50 \
     --students multimodal_student --seeds 1 2 3 \
     --parallel 2 --no_caching_gain --latency_utterances 10 --save_total_limit 1 --threads 1 \
     --data_cache_dir outputs/cache_recipe "$@"

@@ -411,3 +411,46 @@ def test_l2_penalty_adds_sklearns_scaled_sum_of_squares(tmp_path, tiny_teacher):
     torch.testing.assert_close(loss(2.0, False), loss(0.0, False))  # evaluation losses stay comparable
     with pytest.raises(UsageError, match="--l2_penalty must be >= 0"):
         MultiStillTrainingArguments(output_dir=str(tmp_path / "bad"), use_cpu=True, l2_penalty=float("nan"))
+
+
+def test_training_targets_and_class_weights_reach_every_loss(tmp_path, tiny_teacher):
+    """``--training_targets majority`` trains on the majority emotion (the votes stay the evaluation targets), and
+    the class weights weigh the cross-entropy term of a distillation loss too."""
+    from multistill.arguments import MultiStillTrainingArguments
+    from multistill.training import kd_loss, weighted_cross_entropy
+
+    model = copy.deepcopy(tiny_teacher[0])
+    for module in model.modules():  # without dropout, train() changes only the targets
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    torch.manual_seed(1)
+    votes = torch.softmax(3 * torch.randn(4, 7), -1)
+    emotion = torch.tensor([0, 3, 3, 6])
+    batch = {"text_hidden_states": torch.randn(4, 3, model.config.text_hidden_size),
+             "audio_hidden_states": torch.randn(4, 4, model.config.audio_hidden_size),
+             "labels": votes, "emotion": emotion, TEACHER_LOGITS: torch.randn(4, 7)}
+    weights = torch.tensor([0.5, 1.0, 1.0, 2.0, 1.0, 1.0, 3.0])
+    with torch.no_grad():
+        logits = model(**{k: batch[k] for k in ("text_hidden_states", "audio_hidden_states")}).logits
+
+    def loss(targets: str, training: bool = True, distillation: DistillationSettings | None = None) -> torch.Tensor:
+        args = MultiStillTrainingArguments(output_dir=str(tmp_path / targets), use_cpu=True, eval_strategy="no",
+                                           save_strategy="no", load_best_model_at_end=False, training_targets=targets)
+        trainer = MultiStillTrainer(model, args, class_weights=weights, distillation=distillation)
+        model.train(training)
+        try:
+            with torch.no_grad():
+                return trainer.compute_loss(model, dict(batch))
+        finally:
+            model.eval()
+
+    one_hot = F.one_hot(emotion, 7).float()
+    torch.testing.assert_close(loss("majority"), weighted_cross_entropy(logits, one_hot, weights, emotion))
+    torch.testing.assert_close(loss("votes"), weighted_cross_entropy(logits, votes, weights, emotion))
+    torch.testing.assert_close(loss("majority", training=False), loss("votes", training=False))
+    kd = loss("votes", distillation=DistillationSettings(alpha=0.5, temperature=2.0))
+    expected = 0.5 * kd_loss(logits, batch[TEACHER_LOGITS], 2.0) + 0.5 * weighted_cross_entropy(
+        logits, votes, weights, emotion)
+    torch.testing.assert_close(kd, expected)
+    with pytest.raises(UsageError, match="--training_targets must be 'votes' or 'majority'"):
+        MultiStillTrainingArguments(output_dir=str(tmp_path / "bad"), use_cpu=True, training_targets="soft")
