@@ -573,14 +573,16 @@ def statistics_mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def render_context(files: dict[str, Any]) -> str:
+def render_context(files: dict[str, Any], root: str = "results/recipe") -> str:
     """Context 0 vs 4 for the teacher and the multimodal student, and the baselines with the same context."""
     header = ["model or baseline (macro-F1, mean ± std, 3 seeds)"] + [
         f"{title}, context {k}" for _, title in RECIPE_FOLDS for k in (0, 4)]
-    plain = {fold: files[recipe_file(fold)] for fold, _ in RECIPE_FOLDS}
-    context = {fold: files[recipe_file(fold, 4)] for fold, _ in RECIPE_FOLDS}
+    plain = {fold: files[recipe_file(fold, root=root)] for fold, _ in RECIPE_FOLDS}
+    context = {fold: files[recipe_file(fold, 4, root=root)] for fold, _ in RECIPE_FOLDS}
     rows = []
     for name in ("teacher", "multimodal_student_kd", "multimodal_student_ce"):
+        if _row(plain[RECIPE_FOLDS[0][0]], name) is None:
+            continue
         rows.append([_row(plain[RECIPE_FOLDS[0][0]], name)["label"]]
                     + [_macro(source[fold], name) for fold, _ in RECIPE_FOLDS for source in (plain, context)])
     for baseline in ("text_tfidf", "audio_whisper", "late_fusion"):
