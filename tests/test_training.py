@@ -385,7 +385,7 @@ def test_l2_penalty_adds_sklearns_scaled_sum_of_squares(tmp_path, tiny_teacher):
 
     from multistill.arguments import MultiStillTrainingArguments
 
-    model, _ = tiny_teacher
+    model = copy.deepcopy(tiny_teacher[0]).requires_grad_(True)  # other tests use the fixture as a frozen teacher
     batch = {"text_hidden_states": torch.randn(2, 3, model.config.text_hidden_size),
              "audio_hidden_states": torch.randn(2, 4, model.config.audio_hidden_size),
              "labels": torch.softmax(torch.randn(2, 7), -1)}
@@ -405,7 +405,9 @@ def test_l2_penalty_adds_sklearns_scaled_sum_of_squares(tmp_path, tiny_teacher):
     squares = l2_term(model)
     named = dict(model.named_parameters())
     penalised = [n for n, p in named.items() if p.requires_grad and not n.endswith("bias")]
-    assert any(n.endswith("norm.weight") for n in penalised) and any(n.endswith("bias") for n in named)
+    trainable = {n for n, p in named.items() if p.requires_grad}
+    assert {n for n in trainable if named[n].dim() > 1} < set(penalised)  # 1-d scales too, not only matrices
+    assert trainable - set(penalised) == {n for n in trainable if n.endswith("bias")} != set()
     assert torch.isclose(squares, sum(named[n].pow(2).sum() for n in penalised))
     torch.testing.assert_close(loss(2.0, True) - loss(0.0, True), 2.0 * squares / (2 * 40), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(loss(2.0, False), loss(0.0, False))  # evaluation losses stay comparable
