@@ -128,7 +128,7 @@ class ModelArguments:
     fusion_size: str = field(
         default="auto",
         metadata={"help": "Fusion head width: 'paper' (768 wide, 8 heads), 'small' (128 wide, for about a thousand "
-                  "utterances), 'linear' (small with a linear classifier: the recipe's), 'tiny' (32 wide, for tiny "
+                  "utterances), 'linear' (small with a linear classifier and no dropout: the recipe's), 'tiny' (32 wide, for tiny "
                   "encoders) or 'auto' (tiny when an encoder is tiny, else paper).",
                   "choices": ("auto", TINY, "small", "linear", "paper")},
     )

@@ -9,8 +9,7 @@ branch learns better (measured in README, "Models worth using"):
 * audio: every encoder layer's frames pooled to their mean and standard deviation (:func:`layer_statistics`,
   what is cached), mixed by learnt softmax weights over the layers (SUPERB-style), normalised and projected;
 * text: the masked mean of the text encoder's states (for the n-gram encoder, the TF-IDF-weighted bag), projected;
-* ``fusion_type="concat"``: the projected branches concatenated; ``"late"``: one classifier per branch, logits
-  summed (late fusion learnt jointly).
+* ``fusion_type="concat"``: the projected branches concatenated.
 
 :class:`MultiStillContext` adds what was said before (``context_size`` previous utterances of the conversation,
 both speakers): their pooled vectors, tagged same / other / unknown speaker and by distance, are summarised by a

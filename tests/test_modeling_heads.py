@@ -95,7 +95,7 @@ def test_linear_classifier_head_round_trips(tmp_path):
     from multistill.modeling_multistill import MultiStillForEmotionClassification
     from multistill.offline import FUSION_SIZES
 
-    assert FUSION_SIZES["linear"]["classifier_hidden_size"] == 0
+    assert FUSION_SIZES["linear"]["classifier_hidden_size"] == 0 and FUSION_SIZES["linear"]["classifier_dropout"] == 0
     model, processor = make_model("teacher", audio="whisper", fusion_type="concat", classifier_hidden_size=0)
     head = model.classifier
     assert head.dense is None and head.out_proj.in_features == model.config.pooled_size
