@@ -26,6 +26,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,36 @@ ASR_ENGINES = ("transformers", "faster-whisper")
 FASTER_WHISPER_HINT = 'pip install "multistill[faster-whisper]"  (faster-whisper + ctranslate2)'
 #: name of the column :func:`add_asr_transcripts` adds to a dataset
 ASR_TEXT_COLUMN = "asr_text"
+#: Whisper's own thresholds (``openai/whisper`` ``transcribe``): below this average log-probability per token a
+#: decoding is unreliable, and above this no-speech probability the window probably holds no speech.
+LOW_CONFIDENCE_LOGPROB = -1.0
+NO_SPEECH_PROBABILITY = 0.6
+#: Flags of :attr:`Transcription.flags` (also in the stream's results, ``StreamResult.flags``).
+ASR_EMPTY_TEXT = "asr_empty_text"
+ASR_LOW_CONFIDENCE = "asr_low_confidence"
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """One clip's transcript and the recognizer's confidence in it (``None`` where the engine reports none:
+    the transformers engine)."""
+
+    text: str
+    #: mean log-probability of the decoded tokens (Whisper's ``avg_logprob``)
+    avg_logprob: float | None = None
+    #: probability that the window holds no speech (Whisper's ``no_speech_prob``)
+    no_speech_prob: float | None = None
+
+    @property
+    def flags(self) -> list[str]:
+        """``asr_empty_text`` (nothing recognised: noise, silence) and ``asr_low_confidence`` (average
+        log-probability under :data:`LOW_CONFIDENCE_LOGPROB` or no-speech probability over
+        :data:`NO_SPEECH_PROBABILITY`: the text is likely wrong, e.g. speech Whisper cannot read)."""
+        flags = [ASR_EMPTY_TEXT] if not self.text.strip() else []
+        if (self.avg_logprob is not None and self.avg_logprob < LOW_CONFIDENCE_LOGPROB) or (
+                self.no_speech_prob is not None and self.no_speech_prob > NO_SPEECH_PROBABILITY):
+            flags.append(ASR_LOW_CONFIDENCE)
+        return flags
 
 
 def _folder_signature(path: str) -> str:
@@ -68,6 +99,11 @@ class SpeechRecognizer:
 
     def transcribe(self, audios: Sequence[np.ndarray], sampling_rate: int = ASR_SAMPLING_RATE) -> list[str]:
         """Transcripts of several clips (mono or multi-channel, any rate; resampled to 16 kHz)."""
+        return [result.text for result in self.transcribe_details(audios, sampling_rate)]
+
+    def transcribe_details(self, audios: Sequence[np.ndarray],
+                           sampling_rate: int = ASR_SAMPLING_RATE) -> list[Transcription]:
+        """:meth:`transcribe` with the recognizer's confidence per clip (:class:`Transcription`)."""
         from .audio_utils import load_audio
 
         clips = [load_audio(audio, sampling_rate, f"ASR input {i}", ASR_SAMPLING_RATE, min_seconds=0)
@@ -75,13 +111,18 @@ class SpeechRecognizer:
         if not clips:
             return []
         t0 = time.perf_counter()
-        texts = [" ".join(text.split()) for text in self._transcribe(clips)]
+        results = [Transcription(" ".join(result.text.split()), result.avg_logprob, result.no_speech_prob)
+                   for result in self._transcribe_details(clips)]
         self.seconds_transcribing += time.perf_counter() - t0
         self.clips_transcribed += len(clips)
-        return texts
+        return results
 
     def _transcribe(self, clips: list[np.ndarray]) -> list[str]:
         raise NotImplementedError
+
+    def _transcribe_details(self, clips: list[np.ndarray]) -> list[Transcription]:
+        """Engines that report a confidence override this; the others give the text alone."""
+        return [Transcription(text) for text in self._transcribe(clips)]
 
     @property
     def fingerprint(self) -> str:
@@ -202,7 +243,12 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
         return min(self.max_new_tokens_limit, self.min_new_tokens + math.ceil(self.tokens_per_second * seconds))
 
     def _transcribe(self, clips: list[np.ndarray]) -> list[str]:
-        texts = []
+        return [result.text for result in self._transcribe_details(clips)]
+
+    def _transcribe_details(self, clips: list[np.ndarray]) -> list[Transcription]:
+        """Per clip the text, the token-weighted mean of its segments' ``avg_logprob`` and the first segment's
+        ``no_speech_prob`` (Whisper computes it once per window)."""
+        results = []
         for clip in clips:
             segments, _ = self.model.transcribe(
                 clip, language=self.language, task="transcribe", beam_size=self.beam_size,
@@ -210,13 +256,25 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
                 log_prob_threshold=None, condition_on_previous_text=False, without_timestamps=True,
                 vad_filter=False, max_new_tokens=self.max_new_tokens(clip),
             )
-            texts.append("".join(segment.text for segment in segments))
-        return texts
+            segments = list(segments)
+            tokens = [max(1, len(segment.tokens)) for segment in segments]
+            logprob = (sum(s.avg_logprob * n for s, n in zip(segments, tokens, strict=True)) / sum(tokens)
+                       if segments else None)
+            results.append(Transcription("".join(segment.text for segment in segments), logprob,
+                                         segments[0].no_speech_prob if segments else None))
+        return results
 
     def transcribe_with_encoder(self, audio: np.ndarray, sampling_rate: int = ASR_SAMPLING_RATE) -> tuple[str, Any]:
         """The transcript of one clip and the Whisper encoder states of its first 30 s window (float32 array
         ``[1500, d_model]``): the encoder pass decoding made, captured, so that an emotion model with the same
-        encoder need not run it again (see ``stream_encoder.py``)."""
+        encoder need not run it again (see ``stream_encoder.py``). :meth:`transcribe_details_with_encoder` also
+        gives the confidence."""
+        result, states = self.transcribe_details_with_encoder(audio, sampling_rate)
+        return result.text, states
+
+    def transcribe_details_with_encoder(self, audio: np.ndarray,
+                                        sampling_rate: int = ASR_SAMPLING_RATE) -> tuple[Transcription, Any]:
+        """:meth:`transcribe_with_encoder` with the :class:`Transcription`."""
         captured: list[Any] = []
         encode = self.model.encode
 
@@ -228,7 +286,7 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
 
         self.model.encode = capture  # faster-whisper's decoding loop calls self.encode once per 30 s window
         try:
-            text = self.transcribe([audio], sampling_rate)[0]
+            result = self.transcribe_details([audio], sampling_rate)[0]
         finally:
             del self.model.encode
         if not captured:
@@ -237,8 +295,8 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
         if self.device.startswith("cuda"):
             import torch
 
-            return text, torch.as_tensor(states).float().cpu().numpy()[0]
-        return text, np.array(states, dtype=np.float32)[0]
+            return result, torch.as_tensor(states).float().cpu().numpy()[0]
+        return result, np.array(states, dtype=np.float32)[0]
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
@@ -403,12 +461,17 @@ def character_error_rate(
 
 
 __all__ = [
+    "ASR_EMPTY_TEXT",
     "ASR_ENGINES",
+    "ASR_LOW_CONFIDENCE",
     "ASR_TEXT_COLUMN",
     "ASR_SAMPLING_RATE",
     "FASTER_WHISPER_HINT",
+    "LOW_CONFIDENCE_LOGPROB",
+    "NO_SPEECH_PROBABILITY",
     "FasterWhisperSpeechRecognizer",
     "SpeechRecognizer",
+    "Transcription",
     "TransformersSpeechRecognizer",
     "add_asr_transcripts",
     "character_error_rate",

@@ -94,7 +94,18 @@ class SharedWhisperPass:
 
     def transcribe(self, audio: np.ndarray, sampling_rate: int) -> tuple[str, np.ndarray]:
         """The transcript and the encoder states ``[1500, d_model]`` of the 30 s window."""
-        return self.asr.transcribe_with_encoder(audio, sampling_rate)
+        transcription, states = self.recognise(audio, sampling_rate)
+        return transcription.text, states
+
+    def recognise(self, audio: np.ndarray, sampling_rate: int) -> tuple[Any, np.ndarray]:
+        """:meth:`transcribe` with the :class:`~.asr.Transcription` (text and confidence)."""
+        details = getattr(self.asr, "transcribe_details_with_encoder", None)
+        if callable(details):
+            return details(audio, sampling_rate)
+        from .asr import Transcription
+
+        text, states = self.asr.transcribe_with_encoder(audio, sampling_rate)
+        return Transcription(text), states
 
     def logits(self, states: np.ndarray, num_samples: int, text: str | None) -> Any:
         """The emotion model's logits, one row per window of the utterance, from the recognizer's states."""
@@ -118,16 +129,17 @@ class SharedWhisperPass:
         return torch.cat(rows, dim=0)
 
     def classify(self, audio: np.ndarray, sampling_rate: int, top_k: int | None,
-                 clock: Any = time.perf_counter) -> tuple[str, float, Any, float]:
-        """``(transcript, asr_s, scores, emotion_s)`` of one utterance (at the pipeline's rate, at most 30 s)."""
+                 clock: Any = time.perf_counter) -> tuple[Any, float, Any, float]:
+        """``(transcription, asr_s, scores, emotion_s)`` of one utterance (at the pipeline's rate, at most 30 s)."""
         t0 = clock()
-        text, states = self.transcribe(audio, sampling_rate)
+        transcription, states = self.recognise(audio, sampling_rate)
+        text = transcription.text
         asr_s = clock() - t0
         t0 = clock()
         inputs = text if "text" in self.pipe.modalities else None
         outputs = [{"logits": self.logits(states, audio.shape[0], inputs), "text": text, "text_source": "asr"}]
         scores = self.pipe.postprocess(outputs, top_k=top_k, return_text=False)
-        return text, asr_s, scores, clock() - t0
+        return transcription, asr_s, scores, clock() - t0
 
 
 __all__ = ["SharedWhisperPass", "shared_encoder_reason"]

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from .asr import ASR_EMPTY_TEXT, Transcription
 from .stream_encoder import SharedWhisperPass, shared_encoder_reason
 from .streaming import (
     AudioChunk,
@@ -51,6 +52,14 @@ logger = logging.getLogger("multistill.streaming")
 #: ``StreamResult.degraded`` marks
 ASR_SKIPPED = "asr_skipped"
 DROPPED = "dropped"
+
+
+def _recognise(asr: Any, audio: Any, sampling_rate: int) -> Transcription:
+    """The recognizer's :class:`~.asr.Transcription` of one utterance (a plain callable gives text alone)."""
+    details = getattr(asr, "transcribe_details", None)
+    if callable(details):
+        return details([audio], sampling_rate)[0]
+    return Transcription(asr(audio, sampling_rate))
 
 
 @dataclass
@@ -92,6 +101,8 @@ class _Analysis:
     emotion_s: float
     error: str | None
     degraded: tuple[str, ...] = ()
+    #: the recognizer's transcript and confidence (``None``: no ASR ran)
+    transcription: Any = None
 
 
 @dataclass(eq=False)
@@ -381,22 +392,23 @@ class StreamSession:
             return False
         return self.transcript is None or self.transcript.lookup(utterance) is None
 
-    def _transcribe(self, utterance: Utterance, skip_asr: bool) -> tuple[str | None, str | None, float]:
+    def _transcribe(self, utterance: Utterance, skip_asr: bool) -> tuple[str | None, str | None, float, Any]:
+        """``(text, source, asr_s, transcription)``; ``transcription`` (text + confidence) only from ASR."""
         if not self.needs_text:
-            return None, None, 0.0
+            return None, None, 0.0, None
         transcript = self.transcript
         line = transcript.lookup(utterance) if transcript is not None else None
         if line is not None:
-            return line, "given", 0.0
+            return line, "given", 0.0, None
         if self.asr is not None and not skip_asr:
             if transcript is not None:
                 transcript.warn_missing(utterance, fallback="ASR")
             t0 = self.clock()
-            text = self.asr(utterance.audio, self.config.sampling_rate)
-            return text, "asr", self.clock() - t0
+            transcription = _recognise(self.asr, utterance.audio, self.config.sampling_rate)
+            return transcription.text, "asr", self.clock() - t0, transcription
         if transcript is not None and not skip_asr:
             transcript.warn_missing(utterance, fallback="empty text")
-        return "", "none", 0.0
+        return "", "none", 0.0, None
 
     def _analyse(self, utterance: Utterance, skip_asr: bool) -> _Analysis:
         error, scores, text, source, asr_s, emotion_s = None, [], None, None, 0.0, 0.0
@@ -406,14 +418,17 @@ class StreamSession:
                 and utterance.audio.shape[0] <= 30 * sampling_rate:  # one Whisper window
             if self.transcript is not None:
                 self.transcript.warn_missing(utterance, fallback="ASR")
+            transcription = None
             try:
-                text, asr_s, scores, emotion_s = self.shared.classify(utterance.audio, sampling_rate, self.top_k,
-                                                                      self.clock)
+                transcription, asr_s, scores, emotion_s = self.shared.classify(utterance.audio, sampling_rate,
+                                                                               self.top_k, self.clock)
+                text = transcription.text
             except ValueError as err:
                 error = str(err)
-            return _Analysis(scores, text, "asr", asr_s, emotion_s, error, degraded)
+            return _Analysis(scores, text, "asr", asr_s, emotion_s, error, degraded, transcription)
+        transcription = None
         try:
-            text, source, asr_s = self._transcribe(utterance, skip_asr)
+            text, source, asr_s, transcription = self._transcribe(utterance, skip_asr)
             item = {"audio": utterance.audio, "sampling_rate": self.config.sampling_rate, "text": text}
             t0 = self.clock()
             output = self.pipe(item, top_k=self.top_k, **self._context())
@@ -423,7 +438,7 @@ class StreamSession:
             scores = output["scores"] if isinstance(output, dict) else output
         except ValueError as err:
             error = str(err)
-        return _Analysis(scores, text, source, asr_s, emotion_s, error, degraded)
+        return _Analysis(scores, text, source, asr_s, emotion_s, error, degraded, transcription)
 
     def _context(self) -> dict[str, Any]:
         """Pipeline arguments of a context model: the previous utterances (newest first; the speaker is unknown:
@@ -451,9 +466,15 @@ class StreamSession:
         if job.dropped is not None or analysis is None:
             result = StreamResult(scores=[], error=job.dropped or "dropped", degraded=[DROPPED], **common)
         else:
+            heard = analysis.transcription
             result = StreamResult(scores=analysis.scores, text=analysis.text, text_source=analysis.source,
                                   asr_s=analysis.asr_s, emotion_s=analysis.emotion_s, error=analysis.error,
-                                  degraded=list(analysis.degraded), **common)
+                                  degraded=list(analysis.degraded), flags=heard.flags if heard is not None else [],
+                                  asr_avg_logprob=getattr(heard, "avg_logprob", None),
+                                  asr_no_speech_prob=getattr(heard, "no_speech_prob", None), **common)
+            if ASR_EMPTY_TEXT in result.flags:
+                logger.warning("Utterance %d (%.2f-%.2f s): speech recognition returned no text (noise or silence?); "
+                               "classified with empty text.", index + 1, start, end)
         self.summary.results.append(result)
         if self.on_result is not None:
             self.on_result(result)

@@ -634,6 +634,12 @@ class StreamResult:
     #: what a live stream that fell behind gave up for this utterance (:class:`~.stream_session.BacklogPolicy`):
     #: ``"asr_skipped"`` (classified with empty text), ``"dropped"`` (not classified; ``error`` says why)
     degraded: list[str] = field(default_factory=list)
+    #: doubts about the recognised text (:attr:`~.asr.Transcription.flags`): ``"asr_empty_text"`` (nothing
+    #: recognised: classified with empty text), ``"asr_low_confidence"`` (the text is likely wrong)
+    flags: list[str] = field(default_factory=list)
+    #: the recognizer's confidence (faster-whisper; ``None`` for other engines or without ASR)
+    asr_avg_logprob: float | None = None
+    asr_no_speech_prob: float | None = None
 
     @property
     def label(self) -> str | None:
@@ -800,6 +806,9 @@ def format_result(result: StreamResult, top: int = 3) -> str:
         line += " [cut at max length]"
     if result.text_source is not None:
         line += f" | {result.text_source}: {result.text}"
+    notes = {"asr_empty_text": "no text recognised", "asr_low_confidence": "low-confidence transcript"}
+    if result.flags:
+        line += f" [{', '.join(notes.get(flag, flag) for flag in result.flags)}]"
     return line
 
 

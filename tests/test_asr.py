@@ -122,6 +122,30 @@ def test_faster_whisper_caps_decoding_by_the_clip_duration():
     assert "16 + 15 per second" in asr.describe()["max_new_tokens"]
 
 
+def test_transcription_flags_follow_whispers_thresholds():
+    from multistill.asr import Transcription
+
+    assert Transcription("").flags == ["asr_empty_text"] and Transcription("  ").flags == ["asr_empty_text"]
+    assert Transcription("네").flags == []  # an engine without confidence: nothing to doubt
+    assert Transcription("네", avg_logprob=-0.3, no_speech_prob=0.1).flags == []
+    assert Transcription("네", avg_logprob=-1.2, no_speech_prob=0.1).flags == ["asr_low_confidence"]
+    assert Transcription("네", avg_logprob=-0.3, no_speech_prob=0.7).flags == ["asr_low_confidence"]
+
+
+def test_faster_whisper_flags_what_it_cannot_read():
+    """Issue 22.8-9: speech Whisper cannot read (reversed) is flagged low-confidence, silence gives empty text;
+    real speech is neither; transcribe() gives the same texts as transcribe_details()."""
+    asr = faster_whisper_asr()
+    clip = soundfile.read(speech_file(SPEECH[0][0]), dtype="float32")[0]
+    clips = [clip, clip[::-1].copy(), np.zeros_like(clip)]
+    details = asr.transcribe_details(clips)
+    assert [d.flags for d in details] == [[], ["asr_low_confidence"], ["asr_empty_text"]]
+    assert details[0].avg_logprob > -1.0 and details[1].avg_logprob < -1.0 and details[2].text == ""
+    assert asr.transcribe(clips) == [d.text for d in details]
+    text, states = asr.transcribe_with_encoder(clip)
+    assert text == details[0].text and states.shape == (1500, 512)
+
+
 def test_transformers_engine_batches_like_one_by_one():
     single = load_asr(tiny_whisper_folder())
     batched = load_asr(tiny_whisper_folder(), batch_size=2)

@@ -81,6 +81,8 @@ def test_stream_runs_the_whisper_encoder_once_per_utterance():
         hook.remove()
     for a, b in zip(one.results, two.results, strict=True):
         assert a.text == b.text and a.text_source == b.text_source == "asr" and a.label == b.label
+        # the recognizer's confidence comes through either path (real speech: no doubt)
+        assert a.flags == b.flags == [] and a.asr_avg_logprob > -1 and b.asr_avg_logprob > -1
         np.testing.assert_allclose([s["score"] for s in a.scores], [s["score"] for s in b.scores], atol=0.02)
     assert "one Whisper encoder pass per utterance" in format_summary(one)
     assert one.to_dict()["shared_encoder"] is True

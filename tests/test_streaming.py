@@ -285,6 +285,32 @@ def test_given_transcript_wins_and_asr_fills_the_missing_lines(caplog):
     assert "two.txt has 2 lines but utterance 3" in caplog.text and "Using ASR" in caplog.text
 
 
+class _DoubtfulASR(ScriptedASR):
+    """Scripted texts with Whisper-like confidences: the second utterance is low-confidence."""
+
+    def _transcribe_details(self, clips):
+        from multistill.asr import Transcription
+
+        texts = self._transcribe(clips)
+        return [Transcription(t, -0.2 if len(self.calls) != 2 else -1.8, 0.05) for t in texts]
+
+
+def test_asr_doubts_reach_the_results(caplog):
+    """Issue 22.8-9: a transcript the recognizer doubts is flagged in its result (and printed); an empty one is
+    flagged and warned about (the utterance was classified with empty text)."""
+    audio, _ = real_conversation()
+    with caplog.at_level("WARNING", logger="multistill.streaming"):
+        summary = stream_emotions(tiny_pipeline("teacher"), array_chunks(audio, 100),
+                                  asr=_DoubtfulASR(["첫 문장", "두 번째", ""]))
+    assert [r.flags for r in summary.results] == [[], ["asr_low_confidence"], ["asr_empty_text"]]
+    assert [r.asr_avg_logprob for r in summary.results] == [-0.2, -1.8, -0.2]
+    assert all(r.error is None and r.scores for r in summary.results)  # all classified
+    assert "low-confidence transcript" in format_result(summary.results[1])
+    assert "no text recognised" in format_result(summary.results[2])
+    assert "Utterance 3 (" in caplog.text and "returned no text" in caplog.text and caplog.text.count("returned no") == 1
+    assert summary.results[1].to_dict()["flags"] == ["asr_low_confidence"]
+
+
 def test_missing_lines_without_asr_give_empty_text_and_unused_lines_warn(caplog):
     audio, _ = real_conversation()
     with caplog.at_level("WARNING", logger="multistill.streaming"):
