@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .asr import ASR_ENGINES
-from .streaming import VAD_KINDS
+from .vad import VAD_KINDS
 from .whisper_base import WHISPER_BASE_ALIAS, resolve_asr_model
 
 logger = logging.getLogger("multistill")

@@ -40,12 +40,10 @@ from .streaming import (
     StreamResult,
     StreamSummary,
     Transcript,
-    Utterance,
-    UtteranceSegmenter,
-    VADConfig,
     _describe_asr,
     _uses_text,
 )
+from .vad import Utterance, UtteranceSegmenter, VADConfig
 
 logger = logging.getLogger("multistill.streaming")
 

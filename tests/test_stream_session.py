@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from multistill.stream_session import ASR_SKIPPED, DROPPED, BacklogPolicy, StreamSession, _Backlog, _Job
-from multistill.streaming import AudioChunk, Utterance, VADConfig, format_result, format_summary
+from multistill.streaming import AudioChunk, format_result, format_summary
+from multistill.vad import Utterance, VADConfig
 
 SR = 16000
 
