@@ -347,25 +347,12 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def run_stream(args: argparse.Namespace) -> int:
-    """``multistill stream``: check the arguments, load models, (check the transcript), stream, summarise, plot."""
-    from .audio_utils import load_audio
+def _stream_settings(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """``(VADConfig, BacklogPolicy, Transcript or None)`` of ``multistill stream``, checked before any loading."""
     from .stream_session import BacklogPolicy
-    from .streaming import (
-        SAMPLING_RATE,
-        Transcript,
-        VADConfig,
-        array_chunks,
-        format_result,
-        format_summary,
-        microphone_chunks,
-        plot_timeline,
-        segment_audio,
-        stream_emotions,
-        warm_up,
-    )
+    from .streaming import Transcript
+    from .vad import VADConfig
 
-    # 1. arguments (before loading anything)
     if args.mic == (args.input is not None):
         raise ValueError("Give either an audio file or --mic.")
     _check_output_file(args.plot, "--plot")
@@ -376,6 +363,27 @@ def run_stream(args: argparse.Namespace) -> int:
     policy = BacklogPolicy(max_queue=args.max_queue, skip_asr_after_s=args.skip_asr_after_s,
                            skip_asr_below_s=args.skip_asr_below_s, drop_after_s=args.drop_after_s)
     transcript = Transcript.from_file(args.transcript) if args.transcript else None
+    return vad, policy, transcript
+
+
+def _stream_source(args: argparse.Namespace, audio: Any) -> tuple[Any, bool]:
+    """The audio chunks of ``multistill stream`` (the microphone or the file) and whether they come live."""
+    from .streaming import array_chunks, microphone_chunks
+
+    if args.mic:
+        device = int(args.mic_device) if args.mic_device and args.mic_device.isdigit() else args.mic_device
+        return microphone_chunks(args.chunk_ms, args.duration, device), True
+    return array_chunks(audio, args.chunk_ms, realtime=args.realtime), args.realtime
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    """``multistill stream``: check the arguments, load models, (check the transcript), stream, summarise, plot."""
+    from .audio_utils import load_audio
+    from .streaming import format_result, format_summary, plot_timeline, stream_emotions, warm_up
+    from .vad import SAMPLING_RATE, segment_audio
+
+    # 1. arguments (before loading anything)
+    vad, policy, transcript = _stream_settings(args)
     audio = None
     if not args.mic:
         audio = load_audio(args.input, where="stream input", target_rate=SAMPLING_RATE, min_seconds=0)
@@ -395,13 +403,7 @@ def run_stream(args: argparse.Namespace) -> int:
         transcript.check_alignment(found)
 
     # 4. stream
-    if args.mic:
-        device = int(args.mic_device) if args.mic_device and args.mic_device.isdigit() else args.mic_device
-        chunks = microphone_chunks(args.chunk_ms, args.duration, device)
-        realtime = True
-    else:
-        chunks = array_chunks(audio, args.chunk_ms, realtime=args.realtime)
-        realtime = args.realtime
+    chunks, realtime = _stream_source(args, audio)
     if not args.no_warmup:
         seconds = warm_up(pipe, asr=asr)
         if not args.json:

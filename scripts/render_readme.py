@@ -36,7 +36,7 @@ TRAINING_CODE = ("multistill", "train.py", "distill.py", "loading_scripts")
 BENCH_CODE = ("benchmarks/benchmark.py", "benchmarks/bench_lib.py", "benchmarks/bench_jobs.py",
               "multistill/modeling_multistill.py", "multistill/configuration_multistill.py",
               "multistill/processing_multistill.py", "multistill/offline.py")
-STREAM_CODE = ("benchmarks/stream_rtf.py", "multistill/streaming.py", "multistill/asr.py",
+STREAM_CODE = ("benchmarks/stream_rtf.py", "multistill/streaming.py", "multistill/vad.py", "multistill/asr.py",
                "multistill/pipeline_multistill.py", "multistill/modeling_multistill.py",
                "multistill/processing_multistill.py")
 STALE_PREFIX = "**STALE**"
@@ -615,7 +615,7 @@ TABLES: dict[str, Table] = {
     "asr_gap": Table(("results/real_sample/asr_gold.json", "results/real_sample/asr_gap.json"), render_asr_gap,
                      TRAINING_CODE + ("scripts/asr_gap.py",)),
     "vad_eval": Table(("benchmarks/results/vad_eval.json",), render_vad_eval,
-                      ("benchmarks/vad_eval.py", "multistill/streaming.py")),
+                      ("benchmarks/vad_eval.py", "multistill/vad.py", "multistill/streaming.py")),
     "stream_asr": Table(("benchmarks/results/stream_asr_cpu_early.json",
                          "benchmarks/results/stream_asr_cpu_early_100.json"), render_stream_asr, STREAM_CODE),
     "benchmark_headline": Table((HEADLINE,), render_benchmark_headline, BENCH_CODE),

@@ -158,11 +158,11 @@ def test_dependency_ranges_install_a_working_torch_torchcodec_pair():
 
 def test_the_tested_versions_are_one_fact():
     """README, the model card and the bare-venv script name the same torch + transformers versions."""
-    from multistill import hub
+    from multistill import model_card
 
     spec = re.search(r"SPEC=\(torch==(\S+) transformers==(\S+)\)", (REPO_ROOT / "scripts" / "hub_user_venv.sh").read_text())
     torch_version, transformers_version = spec.groups()
-    assert hub.TESTED_VERSIONS == f"torch {torch_version} and transformers {transformers_version}"
+    assert model_card.TESTED_VERSIONS == f"torch {torch_version} and transformers {transformers_version}"
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert f"tested with torch {torch_version} + transformers {transformers_version}" in readme
     assert f"`torch=={torch_version} transformers=={transformers_version}`" in readme
