@@ -92,13 +92,11 @@ def test_teacher_is_required_and_checked_before_anything_loads(tmp_path: Path):
 
 def test_a_student_whose_modality_the_teacher_lacks_is_refused(tmp_path: Path):
     # issue 22.14: an audio-only teacher gave the light student a random, KcELECTRA-sized text encoder silently
+    from _fixtures_inference import saved_folder
+
     import distill
     from multistill.arguments import UsageError
 
-    try:
-        from _fixtures_inference import saved_folder
-    except ImportError:
-        from tests._fixtures_inference import saved_folder
     for preset in ("light_student", "multimodal_student", "text_student"):
         with pytest.raises(UsageError, match=f"--preset {preset} uses .*text.* the teacher .* has only audio: the "
                                              "student's text encoder cannot come from the teacher"):

@@ -10,28 +10,17 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from _fixtures_model import make_model, sharpen
+from _fixtures_speech import (
+    SPEECH,
+    converted_whisper_base_folder,
+    faster_whisper_asr,
+    real_conversation,
+    speech_file,
+)
 
 from multistill.stream_encoder import SharedWhisperPass, shared_encoder_reason
 from multistill.streaming import VADConfig, array_chunks, format_summary, stream_emotions
-
-try:
-    from _fixtures_model import sharpen
-    from _fixtures_speech import (
-        SPEECH,
-        converted_whisper_base_folder,
-        faster_whisper_asr,
-        real_conversation,
-        speech_file,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests._fixtures_model import sharpen
-    from tests._fixtures_speech import (
-        SPEECH,
-        converted_whisper_base_folder,
-        faster_whisper_asr,
-        real_conversation,
-        speech_file,
-    )
 
 
 @functools.cache
@@ -90,11 +79,6 @@ def test_stream_runs_the_whisper_encoder_once_per_utterance():
 
 def test_other_encoders_are_not_shared():
     from multistill.pipeline_multistill import MultiStillEmotionPipeline
-
-    try:
-        from _fixtures_model import make_model
-    except ImportError:
-        from tests._fixtures_model import make_model
 
     asr = faster_whisper_asr()
     model, processor = make_model("teacher", audio="whisper")  # a tiny random Whisper encoder
