@@ -56,6 +56,12 @@ class PushToHubArguments:
         default=None, metadata={"help": "Datasets for the card metadata (default: from run_info.json's corpus)."}
     )
     verify: bool = field(default=True, metadata={"help": "Reload the written folder and check it predicts the same."})
+    session_results: list[str] | None = field(
+        default=None,
+        metadata={"help": "results.json files of the recipe's experiment (scripts/recipe.sh, e.g. "
+                          "results/recipe_l2/fold1_test2/results.json ...fold2_test1/results.json): the card shows their "
+                          "held-out-session table (every model and baseline, macro-F1 over seeds)."},
+    )
 
 
 def main(argv: list[str] | None = None) -> Path | str:
@@ -76,7 +82,9 @@ def main(argv: list[str] | None = None) -> Path | str:
                          f"{hub.hub_id_error(args.repo_id, need_owner=True)}")
     if args.overwrite and args.local_dir is None:
         raise ValueError("--overwrite only applies to --local_dir.")
-    options = {"license": args.license, "dataset_names": args.dataset_names, "verify": args.verify}
+    session_results = [hub.check_session_results(path) for path in args.session_results or []]
+    options = {"license": args.license, "dataset_names": args.dataset_names, "verify": args.verify,
+               "session_results": session_results or None}
 
     # 2. Write the folder only
     if args.local_dir is not None:

@@ -25,6 +25,7 @@ from .model_card import (
     EXAMPLE_FILES,
     EXAMPLES_DIR,
     build_model_card,
+    check_session_results,
     example_transcript,
     hub_id_error,
 )
@@ -132,15 +133,18 @@ def verify_folder(model: Any, processor: Any, folder: Path) -> float:
 
 
 def build_folder(model_dir: str | os.PathLike, folder: str | os.PathLike, repo_id: str, license: str | None = None,
-                 dataset_names: list[str] | None = None, verify: bool = True) -> list[str]:
-    """Write the complete Hub folder of the checkpoint in ``model_dir`` into the empty ``folder``."""
+                 dataset_names: list[str] | None = None, verify: bool = True,
+                 session_results: list[dict[str, Any]] | None = None) -> list[str]:
+    """Write the complete Hub folder of the checkpoint in ``model_dir`` into the empty ``folder``
+    (``session_results``: experiment results whose table the card shows, see ``push_to_hub.py``)."""
     model_dir, folder = Path(model_dir), Path(folder)
     model, processor = load_checkpoint(model_dir)
     run_info = public_run_info(read_json(model_dir / "run_info.json"))  # the card names no local path either
     metrics = read_json(model_dir / "test_results.json")
     logger.info("Loaded %s (%s); run_info: %s; test results: %s", model_dir, "+".join(model.config.modalities),
                 "yes" if run_info else "no", "yes" if metrics else "no")
-    card = build_model_card(model, processor, model_dir, run_info, metrics, repo_id, license, dataset_names)
+    card = build_model_card(model, processor, model_dir, run_info, metrics, repo_id, license, dataset_names,
+                            session_results)
     files = write_folder(model, processor, model_dir, folder, card)
     logger.info("Wrote %s: %s", folder, ", ".join(files))
     if verify:
@@ -185,14 +189,14 @@ def normal_permissions(folder: Path) -> None:
 
 def write_local_folder(model_dir: str | os.PathLike, local_dir: str | os.PathLike, repo_id: str,
                        license: str | None = None, dataset_names: list[str] | None = None,
-                       verify: bool = True) -> Path:
+                       verify: bool = True, session_results: list[dict[str, Any]] | None = None) -> Path:
     """Build the Hub folder beside ``local_dir`` and then put it in place (replacing what was there), so a
     failure leaves ``local_dir`` untouched. Call :func:`check_local_dir` first."""
     target = Path(local_dir).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        build_folder(model_dir, staging, repo_id, license, dataset_names, verify)
+        build_folder(model_dir, staging, repo_id, license, dataset_names, verify, session_results)
         (staging / LOCAL_DIR_MARKER).write_text("written by push_to_hub.py; --overwrite may replace this folder\n",
                                                 encoding="utf-8")
         normal_permissions(staging)
@@ -208,7 +212,8 @@ def write_local_folder(model_dir: str | os.PathLike, local_dir: str | os.PathLik
 
 def publish(model_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None,
             commit_message: str = "Upload Multi-Still emotion recognition model", license: str | None = None,
-            dataset_names: list[str] | None = None, verify: bool = True) -> str:
+            dataset_names: list[str] | None = None, verify: bool = True,
+            session_results: list[dict[str, Any]] | None = None) -> str:
     """Create the Hub repository (if needed) and upload the complete Hub folder of ``model_dir``; returns
     the commit URL. ``repo_id`` without a namespace goes to the token owner's (as the Trainer does)."""
     token = token or get_token()
@@ -220,7 +225,7 @@ def publish(model_dir: str | os.PathLike, repo_id: str, private: bool = False, t
     repo_id = getattr(repo_url, "repo_id", None) or repo_id
     logger.info("Repository: %s", repo_url)
     with tempfile.TemporaryDirectory(prefix="multistill-hub-") as folder:
-        build_folder(model_dir, folder, repo_id, license, dataset_names, verify)
+        build_folder(model_dir, folder, repo_id, license, dataset_names, verify, session_results)
         commit = api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=folder,
                                    commit_message=commit_message)
     url = str(getattr(commit, "commit_url", commit))
@@ -240,6 +245,7 @@ __all__ = [
     "build_folder",
     "build_model_card",
     "check_local_dir",
+    "check_session_results",
     "hub_id_error",
     "publish",
     "public_reference",

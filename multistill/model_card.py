@@ -218,6 +218,49 @@ def results_table(metrics: dict[str, Any] | None, preset: str, trainable: int, r
             f"{note} UA (unweighted accuracy) and macro-F1 are what tell models apart on this neutral-dominated data.")
 
 
+def check_session_results(path: str | os.PathLike) -> dict[str, Any]:
+    """An experiment's ``results.json`` (``python -m multistill.experiment``), checked: ``ValueError`` naming the
+    file when it is missing, not JSON, or holds no rows of models and baselines with macro-F1."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read an experiment's results.json ({err}).") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not rows or not all(
+            isinstance(r, dict) and "label" in r and "macro_f1" in (r.get("summary") or {}) for r in rows):
+        raise ValueError(f"{path}: not an experiment's results.json (no rows with a label and macro-F1; it is "
+                         "written by python -m multistill.experiment / scripts/recipe.sh).")
+    return data
+
+
+def session_results_section(results: list[dict[str, Any]]) -> str:
+    """Markdown: macro-F1 (mean ± std over seeds) of every model and baseline of experiment result files, one
+    column per file (named by its test sessions), with the commit and seeds that made each."""
+    columns, notes = [], []
+    for data in results:
+        split = next(iter((data.get("splits") or {}).values()), {})
+        columns.append(f"test {', '.join(split.get('test_sessions') or ['?'])}")
+        made = data.get("provenance") or {}
+        seeds = (data.get("settings") or {}).get("seeds")
+        notes.append(f"{columns[-1]}: {split.get('train_examples', '?')} training + {split.get('validation_examples', '?')} "
+                     f"validation rows, seeds {seeds}, commit `{str(made.get('git_commit', '?'))[:7]}`")
+    labels = list(dict.fromkeys(row["label"] for data in results for row in data["rows"]))
+    lines = [f"| model or baseline (macro-F1, mean ± std over seeds) | {' | '.join(columns)} |",
+             "|---" * (len(columns) + 1) + "|"]
+    for label in labels:
+        cells = []
+        for data in results:
+            row = next((r for r in data["rows"] if r["label"] == label), None)
+            score = (row or {}).get("summary", {}).get("macro_f1")
+            cells.append(f"{100 * score['mean']:.1f} ± {100 * (score.get('std') or 0.0):.1f}" if score else "—")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    return ("## Evaluation on held-out sessions\n\nThe recipe that made this checkpoint, trained and tested on whole "
+            "held-out sessions (no speaker or dialogue on both sides), with the baselines on the same rows:\n\n"
+            + "\n".join(lines) + "\n\n" + "; ".join(notes) + ".\n")
+
+
 def per_class_table(metrics: dict[str, Any] | None, labels: list[str]) -> str:
     """Markdown table of the per-emotion test F1 (empty string without results)."""
     if not metrics:
@@ -378,7 +421,8 @@ def card_license(license_override: str | None, trained_on_kemdy: bool,
 
 def build_model_card(model: Any, processor: Any, model_dir: Path, run_info: dict[str, Any] | None,
                      metrics: dict[str, Any] | None, repo_id: str, license: str | None = None,
-                     dataset_names: list[str] | None = None) -> ModelCard:
+                     dataset_names: list[str] | None = None,
+                     session_results: list[dict[str, Any]] | None = None) -> ModelCard:
     """The ``README.md`` model card: YAML metadata + results, install line, usage, limitations, license, BibTeX.
 
     ``pipeline_tag`` is ``other`` (the task is the custom ``multimodal-emotion-recognition`` pipeline): the
@@ -415,6 +459,8 @@ def build_model_card(model: Any, processor: Any, model_dir: Path, run_info: dict
     limit = processor.max_audio_samples
     window_s = limit / processor.sampling_rate if limit else float("inf")
     evaluation = evaluation_section(metrics, preset, trainable, info, labels, model_dir)
+    if session_results:
+        evaluation += "\n\n" + session_results_section(session_results)
     body = f"""
 # {name}: Multi-Still emotion recognition for Korean conversation
 
@@ -503,6 +549,7 @@ __all__ = [
     "base_models",
     "build_model_card",
     "card_license",
+    "check_session_results",
     "encoders_text",
     "eval_results",
     "evaluation_section",
@@ -516,6 +563,7 @@ __all__ = [
     "per_class_table",
     "public_name",
     "results_table",
+    "session_results_section",
     "training_lines",
     "usage_section",
 ]

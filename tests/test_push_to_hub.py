@@ -126,6 +126,28 @@ def test_card_without_results_invents_nothing(push_to_hub, tmp_path):
     assert not (Path(out) / "test_results.json").exists()
 
 
+def test_card_shows_the_recipes_held_out_session_table(push_to_hub, tmp_path):
+    """Issue 18.6: --session_results puts the recipe's session-split table (every model and baseline, both folds)
+    into the card; a file that is not an experiment's results.json is refused before anything loads."""
+    results = Path(__file__).resolve().parents[1] / "results" / "recipe_l2"
+    files = [str(results / fold / "results.json") for fold in ("fold1_test2", "fold2_test1")]
+    checkpoint = make_checkpoint(tmp_path / "ckpt", results=False)
+    out = push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(tmp_path / "hub"), "--verify", "false",
+                            "--session_results", *files])
+    readme = (Path(out) / "README.md").read_text()
+    assert "## Evaluation on held-out sessions" in readme
+    assert "| model or baseline (macro-F1, mean ± std over seeds) | test KEMDy19:02 | test KEMDy19:01 |" in readme
+    teacher = json.loads(Path(files[0]).read_text())["rows"][0]["summary"]["macro_f1"]
+    assert f"| Teacher (multimodal) | {100 * teacher['mean']:.1f} ± {100 * teacher['std']:.1f} |" in readme
+    assert "Baseline: character 1-3-gram TF-IDF + logistic regression (text)" in readme
+    (tmp_path / "bad.json").write_text('{"rows": []}')
+    for bad, message in ((tmp_path / "none.json", "cannot read"), (tmp_path / "bad.json", "not an experiment")):
+        with pytest.raises(ValueError, match=f"{bad.name}: {message}"):
+            push_to_hub.main(["--model_dir", str(checkpoint), "--local_dir", str(tmp_path / "o"),
+                              "--session_results", str(bad)])
+    assert not (tmp_path / "o").exists()
+
+
 def test_tiny_backbones_are_flagged(push_to_hub, tmp_path):
     checkpoint = make_checkpoint(tmp_path / "ckpt", preset="light_student")
     (checkpoint / "run_info.json").write_text(json.dumps({**RUN_INFO, "preset": "light_student", "backbones": "tiny",
