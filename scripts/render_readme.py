@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -573,6 +574,17 @@ def statistics_mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+def _context_gain(plain: dict[str, Any], context: dict[str, Any]) -> str:
+    """Teacher macro-F1 with context minus without, paired by seed: ``mean ± std (ahead in k of n)``."""
+    seeds = sorted(set(plain["per_seed"]) & set(context["per_seed"]), key=int)
+    gains = [100 * (context["per_seed"][s]["teacher"]["metrics"]["macro_f1"]
+                    - plain["per_seed"][s]["teacher"]["metrics"]["macro_f1"]) for s in seeds]
+    if not gains:
+        return "–"
+    spread = f" ± {statistics.stdev(gains):.1f}" if len(gains) > 1 else ""
+    return f"{statistics_mean(gains):+.1f}{spread} ({sum(g > 0 for g in gains)} of {len(gains)} seeds ahead)"
+
+
 def render_context(files: dict[str, Any], root: str = "results/recipe") -> str:
     """Context 0 vs 4 for the teacher and the multimodal student, and the baselines with the same context."""
     header = ["model or baseline (macro-F1, mean ± std, 3 seeds)"] + [
@@ -591,9 +603,13 @@ def render_context(files: dict[str, Any], root: str = "results/recipe") -> str:
                     + [_macro(context[fold], name if k == 0 else f"{name}_context4")
                        for fold, _ in RECIPE_FOLDS for k in (0, 4)])
     lines = [table(header, rows), ""]
+    lines += [f"Teacher with 4 previous utterances − the same without context, {title}: "
+              f"{_context_gain(plain[fold], context[fold])}." for fold, title in RECIPE_FOLDS]
     lines += [f"Teacher with 4 previous utterances − {label}, {title}: {_versus(context[fold], key)}."
               for fold, title in RECIPE_FOLDS
-              for key, label in (("baseline_text_tfidf_context4", "TF-IDF with the same context"),
+              for key, label in (("baseline_text_tfidf", "TF-IDF without context"),
+                                 ("baseline_late_fusion", "late fusion without context"),
+                                 ("baseline_text_tfidf_context4", "TF-IDF with the same context"),
                                  ("baseline_late_fusion_context4", "late fusion with the same context"))]
     lines.append("")
     lines += [from_file(data, source) for source, data in files.items()]
