@@ -638,6 +638,8 @@ TABLES: dict[str, Table] = {
     "recipe": Table(tuple(recipe_file(fold) for fold, _ in RECIPE_FOLDS), render_recipe, RECIPE_CODE),
     "context": Table(tuple(recipe_file(fold, k) for fold, _ in RECIPE_FOLDS for k in (0, 4)), render_context,
                      RECIPE_CODE),
+    "context_l2": Table(tuple(recipe_file(fold, k, root=RECIPE_L2) for fold, _ in RECIPE_FOLDS for k in (0, 4)),
+                        functools.partial(render_context, root=RECIPE_L2), RECIPE_CODE),
     "recipe_l2": Table(tuple(recipe_file(fold, root=RECIPE_L2) for fold, _ in RECIPE_FOLDS),
                        functools.partial(render_recipe, root=RECIPE_L2), RECIPE_CODE),
     "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
