@@ -82,7 +82,8 @@ def _folder_signature(path: str) -> str:
 
 
 class SpeechRecognizer:
-    """Transcribes 16 kHz mono float32 arrays (subclasses implement :meth:`_transcribe`)."""
+    """Transcribes 16 kHz mono float32 arrays (subclasses implement :meth:`_transcribe`, or
+    :meth:`_transcribe_details` when the engine reports a confidence)."""
 
     engine: str = ""
 
@@ -241,9 +242,6 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
         """The decoding cap of a 16 kHz clip (see :attr:`tokens_per_second`)."""
         seconds = len(clip) / ASR_SAMPLING_RATE
         return min(self.max_new_tokens_limit, self.min_new_tokens + math.ceil(self.tokens_per_second * seconds))
-
-    def _transcribe(self, clips: list[np.ndarray]) -> list[str]:
-        return [result.text for result in self._transcribe_details(clips)]
 
     def _transcribe_details(self, clips: list[np.ndarray]) -> list[Transcription]:
         """Per clip the text, the token-weighted mean of its segments' ``avg_logprob`` and the first segment's

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -221,8 +222,6 @@ def results_table(metrics: dict[str, Any] | None, preset: str, trainable: int, r
 def check_session_results(path: str | os.PathLike) -> dict[str, Any]:
     """An experiment's ``results.json`` (``python -m multistill.experiment``), checked: ``ValueError`` naming the
     file when it is missing, not JSON, or holds no rows of models and baselines with macro-F1."""
-    import json
-
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
