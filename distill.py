@@ -40,22 +40,21 @@ from multistill.arguments import (
     run_script,
 )
 from multistill.configuration_multistill import PRESETS, TEACHER_SHARED_FIELDS, MultiStillConfig
+from multistill.features import FeaturePlan
 from multistill.modeling_multistill import MultiStillForEmotionClassification
 from multistill.processing_multistill import MultiStillProcessor
-from multistill.training import DistillationSettings, FeaturePlan
+from multistill.training import DistillationSettings
 from multistill.workflow import (
     check_teacher_split,
     count_parameters,
     data_info,
     finish_run,
+    fit_model,
     lock_output_dir,
-    make_trainer,
     prepare_features,
     prepare_splits,
-    refit_on_validation,
     resolve_checkpoint,
     setup_logging,
-    train_model,
 )
 
 logger = logging.getLogger("distill")
@@ -117,7 +116,7 @@ def build_student(model_args: ModelArguments, teacher: MultiStillForEmotionClass
                   distill_args: DistillationArguments) -> MultiStillForEmotionClassification:
     """A paper student around copies of the teacher's (frozen) encoders, or the light student initialised
     from it (its encoders train), with ``--freeze_*_encoder`` applied."""
-    overrides = {**model_args.freeze_overrides(), "context_size": model_args.context_size}
+    overrides = {**model_args.freeze_overrides(), **model_args.context_overrides()}
     if model_args.fusion_type is not None:
         overrides["fusion_type"] = model_args.fusion_type
     if model_args.preset == "light_student":
@@ -169,19 +168,12 @@ def main(argv: list[str] | None = None) -> dict:
     data = prepare_features(plan, splits, student, processor, model_args, data_args, training_args,
                             teacher=teacher, teacher_processor=teacher_processor)
 
-    # 5. Train: the student learns from the votes and the teacher
+    # 5. Train: the student learns from the votes and the teacher; --refit_on_validation retrains on training +
+    #    validation rows
     online = teacher if plan.online_teacher else None
-    trainer = make_trainer(student, processor, data, training_args, distillation=settings, teacher=online)
-    # (--refit_epochs all: no validation run; the refit below trains on training + validation rows)
-    refit_all = training_args.refit_on_validation and training_args.refit_epochs == "all"
-    train_result = None if refit_all else train_model(trainer, checkpoint)  # a full disk: one error line
-    logger.info("Process rank %d finished training at global step %d", training_args.process_index,
-                   trainer.state.global_step)
-    refit_epochs = None
-    if training_args.refit_on_validation:  # the same recipe again on train + validation, for the best epochs
-        trainer, train_result, refit_epochs = refit_on_validation(
-            None if refit_all else trainer, lambda: build_student(model_args, teacher, distill_args), processor, data, training_args,
-            distillation=settings, teacher=online)
+    trainer, train_result, refit_epochs = fit_model(
+        student, lambda: build_student(model_args, teacher, distill_args), processor, data, training_args,
+        checkpoint, distillation=settings, teacher=online)
 
     # 6. Test, save model + processor + metrics + plots + run_info.json + data_splits.json
     run_info = {

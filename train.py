@@ -29,20 +29,18 @@ import sys
 from transformers import HfArgumentParser, set_seed
 
 from multistill.arguments import DataArguments, ModelArguments, MultiStillTrainingArguments, run_script
-from multistill.training import FeaturePlan
+from multistill.features import FeaturePlan
 from multistill.workflow import (
     build_model,
     count_parameters,
     data_info,
     finish_run,
+    fit_model,
     lock_output_dir,
-    make_trainer,
     prepare_features,
     prepare_splits,
-    refit_on_validation,
     resolve_checkpoint,
     setup_logging,
-    train_model,
 )
 
 logger = logging.getLogger("train")
@@ -78,18 +76,11 @@ def main(argv: list[str] | None = None) -> dict:
     plan = FeaturePlan.decide(model.config, cache_features=model_args.cache_encoder_features)
     data = prepare_features(plan, splits, model, processor, model_args, data_args, training_args)
 
-    # 5. Train: the model's own loss (soft-label cross-entropy against the votes)
-    trainer = make_trainer(model, processor, data, training_args)
-    # (--refit_epochs all: no validation run; the refit below trains on training + validation rows)
-    refit_all = training_args.refit_on_validation and training_args.refit_epochs == "all"
-    train_result = None if refit_all else train_model(trainer, checkpoint)  # a full disk: one error line
-    logger.info("Process rank %d finished training at global step %d", training_args.process_index,
-                   trainer.state.global_step)
-    refit_epochs = None
-    if training_args.refit_on_validation:  # the same recipe again on train + validation, for the best epochs
-        trainer, train_result, refit_epochs = refit_on_validation(
-            None if refit_all else trainer, lambda: build_model(model_args, list(splits["train"]["text"]), data_args, training_args)[0],
-            processor, data, training_args)
+    # 5. Train: the model's own loss (soft-label cross-entropy against the votes); --refit_on_validation
+    #    retrains on training + validation rows
+    trainer, train_result, refit_epochs = fit_model(
+        model, lambda: build_model(model_args, list(splits["train"]["text"]), data_args, training_args)[0],
+        processor, data, training_args, checkpoint)
 
     # 6. Test, save model + processor + metrics + plots + run_info.json + data_splits.json
     run_info = {

@@ -51,9 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     from transformers import TrainingArguments
 
     from multistill.data import load_kemdy
+    from multistill.features import FeaturePlan
     from multistill.offline import build_tiny_encoders, tiny_backbones
     from multistill.splits import make_splits
-    from multistill.training import FeaturePlan, MultiStillTrainer
+    from multistill.training import MultiStillTrainer
 
     datasets.disable_progress_bars()
     transformers.utils.logging.set_verbosity_error()

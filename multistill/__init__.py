@@ -20,13 +20,13 @@ from .annotations import EMOTIONS, clean_transcript, normalize_emotion
 from .audio_utils import load_audio
 from .configuration_multistill import PRESETS, MultiStillConfig, MultiStillFbankConfig
 from .configuration_ngram import MultiStillNgramConfig
+from .modeling_encoders import select_teacher_layers
+from .modeling_fbank import MultiStillFbankEncoder
 from .modeling_multistill import (
-    MultiStillFbankEncoder,
     MultiStillForEmotionClassification,
     MultiStillForSequenceClassification,
     MultiStillModel,
     MultiStillOutput,
-    select_teacher_layers,
 )
 from .modeling_ngram import MultiStillNgramEncoder
 from .offline import build_tiny_encoders, tiny_backbones, train_wordpiece_tokenizer

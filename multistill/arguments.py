@@ -120,6 +120,12 @@ class ModelArguments:
         metadata={"help": "Previous utterances of the dialogue the model reads (0: each utterance alone). Needs "
                   "the audio features cached (a frozen audio encoder)."},
     )
+    context_type: str = field(
+        default="decayed_sum",
+        metadata={"help": "How --context_size previous utterances become one vector: 'decayed_sum' (their pooled "
+                  "vectors weighted by 0.8 per step back, no parameters; the recipe's) or 'gru'.",
+                  "choices": ("decayed_sum", "gru")},
+    )
     audio_full_window: bool = field(
         default=False,
         metadata={"help": "Whisper audio encoders: encode the whole 30 s window as speech recognition does, "
@@ -180,10 +186,14 @@ class ModelArguments:
 
     def config_overrides(self) -> dict[str, Any]:
         """Fields of ``MultiStillConfig`` set on the command line (fusion, context, Whisper window, freezing)."""
-        overrides: dict[str, Any] = {"context_size": self.context_size, "audio_full_window": self.audio_full_window}
+        overrides: dict[str, Any] = {**self.context_overrides(), "audio_full_window": self.audio_full_window}
         if self.fusion_type is not None:
             overrides["fusion_type"] = self.fusion_type
         return {**overrides, **self.freeze_overrides()}
+
+    def context_overrides(self) -> dict[str, Any]:
+        """Config fields of the conversation context (``context_size``, ``context_type``)."""
+        return {"context_size": self.context_size, "context_type": self.context_type}
 
     def backbones_label(self) -> str:
         """``tiny`` (both encoders tiny), ``pretrained`` (none tiny) or ``mixed``, for run_info.json."""

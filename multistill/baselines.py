@@ -28,6 +28,7 @@ import numpy as np
 from datasets import Dataset
 
 from .annotations import EMOTIONS
+from .configuration_multistill import DEFAULT_CONTEXT_DECAY
 
 SAMPLING_RATE = 16_000
 #: Analysis window and hop of the acoustic statistics: 25 ms / 10 ms at 16 kHz.
@@ -67,9 +68,6 @@ BASELINES: dict[str, BaselineSpec] = {
                      "the average of the probabilities of text_tfidf and audio_whisper"),
     )
 }
-#: Weight of the previous utterance's features in a context baseline; each step further back is multiplied by it.
-CONTEXT_DECAY = 0.8
-
 
 def acoustic_statistics(array: np.ndarray, sampling_rate: int) -> np.ndarray:
     """Utterance-level acoustic statistics (68 floats, finite) of a mono waveform.
@@ -157,7 +155,8 @@ def encoder_statistics(rows: Dataset, encoder_folder: str, cache: MutableMapping
 
 def with_context(featurize: Callable[[Dataset], Any], size: int) -> Callable[[Dataset], Any]:
     """Features of each row beside the decayed sum of its ``size`` previous utterances' features (same
-    dialogue, both speakers, causal; :func:`.data.previous_utterances`)."""
+    dialogue, both speakers, causal; :func:`.data.previous_utterances`; the ``k``-th previous weighted by
+    ``DEFAULT_CONTEXT_DECAY ** (k - 1)``, as the model's ``context_type="decayed_sum"``)."""
     import scipy.sparse as sparse
 
     from .data import previous_utterances
@@ -168,7 +167,7 @@ def with_context(featurize: Callable[[Dataset], Any], size: int) -> Callable[[Da
         index = np.asarray(history, dtype=np.int64).reshape(len(part), size)
         total = None
         for step in range(size):
-            present = (index[:, step] >= 0).astype(np.float64)[:, None] * CONTEXT_DECAY ** step
+            present = (index[:, step] >= 0).astype(np.float64)[:, None] * DEFAULT_CONTEXT_DECAY ** step
             rows = current[np.maximum(index[:, step], 0)]
             term = rows.multiply(present) if sparse.issparse(rows) else rows * present
             total = term if total is None else total + term

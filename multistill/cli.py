@@ -228,7 +228,8 @@ def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool
 
     model = check_model(model)
     if os.path.isdir(model):  # one line naming the damaged file (the pipeline would print tracebacks)
-        from .modeling_multistill import MultiStillForEmotionClassification, check_saved_folder
+        from .modeling_encoders import check_saved_folder
+        from .modeling_multistill import MultiStillForEmotionClassification
         from .processing_multistill import check_processor_folder
 
         try:
@@ -440,7 +441,8 @@ def run_stream(args: argparse.Namespace) -> int:
 
 def run_convert_whisper(args: argparse.Namespace) -> int:
     """``multistill convert-whisper``."""
-    from .whisper_base import convert_ct2_whisper, ct2_folder
+    from .whisper_base import ct2_folder
+    from .whisper_convert import convert_ct2_whisper
 
     if args.from_packages == (args.src_dir is not None):
         raise ValueError("Give either SRC_DIR OUT_DIR or --from-packages OUT_DIR.")

@@ -98,6 +98,12 @@ LEGACY_FBANK_KEYS: dict[str, str] = {
 FUSION_TYPES: tuple[str, ...] = ("cross_attention", "concat")
 #: Largest conversation history a model may read (``context_size``).
 MAX_CONTEXT_SIZE = 64
+#: How the previous utterances' pooled vectors become one context vector: their sum weighted by
+#: ``context_decay ** distance`` (no parameters; the recipe's, and what the baselines' context does) or a GRU over
+#: them tagged by speaker and distance (learns worse from about a thousand rows: README, "Conversation context").
+CONTEXT_TYPES: tuple[str, ...] = ("decayed_sum", "gru")
+#: Weight of the utterance ``k`` places back in the decayed sum is ``DEFAULT_CONTEXT_DECAY ** (k - 1)``.
+DEFAULT_CONTEXT_DECAY = 0.8
 
 #: Named variants. ``light_student`` also shrinks both encoders (``audio_layers``/``text_layers`` of
 #: :meth:`MultiStillConfig.from_preset`, default 2 each) and trains them; a waveform audio encoder (wav2vec2
@@ -343,6 +349,9 @@ class MultiStillConfig(PreTrainedConfig):
             about 14x less compute for a 2.5 s utterance). The processor pads accordingly.
         context_size: how many previous utterances of the conversation the model reads (0: each utterance
             alone, the paper's behaviour); see :class:`.modeling_heads.MultiStillContext`.
+        context_type / context_decay: how the history becomes one vector (:data:`CONTEXT_TYPES`): the sum of the
+            previous utterances' pooled vectors weighted by ``context_decay ** (k - 1)`` for the ``k``-th previous
+            one (``"decayed_sum"``, default, no parameters) or a GRU over them (``"gru"``).
         freeze_audio_encoder / freeze_text_encoder: keep that encoder frozen (no gradients, always in eval mode);
             see :attr:`frozen_modalities`. The legacy key ``freeze_encoders`` sets both.
         audio_encoder_name / text_encoder_name: where the pretrained encoders came from (Hub id or folder;
@@ -395,6 +404,8 @@ class MultiStillConfig(PreTrainedConfig):
     fusion_type: str = "cross_attention"
     audio_full_window: bool = False
     context_size: int = 0
+    context_type: str = "decayed_sum"
+    context_decay: float = DEFAULT_CONTEXT_DECAY
 
     def __post_init__(self, **kwargs: Any) -> None:
         audio_frontend = kwargs.pop("audio_frontend", None)
@@ -468,6 +479,11 @@ class MultiStillConfig(PreTrainedConfig):
         if (not isinstance(self.context_size, int) or isinstance(self.context_size, bool)
                 or not 0 <= self.context_size <= MAX_CONTEXT_SIZE):
             raise ValueError(f"`context_size` must be an integer in [0, {MAX_CONTEXT_SIZE}], got {self.context_size!r}.")
+        if self.context_type not in CONTEXT_TYPES:
+            raise ValueError(f"`context_type` must be one of {CONTEXT_TYPES}, got {self.context_type!r}.")
+        if (not isinstance(self.context_decay, (int, float)) or isinstance(self.context_decay, bool)
+                or not 0.0 < self.context_decay <= 1.0):
+            raise ValueError(f"`context_decay` must be a float in (0, 1], got {self.context_decay!r}.")
         for name in ("freeze_audio_encoder", "freeze_text_encoder", "audio_full_window"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
@@ -610,6 +626,8 @@ MultiStillNgramConfig.register_for_auto_class()
 __all__ = [
     "ALLOWED_AUDIO_FRONTENDS",
     "ALLOWED_MODALITIES",
+    "CONTEXT_TYPES",
+    "DEFAULT_CONTEXT_DECAY",
     "DEFAULT_AUDIO_CONFIG",
     "DEFAULT_AUDIO_ENCODER_NAME",
     "DEFAULT_TEXT_CONFIG",

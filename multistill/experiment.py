@@ -12,13 +12,15 @@ git commit, machine, date). Verdict lines state only what holds across seeds.
 
 ``--baselines_only`` skips training: the split is built exactly as ``train.py`` builds it (same arguments,
 same code) and only the baselines are scored -- a quick check of a corpus and split.
+
+This module plans and runs the jobs and reads as :func:`main`'s numbered steps; what the runs produced is read
+back and measured by :mod:`.experiment_results`, summarised over seeds and rendered by :mod:`.experiment_report`.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import math
 import os
@@ -41,18 +43,31 @@ from transformers import HfArgumentParser
 
 from .arguments import UsageError, run_script
 from .baselines import BASELINES
+from .experiment_report import (
+    aggregate,
+    data_text,
+    paired_comparisons,
+    render_report,
+    summarize_caching_gain,
+    transcript_comparison,
+)
+from .experiment_results import (
+    baseline_key,
+    baseline_label,
+    baseline_results,
+    caching_gain,
+    latency_rows,
+    load_run_splits,
+    model_results,
+    read_json,
+    splits_like_train,
+    test_transcript_cer,
+)
 
 logger = logging.getLogger("multistill.experiment")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-#: (key in the metric module's output, column of the table)
-METRICS = (("accuracy", "accuracy (WA)"), ("weighted_precision", "precision"), ("weighted_f1", "F1"),
-           ("unweighted_accuracy", "UA"), ("macro_f1", "macro-F1"))
-#: Metrics of the transcript-column comparison (``--test_text_columns``).
-TRANSCRIPT_METRICS = (("macro_f1", "macro-F1"), ("unweighted_accuracy", "UA"))
-#: Metrics of the paired comparisons.
-DIFF_METRICS = (("accuracy", "Δ accuracy"), ("unweighted_accuracy", "Δ UA"), ("macro_f1", "Δ macro-F1"))
 STUDENT_LABELS = {
     "text_student": "(a) text-only student",
     "audio_student": "(b) audio-only student",
@@ -119,15 +134,6 @@ ENCODER_BASELINES = ("audio_whisper", "late_fusion")
 
 def _default_baselines() -> list[str]:
     return list(BASELINES)
-
-
-def baseline_key(name: str, context_size: int) -> str:
-    """Row name of a baseline at a context size (``baseline_text_tfidf``, ``baseline_text_tfidf_context4``)."""
-    return f"baseline_{name}" + (f"_context{context_size}" if context_size else "")
-
-
-def baseline_label(name: str, context_size: int) -> str:
-    return BASELINES[name].label + (f", {context_size} previous utterances" if context_size else "")
 
 
 @dataclass
@@ -375,217 +381,6 @@ def execute(jobs: list[Job], parallel: int, reuse: bool) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------------
-# Data of a run: the corpus as the run loaded it, and its split by id
-# --------------------------------------------------------------------------------------------
-
-
-def _read_json(path: Path) -> Any:
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found.")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_run_corpus(run_dir: Path):
-    """The corpus a run trained on, loaded the way it loaded it (``run_info.json``: corpus, data_dir, ...,
-    and the speech recognizer of its ``asr_text`` column, whose transcripts come from the cache)."""
-    from .arguments import DataArguments
-    from .workflow import load_corpus
-
-    info = _read_json(run_dir / "run_info.json")
-    sessions, utterances = info.get("synthetic_size") or (4, 4)
-    return load_corpus(DataArguments(
-        corpus=info["corpus"], data_dir=info.get("data_dir"), sessions=info.get("sessions"),
-        data_cache_dir=info.get("data_cache_dir"), synthetic_sessions=sessions, synthetic_utterances=utterances,
-        asr_model=info.get("asr_model"), asr_engine=info.get("asr_engine"),
-    ))
-
-
-def select_ids(dataset, ids: Sequence[str], where: str):
-    """The rows of ``dataset`` with these ids, in this order; an id missing from the corpus is an error."""
-    index = {key: i for i, key in enumerate(dataset["id"])}
-    missing = [key for key in ids if key not in index]
-    if missing:
-        raise ValueError(f"{where}: {len(missing)} ids are not in the corpus loaded from run_info.json "
-                         f"(first: {missing[:3]}); was the corpus changed after the run?")
-    return dataset.select([index[key] for key in ids])
-
-
-def load_run_splits(run_dir: Path):
-    """``DatasetDict`` of the rows in the run's ``data_splits.json`` (train after balancing, validation, test),
-    its transcript column in ``text``, plus a ``test_on_<column>`` split per ``--test_text_columns`` entry."""
-    from datasets import DatasetDict
-
-    from .workflow import select_text_columns
-
-    path = run_dir / "data_splits.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: the run was made by a train.py/distill.py that does not write "
-                                "data_splits.json; rerun it (without --reuse) with this checkout.")
-    ids = _read_json(path)
-    for name in ("train", "validation", "test"):
-        if name not in ids:
-            raise ValueError(f"{path}: no {name!r} list of ids.")
-    info = _read_json(run_dir / "run_info.json")
-    dataset = load_run_corpus(run_dir)
-    rows = DatasetDict({name: select_ids(dataset, ids[name], f"{path} [{name}]")
-                        for name in ("train", "validation", "test")})
-    return select_text_columns(rows, info.get("text_column", "text"), info.get("test_text_columns"))
-
-
-def splits_like_train(command: Sequence[str], launcher_length: int, output_dir: Path):
-    """``--baselines_only``: the split ``train.py`` would make for this command line, by train.py's own code."""
-    from transformers import HfArgumentParser
-
-    from .arguments import DataArguments, ModelArguments, MultiStillTrainingArguments
-    from .splits import split_ids
-    from .training import write_json
-    from .workflow import DATA_SPLITS_FILE, data_info, prepare_splits
-
-    script_args = list(command[launcher_length + 1:])
-    parser = HfArgumentParser((ModelArguments, DataArguments, MultiStillTrainingArguments))
-    _, data_args, training_args = parser.parse_args_into_dataclasses(script_args)
-    splits, report = prepare_splits(data_args, training_args)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(split_ids(splits), output_dir / DATA_SPLITS_FILE)
-    (output_dir / "run_info.json").write_text(json.dumps(data_info(data_args, splits), indent=2) + "\n", encoding="utf-8")
-    return splits, report
-
-
-# --------------------------------------------------------------------------------------------
-# Measurements: baselines, latency, caching gain
-# --------------------------------------------------------------------------------------------
-
-
-def score_baselines(splits, names: Sequence[str], seed: int, feature_cache: dict[Any, np.ndarray],
-                    context_sizes: Sequence[int] = (0,), audio_encoder: str | None = None,
-                    ) -> dict[str, dict[str, Any]]:
-    """Every baseline (at each context size) fitted on train + validation rows and scored on test rows, by
-    :func:`baseline_key`; baselines that read text are also scored on each ``test_on_<column>`` split
-    (``test_by_text_column``)."""
-    from datasets import concatenate_datasets
-
-    from .baselines import BASELINES, fit_baseline, score_baseline
-    from .workflow import extra_test_splits
-
-    fit_rows = concatenate_datasets([splits["train"], splits["validation"]])
-    results = {}
-    for name in names:
-        for size in context_sizes:
-            start = time.perf_counter()
-            fitted = fit_baseline(name, fit_rows, seed=seed, feature_cache=feature_cache, context_size=size,
-                                  audio_encoder=audio_encoder)
-            result = score_baseline(fitted, splits["test"])
-            logger.info("seed %d, baseline %s, context %d: macro-F1 %.4f (fit on %d rows, %.1f s)", seed, name,
-                        size, result["metrics"]["macro_f1"], result["fit_rows"], time.perf_counter() - start)
-            if BASELINES[name].modality == "text":
-                result["test_by_text_column"] = {column: score_baseline(fitted, splits[split])["metrics"]
-                                                 for column, split in extra_test_splits(splits).items()}
-            results[baseline_key(name, size)] = result
-    return results
-
-
-def measure_latency(model_dir: Path, rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Median end-to-end latency per utterance (processor + model, batch 1) and the whole-set time."""
-    from .modeling_multistill import MultiStillForEmotionClassification
-    from .processing_multistill import MultiStillProcessor
-
-    model = MultiStillForEmotionClassification.from_pretrained(model_dir).eval()
-    processor = MultiStillProcessor.from_pretrained(model_dir)
-    modalities = list(model.config.modalities)
-
-    def predict(row: dict[str, Any]) -> None:
-        inputs = processor(
-            audio={"array": row["audio"]["array"], "sampling_rate": row["audio"]["sampling_rate"]}
-            if "audio" in modalities else None,
-            text=row["text"] if "text" in modalities else None,
-            return_tensors="pt",
-        )
-        inputs.pop("token_type_ids", None)
-        model(**inputs)
-
-    timings = []
-    with torch.inference_mode():
-        predict(rows[0])  # warm-up
-        for row in rows:
-            start = time.perf_counter()
-            predict(row)
-            timings.append(time.perf_counter() - start)
-    seconds = [float(np.asarray(r["audio"]["array"]).shape[0]) / r["audio"]["sampling_rate"] for r in rows]
-    return {
-        "latency_ms_median": 1000 * float(np.median(timings)),
-        "latency_ms_p90": 1000 * float(np.percentile(timings, 90)),
-        "utterances_timed": len(timings),
-        "mean_audio_seconds": float(np.mean(seconds)),
-        "real_time_factor": float(np.sum(timings) / np.sum(seconds)),
-    }
-
-
-def latency_rows(test_rows, count: int) -> list[dict[str, Any]]:
-    """The first ``count`` test utterances, decoded (audio + transcript)."""
-    rows = []
-    for row in test_rows.select(range(min(count, len(test_rows)))):
-        rows.append({"audio": {"array": np.asarray(row["audio"]["array"], dtype=np.float32),
-                               "sampling_rate": int(row["audio"]["sampling_rate"])}, "text": row["text"]})
-    return rows
-
-
-def caching_gain(seed_folder: Path) -> dict[str, float]:
-    """Seconds per training epoch of the two caching-gain runs (equal epochs): cached vs encoders every step."""
-    def result(name: str) -> dict[str, float]:
-        return _read_json(seed_folder / name / "train_results.json")
-
-    cached, uncached = result("caching_cached"), result("caching_uncached")
-    if cached["epoch"] != uncached["epoch"]:
-        raise ValueError(f"{seed_folder}: caching-gain runs trained {cached['epoch']} vs {uncached['epoch']} epochs.")
-    per_epoch = {k: r["train_runtime"] / r["epoch"] for k, r in (("cached", cached), ("uncached", uncached))}
-    info = _read_json(seed_folder / "teacher" / "run_info.json")
-    return {"epochs": cached["epoch"], "cached_epoch_seconds": per_epoch["cached"],
-            "uncached_epoch_seconds": per_epoch["uncached"], "speedup": per_epoch["uncached"] / per_epoch["cached"],
-            "teacher_caching_seconds": info.get("feature_caching_seconds")}
-
-
-# --------------------------------------------------------------------------------------------
-# Statistics over seeds
-# --------------------------------------------------------------------------------------------
-
-
-def describe(values: Sequence[float]) -> dict[str, Any]:
-    """Mean, sample standard deviation (n - 1; None for one value), n, min, max and the values."""
-    array = np.asarray(values, dtype=np.float64)
-    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else None,
-            "n": int(len(array)), "min": float(array.min()), "max": float(array.max()),
-            "values": [float(v) for v in array]}
-
-
-def paired_difference(first: dict[int, float], second: dict[int, float]) -> dict[str, Any]:
-    """``first - second`` per seed (seeds both have), summarised; plus how often ``first`` is ahead and
-    whether mean ± std covers zero (``None`` with one seed: no spread)."""
-    seeds = sorted(set(first) & set(second))
-    if not seeds:
-        raise ValueError("paired_difference: no seed in common.")
-    stats = describe([first[s] - second[s] for s in seeds])
-    stats["seeds"] = seeds
-    stats["ahead"] = int(sum(first[s] > second[s] for s in seeds))
-    stats["behind"] = int(sum(first[s] < second[s] for s in seeds))
-    std = stats["std"]
-    stats["covers_zero"] = None if std is None else bool(stats["mean"] - std <= 0.0 <= stats["mean"] + std)
-    return stats
-
-
-def verdict(name: str, first: str, second: str, stats: dict[str, Any], metric: str = "macro-F1") -> str:
-    """One line that states only what holds across the seeds."""
-    d = stats
-    line = f"{name}: {first} − {second} {metric} {100 * d['mean']:+.1f}"
-    if d["std"] is None:
-        return line + " points, one seed: no spread, so no conclusion."
-    line += (f" ± {100 * d['std']:.1f} points over {d['n']} seeds ({first} ahead in {d['ahead']}, "
-             f"behind in {d['behind']})")
-    if d["covers_zero"]:
-        return line + "; the spread covers zero: no difference shown."
-    return line + f"; the spread excludes zero: {first} {'ahead' if d['mean'] > 0 else 'behind'} in mean ± std."
-
-
-# --------------------------------------------------------------------------------------------
 # Provenance
 # --------------------------------------------------------------------------------------------
 
@@ -633,207 +428,8 @@ def provenance(argv: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def machine_text(machine: dict[str, Any]) -> str:
-    text = f"{machine['cpu']}, {machine['cpus_available']} of {machine['logical_cpus']} CPUs"
-    if machine.get("gpu"):
-        text += f", GPU {machine['gpu']}"
-    text += f", torch {machine['torch']}, Python {machine['python']}"
-    if machine.get("omp_num_threads"):
-        text += f", OMP_NUM_THREADS={machine['omp_num_threads']}"
-    return text
-
-
 # --------------------------------------------------------------------------------------------
-# The report
-# --------------------------------------------------------------------------------------------
-
-
-def _pm(stats: dict[str, Any] | None, scale: float = 100.0, digits: int = 2, signed: bool = False) -> str:
-    if stats is None:
-        return "–"
-    text = f"{scale * stats['mean']:{'+' if signed else ''}.{digits}f}"
-    return text if stats["std"] is None else f"{text} ± {scale * stats['std']:.{digits}f}"
-
-
-def aggregate(rows: list[dict[str, Any]], per_seed: dict[int, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Each row with its metrics (and latency, parameters) summarised over the seeds that have it."""
-    out = []
-    for row in rows:
-        results = [per_seed[seed][row["name"]] for seed in sorted(per_seed) if row["name"] in per_seed[seed]]
-        summary = {key: describe([r["metrics"][key] for r in results]) for key, _ in METRICS}
-        latency = None
-        if all(r.get("latency") for r in results) and results:
-            latency = {key: describe([r["latency"][key] for r in results])
-                       for key in ("latency_ms_median", "real_time_factor")}
-        parameters = results[0].get("parameters") if results else None
-        out.append({**row, "seeds": [s for s in sorted(per_seed) if row["name"] in per_seed[s]],
-                    "summary": summary, "latency": latency, "parameters": parameters})
-    return out
-
-
-def test_transcript_cer(splits, text_columns: dict[str, Any]) -> dict[str, float]:
-    """Character error rate of each other transcript column of the test rows against the corpus's (``text``)."""
-    from .asr import character_error_rate
-    from .workflow import extra_test_splits
-
-    tested = {text_columns["train"]: splits["test"],
-              **{column: splits[name] for column, name in extra_test_splits(splits).items()}}
-    if "text" not in tested:
-        return {}
-    return {column: character_error_rate(tested["text"]["text"], split["text"])["cer"]
-            for column, split in tested.items() if column != "text"}
-
-
-def transcript_comparison(row_specs: list[dict[str, Any]], per_seed: dict[int, dict[str, dict[str, Any]]],
-                          text_columns: dict[str, Any]) -> dict[str, Any]:
-    """Each model and text baseline tested with the training transcripts and with every other
-    ``--test_text_columns`` column (e.g. ASR): mean ± std over seeds and the paired difference."""
-    trained_on = text_columns["train"]
-    others = [column for column in text_columns["test"] if column != trained_on]
-    rows = []
-    for spec in row_specs:
-        seeds = [s for s in sorted(per_seed) if "test_by_text_column" in per_seed[s].get(spec["name"], {})]
-        if not seeds:
-            continue
-        tested = {trained_on: {s: per_seed[s][spec["name"]]["metrics"] for s in seeds}}
-        tested |= {column: {s: per_seed[s][spec["name"]]["test_by_text_column"][column] for s in seeds}
-                   for column in others}
-        rows.append({
-            "name": spec["name"], "label": spec["label"], "seeds": seeds,
-            "columns": {column: {key: describe([values[s][key] for s in seeds]) for key, _ in TRANSCRIPT_METRICS}
-                        for column, values in tested.items()},
-            "differences": {column: paired_difference({s: tested[column][s]["macro_f1"] for s in seeds},
-                                                      {s: tested[trained_on][s]["macro_f1"] for s in seeds})
-                            for column in others},
-        })
-    return {"trained_on": trained_on, "tested_on": [trained_on, *others], "rows": rows}
-
-
-def render_transcripts(transcripts: dict[str, Any]) -> list[str]:
-    """The ``results.md`` section of :func:`transcript_comparison`."""
-    trained_on, others = transcripts["trained_on"], transcripts["tested_on"][1:]
-    header = ["model"] + [f"{title} ({column})" for column in transcripts["tested_on"] for _, title in TRANSCRIPT_METRICS]
-    header += [f"Δ macro-F1 ({column} − {trained_on})" for column in others]
-    header += [f"seeds where {column} is ahead" for column in others]
-    lines = ["", f"## Test transcripts: trained on `{trained_on}`, tested with each transcript column", "",
-             "The same test utterances, the same trained models, the transcript column swapped; Δ is paired by seed "
-             "(points)." + "".join(f" Character error rate of `{column}` against `text` on these test utterances: "
-                                   f"{100 * cer:.1f} %." for column, cer in transcripts.get("test_cer", {}).items()),
-             "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for row in transcripts["rows"]:
-        cells = [_pm(row["columns"][column][key]) for column in transcripts["tested_on"] for key, _ in TRANSCRIPT_METRICS]
-        cells += [_pm(row["differences"][column], 100.0, 1, signed=True) for column in others]
-        cells += [f"{row['differences'][c]['ahead']} of {row['differences'][c]['n']}" for c in others]
-        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def render_report(report: dict[str, Any]) -> str:
-    """``results.md``: provenance, the mean ± std table, paired comparisons, per-seed figures, caching gain."""
-    p, s = report["provenance"], report["settings"]
-    seeds = s["seeds"]
-    tree = "unknown tree state" if p["git_dirty"] is None else (
-        f"dirty tree: {p['git_changes']} uncommitted changes" if p["git_dirty"] else "clean tree")
-    what = "baselines only" if report.get("baselines_only") else f"{s['backbones']} backbones"
-    lines = [
-        f"# Multi-Still experiment: {s['corpus']} corpus, {s['split']} split, {what}, "
-        f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
-        "",
-        f"Made by `{p['command']}` at commit `{(p['git_commit'] or 'unknown')[:12]}` ({tree}) on "
-        f"{machine_text(p['machine'])}; {p['date']}; {report['duration_s'] / 60:.1f} min wall clock, "
-        f"{report['cpu_seconds'] / 60:.1f} min CPU time of all processes (load average "
-        f"{p['machine']['load_average_start'][0]:.1f} at the start, {p['machine']['load_average_end'][0]:.1f} at "
-        "the end: other processes' load slows the wall clock and the latencies).",
-        "",
-        report["data_text"],
-        "",
-        f"Every cell is the mean ± sample standard deviation over seeds {', '.join(map(str, seeds))} (n − 1 in the "
-        "denominator; a single seed shows its value alone). Accuracy, precision and F1 are weighted, as in the "
-        "paper; UA (balanced accuracy) and macro-F1 weigh every emotion equally. References are the evaluators' "
-        "majority emotion."
-        + (" Latency = median over the first test utterances, batch 1, raw 16 kHz audio + transcript through the "
-           "processor and the model, measured one model after the other in this process."
-           if any(row.get("latency") for row in report["rows"]) else ""),
-        "",
-        "| model | " + " | ".join(title for _, title in METRICS)
-        + " | trainable params | total params | latency ms/utt | RTF |",
-        "|---|" + "---|" * (len(METRICS) + 4),
-    ]
-    for row in report["rows"]:
-        cells = [_pm(row["summary"][key]) for key, _ in METRICS]
-        params = row.get("parameters")
-        latency = row.get("latency")
-        cells += [f"{params['trainable']:,}" if params else "–", f"{params['total']:,}" if params else "–",
-                  _pm(latency["latency_ms_median"], 1.0, 1) if latency else "–",
-                  _pm(latency["real_time_factor"], 1.0, 4) if latency else "–"]
-        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
-    if report["baseline_text"]:
-        lines += ["", report["baseline_text"]]
-    if report["comparisons"]:
-        lines += ["", "## Paired differences (same seed), points", "",
-                  "| comparison | " + " | ".join(title for _, title in DIFF_METRICS)
-                  + " | first ahead (macro-F1) | per seed Δ macro-F1 |",
-                  "|---|" + "---|" * (len(DIFF_METRICS) + 2)]
-        for c in report["comparisons"]:
-            d = c["differences"]
-            ahead = f"{d['macro_f1']['ahead']} of {d['macro_f1']['n']}"
-            per_seed = ", ".join(f"{100 * v:+.1f}" for v in d["macro_f1"]["values"])
-            lines.append(f"| {c['title']} | " + " | ".join(_pm(d[key], 100.0, 1, signed=True) for key, _ in DIFF_METRICS)
-                         + f" | {ahead} | {per_seed} |")
-        lines += ["", *[f"* {c['verdict']}" for c in report["comparisons"]]]
-    if report.get("transcripts"):
-        lines += render_transcripts(report["transcripts"])
-    lines += ["", "## Macro-F1 per seed", "", "| model | " + " | ".join(f"seed {x}" for x in seeds) + " |",
-              "|---|" + "---|" * len(seeds)]
-    for row in report["rows"]:
-        values = dict(zip(row["seeds"], row["summary"]["macro_f1"]["values"], strict=True))
-        lines.append(f"| {row['label']} | "
-                     + " | ".join(f"{100 * values[x]:.2f}" if x in values else "–" for x in seeds) + " |")
-    gain = report.get("caching_gain")
-    if gain:
-        per = gain["per_seed"]
-        first = per[min(per)]
-        lines += [
-            "", "## Cached encoder features", "",
-            f"The teacher trained for {first['epochs']:g} epochs on cached encoder features and for as many epochs "
-            "running its frozen encoders every step (two extra runs per seed, one at a time after all other runs; "
-            f"epochs include validation): {_pm(gain['cached_epoch_seconds'], 1.0, 2)} s vs "
-            f"{_pm(gain['uncached_epoch_seconds'], 1.0, 2)} s per epoch, **{_pm(gain['speedup'], 1.0, 1)}x** faster "
-            f"per epoch (mean ± std over {gain['speedup']['n']} pairs of runs; per seed: "
-            + ", ".join(f"{per[x]['speedup']:.1f}x" for x in sorted(per))
-            + "). Feature caching in the teacher runs took "
-            + ", ".join(f"{per[x]['teacher_caching_seconds']:.1f} s" for x in sorted(per)
-                        if per[x]["teacher_caching_seconds"] is not None)
-            + " (once per encoder, processor and data: the students that share the teacher's encoders, and any "
-            "later run, only read the cache).",
-        ]
-    if s["backbones"] == "tiny" and not report.get("baselines_only"):
-        lines += ["", "Tiny random frozen encoders: the models' scores show that every path learns, not what the "
-                  "method achieves with pretrained encoders."]
-    return "\n".join(lines) + "\n"
-
-
-def data_text(reports: dict[int, dict[str, Any]], fit_rows: dict[int, int] | None) -> str:
-    """One paragraph on the split: test set (same for every seed or not), training rows, baseline fitting rows."""
-    tests = {seed: tuple(r["test_ids"]) for seed, r in reports.items()}
-    first = reports[min(reports)]
-    sessions = ", ".join(first.get("test_sessions") or [])
-    if len(set(tests.values())) == 1:
-        text = f"Test set: the same {len(tests[min(tests)])} utterances for every seed" + (f" ({sessions})." if sessions else ".")
-    else:
-        text = "Test sets differ between seeds (seeded split): " + ", ".join(
-            f"seed {seed}: {len(ids)} utterances" for seed, ids in sorted(tests.items())) + "."
-    text += " Training rows (after balancing) per seed: " + ", ".join(
-        f"{r['train_examples']}" for _, r in sorted(reports.items())) + f"; validation: {first['validation_examples']}."
-    if fit_rows:
-        text += (" Baselines are fitted on the training and validation rows of the same split ("
-                 + ", ".join(str(n) for _, n in sorted(fit_rows.items())) + " per seed; fixed hyper-parameters, no "
-                 "search) and scored on the same test rows as the models.")
-    return text
-
-
-# --------------------------------------------------------------------------------------------
-# main
+# main: its steps
 # --------------------------------------------------------------------------------------------
 
 
@@ -843,24 +439,122 @@ def _cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The metrics without the lists (confusion matrix, per-class scores)."""
-    return {k: v for k, v in metrics.items() if not isinstance(v, list)}
+@dataclass
+class Collected:
+    """What step 3 of :func:`main` gathers per seed: every row's results, the split, the baselines' fitting rows
+    and (of the first seed whose runs have several transcript columns) the test transcripts' error rates."""
+
+    per_seed: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    split_reports: dict[int, dict[str, Any]] = field(default_factory=dict)
+    fit_rows: dict[int, int] = field(default_factory=dict)
+    text_columns: dict[str, Any] | None = None
+    test_cer: dict[str, float] = field(default_factory=dict)  # of the first seed's test rows (the same for every seed)
 
 
-def _model_result(run: Run, run_dir: Path) -> dict[str, Any]:
-    info = _read_json(run_dir / "run_info.json")
-    metrics = _read_json(run_dir / "metrics.json")
-    test_results = _read_json(run_dir / "test_results.json")
-    full = metrics["test"]
-    by_column = {column: _scalars(values) for column, values in metrics.get("test_by_text_column", {}).items()
-                 if column != info.get("text_column", "text")}
-    return {"metrics": _scalars(full), **({"test_by_text_column": by_column} if by_column else {}),
-            "confusion_matrix": full.get("confusion_matrix"), "test_runtime": test_results.get("test_runtime"),
-            "parameters": info["parameters"], "alpha": run.alpha, "preset": run.preset}
+def seed_splits(args: ExperimentArguments, extra: list[str], seed: int):
+    """The seed's split and its data report: the teacher run's, or (``--baselines_only``) built as train.py would."""
+    folder = seed_dir(args.output_dir, seed)
+    if args.baselines_only:
+        launcher_length = len(shlex.split(args.launcher)) if args.launcher else 1
+        teacher = Run("teacher", "", "teacher", "train.py")
+        teacher_command = run_command(teacher, args, extra, seed, folder / teacher.name)
+        return splits_like_train(teacher_command, launcher_length, folder / "baselines")
+    return load_run_splits(folder / "teacher"), read_json(folder / "teacher" / "metrics.json")["data"]
+
+
+def collect_seeds(args: ExperimentArguments, extra: list[str], runs: list[Run]) -> Collected:
+    """Per seed: the models' test metrics (and latency), the baselines scored on the same split."""
+    collected = Collected()
+    feature_cache: dict[str, np.ndarray] = {}
+    for seed in args.seeds:
+        splits, report = seed_splits(args, extra, seed)
+        if report.get("text_columns") and collected.text_columns is None:
+            collected.text_columns = report["text_columns"]
+            collected.test_cer = test_transcript_cer(splits, collected.text_columns)
+        test_ids = list(splits["test"]["id"])
+        collected.split_reports[seed] = {
+            "test_ids": test_ids, "test_sessions": report.get("test", {}).get("sessions"),
+            "train_examples": len(splits["train"]), "validation_examples": len(splits["validation"])}
+        rows_for_latency = latency_rows(splits["test"], args.latency_utterances) \
+            if args.latency_utterances and runs else []
+        results = model_results(runs, seed_dir(args.output_dir, seed), test_ids, rows_for_latency)
+        if args.baselines:
+            encoder = str(Path(args.audio_encoder).expanduser()) if args.audio_encoder else None
+            baselines = baseline_results(splits, args.baselines, seed, feature_cache, args.baseline_context_sizes,
+                                         encoder)
+            results.update(baselines)
+            if baselines:
+                collected.fit_rows[seed] = list(baselines.values())[-1]["fit_rows"]
+        collected.per_seed[seed] = results
+    return collected
+
+
+def summarize(args: ExperimentArguments, runs: list[Run], collected: Collected, caching: bool) -> dict[str, Any]:
+    """The rows summarised over seeds, the paired differences, the transcript comparison, the caching gain."""
+    row_specs = [{"name": r.name, "label": r.label, "kind": "model", "preset": r.preset, "alpha": r.alpha} for r in runs]
+    row_specs += [{"name": baseline_key(n, k), "label": baseline_label(n, k), "kind": "baseline",
+                   "description": BASELINES[n].description} for n in args.baselines for k in args.baseline_context_sizes]
+    pairs = [(f"{p}_kd", f"{p}_ce", STUDENT_LABELS[p], "KD", "no KD") for p in args.students
+             if args.no_kd_ablation and not args.baselines_only]
+    if not args.baselines_only:
+        pairs += [("teacher", baseline_key(n, k), f"Teacher vs {baseline_label(n, k).removeprefix('Baseline: ')}",
+                   "teacher", "baseline") for n in args.baselines for k in args.baseline_context_sizes]
+    per_seed, text_columns = collected.per_seed, collected.text_columns
+    rows = aggregate(row_specs, per_seed)
+    comparisons = paired_comparisons(pairs, per_seed)
+    transcripts = {**transcript_comparison(row_specs, per_seed, text_columns), "test_cer": collected.test_cer} \
+        if text_columns else None
+    gain = summarize_caching_gain({seed: caching_gain(seed_dir(args.output_dir, seed)) for seed in args.seeds}) \
+        if caching else None
+    return {"rows": rows, "comparisons": comparisons, "transcripts": transcripts, "caching_gain": gain}
+
+
+def build_report(args: ExperimentArguments, extra: list[str], collected: Collected, summary: dict[str, Any], *,
+                 origin: dict[str, Any], duration_s: float, cpu_seconds: float,
+                 run_seconds: dict[str, float]) -> dict[str, Any]:
+    """``results.json``: provenance, wall clock and CPU time, the settings, the summaries, per seed results and
+    splits, the caching gain and the seconds of every run."""
+    return {
+        "provenance": origin,
+        "duration_s": duration_s,
+        "cpu_seconds": cpu_seconds,
+        "settings": {"corpus": args.corpus, "split": args.split, "backbones": backbones_label(args), "seeds": args.seeds,
+                     "students": args.students, "no_kd_ablation": args.no_kd_ablation, "alpha": args.alpha,
+                     "temperature": args.temperature, "num_train_epochs": args.num_train_epochs,
+                     "learning_rate": args.learning_rate, "batch_size": args.batch_size, "passed_through": extra,
+                     "baselines": args.baselines, "baselines_fit_on": ["train", "validation"],
+                     "baseline_context_sizes": args.baseline_context_sizes,
+                     "latency_utterances": args.latency_utterances, "parallel": args.parallel},
+        "baselines_only": args.baselines_only,
+        "data_text": data_text(collected.split_reports, collected.fit_rows if args.baselines else None),
+        "baseline_text": "Baselines: " + "; ".join(f"{BASELINES[n].label.removeprefix('Baseline: ')} = "
+                                                   f"{BASELINES[n].description}" for n in args.baselines)
+        + ". They are deterministic: they vary across seeds only where the rows they are fitted on do."
+        if args.baselines else "",
+        "rows": summary["rows"],
+        "comparisons": summary["comparisons"],
+        "transcripts": summary["transcripts"],
+        "per_seed": {str(seed): results for seed, results in collected.per_seed.items()},
+        "splits": {str(seed): {k: v for k, v in r.items() if k != "test_ids"} | {"test_examples": len(r["test_ids"])}
+                   for seed, r in collected.split_reports.items()},
+        "caching_gain": summary["caching_gain"],
+        "run_seconds": run_seconds,
+    }
+
+
+def write_report(report: dict[str, Any], output_dir: Path) -> None:
+    """``results.md`` (also printed) and ``results.json``."""
+    from .training import write_json
+
+    table = render_report(report)
+    (output_dir / "results.md").write_text(table, encoding="utf-8")
+    write_json(report, output_dir / "results.json")
+    print(table)
+    logger.info("Wrote %s and results.json", output_dir / "results.md")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """``python -m multistill.experiment``: plan, train, collect each seed's results, summarise, report."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
                         level=logging.INFO)
     # 1. Arguments, the plan and its provenance (before anything runs)
@@ -881,115 +575,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         run_seconds.update(execute(gain_jobs, 1, args.reuse))
 
     # 3. Per seed: collect the models' test metrics, score the baselines on the same split, time the models
-    per_seed: dict[int, dict[str, dict[str, Any]]] = {}
-    text_columns: dict[str, Any] | None = None
-    test_cer: dict[str, float] = {}  # of the first seed's test rows (the same rows for every seed)
-    split_reports: dict[int, dict[str, Any]] = {}
-    fit_rows: dict[int, int] = {}
-    feature_cache: dict[str, np.ndarray] = {}
-    launcher_length = len(shlex.split(args.launcher)) if args.launcher else 1
-    for seed in args.seeds:
-        folder = seed_dir(output_dir, seed)
-        if args.baselines_only:
-            teacher = Run("teacher", "", "teacher", "train.py")
-            teacher_command = run_command(teacher, args, extra, seed, folder / teacher.name)
-            splits, report = splits_like_train(teacher_command, launcher_length, folder / "baselines")
-        else:
-            splits = load_run_splits(folder / "teacher")
-            report = _read_json(folder / "teacher" / "metrics.json")["data"]
-        if report.get("text_columns") and text_columns is None:
-            text_columns = report["text_columns"]
-            test_cer = test_transcript_cer(splits, text_columns)
-        test_ids = list(splits["test"]["id"])
-        split_reports[seed] = {"test_ids": test_ids, "test_sessions": report.get("test", {}).get("sessions"),
-                               "train_examples": len(splits["train"]), "validation_examples": len(splits["validation"])}
-        results: dict[str, dict[str, Any]] = {}
-        rows_for_latency = latency_rows(splits["test"], args.latency_utterances) \
-            if args.latency_utterances and runs else []
-        for run in runs:
-            run_dir = folder / run.name
-            run_ids = _read_json(run_dir / "data_splits.json")["test"] if (run_dir / "data_splits.json").exists() \
-                else [p["id"] for p in _read_json(run_dir / "test_predictions.json")]
-            if run_ids != test_ids:
-                raise RuntimeError(f"{run_dir} was tested on other utterances than {folder / 'teacher'}: every row "
-                                   "of a seed must share one test set (same split arguments).")
-            results[run.name] = _model_result(run, run_dir)
-            if rows_for_latency:
-                results[run.name]["latency"] = measure_latency(run_dir, rows_for_latency)
-        if args.baselines:
-            encoder = str(Path(args.audio_encoder).expanduser()) if args.audio_encoder else None
-            for key, result in score_baselines(splits, args.baselines, seed, feature_cache,
-                                               args.baseline_context_sizes, encoder).items():
-                results[key] = {"metrics": _scalars(result["metrics"]),
-                                "confusion_matrix": result["metrics"].get("confusion_matrix"),
-                                "fit_rows": result["fit_rows"]}
-                if result.get("test_by_text_column"):
-                    results[key]["test_by_text_column"] = {
-                        column: _scalars(metrics) for column, metrics in result["test_by_text_column"].items()}
-                fit_rows[seed] = result["fit_rows"]
-        per_seed[seed] = results
+    collected = collect_seeds(args, extra, runs)
 
-    # 4. Summaries over seeds: rows, paired differences, caching gain
-    row_specs = [{"name": r.name, "label": r.label, "kind": "model", "preset": r.preset, "alpha": r.alpha} for r in runs]
-    row_specs += [{"name": baseline_key(n, k), "label": baseline_label(n, k), "kind": "baseline",
-                   "description": BASELINES[n].description} for n in args.baselines for k in args.baseline_context_sizes]
-    rows = aggregate(row_specs, per_seed)
-    comparisons = []
-    pairs = [(f"{p}_kd", f"{p}_ce", STUDENT_LABELS[p], "KD", "no KD") for p in args.students
-             if args.no_kd_ablation and not args.baselines_only]
-    if not args.baselines_only:
-        pairs += [("teacher", baseline_key(n, k), f"Teacher vs {baseline_label(n, k).removeprefix('Baseline: ')}",
-                   "teacher", "baseline") for n in args.baselines for k in args.baseline_context_sizes]
-    for first, second, name, first_name, second_name in pairs:
-        differences = {key: paired_difference({s: per_seed[s][first]["metrics"][key] for s in per_seed},
-                                              {s: per_seed[s][second]["metrics"][key] for s in per_seed})
-                       for key, _ in DIFF_METRICS}
-        comparisons.append({"first": first, "second": second, "title": f"{name}: {first_name} − {second_name}",
-                            "differences": differences,
-                            "verdict": verdict(name, first_name, second_name, differences["macro_f1"])})
-    transcripts = {**transcript_comparison(row_specs, per_seed, text_columns), "test_cer": test_cer} \
-        if text_columns else None
-    gain = None
-    if gain_jobs:
-        per = {seed: caching_gain(seed_dir(output_dir, seed)) for seed in args.seeds}
-        gain = {"per_seed": per, **{key: describe([per[s][key] for s in per])
-                                    for key in ("cached_epoch_seconds", "uncached_epoch_seconds", "speedup")}}
+    # 4. Summaries over seeds: rows, paired differences, transcripts, caching gain
+    summary = summarize(args, runs, collected, caching=bool(gain_jobs))
 
     # 5. The report
     origin["machine"]["load_average_end"] = list(os.getloadavg())
-    report = {
-        "provenance": origin,
-        "duration_s": time.perf_counter() - started,
-        "cpu_seconds": _cpu_seconds() - cpu_start,
-        "settings": {"corpus": args.corpus, "split": args.split, "backbones": backbones_label(args), "seeds": args.seeds,
-                     "students": args.students, "no_kd_ablation": args.no_kd_ablation, "alpha": args.alpha,
-                     "temperature": args.temperature, "num_train_epochs": args.num_train_epochs,
-                     "learning_rate": args.learning_rate, "batch_size": args.batch_size, "passed_through": extra,
-                     "baselines": args.baselines, "baselines_fit_on": ["train", "validation"],
-                     "baseline_context_sizes": args.baseline_context_sizes,
-                     "latency_utterances": args.latency_utterances, "parallel": args.parallel},
-        "baselines_only": args.baselines_only,
-        "data_text": data_text(split_reports, fit_rows if args.baselines else None),
-        "baseline_text": "Baselines: " + "; ".join(f"{BASELINES[n].label.removeprefix('Baseline: ')} = "
-                                                   f"{BASELINES[n].description}" for n in args.baselines)
-        + ". They are deterministic: they vary across seeds only where the rows they are fitted on do."
-        if args.baselines else "",
-        "rows": rows,
-        "comparisons": comparisons,
-        "transcripts": transcripts,
-        "per_seed": {str(seed): results for seed, results in per_seed.items()},
-        "splits": {str(seed): {k: v for k, v in r.items() if k != "test_ids"} | {"test_examples": len(r["test_ids"])}
-                   for seed, r in split_reports.items()},
-        "caching_gain": gain,
-        "run_seconds": run_seconds,
-    }
-    table = render_report(report)
-    (output_dir / "results.md").write_text(table, encoding="utf-8")
-    from .training import write_json
-
-    write_json(report, output_dir / "results.json")
-    print(table)
-    logger.info("Wrote %s and results.json", output_dir / "results.md")
+    report = build_report(args, extra, collected, summary, origin=origin,
+                          duration_s=time.perf_counter() - started, cpu_seconds=_cpu_seconds() - cpu_start,
+                          run_seconds=run_seconds)
+    write_report(report, output_dir)
     return report
 
 

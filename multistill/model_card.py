@@ -398,7 +398,7 @@ def license_section(license_name: str, trained_on_kemdy: bool, datasets: list[st
     agreements = ", ".join(f"{name}: {KEMDY_LINKS[name]}" for name in corpora)
     return f"""## License
 
-The code files (`*_multistill.py`, `*_ngram.py`, `modeling_heads.py`, `annotations.py`, `audio_utils.py`, `asr.py`) are Apache-2.0, from the multistill project. The
+The code files (`*_multistill.py`, `*_ngram.py`, `modeling_*.py`, `annotations.py`, `audio_utils.py`, `asr.py`) are Apache-2.0, from the multistill project. The
 weights were trained on ETRI's {'/'.join(corpora)}, which ETRI grants **for research only**, under its license
 agreement ({agreements}); these weights are shared under the same restriction (metadata:
 `{license_name}`) and grant no right beyond ETRI's terms: research use only, no commercial use, and check
@@ -506,7 +506,9 @@ def training_lines(config: Any, info: dict[str, Any], preset: str, total: int, t
     modalities = list(config.modalities)
     fusion = (f"{config.fusion_type} fusion" if getattr(config, "pooled_fusion", False)
               else f"{config.num_fusion_layers} fusion layer(s)")
-    context = f"; {config.context_size} previous utterances as context" if getattr(config, "context_size", 0) else ""
+    context = (f"; {config.context_size} previous utterances as context "
+               f"({getattr(config, 'context_type', 'decayed_sum').replace('_', ' ')})"
+               if getattr(config, "context_size", 0) else "")
     lines = [f"- preset: `{preset}` ({'+'.join(modalities)}; {fusion}{context}; audio front end "
              f"`{config.audio_frontend}`), {total:,} parameters ({trainable:,} trainable)"]
     if not info:

@@ -12,9 +12,11 @@ branch learns better (measured in README, "Models worth using"):
 * ``fusion_type="concat"``: the projected branches concatenated.
 
 :class:`MultiStillContext` adds what was said before (``context_size`` previous utterances of the conversation,
-both speakers): their pooled vectors, tagged same / other / unknown speaker and by distance, are summarised by a
-GRU (oldest to newest) into one vector read beside the current utterance's. Only past utterances are given, so
-it works live; the pooled vectors are computed once per utterance and reused.
+both speakers) as one vector read beside the current utterance's: by default the sum of their pooled vectors,
+the ``k``-th previous weighted by ``context_decay ** (k - 1)`` (``context_type="decayed_sum"``: no parameters,
+so it cannot overfit the few hundred dialogues of a corpus), or a GRU over them, tagged same / other / unknown
+speaker and by distance (``"gru"``). Only past utterances are given, so it works live; the pooled vectors are
+computed once per utterance and reused.
 """
 
 from __future__ import annotations
@@ -76,28 +78,35 @@ class MultiStillPooledFusion(nn.Module):
 class MultiStillContext(nn.Module):
     """History of pooled vectors ``[B, K, P]`` (newest first) + speaker relation -> context vector ``[B, P]``.
 
-    Each history vector gets a learnt embedding of its speaker relation (unknown / same / other) and of its
-    distance (1..K); a GRU reads them oldest to newest; its last state is the context (zeros when the
-    utterance opens the conversation).
+    ``context_type="decayed_sum"``: the present history vectors summed with weights ``context_decay ** k``
+    (``k = 0`` for the newest); the speaker relation is not used. ``"gru"``: each history vector gets a learnt
+    embedding of its speaker relation (unknown / same / other) and of its distance (1..K); a GRU reads them
+    oldest to newest; its last state is the context. Zeros when the utterance opens the conversation.
     """
 
     def __init__(self, config):
         super().__init__()
         width = config.pooled_utterance_size
         self.context_size = config.context_size
-        self.speaker_embeddings = nn.Embedding(3, width)
-        self.distance_embeddings = nn.Embedding(config.context_size, width)
-        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.gru = nn.GRU(width, width, batch_first=True)
+        self.context_type = config.context_type
+        self.context_decay = float(config.context_decay)
+        if self.context_type == "gru":
+            self.speaker_embeddings = nn.Embedding(3, width)
+            self.distance_embeddings = nn.Embedding(config.context_size, width)
+            self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+            self.gru = nn.GRU(width, width, batch_first=True)
 
     def forward(self, history: torch.Tensor, history_mask: torch.Tensor, history_speaker: torch.Tensor) -> torch.Tensor:
         size = history.shape[1]
         if size > self.context_size:
             raise ValueError(f"history holds {size} utterances; this model reads at most {self.context_size}.")
+        mask = history_mask.to(history.dtype).unsqueeze(-1)
+        if self.context_type == "decayed_sum":
+            weights = self.context_decay ** torch.arange(size, device=history.device, dtype=history.dtype)
+            return (history * mask * weights[None, :, None]).sum(dim=1)
         distance = torch.arange(size, device=history.device)
         tagged = self.norm(history + self.speaker_embeddings(history_speaker.long().clamp(0, 2))
                            + self.distance_embeddings(distance)[None])
-        mask = history_mask.to(tagged.dtype).unsqueeze(-1)
         # oldest first; absent utterances (mask 0) are zero vectors and leave the state where an empty input would
         outputs, _ = self.gru(torch.flip(tagged * mask, dims=[1]))
         present = history_mask.bool().any(dim=1, keepdim=True).to(outputs.dtype)

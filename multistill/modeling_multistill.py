@@ -5,8 +5,11 @@ This file is shipped next to the weights on the Hub: it imports its siblings onl
 * :class:`MultiStillModel` — encoders + fusion; returns the pooled fused representation.
 * :class:`MultiStillForEmotionClassification` — the same plus the classifier; serves the teacher and all
   students (``config.modalities`` / ``num_fusion_layers`` and the encoder configs decide the branches).
-* :class:`MultiStillFbankEncoder` — the light student's audio encoder (log-mel front end + wav2vec2 layers),
-  a ``PreTrainedModel`` of its own built through ``AutoModel`` like every other encoder.
+
+Their parts live in sibling files: the cross-modal transformer in :mod:`.modeling_cross_attention`, the pooled
+fusion and the conversation context in :mod:`.modeling_heads`, the light student's audio encoder
+(``MultiStillFbankEncoder``) in :mod:`.modeling_fbank`, and encoder building, loading checks and the
+``from_encoders`` / ``light_student_from_teacher`` constructors in :mod:`.modeling_encoders`.
 
 Encoders: any ``AutoModel`` audio encoder taking ``input_values`` (wav2vec2, HuBERT, WavLM, data2vec-audio,
 the fbank encoder) or ``input_features`` (the Whisper encoder; its decoder is never built), any ``AutoModel``
@@ -21,54 +24,29 @@ data2vec-audio stacks five positional convolutions, so these two are *not* paddi
 
 from __future__ import annotations
 
-import math
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    PreTrainedConfig,
-    PreTrainedModel,
-)
-from transformers import initialization as init
-from transformers.audio_utils import mel_filter_bank
-from transformers.masking_utils import create_bidirectional_mask
-from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
-from transformers.models.wav2vec2.modeling_wav2vec2 import (
-    Wav2Vec2EncoderLayerStableLayerNorm,
-    Wav2Vec2PositionalConvEmbedding,
-)
+from transformers import PreTrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
-from .configuration_multistill import (
-    ALLOWED_MODALITIES,
-    DEFAULT_AUDIO_ENCODER_NAME,
-    DEFAULT_TEXT_ENCODER_NAME,
-    PRESETS,
-    TEACHER_SHARED_FIELDS,
-    MultiStillConfig,
-    MultiStillFbankConfig,
-    _is_fbank,
-    _normalize_modalities,
+from .configuration_multistill import ALLOWED_MODALITIES, MultiStillConfig, _normalize_modalities
+from .modeling_cross_attention import MultiStillFusionEncoder, cross_modal_fusion
+from .modeling_encoders import (
+    MultiStillEncoderInitMixin,
+    build_encoder,
+    check_saved_folder,
+    is_whisper_encoder,
+    whisper_encoder_states,
 )
-from .configuration_ngram import MultiStillNgramConfig
 from .modeling_heads import MultiStillContext, MultiStillPooledFusion, layer_statistics
 from .modeling_ngram import MultiStillNgramEncoder
 
-#: Names of the fusion encoders, by role: (query modality, key/value modality, pooling).
-FUSION_ENCODERS: dict[str, tuple[str, str | None, str]] = {
-    "audio_to_text": ("audio", "text", "mean"),  # bimodal: audio queries attend to text, mean over audio
-    "text_to_audio": ("text", "audio", "first"),  # bimodal: text queries attend to audio, first token
-    "audio_self_attention": ("audio", None, "first"),  # audio-only student
-    "text_self_attention": ("text", None, "mean"),  # text-only student
-}
 
 # --------------------------------------------------------------------------------------------- outputs
 @dataclass
@@ -122,25 +100,6 @@ class MultiStillOutput(SequenceClassifierOutput):
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def sinusoidal_positions(length: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """fairseq/MulT sinusoidal table for positions 1..length: ``[length, dim]`` (sin half, then cos half)."""
-    half = dim // 2
-    scale = math.log(10000.0) / max(half - 1, 1)
-    freqs = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * -scale)
-    positions = torch.arange(1, length + 1, device=device, dtype=torch.float32)
-    angles = positions[:, None] * freqs[None, :]
-    table = torch.cat([angles.sin(), angles.cos()], dim=-1)
-    if dim % 2:
-        table = F.pad(table, (0, 1))
-    return table.to(dtype)
-
-
-def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the valid (``mask == 1``) time steps: ``[B, T, D] -> [B, D]``."""
-    weights = mask.to(hidden_states.dtype).unsqueeze(-1)
-    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
-
-
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy with hard (class id ``[B]``, ``-100`` ignored) or soft (``[B, num_labels]`` vote counts or
     distributions, rows normalised to sum to 1) targets, in float32."""
@@ -154,22 +113,6 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
         raise ValueError(f"Class-id labels must have shape [batch], got {tuple(labels.shape)}.")
     return F.cross_entropy(logits.float(), labels.long())
 
-
-def select_teacher_layers(num_teacher_layers: int, num_student_layers: int) -> list[int]:
-    """Teacher layers a student of ``num_student_layers`` layers is initialised from.
-
-    distil-whisper's "maximally spaced" rule: ``np.linspace(0, L - 1, k, dtype=int)`` with the last entry
-    forced to ``L - 1``. So the first and last teacher layers are always kept (one layer: the last).
-    Examples: 2 of 24 -> [0, 23]; 4 of 24 -> [0, 7, 15, 23]; 2 of 12 -> [0, 11]; 1 of 3 -> [2].
-    """
-    if num_student_layers < 1 or num_student_layers > num_teacher_layers:
-        raise ValueError(
-            f"Cannot pick {num_student_layers} student layers from {num_teacher_layers} teacher layers "
-            f"(need 1 <= student <= teacher)."
-        )
-    mapping = np.linspace(0, num_teacher_layers - 1, num_student_layers, dtype=int)
-    mapping[-1] = num_teacher_layers - 1
-    return [int(i) for i in mapping]
 
 
 def _is_tracing() -> bool:
@@ -189,127 +132,8 @@ def _check_mask(mask: torch.Tensor, what: str) -> None:
         raise ValueError(f"`{what}` has a row without any valid position (an empty utterance).")
 
 
-# --------------------------------------------------------------------------------------------- fusion
-class MultiStillAttention(nn.Module):
-    """Multi-head attention with a key-padding mask (queries from one sequence, keys/values from another)."""
 
-    def __init__(self, config: MultiStillConfig):
-        super().__init__()
-        self.num_heads = config.num_attention_heads
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.dropout = config.attention_dropout
-        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        key_value_states: torch.Tensor,
-        key_padding_mask: torch.Tensor,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch, q_len, _ = hidden_states.shape
-        k_len = key_value_states.shape[1]
-        query = self.q_proj(hidden_states).view(batch, q_len, self.num_heads, self.head_dim).transpose(1, 2)
-        key = self.k_proj(key_value_states).view(batch, k_len, self.num_heads, self.head_dim).transpose(1, 2)
-        value = self.v_proj(key_value_states).view(batch, k_len, self.num_heads, self.head_dim).transpose(1, 2)
-        allowed = key_padding_mask.bool()[:, None, None, :]
-        dropout = self.dropout if self.training else 0.0
-        weights = None
-        if output_attentions:
-            scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_dim)
-            scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-            weights = scores.softmax(dim=-1)
-            context = torch.matmul(F.dropout(weights, p=dropout, training=self.training), value)
-        else:
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, dropout_p=dropout)
-        context = context.transpose(1, 2).reshape(batch, q_len, -1)
-        return self.out_proj(context), weights
-
-
-class MultiStillFusionLayer(nn.Module):
-    """MulT pre-LayerNorm layer: LN -> (cross-)attention -> residual; LN -> FFN(ReLU) -> residual.
-
-    As in MulT, the same LayerNorm normalises the queries and the key/value sequence.
-    """
-
-    def __init__(self, config: MultiStillConfig):
-        super().__init__()
-        self.self_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.attention = MultiStillAttention(config)
-        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.fc1 = nn.Linear(config.hidden_size, config.fusion_intermediate_size)
-        self.fc2 = nn.Linear(config.fusion_intermediate_size, config.hidden_size)
-        self.activation_dropout = config.activation_dropout
-        self.residual_dropout = config.residual_dropout
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor,
-        key_value_states: torch.Tensor | None = None,
-        key_value_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        residual = hidden_states
-        hidden_states = self.self_attn_layer_norm(hidden_states)
-        if key_value_states is None:
-            key_value_states, key_value_mask = hidden_states, attention_mask
-        else:
-            key_value_states = self.self_attn_layer_norm(key_value_states)
-        hidden_states, weights = self.attention(hidden_states, key_value_states, key_value_mask, output_attentions)
-        hidden_states = residual + F.dropout(hidden_states, p=self.residual_dropout, training=self.training)
-
-        residual = hidden_states
-        hidden_states = F.relu(self.fc1(self.final_layer_norm(hidden_states)))
-        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
-        hidden_states = self.fc2(hidden_states)
-        hidden_states = residual + F.dropout(hidden_states, p=self.residual_dropout, training=self.training)
-        return hidden_states, weights
-
-
-class MultiStillFusionEncoder(nn.Module):
-    """MulT cross-modal transformer encoder (also used for self-attention by the unimodal students).
-
-    Inputs are scaled by ``sqrt(d)`` and get sinusoidal positions (then embedding dropout); ``N`` layers;
-    a final LayerNorm.
-    """
-
-    def __init__(self, config: MultiStillConfig):
-        super().__init__()
-        self.embed_scale = math.sqrt(config.hidden_size)
-        self.embed_dropout = config.embed_dropout
-        self.layers = nn.ModuleList([MultiStillFusionLayer(config) for _ in range(config.num_fusion_layers)])
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def _embed(self, states: torch.Tensor) -> torch.Tensor:
-        positions = sinusoidal_positions(states.shape[1], states.shape[2], states.device, states.dtype)
-        states = self.embed_scale * states + positions[None]
-        return F.dropout(states, p=self.embed_dropout, training=self.training)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor,
-        key_value_states: torch.Tensor | None = None,
-        key_value_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        hidden_states = self._embed(hidden_states)
-        if key_value_states is not None:
-            key_value_states = self._embed(key_value_states)
-        attentions: tuple[torch.Tensor, ...] = ()
-        for layer in self.layers:
-            hidden_states, weights = layer(
-                hidden_states, attention_mask, key_value_states, key_value_mask, output_attentions
-            )
-            if output_attentions:
-                attentions += (weights,)
-        return self.layer_norm(hidden_states), attentions
-
-
+# --------------------------------------------------------------------------------------------- head
 class MultiStillClassificationHead(nn.Module):
     """Dropout -> Linear(pooled, 512) -> GELU -> Dropout -> Linear(512, num_labels); with
     ``classifier_hidden_size=0`` a linear classifier, Dropout -> Linear(pooled, num_labels) (the recipe's: on
@@ -328,297 +152,6 @@ class MultiStillClassificationHead(nn.Module):
             hidden = self.dropout(F.gelu(self.dense(hidden)))
         return self.out_proj(hidden)
 
-
-# --------------------------------------------------------------------------------------------- fbank encoder
-class MultiStillFbankFeatureEncoder(nn.Module):
-    """Log-mel filterbank (25 ms / 10 ms at 16 kHz) with per-utterance mean normalisation, then strided
-    ``Conv1d + GELU`` subsampling. Padded samples/frames are zeroed, so the valid frames never see padding."""
-
-    def __init__(self, config: MultiStillFbankConfig):
-        super().__init__()
-        self.n_fft = config.n_fft
-        self.hop_length = config.hop_length
-        self.register_buffer("window", self.default_window(config), persistent=False)
-        self.register_buffer("mel_filters", self.default_mel_filters(config), persistent=False)
-        self.kernel_sizes = list(config.conv_kernel_sizes)
-        self.strides = list(config.conv_strides)
-        channels = [config.num_mel_bins] + [config.conv_channels] * len(self.kernel_sizes)
-        self.conv_layers = nn.ModuleList(
-            nn.Conv1d(channels[i], channels[i + 1], kernel_size=k, stride=s, padding=k // 2)
-            for i, (k, s) in enumerate(zip(self.kernel_sizes, self.strides, strict=True))
-        )
-
-    @staticmethod
-    def default_window(config: MultiStillFbankConfig) -> torch.Tensor:
-        return torch.hann_window(config.n_fft, periodic=True, dtype=torch.float32, device="cpu")
-
-    @staticmethod
-    def default_mel_filters(config: MultiStillFbankConfig) -> torch.Tensor:
-        filters = mel_filter_bank(
-            num_frequency_bins=config.n_fft // 2 + 1,
-            num_mel_filters=config.num_mel_bins,
-            min_frequency=0.0,
-            max_frequency=config.sampling_rate / 2,
-            sampling_rate=config.sampling_rate,
-            norm="slaney",
-            mel_scale="slaney",
-        )
-        return torch.tensor(filters, dtype=torch.float32, device="cpu")
-
-    def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
-        """Number of valid encoder frames for each number of valid samples."""
-        lengths = torch.div(sample_lengths - self.n_fft, self.hop_length, rounding_mode="floor") + 1
-        lengths = lengths.clamp_min(1)
-        for k, s in zip(self.kernel_sizes, self.strides, strict=True):
-            lengths = torch.div(lengths + 2 * (k // 2) - k, s, rounding_mode="floor") + 1
-        return lengths
-
-    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        waveform = input_values.float() * attention_mask.float()
-        if waveform.shape[-1] < self.n_fft:
-            waveform = F.pad(waveform, (0, self.n_fft - waveform.shape[-1]))
-        spec = torch.stft(
-            waveform, self.n_fft, self.hop_length, window=self.window.float(), center=False, return_complex=True
-        )
-        power = spec.real.pow(2) + spec.imag.pow(2)  # [B, F, N]
-        log_mel = torch.matmul(power.transpose(1, 2), self.mel_filters.float()).clamp_min(1e-10).log()  # [B, N, M]
-        lengths = torch.div(attention_mask.sum(-1) - self.n_fft, self.hop_length, rounding_mode="floor") + 1
-        lengths = lengths.clamp_min(1)
-        mask = torch.arange(log_mel.shape[1], device=log_mel.device)[None, :] < lengths[:, None]
-        weights = mask.unsqueeze(-1).float()
-        mean = (log_mel * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)
-        features = ((log_mel - mean) * weights).transpose(1, 2)  # [B, M, N]
-        features = features.to(self.conv_layers[0].weight.dtype)
-        for conv, k, s in zip(self.conv_layers, self.kernel_sizes, self.strides, strict=True):
-            features = F.gelu(conv(features))
-            lengths = torch.div(lengths + 2 * (k // 2) - k, s, rounding_mode="floor") + 1
-            mask = torch.arange(features.shape[-1], device=features.device)[None, :] < lengths[:, None]
-            features = features * mask[:, None, :].to(features.dtype)
-        return features.transpose(1, 2), mask
-
-
-class MultiStillFbankFeatureProjection(nn.Module):
-    """LayerNorm + Linear to the encoder width (mirrors wav2vec2's ``feature_projection``)."""
-
-    def __init__(self, config: MultiStillFbankConfig):
-        super().__init__()
-        self.layer_norm = nn.LayerNorm(config.conv_channels, eps=config.layer_norm_eps)
-        self.projection = nn.Linear(config.conv_channels, config.hidden_size)
-        self.dropout = nn.Dropout(config.feat_proj_dropout)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.projection(self.layer_norm(features)))
-
-
-class MultiStillFbankTransformer(nn.Module):
-    """Positions + ``num_hidden_layers`` wav2vec2 stable-layer-norm layers + final LayerNorm.
-
-    Parameter names equal those of ``Wav2Vec2Model.encoder`` (``layers.{i}.*``, ``layer_norm``,
-    ``pos_conv_embed`` when ``position_embedding="conv"``) so teacher layers can be copied in.
-    """
-
-    def __init__(self, config: MultiStillFbankConfig):
-        super().__init__()
-        self.config = config
-        self.pos_conv_embed = Wav2Vec2PositionalConvEmbedding(config) if config.position_embedding == "conv" else None
-        self.dropout = nn.Dropout(config.hidden_dropout)
-        self.layers = nn.ModuleList(
-            [Wav2Vec2EncoderLayerStableLayerNorm(config) for _ in range(config.num_hidden_layers)]
-        )
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(
-        self, hidden_states: torch.Tensor, mask: torch.Tensor, output_hidden_states: bool = False
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-        hidden_states = hidden_states * mask.unsqueeze(-1).to(hidden_states.dtype)
-        if self.pos_conv_embed is not None:
-            hidden_states = hidden_states + self.pos_conv_embed(hidden_states)
-        else:
-            positions = sinusoidal_positions(
-                hidden_states.shape[1], hidden_states.shape[2], hidden_states.device, hidden_states.dtype
-            )
-            hidden_states = hidden_states + positions[None]
-        hidden_states = self.dropout(hidden_states)
-        attention_mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=hidden_states, attention_mask=mask.long()
-        )
-        all_states: tuple[torch.Tensor, ...] = ()
-        for layer in self.layers:
-            if output_hidden_states:
-                all_states += (hidden_states,)
-            hidden_states = layer(hidden_states, attention_mask=attention_mask)
-        hidden_states = self.layer_norm(hidden_states)
-        if output_hidden_states:
-            all_states += (hidden_states,)
-        return hidden_states, all_states if output_hidden_states else None
-
-
-class MultiStillFbankEncoder(PreTrainedModel):
-    """The light student's audio encoder, built like any encoder with ``AutoModel.from_config``.
-
-    Raw 16 kHz ``input_values`` (+ sample ``attention_mask``) -> log-mel filterbank -> strided convolutions ->
-    projection -> wav2vec2 layers; ``last_hidden_state`` ``[B, T, hidden_size]`` at ``config.samples_per_frame``
-    samples per frame. ``_get_feat_extract_output_lengths`` gives the valid frames, as for the wav2vec2 family.
-    """
-
-    config_class = MultiStillFbankConfig
-    config: MultiStillFbankConfig
-    base_model_prefix = "multistill_fbank"
-    main_input_name = "input_values"
-    input_modalities = ("audio",)
-    supports_gradient_checkpointing = False
-    _supports_sdpa = True
-    _no_split_modules = ["Wav2Vec2EncoderLayerStableLayerNorm"]
-    #: Parameter prefixes with no counterpart in a wav2vec2 teacher (never copied from one).
-    front_end_prefixes: tuple[str, ...] = ("feature_extractor.", "feature_projection.")
-
-    def __init__(self, config: MultiStillFbankConfig):
-        super().__init__(config)
-        self.feature_extractor = MultiStillFbankFeatureEncoder(config)
-        self.feature_projection = MultiStillFbankFeatureProjection(config)
-        self.encoder = MultiStillFbankTransformer(config)
-        self.post_init()
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
-        if isinstance(module, MultiStillFbankFeatureEncoder):
-            init.copy_(module.window, MultiStillFbankFeatureEncoder.default_window(self.config))
-            init.copy_(module.mel_filters, MultiStillFbankFeatureEncoder.default_mel_filters(self.config))
-        elif isinstance(module, Wav2Vec2PositionalConvEmbedding):
-            std = 2 * math.sqrt(1 / (module.conv.kernel_size[0] * module.conv.in_channels))
-            init.normal_(module.conv.weight, mean=0.0, std=std)
-            init.zeros_(module.conv.bias)
-
-    def _get_feat_extract_output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
-        """Valid encoder frames for each number of valid input samples."""
-        return self.feature_extractor.output_lengths(input_lengths)
-
-    def forward(
-        self,
-        input_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutput | tuple:
-        """``[B, S]`` waveform (+ ``[B, S]`` sample mask) -> ``last_hidden_state`` ``[B, T, H]`` (padded frames
-        are computed but never attended to; see ``_get_feat_extract_output_lengths``)."""
-        output_hidden_states = bool(output_hidden_states if output_hidden_states is not None
-                                    else self.config.output_hidden_states)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if attention_mask is None:
-            attention_mask = torch.ones(input_values.shape, dtype=torch.long, device=input_values.device)
-        features, mask = self.feature_extractor(input_values, attention_mask.to(input_values.device))
-        hidden_states, all_states = self.encoder(self.feature_projection(features), mask, output_hidden_states)
-        output = BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_states)
-        return output if return_dict else output.to_tuple()
-
-
-# --------------------------------------------------------------------------------------------- encoders
-def build_encoder(config: PreTrainedConfig) -> PreTrainedModel:
-    """A randomly initialised encoder for ``config``, through the Auto classes.
-
-    ``AutoModel.from_config`` for encoder models (wav2vec2 family, :class:`MultiStillFbankEncoder`, ELECTRA,
-    BERT...). For an encoder-decoder (Whisper) only the encoder class of its ``AutoModel`` is built
-    (``WhisperModel`` -> ``WhisperEncoder``), so no decoder is ever created or saved.
-    """
-    if _is_fbank(config):  # built here: a Hub folder's code registers nothing with AutoModel
-        return MultiStillFbankEncoder._from_config(config)
-    if getattr(config, "model_type", None) == MultiStillNgramConfig.model_type:
-        return MultiStillNgramEncoder._from_config(config)
-    if not getattr(config, "is_encoder_decoder", False):
-        return AutoModel.from_config(config)
-    model_class = AutoModel._model_mapping[type(config)]
-    encoder_name = model_class.__name__.removesuffix("Model") + "Encoder"
-    encoder_class = getattr(sys.modules[model_class.__module__], encoder_name, None)
-    if encoder_class is None:
-        raise ValueError(
-            f"{config.model_type} is an encoder-decoder model and its module has no {encoder_name} class; "
-            "cannot build its encoder alone."
-        )
-    return encoder_class._from_config(config)
-
-
-def encoder_only(model: PreTrainedModel) -> PreTrainedModel:
-    """The encoder of a loaded encoder-decoder model (e.g. ``WhisperForConditionalGeneration`` -> its
-    ``WhisperEncoder``); any other model unchanged."""
-    if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
-        return model.get_encoder()
-    return model
-
-
-def is_whisper_encoder(encoder: nn.Module) -> bool:
-    """Whether ``encoder`` is a Whisper-style log-mel encoder (two convolutions + a learnt position table)."""
-    return all(hasattr(encoder, name) for name in ("conv1", "conv2", "embed_positions", "layers", "layer_norm"))
-
-
-def whisper_encoder_states(encoder: nn.Module, input_features: torch.Tensor,
-                           mel_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """A Whisper encoder on log-mel input of any length up to its window: every hidden state (the embedding
-    output, then each layer's, the last one layer-normalised), ``[B, ceil(N / 2), H]`` each.
-
-    transformers' ``WhisperEncoder`` insists on the 30 s window; emotion features need only the utterance, so
-    the position table is sliced to the input's frames (a 2.5 s utterance costs about 1/14 of the window).
-    ``mel_mask`` (``[B, N]``) marks the real mel frames of shorter clips of a batch: their padding is zeroed
-    before each convolution (as a clip alone is zero-padded) and hidden from attention, so a clip's features do
-    not depend on its batch. A full 30 s window is encoded exactly as transformers does (unmasked).
-    """
-    full = input_features.shape[-1] >= 2 * encoder.embed_positions.weight.shape[0]
-    padded = mel_mask is not None and not full and not bool(mel_mask.all())
-    keep = mel_mask.to(input_features.dtype)[:, None, :] if padded else None
-    hidden = F.gelu(encoder.conv1(input_features * keep if padded else input_features))
-    hidden = F.gelu(encoder.conv2(hidden * keep if padded else hidden)).permute(0, 2, 1)
-    frames, positions = hidden.shape[1], encoder.embed_positions.weight
-    if frames > positions.shape[0]:
-        raise ValueError(f"Whisper input of {frames} frames exceeds the encoder's {positions.shape[0]} positions (30 s).")
-    hidden = hidden + positions[:frames].to(hidden.dtype)
-    attention_mask = None
-    if padded:
-        frame_mask = mel_mask[:, ::2][:, :frames]  # encoder frame t reads mel frames 2t-1..2t+1
-        attention_mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden,
-                                                   attention_mask=frame_mask.long())
-    states = [hidden]
-    for layer in encoder.layers:
-        hidden = layer(hidden, attention_mask)
-        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
-        states.append(hidden)
-    states[-1] = encoder.layer_norm(hidden)
-    return states
-
-
-# --------------------------------------------------------------------------------------------- loading checks
-def check_saved_folder(folder: str | os.PathLike, model_class: type, config: PreTrainedConfig,
-                       check_shapes: bool = True) -> None:
-    """Refuse a damaged saved model before its weights are allocated, naming the file: no safetensors weights
-    (only a pickle ``.bin``), a truncated or corrupt ``.safetensors`` file, or (``check_shapes``) a
-    ``config.json`` whose shapes (``num_labels``, widths...) differ from the weights'. The model is built on the
-    meta device to compare."""
-    from safetensors import safe_open
-
-    weights = sorted(name for name in os.listdir(folder) if name.endswith(".safetensors"))
-    if not weights:
-        pickled = sorted(name for name in os.listdir(folder) if name.endswith((".bin", ".pt", ".pth")))
-        if pickled:
-            raise OSError(f"{os.path.join(folder, pickled[0])}: pickle weights are refused (loading a pickle can run "
-                          "code); only model.safetensors is loaded. Re-save the model with save_pretrained.")
-        raise OSError(f"no model.safetensors in {folder}: the weights are missing.")
-    stored: dict[str, list[int]] = {}
-    for name in weights:
-        path = os.path.join(folder, name)
-        try:
-            with safe_open(path, framework="pt") as handle:
-                stored.update({key: list(handle.get_slice(key).get_shape()) for key in handle.keys()})  # noqa: SIM118
-        except Exception as err:  # safetensors raises its own SafetensorError (not an OSError)
-            raise OSError(f"{path}: damaged safetensors file (truncated or corrupt: {err}).") from err
-    if not check_shapes:
-        return
-    with torch.device("meta"):
-        expected = {key: list(value.shape) for key, value in model_class(config).state_dict().items()}
-    for key, shape in stored.items():
-        if key in expected and expected[key] != shape:
-            raise ValueError(f"{os.path.join(folder, 'config.json')} does not match the weights: {key} is {shape} in "
-                             f"the safetensors file but {expected[key]} by config.json (was config.json edited, "
-                             "e.g. num_labels or a size?).")
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -997,20 +530,11 @@ class MultiStillModel(MultiStillPreTrainedModel):
             if self.text_projection is not None:
                 states = self.text_projection(states.transpose(1, 2)).transpose(1, 2)
             projected["text"] = (states, text[1])
-
-        pooled, fused, attentions = [], (), ()
-        for name in self.fusion_names:
-            query, key_value, pooling = FUSION_ENCODERS[name]
-            q_states, q_mask = projected[query]
-            kv_states, kv_mask = projected[key_value] if key_value is not None else (None, None)
-            hidden, weights = getattr(self, name)(q_states, q_mask, kv_states, kv_mask, output_attentions)
-            fused += (hidden,)
-            attentions += weights
-            pooled.append(masked_mean(hidden, q_mask) if pooling == "mean" else hidden[:, 0])
-        return torch.cat(pooled, dim=-1), fused, attentions
+        encoders = {name: getattr(self, name) for name in self.fusion_names}
+        return cross_modal_fusion(encoders, projected, output_attentions)
 
 
-class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
+class MultiStillForEmotionClassification(MultiStillEncoderInitMixin, MultiStillPreTrainedModel):
     """Multi-Still teacher or student: :class:`MultiStillModel` + classification head (7 emotions).
 
     ``labels`` may be class ids (``LongTensor [B]``) or vote distributions (``FloatTensor [B, num_labels]``,
@@ -1108,231 +632,15 @@ class MultiStillForEmotionClassification(MultiStillPreTrainedModel):
         """See :func:`classification_loss`."""
         return classification_loss(logits, labels)
 
-    # ------------------------------------------------------------------ construction helpers
-    @classmethod
-    def from_encoders(
-        cls,
-        audio_encoder: str | os.PathLike | PreTrainedModel | None = None,
-        text_encoder: str | os.PathLike | PreTrainedModel | None = None,
-        preset: str = "teacher",
-        *,
-        audio_layers: int | list[int] | None = None,
-        text_layers: int | list[int] | None = None,
-        cache_dir: str | None = None,
-        local_files_only: bool = False,
-        revision: str | None = None,
-        token: str | bool | None = None,
-        encoder_kwargs: dict[str, Any] | None = None,
-        **config_overrides: Any,
-    ) -> MultiStillForEmotionClassification:
-        """Build a model of ``preset`` around pretrained encoders (Hub ids, local folders or loaded models).
-
-        The loaded encoders become the model's own (no random copy is built; a loaded model passed in is used,
-        and shrunk in place when layers are chosen: pass a copy to keep the original).
-
-        Any ``AutoModel`` encoder: the wav2vec2 family or a Whisper folder (a ``WhisperForConditionalGeneration``
-        or ``WhisperModel``: only its encoder is kept, the decoder is neither in the model nor in its weights)
-        for audio; ELECTRA, BERT, RoBERTa/XLM-R... for text. ``None`` uses ``audio_encoder_name`` /
-        ``text_encoder_name`` (default kresnik/wav2vec2-large-xlsr-korean, beomi/KcELECTRA-base). Encoders of
-        modalities the preset does not use are not loaded (only the audio config is needed, for the audio
-        projection's width). ``audio_layers``/``text_layers`` shrink the encoders (count ->
-        :func:`select_teacher_layers`, or an explicit list of layer indices); the ``light_student`` preset
-        defaults to 2 each (into its fbank front end for a wav2vec2-like audio encoder). ``config_overrides``
-        go to :meth:`MultiStillConfig.from_preset` (e.g. ``freeze_text_encoder=False``).
-        """
-        if preset not in PRESETS:
-            raise ValueError(f"Unknown preset {preset!r}; `preset` must be one of {sorted(PRESETS)}.")
-        load_kwargs = {"cache_dir": cache_dir, "local_files_only": local_files_only, "revision": revision,
-                       "token": token}
-        load_kwargs = {k: v for k, v in load_kwargs.items() if v is not None}
-        load_kwargs.update(encoder_kwargs or {})
-        modalities = _normalize_modalities(config_overrides.get("modalities", PRESETS[preset]["modalities"]))
-
-        def resolve(encoder, default_name: str, needed: bool):
-            if isinstance(encoder, nn.Module):
-                return encoder_only(encoder), encoder.config, getattr(encoder, "name_or_path", None) or default_name
-            name = os.fspath(encoder) if encoder is not None else default_name
-            if needed:
-                model = encoder_only(AutoModel.from_pretrained(name, **load_kwargs))
-                return model, model.config, name
-            if encoder is not None:
-                return None, AutoConfig.from_pretrained(name, **load_kwargs), name
-            return None, None, name
-
-        audio_model, audio_cfg, audio_name = resolve(
-            audio_encoder, config_overrides.pop("audio_encoder_name", None) or DEFAULT_AUDIO_ENCODER_NAME,
-            "audio" in modalities,
-        )
-        text_model, text_cfg, text_name = resolve(
-            text_encoder, config_overrides.pop("text_encoder_name", None) or DEFAULT_TEXT_ENCODER_NAME,
-            "text" in modalities,
-        )
-        config_overrides.setdefault("audio_config", audio_cfg)
-        config_overrides.setdefault("text_config", text_cfg)
-        config = MultiStillConfig.from_preset(
-            preset,
-            audio_layers=len(audio_layers) if isinstance(audio_layers, (list, tuple)) else audio_layers,
-            text_layers=len(text_layers) if isinstance(text_layers, (list, tuple)) else text_layers,
-            audio_encoder_name=audio_name,
-            text_encoder_name=text_name,
-            **config_overrides,
-        )
-        fbank = audio_model is not None and _is_fbank(config.audio_config) and not _is_fbank(audio_model.config)
-        if audio_layers is None and audio_model is not None:
-            audio_layers = config.audio_config.num_hidden_layers  # the preset's depth (all layers by default)
-        if text_layers is None and text_model is not None:
-            text_layers = getattr(config.text_config, "num_hidden_layers", None)
-        model = cls(config, audio_encoder=None if fbank else _keep_layers(audio_model, audio_layers),
-                    text_encoder=_keep_layers(text_model, text_layers))
-        if fbank:  # the light student's front end replaces a waveform encoder: its layers are copied in
-            with torch.no_grad():
-                _copy_encoder(model.multistill.audio_encoder, audio_model, audio_layers)
-        return model
-
-    @classmethod
-    def light_student_from_teacher(
-        cls,
-        teacher: MultiStillForEmotionClassification,
-        audio_layers: int | list[int] = 2,
-        text_layers: int | list[int] = 2,
-        **config_overrides: Any,
-    ) -> MultiStillForEmotionClassification:
-        """A ``light_student`` shaped like ``teacher`` (fusion width, heads, labels...) initialised from it.
-
-        Its audio encoder is the fbank front end for a wav2vec2-like teacher, or a Whisper encoder of
-        ``audio_layers`` layers for a Whisper teacher; both take their layers from the teacher's.
-        """
-        params = {k: getattr(teacher.config, k) for k in TEACHER_SHARED_FIELDS}
-        params.update(config_overrides)
-        config = MultiStillConfig.from_preset(
-            "light_student",
-            audio_layers=len(audio_layers) if isinstance(audio_layers, (list, tuple)) else audio_layers,
-            text_layers=len(text_layers) if isinstance(text_layers, (list, tuple)) else text_layers,
-            **params,
-        )
-        student = cls(config)
-        student.init_light_student_from_teacher(teacher, audio_layers=audio_layers, text_layers=text_layers)
-        return student
-
-    @torch.no_grad()
-    def init_light_student_from_teacher(
-        self,
-        teacher: MultiStillForEmotionClassification,
-        audio_layers: int | list[int] | None = None,
-        text_layers: int | list[int] | None = None,
-        fusion_layers: int | list[int] | None = None,
-    ) -> dict[str, Any]:
-        """Initialise this (student) model from a teacher, distil-whisper style.
-
-        * encoders: the student's ``k`` layers come from teacher layers :func:`select_teacher_layers`
-          (first and last always kept; or pass explicit indices), plus every other encoder weight whose
-          name and shape match (ELECTRA embeddings, wav2vec2 final LayerNorm / conv positions, Whisper's
-          convolutions and positions...). The fbank front end (``feature_extractor``/``feature_projection``)
-          has no teacher counterpart and keeps its initialisation;
-        * fusion: same rule per fusion encoder present in both (teacher 3 layers -> student 1: layer 2),
-          plus the final LayerNorms, the audio/text projections and the classifier where shapes match.
-
-        Returns the layer mapping used, e.g. ``{"audio": [0, 23], "text": [0, 11], "audio_to_text": [2], ...}``.
-        """
-        student_base, teacher_base = self.multistill, teacher.multistill
-        report: dict[str, Any] = {}
-        if student_base.audio_encoder is not None and teacher_base.audio_encoder is not None:
-            report["audio"] = _copy_encoder(student_base.audio_encoder, teacher_base.audio_encoder, audio_layers)
-        if student_base.text_encoder is not None and teacher_base.text_encoder is not None:
-            report["text"] = _copy_encoder(student_base.text_encoder, teacher_base.text_encoder, text_layers)
-        for name in student_base.fusion_names:
-            if name in teacher_base.fusion_names:
-                report[name] = _copy_encoder(getattr(student_base, name), getattr(teacher_base, name), fusion_layers)
-        for module_name in ("audio_projection", "text_projection"):
-            _copy_matching(getattr(student_base, module_name), getattr(teacher_base, module_name))
-        _copy_matching(self.classifier, teacher.classifier)
-        return report
-
-
-# --------------------------------------------------------------------------------------------- weight copying
-_LAYER_PATHS = ("encoder.layers", "encoder.layer", "layers", "layer")
-
-
-def _layer_list(module: nn.Module) -> tuple[str, nn.ModuleList]:
-    for path in _LAYER_PATHS:
-        obj: Any = module
-        for part in path.split("."):
-            obj = getattr(obj, part, None)
-        if isinstance(obj, nn.ModuleList):
-            return path, obj
-    raise ValueError(f"Cannot find the layer list of {type(module).__name__} (looked for {_LAYER_PATHS}).")
-
-
-def _copy_matching(student: nn.Module | None, teacher: nn.Module | None, skip: tuple[str, ...] = ()) -> list[str]:
-    """Copy every state-dict tensor whose name and shape match; returns the copied names."""
-    if student is None or teacher is None:
-        return []
-    teacher_state = teacher.state_dict()
-    copied = []
-    for name, tensor in student.state_dict().items():
-        if any(name.startswith(prefix) for prefix in skip):
-            continue
-        source = teacher_state.get(name)
-        if source is not None and source.shape == tensor.shape:
-            tensor.copy_(source)
-            copied.append(name)
-    return copied
-
-
-def _keep_layers(encoder: PreTrainedModel | None, layers: int | list[int] | None) -> PreTrainedModel | None:
-    """``encoder`` with only the chosen layers (a count -> :func:`select_teacher_layers`, or indices), in place
-    (an encoder without layers, the n-gram encoder, as it is)."""
-    if encoder is None or layers is None or isinstance(encoder, MultiStillNgramEncoder):
-        return encoder
-    path, current = _layer_list(encoder)
-    if isinstance(layers, int):
-        mapping = select_teacher_layers(len(current), layers)
-    else:
-        mapping = [int(i) for i in layers]
-        if not mapping or not all(0 <= i < len(current) for i in mapping):
-            raise ValueError(f"Layer list {mapping} must hold indices in [0, {len(current)}).")
-    parent_path, _, name = path.rpartition(".")
-    parent = encoder.get_submodule(parent_path) if parent_path else encoder
-    setattr(parent, name, nn.ModuleList([current[i] for i in mapping]))
-    encoder.config.num_hidden_layers = len(mapping)
-    return encoder
-
-
-def _copy_encoder(student: nn.Module, teacher: nn.Module, layers: int | list[int] | None = None) -> list[int]:
-    """Copy selected teacher layers into the student's layers, plus the other matching weights (an encoder
-    without layers, such as the n-gram encoder, is copied whole)."""
-    if isinstance(student, MultiStillNgramEncoder):
-        student.load_state_dict(teacher.state_dict())
-        return []
-    student_path, student_layers = _layer_list(student)
-    _, teacher_layers = _layer_list(teacher)
-    if layers is None or isinstance(layers, int):
-        if isinstance(layers, int) and layers != len(student_layers):
-            raise ValueError(f"The student has {len(student_layers)} layers, not {layers}.")
-        mapping = select_teacher_layers(len(teacher_layers), len(student_layers))
-    else:
-        mapping = [int(i) for i in layers]
-        if len(mapping) != len(student_layers) or not all(0 <= i < len(teacher_layers) for i in mapping):
-            raise ValueError(
-                f"Layer list {mapping} must have {len(student_layers)} indices in [0, {len(teacher_layers)})."
-            )
-    skip = (student_path + ".", *getattr(student, "front_end_prefixes", ()))
-    _copy_matching(student, teacher, skip=skip)
-    for student_index, teacher_index in enumerate(mapping):
-        student_layers[student_index].load_state_dict(teacher_layers[teacher_index].state_dict())
-    return mapping
-
 
 #: The name transformers' task models use (``...ForSequenceClassification``); the same class.
 MultiStillForSequenceClassification = MultiStillForEmotionClassification
 
-MultiStillFbankEncoder.register_for_auto_class("AutoModel")
 MultiStillNgramEncoder.register_for_auto_class("AutoModel")
 MultiStillModel.register_for_auto_class("AutoModel")
 MultiStillForEmotionClassification.register_for_auto_class("AutoModelForAudioClassification")
 
 __all__ = [
-    "MultiStillFbankEncoder",
     "MultiStillForEmotionClassification",
     "MultiStillForSequenceClassification",
     "MultiStillModel",
@@ -1340,11 +648,5 @@ __all__ = [
     "MultiStillNgramEncoder",
     "MultiStillOutput",
     "MultiStillPreTrainedModel",
-    "build_encoder",
     "classification_loss",
-    "encoder_only",
-    "masked_mean",
-    "select_teacher_layers",
-    "sinusoidal_positions",
-    "whisper_encoder_states",
 ]

@@ -60,7 +60,7 @@ def shared_encoder_reason(pipe: Any, asr: Any) -> str | None:
 def _compare_weights(encoder: Any, weights: str) -> str | None:
     import torch
 
-    from .whisper_base import ct2_whisper_state_dict, read_ct2_model
+    from .whisper_convert import ct2_whisper_state_dict, read_ct2_model
 
     _, state = ct2_whisper_state_dict(read_ct2_model(weights))
     prefix = "model.encoder."

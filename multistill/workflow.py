@@ -29,12 +29,11 @@ from .annotations import EMOTIONS
 from .arguments import NGRAM, TINY, DataArguments, ModelArguments, UsageError
 from .asr import ASR_TEXT_COLUMN
 from .data import DEFAULT_CACHE, load_kemdy
+from .features import FeaturePlan, PreparedData
 from .splits import balance, check_training_labels, class_distribution, make_splits, split_groups, split_ids
 from .training import (
     DistillationSettings,
-    FeaturePlan,
     MultiStillTrainer,
-    PreparedData,
     balanced_class_weights,
     build_compute_metrics,
     evaluate_predictions,
@@ -492,6 +491,28 @@ def best_epoch(log_history: list[dict[str, Any]], metric: str) -> int:
         raise ValueError(f"No evaluation logged eval_{metric}: cannot choose the epoch to refit with.")
     best = max(score for score, _ in scores)
     return max(1, round(next(epoch for score, epoch in scores if score == best)))
+
+
+def fit_model(model: torch.nn.Module, rebuild: Callable[[], torch.nn.Module], processor: Any, data: PreparedData,
+              training_args: TrainingArguments, checkpoint: str | None,
+              **trainer_kwargs: Any) -> tuple[MultiStillTrainer, Any, int | None]:
+    """Step "train" of both scripts: ``(trainer holding the final model, train result, refit epochs or None)``.
+
+    ``--refit_epochs all`` trains ``model`` once on training + validation rows; ``--refit_on_validation`` trains
+    ``model`` on the training rows, then a fresh one from ``rebuild`` on training + validation rows for the best
+    epoch count; otherwise ``model`` trains on the training rows (best checkpoint on validation)."""
+    if training_args.refit_on_validation and training_args.refit_epochs == "all":
+        trainer, result, epochs = refit_on_validation(None, lambda: model, processor, data, training_args,
+                                                      **trainer_kwargs)
+    else:
+        trainer = make_trainer(model, processor, data, training_args, **trainer_kwargs)
+        result, epochs = train_model(trainer, checkpoint), None  # a full disk: one error line
+        if training_args.refit_on_validation:
+            trainer, result, epochs = refit_on_validation(trainer, rebuild, processor, data, training_args,
+                                                          **trainer_kwargs)
+    logger.info("Process rank %d finished training at global step %d", training_args.process_index,
+                trainer.state.global_step)
+    return trainer, result, epochs
 
 
 def refit_on_validation(trainer: MultiStillTrainer | None, build: Callable[[], torch.nn.Module], processor: Any,

@@ -25,7 +25,7 @@ from typing import Any
 from transformers import HfArgumentParser
 
 from multistill.arguments import UsageError, run_script
-from multistill.experiment import _pm, describe, paired_difference
+from multistill.experiment_report import _pm, describe, paired_difference
 
 logger = logging.getLogger("asr_gap")
 

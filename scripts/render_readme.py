@@ -514,7 +514,10 @@ RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts")
     f"multistill/{name}.py" for name in (
         "annotations", "arguments", "audio_utils", "baselines", "configuration_multistill", "configuration_ngram",
         "data", "experiment", "modeling_heads", "modeling_multistill", "modeling_ngram", "offline",
-        "pipeline_multistill", "plotting", "processing_multistill", "splits", "training", "workflow", "whisper_base")
+        "modeling_cross_attention", "modeling_encoders", "modeling_fbank",
+        "experiment_report", "experiment_results", "feature_cache", "features",
+        "pipeline_multistill", "plotting", "processing_multistill", "splits", "training", "workflow", "whisper_base",
+        "whisper_convert")
 ) + ("multistill/metrics",)
 #: The recipe's second version (linear head, --l2_penalty, full batch): teacher and baselines.
 RECIPE_L2 = "results/recipe_l2"
@@ -620,9 +623,11 @@ def render_context(files: dict[str, Any], root: str = "results/recipe") -> str:
 TABLES: dict[str, Table] = {
     "speed_headline": Table((HEADLINE,), render_speed_headline, BENCH_CODE),
     "whisper_verify": Table(("results/whisper_verify/results.json",), render_whisper_verify,
-                            ("multistill/whisper_base.py", "multistill/asr.py", "multistill/annotations.py")),
+                            ("multistill/whisper_base.py", "multistill/whisper_convert.py", "multistill/asr.py",
+                             "multistill/annotations.py")),
     "threads": Table(("benchmarks/results/threads_cpu.json",), render_threads,
-                     ("benchmarks/threads_training.py", "multistill/training.py")),
+                     ("benchmarks/threads_training.py", "multistill/training.py", "multistill/features.py",
+                      "multistill/feature_cache.py")),
     "main_job": Table((MAIN_JOB,), render_main_job, TRAINING_CODE + ("scripts/main.sh",)),
     "real_sample": Table((REAL_SAMPLE,), render_real_sample, TRAINING_CODE),
     "kd_ablation": Table(("results/real_sample/kd_ablation.json",), render_kd_ablation, TRAINING_CODE),

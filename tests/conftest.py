@@ -89,3 +89,44 @@ def trained_teacher(training_cache: Path, tmp_path_factory: pytest.TempPathFacto
     train.main(["--output_dir", str(output_dir), "--data_cache_dir", str(training_cache), "--num_train_epochs", "4",
                 *FAST_TRAINING])
     return output_dir
+
+
+# --- Training-path fixtures (test_feature_cache, test_features, test_training): a tiny teacher, 16 rows ---
+
+
+@pytest.fixture(scope="module")
+def built_teacher(tmp_path_factory):
+    """A tiny teacher and its processor as train.py builds them (from encoder folders)."""
+    from multistill.offline import tiny_backbones
+
+    return tiny_backbones(tmp_path_factory.mktemp("tiny"), preset="teacher")
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(built_teacher, tmp_path_factory):
+    """The same teacher saved and loaded back, as distill.py sees it (its saved processor files differ)."""
+    from multistill import MultiStillForEmotionClassification, MultiStillProcessor
+
+    model, processor = built_teacher
+    folder = tmp_path_factory.mktemp("tiny_teacher")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return MultiStillForEmotionClassification.from_pretrained(folder).eval(), MultiStillProcessor.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def rows_dataset(synthetic_root):
+    """16 decoded synthetic utterances with the builder's features."""
+    from loading_scripts.kemdy import Kemdy
+
+    builder = Kemdy(config_name="all", data_dir=str(synthetic_root), cache_dir=str(synthetic_root / "_cache"),
+                    sessions=[1])
+    builder.download_and_prepare()
+    return builder.as_dataset("train").select(range(16))
+
+
+@pytest.fixture(scope="module")
+def small_splits(rows_dataset):
+    """``rows_dataset`` as train (10), validation (3) and test (3) splits."""
+    return datasets.DatasetDict(train=rows_dataset.select(range(10)),
+                                validation=rows_dataset.select(range(10, 13)), test=rows_dataset.select(range(13, 16)))

@@ -14,17 +14,13 @@ from multistill.arguments import UsageError
 from multistill.experiment import (
     Job,
     Run,
-    caching_gain,
-    describe,
     execute,
     job_status,
     log_path,
     main,
-    paired_difference,
     parse_args,
     plan_jobs,
     planned_runs,
-    verdict,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -99,43 +95,6 @@ def test_one_seed_by_default_or_by_seed_and_none_lists():
     assert parse_args(["--seed", "5"])[0].seeds == [5]
     args, extra = parse_args(["--students", "none", "--baselines", "none", "--no_caching_gain", "--bf16"])
     assert (args.students, args.baselines, args.caching_gain, extra) == ([], [], False, ["--bf16"])
-
-
-def test_paired_differences_and_verdicts():
-    kd, ce = {1: 0.60, 2: 0.50, 3: 0.55}, {1: 0.50, 2: 0.52, 3: 0.50}
-    d = paired_difference(kd, ce)
-    assert d["values"] == pytest.approx([0.10, -0.02, 0.05])
-    assert d["mean"] == pytest.approx(np.mean([0.10, -0.02, 0.05]))
-    assert d["std"] == pytest.approx(np.std([0.10, -0.02, 0.05], ddof=1))
-    assert (d["ahead"], d["behind"], d["covers_zero"]) == (2, 1, True)
-    line = verdict("(c) multimodal student", "KD", "no KD", d)
-    assert "KD − no KD macro-F1 +4.3 ± 6.0 points over 3 seeds (KD ahead in 2, behind in 1)" in line
-    assert line.endswith("the spread covers zero: no difference shown.")
-    steady = paired_difference({1: 0.6, 2: 0.62, 3: 0.61}, {1: 0.5, 2: 0.5, 3: 0.52})
-    assert steady["covers_zero"] is False and "spread excludes zero: KD ahead" in verdict("x", "KD", "no KD", steady)
-    single = paired_difference({1: 0.6}, {1: 0.5})
-    assert single["std"] is None and single["covers_zero"] is None
-    assert "one seed: no spread, so no conclusion" in verdict("x", "KD", "no KD", single)
-    assert describe([0.5])["std"] is None
-    with pytest.raises(ValueError, match="no seed in common"):
-        paired_difference({1: 0.5}, {2: 0.5})
-
-
-def test_caching_gain_compares_equal_epochs(tmp_path: Path):
-    def write(name: str, runtime: float, epochs: float) -> None:
-        (tmp_path / name).mkdir(exist_ok=True)
-        (tmp_path / name / "train_results.json").write_text(json.dumps({"train_runtime": runtime, "epoch": epochs}))
-
-    write("caching_cached", 2.0, 2.0)
-    write("caching_uncached", 9.0, 2.0)
-    (tmp_path / "teacher").mkdir()
-    (tmp_path / "teacher" / "run_info.json").write_text(json.dumps({"feature_caching_seconds": 3.5}))
-    gain = caching_gain(tmp_path)
-    assert gain == {"epochs": 2.0, "cached_epoch_seconds": 1.0, "uncached_epoch_seconds": 4.5, "speedup": 4.5,
-                    "teacher_caching_seconds": 3.5}
-    write("caching_uncached", 3.0, 1.0)
-    with pytest.raises(ValueError, match="2.0 vs 1.0 epochs"):
-        caching_gain(tmp_path)
 
 
 def test_execute_runs_students_after_their_teacher_and_stops_on_failure(tmp_path: Path, capsys):

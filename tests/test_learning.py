@@ -41,8 +41,9 @@ def task(tmp_path_factory):
 def test_each_preset_learns(preset, task, tmp_path):
     from transformers import TrainingArguments
 
+    from multistill.features import FeaturePlan
     from multistill.offline import tiny_backbones
-    from multistill.training import FeaturePlan, MultiStillTrainer, build_compute_metrics
+    from multistill.training import MultiStillTrainer, build_compute_metrics
 
     splits, encoders, cache = task
     epochs, learning_rate, warmup = SCHEDULES[preset]

@@ -1,5 +1,5 @@
 """Pooled fusion, conversation context and Whisper at the utterance's length (multistill.modeling_heads and the
-parts of multistill.modeling_multistill that use them)."""
+parts of multistill.modeling_multistill and multistill.modeling_encoders that use them)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from _fixtures_model import make_model, tiny_encoder_dirs, waves
 from transformers import WhisperModel
 
 from multistill.configuration_multistill import MultiStillConfig
-from multistill.modeling_heads import SPEAKER_OTHER, SPEAKER_SAME, layer_statistics
-from multistill.modeling_multistill import whisper_encoder_states
+from multistill.modeling_encoders import whisper_encoder_states
+from multistill.modeling_heads import SPEAKER_OTHER, SPEAKER_SAME, MultiStillContext, layer_statistics
 
 CONVERSATION = ["안녕하세요 오늘 기분이 정말 좋아요.", "진짜?", "밤에 혼자 있어서 무서웠어요.", "그게 무슨 소리야?"]
 
 
-@pytest.fixture(scope="module")
-def context_model():
-    return make_model("teacher", audio="whisper", fusion_type="concat", context_size=2)
+@pytest.fixture(scope="module", params=["decayed_sum", "gru"])
+def context_model(request):
+    return make_model("teacher", audio="whisper", fusion_type="concat", context_size=2, context_type=request.param)
 
 
 def _inputs(processor, indices):
@@ -83,7 +83,26 @@ def test_whisper_runs_at_the_utterance_length_and_the_full_window_as_transformer
     assert full.config.audio_full_window
 
 
-@pytest.mark.parametrize("field, value", [("fusion_type", "late_sum"), ("context_size", -1), ("context_size", 65)])
+def test_decayed_sum_context_weights_each_previous_utterance_by_its_distance():
+    """The recipe's context: ``sum_k decay**(k-1) * pooled(k-th previous)`` over present rows, no parameters;
+    zeros before the first utterance; the GRU variant has parameters and sees the speaker relation."""
+    config = MultiStillConfig(fusion_type="concat", context_size=3, context_decay=0.5, hidden_size=8,
+                              modalities=["text"])
+    context = MultiStillContext(config)
+    history = torch.randn(2, 3, config.pooled_utterance_size)
+    mask = torch.tensor([[1, 1, 0], [0, 0, 0]])
+    speaker = torch.zeros(2, 3, dtype=torch.long)
+    expected = torch.stack([history[0, 0] + 0.5 * history[0, 1], torch.zeros(config.pooled_utterance_size)])
+    torch.testing.assert_close(context(history, mask, speaker), expected)
+    assert not list(context.parameters())
+    gru = MultiStillContext(MultiStillConfig(fusion_type="concat", context_size=3, context_type="gru", hidden_size=8,
+                                             modalities=["text"]))
+    assert sum(p.numel() for p in gru.parameters()) > 0
+    assert MultiStillConfig(context_size=3).context_type == "decayed_sum"
+
+
+@pytest.mark.parametrize("field, value", [("fusion_type", "late_sum"), ("context_size", -1), ("context_size", 65),
+                                          ("context_type", "lstm"), ("context_decay", 0.0), ("context_decay", 1.5)])
 def test_config_checks_new_fields(field, value):
     with pytest.raises(ValueError, match=field):
         MultiStillConfig(**{field: value})

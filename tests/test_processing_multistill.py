@@ -334,7 +334,8 @@ def test_shipped_code_imports_only_torch_transformers_and_numpy():
     root = Path(__file__).resolve().parents[1] / "multistill"
     # (safetensors is a requirement of transformers itself: modeling_multistill reads weight headers with it)
     allowed = {"numpy", "torch", "transformers", "safetensors"} | set(sys.stdlib_module_names)
-    for name in ("configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
+    for name in ("configuration_multistill.py", "modeling_multistill.py", "modeling_cross_attention.py",
+                 "modeling_fbank.py", "modeling_encoders.py", "processing_multistill.py",
                  "pipeline_multistill.py", "annotations.py", "audio_utils.py", "asr.py"):
         assert set(get_imports(root / name)) <= allowed, (name, set(get_imports(root / name)) - allowed)
 

@@ -375,7 +375,8 @@ def test_upload_holds_only_the_hub_folder(push_to_hub, tmp_path, monkeypatch):
         "README.md", "config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
         "tokenizer_config.json", "configuration_multistill.py", "modeling_multistill.py", "processing_multistill.py",
         "pipeline_multistill.py", "annotations.py", "audio_utils.py", "asr.py", "configuration_ngram.py",
-        "modeling_ngram.py", "modeling_heads.py", "run_info.json", "test_results.json",
+        "modeling_ngram.py", "modeling_heads.py", "modeling_cross_attention.py", "modeling_fbank.py",
+        "modeling_encoders.py", "run_info.json", "test_results.json",
         "example.wav", "example.txt",
     }
     assert b"stub card" not in upload["contents"]["README.md"]

@@ -157,12 +157,14 @@ def test_refit_on_validation_trains_on_training_and_validation_rows(refit_epochs
                                                                     tmp_path: Path):
     """--refit_on_validation: a fresh model on training + validation rows, for the best epoch count on validation
     or (--refit_epochs all, the recipe's, with --fusion_size linear and --l2_penalty) for every epoch with no
-    validation run."""
+    validation run; there with two previous utterances as context, the recipe's decayed sum)."""
     import train
 
+    context = ["--context_size", "2"] if refit_epochs == "all" else []
     train.main(["--output_dir", str(tmp_path), "--data_cache_dir", str(training_cache), "--num_train_epochs", "3",
                 "--refit_on_validation", "true", "--refit_epochs", refit_epochs, "--fusion_size", "linear",
-                "--l2_penalty", "1", "--lr_scheduler_type", "constant", "--max_grad_norm", "0", *FAST_TRAINING])
+                "--l2_penalty", "1", "--lr_scheduler_type", "constant", "--max_grad_norm", "0", *context,
+                *FAST_TRAINING])
     info = json.loads((tmp_path / "run_info.json").read_text())
     state = json.loads((tmp_path / "trainer_state.json").read_text())
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -178,6 +180,7 @@ def test_refit_on_validation_trains_on_training_and_validation_rows(refit_epochs
     model = MultiStillForEmotionClassification.from_pretrained(tmp_path)
     assert model.config.classifier_hidden_size == 0 and model.classifier.dense is None
     assert model.config.classifier_dropout == 0.0  # the linear head is regularised by the L2 penalty alone
+    assert (model.config.context_size, model.config.context_type) == ((2, "decayed_sum") if context else (0, "decayed_sum"))
 
 
 def test_encoders_are_chosen_per_modality(training_cache: Path, tmp_path: Path):

@@ -24,7 +24,8 @@ from transformers import (
 )
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from multistill.modeling_multistill import MultiStillForEmotionClassification, select_teacher_layers
+from multistill.modeling_encoders import select_teacher_layers
+from multistill.modeling_multistill import MultiStillForEmotionClassification
 from multistill.pipeline_multistill import TASK, save_pretrained_with_pipeline
 from multistill.processing_multistill import MultiStillProcessor
 
