@@ -9,7 +9,8 @@ weights on the Hub, so its imports beyond NumPy and the standard library are opt
   (:func:`_resample_numpy`).
 
 Bad input raises ``ValueError`` naming it (``where``): a missing or undecodable file, no/implausible sampling
-rate, empty or non-finite audio, audio shorter than :data:`MIN_AUDIO_SECONDS`.
+rate, empty or non-finite audio, audio shorter than :data:`MIN_AUDIO_SECONDS`. A file that decodes far shorter
+than its header declares (a truncated or corrupt MP3) is used as decoded, with a warning naming it.
 """
 
 from __future__ import annotations
@@ -190,38 +191,64 @@ def decode_audio(source: str | os.PathLike | bytes, where: str = "audio") -> tup
             installed += name != "WAV reader"
             continue
         if decoded is not None:
-            array, rate = decoded
-            return array, check_sampling_rate(rate, where)
+            array, rate, header_seconds = decoded
+            rate = check_sampling_rate(rate, where)
+            warn_if_cut_short(len(array) / rate, header_seconds, f"{where}: {what}")
+            return array, rate
     if not installed:
         errors.append("it is not a PCM/float WAV file and no decoder for other formats is installed: "
                       "`pip install soundfile` (FLAC, OGG, MP3) or `pip install torchcodec` (FFmpeg formats)")
     raise ValueError(f"{where}: cannot decode {what} as audio ({'; '.join(errors)}).")
 
 
-def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int] | None:
-    """libsndfile formats (WAV, FLAC, OGG, MP3...); ``None`` when soundfile is not installed."""
+#: A decoded file shorter than its header's duration by more than this fraction (and :data:`CUT_SHORT_SECONDS`)
+#: is reported: a corrupt MP3 decoded to 11.2 s of the 33.7 s its header declares without a word.
+CUT_SHORT_FRACTION, CUT_SHORT_SECONDS = 0.1, 0.5
+
+
+def warn_if_cut_short(decoded_seconds: float, header_seconds: float | None, what: str) -> bool:
+    """Log a warning (and return ``True``) when the decoded audio is far shorter than its header declares."""
+    if not header_seconds or not math.isfinite(header_seconds):
+        return False
+    missing = header_seconds - decoded_seconds
+    if missing <= max(CUT_SHORT_SECONDS, CUT_SHORT_FRACTION * header_seconds):
+        return False
+    logger.warning("%s: decoded %.1f s of the %.1f s its header declares (a truncated or corrupt file?); using "
+                   "the %.1f s decoded.", what, decoded_seconds, header_seconds, decoded_seconds)
+    return True
+
+
+def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int, float | None] | None:
+    """libsndfile formats (WAV, FLAC, OGG, MP3...): ``(samples, rate, header seconds)``; ``None`` when soundfile
+    is not installed."""
     try:
         import soundfile
     except (ImportError, OSError):
         return None
-    array, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return array.mean(axis=1), int(rate)
+    with soundfile.SoundFile(io.BytesIO(data)) as file:
+        header_seconds = file.frames / file.samplerate if file.frames > 0 else None
+        array = file.read(dtype="float32", always_2d=True)
+        return array.mean(axis=1), int(file.samplerate), header_seconds
 
 
-def _decode_torchcodec(data: bytes) -> tuple[np.ndarray, int] | None:
-    """FFmpeg formats (M4A, AAC...); ``None`` when torchcodec is not installed or does not load."""
+def _decode_torchcodec(data: bytes) -> tuple[np.ndarray, int, float | None] | None:
+    """FFmpeg formats (M4A, AAC...): ``(samples, rate, header seconds)``; ``None`` when torchcodec is not
+    installed or does not load."""
     try:  # fails to load when its version does not match torch's
         from torchcodec.decoders import AudioDecoder
     except (ImportError, OSError, RuntimeError):
         return None
-    samples = AudioDecoder(data).get_all_samples()
-    return samples.data.float().numpy().mean(axis=0), int(samples.sample_rate)
+    decoder = AudioDecoder(data)
+    samples = decoder.get_all_samples()
+    header_seconds = getattr(decoder.metadata, "duration_seconds_from_header", None)
+    return samples.data.float().numpy().mean(axis=0), int(samples.sample_rate), header_seconds
 
 
-def _decode_wav(data: bytes) -> tuple[np.ndarray, int] | None:
-    """PCM/float WAV with NumPy alone; ``None`` when ``data`` is not RIFF/WAVE."""
+def _decode_wav(data: bytes) -> tuple[np.ndarray, int, None] | None:
+    """PCM/float WAV with NumPy alone (it warns itself about a cut data chunk); ``None`` when ``data`` is not
+    RIFF/WAVE."""
     decoded = read_wav_bytes(data)
-    return None if decoded is None else (decoded[0].mean(axis=1), decoded[1])
+    return None if decoded is None else (decoded[0].mean(axis=1), decoded[1], None)
 
 
 _WAVE_FORMAT_PCM, _WAVE_FORMAT_IEEE_FLOAT, _WAVE_FORMAT_EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
@@ -341,4 +368,5 @@ __all__ = [
     "read_wav_bytes",
     "resample",
     "to_mono",
+    "warn_if_cut_short",
 ]

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 #: Written last into every converted folder: what was converted, by which converter version.
 STAMP_FILE = "multistill_conversion.json"
 #: Bumped whenever the converter's output changes, so that cached folders are rebuilt.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: generation config with the decoding guards
 
 
 # --- CTranslate2 model.bin ------------------------------------------------------------------------------

@@ -519,12 +519,13 @@ RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts")
         "pipeline_multistill", "plotting", "processing_multistill", "splits", "training", "workflow", "whisper_base",
         "whisper_convert")
 ) + ("multistill/metrics",)
-#: The recipe's second version (linear head, --l2_penalty, full batch): teacher and baselines.
-RECIPE_L2 = "results/recipe_l2"
+#: The current recipe's runs (teacher and baselines, with and without context). Earlier versions' result files stay
+#: in results/recipe (first version) and results/recipe_l2 (second), referenced from README's prose.
+RECIPE_ROOT = "results/recipe_v4"
 RECIPE_FOLDS = (("fold1_test2", "train Session 01 -> test Session 02"), ("fold2_test1", "train Session 02 -> test Session 01"))
 
 
-def recipe_file(fold: str, context: int = 0, root: str = "results/recipe") -> str:
+def recipe_file(fold: str, context: int = 0, root: str = RECIPE_ROOT) -> str:
     return f"{root}/{fold}{f'_context{context}' if context else ''}/results.json"
 
 
@@ -546,7 +547,7 @@ def _versus(data: dict[str, Any], baseline: str) -> str:
     return f"{pm(d, 100.0, 1, signed=True)} ({d['ahead']} of {d['n']})"
 
 
-def render_recipe(files: dict[str, Any], root: str = "results/recipe") -> str:
+def render_recipe(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
     """The recipe on the KEMDy19 session split, both folds, 3 seeds: models and baselines, teacher − baseline."""
     folds = [(files[recipe_file(fold, root=root)], title) for fold, title in RECIPE_FOLDS]
     names = [row["name"] for row in folds[0][0]["rows"]]
@@ -588,7 +589,7 @@ def _context_gain(plain: dict[str, Any], context: dict[str, Any]) -> str:
     return f"{statistics_mean(gains):+.1f}{spread} ({sum(g > 0 for g in gains)} of {len(gains)} seeds ahead)"
 
 
-def render_context(files: dict[str, Any], root: str = "results/recipe") -> str:
+def render_context(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
     """Context 0 vs 4 for the teacher and the multimodal student, and the baselines with the same context."""
     header = ["model or baseline (macro-F1, mean ± std, 3 seeds)"] + [
         f"{title}, context {k}" for _, title in RECIPE_FOLDS for k in (0, 4)]
@@ -613,6 +614,7 @@ def render_context(files: dict[str, Any], root: str = "results/recipe") -> str:
               for key, label in (("baseline_text_tfidf", "TF-IDF without context"),
                                  ("baseline_late_fusion", "late fusion without context"),
                                  ("baseline_text_tfidf_context4", "TF-IDF with the same context"),
+                                 ("baseline_audio_whisper_context4", "Whisper-LR with the same context"),
                                  ("baseline_late_fusion_context4", "late fusion with the same context"))]
     lines.append("")
     lines += [from_file(data, source) for source, data in files.items()]
@@ -643,10 +645,6 @@ TABLES: dict[str, Table] = {
     "recipe": Table(tuple(recipe_file(fold) for fold, _ in RECIPE_FOLDS), render_recipe, RECIPE_CODE),
     "context": Table(tuple(recipe_file(fold, k) for fold, _ in RECIPE_FOLDS for k in (0, 4)), render_context,
                      RECIPE_CODE),
-    "context_l2": Table(tuple(recipe_file(fold, k, root=RECIPE_L2) for fold, _ in RECIPE_FOLDS for k in (0, 4)),
-                        functools.partial(render_context, root=RECIPE_L2), RECIPE_CODE),
-    "recipe_l2": Table(tuple(recipe_file(fold, root=RECIPE_L2) for fold, _ in RECIPE_FOLDS),
-                       functools.partial(render_recipe, root=RECIPE_L2), RECIPE_CODE),
     "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
                                                                              "stream_cpu")),
                               render_older_benchmarks,

@@ -46,3 +46,38 @@ def test_errors_name_the_input_and_minimum_duration_is_a_parameter(tmp_path):
     assert load_audio(np.ones(100, np.float32), 16000, min_seconds=0).shape == (100,)
     with pytest.raises(ValueError, match="the audio is empty"):
         load_audio(np.ones(0, np.float32), 16000, min_seconds=0)
+
+
+def _mp3(seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    tone = (0.1 * np.sin(np.arange(int(16000 * seconds)) / 10)).astype(np.float32)
+    soundfile.write(buffer, tone, 16000, format="MP3", subtype="MPEG_LAYER_III")
+    return buffer.getvalue()
+
+
+def test_a_file_decoded_far_shorter_than_its_header_is_used_with_a_warning(tmp_path, caplog):
+    """A truncated MP3 (its header still declares 6 s) is decoded as far as it goes and named in a warning; a
+    complete one is not."""
+    complete = _mp3(6.0)
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(complete[: len(complete) // 3])
+    with caplog.at_level("WARNING", logger="multistill.audio_utils"):
+        audio = load_audio(cut, where="row 7")
+    assert 0.5 < len(audio) / 16000 < 3.0
+    message = " ".join(record.getMessage() for record in caplog.records)
+    assert "row 7" in message and str(cut) in message and "its header declares" in message and "6.0 s" in message
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="multistill.audio_utils"):
+        load_audio(complete)
+    assert not caplog.records
+
+
+def test_torchcodec_reports_the_header_duration_of_a_cut_file():
+    """The second decoder gives the same evidence (FFmpeg's header duration) for formats soundfile cannot read."""
+    pytest.importorskip("torchcodec.decoders")
+    from multistill.audio_utils import _decode_torchcodec
+
+    complete = _mp3(6.0)
+    decoded = _decode_torchcodec(complete[: len(complete) // 3])
+    array, rate, header_seconds = decoded
+    assert header_seconds > 5.5 and len(array) / rate < 3.0

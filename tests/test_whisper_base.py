@@ -20,7 +20,7 @@ from multistill.whisper_base import (
     normalize_for_cer,
     transformers_folder,
 )
-from multistill.whisper_convert import STAMP_FILE
+from multistill.whisper_convert import CONVERTER_VERSION, DECODING_GUARDS, STAMP_FILE
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,20 @@ def test_registry_model_is_converted_once(cache, hf_dir, ct2_dir):
     assert transformers_folder(cache) == hf_dir
     assert (hf_dir / "model.safetensors").stat().st_mtime_ns == before
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def test_a_folder_of_an_older_converter_is_converted_again(cache, hf_dir):
+    """A cached folder stamped by converter version 1 (no decoding guards) is rebuilt with the guards."""
+    stamp_path = hf_dir / STAMP_FILE
+    stamp = json.loads(stamp_path.read_text())
+    stamp_path.write_text(json.dumps({**stamp, "converter_version": 1}))
+    generation_path = hf_dir / "generation_config.json"
+    generation = json.loads(generation_path.read_text())
+    generation_path.write_text(json.dumps({k: v for k, v in generation.items() if k not in DECODING_GUARDS}))
+    assert transformers_folder(cache) == hf_dir
+    assert json.loads(stamp_path.read_text())["converter_version"] == CONVERTER_VERSION > 1
+    rebuilt = json.loads(generation_path.read_text())
+    assert all(rebuilt[key] == value for key, value in DECODING_GUARDS.items())
 
 
 # --- agreement with the original under CTranslate2 / faster-whisper on real speech ---------------------------
