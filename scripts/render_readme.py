@@ -194,7 +194,8 @@ def render_main_job(files: dict[str, Any]) -> str:
              "Paired by seed (macro-F1 points, mean ± std of the per-seed differences):", ""]
     for c in data["comparisons"]:
         first, second = ("teacher", "baseline") if c["second"].startswith("baseline") else ("KD", "no KD")
-        lines.append(f"* {c['title']}: {first} − {second} {paired_line(c, first, second)}")
+        title = c["title"].split(": ")[0]  # results.json titles name the difference since the experiment refactor
+        lines.append(f"* {title}: {first} − {second} {paired_line(c, first, second)}")
     gain = data.get("caching_gain")
     if gain:
         epochs = gain["per_seed"][min(gain["per_seed"])]["epochs"]
@@ -336,6 +337,28 @@ def render_asr_cer(files: dict[str, Any]) -> str:
         f"{data['audio_s'] / 60:.1f} min of audio, transcribed in {t['transcribe_s']:,.0f} s on {t['threads']} "
         f"threads ({t['asr_rtf']:.2f} x real time) with other processes using "
         f"{data['machine']['others_cpu_pct']:.0f} % of the CPU."])
+
+
+ASR_LOOP_GUARDS = "results/asr_loop_guards/session02_n16_seed22.json"
+
+
+def render_asr_loop_guards(files: dict[str, Any]) -> str:
+    """The converted Whisper folder through the plain transformers ASR pipeline, with and without its guards."""
+    data = files[ASR_LOOP_GUARDS]
+    settings, variants = data["settings"], data["variants"]
+    same = sum(a["hyp_chars"] == b["hyp_chars"] and a["cer"] == b["cer"] for a, b in zip(
+        variants["without_guards"]["utterances"], variants["with_guards"]["utterances"], strict=True))
+    rows = [[name.replace("_", " "), f"{100 * v['cer']:.1f} % ({v['char_errors']}/{v['reference_chars']})",
+             f"{v['longest_hyp_chars']} (reference {v['longest_ref_chars']})", str(v["over_3x_reference"]),
+             f"{v['decode_s']:.1f} s"] for name, v in variants.items()]
+    return "\n".join([
+        table(["generation_config.json", "CER", "longest output, characters", "outputs over 3x their reference",
+               "decoding time"], rows), "",
+        f"{settings['n']} random {settings['corpus']} Session {settings['session']:02d} utterances (seed "
+        f"{settings['seed']}), `pipeline(\"automatic-speech-recognition\", model=FOLDER, "
+        f"generate_kwargs={{\"language\": \"ko\"}})`, one thread; {same} of {settings['n']} outputs are the same "
+        "length with the same CER in both rows.", "",
+        from_file(data, ASR_LOOP_GUARDS)])
 
 
 def render_asr_gap(files: dict[str, Any]) -> str:
@@ -637,6 +660,8 @@ TABLES: dict[str, Table] = {
                      ("benchmarks/asr_cer.py", "multistill/asr.py", "multistill/annotations.py")),
     "asr_gap": Table(("results/real_sample/asr_gold.json", "results/real_sample/asr_gap.json"), render_asr_gap,
                      TRAINING_CODE + ("scripts/asr_gap.py",)),
+    "asr_loop_guards": Table((ASR_LOOP_GUARDS,), render_asr_loop_guards,
+                             ("scripts/asr_loop_guards.py", "multistill/whisper_convert.py")),
     "vad_eval": Table(("benchmarks/results/vad_eval.json",), render_vad_eval,
                       ("benchmarks/vad_eval.py", "multistill/vad.py", "multistill/streaming.py")),
     "stream_asr": Table(("benchmarks/results/stream_asr_cpu_early.json",
