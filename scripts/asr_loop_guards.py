@@ -27,9 +27,7 @@ import json
 import os
 import platform
 import random
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -165,17 +163,16 @@ def sample_session(data_dir: str | Path, session: int, n: int, seed: int) -> lis
 
 
 def decode_variant(name: str, folder: Path, utterances: list[tuple[Path, str]]) -> dict[str, Any]:
-    import soundfile
     from tqdm import tqdm
     from transformers import pipeline
 
     from multistill.asr import edit_distance, normalize_for_cer
+    from multistill.audio_utils import TARGET_SAMPLING_RATE, load_audio
 
     pipe = pipeline("automatic-speech-recognition", model=str(folder), device="cpu")
     rows, errors, chars, start = [], 0, 0, time.perf_counter()
     for wav, ref in tqdm(utterances, desc=name, unit="utt", file=sys.stderr):
-        audio, rate = soundfile.read(str(wav), dtype="float32")
-        audio = audio.mean(axis=1) if audio.ndim > 1 else audio
+        audio, rate = load_audio(wav, where=f"--data_dir ({wav.name})"), TARGET_SAMPLING_RATE
         hyp = pipe({"raw": audio, "sampling_rate": rate}, generate_kwargs={"language": LANGUAGE})["text"].strip()
         gold, said = normalize_for_cer(ref), normalize_for_cer(hyp)
         distance = edit_distance(gold, said)
@@ -192,23 +189,16 @@ def decode_variant(name: str, folder: Path, utterances: list[tuple[Path, str]]) 
     }
 
 
-def _git(*args: str) -> str | None:
-    try:
-        return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=30,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def provenance(argv: list[str]) -> dict[str, Any]:
+    """The benchmarks' provenance (command, commit, tree state) plus the library versions and threads."""
     import torch
     import transformers
 
-    status = _git("status", "--porcelain")
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from bench_lib import provenance as command_provenance
+
     return {
-        "command": "python scripts/asr_loop_guards.py " + shlex.join(argv),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
+        **command_provenance(argv, "scripts/asr_loop_guards.py"),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
