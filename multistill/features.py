@@ -173,19 +173,25 @@ class MultiStillCollator:
 
 
     def _history(self, rows: list[dict[str, Any]], batch: dict[str, Any]) -> dict[str, list]:
-        """Conversation history: sets ``history_index`` (into the batch's rows; the history utterances are
-        appended after the ``len(rows)`` current ones, each once) and ``history_speaker``; returns the appended
-        rows' inputs per modality (cache keys or raw transcripts)."""
+        """Conversation history: sets ``history_index`` (into the batch's rows: a history utterance that is a
+        row of the batch points at that row, the others are appended after the ``len(rows)`` current ones, each
+        once) and ``history_speaker``; returns the appended rows' inputs per modality (cache keys or raw
+        transcripts)."""
         modalities = (*self.raw_modalities, *self.features)
         appended: dict[str, list] = {m: [] for m in modalities}
+        own = [tuple(row[m] if m in self.raw_modalities else row[feature_key_column(m)] for m in modalities)
+               for row in rows]
         position: dict[Any, int] = {}
+        for i, entry in enumerate(own):
+            with contextlib.suppress(TypeError):  # raw audio arrays cannot be keys: appended as before
+                position.setdefault(entry, i)
         index = []
         for row in rows:
             entries = list(zip(*(row[history_column(m)] for m in modalities), strict=True))
             slots = []
             for entry in entries:
                 if entry not in position:
-                    position[entry] = len(rows) + len(position)
+                    position[entry] = len(rows) + len(appended[modalities[0]])
                     for modality, value in zip(modalities, entry, strict=True):
                         appended[modality].append(value)
                 slots.append(position[entry])

@@ -100,6 +100,22 @@ def test_cached_and_raw_inputs_give_the_same_logits(small_splits, tiny_teacher, 
         MultiStillCollator(processor)
 
 
+def test_history_rows_in_the_batch_are_not_encoded_twice(tiny_teacher):
+    """A previous utterance that is also a row of the batch points at that row; only the others are appended,
+    each once, so full-batch context training encodes every utterance once."""
+    from multistill.features import HISTORY_SPEAKER, history_column
+
+    _, processor = tiny_teacher
+    texts = ["하나", "둘", "셋", "넷"]
+    rows = [{"text": texts[i], history_column("text"): [texts[j] for j in history], HISTORY_SPEAKER: [1] * len(history)}
+            for i, history in ((1, [0]), (2, [1, 0]), (3, [2, 1]))]  # utterance 0 is history only
+    batch = MultiStillCollator(processor, raw_modalities=("text",))(rows)
+    assert batch["history_index"].tolist() == [[3, -1], [0, 3], [1, 0]]
+    assert batch["input_ids"].shape[0] == 4  # three rows + utterance 0, once
+    alone = MultiStillCollator(processor, raw_modalities=("text",))([{"text": t} for t in ("둘", "셋", "넷", "하나")])
+    torch.testing.assert_close(batch["input_ids"], alone["input_ids"])
+
+
 def test_teacher_logits_column_holds_the_teachers_outputs(rows_dataset, tiny_teacher):
     model, processor = tiny_teacher
     collator = MultiStillCollator(processor, raw_modalities=("audio", "text"))
