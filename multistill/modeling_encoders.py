@@ -370,7 +370,8 @@ class MultiStillEncoderInitMixin:
           convolutions and positions...). The fbank front end (``feature_extractor``/``feature_projection``)
           has no teacher counterpart and keeps its initialisation;
         * fusion: same rule per fusion encoder present in both (teacher 3 layers -> student 1: layer 2),
-          plus the final LayerNorms, the audio/text projections and the classifier where shapes match.
+          plus the final LayerNorms, the audio/text projections (or the pooled fusion's branches), the context
+          module and the classifier where shapes match.
 
         Returns the layer mapping used, e.g. ``{"audio": [0, 23], "text": [0, 11], "audio_to_text": [2], ...}``.
         """
@@ -383,8 +384,9 @@ class MultiStillEncoderInitMixin:
         for name in student_base.fusion_names:
             if name in teacher_base.fusion_names:
                 report[name] = _copy_encoder(getattr(student_base, name), getattr(teacher_base, name), fusion_layers)
-        for module_name in ("audio_projection", "text_projection"):
-            _copy_matching(getattr(student_base, module_name), getattr(teacher_base, module_name))
+        for module_name in ("audio_projection", "text_projection", "branch_pooling", "context"):
+            # present only in some fusions / with context (pooled fusion: branch_pooling, no projections)
+            _copy_matching(getattr(student_base, module_name, None), getattr(teacher_base, module_name, None))
         _copy_matching(self.classifier, teacher.classifier)
         return report
 

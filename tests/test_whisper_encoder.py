@@ -142,6 +142,28 @@ def test_light_student_from_a_whisper_teacher_keeps_whisper_layers():
         assert student(**processor(audio=waves(0.4), text=TEXTS[:1], sampling_rate=16000)).logits.shape == (1, 7)
 
 
+def test_light_student_from_the_recipes_teacher(tmp_path):
+    """The recipe's teacher (Whisper + n-gram text, pooled concat fusion, linear head, context) gives a light
+    student: the n-gram encoder whole, the pooled branches' norms and projections, the classifier."""
+    from multistill.offline import build_ngram_text_encoder
+
+    ngram = build_ngram_text_encoder(tmp_path / "ngram", list(TEXTS), hidden_size=16, num_buckets=512)
+    teacher = MultiStillForEmotionClassification.from_encoders(
+        whisper_dirs()["audio"], ngram, preset="teacher", hidden_size=32, num_attention_heads=4,
+        fusion_type="concat", classifier_hidden_size=0, context_size=2)
+    sharpen(teacher)
+    student = MultiStillForEmotionClassification.light_student_from_teacher(teacher, audio_layers=1, context_size=2)
+    s, t = student.multistill, teacher.multistill
+    assert len(s.audio_encoder.layers) == 1 and student.config.context_size == 2
+    for name, value in t.text_encoder.state_dict().items():
+        assert torch.equal(s.text_encoder.state_dict()[name], value), name
+    for part in ("audio_norm", "audio_projection", "text_projection"):
+        for name, value in getattr(t.branch_pooling, part).state_dict().items():
+            assert torch.equal(getattr(s.branch_pooling, part).state_dict()[name], value), (part, name)
+    assert s.branch_pooling.audio_layer_weights.shape[0] == 2  # its own layers + the embedding output
+    assert torch.equal(student.classifier.out_proj.weight, teacher.classifier.out_proj.weight)
+
+
 def test_paper_student_around_the_teachers_whisper_encoder():
     teacher, processor = whisper_model()
     student = MultiStillForEmotionClassification.from_encoders(  # as distill.py builds the paper's students
