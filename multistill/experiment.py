@@ -72,7 +72,7 @@ STUDENT_LABELS = {
     "text_student": "(a) text-only student",
     "audio_student": "(b) audio-only student",
     "multimodal_student": "(c) multimodal student",
-    "light_student": "(d) light student (2+2 encoder layers, fbank)",
+    "light_student": "(d) light student (encoders cut to --light_audio_layers / --light_text_layers)",
 }
 
 
