@@ -30,28 +30,35 @@ from transformers import HfArgumentParser
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from multistill.configuration_multistill import CONTEXT_TYPES, MultiStillConfig  # noqa: E402
 from multistill.modeling_multistill import MultiStillForEmotionClassification  # noqa: E402
 from multistill.offline import FUSION_SIZES, build_ngram_text_encoder  # noqa: E402
 from multistill.processing_multistill import MultiStillProcessor  # noqa: E402
 from multistill.whisper_base import transformers_folder  # noqa: E402
 
+DEFAULT_CONTEXT_TYPE = MultiStillConfig().context_type
 TEXT = "아니 그게 무슨 말이야 나는 오늘 정말 기분이 좋았는데 갑자기 왜 그래"
 
 
 @dataclass
 class Arguments:
     context_size: int = field(default=4, metadata={"help": "Previous utterances the context model reads."})
+    context_type: str = field(default=DEFAULT_CONTEXT_TYPE, metadata={
+        "help": f"How the history is summarised: {', '.join(CONTEXT_TYPES)} (default: the model's default)."})
+    fusion_size: str = field(default="linear", metadata={
+        "help": f"Fusion head of the offline presets: {', '.join(FUSION_SIZES)} (default: the recipe's)."})
     rounds: int = field(default=20, metadata={"help": "Interleaved rounds (each times both models once)."})
     seconds: float = field(default=5.0, metadata={"help": "Utterance length."})
     threads: int = field(default=1, metadata={"help": "torch threads."})
     output_json: str | None = field(default=None, metadata={"help": "Where to write the result."})
 
 
-def build(whisper: str, ngram: str, context_size: int, audio_layers: int | None):
+def build(whisper: str, ngram: str, args: Arguments, context_size: int, audio_layers: int | None):
     torch.manual_seed(0)
     model = MultiStillForEmotionClassification.from_encoders(
         whisper, ngram, preset="teacher", local_files_only=True, fusion_type="concat", context_size=context_size,
-        freeze_text_encoder=False, audio_layers=audio_layers, **FUSION_SIZES["small"]).eval()
+        context_type=args.context_type, freeze_text_encoder=False, audio_layers=audio_layers,
+        **FUSION_SIZES[args.fusion_size]).eval()
     return model, MultiStillProcessor.from_encoders(whisper, ngram, config=model.config, local_files_only=True)
 
 
@@ -65,6 +72,9 @@ def time_once(model, processor, wave: np.ndarray, history: torch.Tensor | None) 
 
 def main(argv: list[str] | None = None) -> None:
     (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
+    if args.context_type not in CONTEXT_TYPES or args.fusion_size not in FUSION_SIZES:
+        raise SystemExit(f"error: --context_type must be one of {', '.join(CONTEXT_TYPES)} and --fusion_size one "
+                         f"of {', '.join(FUSION_SIZES)}; got {args.context_type!r} and {args.fusion_size!r}.")
     torch.set_num_threads(args.threads)
     whisper = str(transformers_folder())
     ngram = build_ngram_text_encoder(ROOT / "outputs" / "bench_ngram", [TEXT, "그냥 그래요", "진짜 화났어"])
@@ -73,10 +83,11 @@ def main(argv: list[str] | None = None) -> None:
               "git_commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                                            text=True).stdout.strip(),
               "load_average": list(os.getloadavg()), "threads": args.threads, "seconds": args.seconds,
-              "context_size": args.context_size, "rounds": args.rounds, "shapes": {}}
+              "context_size": args.context_size, "context_type": args.context_type, "fusion_size": args.fusion_size,
+              "rounds": args.rounds, "shapes": {}}
     for shape, layers in (("teacher (Whisper base, 6 layers)", None), ("light (Whisper layers 1 and 6)", 2)):
-        plain = build(whisper, ngram, 0, layers)
-        context = build(whisper, ngram, args.context_size, layers)
+        plain = build(whisper, ngram, args, 0, layers)
+        context = build(whisper, ngram, args, args.context_size, layers)
         history = torch.randn(1, args.context_size, context[0].config.pooled_utterance_size)
         for _ in range(2):  # warm-up
             time_once(*plain, wave, None), time_once(*context, wave, history)
