@@ -34,7 +34,7 @@ from typing import Any
 
 from .asr import ASR_ENGINES
 from .vad import VAD_KINDS
-from .whisper_base import WHISPER_BASE_ALIAS, resolve_asr_model
+from .whisper_base import WHISPER_BASE_ALIAS
 
 logger = logging.getLogger("multistill")
 #: ``--early-ms`` default: ASR + emotion start 200 ms into a pause (the 100 ms post-roll is final by then)
@@ -261,19 +261,21 @@ def resolve_device(device: str | None) -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
-def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
-    """``(emotion pipeline, speech recognizer or None)`` on one device; the recognizer is the pipeline's ASR."""
+def load_models(args: argparse.Namespace, attach_asr: bool = True) -> tuple[Any, Any]:
+    """``(emotion pipeline, speech recognizer or None)`` on one device. With ``attach_asr`` (``predict``) the
+    recognizer is also the pipeline's ASR (it transcribes inputs without text); the stream keeps it apart: its
+    session is the recognizer's one user."""
     device = resolve_device(args.device)
     asr = None
     if args.asr is not None:
         from .asr import load_asr
 
         try:
-            asr = load_asr(resolve_asr_model(args.asr), engine=args.asr_engine, language=args.asr_language or None,
-                           device=device, threads=args.threads)
+            asr = load_asr(args.asr, engine=args.asr_engine, language=args.asr_language or None, device=device,
+                           threads=args.threads)
         except ImportError as err:
             raise ValueError(str(err)) from err
-    pipe = load_pipeline(args.model, device, args.trust_remote_code, asr)
+    pipe = load_pipeline(args.model, device, args.trust_remote_code, asr if attach_asr else None)
     modalities = list(pipe.model.config.modalities)
     if asr is not None and "text" not in modalities:
         logger.warning("The model does not use text (%s): --asr is not used.", "+".join(modalities))
@@ -390,7 +392,7 @@ def run_stream(args: argparse.Namespace) -> int:
         audio = load_audio(args.input, where="stream input", target_rate=SAMPLING_RATE, min_seconds=0)
 
     # 2. models
-    pipe, asr = load_models(args)
+    pipe, asr = load_models(args, attach_asr=False)
     if "text" in list(pipe.model.config.modalities) and transcript is None and asr is None:
         raise ValueError(f"The model uses text ({'+'.join(pipe.model.config.modalities)}): pass --transcript FILE "
                          "or a speech recognizer, --asr MODEL (e.g. --asr whisper-base).")
@@ -489,4 +491,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["WHISPER_BASE_ALIAS", "build_parser", "check_device", "check_model", "check_model_reference", "load_models", "load_pipeline", "main",
-           "resolve_asr_model", "run_convert_whisper", "run_predict", "run_stream"]
+           "run_convert_whisper", "run_predict", "run_stream"]

@@ -246,13 +246,17 @@ def test_model_code_runs_only_with_trust_remote_code(tmp_path, wav):
 
 
 # ------------------------------------------------------------------------------------------ speech recognition
-def test_stream_real_speech_with_asr_plot_and_jsonl(tmp_path, capsys):
+def test_stream_real_speech_with_asr_plot_and_jsonl(tmp_path, capsys, monkeypatch):
     import matplotlib.image
 
+    import multistill.cli
     from multistill.asr import character_error_rate
 
     faster_whisper_asr()  # skips without the sample / whisper-base packages
     wav, _ = write_real_conversation(tmp_path)
+    load_pipeline, given = multistill.cli.load_pipeline, []
+    monkeypatch.setattr(multistill.cli, "load_pipeline", lambda model, device, trust, asr: given.append(asr) or
+                        load_pipeline(model, device, trust, asr))
     png, jsonl = tmp_path / "timeline.png", tmp_path / "results.jsonl"
     assert main(["stream", "--model", saved_folder("light_student"), wav, "--asr", "whisper-base", "--threads", "1",
                  "--plot", str(png), "--jsonl", str(jsonl)]) == 0
@@ -268,6 +272,7 @@ def test_stream_real_speech_with_asr_plot_and_jsonl(tmp_path, capsys):
     assert len(records) == 3 and all(r["text_source"] == "asr" and r["label"] for r in records)
     assert character_error_rate([t for _, t in SPEECH], [r["text"] for r in records])["cer"] < 0.35
     assert matplotlib.image.imread(png).shape[0] > 100 and "timeline:" in captured.err
+    assert given == [None]  # the stream's session is the recognizer's one user: the pipeline gets no ASR
 
 
 def test_stream_warns_at_once_when_lines_and_utterances_differ(tmp_path, capsys, monkeypatch):
