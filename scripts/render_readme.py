@@ -544,7 +544,16 @@ RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts")
 ) + ("multistill/metrics",)
 #: The current recipe's runs (teacher and baselines, with and without context). Earlier versions' result files stay
 #: in results/recipe (first version) and results/recipe_l2 (second), referenced from README's prose.
-RECIPE_ROOT = "results/recipe_v4"
+RECIPE_ROOT = "results/recipe_v5"
+#: Context sizes of the ablation (one run per size and fold) and the baselines given the same context.
+CONTEXT_SIZES = (0, 2, 4, 8)
+CONTEXT_BASELINES = (
+    ("text_tfidf", "Baseline: character 1-3-gram TF-IDF + logistic regression (text)", "TF-IDF"),
+    ("audio_whisper", "Baseline: Whisper encoder, mean+std pooled + logistic regression (audio)", "Whisper-LR"),
+    ("late_fusion", "Baseline: late fusion of TF-IDF and Whisper-LR (text + audio)", "late fusion"),
+)
+#: The context size whose run also trains the light student.
+LIGHT_CONTEXT = 4
 RECIPE_FOLDS = (("fold1_test2", "train Session 01 -> test Session 02"), ("fold2_test1", "train Session 02 -> test Session 01"))
 
 
@@ -601,47 +610,87 @@ def statistics_mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _context_gain(plain: dict[str, Any], context: dict[str, Any]) -> str:
-    """Teacher macro-F1 with context minus without, paired by seed: ``mean ± std (ahead in k of n)``."""
-    seeds = sorted(set(plain["per_seed"]) & set(context["per_seed"]), key=int)
-    gains = [100 * (context["per_seed"][s]["teacher"]["metrics"]["macro_f1"]
-                    - plain["per_seed"][s]["teacher"]["metrics"]["macro_f1"]) for s in seeds]
-    if not gains:
+def _seed_values(data: dict[str, Any], name: str, key: str = "macro_f1") -> dict[str, float]:
+    """Per seed, ``key`` of run ``name`` (percent for metrics, milliseconds for ``latency``)."""
+    out = {}
+    for seed, runs in data["per_seed"].items():
+        if name in runs:
+            run = runs[name]
+            out[seed] = run["latency"]["latency_ms_median"] if key == "latency" else 100 * run["metrics"][key]
+    return out
+
+
+def _paired(first: dict[str, float], second: dict[str, float], ratio: bool = False) -> str:
+    """``first − second`` (or ``first / second``) paired by seed: ``mean ± std (k of n)``."""
+    seeds = sorted(set(first) & set(second), key=int)
+    values = [first[s] / second[s] if ratio else first[s] - second[s] for s in seeds]
+    if not values:
         return "–"
-    spread = f" ± {statistics.stdev(gains):.1f}" if len(gains) > 1 else ""
-    return f"{statistics_mean(gains):+.1f}{spread} ({sum(g > 0 for g in gains)} of {len(gains)} seeds ahead)"
+    spread = f" ± {statistics.stdev(values):.{2 if ratio else 1}f}" if len(values) > 1 else ""
+    if ratio:
+        return f"{statistics_mean(values):.2f}{spread}"
+    return f"{statistics_mean(values):+.1f}{spread} ({sum(v > 0 for v in values)} of {len(values)})"
+
+
+def _baseline_at(files: dict[str, Any], fold: str, baseline: str, size: int, root: str) -> dict[str, float]:
+    """A baseline's per-seed macro-F1 with ``size`` previous utterances (the run with that context size)."""
+    data = files[recipe_file(fold, size, root=root)]
+    return _seed_values(data, f"baseline_{baseline}" + (f"_context{size}" if size else ""))
 
 
 def render_context(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
-    """Context 0 vs 4 for the teacher and the multimodal student, and the baselines with the same context."""
-    header = ["model or baseline (macro-F1, mean ± std, 3 seeds)"] + [
-        f"{title}, context {k}" for _, title in RECIPE_FOLDS for k in (0, 4)]
-    plain = {fold: files[recipe_file(fold, root=root)] for fold, _ in RECIPE_FOLDS}
-    context = {fold: files[recipe_file(fold, 4, root=root)] for fold, _ in RECIPE_FOLDS}
-    rows = []
-    for name in ("teacher", "multimodal_student_kd", "multimodal_student_ce"):
-        if _row(plain[RECIPE_FOLDS[0][0]], name) is None:
-            continue
-        rows.append([_row(plain[RECIPE_FOLDS[0][0]], name)["label"]]
-                    + [_macro(source[fold], name) for fold, _ in RECIPE_FOLDS for source in (plain, context)])
-    for baseline in ("text_tfidf", "audio_whisper", "late_fusion"):
-        name = f"baseline_{baseline}"
-        rows.append([_row(context[RECIPE_FOLDS[0][0]], name)["label"]]
-                    + [_macro(context[fold], name if k == 0 else f"{name}_context4")
-                       for fold, _ in RECIPE_FOLDS for k in (0, 4)])
-    lines = [table(header, rows), ""]
-    lines += [f"Teacher with 4 previous utterances − the same without context, {title}: "
-              f"{_context_gain(plain[fold], context[fold])}." for fold, title in RECIPE_FOLDS]
-    lines += [f"Teacher with 4 previous utterances − {label}, {title}: {_versus(context[fold], key)}."
-              for fold, title in RECIPE_FOLDS
-              for key, label in (("baseline_text_tfidf", "TF-IDF without context"),
-                                 ("baseline_late_fusion", "late fusion without context"),
-                                 ("baseline_text_tfidf_context4", "TF-IDF with the same context"),
-                                 ("baseline_audio_whisper_context4", "Whisper-LR with the same context"),
-                                 ("baseline_late_fusion_context4", "late fusion with the same context"))]
-    lines.append("")
+    """Context sizes 0-8 for the teacher and the baselines with the same context, both folds; paired gaps."""
+    header = ["model or baseline (macro-F1, mean ± std, 3 seeds)", "folds"] + [
+        f"context {k}" for k in CONTEXT_SIZES]
+    rows, gaps = [], []
+    for fold, title in RECIPE_FOLDS:
+        teacher = {k: _seed_values(files[recipe_file(fold, k, root=root)], "teacher") for k in CONTEXT_SIZES}
+        rows.append(["Teacher (multimodal)", title] + [_mean_pm(teacher[k]) for k in CONTEXT_SIZES])
+        for baseline, label, _ in CONTEXT_BASELINES:
+            rows.append([label, title] + [_mean_pm(_baseline_at(files, fold, baseline, k, root))
+                                          for k in CONTEXT_SIZES])
+        gaps.append(["teacher − the same teacher without context", title]
+                    + [_paired(teacher[k], teacher[0]) if k else "" for k in CONTEXT_SIZES])
+        for baseline, _, short in CONTEXT_BASELINES:
+            gaps.append([f"teacher − {short} with the same context", title]
+                        + [_paired(teacher[k], _baseline_at(files, fold, baseline, k, root)) for k in CONTEXT_SIZES])
+    lines = [table(header, rows), "", "Paired differences per seed, macro-F1 points (seeds in which the teacher is "
+             "ahead, of 3):", "", table(["teacher − it", "folds"] + [f"context {k}" for k in CONTEXT_SIZES], gaps), ""]
     lines += [from_file(data, source) for source, data in files.items()]
     return "\n".join(lines)
+
+
+def _mean_pm(values: dict[str, float]) -> str:
+    """``mean ± std`` (1 decimal) of per-seed values."""
+    if not values:
+        return "–"
+    numbers = list(values.values())
+    spread = f" ± {statistics.stdev(numbers):.1f}" if len(numbers) > 1 else ""
+    return f"{statistics_mean(numbers):.1f}{spread}"
+
+
+def render_light_student(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
+    """The light student of the context teacher, KD and no KD, both folds: macro-F1, share of the teacher's,
+    latency and speed-up measured in the same run."""
+    header = ["model (context 4, mean ± std over 3 seeds)", "folds", "macro-F1", "share of the teacher's macro-F1",
+              "latency ms per utterance (median)", "teacher latency / its latency"]
+    rows, lines = [], []
+    for fold, title in RECIPE_FOLDS:
+        data = files[recipe_file(fold, LIGHT_CONTEXT, root=root)]
+        teacher, teacher_ms = _seed_values(data, "teacher"), _seed_values(data, "teacher", "latency")
+        for name in ("teacher", "light_student_kd", "light_student_ce"):
+            if _row(data, name) is None:
+                continue
+            score, latency = _seed_values(data, name), _seed_values(data, name, "latency")
+            own = name == "teacher"
+            rows.append([_row(data, name)["label"], title, _mean_pm(score),
+                         "" if own else f"{100 * statistics_mean([score[s] / teacher[s] for s in score]):.1f} %",
+                         _mean_pm(latency), "" if own else f"{_paired(teacher_ms, latency, ratio=True)}x"])
+        lines.append(f"Light student with KD − without KD, {title}, paired by seed (seeds in which KD is ahead): "
+                     f"{_paired(_seed_values(data, 'light_student_kd'), _seed_values(data, 'light_student_ce'))}.")
+    out = [table(header, rows), "", *lines, ""]
+    out += [from_file(data, source) for source, data in files.items()]
+    return "\n".join(out)
 
 
 #: README block name -> its result files, renderer and the code paths that make it stale.
@@ -668,8 +717,10 @@ TABLES: dict[str, Table] = {
                          "benchmarks/results/stream_asr_cpu_early_100.json"), render_stream_asr, STREAM_CODE),
     "benchmark_headline": Table((HEADLINE,), render_benchmark_headline, BENCH_CODE),
     "recipe": Table(tuple(recipe_file(fold) for fold, _ in RECIPE_FOLDS), render_recipe, RECIPE_CODE),
-    "context": Table(tuple(recipe_file(fold, k) for fold, _ in RECIPE_FOLDS for k in (0, 4)), render_context,
+    "context": Table(tuple(recipe_file(fold, k) for fold, _ in RECIPE_FOLDS for k in CONTEXT_SIZES), render_context,
                      RECIPE_CODE),
+    "light_student": Table(tuple(recipe_file(fold, LIGHT_CONTEXT) for fold, _ in RECIPE_FOLDS),
+                           render_light_student, RECIPE_CODE),
     "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
                                                                              "stream_cpu")),
                               render_older_benchmarks,
