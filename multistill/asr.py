@@ -344,12 +344,7 @@ def load_asr(
     ``engine`` is ``"transformers"``, ``"faster-whisper"`` or ``None`` (auto: a folder with ``model.bin`` is
     CTranslate2). ``language`` is Whisper's language code (Korean by default; ``None`` detects it).
     ``threads`` sets faster-whisper's CPU threads (default: its own choice). Beam size 1 is greedy.
-    ``"whisper-base"`` is the offline Whisper base of the registry packages (assembled once).
     """
-    if isinstance(model, str):
-        from .whisper_base import resolve_asr_model  # whisper_base imports this module
-
-        model = resolve_asr_model(model)
     if isinstance(model, SpeechRecognizer) or (callable(getattr(model, "transcribe", None))
                                                 and hasattr(model, "fingerprint")):
         return model  # a recognizer (also one built by another copy of this module, e.g. the installed package)

@@ -34,7 +34,7 @@ from typing import Any
 
 from .asr import ASR_ENGINES
 from .vad import VAD_KINDS
-from .whisper_base import WHISPER_BASE_ALIAS
+from .whisper_base import WHISPER_BASE_ALIAS, resolve_asr_model
 
 logger = logging.getLogger("multistill")
 #: ``--early-ms`` default: ASR + emotion start 200 ms into a pause (the 100 ms post-roll is final by then)
@@ -271,8 +271,8 @@ def load_models(args: argparse.Namespace, attach_asr: bool = True) -> tuple[Any,
         from .asr import load_asr
 
         try:
-            asr = load_asr(args.asr, engine=args.asr_engine, language=args.asr_language or None, device=device,
-                           threads=args.threads)
+            asr = load_asr(resolve_asr_model(args.asr), engine=args.asr_engine, language=args.asr_language or None,
+                           device=device, threads=args.threads)
         except ImportError as err:
             raise ValueError(str(err)) from err
     pipe = load_pipeline(args.model, device, args.trust_remote_code, asr if attach_asr else None)

