@@ -592,7 +592,7 @@ def render_recipe(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
     for data, title in folds:
         teacher = data["per_seed"]
         classes = [key.removeprefix("f1_") for key in teacher["1"]["teacher"]["metrics"] if key.startswith("f1_")]
-        per_class = {c: statistics_mean([teacher[s]["teacher"]["metrics"][f"f1_{c}"] for s in teacher]) for c in classes}
+        per_class = {c: statistics.mean([teacher[s]["teacher"]["metrics"][f"f1_{c}"] for s in teacher]) for c in classes}
         matrix = [[sum(teacher[s]["teacher"]["confusion_matrix"][i][j] for s in teacher) for j in range(len(classes))]
                   for i in range(len(classes))]
         counts = [sum(row) // len(teacher) for row in matrix]
@@ -604,10 +604,6 @@ def render_recipe(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
     lines.append("")
     lines += [from_file(data, source) for source, data in files.items()]
     return "\n".join(lines)
-
-
-def statistics_mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def _seed_values(data: dict[str, Any], name: str, key: str = "macro_f1") -> dict[str, float]:
@@ -628,8 +624,8 @@ def _paired(first: dict[str, float], second: dict[str, float], ratio: bool = Fal
         return "–"
     spread = f" ± {statistics.stdev(values):.{2 if ratio else 1}f}" if len(values) > 1 else ""
     if ratio:
-        return f"{statistics_mean(values):.2f}{spread}"
-    return f"{statistics_mean(values):+.1f}{spread} ({sum(v > 0 for v in values)} of {len(values)})"
+        return f"{statistics.mean(values):.2f}{spread}"
+    return f"{statistics.mean(values):+.1f}{spread} ({sum(v > 0 for v in values)} of {len(values)})"
 
 
 def _baseline_at(files: dict[str, Any], fold: str, baseline: str, size: int, root: str) -> dict[str, float]:
@@ -666,7 +662,7 @@ def _mean_pm(values: dict[str, float]) -> str:
         return "–"
     numbers = list(values.values())
     spread = f" ± {statistics.stdev(numbers):.1f}" if len(numbers) > 1 else ""
-    return f"{statistics_mean(numbers):.1f}{spread}"
+    return f"{statistics.mean(numbers):.1f}{spread}"
 
 
 def render_light_student(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
@@ -684,7 +680,7 @@ def render_light_student(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
             score, latency = _seed_values(data, name), _seed_values(data, name, "latency")
             own = name == "teacher"
             rows.append([_row(data, name)["label"], title, _mean_pm(score),
-                         "" if own else f"{100 * statistics_mean([score[s] / teacher[s] for s in score]):.1f} %",
+                         "" if own else f"{100 * statistics.mean([score[s] / teacher[s] for s in score]):.1f} %",
                          _mean_pm(latency), "" if own else f"{_paired(teacher_ms, latency, ratio=True)}x"])
         lines.append(f"Light student with KD − without KD, {title}, paired by seed (seeds in which KD is ahead): "
                      f"{_paired(_seed_values(data, 'light_student_kd'), _seed_values(data, 'light_student_ce'))}.")

@@ -205,4 +205,3 @@ def test_asr_text_of_real_kemdy_utterances(kemdy_sample_dataset):
     out = add_asr_transcripts(subset, faster_whisper_asr())
     assert len(out) == 2
     assert character_error_rate(out["text"], out["asr_text"])["cer"] < 0.3
-
