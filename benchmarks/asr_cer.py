@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     from bench_lib import Contention, machine_info
 
-    from multistill.annotations import clean_transcript
     from multistill.asr import add_asr_transcripts, character_error_rate, load_asr, normalize_for_cer
     from multistill.cli import resolve_asr_model
     from multistill.data import load_kemdy
+    from multistill.processing_multistill import clean_transcript
 
     # 1. arguments
     parser = HfArgumentParser(AsrCerArguments)

@@ -70,7 +70,7 @@ Rules
   Nothing is dropped or changed silently; a build that keeps nothing raises ``ValueError`` with the summary.
 * **Text**: ``raw_text`` is the transcript (UTF-8 for KEMDy19, CP949 for KEMDy20; detected by
   :func:`~multistill.annotations.decode_transcript`), surrounding white space stripped; ``text`` is
-  :func:`~multistill.annotations.clean_transcript` of it: non-speech tags (``n/ l/ b/ c/ o/ u/ N/ s/``)
+  :func:`~multistill.processing_multistill.clean_transcript` of it: non-speech tags (``n/ l/ b/ c/ o/ u/ N/ s/``)
   removed, an overlap mark ``(A+B)`` keeps ``B`` (the speaker's own words; ``A`` is the other speaker's
   overlapping speech), ``(A)`` keeps ``A``.
 * **Audio**: ``Audio(sampling_rate=16000)``; WAVs at other rates or with several channels are resampled
@@ -115,10 +115,10 @@ from multistill import annotations as _annotations
 from multistill.annotations import (
     EMOTIONS,
     UnknownEmotionLabelError,
-    clean_transcript,
     decode_transcript,
     split_tied_emotions,
 )
+from multistill.processing_multistill import clean_transcript
 
 logger = logging.getLogger(__name__)
 

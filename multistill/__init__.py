@@ -16,7 +16,7 @@ from transformers import (
     AutoProcessor,
 )
 
-from .annotations import EMOTIONS, clean_transcript, normalize_emotion
+from .annotations import EMOTIONS, normalize_emotion
 from .audio_utils import load_audio
 from .configuration_multistill import PRESETS, MultiStillConfig, MultiStillFbankConfig
 from .configuration_ngram import MultiStillNgramConfig
@@ -31,7 +31,7 @@ from .modeling_multistill import (
 from .modeling_ngram import MultiStillNgramEncoder
 from .offline import build_tiny_encoders, tiny_backbones, train_wordpiece_tokenizer
 from .pipeline_multistill import MultiStillEmotionPipeline, register_pipeline, save_pretrained_with_pipeline
-from .processing_multistill import MultiStillProcessor
+from .processing_multistill import MultiStillProcessor, clean_transcript
 
 __version__ = "0.1.0"
 

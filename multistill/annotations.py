@@ -1,8 +1,8 @@
-"""KEMDy annotation conventions: emotion labels, transcript decoding and transcript cleaning.
+"""KEMDy annotation conventions: emotion labels and transcript decoding (cleaning is the processor's:
+:func:`.processing_multistill.clean_transcript`).
 
 This module is deliberately flat (standard library only, no package imports) so that it can be
-shipped next to the model code on the Hub and imported with a relative import by the processor.
-The dataset builder, the processor and the pipeline all clean text with the same function.
+shipped next to the model code on the Hub and imported with a relative import by the configuration.
 """
 
 from __future__ import annotations
@@ -73,41 +73,10 @@ def decode_transcript(data: bytes, where: str = "") -> str:
     raise ValueError(f"Transcript {where or '<bytes>'} is neither UTF-8 nor CP949 text.")
 
 
-# A non-speech tag is one ASCII letter followed by a slash: b/ (breath), l/ (laughter), n/ (noise),
-# c/ (cough), o/, u/, N/, s/ ... It may be glued to punctuation or a word ("가.l/").
-_NON_SPEECH_TAG = re.compile(r"(?<![A-Za-z])[A-Za-z]/")
-# Overlap marks: "(A+B)" where A is the other speaker's overlapping words and B this speaker's,
-# or "(A)" where A is this speaker's words that the other speaker overlapped.
-_OVERLAP = re.compile(r"\(([^()]*)\)")
-
-
-def _resolve_overlap(match: re.Match) -> str:
-    inner = match.group(1)
-    return inner.split("+", 1)[1] if "+" in inner else inner
-
-
-def clean_transcript(raw: str) -> str:
-    """Turn a KEMDy transcript into the text a model sees.
-
-    Rules (documented in the README):
-
-    * non-speech tags (any single letter followed by ``/``: ``b/ l/ n/ c/ o/ u/ N/ s/``) are removed;
-    * ``(A+B)`` overlap marks keep ``B``, the speaker's own words (``A`` is the other speaker's
-      overlapping speech, transcribed in their own utterance); ``(A)`` keeps ``A``;
-    * a stray ``+`` becomes a space, and white space is collapsed.
-    """
-    text = _OVERLAP.sub(_resolve_overlap, str(raw))
-    text = _NON_SPEECH_TAG.sub(" ", text)
-    text = text.replace("+", " ").replace("(", " ").replace(")", " ")
-    text = re.sub(r"\s+([.,?!])", r"\1", text)
-    return re.sub(r"\s+", " ", text).strip()
-
-
 __all__ = [
     "EMOTIONS",
     "LABEL_ALIASES",
     "UnknownEmotionLabelError",
-    "clean_transcript",
     "decode_transcript",
     "normalize_emotion",
     "split_tied_emotions",

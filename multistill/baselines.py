@@ -28,6 +28,7 @@ import numpy as np
 from datasets import Dataset
 
 from .annotations import EMOTIONS
+from .audio_utils import resample
 from .configuration_multistill import DEFAULT_CONTEXT_DECAY
 
 SAMPLING_RATE = 16_000
@@ -84,7 +85,7 @@ def acoustic_statistics(array: np.ndarray, sampling_rate: int) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"acoustic_statistics: expected a mono waveform (1-D), got shape {y.shape}.")
     if sampling_rate != SAMPLING_RATE:
-        y = librosa.resample(y, orig_sr=sampling_rate, target_sr=SAMPLING_RATE)
+        y = resample(y, sampling_rate, SAMPLING_RATE)
     duration = len(y) / SAMPLING_RATE
     if len(y) < 2 * N_FFT:
         y = np.pad(y, (0, 2 * N_FFT - len(y)))

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .annotations import clean_transcript
+from .processing_multistill import clean_transcript
 
 #: Korean sentences used when no corpus is given (enough to train a small WordPiece vocabulary).
 DEFAULT_TEXTS: tuple[str, ...] = (

@@ -320,7 +320,7 @@ class MultiStillEmotionPipeline(ChunkPipeline):
                     f"'sampling_rate'); got keys {sorted(payload)}."
                 )
             rate = payload.get("sampling_rate", sampling_rate)
-            audio = self._load_audio(source, rate, where)
+            audio = load_audio(source, rate, where, self.sampling_rate)
         source = asr_audio = None
         if "text" in self.modalities:
             text = payload.get("text")
@@ -339,7 +339,8 @@ class MultiStillEmotionPipeline(ChunkPipeline):
                             f"{where}: the model ({'+'.join(self.modalities)}) needs 'text', or audio to "
                             f"transcribe; got keys {sorted(payload)}."
                         )
-                    asr_audio = self._load_audio(audio_source, payload.get("sampling_rate", sampling_rate), where)
+                    asr_audio = load_audio(audio_source, payload.get("sampling_rate", sampling_rate), where,
+                                           self.sampling_rate)
             elif not isinstance(text, str):
                 raise ValueError(f"{where}: 'text' must be a string, got {type(text).__name__}.")
             else:
@@ -360,9 +361,6 @@ class MultiStillEmotionPipeline(ChunkPipeline):
             item.text, item.text_source, item.asr_audio = text, "asr", None
             if not text.strip():
                 logger.warning("%s: %s", item.where, EMPTY_ASR_WARNING)
-
-    def _load_audio(self, source: Any, rate: Any, where: str) -> np.ndarray:
-        return load_audio(source, rate, where, self.sampling_rate)
 
     # ------------------------------------------------------------------ pipeline steps
     def preprocess(

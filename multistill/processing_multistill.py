@@ -5,13 +5,15 @@ This file is shipped next to the weights on the Hub: it imports its siblings onl
 One processor serves the teacher and every student: the audio encoder's feature extractor (waveform
 ``input_values`` for the wav2vec2 family and the light student's fbank encoder, which computes its filterbank
 inside the model; log-mel ``input_features`` padded to the 30 s window for Whisper) + the text encoder's
-tokenizer. The frame hop and the audio window come from the encoder (:func:`audio_frame_geometry`).
+tokenizer. The frame hop and the audio window come from the encoder (:func:`audio_frame_geometry`). Transcripts are
+cleaned here (:func:`clean_transcript`, KEMDy's conventions), for the dataset builder, the tokenizers and every model.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,6 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from .annotations import clean_transcript
 from .audio_utils import TARGET_SAMPLING_RATE, load_audio
 from .configuration_multistill import (
     ALLOWED_MODALITIES,
@@ -106,6 +107,36 @@ def check_processor_folder(folder: str | os.PathLike) -> None:
                     json.load(handle)
             except (ValueError, UnicodeDecodeError) as err:
                 raise OSError(f"{path} is not valid JSON ({err}): the file is damaged.") from err
+
+
+# A non-speech tag is one ASCII letter followed by a slash: b/ (breath), l/ (laughter), n/ (noise),
+# c/ (cough), o/, u/, N/, s/ ... It may be glued to punctuation or a word ("가.l/").
+_NON_SPEECH_TAG = re.compile(r"(?<![A-Za-z])[A-Za-z]/")
+# Overlap marks: "(A+B)" where A is the other speaker's overlapping words and B this speaker's,
+# or "(A)" where A is this speaker's words that the other speaker overlapped.
+_OVERLAP = re.compile(r"\(([^()]*)\)")
+
+
+def _resolve_overlap(match: re.Match) -> str:
+    inner = match.group(1)
+    return inner.split("+", 1)[1] if "+" in inner else inner
+
+
+def clean_transcript(raw: str) -> str:
+    """Turn a KEMDy transcript into the text a model sees.
+
+    Rules (documented in the README):
+
+    * non-speech tags (any single letter followed by ``/``: ``b/ l/ n/ c/ o/ u/ N/ s/``) are removed;
+    * ``(A+B)`` overlap marks keep ``B``, the speaker's own words (``A`` is the other speaker's
+      overlapping speech, transcribed in their own utterance); ``(A)`` keeps ``A``;
+    * a stray ``+`` becomes a space, and white space is collapsed.
+    """
+    text = _OVERLAP.sub(_resolve_overlap, str(raw))
+    text = _NON_SPEECH_TAG.sub(" ", text)
+    text = text.replace("+", " ").replace("(", " ").replace(")", " ")
+    text = re.sub(r"\s+([.,?!])", r"\1", text)
+    return re.sub(r"\s+", " ", text).strip()
 
 
 class MultiStillProcessor(ProcessorMixin):
@@ -379,4 +410,10 @@ class MultiStillProcessor(ProcessorMixin):
 
 MultiStillProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = ["MultiStillProcessor", "audio_frame_geometry", "check_processor_folder", "check_text"]
+__all__ = [
+    "MultiStillProcessor",
+    "audio_frame_geometry",
+    "check_processor_folder",
+    "check_text",
+    "clean_transcript",
+]

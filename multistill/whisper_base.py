@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .asr import edit_distance, normalize_for_cer
+from .audio_utils import load_audio
 from .whisper_convert import CONVERTER_VERSION, DECODING_GUARDS, convert_ct2_whisper, file_sha256, read_stamp
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,8 @@ def sample_utterances(data_dir: str | os.PathLike, n: int, max_seconds: float = 
     sorted WAV list (deterministic); only those with a non-empty transcript and at most ``max_seconds``."""
     import soundfile
 
-    from .annotations import clean_transcript, decode_transcript
+    from .annotations import decode_transcript
+    from .processing_multistill import clean_transcript
 
     data_dir = Path(data_dir)
     chosen: list[Utterance] = []
@@ -114,16 +116,6 @@ def sample_utterances(data_dir: str | os.PathLike, n: int, max_seconds: float = 
         step = len(usable) / want
         chosen.extend(usable[int(i * step)] for i in range(want))
     return chosen
-
-
-def _read_audio(path: Path) -> Any:
-    import numpy as np
-    import soundfile
-
-    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    if rate != 16000:
-        raise ValueError(f"{path} is sampled at {rate} Hz; the verification reads 16 kHz KEMDy audio.")
-    return np.ascontiguousarray(audio.mean(axis=1))
 
 
 @dataclass
@@ -227,7 +219,7 @@ def verify_conversion(hf_dir: str | os.PathLike, ct2_dir: str | os.PathLike, dat
                             "fw_errors", "hf_errors", "hf_errors_own"), 0)
     differing = []
     for i, utt in enumerate(utterances):
-        audio = _read_audio(utt.wav)
+        audio = load_audio(str(utt.wav), min_seconds=0.0)
         features = processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
         with torch.no_grad():
             hf_states = model.model.encoder(features).last_hidden_state[0].numpy()

@@ -148,7 +148,8 @@ def build_variants(folder: str | Path, work_dir: str | Path) -> dict[str, Path]:
 def sample_session(data_dir: str | Path, session: int, n: int, seed: int) -> list[tuple[Path, str]]:
     """``n`` (WAV, cleaned transcript) pairs drawn with ``random.Random(seed)`` from the session's sorted WAVs
     that have a non-empty transcript (the project's transcript reading: :mod:`multistill.annotations`)."""
-    from multistill.annotations import clean_transcript, decode_transcript
+    from multistill.annotations import decode_transcript
+    from multistill.processing_multistill import clean_transcript
 
     usable = []
     for wav in sorted(session_dir(data_dir, session).rglob("*.wav")):

@@ -16,7 +16,6 @@ import torch
 from _fixtures_model import DAMAGES, TEXTS, damaged_copy, tiny_encoder_dirs, waves
 from transformers import AutoConfig, AutoProcessor, WhisperFeatureExtractor
 
-from multistill.annotations import clean_transcript
 from multistill.audio_utils import (
     _resample_numpy,
     decode_audio,
@@ -25,7 +24,7 @@ from multistill.audio_utils import (
     to_mono,
 )
 from multistill.configuration_multistill import MultiStillConfig
-from multistill.processing_multistill import MultiStillProcessor, audio_frame_geometry
+from multistill.processing_multistill import MultiStillProcessor, audio_frame_geometry, clean_transcript
 
 
 @functools.cache
