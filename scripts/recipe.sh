@@ -2,7 +2,8 @@
 # The recommended recipe on a KEMDy folder: the teacher (Whisper base at the utterance's length, frozen, every
 # layer's statistics mixed by learnt weights + the character n-gram text encoder learnt from the transcripts,
 # concatenation fusion and a linear classifier without dropout, class-weighted loss on the majority emotion, every
-# training row kept, trained full batch for 600 steps at a constant learning rate, unclipped, towards the
+# training row kept, trained full batch for 600 steps at a constant learning rate decayed to zero over the last 100
+# (warmup_stable_decay: the last step's model is a settled one), unclipped, towards the
 # L2-penalised optimum with the baselines' penalty (--l2_penalty 1: logistic regression's C=1), on every row of the
 # training sessions, validation dialogues included (--refit_epochs all: a noisy validation score would stop it
 # early)) and its multimodal student with and without KD, over 3 seeds,
@@ -29,7 +30,7 @@ OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" python -m multistill.experiment --output
     --audio_encoder "$WHISPER" --text_encoder ngram --fusion_type concat --fusion_size linear \
     --class_weighting balanced --balance_max_fraction 0 --refit_on_validation true \
     --training_targets majority --l2_penalty 1 --refit_epochs all --num_train_epochs 600 --learning_rate 1e-2 --batch_size 1024 --logging_steps 50 \
-    --lr_scheduler_type constant --max_grad_norm 0 \
+    --lr_scheduler_type warmup_stable_decay --lr_scheduler_kwargs '{"num_decay_steps": 100}' --max_grad_norm 0 \
     --students multimodal_student --seeds 1 2 3 \
     --parallel 2 --no_caching_gain --latency_utterances 10 --save_total_limit 1 --threads 1 \
     --data_cache_dir outputs/cache_recipe "$@"
