@@ -20,142 +20,42 @@ from __future__ import annotations
 import functools
 import json
 import re
-import statistics
-import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from transformers import HfArgumentParser
 
-ROOT = Path(__file__).resolve().parents[1]
-#: The code a training result depends on (the brief: everything the scripts import).
-TRAINING_CODE = ("multistill", "train.py", "distill.py", "loading_scripts")
-#: The code of the full-size latency benchmark.
-BENCH_CODE = ("benchmarks/benchmark.py", "benchmarks/bench_lib.py", "benchmarks/bench_jobs.py",
-              "multistill/modeling_multistill.py", "multistill/configuration_multistill.py",
-              "multistill/processing_multistill.py", "multistill/offline.py")
-STREAM_CODE = ("benchmarks/stream_rtf.py", "multistill/streaming.py", "multistill/vad.py", "multistill/asr.py",
-               "multistill/pipeline_multistill.py", "multistill/modeling_multistill.py",
-               "multistill/processing_multistill.py")
-STALE_PREFIX = "**STALE**"
-
-
-@dataclass
-class Table:
-    """One README block: its result files, the function that renders them, the code they depend on."""
-
-    sources: tuple[str, ...]
-    render: Callable[[dict[str, Any]], str]
-    code: tuple[str, ...]
-
-
-# --------------------------------------------------------------------------------------------
-# Git: provenance and staleness
-# --------------------------------------------------------------------------------------------
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
-
-
-@functools.cache
-def added_in(path: str) -> str | None:
-    """The commit that first added ``path`` (for result files that record no commit of their own)."""
-    commits = _git("log", "--diff-filter=A", "--format=%H", "--", path)
-    return commits.splitlines()[-1] if commits else None
-
-
-def stale_since(commit: str | None, code: tuple[str, ...]) -> bool | None:
-    """Whether any of ``code`` changed after ``commit`` (committed since, or uncommitted now); None if unknown."""
-    if not commit or _git("cat-file", "-e", f"{commit}^{{commit}}") is None:
-        return None
-    changed = _git("rev-list", "-1", f"{commit}..HEAD", "--", *code)
-    pending = _git("status", "--porcelain", "--", *code)
-    if changed is None or pending is None:
-        return None
-    return bool(changed or pending)
-
-
-def provenance(command: str | None, commit: str | None, dirty: bool | None, source: str,
-               date: str | None = None, changes: int | None = None) -> str:
-    """One sentence: the source file, its command and commit (else the commit that added the file), the date."""
-    if not commit:
-        made = ("The file records no command or commit; it was added to the repository in commit "
-                f"`{(added_in(source) or 'unknown')[:7]}`")
-    else:
-        tree = "" if dirty is None else (
-            f" (dirty tree: {changes} uncommitted change{'s' if changes != 1 else ''})" if dirty and changes
-            else " (dirty tree)" if dirty else " (clean tree)")
-        made = (f"Made by `{command}`" if command else "Made") + f" at commit `{commit[:7]}`{tree}"
-    return f"*Source: [`{source}`]({source}). {made}{f', {date[:10]}' if date else ''}.*"
-
-
-def source_commit(data: dict[str, Any], source: str) -> str | None:
-    """The commit a result file was made at (``provenance.git_commit`` or ``commit``), else the one that added it."""
-    return (data.get("provenance") or {}).get("git_commit") or data.get("commit") or added_in(source)
-
-
-def stale_note(files: dict[str, Any], code: tuple[str, ...]) -> str | None:
-    """The STALE paragraph when any of ``code`` changed after the commit of one of the block's result files."""
-    for source, data in files.items():
-        commit = source_commit(data, source)
-        if stale_since(commit, code):
-            return (f"{STALE_PREFIX}: code these figures depend on ({', '.join(f'`{c}`' for c in code)}) changed "
-                    f"after commit `{(commit or '')[:7]}` of `{source}`; re-run its command to refresh them.")
-    return None
-
-
-def from_file(data: dict[str, Any], source: str) -> str:
-    """:func:`provenance` from a result file's ``provenance`` dict (``multistill.experiment`` / benchmark layout)."""
-    p = data.get("provenance") or {}
-    return provenance(p.get("command"), p.get("git_commit"), p.get("git_dirty"), source,
-                      p.get("date") or data.get("created"), p.get("git_changes"))
-
-
-# --------------------------------------------------------------------------------------------
-# Formatting helpers
-# --------------------------------------------------------------------------------------------
-
-
-def pm(stats: dict[str, Any] | None, scale: float = 100.0, digits: int = 2, signed: bool = False) -> str:
-    """``mean ± std`` of a ``describe()`` dict (the mean alone for one value)."""
-    if stats is None:
-        return "–"
-    text = f"{scale * stats['mean']:{'+' if signed else ''}.{digits}f}"
-    return text if stats.get("std") is None else f"{text} ± {scale * stats['std']:.{digits}f}"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
-def ms(x: float) -> str:
-    """Milliseconds with 3 significant figures (``2,135``, ``189``, ``75.0``)."""
-    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
-
-
-def ratio(x: float, span: list[float] | None = None) -> str:
-    return f"{x:.1f}x" + (f" [{span[0]:.1f}-{span[1]:.1f}]" if span else "")
-
-
-def paired_line(c: dict[str, Any], first: str = "KD", second: str = "no KD") -> str:
-    """One paired comparison (macro-F1 points): mean ± std, seeds ahead, and only what holds across seeds."""
-    d = c["differences"]["macro_f1"]
-    text = f"{pm(d, 100.0, 1, signed=True)} ({first} ahead in {d['ahead']} of {d['n']} seeds)"
-    if d.get("std") is None:
-        return text + "; one seed: no conclusion."
-    if d["covers_zero"]:
-        return text + "; the spread covers zero: no difference shown."
-    return text + f"; the spread excludes zero: {first} {'ahead' if d['mean'] > 0 else 'behind'} in mean ± std."
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules below, however this file is loaded
+from readme_lib import (  # noqa: E402
+    BENCH_CODE,
+    ROOT,
+    STALE_PREFIX,
+    STREAM_CODE,
+    TRAINING_CODE,
+    Table,
+    _git,
+    from_file,
+    ms,
+    paired_line,
+    pm,
+    provenance,
+    ratio,
+    stale_note,
+    table,
+)
+from readme_recipe import (  # noqa: E402
+    CONTEXT_SIZES,
+    LIGHT_ROOT,
+    RECIPE_CODE,
+    RECIPE_FOLDS,
+    STUDENT_CONTEXT,
+    recipe_file,
+    render_context,
+    render_recipe,
+    render_students,
+)
 
 # --------------------------------------------------------------------------------------------
 # Renderers: one per README block
@@ -531,170 +431,13 @@ def render_threads(files: dict[str, Any]) -> str:
         "  " + provenance(None, None, None, source)])
 
 
-#: The code the recipe's runs execute: the scripts, the runner, the training path and the model files (speech
-#: recognition, the stream and the command line are not run by it).
-RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts") + tuple(
-    f"multistill/{name}.py" for name in (
-        "annotations", "arguments", "audio_utils", "baselines", "configuration_multistill", "configuration_ngram",
-        "data", "experiment", "modeling_heads", "modeling_multistill", "modeling_ngram", "offline",
-        "modeling_cross_attention", "modeling_encoders", "modeling_fbank",
-        "experiment_report", "experiment_results", "feature_cache", "features",
-        "pipeline_multistill", "plotting", "processing_multistill", "splits", "training", "workflow", "whisper_base",
-        "whisper_convert")
-) + ("multistill/metrics",)
-#: The current recipe's runs (teacher and baselines, with and without context). Earlier versions' result files stay
-#: in results/recipe (first version) and results/recipe_l2 (second), referenced from README's prose.
-RECIPE_ROOT = "results/recipe_v5"
-#: Context sizes of the ablation (one run per size and fold) and the baselines given the same context.
-CONTEXT_SIZES = (0, 2, 4, 8)
-CONTEXT_BASELINES = (
-    ("text_tfidf", "Baseline: character 1-3-gram TF-IDF + logistic regression (text)", "TF-IDF"),
-    ("audio_whisper", "Baseline: Whisper encoder, mean+std pooled + logistic regression (audio)", "Whisper-LR"),
-    ("late_fusion", "Baseline: late fusion of TF-IDF and Whisper-LR (text + audio)", "late fusion"),
-)
-#: The context size whose run also trains the light student.
-LIGHT_CONTEXT = 4
-RECIPE_FOLDS = (("fold1_test2", "train Session 01 -> test Session 02"), ("fold2_test1", "train Session 02 -> test Session 01"))
-
-
-def recipe_file(fold: str, context: int = 0, root: str = RECIPE_ROOT) -> str:
-    return f"{root}/{fold}{f'_context{context}' if context else ''}/results.json"
-
-
-def _row(data: dict[str, Any], name: str) -> dict[str, Any] | None:
-    return next((row for row in data["rows"] if row["name"] == name), None)
-
-
-def _macro(data: dict[str, Any], name: str) -> str:
-    row = _row(data, name)
-    return pm(row["summary"]["macro_f1"], digits=1) if row else "–"
-
-
-def _versus(data: dict[str, Any], baseline: str) -> str:
-    """``teacher − baseline`` macro-F1 points and the seeds the teacher is ahead in."""
-    match = next((c for c in data["comparisons"] if c["first"] == "teacher" and c["second"] == baseline), None)
-    if match is None:
-        return "–"
-    d = match["differences"]["macro_f1"]
-    return f"{pm(d, 100.0, 1, signed=True)} ({d['ahead']} of {d['n']})"
-
-
-def render_recipe(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
-    """The recipe on the KEMDy19 session split, both folds, 3 seeds: models and baselines, teacher − baseline."""
-    folds = [(files[recipe_file(fold, root=root)], title) for fold, title in RECIPE_FOLDS]
-    names = [row["name"] for row in folds[0][0]["rows"]]
-    header = ["model or baseline (KEMDy19, macro-F1, mean ± std over seeds 1-3)"]
-    header += [f"{title}" for _, title in folds] + [f"teacher − it, {title.split(' -> ')[1]} (seeds ahead)"
-                                                     for _, title in folds]
-    rows = [[_row(folds[0][0], name)["label"]] + [_macro(data, name) for data, _ in folds]
-            + [_versus(data, name) if name.startswith("baseline_") else "" for data, _ in folds] for name in names]
-    lines = [table(header, rows), ""]
-    for data, title in folds:
-        teacher = data["per_seed"]
-        classes = [key.removeprefix("f1_") for key in teacher["1"]["teacher"]["metrics"] if key.startswith("f1_")]
-        per_class = {c: statistics.mean([teacher[s]["teacher"]["metrics"][f"f1_{c}"] for s in teacher]) for c in classes}
-        matrix = [[sum(teacher[s]["teacher"]["confusion_matrix"][i][j] for s in teacher) for j in range(len(classes))]
-                  for i in range(len(classes))]
-        counts = [sum(row) // len(teacher) for row in matrix]
-        lines.append(f"Teacher, {title}: per-class F1 (mean of 3 seeds) "
-                     + ", ".join(f"{c} {100 * per_class[c]:.1f} (n={n})" for c, n in zip(classes, counts, strict=True))
-                     + "; confusion matrix summed over the seeds (rows: reference, columns: predicted, "
-                     + "order " + ", ".join(classes) + "): " + "; ".join(" ".join(str(x) for x in row) for row in matrix)
-                     + ".")
-    lines.append("")
-    lines += [from_file(data, source) for source, data in files.items()]
-    return "\n".join(lines)
-
-
-def _seed_values(data: dict[str, Any], name: str, key: str = "macro_f1") -> dict[str, float]:
-    """Per seed, ``key`` of run ``name`` (percent for metrics, milliseconds for ``latency``)."""
-    out = {}
-    for seed, runs in data["per_seed"].items():
-        if name in runs:
-            run = runs[name]
-            out[seed] = run["latency"]["latency_ms_median"] if key == "latency" else 100 * run["metrics"][key]
-    return out
-
-
-def _paired(first: dict[str, float], second: dict[str, float], ratio: bool = False) -> str:
-    """``first − second`` (or ``first / second``) paired by seed: ``mean ± std (k of n)``."""
-    seeds = sorted(set(first) & set(second), key=int)
-    values = [first[s] / second[s] if ratio else first[s] - second[s] for s in seeds]
-    if not values:
-        return "–"
-    spread = f" ± {statistics.stdev(values):.{2 if ratio else 1}f}" if len(values) > 1 else ""
-    if ratio:
-        return f"{statistics.mean(values):.2f}{spread}"
-    return f"{statistics.mean(values):+.1f}{spread} ({sum(v > 0 for v in values)} of {len(values)})"
-
-
-def _baseline_at(files: dict[str, Any], fold: str, baseline: str, size: int, root: str) -> dict[str, float]:
-    """A baseline's per-seed macro-F1 with ``size`` previous utterances (the run with that context size)."""
-    data = files[recipe_file(fold, size, root=root)]
-    return _seed_values(data, f"baseline_{baseline}" + (f"_context{size}" if size else ""))
-
-
-def render_context(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
-    """Context sizes 0-8 for the teacher and the baselines with the same context, both folds; paired gaps."""
-    header = ["model or baseline (macro-F1, mean ± std, 3 seeds)", "folds"] + [
-        f"context {k}" for k in CONTEXT_SIZES]
-    rows, gaps = [], []
-    for fold, title in RECIPE_FOLDS:
-        teacher = {k: _seed_values(files[recipe_file(fold, k, root=root)], "teacher") for k in CONTEXT_SIZES}
-        rows.append(["Teacher (multimodal)", title] + [_mean_pm(teacher[k]) for k in CONTEXT_SIZES])
-        for baseline, label, _ in CONTEXT_BASELINES:
-            rows.append([label, title] + [_mean_pm(_baseline_at(files, fold, baseline, k, root))
-                                          for k in CONTEXT_SIZES])
-        gaps.append(["teacher − the same teacher without context", title]
-                    + [_paired(teacher[k], teacher[0]) if k else "" for k in CONTEXT_SIZES])
-        for baseline, _, short in CONTEXT_BASELINES:
-            gaps.append([f"teacher − {short} with the same context", title]
-                        + [_paired(teacher[k], _baseline_at(files, fold, baseline, k, root)) for k in CONTEXT_SIZES])
-    lines = [table(header, rows), "", "Paired differences per seed, macro-F1 points (seeds in which the teacher is "
-             "ahead, of 3):", "", table(["teacher − it", "folds"] + [f"context {k}" for k in CONTEXT_SIZES], gaps), ""]
-    lines += [from_file(data, source) for source, data in files.items()]
-    return "\n".join(lines)
-
-
-def _mean_pm(values: dict[str, float]) -> str:
-    """``mean ± std`` (1 decimal) of per-seed values."""
-    if not values:
-        return "–"
-    numbers = list(values.values())
-    spread = f" ± {statistics.stdev(numbers):.1f}" if len(numbers) > 1 else ""
-    return f"{statistics.mean(numbers):.1f}{spread}"
-
-
-def render_light_student(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
-    """The light student of the context teacher, KD and no KD, both folds: macro-F1, share of the teacher's,
-    latency and speed-up measured in the same run."""
-    header = ["model (context 4, mean ± std over 3 seeds)", "folds", "macro-F1", "share of the teacher's macro-F1",
-              "latency ms per utterance (median)", "teacher latency / its latency"]
-    rows, lines = [], []
-    for fold, title in RECIPE_FOLDS:
-        data = files[recipe_file(fold, LIGHT_CONTEXT, root=root)]
-        teacher, teacher_ms = _seed_values(data, "teacher"), _seed_values(data, "teacher", "latency")
-        for name in ("teacher", "light_student_kd", "light_student_ce"):
-            if _row(data, name) is None:
-                continue
-            score, latency = _seed_values(data, name), _seed_values(data, name, "latency")
-            own = name == "teacher"
-            rows.append([_row(data, name)["label"], title, _mean_pm(score),
-                         "" if own else f"{100 * statistics.mean([score[s] / teacher[s] for s in score]):.1f} %",
-                         _mean_pm(latency), "" if own else f"{_paired(teacher_ms, latency, ratio=True)}x"])
-        lines.append(f"Light student with KD − without KD, {title}, paired by seed (seeds in which KD is ahead): "
-                     f"{_paired(_seed_values(data, 'light_student_kd'), _seed_values(data, 'light_student_ce'))}.")
-    out = [table(header, rows), "", *lines, ""]
-    out += [from_file(data, source) for source, data in files.items()]
-    return "\n".join(out)
-
-
 #: README block name -> its result files, renderer and the code paths that make it stale.
 TABLES: dict[str, Table] = {
     "speed_headline": Table((HEADLINE,), render_speed_headline, BENCH_CODE),
     "whisper_verify": Table(("results/whisper_verify/results.json",), render_whisper_verify,
                             ("multistill/whisper_base.py", "multistill/whisper_convert.py", "multistill/asr.py",
-                             "multistill/annotations.py")),
+                             "multistill/annotations.py", "multistill/processing_multistill.py",
+                             "multistill/audio_utils.py")),
     "threads": Table(("benchmarks/results/threads_cpu.json",), render_threads,
                      ("benchmarks/threads_training.py", "multistill/training.py", "multistill/features.py",
                       "multistill/feature_cache.py")),
@@ -715,8 +458,10 @@ TABLES: dict[str, Table] = {
     "recipe": Table(tuple(recipe_file(fold) for fold, _ in RECIPE_FOLDS), render_recipe, RECIPE_CODE),
     "context": Table(tuple(recipe_file(fold, k) for fold, _ in RECIPE_FOLDS for k in CONTEXT_SIZES), render_context,
                      RECIPE_CODE),
-    "light_student": Table(tuple(recipe_file(fold, LIGHT_CONTEXT) for fold, _ in RECIPE_FOLDS),
-                           render_light_student, RECIPE_CODE),
+    "students": Table(tuple(recipe_file(fold, STUDENT_CONTEXT) for fold, _ in RECIPE_FOLDS),
+                      functools.partial(render_students, students=("text_student", "audio_student")), RECIPE_CODE),
+    "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=LIGHT_ROOT) for fold, _ in RECIPE_FOLDS),
+                           functools.partial(render_students, root=LIGHT_ROOT), RECIPE_CODE),
     "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
                                                                              "stream_cpu")),
                               render_older_benchmarks,

@@ -12,6 +12,7 @@ spec = importlib.util.spec_from_file_location("render_readme", ROOT / "scripts" 
 render_readme = importlib.util.module_from_spec(spec)
 sys.modules.setdefault("render_readme", render_readme)  # dataclasses look their module up
 spec.loader.exec_module(render_readme)
+readme_lib = sys.modules["readme_lib"]  # imported by render_readme from scripts/
 
 
 def test_readme_matches_the_result_files(capsys):
@@ -61,13 +62,13 @@ def test_stale_when_the_code_changed_after_the_result_commit(tmp_path, monkeypat
     git("add", ".")
     git("commit", "-qm", "result made here")
     made = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    monkeypatch.setattr(render_readme, "ROOT", tmp_path)
-    assert render_readme.stale_since(made, ("code.py",)) is False
+    monkeypatch.setattr(readme_lib, "ROOT", tmp_path)
+    assert readme_lib.stale_since(made, ("code.py",)) is False
     (tmp_path / "other.py").write_text("b = 2\n")
     git("commit", "-qam", "unrelated change")
-    assert render_readme.stale_since(made, ("code.py",)) is False
+    assert readme_lib.stale_since(made, ("code.py",)) is False
     (tmp_path / "code.py").write_text("a = 2\n")
-    assert render_readme.stale_since(made, ("code.py",)) is True  # uncommitted counts
+    assert readme_lib.stale_since(made, ("code.py",)) is True  # uncommitted counts
     git("commit", "-qam", "code change")
-    assert render_readme.stale_since(made, ("code.py",)) is True
-    assert render_readme.stale_since("0" * 40, ("code.py",)) is None
+    assert readme_lib.stale_since(made, ("code.py",)) is True
+    assert readme_lib.stale_since("0" * 40, ("code.py",)) is None

@@ -1,0 +1,137 @@
+"""What every README block shares: the code paths results depend on, provenance and staleness from git, and
+the formatting of figures and tables (used by ``render_readme.py`` and ``readme_recipe.py``)."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The code a training result depends on (the brief: everything the scripts import).
+TRAINING_CODE = ("multistill", "train.py", "distill.py", "loading_scripts")
+#: The code of the full-size latency benchmark.
+BENCH_CODE = ("benchmarks/benchmark.py", "benchmarks/bench_lib.py", "benchmarks/bench_jobs.py",
+              "multistill/modeling_multistill.py", "multistill/configuration_multistill.py",
+              "multistill/processing_multistill.py", "multistill/offline.py")
+STREAM_CODE = ("benchmarks/stream_rtf.py", "multistill/streaming.py", "multistill/vad.py", "multistill/asr.py",
+               "multistill/pipeline_multistill.py", "multistill/modeling_multistill.py",
+               "multistill/processing_multistill.py")
+STALE_PREFIX = "**STALE**"
+
+
+@dataclass
+class Table:
+    """One README block: its result files, the function that renders them, the code they depend on."""
+
+    sources: tuple[str, ...]
+    render: Callable[[dict[str, Any]], str]
+    code: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Git: provenance and staleness
+# --------------------------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+@functools.cache
+def added_in(path: str) -> str | None:
+    """The commit that first added ``path`` (for result files that record no commit of their own)."""
+    commits = _git("log", "--diff-filter=A", "--format=%H", "--", path)
+    return commits.splitlines()[-1] if commits else None
+
+
+def stale_since(commit: str | None, code: tuple[str, ...]) -> bool | None:
+    """Whether any of ``code`` changed after ``commit`` (committed since, or uncommitted now); None if unknown."""
+    if not commit or _git("cat-file", "-e", f"{commit}^{{commit}}") is None:
+        return None
+    changed = _git("rev-list", "-1", f"{commit}..HEAD", "--", *code)
+    pending = _git("status", "--porcelain", "--", *code)
+    if changed is None or pending is None:
+        return None
+    return bool(changed or pending)
+
+
+def provenance(command: str | None, commit: str | None, dirty: bool | None, source: str,
+               date: str | None = None, changes: int | None = None) -> str:
+    """One sentence: the source file, its command and commit (else the commit that added the file), the date."""
+    if not commit:
+        made = ("The file records no command or commit; it was added to the repository in commit "
+                f"`{(added_in(source) or 'unknown')[:7]}`")
+    else:
+        tree = "" if dirty is None else (
+            f" (dirty tree: {changes} uncommitted change{'s' if changes != 1 else ''})" if dirty and changes
+            else " (dirty tree)" if dirty else " (clean tree)")
+        made = (f"Made by `{command}`" if command else "Made") + f" at commit `{commit[:7]}`{tree}"
+    return f"*Source: [`{source}`]({source}). {made}{f', {date[:10]}' if date else ''}.*"
+
+
+def source_commit(data: dict[str, Any], source: str) -> str | None:
+    """The commit a result file was made at (``provenance.git_commit`` or ``commit``), else the one that added it."""
+    return (data.get("provenance") or {}).get("git_commit") or data.get("commit") or added_in(source)
+
+
+def stale_note(files: dict[str, Any], code: tuple[str, ...]) -> str | None:
+    """The STALE paragraph when any of ``code`` changed after the commit of one of the block's result files."""
+    for source, data in files.items():
+        commit = source_commit(data, source)
+        if stale_since(commit, code):
+            return (f"{STALE_PREFIX}: code these figures depend on ({', '.join(f'`{c}`' for c in code)}) changed "
+                    f"after commit `{(commit or '')[:7]}` of `{source}`; re-run its command to refresh them.")
+    return None
+
+
+def from_file(data: dict[str, Any], source: str) -> str:
+    """:func:`provenance` from a result file's ``provenance`` dict (``multistill.experiment`` / benchmark layout)."""
+    p = data.get("provenance") or {}
+    return provenance(p.get("command"), p.get("git_commit"), p.get("git_dirty"), source,
+                      p.get("date") or data.get("created"), p.get("git_changes"))
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting helpers
+# --------------------------------------------------------------------------------------------
+
+
+def pm(stats: dict[str, Any] | None, scale: float = 100.0, digits: int = 2, signed: bool = False) -> str:
+    """``mean ± std`` of a ``describe()`` dict (the mean alone for one value)."""
+    if stats is None:
+        return "–"
+    text = f"{scale * stats['mean']:{'+' if signed else ''}.{digits}f}"
+    return text if stats.get("std") is None else f"{text} ± {scale * stats['std']:.{digits}f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def ms(x: float) -> str:
+    """Milliseconds with 3 significant figures (``2,135``, ``189``, ``75.0``)."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def ratio(x: float, span: list[float] | None = None) -> str:
+    return f"{x:.1f}x" + (f" [{span[0]:.1f}-{span[1]:.1f}]" if span else "")
+
+
+def paired_line(c: dict[str, Any], first: str = "KD", second: str = "no KD") -> str:
+    """One paired comparison (macro-F1 points): mean ± std, seeds ahead, and only what holds across seeds."""
+    d = c["differences"]["macro_f1"]
+    text = f"{pm(d, 100.0, 1, signed=True)} ({first} ahead in {d['ahead']} of {d['n']} seeds)"
+    if d.get("std") is None:
+        return text + "; one seed: no conclusion."
+    if d["covers_zero"]:
+        return text + "; the spread covers zero: no difference shown."
+    return text + f"; the spread excludes zero: {first} {'ahead' if d['mean'] > 0 else 'behind'} in mean ± std."

@@ -1,0 +1,174 @@
+"""README blocks of the recipe on the KEMDy19 session split: the recipe table, the context ablation and the
+students of the context teacher (used by ``render_readme.py``)."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from readme_lib import from_file, pm, table
+
+#: The code the recipe's runs execute: the scripts, the runner, the training path and the model files (speech
+#: recognition, the stream and the command line are not run by it).
+RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts") + tuple(
+    f"multistill/{name}.py" for name in (
+        "annotations", "arguments", "audio_utils", "baselines", "configuration_multistill", "configuration_ngram",
+        "data", "experiment", "modeling_heads", "modeling_multistill", "modeling_ngram", "offline",
+        "modeling_cross_attention", "modeling_encoders", "modeling_fbank",
+        "experiment_report", "experiment_results", "feature_cache", "features",
+        "pipeline_multistill", "plotting", "processing_multistill", "splits", "training", "workflow", "whisper_base",
+        "whisper_convert")
+) + ("multistill/metrics",)
+#: The current recipe's runs (teacher and baselines, with and without context). Earlier versions' result files stay
+#: in results/recipe (first version) and results/recipe_l2 (second), referenced from README's prose.
+RECIPE_ROOT = "results/recipe_v6"
+#: The light student's runs: the recipe's fifth version (constant learning rate), not rerun with the sixth.
+LIGHT_ROOT = "results/recipe_v5"
+#: Context sizes of the ablation (one run per size and fold) and the baselines given the same context.
+CONTEXT_SIZES = (0, 2, 4, 8)
+CONTEXT_BASELINES = (
+    ("text_tfidf", "Baseline: character 1-3-gram TF-IDF + logistic regression (text)", "TF-IDF"),
+    ("audio_whisper", "Baseline: Whisper encoder, mean+std pooled + logistic regression (audio)", "Whisper-LR"),
+    ("late_fusion", "Baseline: late fusion of TF-IDF and Whisper-LR (text + audio)", "late fusion"),
+)
+#: The context size whose run also trains the students.
+STUDENT_CONTEXT = 4
+RECIPE_FOLDS = (("fold1_test2", "train Session 01 -> test Session 02"), ("fold2_test1", "train Session 02 -> test Session 01"))
+
+
+def recipe_file(fold: str, context: int = 0, root: str = RECIPE_ROOT) -> str:
+    return f"{root}/{fold}{f'_context{context}' if context else ''}/results.json"
+
+
+def _row(data: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((row for row in data["rows"] if row["name"] == name), None)
+
+
+def _macro(data: dict[str, Any], name: str) -> str:
+    row = _row(data, name)
+    return pm(row["summary"]["macro_f1"], digits=1) if row else "–"
+
+
+def _versus(data: dict[str, Any], baseline: str) -> str:
+    """``teacher − baseline`` macro-F1 points and the seeds the teacher is ahead in."""
+    match = next((c for c in data["comparisons"] if c["first"] == "teacher" and c["second"] == baseline), None)
+    if match is None:
+        return "–"
+    d = match["differences"]["macro_f1"]
+    return f"{pm(d, 100.0, 1, signed=True)} ({d['ahead']} of {d['n']})"
+
+
+def render_recipe(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
+    """The recipe on the KEMDy19 session split, both folds, 3 seeds: models and baselines, teacher − baseline."""
+    folds = [(files[recipe_file(fold, root=root)], title) for fold, title in RECIPE_FOLDS]
+    names = [row["name"] for row in folds[0][0]["rows"]]
+    header = ["model or baseline (KEMDy19, macro-F1, mean ± std over seeds 1-3)"]
+    header += [f"{title}" for _, title in folds] + [f"teacher − it, {title.split(' -> ')[1]} (seeds ahead)"
+                                                     for _, title in folds]
+    rows = [[_row(folds[0][0], name)["label"]] + [_macro(data, name) for data, _ in folds]
+            + [_versus(data, name) if name.startswith("baseline_") else "" for data, _ in folds] for name in names]
+    lines = [table(header, rows), ""]
+    for data, title in folds:
+        teacher = data["per_seed"]
+        classes = [key.removeprefix("f1_") for key in teacher["1"]["teacher"]["metrics"] if key.startswith("f1_")]
+        per_class = {c: statistics.mean([teacher[s]["teacher"]["metrics"][f"f1_{c}"] for s in teacher]) for c in classes}
+        matrix = [[sum(teacher[s]["teacher"]["confusion_matrix"][i][j] for s in teacher) for j in range(len(classes))]
+                  for i in range(len(classes))]
+        counts = [sum(row) // len(teacher) for row in matrix]
+        lines.append(f"Teacher, {title}: per-class F1 (mean of 3 seeds) "
+                     + ", ".join(f"{c} {100 * per_class[c]:.1f} (n={n})" for c, n in zip(classes, counts, strict=True))
+                     + "; confusion matrix summed over the seeds (rows: reference, columns: predicted, "
+                     + "order " + ", ".join(classes) + "): " + "; ".join(" ".join(str(x) for x in row) for row in matrix)
+                     + ".")
+    lines.append("")
+    lines += [from_file(data, source) for source, data in files.items()]
+    return "\n".join(lines)
+
+
+def _seed_values(data: dict[str, Any], name: str, key: str = "macro_f1") -> dict[str, float]:
+    """Per seed, ``key`` of run ``name`` (percent for metrics, milliseconds for ``latency``)."""
+    out = {}
+    for seed, runs in data["per_seed"].items():
+        if name in runs:
+            run = runs[name]
+            out[seed] = run["latency"]["latency_ms_median"] if key == "latency" else 100 * run["metrics"][key]
+    return out
+
+
+def _paired(first: dict[str, float], second: dict[str, float], ratio: bool = False) -> str:
+    """``first − second`` (or ``first / second``) paired by seed: ``mean ± std (k of n)``."""
+    seeds = sorted(set(first) & set(second), key=int)
+    values = [first[s] / second[s] if ratio else first[s] - second[s] for s in seeds]
+    if not values:
+        return "–"
+    spread = f" ± {statistics.stdev(values):.{2 if ratio else 1}f}" if len(values) > 1 else ""
+    if ratio:
+        return f"{statistics.mean(values):.2f}{spread}"
+    return f"{statistics.mean(values):+.1f}{spread} ({sum(v > 0 for v in values)} of {len(values)})"
+
+
+def _baseline_at(files: dict[str, Any], fold: str, baseline: str, size: int, root: str) -> dict[str, float]:
+    """A baseline's per-seed macro-F1 with ``size`` previous utterances (the run with that context size)."""
+    data = files[recipe_file(fold, size, root=root)]
+    return _seed_values(data, f"baseline_{baseline}" + (f"_context{size}" if size else ""))
+
+
+def render_context(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
+    """Context sizes 0-8 for the teacher and the baselines with the same context, both folds; paired gaps."""
+    header = ["model or baseline (macro-F1, mean ± std, 3 seeds)", "folds"] + [
+        f"context {k}" for k in CONTEXT_SIZES]
+    rows, gaps = [], []
+    for fold, title in RECIPE_FOLDS:
+        teacher = {k: _seed_values(files[recipe_file(fold, k, root=root)], "teacher") for k in CONTEXT_SIZES}
+        rows.append(["Teacher (multimodal)", title] + [_mean_pm(teacher[k]) for k in CONTEXT_SIZES])
+        for baseline, label, _ in CONTEXT_BASELINES:
+            rows.append([label, title] + [_mean_pm(_baseline_at(files, fold, baseline, k, root))
+                                          for k in CONTEXT_SIZES])
+        gaps.append(["teacher − the same teacher without context", title]
+                    + [_paired(teacher[k], teacher[0]) if k else "" for k in CONTEXT_SIZES])
+        for baseline, _, short in CONTEXT_BASELINES:
+            gaps.append([f"teacher − {short} with the same context", title]
+                        + [_paired(teacher[k], _baseline_at(files, fold, baseline, k, root)) for k in CONTEXT_SIZES])
+    lines = [table(header, rows), "", "Paired differences per seed, macro-F1 points (seeds in which the teacher is "
+             "ahead, of 3):", "", table(["teacher − it", "folds"] + [f"context {k}" for k in CONTEXT_SIZES], gaps), ""]
+    lines += [from_file(data, source) for source, data in files.items()]
+    return "\n".join(lines)
+
+
+def _mean_pm(values: dict[str, float]) -> str:
+    """``mean ± std`` (1 decimal) of per-seed values."""
+    if not values:
+        return "–"
+    numbers = list(values.values())
+    spread = f" ± {statistics.stdev(numbers):.1f}" if len(numbers) > 1 else ""
+    return f"{statistics.mean(numbers):.1f}{spread}"
+
+
+def render_students(files: dict[str, Any], root: str = RECIPE_ROOT, students: tuple[str, ...] = ("light_student",),
+                    ) -> str:
+    """Students of the context teacher, KD and no KD, both folds: macro-F1, share of the teacher's, latency and
+    speed-up measured in the same run, and KD − no KD paired by seed."""
+    header = ["model (context 4, mean ± std over 3 seeds)", "folds", "macro-F1", "share of the teacher's macro-F1",
+              "latency ms per utterance (median)", "teacher latency / its latency"]
+    rows, lines = [], []
+    for fold, title in RECIPE_FOLDS:
+        data = files[recipe_file(fold, STUDENT_CONTEXT, root=root)]
+        teacher, teacher_ms = _seed_values(data, "teacher"), _seed_values(data, "teacher", "latency")
+        names = ["teacher"] + [f"{student}_{kind}" for student in students for kind in ("kd", "ce")]
+        for name in names:
+            if _row(data, name) is None:
+                continue
+            score, latency = _seed_values(data, name), _seed_values(data, name, "latency")
+            own = name == "teacher"
+            rows.append([_row(data, name)["label"], title, _mean_pm(score),
+                         "" if own else f"{100 * statistics.mean([score[s] / teacher[s] for s in score]):.1f} %",
+                         _mean_pm(latency), "" if own else f"{_paired(teacher_ms, latency, ratio=True)}x"])
+        for student in students:
+            if _row(data, f"{student}_kd") is None:
+                continue
+            label = _row(data, f"{student}_kd")["label"].removesuffix(", KD")
+            lines.append(f"{label}, KD − no KD, {title}, paired by seed (seeds in which KD is ahead): "
+                         f"{_paired(_seed_values(data, f'{student}_kd'), _seed_values(data, f'{student}_ce'))}.")
+    out = [table(header, rows), "", *lines, ""]
+    out += [from_file(data, source) for source, data in files.items()]
+    return "\n".join(out)
