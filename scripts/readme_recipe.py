@@ -101,9 +101,10 @@ def _paired(first: dict[str, float], second: dict[str, float], ratio: bool = Fal
     values = [first[s] / second[s] if ratio else first[s] - second[s] for s in seeds]
     if not values:
         return "–"
-    spread = f" ± {statistics.stdev(values):.{2 if ratio else 1}f}" if len(values) > 1 else ""
+    digits = (2 if statistics.mean(values) < 10 else 0) if ratio else 1  # ratios: 2.64x, but 135x
+    spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
     if ratio:
-        return f"{statistics.mean(values):.2f}{spread}"
+        return f"{statistics.mean(values):.{digits}f}{spread}"
     return f"{statistics.mean(values):+.1f}{spread} ({sum(v > 0 for v in values)} of {len(values)})"
 
 
