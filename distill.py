@@ -31,7 +31,10 @@ from pathlib import Path
 
 from transformers import HfArgumentParser, set_seed
 
-from multistill.arguments import (
+from multistill.configuration_multistill import PRESETS, TEACHER_SHARED_FIELDS, MultiStillConfig
+from multistill.modeling_multistill import MultiStillForEmotionClassification
+from multistill.processing_multistill import MultiStillProcessor
+from multistill.training.arguments import (
     DataArguments,
     DistillationArguments,
     ModelArguments,
@@ -39,12 +42,9 @@ from multistill.arguments import (
     UsageError,
     run_script,
 )
-from multistill.configuration_multistill import PRESETS, TEACHER_SHARED_FIELDS, MultiStillConfig
-from multistill.features import FeaturePlan
-from multistill.modeling_multistill import MultiStillForEmotionClassification
-from multistill.processing_multistill import MultiStillProcessor
-from multistill.training import DistillationSettings
-from multistill.workflow import (
+from multistill.training.features import FeaturePlan
+from multistill.training.trainer import DistillationSettings
+from multistill.training.workflow import (
     check_teacher_split,
     count_parameters,
     data_info,

@@ -9,7 +9,7 @@ Examples::
     # upload (token from --token, HF_TOKEN or `hf auth login`)
     python push_to_hub.py --model_dir outputs/light --repo_id me/multistill-light --private
 
-The folder (built by ``multistill.hub``, the same code ``train.py``/``distill.py --push_to_hub`` use)
+The folder (built by ``multistill.tools.hub``, the same code ``train.py``/``distill.py --push_to_hub`` use)
 holds ``config.json`` (``auto_map`` + the ``multimodal-emotion-recognition`` custom pipeline),
 ``model.safetensors``, the processor files, the custom code, ``run_info.json`` / ``test_results.json``
 and plots when training wrote them, ``example.wav``/``example.txt`` and a ``README.md`` model card
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from multistill import hub
+from multistill.tools import hub
 
 logger = logging.getLogger("push_to_hub")
 

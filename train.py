@@ -28,9 +28,14 @@ import sys
 
 from transformers import HfArgumentParser, set_seed
 
-from multistill.arguments import DataArguments, ModelArguments, MultiStillTrainingArguments, run_script
-from multistill.features import FeaturePlan
-from multistill.workflow import (
+from multistill.training.arguments import (
+    DataArguments,
+    ModelArguments,
+    MultiStillTrainingArguments,
+    run_script,
+)
+from multistill.training.features import FeaturePlan
+from multistill.training.workflow import (
     build_model,
     count_parameters,
     data_info,

@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from multistill.asr import add_asr_transcripts, character_error_rate, load_asr, normalize_for_cer
     from multistill.cli import resolve_asr_model
-    from multistill.data import load_kemdy
     from multistill.processing_multistill import clean_transcript
+    from multistill.training.data import load_kemdy
 
     # 1. arguments
     parser = HfArgumentParser(AsrCerArguments)

@@ -34,7 +34,7 @@ from multistill.configuration_multistill import CONTEXT_TYPES, MultiStillConfig 
 from multistill.modeling_multistill import MultiStillForEmotionClassification  # noqa: E402
 from multistill.offline import FUSION_SIZES, build_ngram_text_encoder  # noqa: E402
 from multistill.processing_multistill import MultiStillProcessor  # noqa: E402
-from multistill.whisper_base import transformers_folder  # noqa: E402
+from multistill.tools.whisper_base import transformers_folder  # noqa: E402
 
 DEFAULT_CONTEXT_TYPE = MultiStillConfig().context_type
 TEXT = "아니 그게 무슨 말이야 나는 오늘 정말 기분이 좋았는데 갑자기 왜 그래"

@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """Real-time stream mode end to end: RTF, per-stage times and latency, with or without speech recognition.
 
-The conversation is either synthetic (default: utterances of ``multistill.synthetic``'s emotional speech
+The conversation is either synthetic (default: utterances of ``multistill.training.synthetic``'s emotional speech
 stand-in, separated by silences, with a transcript of one line per utterance; energy VAD, since the
 stand-in is not speech to a trained VAD) or built from real KEMDy utterances (``--data_dir``: dialogues
 concatenated with pauses of background noise, as in ``vad_eval.py``; Silero VAD). With ``--asr`` no
 transcript is given: every utterance is transcribed in the loop (e.g. ``--asr whisper-base``: Whisper base,
 faster-whisper int8). Full-size architectures with random weights (latency does not depend on weight
 values; nothing is downloaded) are saved as pipeline folders in a temporary directory, loaded with
-``multistill.cli.load_pipeline`` and streamed with ``multistill.streaming.stream_emotions`` on
+``multistill.cli.load_pipeline`` and streamed with ``multistill.live.streaming.stream_emotions`` on
 ``file_chunks`` of the WAV, exactly what ``multistill stream --model M conversation.wav [--transcript T |
 --asr A]`` does, ``--repeat`` times per model and ``--threads`` setting, all in the same run.
 
@@ -78,13 +78,13 @@ def make_conversation(
     """A two-speaker conversation of about ``seconds``: ``gap_s`` silence, utterance, ``gap_s``, ...
 
     Utterances alternate between a female (about 220 Hz) and a male (about 120 Hz) speaker, last
-    ``min_utterance_s``-``max_utterance_s`` and are ``multistill.synthetic``'s emotional speech stand-in
+    ``min_utterance_s``-``max_utterance_s`` and are ``multistill.training.synthetic``'s emotional speech stand-in
     (voiced harmonics with syllable bursts and noise, prosody by emotion). The silences hold faint noise
     (about -60 dBFS); the last one is longer when no utterance fits any more. Returns the audio and, per
     utterance, its span, speaker, emotion and transcript line (one or two of the synthetic corpus's
     emotion-typical sentences, about one per 2.5 s of speech).
     """
-    from multistill.synthetic import _SENTENCES, _synthesize
+    from multistill.training.synthetic import _SENTENCES, _synthesize
 
     rng = np.random.default_rng(seed)
     pitches = {"F": float(rng.uniform(200, 235)), "M": float(rng.uniform(105, 135))}
@@ -182,7 +182,7 @@ def load_whisper_base_encoder(model: torch.nn.Module) -> bool:
     is not the full Whisper base (the light student keeps 2 of its 6 layers)."""
     from transformers import WhisperModel
 
-    from multistill.whisper_base import transformers_folder
+    from multistill.tools.whisper_base import transformers_folder
 
     encoder = model.multistill.audio_encoder
     reference = WhisperModel.from_pretrained(str(transformers_folder())).encoder.state_dict()
@@ -201,7 +201,7 @@ def load_whisper_base_encoder(model: torch.nn.Module) -> bool:
 def shared_pass_difference(pipe: Any, asr: Any, clips: list[np.ndarray]) -> dict[str, Any]:
     """On real utterances: the emotion model's logits from the recognizer's encoder states (one pass, sliced to
     the utterance's frames) against its own pass, and the two passes' encoder states on those frames."""
-    from multistill.stream_encoder import SharedWhisperPass, shared_encoder_reason
+    from multistill.live.stream_encoder import SharedWhisperPass, shared_encoder_reason
 
     reason = shared_encoder_reason(pipe, asr)
     if reason is not None:
@@ -247,7 +247,7 @@ def stream_once(
 ) -> dict[str, Any]:
     """One ``stream_emotions`` run over the conversation file; summary, latencies and per-utterance rows
     (without the transcripts unless ``keep_text``: the texts of licensed corpora stay out of the results)."""
-    from multistill.streaming import Transcript, VADConfig, file_chunks, stream_emotions
+    from multistill.live.streaming import Transcript, VADConfig, file_chunks, stream_emotions
 
     contention = Contention()
     load_before = round(os.getloadavg()[0], 2)
@@ -290,7 +290,7 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
     from transformers.utils import logging as hf_logging
 
     from multistill.cli import load_pipeline
-    from multistill.streaming import warm_up
+    from multistill.live.streaming import warm_up
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -303,7 +303,7 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
     if args.data_dir:
         from vad_eval import build_sample_conversation
 
-        from multistill.data import load_kemdy
+        from multistill.training.data import load_kemdy
 
         dataset = load_kemdy("all", args.data_dir)
         audio, utterances = build_sample_conversation(dataset, args.conversation, args.seed,
@@ -555,9 +555,9 @@ def render_markdown(res: dict[str, Any]) -> str:
         "With an early start, ASR and the emotion model begin after that much silence, before the hangover ends "
         "(the work is dropped when speech resumes; dropped work counts in the compute time). "
         "RTF / teacher RTF compares models at the same thread count and early start. Encoder passes: 1 when the "
-        "emotion model's Whisper encoder took the recognizer's states (`multistill/stream_encoder.py`), 2 when it "
+        "emotion model's Whisper encoder took the recognizer's states (`multistill/live/stream_encoder.py`), 2 when it "
         "encoded the audio itself. Queue wait: from the close of an utterance to the start of its recognition; no ASR "
-        "/ dropped: utterances the live stream's backlog policy degraded (`multistill/stream_session.py`). Peak RSS: "
+        "/ dropped: utterances the live stream's backlog policy degraded (`multistill/live/stream_session.py`). Peak RSS: "
         "the benchmark process's peak resident memory so far (all models of the run loaded in turn).",
     ]
     return "\n".join(lines) + "\n"

@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> None:
     import transformers
     from transformers import TrainingArguments
 
-    from multistill.data import load_kemdy
-    from multistill.features import FeaturePlan
     from multistill.offline import build_tiny_encoders, tiny_backbones
-    from multistill.splits import make_splits
-    from multistill.training import MultiStillTrainer
+    from multistill.training.data import load_kemdy
+    from multistill.training.features import FeaturePlan
+    from multistill.training.splits import make_splits
+    from multistill.training.trainer import MultiStillTrainer
 
     datasets.disable_progress_bars()
     transformers.utils.logging.set_verbosity_error()

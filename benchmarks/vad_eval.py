@@ -76,7 +76,7 @@ class VadEvalArguments:
     name: str = field(default="vad_eval", metadata={"help": "Output file stem."})
 
     def __post_init__(self) -> None:
-        from multistill.vad import VAD_KINDS
+        from multistill.live.vad import VAD_KINDS
 
         if not 0 <= self.min_gap_s <= self.max_gap_s:
             raise ValueError(f"Need 0 <= --min_gap_s <= --max_gap_s, got {self.min_gap_s} and {self.max_gap_s}.")
@@ -224,7 +224,7 @@ def score_segments(truth: list[tuple[float, float]], found: list[tuple[float, fl
 
 def evaluate(audio: np.ndarray, utterances: list[dict[str, Any]], vad: str, hangover_ms: float) -> dict[str, Any]:
     """Segment ``audio`` like the stream does and score it against ``utterances``."""
-    from multistill.vad import VADConfig, segment_audio
+    from multistill.live.vad import VADConfig, segment_audio
 
     config = VADConfig(vad=vad, hangover_ms=hangover_ms)
     t0 = time.perf_counter()
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     from bench_lib import Contention, machine_info
 
-    from multistill.data import load_kemdy
+    from multistill.training.data import load_kemdy
 
     # 1. arguments
     parser = HfArgumentParser(VadEvalArguments)

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from .asr import ASR_ENGINES
-from .vad import VAD_KINDS
-from .whisper_base import WHISPER_BASE_ALIAS, resolve_asr_model
+from .live.vad import VAD_KINDS
+from .tools.whisper_base import WHISPER_BASE_ALIAS, resolve_asr_model
 
 logger = logging.getLogger("multistill")
 #: ``--early-ms`` default: ASR + emotion start 200 ms into a pause (the 100 ms post-roll is final by then)
@@ -198,7 +198,7 @@ def check_model_reference(value: str, argument: str, aliases: tuple[str, ...] = 
         if not (path / "config.json").is_file():
             raise ValueError(f"{argument} {value}: not a model folder (the folder has no config.json; empty or half-written?).")
         return str(path)
-    from .hub import hub_id_error
+    from .tools.hub import hub_id_error
 
     if value.startswith((".", "~", "/", os.sep)) or value.count("/") > 1 or "\\" in value:
         raise ValueError(f"{argument} {value}: no such folder.")
@@ -352,9 +352,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _stream_settings(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """``(VADConfig, BacklogPolicy, Transcript or None)`` of ``multistill stream``, checked before any loading."""
-    from .stream_session import BacklogPolicy
-    from .streaming import Transcript
-    from .vad import VADConfig
+    from .live.stream_session import BacklogPolicy
+    from .live.streaming import Transcript
+    from .live.vad import VADConfig
 
     if args.mic == (args.input is not None):
         raise ValueError("Give either an audio file or --mic.")
@@ -371,7 +371,7 @@ def _stream_settings(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def _stream_source(args: argparse.Namespace, audio: Any) -> tuple[Any, bool]:
     """The audio chunks of ``multistill stream`` (the microphone or the file) and whether they come live."""
-    from .streaming import array_chunks, microphone_chunks
+    from .live.streaming import array_chunks, microphone_chunks
 
     if args.mic:
         device = int(args.mic_device) if args.mic_device and args.mic_device.isdigit() else args.mic_device
@@ -382,8 +382,8 @@ def _stream_source(args: argparse.Namespace, audio: Any) -> tuple[Any, bool]:
 def run_stream(args: argparse.Namespace) -> int:
     """``multistill stream``: check the arguments, load models, (check the transcript), stream, summarise, plot."""
     from .audio_utils import load_audio
-    from .streaming import format_result, format_summary, plot_timeline, stream_emotions, warm_up
-    from .vad import SAMPLING_RATE, segment_audio
+    from .live.streaming import format_result, format_summary, plot_timeline, stream_emotions, warm_up
+    from .live.vad import SAMPLING_RATE, segment_audio
 
     # 1. arguments (before loading anything)
     vad, policy, transcript = _stream_settings(args)
@@ -443,8 +443,8 @@ def run_stream(args: argparse.Namespace) -> int:
 
 def run_convert_whisper(args: argparse.Namespace) -> int:
     """``multistill convert-whisper``."""
-    from .whisper_base import ct2_folder
-    from .whisper_convert import convert_ct2_whisper
+    from .tools.whisper_base import ct2_folder
+    from .tools.whisper_convert import convert_ct2_whisper
 
     if args.from_packages == (args.src_dir is not None):
         raise ValueError("Give either SRC_DIR OUT_DIR or --from-packages OUT_DIR.")
@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-    from .streaming import MicrophoneUnavailableError
+    from .live.streaming import MicrophoneUnavailableError
 
     try:
         if args.command == "convert-whisper":

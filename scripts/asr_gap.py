@@ -4,7 +4,7 @@
 Reads two runs of the experiment runner on the same split and seeds:
 
 * ``--gold_run``: trained on the corpus's transcripts, tested on them and on the recognizer's
-  (``python -m multistill.experiment ... --asr_model whisper-base --test_text_columns asr_text``);
+  (``python -m multistill.tools.experiment ... --asr_model whisper-base --test_text_columns asr_text``);
 * ``--asr_run``: trained on the recognizer's transcripts, tested on them and on the corpus's
   (``... --asr_model whisper-base --text_column asr_text --test_text_columns text``);
 
@@ -24,8 +24,8 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
-from multistill.arguments import UsageError, run_script
-from multistill.experiment_report import _pm, describe, paired_difference
+from multistill.tools.experiment_report import _pm, describe, paired_difference
+from multistill.training.arguments import UsageError, run_script
 
 logger = logging.getLogger("asr_gap")
 
@@ -49,7 +49,7 @@ class GapArguments:
 def _load(run: Path) -> dict[str, Any]:
     path = run / "results.json"
     if not path.exists():
-        raise UsageError(f"{path} not found: give the --output_dir of a finished `python -m multistill.experiment` run.")
+        raise UsageError(f"{path} not found: give the --output_dir of a finished `python -m multistill.tools.experiment` run.")
     report = json.loads(path.read_text(encoding="utf-8"))
     if not report.get("transcripts"):
         raise UsageError(f"{path} has no transcript comparison: run the experiment with --test_text_columns.")

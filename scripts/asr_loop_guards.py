@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """What the loop guards of a converted Whisper folder change for users of the plain transformers pipeline.
 
-:func:`multistill.whisper_convert.convert_ct2_whisper` writes :data:`~multistill.whisper_convert.DECODING_GUARDS`
-and a length cap (``max_new_tokens`` = :func:`~multistill.whisper_convert.decoding_length_cap`) into every
+:func:`multistill.tools.whisper_convert.convert_ct2_whisper` writes :data:`~multistill.tools.whisper_convert.DECODING_GUARDS`
+and a length cap (``max_new_tokens`` = :func:`~multistill.tools.whisper_convert.decoding_length_cap`) into every
 converted folder's ``generation_config.json`` (issue 22.8: without them Whisper base loops on short KEMDy
 utterances). This script builds two variants of the same converted folder in a temporary directory, one with
 the guards and one without them (the keys removed, ``max_length`` the decoder's context, 448 for Whisper), and
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=22, help="Seed of the draw (default 22).")
     parser.add_argument("--folder", default=None,
                         help="A converted transformers Whisper folder (default: the registry's Whisper base, "
-                             "multistill.whisper_base.transformers_folder()). Only read.")
+                             "multistill.tools.whisper_base.transformers_folder()). Only read.")
     parser.add_argument("--output_json", required=True, help="Where the result JSON goes.")
     return parser.parse_args(argv)
 
@@ -107,7 +107,7 @@ def check_args(args: argparse.Namespace) -> None:
 def variant_generation_config(generation: dict[str, Any], guards: bool, max_target_positions: int) -> dict[str, Any]:
     """``generation_config.json`` of a variant: the converter's guards and length cap set (``guards``), or removed
     with ``max_length`` the decoder's context, as folders were written before the guards. Other keys are kept."""
-    from multistill.whisper_convert import DECODING_GUARDS, decoding_length_cap
+    from multistill.tools.whisper_convert import DECODING_GUARDS, decoding_length_cap
 
     out = {k: v for k, v in generation.items() if k not in (*DECODING_GUARDS, "max_new_tokens", "max_length")}
     if guards:
@@ -224,12 +224,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     hf_logging.set_verbosity_error()
     utterances = sample_session(args.data_dir, args.session, args.n, args.seed)
     if args.folder is None:
-        from multistill.whisper_base import transformers_folder
+        from multistill.tools.whisper_base import transformers_folder
 
         folder = transformers_folder()
     else:
         folder = Path(args.folder)
-    from multistill.whisper_convert import DECODING_GUARDS
+    from multistill.tools.whisper_convert import DECODING_GUARDS
 
     report: dict[str, Any] = {
         "provenance": provenance(argv),

@@ -17,7 +17,7 @@ TRAINING_CODE = ("multistill", "train.py", "distill.py", "loading_scripts")
 BENCH_CODE = ("benchmarks/benchmark.py", "benchmarks/bench_lib.py", "benchmarks/bench_jobs.py",
               "multistill/modeling_multistill.py", "multistill/configuration_multistill.py",
               "multistill/processing_multistill.py", "multistill/offline.py")
-STREAM_CODE = ("benchmarks/stream_rtf.py", "multistill/streaming.py", "multistill/vad.py", "multistill/asr.py",
+STREAM_CODE = ("benchmarks/stream_rtf.py", "multistill/live/streaming.py", "multistill/live/vad.py", "multistill/asr.py",
                "multistill/pipeline_multistill.py", "multistill/modeling_multistill.py",
                "multistill/processing_multistill.py")
 STALE_PREFIX = "**STALE**"
@@ -93,7 +93,7 @@ def stale_note(files: dict[str, Any], code: tuple[str, ...]) -> str | None:
 
 
 def from_file(data: dict[str, Any], source: str) -> str:
-    """:func:`provenance` from a result file's ``provenance`` dict (``multistill.experiment`` / benchmark layout)."""
+    """:func:`provenance` from a result file's ``provenance`` dict (``multistill.tools.experiment`` / benchmark layout)."""
     p = data.get("provenance") or {}
     return provenance(p.get("command"), p.get("git_commit"), p.get("git_dirty"), source,
                       p.get("date") or data.get("created"), p.get("git_changes"))

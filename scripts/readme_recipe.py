@@ -10,15 +10,14 @@ from readme_lib import from_file, pm, table
 
 #: The code the recipe's runs execute: the scripts, the runner, the training path and the model files (speech
 #: recognition, the stream and the command line are not run by it).
-RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts") + tuple(
+RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts", "multistill/training") + tuple(
     f"multistill/{name}.py" for name in (
-        "annotations", "arguments", "audio_utils", "baselines", "configuration_multistill", "configuration_ngram",
-        "data", "experiment", "modeling_heads", "modeling_multistill", "modeling_ngram", "offline",
-        "modeling_cross_attention", "modeling_encoders", "modeling_fbank",
-        "experiment_report", "experiment_results", "feature_cache", "features",
-        "pipeline_multistill", "plotting", "processing_multistill", "splits", "training", "workflow", "whisper_base",
-        "whisper_convert")
-) + ("multistill/metrics",)
+        "annotations", "audio_utils", "configuration_multistill", "configuration_ngram", "modeling_heads",
+        "modeling_multistill", "modeling_ngram", "modeling_cross_attention", "modeling_encoders", "modeling_fbank",
+        "offline", "pipeline_multistill", "plotting", "processing_multistill",
+        "tools/baselines", "tools/experiment", "tools/experiment_report", "tools/experiment_results",
+        "tools/whisper_base", "tools/whisper_convert")
+)
 #: The current recipe's runs (teacher and baselines, with and without context). Earlier versions' result files stay
 #: in results/recipe (first version) and results/recipe_l2 (second), referenced from README's prose.
 RECIPE_ROOT = "results/recipe_v6"

@@ -9,7 +9,7 @@
 # early)) and its multimodal student with and without KD, over 3 seeds,
 # next to the baselines on the same rows (majority, TF-IDF, acoustic statistics, Whisper-LR, late fusion).
 #
-# usage: bash scripts/recipe.sh DATA_DIR OUTPUT_DIR --test_sessions N [more options of python -m multistill.experiment]
+# usage: bash scripts/recipe.sh DATA_DIR OUTPUT_DIR --test_sessions N [more options of python -m multistill.tools.experiment]
 # e.g.   bash scripts/recipe.sh /data/KEMDy outputs/recipe_fold1 --test_sessions 2
 #        bash scripts/recipe.sh /data/KEMDy outputs/recipe_fold1_context4 --test_sessions 2 --context_size 4 \
 #            --baseline_context_sizes 0 4
@@ -24,8 +24,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck disable=SC1091
 . scripts/setup.sh
-WHISPER="$(python -c 'from multistill.whisper_base import transformers_folder; print(transformers_folder())')"
-OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" python -m multistill.experiment --output_dir "$OUTPUT_DIR" \
+WHISPER="$(python -c 'from multistill.tools.whisper_base import transformers_folder; print(transformers_folder())')"
+OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" python -m multistill.tools.experiment --output_dir "$OUTPUT_DIR" \
     --corpus kemdy19 --data_dir "$DATA_DIR" --split session --validation_from dialogues --validation_fraction 0.2 \
     --audio_encoder "$WHISPER" --text_encoder ngram --fusion_type concat --fusion_size linear \
     --class_weighting balanced --balance_max_fraction 0 --refit_on_validation true \

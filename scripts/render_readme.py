@@ -9,7 +9,7 @@ its ratios and spreads are computed, and is marked **STALE** when the code that 
     python scripts/render_readme.py --check    # exit 1, naming the blocks that differ (tests/test_render_readme.py)
 
 Adding a table: (1) commit the result file (e.g. ``results/NAME/results.json``, with ``provenance.command`` and
-``provenance.git_commit`` as ``multistill.experiment`` writes them); (2) write ``render_NAME(files) -> str`` below,
+``provenance.git_commit`` as ``multistill.tools.experiment`` writes them); (2) write ``render_NAME(files) -> str`` below,
 where ``files`` maps each source path to its parsed JSON; (3) add ``"NAME": Table(sources, render_NAME)``
 to :data:`TABLES`, ``code`` being the paths whose change makes the result stale; (4) put the two marker lines in
 README.md and run this script.
@@ -435,12 +435,12 @@ def render_threads(files: dict[str, Any]) -> str:
 TABLES: dict[str, Table] = {
     "speed_headline": Table((HEADLINE,), render_speed_headline, BENCH_CODE),
     "whisper_verify": Table(("results/whisper_verify/results.json",), render_whisper_verify,
-                            ("multistill/whisper_base.py", "multistill/whisper_convert.py", "multistill/asr.py",
+                            ("multistill/tools/whisper_base.py", "multistill/tools/whisper_convert.py", "multistill/asr.py",
                              "multistill/annotations.py", "multistill/processing_multistill.py",
                              "multistill/audio_utils.py")),
     "threads": Table(("benchmarks/results/threads_cpu.json",), render_threads,
-                     ("benchmarks/threads_training.py", "multistill/training.py", "multistill/features.py",
-                      "multistill/feature_cache.py")),
+                     ("benchmarks/threads_training.py", "multistill/training/trainer.py", "multistill/training/features.py",
+                      "multistill/training/feature_cache.py")),
     "main_job": Table((MAIN_JOB,), render_main_job, TRAINING_CODE + ("scripts/main.sh",)),
     "real_sample": Table((REAL_SAMPLE,), render_real_sample, TRAINING_CODE),
     "kd_ablation": Table(("results/real_sample/kd_ablation.json",), render_kd_ablation, TRAINING_CODE),
@@ -449,9 +449,9 @@ TABLES: dict[str, Table] = {
     "asr_gap": Table(("results/real_sample/asr_gold.json", "results/real_sample/asr_gap.json"), render_asr_gap,
                      TRAINING_CODE + ("scripts/asr_gap.py",)),
     "asr_loop_guards": Table((ASR_LOOP_GUARDS,), render_asr_loop_guards,
-                             ("scripts/asr_loop_guards.py", "multistill/whisper_convert.py")),
+                             ("scripts/asr_loop_guards.py", "multistill/tools/whisper_convert.py")),
     "vad_eval": Table(("benchmarks/results/vad_eval.json",), render_vad_eval,
-                      ("benchmarks/vad_eval.py", "multistill/vad.py", "multistill/streaming.py")),
+                      ("benchmarks/vad_eval.py", "multistill/live/vad.py", "multistill/live/streaming.py")),
     "stream_asr": Table(("benchmarks/results/stream_asr_cpu_early.json",
                          "benchmarks/results/stream_asr_cpu_early_100.json"), render_stream_asr, STREAM_CODE),
     "benchmark_headline": Table((HEADLINE,), render_benchmark_headline, BENCH_CODE),

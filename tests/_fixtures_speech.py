@@ -83,7 +83,7 @@ def write_real_conversation(folder: str | Path, lines: list[str] | None = None) 
 @functools.cache
 def whisper_base_folder() -> str:
     """The CTranslate2 Whisper base folder (skips when the whisper-base packages are not installed)."""
-    from multistill.whisper_base import ct2_folder
+    from multistill.tools.whisper_base import ct2_folder
 
     try:
         return str(ct2_folder())
@@ -93,8 +93,8 @@ def whisper_base_folder() -> str:
 
 @functools.cache
 def converted_whisper_base_folder() -> str:
-    """Whisper base converted to a transformers folder (``multistill.whisper_base.transformers_folder``)."""
-    from multistill.whisper_base import transformers_folder
+    """Whisper base converted to a transformers folder (``multistill.tools.whisper_base.transformers_folder``)."""
+    from multistill.tools.whisper_base import transformers_folder
 
     whisper_base_folder()  # skips without the registry packages
     return str(transformers_folder())
@@ -108,7 +108,7 @@ SKIP_FASTER_WHISPER = 'faster-whisper / ctranslate2 not installed: pip install -
 def registry_whisper_cache() -> Path:
     """A temporary cache with the registry's Whisper base assembled and converted once per test run (by
     ``transformers_folder``), so the tests never touch the user's cache; skips without the packages."""
-    from multistill.whisper_base import transformers_folder
+    from multistill.tools.whisper_base import transformers_folder
 
     cache = Path(tempfile.mkdtemp(prefix="multistill-whisper-cache-"))
     atexit.register(shutil.rmtree, cache, True)

@@ -1,4 +1,4 @@
-"""Helpers of the training-path tests (``test_feature_cache``, ``test_features``, ``test_training``); their
+"""Helpers of the training-path tests (``test_feature_cache``, ``test_features``, ``test_trainer``); their
 fixtures (``tiny_teacher``, ``rows_dataset``, ``small_splits``) are in ``conftest.py``."""
 
 from __future__ import annotations

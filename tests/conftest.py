@@ -54,15 +54,15 @@ def kemdy_sample_dataset(kemdy_sample_builder) -> datasets.Dataset:
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A default synthetic corpus (64 utterances per corpus, no edge cases)."""
-    from multistill.synthetic import make_synthetic_kemdy
+    from multistill.training.synthetic import make_synthetic_kemdy
 
     return make_synthetic_kemdy(tmp_path_factory.mktemp("synthetic_kemdy"))
 
 
 @pytest.fixture(scope="session")
 def synthetic_edge_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A default synthetic corpus plus the edge cases of ``multistill.synthetic.EDGE_CASES``."""
-    from multistill.synthetic import make_synthetic_kemdy
+    """A default synthetic corpus plus the edge cases of ``multistill.training.synthetic.EDGE_CASES``."""
+    from multistill.training.synthetic import make_synthetic_kemdy
 
     return make_synthetic_kemdy(tmp_path_factory.mktemp("synthetic_kemdy_edge"), edge_cases=True)
 
@@ -91,7 +91,7 @@ def trained_teacher(training_cache: Path, tmp_path_factory: pytest.TempPathFacto
     return output_dir
 
 
-# --- Training-path fixtures (test_feature_cache, test_features, test_training): a tiny teacher, 16 rows ---
+# --- Training-path fixtures (test_feature_cache, test_features, test_trainer): a tiny teacher, 16 rows ---
 
 
 @pytest.fixture(scope="module")

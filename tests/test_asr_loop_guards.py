@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from multistill.whisper_convert import DECODING_GUARDS, decoding_length_cap
+from multistill.tools.whisper_convert import DECODING_GUARDS, decoding_length_cap
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "asr_loop_guards.py"
 

@@ -7,7 +7,7 @@ import pytest
 from datasets import Audio, ClassLabel, Dataset, Features, Value
 
 from multistill.annotations import EMOTIONS
-from multistill.baselines import BASELINES, acoustic_statistics, evaluate_baseline, fit_baseline
+from multistill.tools.baselines import BASELINES, acoustic_statistics, evaluate_baseline, fit_baseline
 
 SR = 16_000
 
@@ -119,7 +119,7 @@ def _conversation(toy_rows: Dataset) -> Dataset:
 
 
 def test_context_baselines_read_only_previous_utterances(toy) -> None:
-    from multistill.baselines import with_context
+    from multistill.tools.baselines import with_context
 
     train, test = (_conversation(part) for part in toy)
     fitted = fit_baseline("text_tfidf", train, seed=0, context_size=2)

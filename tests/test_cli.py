@@ -278,7 +278,7 @@ def test_stream_real_speech_with_asr_plot_and_jsonl(tmp_path, capsys, monkeypatc
 def test_stream_warns_at_once_when_lines_and_utterances_differ(tmp_path, capsys, monkeypatch):
     import logging
 
-    import multistill.streaming
+    import multistill.live.streaming
 
     wav, transcript = write_real_conversation(tmp_path, lines=["하나", "둘", "셋", "넷", "다섯"])
     events = []
@@ -287,8 +287,8 @@ def test_stream_warns_at_once_when_lines_and_utterances_differ(tmp_path, capsys,
         def emit(self, record):
             events.append(("warning", record.getMessage()))
 
-    format_result = multistill.streaming.format_result
-    monkeypatch.setattr(multistill.streaming, "format_result", lambda r, top=3: events.append(("result",)) or
+    format_result = multistill.live.streaming.format_result
+    monkeypatch.setattr(multistill.live.streaming, "format_result", lambda r, top=3: events.append(("result",)) or
                         format_result(r, top))
     handler = Recorder(level=logging.WARNING)
     logging.getLogger("multistill").addHandler(handler)

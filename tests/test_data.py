@@ -1,10 +1,10 @@
-"""multistill.data: the conversation history helper (causal, per dialogue, both speakers)."""
+"""multistill.training.data: the conversation history helper (causal, per dialogue, both speakers)."""
 
 from __future__ import annotations
 
 from datasets import Dataset
 
-from multistill.data import previous_utterances
+from multistill.training.data import previous_utterances
 
 
 def test_previous_utterances_are_causal_and_stay_in_their_dialogue() -> None:

@@ -71,7 +71,7 @@ def test_online_teacher_with_the_light_student(trained_teacher: Path, training_c
 
 def test_teacher_is_required_and_checked_before_anything_loads(tmp_path: Path):
     import distill
-    from multistill.arguments import UsageError
+    from multistill.training.arguments import UsageError
 
     def refused(message: str, *arguments: str) -> None:
         with pytest.raises(UsageError, match=message):
@@ -95,7 +95,7 @@ def test_a_student_whose_modality_the_teacher_lacks_is_refused(tmp_path: Path):
     from _fixtures_inference import saved_folder
 
     import distill
-    from multistill.arguments import UsageError
+    from multistill.training.arguments import UsageError
 
     for preset in ("light_student", "multimodal_student", "text_student"):
         with pytest.raises(UsageError, match=f"--preset {preset} uses .*text.* the teacher .* has only audio: the "
@@ -109,7 +109,7 @@ def test_a_teacher_run_info_that_is_not_json_is_named(trained_teacher: Path, tra
     # issue 22.13: a damaged run_info.json of the teacher was a JSONDecodeError traceback
     import shutil
 
-    from multistill.arguments import UsageError
+    from multistill.training.arguments import UsageError
 
     teacher = tmp_path / "teacher"
     shutil.copytree(trained_teacher, teacher, ignore=shutil.ignore_patterns("checkpoint-*"))
@@ -120,7 +120,7 @@ def test_a_teacher_run_info_that_is_not_json_is_named(trained_teacher: Path, tra
 
 def test_a_teacher_trained_on_another_split_is_refused(trained_teacher: Path, training_cache: Path, tmp_path: Path):
     """Issue 14.3: the split parameters and the utterance ids of the teacher's run are compared with this run's."""
-    from multistill.arguments import UsageError
+    from multistill.training.arguments import UsageError
 
     for arguments, message in [(["--split", "random"], "--split: the teacher's run used 'session', this run 'random'"),
                                (["--split_seed", "7"], "--split_seed: the teacher's run used 123, this run 7"),

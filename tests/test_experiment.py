@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from multistill.arguments import UsageError
-from multistill.experiment import (
+from multistill.tools.experiment import (
     Job,
     Run,
     execute,
@@ -22,6 +21,7 @@ from multistill.experiment import (
     plan_jobs,
     planned_runs,
 )
+from multistill.training.arguments import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,8 +83,8 @@ def test_bad_arguments_are_refused_before_anything_runs(argv, message):
 
 
 def test_command_line_errors_print_usage_errors(tmp_path: Path):
-    """``python -m multistill.experiment`` prints a bad option as ``error:`` (exit 2), nothing is written."""
-    proc = subprocess.run([sys.executable, "-m", "multistill.experiment", "--output_dir", str(tmp_path / "x"),
+    """``python -m multistill.tools.experiment`` prints a bad option as ``error:`` (exit 2), nothing is written."""
+    proc = subprocess.run([sys.executable, "-m", "multistill.tools.experiment", "--output_dir", str(tmp_path / "x"),
                            "--alpha", "3"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert proc.returncode == 2 and "error: --alpha must be in [0, 1], got 3.0." in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "x").exists()
@@ -188,7 +188,7 @@ def test_provenance_names_command_commit_machine_and_date(experiment: tuple[Path
     origin = saved["provenance"]
     head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     assert origin["git_commit"] == head.strip() and isinstance(origin["git_dirty"], bool)
-    assert origin["command"].startswith("python -m multistill.experiment --output_dir ")
+    assert origin["command"].startswith("python -m multistill.tools.experiment --output_dir ")
     assert f"`{origin['command']}`" in table and origin["git_commit"][:12] in table
     assert origin["machine"]["cpu"] in table and origin["machine"]["torch"] in table and origin["date"] in table
 

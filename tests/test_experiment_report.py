@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from multistill.experiment_report import describe, paired_difference, verdict
+from multistill.tools.experiment_report import describe, paired_difference, verdict
 
 
 def test_paired_differences_and_verdicts():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from multistill.experiment_results import caching_gain
+from multistill.tools.experiment_results import caching_gain
 
 
 def test_caching_gain_compares_equal_epochs(tmp_path: Path):

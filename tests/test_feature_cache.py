@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from _fixtures_training import student_of
 
-from multistill.feature_cache import EncoderFeatureCache, content_keys
-from multistill.features import FeaturePlan
+from multistill.training.feature_cache import EncoderFeatureCache, content_keys
+from multistill.training.features import FeaturePlan
 
 
 class EncoderCalls:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from _fixtures_training import student_of
 
-from multistill.features import (
+from multistill.training.features import (
     NON_MODEL_KEYS,
     TARGET_KEYS,
     TEACHER_INPUTS,
@@ -22,7 +22,7 @@ from multistill.features import (
     input_modality,
     model_inputs,
 )
-from multistill.training import DistillationSettings, MultiStillTrainer
+from multistill.training.trainer import DistillationSettings, MultiStillTrainer
 
 PRESETS = ("teacher", "multimodal_student", "text_student", "audio_student", "light_student")
 
@@ -103,7 +103,7 @@ def test_cached_and_raw_inputs_give_the_same_logits(small_splits, tiny_teacher, 
 def test_history_rows_in_the_batch_are_not_encoded_twice(tiny_teacher):
     """A previous utterance that is also a row of the batch points at that row; only the others are appended,
     each once, so full-batch context training encodes every utterance once."""
-    from multistill.features import HISTORY_SPEAKER, history_column
+    from multistill.training.features import HISTORY_SPEAKER, history_column
 
     _, processor = tiny_teacher
     texts = ["하나", "둘", "셋", "넷"]

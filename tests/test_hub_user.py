@@ -69,8 +69,8 @@ def test_hub_user_with_only_torch_and_transformers(tmp_path, preset):
     """Issue 12.1: config, model, processor and pipeline (WAV path, bytes, 44.1 kHz stereo) and the card's code."""
     import soundfile
 
-    from multistill import hub
     from multistill.audio_utils import resample
+    from multistill.tools import hub
 
     python = hub_user_python()
     checkpoint = tmp_path / "checkpoint"
@@ -158,7 +158,7 @@ def test_dependency_ranges_install_a_working_torch_torchcodec_pair():
 
 def test_the_tested_versions_are_one_fact():
     """README, the model card and the bare-venv script name the same torch + transformers versions."""
-    from multistill import model_card
+    from multistill.tools import model_card
 
     spec = re.search(r"SPEC=\(torch==(\S+) transformers==(\S+)\)", (REPO_ROOT / "scripts" / "hub_user_venv.sh").read_text())
     torch_version, transformers_version = spec.groups()

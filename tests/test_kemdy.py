@@ -31,7 +31,7 @@ from loading_scripts.kemdy import (
     majority_emotion,
 )
 from multistill.annotations import EMOTIONS, UnknownEmotionLabelError
-from multistill.synthetic import EDGE_CASES, make_synthetic_kemdy
+from multistill.training.synthetic import EDGE_CASES, make_synthetic_kemdy
 
 SR = 16_000
 

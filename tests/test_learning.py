@@ -26,9 +26,9 @@ SCHEDULES = {
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
-    from multistill.data import load_kemdy
     from multistill.offline import build_tiny_encoders
-    from multistill.splits import make_splits
+    from multistill.training.data import load_kemdy
+    from multistill.training.splits import make_splits
 
     cache = tmp_path_factory.mktemp("learning")
     dataset = load_kemdy("synthetic", cache_dir=cache, synthetic_size=(8, 4))
@@ -41,9 +41,9 @@ def task(tmp_path_factory):
 def test_each_preset_learns(preset, task, tmp_path):
     from transformers import TrainingArguments
 
-    from multistill.features import FeaturePlan
     from multistill.offline import tiny_backbones
-    from multistill.training import MultiStillTrainer, build_compute_metrics
+    from multistill.training.features import FeaturePlan
+    from multistill.training.trainer import MultiStillTrainer, build_compute_metrics
 
     splits, encoders, cache = task
     epochs, learning_rate, warmup = SCHEDULES[preset]

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from multistill.annotations import EMOTIONS
-from multistill.metrics import METRIC_PATH, load_metric
+from multistill.training.metrics import METRIC_PATH, load_metric
 
 
 @pytest.fixture(scope="module")

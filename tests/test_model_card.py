@@ -1,9 +1,9 @@
-"""The model card's text (``multistill/model_card.py``): what it says about the fusion head and the training."""
+"""The model card's text (``multistill/tools/model_card.py``): what it says about the fusion head and the training."""
 
 from __future__ import annotations
 
 from multistill.configuration_multistill import MultiStillConfig
-from multistill.model_card import fusion_text, training_lines
+from multistill.tools.model_card import fusion_text, training_lines
 
 
 def test_card_describes_the_fusion_the_model_has():

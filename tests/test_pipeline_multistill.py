@@ -396,7 +396,7 @@ def test_fresh_offline_process_transcribes_with_the_shipped_asr_code(tmp_path):
 
 def _sample_conversation(sample_dir, count: int = 4) -> list[dict]:
     """The first ``count`` utterances of a real KEMDy19 dialogue, in order: audio file, transcript, speaker."""
-    from multistill.data import load_kemdy, previous_utterances
+    from multistill.training.data import load_kemdy, previous_utterances
 
     dataset = load_kemdy("kemdy19", str(sample_dir)).remove_columns("audio")
     rows = [i for i, d in enumerate(dataset["dialogue"]) if d == dataset[0]["dialogue"]]

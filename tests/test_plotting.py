@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
 from multistill import plotting  # noqa: E402
-from multistill.streaming import StreamResult, plot_timeline  # noqa: E402
-from multistill.training import save_confusion_matrix, save_training_curves  # noqa: E402
+from multistill.live.streaming import StreamResult, plot_timeline  # noqa: E402
+from multistill.training.trainer import save_confusion_matrix, save_training_curves  # noqa: E402
 
 needs_font = pytest.mark.skipif(not plotting.bundled_font_files(),
                                 reason='needs the plots extra: pip install -e ".[plots]"')

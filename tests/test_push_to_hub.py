@@ -17,7 +17,7 @@ from _fixtures_inference import offline_env, one_torch_thread, tiny_model, tiny_
 from _fixtures_model import waves
 from huggingface_hub import ModelCard
 
-from multistill import hub
+from multistill.tools import hub
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_RESULTS = {
@@ -459,7 +459,7 @@ def test_card_usage_code_runs_as_written(push_to_hub, tmp_path, preset):
 
 # --------------------------------------------------------------------------- train.py / distill.py --push_to_hub
 def test_training_arguments_keep_the_push_from_the_trainer(tmp_path):
-    from multistill.arguments import MultiStillTrainingArguments
+    from multistill.training.arguments import MultiStillTrainingArguments
 
     args = MultiStillTrainingArguments(output_dir=str(tmp_path), push_to_hub=True, hub_model_id="me/run")
     assert args.publish_to_hub is True and args.push_to_hub is False  # the Trainer never pushes half a folder
@@ -467,7 +467,7 @@ def test_training_arguments_keep_the_push_from_the_trainer(tmp_path):
 
 
 def test_publish_run_uploads_what_push_to_hub_uploads(push_to_hub, tmp_path, monkeypatch):
-    from multistill.arguments import MultiStillTrainingArguments
+    from multistill.training.arguments import MultiStillTrainingArguments
 
     checkpoint = make_checkpoint(tmp_path / "ckpt")
     FakeApi.instances.clear()

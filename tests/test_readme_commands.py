@@ -108,13 +108,13 @@ def options(program: str) -> frozenset[str]:
         command = program.split()[1]
         assert command in sub.choices, f"multistill has no command {command!r}"
         return frozenset(parser._option_string_actions) | frozenset(sub.choices[command]._option_string_actions)
-    if program == "multistill.experiment":  # options it does not know go to train.py / distill.py
-        from multistill.experiment import main
+    if program == "multistill.tools.experiment":  # options it does not know go to train.py / distill.py
+        from multistill.tools.experiment import main
 
         own = frozenset(_capture(main, [])._option_string_actions)
         return own | options("train.py") | options("distill.py")
-    if program == "multistill.whisper_base":
-        from multistill.whisper_base import main
+    if program == "multistill.tools.whisper_base":
+        from multistill.tools.whisper_base import main
 
         return frozenset(_capture(main, ["verify"])._option_string_actions) | {"verify"}
     if program.endswith(".py"):
@@ -130,7 +130,7 @@ def test_readme_has_the_commands_it_documents():
     assert "--bogus_option" not in options("train.py") and "--learning_rate" in options("train.py")
     assert "--asr" in options("multistill stream") and "--asr" not in options("multistill convert-whisper")
     programs = {program for _, (program, _) in COMMANDS}
-    assert {"train.py", "distill.py", "multistill.experiment", "multistill predict", "multistill stream",
+    assert {"train.py", "distill.py", "multistill.tools.experiment", "multistill predict", "multistill stream",
             "benchmarks/benchmark.py", "push_to_hub.py"} <= programs
 
 

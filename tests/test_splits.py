@@ -1,10 +1,10 @@
-"""Splits and balancing (multistill/splits.py)."""
+"""Splits and balancing (multistill/training/splits.py)."""
 
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
 from multistill.annotations import EMOTIONS
-from multistill.splits import (
+from multistill.training.splits import (
     balance,
     check_training_labels,
     class_distribution,
@@ -161,12 +161,12 @@ def test_balance_caps_the_dominant_emotion_and_reports():
 
 def test_balancing_warns_when_it_removes_most_of_the_split_or_leaves_few_examples(caplog):
     data = _toy()  # 80 neutral of 100; the cap keeps 30 neutral + 20 others = 50: not more than half removed
-    with caplog.at_level("WARNING", logger="multistill.splits"):
+    with caplog.at_level("WARNING", logger="multistill.training.splits"):
         balance(data, max_fraction=0.6)
     assert not [r for r in caplog.records if "removed" in r.message]
     # Four of every five dominant: keeping 0.4 / 0.6 * 20 others removes 67 of 100.
     caplog.clear()
-    with caplog.at_level("WARNING", logger="multistill.splits"):
+    with caplog.at_level("WARNING", logger="multistill.training.splits"):
         _, report = balance(data, max_fraction=0.4)
     warnings = [r.message for r in caplog.records if r.levelname == "WARNING"]
     assert any("removed 67 of 100 training utterances" in m for m in warnings), warnings
@@ -174,7 +174,7 @@ def test_balancing_warns_when_it_removes_most_of_the_split_or_leaves_few_example
     happy = [i for i, e in enumerate(data["emotion"]) if e == 1]
     few_happy = data.select([i for i, e in enumerate(data["emotion"]) if e != 1] + happy[:3])
     caplog.clear()
-    with caplog.at_level("WARNING", logger="multistill.splits"):
+    with caplog.at_level("WARNING", logger="multistill.training.splits"):
         balance(few_happy, max_fraction=0.6)
     warnings = [r.message for r in caplog.records if r.levelname == "WARNING"]
     assert any("fewer than 5 examples" in m and "'happy': 3" in m for m in warnings), warnings

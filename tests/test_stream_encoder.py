@@ -19,8 +19,8 @@ from _fixtures_speech import (
     speech_file,
 )
 
-from multistill.stream_encoder import SharedWhisperPass, shared_encoder_reason
-from multistill.streaming import VADConfig, array_chunks, format_summary, stream_emotions
+from multistill.live.stream_encoder import SharedWhisperPass, shared_encoder_reason
+from multistill.live.streaming import VADConfig, array_chunks, format_summary, stream_emotions
 
 
 @functools.cache

@@ -12,9 +12,9 @@ import types
 import numpy as np
 import pytest
 
-from multistill.stream_session import ASR_SKIPPED, DROPPED, BacklogPolicy, StreamSession, _Backlog, _Job
-from multistill.streaming import AudioChunk, format_result, format_summary
-from multistill.vad import Utterance, VADConfig
+from multistill.live.stream_session import ASR_SKIPPED, DROPPED, BacklogPolicy, StreamSession, _Backlog, _Job
+from multistill.live.streaming import AudioChunk, format_result, format_summary
+from multistill.live.vad import Utterance, VADConfig
 
 SR = 16000
 
@@ -173,7 +173,7 @@ def test_live_stream_that_falls_behind_degrades_by_the_policy_and_says_so(caplog
     pipe = SlowPipeline(clock, cost=0.2)
     policy = BacklogPolicy(max_queue=3, skip_asr_after_s=1.0, skip_asr_below_s=1.5, drop_after_s=6.0)
     seen = []
-    with caplog.at_level(logging.WARNING, logger="multistill.streaming"):
+    with caplog.at_level(logging.WARNING, logger="multistill.live.streaming"):
         session = live_session(clock, pipe, vad_config=ENERGY, asr=asr, policy=policy, on_result=seen.append)
         summary = session.run(paced(tone_conversation(spans, 60.0, 0.1), clock, 0.1))
     results = summary.results
@@ -268,8 +268,8 @@ def test_a_context_model_streams_a_real_conversation_with_its_history():
     from _fixtures_model import make_model
     from _fixtures_speech import SPEECH, real_conversation
 
+    from multistill.live.streaming import Transcript, array_chunks, stream_emotions
     from multistill.pipeline_multistill import MultiStillEmotionPipeline
-    from multistill.streaming import Transcript, array_chunks, stream_emotions
 
     model, processor = make_model("teacher", audio="whisper", fusion_type="concat", context_size=2)
     pipe = MultiStillEmotionPipeline(model=model, processor=processor, device="cpu")

@@ -20,7 +20,7 @@ from _fixtures_inference import (  # noqa: F401
 from _fixtures_model import waves
 from _fixtures_speech import SPEECH, ScriptedASR, faster_whisper_asr, real_conversation
 
-from multistill.streaming import (
+from multistill.live.streaming import (
     AudioChunk,
     MicrophoneUnavailableError,
     StreamResult,
@@ -175,7 +175,7 @@ def test_stream_transcribes_each_utterance_with_asr():
 def test_given_transcript_wins_and_asr_fills_the_missing_lines(caplog):
     audio, _ = real_conversation()
     asr = ScriptedASR(["세 번째 문장"])
-    with caplog.at_level("WARNING", logger="multistill.streaming"):
+    with caplog.at_level("WARNING", logger="multistill.live.streaming"):
         summary = stream_emotions(tiny_pipeline("teacher"), array_chunks(audio, 100),
                                   transcript=Transcript(lines=GOLD[:2], source="two.txt"), asr=asr)
     assert [r.text for r in summary.results] == [*GOLD[:2], "세 번째 문장"]
@@ -198,7 +198,7 @@ def test_asr_doubts_reach_the_results(caplog):
     """Issue 22.8-9: a transcript the recognizer doubts is flagged in its result (and printed); an empty one is
     flagged and warned about (the utterance was classified with empty text)."""
     audio, _ = real_conversation()
-    with caplog.at_level("WARNING", logger="multistill.streaming"):
+    with caplog.at_level("WARNING", logger="multistill.live.streaming"):
         summary = stream_emotions(tiny_pipeline("teacher"), array_chunks(audio, 100),
                                   asr=_DoubtfulASR(["첫 문장", "두 번째", ""]))
     assert [r.flags for r in summary.results] == [[], ["asr_low_confidence"], ["asr_empty_text"]]
@@ -212,19 +212,19 @@ def test_asr_doubts_reach_the_results(caplog):
 
 def test_missing_lines_without_asr_give_empty_text_and_unused_lines_warn(caplog):
     audio, _ = real_conversation()
-    with caplog.at_level("WARNING", logger="multistill.streaming"):
+    with caplog.at_level("WARNING", logger="multistill.live.streaming"):
         short = stream_emotions(tiny_pipeline("teacher"), array_chunks(audio, 100),
                                 transcript=Transcript(lines=GOLD[:1]))
     assert [r.text_source for r in short.results] == ["given", "none", "none"]
     assert [r.text for r in short.results][1:] == ["", ""] and "using empty text" in caplog.text.lower()
     caplog.clear()
-    with caplog.at_level("WARNING", logger="multistill.streaming"):
+    with caplog.at_level("WARNING", logger="multistill.live.streaming"):
         stream_emotions(tiny_pipeline("teacher"), array_chunks(audio, 100), transcript=Transcript(lines=GOLD + ["a", "b"]))
     assert "the last 2 lines were not used" in caplog.text
 
 
 def test_transcript_alignment_check(caplog):
-    with caplog.at_level("WARNING", logger="multistill.streaming"):
+    with caplog.at_level("WARNING", logger="multistill.live.streaming"):
         assert Transcript(lines=GOLD).check_alignment(3)
         assert Transcript(timed=[(0.0, 1.0, "a")]).check_alignment(5)
         assert caplog.text == ""

@@ -1,4 +1,4 @@
-"""Tests of the synthetic KEMDy corpus generator (``multistill/synthetic.py``)."""
+"""Tests of the synthetic KEMDy corpus generator (``multistill/training/synthetic.py``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import soundfile as sf
 
 from loading_scripts.kemdy import Kemdy
 from multistill.annotations import EMOTIONS
-from multistill.synthetic import _SENTENCES, EDGE_CASES, make_synthetic_kemdy
+from multistill.training.synthetic import _SENTENCES, EDGE_CASES, make_synthetic_kemdy
 
 KEMDY20_TOP = ["Numb", "WAV", " ", "Segment ID", "Total Evaluation", " ", " "]
 KEMDY20_SUB = [" ", "start", "end", " ", "Emotion", "Valence", "Arousal"] + [

@@ -54,7 +54,7 @@ def test_train_writes_a_complete_run(trained_teacher: Path):
 def test_saved_teacher_reloads_and_reproduces_its_test_predictions(trained_teacher: Path, training_cache: Path):
     from transformers import AutoModelForAudioClassification, AutoProcessor
 
-    from multistill.data import load_kemdy
+    from multistill.training.data import load_kemdy
 
     model = AutoModelForAudioClassification.from_pretrained(trained_teacher, trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(trained_teacher, trust_remote_code=True)
@@ -190,9 +190,9 @@ def test_encoders_are_chosen_per_modality(training_cache: Path, tmp_path: Path):
 
     import train
     from multistill import MultiStillForEmotionClassification
-    from multistill.arguments import UsageError
     from multistill.configuration_multistill import MultiStillConfig
     from multistill.offline import build_tiny_encoders
+    from multistill.training.arguments import UsageError
 
     audio = build_tiny_encoders(tmp_path / "encoders", seed=3)["audio"]
     arguments = ["--output_dir", str(tmp_path / "run"), "--data_cache_dir", str(training_cache), "--max_steps", "2",
@@ -247,7 +247,7 @@ def _no_data_loaded(cache: Path) -> bool:
 ])
 def test_bad_arguments_fail_before_loading_anything(arguments: list[str], message: str, tmp_path: Path):
     import train
-    from multistill.arguments import UsageError
+    from multistill.training.arguments import UsageError
 
     (tmp_path / "a_file").write_text("")
     arguments, message = [a.format(tmp=tmp_path) for a in arguments], message.format(tmp=tmp_path)
@@ -262,7 +262,7 @@ def test_a_second_run_into_the_same_output_dir_is_refused(tmp_path: Path):
     import fcntl
 
     import train
-    from multistill.arguments import UsageError
+    from multistill.training.arguments import UsageError
 
     (tmp_path / "out").mkdir()
     with open(tmp_path / "out" / ".multistill.lock", "a+") as running:  # what a running train.py holds
@@ -277,7 +277,7 @@ def test_a_second_run_into_the_same_output_dir_is_refused(tmp_path: Path):
 
 def test_an_encoder_folder_without_config_is_refused(tmp_path: Path):
     import train
-    from multistill.arguments import UsageError
+    from multistill.training.arguments import UsageError
 
     (tmp_path / "ct2").mkdir()
     (tmp_path / "ct2" / "model.bin").write_bytes(b"")
@@ -296,7 +296,7 @@ def test_usage_errors_are_error_lines_not_tracebacks(tmp_path: Path):
 
 def test_bad_data_choices_fail_clearly(training_cache: Path, tmp_path: Path):
     import train
-    from multistill.arguments import UsageError
+    from multistill.training.arguments import UsageError
 
     with pytest.raises(UsageError, match="no complete checkpoint"):
         train.main(["--output_dir", str(tmp_path), "--resume_from_checkpoint", "latest", "--use_cpu",
@@ -319,8 +319,8 @@ def test_asr_transcripts_train_and_test(training_cache: Path, tmp_path: Path):
     from _fixtures_speech import tiny_whisper_folder
 
     import train
-    from multistill.arguments import DataArguments, MultiStillTrainingArguments
-    from multistill.workflow import load_corpus, prepare_splits
+    from multistill.training.arguments import DataArguments, MultiStillTrainingArguments
+    from multistill.training.workflow import load_corpus, prepare_splits
 
     whisper = tiny_whisper_folder()
     data_args = DataArguments(data_cache_dir=str(training_cache), asr_model=whisper, text_column="asr_text",
@@ -361,8 +361,8 @@ def test_a_full_disk_is_one_error_and_the_half_written_checkpoint_goes(error: Ex
     # issue 22.10: a full disk was torch's "unexpected pos 210752 vs 210644" and a half-written checkpoint stayed
     from types import SimpleNamespace
 
-    from multistill.arguments import UsageError
-    from multistill.workflow import latest_complete_checkpoint, train_model
+    from multistill.training.arguments import UsageError
+    from multistill.training.workflow import latest_complete_checkpoint, train_model
 
     complete, partial = tmp_path / "checkpoint-2", tmp_path / "checkpoint-4"
     for folder in (complete, partial):

@@ -1,4 +1,4 @@
-"""Voice activity and segmentation (``multistill/vad.py``): the energy and Silero detectors, the utterance
+"""Voice activity and segmentation (``multistill/live/vad.py``): the energy and Silero detectors, the utterance
 segmenter on synthetic and real conversations."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from _fixtures_inference import SR, conversation
 from _fixtures_model import waves
 from _fixtures_speech import real_conversation
 
-from multistill.vad import EnergyVAD, SileroVAD, Utterance, UtteranceSegmenter, VADConfig, segment_audio
+from multistill.live.vad import EnergyVAD, SileroVAD, Utterance, UtteranceSegmenter, VADConfig, segment_audio
 
 ENERGY = VADConfig(vad="energy")
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from _fixtures_speech import SKIP_FASTER_WHISPER, SKIP_WEIGHTS, registry_whisper_cache
 
-from multistill import whisper_base
-from multistill.whisper_base import (
+from multistill.tools import whisper_base
+from multistill.tools.whisper_base import (
     INSTALL_HINT,
     edit_distance,
     normalize_for_cer,
     transformers_folder,
 )
-from multistill.whisper_convert import CONVERTER_VERSION, DECODING_GUARDS, STAMP_FILE
+from multistill.tools.whisper_convert import CONVERTER_VERSION, DECODING_GUARDS, STAMP_FILE
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_damaged_weights_are_found_by_hash_not_size(tmp_path: Path, monkeypatch,
     model_bin = folder / "model.bin"
     assert model_bin.read_bytes() == contents["model.bin.part1"] + contents["model.bin.part2"]
     model_bin.write_bytes(bytes(b ^ 0xFF for b in model_bin.read_bytes()[:1000]) + model_bin.read_bytes()[1000:])
-    with caplog.at_level("WARNING", logger="multistill.whisper_base"):
+    with caplog.at_level("WARNING", logger="multistill.tools.whisper_base"):
         assert whisper_base.ct2_folder(tmp_path / "cache") == folder
     assert "is damaged" in caplog.text
     assert model_bin.read_bytes() == contents["model.bin.part1"] + contents["model.bin.part2"]  # assembled again

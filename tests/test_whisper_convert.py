@@ -1,4 +1,4 @@
-"""CTranslate2 Whisper -> transformers (multistill.whisper_convert): model.bin reader, weight mapping, converted
+"""CTranslate2 Whisper -> transformers (multistill.tools.whisper_convert): model.bin reader, weight mapping, converted
 folders and their generation config (with the loop guards).
 
 The conversion tests need the ``whisper-base`` extra (the weights) and the round trip the ``faster-whisper``
@@ -16,9 +16,9 @@ import pytest
 import torch
 from _fixtures_speech import SKIP_FASTER_WHISPER, registry_whisper_cache
 
-from multistill import whisper_base
 from multistill.cli import main as cli_main
-from multistill.whisper_convert import (
+from multistill.tools import whisper_base
+from multistill.tools.whisper_convert import (
     DECODING_GUARDS,
     STAMP_FILE,
     CT2FormatError,

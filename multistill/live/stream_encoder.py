@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-logger = logging.getLogger("multistill.streaming")
+logger = logging.getLogger("multistill.live.streaming")
 
 _CHECKED: dict[tuple[str, float, int], str | None] = {}
 
@@ -60,7 +60,7 @@ def shared_encoder_reason(pipe: Any, asr: Any) -> str | None:
 def _compare_weights(encoder: Any, weights: str) -> str | None:
     import torch
 
-    from .whisper_convert import ct2_whisper_state_dict, read_ct2_model
+    from ..tools.whisper_convert import ct2_whisper_state_dict, read_ct2_model
 
     _, state = ct2_whisper_state_dict(read_ct2_model(weights))
     prefix = "model.encoder."
@@ -102,7 +102,7 @@ class SharedWhisperPass:
         details = getattr(self.asr, "transcribe_details_with_encoder", None)
         if callable(details):
             return details(audio, sampling_rate)
-        from .asr import Transcription
+        from ..asr import Transcription
 
         text, states = self.asr.transcribe_with_encoder(audio, sampling_rate)
         return Transcription(text), states
@@ -111,7 +111,7 @@ class SharedWhisperPass:
         """The emotion model's logits, one row per window of the utterance, from the recognizer's states."""
         import torch
 
-        from .pipeline_multistill import window_bounds
+        from ..pipeline_multistill import window_bounds
 
         pipe = self.pipe
         inputs: dict[str, Any] = {}

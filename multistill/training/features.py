@@ -39,8 +39,8 @@ import torch
 from datasets import Dataset, DatasetDict, Value
 from datasets import Sequence as SequenceFeature
 
-from .annotations import EMOTIONS
-from .configuration_multistill import ALLOWED_MODALITIES as MODALITIES
+from ..annotations import EMOTIONS
+from ..configuration_multistill import ALLOWED_MODALITIES as MODALITIES
 from .feature_cache import (
     EncoderFeatureCache,
     FeatureTable,

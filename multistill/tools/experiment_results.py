@@ -24,7 +24,7 @@ from .baselines import BASELINES
 if TYPE_CHECKING:
     from .experiment import Run
 
-logger = logging.getLogger("multistill.experiment")  # the runner's log
+logger = logging.getLogger("multistill.tools.experiment")  # the runner's log
 
 
 def baseline_key(name: str, context_size: int) -> str:
@@ -51,8 +51,8 @@ def read_json(path: Path) -> Any:
 def load_run_corpus(run_dir: Path):
     """The corpus a run trained on, loaded the way it loaded it (``run_info.json``: corpus, data_dir, ...,
     and the speech recognizer of its ``asr_text`` column, whose transcripts come from the cache)."""
-    from .arguments import DataArguments
-    from .workflow import load_corpus
+    from ..training.arguments import DataArguments
+    from ..training.workflow import load_corpus
 
     info = read_json(run_dir / "run_info.json")
     sessions, utterances = info.get("synthetic_size") or (4, 4)
@@ -78,7 +78,7 @@ def load_run_splits(run_dir: Path):
     its transcript column in ``text``, plus a ``test_on_<column>`` split per ``--test_text_columns`` entry."""
     from datasets import DatasetDict
 
-    from .workflow import select_text_columns
+    from ..training.workflow import select_text_columns
 
     path = run_dir / "data_splits.json"
     if not path.exists():
@@ -99,10 +99,10 @@ def splits_like_train(command: Sequence[str], launcher_length: int, output_dir: 
     """``--baselines_only``: the split ``train.py`` would make for this command line, by train.py's own code."""
     from transformers import HfArgumentParser
 
-    from .arguments import DataArguments, ModelArguments, MultiStillTrainingArguments
-    from .splits import split_ids
-    from .training import write_json
-    from .workflow import DATA_SPLITS_FILE, data_info, prepare_splits
+    from ..training.arguments import DataArguments, ModelArguments, MultiStillTrainingArguments
+    from ..training.splits import split_ids
+    from ..training.trainer import write_json
+    from ..training.workflow import DATA_SPLITS_FILE, data_info, prepare_splits
 
     script_args = list(command[launcher_length + 1:])
     parser = HfArgumentParser((ModelArguments, DataArguments, MultiStillTrainingArguments))
@@ -127,8 +127,8 @@ def score_baselines(splits, names: Sequence[str], seed: int, feature_cache: dict
     (``test_by_text_column``)."""
     from datasets import concatenate_datasets
 
+    from ..training.workflow import extra_test_splits
     from .baselines import BASELINES, fit_baseline, score_baseline
-    from .workflow import extra_test_splits
 
     fit_rows = concatenate_datasets([splits["train"], splits["validation"]])
     results = {}
@@ -149,8 +149,8 @@ def score_baselines(splits, names: Sequence[str], seed: int, feature_cache: dict
 
 def measure_latency(model_dir: Path, rows: list[dict[str, Any]]) -> dict[str, float]:
     """Median end-to-end latency per utterance (processor + model, batch 1) and the whole-set time."""
-    from .modeling_multistill import MultiStillForEmotionClassification
-    from .processing_multistill import MultiStillProcessor
+    from ..modeling_multistill import MultiStillForEmotionClassification
+    from ..processing_multistill import MultiStillProcessor
 
     model = MultiStillForEmotionClassification.from_pretrained(model_dir).eval()
     processor = MultiStillProcessor.from_pretrained(model_dir)
@@ -209,8 +209,8 @@ def caching_gain(seed_folder: Path) -> dict[str, float]:
 
 def test_transcript_cer(splits, text_columns: dict[str, Any]) -> dict[str, float]:
     """Character error rate of each other transcript column of the test rows against the corpus's (``text``)."""
-    from .asr import character_error_rate
-    from .workflow import extra_test_splits
+    from ..asr import character_error_rate
+    from ..training.workflow import extra_test_splits
 
     tested = {text_columns["train"]: splits["test"],
               **{column: splits[name] for column, name in extra_test_splits(splits).items()}}

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from .asr import ASR_EMPTY_TEXT, Transcription
+from ..asr import ASR_EMPTY_TEXT, Transcription
 from .stream_encoder import SharedWhisperPass, shared_encoder_reason
 from .streaming import (
     AudioChunk,
@@ -45,7 +45,7 @@ from .streaming import (
 )
 from .vad import Utterance, UtteranceSegmenter, VADConfig
 
-logger = logging.getLogger("multistill.streaming")
+logger = logging.getLogger("multistill.live.streaming")
 
 #: ``StreamResult.degraded`` marks
 ASR_SKIPPED = "asr_skipped"

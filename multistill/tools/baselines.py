@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from .annotations import EMOTIONS
-from .audio_utils import resample
-from .configuration_multistill import DEFAULT_CONTEXT_DECAY
+from ..annotations import EMOTIONS
+from ..audio_utils import resample
+from ..configuration_multistill import DEFAULT_CONTEXT_DECAY
 
 SAMPLING_RATE = 16_000
 #: Analysis window and hop of the acoustic statistics: 25 ms / 10 ms at 16 kHz.
@@ -133,7 +133,7 @@ def encoder_statistics(rows: Dataset, encoder_folder: str, cache: MutableMapping
     import torch
     from transformers import AutoFeatureExtractor
 
-    from .modeling_multistill import MultiStillForEmotionClassification
+    from ..modeling_multistill import MultiStillForEmotionClassification
 
     cache = {} if cache is None else cache
     missing = [i for i, key in enumerate(rows["id"]) if (encoder_folder, key) not in cache]
@@ -160,7 +160,7 @@ def with_context(featurize: Callable[[Dataset], Any], size: int) -> Callable[[Da
     ``DEFAULT_CONTEXT_DECAY ** (k - 1)``, as the model's ``context_type="decayed_sum"``)."""
     import scipy.sparse as sparse
 
-    from .data import previous_utterances
+    from ..training.data import previous_utterances
 
     def stacked(part: Dataset) -> Any:
         current = featurize(part)
@@ -287,7 +287,7 @@ def evaluate_baseline(name: str, fit_rows: Dataset, test_rows: Dataset, seed: in
                       audio_encoder: str | None = None) -> dict[str, Any]:
     """Fit ``name`` on ``fit_rows`` and score it on ``test_rows`` with the models' metric module.
 
-    Returns the metrics of :func:`multistill.training.evaluate_predictions` (accuracy, UA, macro/weighted F1,
+    Returns the metrics of :func:`multistill.training.trainer.evaluate_predictions` (accuracy, UA, macro/weighted F1,
     precision, recall, per-class F1, confusion matrix) and the predicted emotion per test id.
     """
     fitted = fit_baseline(name, fit_rows, seed=seed, text_column=text_column, feature_cache=feature_cache,
@@ -297,7 +297,7 @@ def evaluate_baseline(name: str, fit_rows: Dataset, test_rows: Dataset, seed: in
 
 def score_baseline(fitted: FittedBaseline, test_rows: Dataset) -> dict[str, Any]:
     """A fitted baseline's metrics and predicted emotions on ``test_rows`` (see :func:`evaluate_baseline`)."""
-    from .training import evaluate_predictions
+    from ..training.trainer import evaluate_predictions
 
     scores = fitted.predict_scores(test_rows)
     metrics = evaluate_predictions(scores, np.asarray(test_rows["emotion"], dtype=np.int64))

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .audio_utils import TARGET_SAMPLING_RATE as SAMPLING_RATE
+from ..audio_utils import TARGET_SAMPLING_RATE as SAMPLING_RATE
 
 #: the stream's logger (VAD messages are part of what ``multistill stream`` reports)
-logger = logging.getLogger("multistill.streaming")
+logger = logging.getLogger("multistill.live.streaming")
 
 
 # --------------------------------------------------------------------------------------------- VAD

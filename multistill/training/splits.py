@@ -31,7 +31,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 from sklearn.model_selection import train_test_split
 
-from .annotations import EMOTIONS
+from ..annotations import EMOTIONS
 
 logger = logging.getLogger(__name__)
 

@@ -193,7 +193,7 @@ def file_chunks(
     path: str | os.PathLike, chunk_ms: float = 100.0, realtime: bool = False, sampling_rate: int = SAMPLING_RATE
 ) -> Iterator[AudioChunk]:
     """Decode ``path`` (any rate/channels; mono, resampled) and deliver it in chunks like :func:`array_chunks`."""
-    from .audio_utils import load_audio
+    from ..audio_utils import load_audio
 
     audio = load_audio(path, where="stream input", target_rate=sampling_rate, min_seconds=0)
     return array_chunks(audio, chunk_ms, realtime, sampling_rate)
@@ -246,7 +246,7 @@ def microphone_chunks(
         raise MicrophoneUnavailableError(f"Cannot list audio devices: {err}") from err
     if not any(d.get("max_input_channels", 0) > 0 for d in devices):
         raise MicrophoneUnavailableError("No audio input device found (no microphone); stream from a file instead.")
-    from .audio_utils import resample
+    from ..audio_utils import resample
 
     chunks: queue.Queue = queue.Queue()
 
@@ -558,7 +558,7 @@ def plot_timeline(
     """
     if row_s <= 0:
         raise ValueError(f"row_s must be > 0, got {row_s!r}.")
-    from .plotting import korean_text, warn_without_font
+    from ..plotting import korean_text, warn_without_font
 
     warn_without_font([r.text for r in results], "the timeline labels Korean utterances with their number (#1, "
                       "#2, ...) instead of a transcript snippet.")
@@ -575,7 +575,7 @@ def _draw_timeline(results: list[StreamResult], path: str, audio_s: float | None
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from .plotting import has_hangul
+    from ..plotting import has_hangul
 
     end = max([audio_s or 0.0] + [r.end_s for r in results]) or 1.0
     rows = max(1, int(np.ceil(end / row_s - 0.1)))  # rows of at most 1.1 row_s, all of the same length

@@ -81,8 +81,8 @@ def public_run_info(info: dict[str, Any] | None) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------------------------- folder
 def load_checkpoint(model_dir: Path):
     """Model and processor of a training output folder (with the package's classes)."""
-    from .modeling_multistill import MultiStillForEmotionClassification
-    from .processing_multistill import MultiStillProcessor
+    from ..modeling_multistill import MultiStillForEmotionClassification
+    from ..processing_multistill import MultiStillProcessor
 
     if not (model_dir / "config.json").is_file():
         raise ValueError(f"{model_dir} is not a model folder (no config.json).")
@@ -99,7 +99,7 @@ def load_checkpoint(model_dir: Path):
 
 def write_folder(model: Any, processor: Any, model_dir: Path, folder: Path, card: ModelCard) -> list[str]:
     """Model + processor + code + custom pipeline + training files + example + README.md; returns the names."""
-    from .pipeline_multistill import save_pretrained_with_pipeline
+    from ..pipeline_multistill import save_pretrained_with_pipeline
 
     for name in ("audio_encoder_name", "text_encoder_name"):  # config.json: no local path of this machine
         setattr(model.config, name, public_reference(getattr(model.config, name)))
@@ -120,7 +120,7 @@ def verify_folder(model: Any, processor: Any, folder: Path) -> float:
     """Reload the folder and compare its logits with ``model``'s on the example; returns the max difference."""
     import torch
 
-    from .modeling_multistill import MultiStillForEmotionClassification
+    from ..modeling_multistill import MultiStillForEmotionClassification
 
     reloaded = MultiStillForEmotionClassification.from_pretrained(folder).eval()
     inputs = processor(audio=[str(folder / "example.wav")], text=[example_transcript()],

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from datasets import Dataset
 from transformers import EvalPrediction, Trainer, TrainingArguments
 
-from .annotations import EMOTIONS
-from .configuration_multistill import ALLOWED_MODALITIES as MODALITIES
+from ..annotations import EMOTIONS
+from ..configuration_multistill import ALLOWED_MODALITIES as MODALITIES
+from ..modeling_multistill import classification_loss
+from ..plotting import with_korean_text
 from .features import TEACHER_INPUTS, TEACHER_LOGITS, MultiStillCollator, input_modality, model_inputs
-from .modeling_multistill import classification_loss
-from .plotting import with_korean_text
 
 # --------------------------------------------------------------------------------------------
 # Losses and the trainer

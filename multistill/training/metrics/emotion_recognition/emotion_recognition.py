@@ -1,7 +1,7 @@
 """Emotion-recognition metrics as an `evaluate` module, loaded by local path (no Hub access needed).
 
     import evaluate
-    metric = evaluate.load("multistill/metrics/emotion_recognition")   # or multistill.metrics.load_metric()
+    metric = evaluate.load("multistill/training/metrics/emotion_recognition")   # or multistill.training.metrics.load_metric()
     metric.compute(predictions=[0, 1, 1], references=[0, 1, 2])
 
 Accuracy is the weighted accuracy (WA) of the paper; unweighted accuracy (UA) is the mean of the
@@ -44,7 +44,7 @@ Returns:
     (floats in [0, 1]), f1_<label> for every class, and confusion_matrix (rows: reference,
     columns: prediction, every class included even when absent).
 Examples:
-    >>> metric = evaluate.load("multistill/metrics/emotion_recognition")
+    >>> metric = evaluate.load("multistill/training/metrics/emotion_recognition")
     >>> metric.compute(predictions=[0, 0, 1], references=[0, 1, 1])["accuracy"]
     0.6666666666666666
 """

@@ -19,11 +19,11 @@ from typing import Any
 from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
-from .asr import ASR_ENGINES, ASR_TEXT_COLUMN
-from .cli import check_model_reference as cli_check_model_reference
+from ..asr import ASR_ENGINES, ASR_TEXT_COLUMN
+from ..cli import check_model_reference as cli_check_model_reference
+from ..tools.whisper_base import WHISPER_BASE_ALIAS
 from .data import CORPORA
 from .splits import DEFAULT_TEST_FRACTION, DEFAULT_VALIDATION_FRACTION, SPLIT_NAMES, VALIDATION_SOURCES
-from .whisper_base import WHISPER_BASE_ALIAS
 
 PRESET_CHOICES = ("teacher", "multimodal_student", "text_student", "audio_student", "light_student")
 #: Encoders of ``--backbones pretrained`` (the paper's).
@@ -163,7 +163,7 @@ class ModelArguments:
     def __post_init__(self) -> None:
         if self.encoding_batch_size < 1:
             raise UsageError(f"--encoding_batch_size must be >= 1, got {self.encoding_batch_size}.")
-        from .configuration_multistill import MAX_CONTEXT_SIZE
+        from ..configuration_multistill import MAX_CONTEXT_SIZE
 
         if not 0 <= self.context_size <= MAX_CONTEXT_SIZE:
             raise UsageError(f"--context_size must be between 0 and {MAX_CONTEXT_SIZE}, got {self.context_size}.")
@@ -436,7 +436,7 @@ class MultiStillTrainingArguments(TrainingArguments):
                   "does nothing but warn)."},
     )
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Loggers (tensorboard, wandb...)."})
-    #: ``--push_to_hub`` as given: publish the finished run (``multistill.hub.publish_run``, called by
+    #: ``--push_to_hub`` as given: publish the finished run (``multistill.tools.hub.publish_run``, called by
     #: ``workflow.finish_run``) instead of the Trainer's pushes, which upload a folder without code or card.
     publish_to_hub: bool = field(default=False, init=False)
 

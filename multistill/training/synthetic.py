@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .annotations import EMOTIONS
+from ..annotations import EMOTIONS
 
 SAMPLING_RATE = 16_000
 N_EVALUATORS = 10

@@ -78,7 +78,7 @@ ENCODER_NAMES = {"wav2vec2": "wav2vec 2.0", "hubert": "HuBERT", "wavlm": "WavLM"
                  "whisper": "Whisper encoder", "multistill_fbank": "log-mel filterbank + wav2vec2 layers",
                  "electra": "ELECTRA", "bert": "BERT", "roberta": "RoBERTa", "xlm-roberta": "XLM-RoBERTa"}
 #: The example utterance shipped with every published model (made by scripts/make_example_audio.py).
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_FILES = ("example.wav", "example.txt")
 CORPUS_DATASETS: dict[str, list[str]] = {
     "kemdy19": ["KEMDy19"], "kemdy20": ["KEMDy20"], "all": ["KEMDy19", "KEMDy20"], "synthetic": [],
@@ -220,7 +220,7 @@ def results_table(metrics: dict[str, Any] | None, preset: str, trainable: int, r
 
 
 def check_session_results(path: str | os.PathLike) -> dict[str, Any]:
-    """An experiment's ``results.json`` (``python -m multistill.experiment``), checked: ``ValueError`` naming the
+    """An experiment's ``results.json`` (``python -m multistill.tools.experiment``), checked: ``ValueError`` naming the
     file when it is missing, not JSON, or holds no rows of models and baselines with macro-F1."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -230,7 +230,7 @@ def check_session_results(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(rows, list) or not rows or not all(
             isinstance(r, dict) and "label" in r and "macro_f1" in (r.get("summary") or {}) for r in rows):
         raise ValueError(f"{path}: not an experiment's results.json (no rows with a label and macro-F1; it is "
-                         "written by python -m multistill.experiment / scripts/recipe.sh).")
+                         "written by python -m multistill.tools.experiment / scripts/recipe.sh).")
     return data
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from datasets import Array2D, Audio, Dataset, Features, Value, concatenate_datasets
 
-from .configuration_multistill import ALLOWED_MODALITIES as MODALITIES
+from ..configuration_multistill import ALLOWED_MODALITIES as MODALITIES
 
 logger = logging.getLogger(__name__)
 

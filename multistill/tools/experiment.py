@@ -1,9 +1,9 @@
 """The paper's experiment in one command, over several seeds: teacher, students with and without KD, baselines.
 
-``python -m multistill.experiment --output_dir outputs/experiment --seeds 1 2 3`` runs, for every seed,
+``python -m multistill.tools.experiment --output_dir outputs/experiment --seeds 1 2 3`` runs, for every seed,
 ``train.py`` (teacher) and ``distill.py`` (each student, with KD and with ``--alpha 0``) as subprocesses --
 exactly what a user would type, optionally under ``--launcher "accelerate launch"`` -- into
-``output_dir/seed_N/<run>``. Then, per seed, it fits the simple baselines (:mod:`multistill.baselines`) on the
+``output_dir/seed_N/<run>``. Then, per seed, it fits the simple baselines (:mod:`multistill.tools.baselines`) on the
 training and validation rows of the teacher's ``data_splits.json`` and scores them on its test rows, measures
 every trained model's end-to-end latency per utterance, and writes ``results.md`` and ``results.json``:
 every row as mean ± sample standard deviation over the seeds, the paired KD minus no-KD difference of every
@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import HfArgumentParser
 
-from .arguments import UsageError, run_script
+from ..training.arguments import UsageError, run_script
 from .baselines import BASELINES
 from .experiment_report import (
     aggregate,
@@ -64,9 +64,9 @@ from .experiment_results import (
     test_transcript_cer,
 )
 
-logger = logging.getLogger("multistill.experiment")
+logger = logging.getLogger("multistill.tools.experiment")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 STUDENT_LABELS = {
     "text_student": "(a) text-only student",
@@ -234,7 +234,7 @@ class ExperimentArguments:
 
 def parse_args(argv: list[str] | None = None) -> tuple[ExperimentArguments, list[str]]:
     """The runner's options (checked) and the options passed through to every train.py / distill.py call."""
-    parser = HfArgumentParser(ExperimentArguments, prog="python -m multistill.experiment", description=__doc__,
+    parser = HfArgumentParser(ExperimentArguments, prog="python -m multistill.tools.experiment", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog="Options the runner does not know go to every train.py / distill.py call "
                               "(e.g. --bf16, --sessions 1 2, --threads 1).")
@@ -419,7 +419,7 @@ def provenance(argv: Sequence[str]) -> dict[str, Any]:
     if torch.cuda.is_available():
         machine["gpu"] = torch.cuda.get_device_name(0)
     return {
-        "command": "python -m multistill.experiment " + shlex.join(argv),
+        "command": "python -m multistill.tools.experiment " + shlex.join(argv),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "git_changes": None if status is None else len(status.splitlines()),
@@ -544,7 +544,7 @@ def build_report(args: ExperimentArguments, extra: list[str], collected: Collect
 
 def write_report(report: dict[str, Any], output_dir: Path) -> None:
     """``results.md`` (also printed) and ``results.json``."""
-    from .training import write_json
+    from ..training.trainer import write_json
 
     table = render_report(report)
     (output_dir / "results.md").write_text(table, encoding="utf-8")
@@ -554,7 +554,7 @@ def write_report(report: dict[str, Any], output_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """``python -m multistill.experiment``: plan, train, collect each seed's results, summarise, report."""
+    """``python -m multistill.tools.experiment``: plan, train, collect each seed's results, summarise, report."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
                         level=logging.INFO)
     # 1. Arguments, the plan and its provenance (before anything runs)
