@@ -502,3 +502,28 @@ def test_train_py_push_to_hub_publishes_the_complete_folder(tmp_path, training_c
     card = upload["contents"]["README.md"].decode()
     assert "model-index" in card and "this checkpoint (teacher)" in card
     assert not any(name.startswith("checkpoint-") for name in upload["contents"])
+
+
+def test_publish_recipe_checks_its_arguments_before_training(tmp_path):
+    """scripts/publish_recipe.sh: one error line for a folder that is not the development set or a non-empty Hub
+    folder, before the recipe starts (nothing is trained or installed)."""
+    script = str(REPO_ROOT / "scripts" / "publish_recipe.sh")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", script, *args], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+
+    usage = run()
+    assert usage.returncode == 2 and usage.stderr.startswith("usage:")
+    (tmp_path / "data" / "KEMDy19").mkdir(parents=True)
+    no_kemdy20 = run(str(tmp_path / "data"), str(tmp_path / "out"), str(tmp_path / "hub"))
+    assert no_kemdy20.returncode == 2 and no_kemdy20.stderr.splitlines() == [
+        f"error: DATA_DIR {tmp_path / 'data'} must hold KEMDy19/ and KEMDy20/ (bash ../shared/make_kemdy_dev.sh DIR "
+        "makes it)"]
+    (tmp_path / "data" / "KEMDy20").mkdir()
+    (tmp_path / "hub" / "multistill-kemdy-text-student").mkdir(parents=True)
+    (tmp_path / "hub" / "multistill-kemdy-text-student" / "README.md").write_text("mine")
+    taken = run(str(tmp_path / "data"), str(tmp_path / "out"), str(tmp_path / "hub"))
+    assert taken.returncode == 2 and taken.stderr.splitlines() == [
+        f"error: HUB_DIR {tmp_path / 'hub'}/multistill-kemdy-text-student is not empty (push_to_hub.py writes only "
+        "into a new or empty folder)"]
+    assert not (tmp_path / "out").exists()

@@ -127,6 +127,17 @@ def test_session_split_can_validate_on_dialogues_of_the_training_sessions():
         split_ids(splits)
 
 
+def test_session_split_can_hold_out_a_whole_corpus_and_train_on_every_session_of_the_other():
+    """scripts/publish_recipe.sh: every KEMDy19 session trains (validation dialogues drawn from them), KEMDy20 tests."""
+    data = _toy(sessions_per_corpus=2)
+    splits = make_splits(data, "session", test_sessions=["KEMDy20:1", "KEMDy20:2"], validation_from="dialogues",
+                         validation_fraction=0.2, seed=3)
+    _assert_no_dialogue_on_two_sides(splits)
+    assert set(splits["test"]["corpus"]) == {"KEMDy20"} and len(splits["test"]) == 20
+    assert set(splits["train"]["corpus"]) == set(splits["validation"]["corpus"]) == {"KEMDy19"}
+    assert len(splits["train"]) + len(splits["validation"]) == 20
+
+
 def test_real_sample_dialogue_split_keeps_every_dialogue_on_one_side(kemdy_sample_dataset):
     """The shared sample has one session per corpus, so its honest split is by dialogue."""
     splits = make_splits(kemdy_sample_dataset, "dialogue", seed=123)
