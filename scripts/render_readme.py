@@ -218,8 +218,7 @@ def render_stream_asr(files: dict[str, Any]) -> str:
     rows.sort(key=lambda item: order.get(item[0], 3))
     header = ["early start", "script run, run", "RTF (VAD + ASR + emotion)", "ASR ms per utterance, median / p90",
               "emotion ms", "end of utterance to result ms, median / p90", "early jobs used / dropped"]
-    return "\n".join([provenance(None, None, None, first, files[first].get("created")), "",
-                      provenance(None, None, None, second, files[second].get("created")), "",
+    return "\n".join([from_file(files[first], first), "", from_file(files[second], second), "",
                       table(header, [row for _, row in rows])])
 
 
