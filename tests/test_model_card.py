@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+from multistill.annotations import EMOTIONS
 from multistill.configuration_multistill import MultiStillConfig
-from multistill.tools.model_card import fusion_text, training_lines
+from multistill.tools.model_card import describe_test_set, fusion_text, training_lines
 
 
 def test_card_describes_the_fusion_the_model_has():
@@ -21,3 +24,21 @@ def test_card_describes_the_fusion_the_model_has():
     lines = training_lines(paper, info, "multimodal_student", 1000, 10)
     assert "3 fusion layer(s)" in lines[0] and "/home/me" not in "\n".join(lines)  # no local path in a card
     assert lines[2].startswith("- distilled from") and "alpha 0.5" in lines[2]
+
+
+def test_card_names_the_test_set_and_warns_when_emotions_are_missing(tmp_path):
+    """A cross-corpus test with two emotions (scripts/publish_recipe.sh): the card says so, since macro-F1 there
+    favours predicting the majority emotion."""
+    info = {"held_out": {"test": {"sessions": ["KEMDy20:01"]}}}
+    assert describe_test_set(info, tmp_path, list(EMOTIONS)) == "Test set: held-out sessions KEMDy20:01."
+    assert describe_test_set({}, tmp_path, list(EMOTIONS)) == ""
+    rows = [{"id": str(i), "emotion": "neutral" if i < 5 else "happy", "predicted": "neutral"} for i in range(7)]
+    (tmp_path / "test_predictions.json").write_text(json.dumps(rows))
+    text = describe_test_set(info, tmp_path, list(EMOTIONS))
+    assert text.startswith("Test set: held-out sessions KEMDy20:01, 7 utterances (neutral 5, happy 2). No surprise, "
+                           "angry, sad, disgust, fear in it: macro-F1 averages")
+    rows = [{"id": str(i), "emotion": label} for i, label in enumerate(EMOTIONS)]
+    (tmp_path / "test_predictions.json").write_text(json.dumps(rows))
+    assert "No " not in describe_test_set({}, tmp_path, list(EMOTIONS))
+    (tmp_path / "test_predictions.json").write_text("not json")
+    assert describe_test_set(info, tmp_path, list(EMOTIONS)) == "Test set: held-out sessions KEMDy20:01."

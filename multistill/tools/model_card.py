@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -529,8 +530,31 @@ def evaluation_section(metrics: dict[str, Any] | None, preset: str, trainable: i
         return ("**No evaluation results**: the checkpoint folder has no `test_results.json`, so none are "
                 "reported (and the metadata has no `model-index`).\n\n" + results_table(None, preset, trainable, info))
     figures = [f"![{f}]({f})" for f in ("confusion_matrix.png", "training_curves.png") if (model_dir / f).is_file()]
-    return (results_table(metrics, preset, trainable, info) + "\n\n" + per_class_table(metrics, labels) + "\n"
-            + "\n".join(figures))
+    test_set = describe_test_set(info, model_dir, labels)
+    return (results_table(metrics, preset, trainable, info) + "\n\n" + (test_set + "\n\n" if test_set else "")
+            + per_class_table(metrics, labels) + "\n" + "\n".join(figures))
+
+
+def describe_test_set(info: dict[str, Any], model_dir: Path, labels: list[str]) -> str:
+    """Which rows the test figures come from: the held-out sessions and, from ``test_predictions.json``, each
+    emotion's count, with a warning when emotions are missing (macro-F1 then rewards predicting fewer of them)."""
+    sessions = ((info.get("held_out") or {}).get("test") or {}).get("sessions")
+    where = f"held-out sessions {', '.join(map(str, sessions))}" if sessions else ""
+    predictions = model_dir / "test_predictions.json"
+    try:
+        counts = Counter(str(row["emotion"]) for row in json.loads(predictions.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError):
+        counts = Counter()
+    if not counts:
+        return f"Test set: {where}." if where else ""
+    spelled = ", ".join(f"{label} {counts[label]}" for label in labels if counts[label])
+    text = f"Test set: {where + ', ' if where else ''}{sum(counts.values())} utterances ({spelled})."
+    missing = [label for label in labels if not counts[label]]
+    if missing:
+        text += (f" No {', '.join(missing)} in it: macro-F1 averages the emotions that occur in the references or "
+                 "the predictions, so here a model that predicts only the most frequent emotion can score above "
+                 "one that also predicts the missing ones; read accuracy, UA and the per-emotion F1 too.")
+    return text
 
 
 __all__ = [
@@ -551,6 +575,7 @@ __all__ = [
     "build_model_card",
     "card_license",
     "check_session_results",
+    "describe_test_set",
     "encoders_text",
     "eval_results",
     "evaluation_section",
