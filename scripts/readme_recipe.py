@@ -21,10 +21,10 @@ RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts",
 #: The current recipe's runs (teacher and baselines, with and without context). Earlier versions' result files stay
 #: in results/recipe (first version) and results/recipe_l2 (second), referenced from README's prose.
 RECIPE_ROOT = "results/recipe_v6"
-#: The light student's runs: the recipe's fifth version (constant learning rate), not rerun with the sixth.
-LIGHT_ROOT = "results/recipe_v5"
+#: The light student's runs (the sixth version, context 4; each run trains its own teacher to distil from).
+LIGHT_ROOT = "results/recipe_v6_light"
 #: Context sizes of the ablation (one run per size and fold) and the baselines given the same context.
-CONTEXT_SIZES = (0, 2, 4, 8)
+CONTEXT_SIZES = (0, 1, 2, 4, 8)
 CONTEXT_BASELINES = (
     ("text_tfidf", "Baseline: character 1-3-gram TF-IDF + logistic regression (text)", "TF-IDF"),
     ("audio_whisper", "Baseline: Whisper encoder, mean+std pooled + logistic regression (audio)", "Whisper-LR"),
