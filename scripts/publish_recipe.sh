@@ -19,13 +19,15 @@ fi
 DATA_DIR="$1"; OUTPUT_DIR="$2"; HUB_DIR="$3"; shift 3
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OWNER="${HUB_OWNER:-your-username}"
+# the published models: Hub folder name -> run folder under OUTPUT_DIR
+declare -A RUNS=([multistill-kemdy-teacher]=seed_1/teacher [multistill-kemdy-text-student]=seed_1/text_student_kd)
 TABLES=(results/recipe_v6/fold1_test2_context4/results.json results/recipe_v6/fold2_test1_context4/results.json)
 # 1. Check every argument before anything trains
 if [ ! -d "$DATA_DIR/KEMDy19" ] || [ ! -d "$DATA_DIR/KEMDy20" ]; then
   echo "error: DATA_DIR $DATA_DIR must hold KEMDy19/ and KEMDy20/ (bash ../shared/make_kemdy_dev.sh DIR makes it)" >&2
   exit 2
 fi
-for name in multistill-kemdy-teacher multistill-kemdy-text-student; do
+for name in "${!RUNS[@]}"; do
   if [ -n "$(ls -A "$HUB_DIR/$name" 2>/dev/null)" ]; then
     echo "error: HUB_DIR $HUB_DIR/$name is not empty (push_to_hub.py writes only into a new or empty folder)" >&2
     exit 2
@@ -46,8 +48,8 @@ bash "$ROOT/scripts/recipe.sh" "$DATA_DIR" "$OUTPUT_DIR" --corpus all --test_ses
 cd "$ROOT"
 # shellcheck disable=SC1091
 . scripts/setup.sh
-python push_to_hub.py --model_dir "$OUTPUT_DIR/seed_1/teacher" --repo_id "$OWNER/multistill-kemdy-teacher" \
-    --local_dir "$HUB_DIR/multistill-kemdy-teacher" --session_results "${TABLES[@]}"
-python push_to_hub.py --model_dir "$OUTPUT_DIR/seed_1/text_student_kd" --repo_id "$OWNER/multistill-kemdy-text-student" \
-    --local_dir "$HUB_DIR/multistill-kemdy-text-student" --session_results "${TABLES[@]}"
-echo "Hub folders: $HUB_DIR/multistill-kemdy-teacher $HUB_DIR/multistill-kemdy-text-student"
+for name in "${!RUNS[@]}"; do
+  python push_to_hub.py --model_dir "$OUTPUT_DIR/${RUNS[$name]}" --repo_id "$OWNER/$name" --local_dir "$HUB_DIR/$name" \
+      --session_results "${TABLES[@]}"
+  echo "Hub folder: $HUB_DIR/$name"
+done
