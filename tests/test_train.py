@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -214,6 +215,52 @@ def test_encoders_are_chosen_per_modality(training_cache: Path, tmp_path: Path):
         assert all(p.requires_grad for p in model.multistill.text_encoder.parameters())
     else:
         assert info["cached_modalities"] == ["audio", "text"]
+
+
+def test_a_converted_gguf_text_model_is_the_text_encoder(training_cache: Path, tmp_path: Path):
+    """--text_encoder FOLDER written by ``multistill convert-gguf``: frozen and cached like any pretrained text
+    encoder; the saved teacher holds the text model (no GGUF needed to load it) and predicts from Korean text."""
+    pytest.importorskip("gguf")
+    from _fixtures_gguf import write_gguf
+
+    import train
+    from multistill import MultiStillForEmotionClassification, MultiStillProcessor
+    from multistill.tools.gguf_text import convert_gguf_text_encoder
+
+    encoder = convert_gguf_text_encoder(write_gguf(tmp_path / "tiny-gemma3.gguf"), tmp_path / "gemma-hf")
+    train.main(["--output_dir", str(tmp_path / "run"), "--data_cache_dir", str(training_cache), "--max_steps", "2",
+                "--audio_encoder", "tiny", "--text_encoder", str(encoder), "--fusion_type", "concat",
+                *FAST_TRAINING])
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    assert info["text_encoder"] == str(encoder) and info["cached_modalities"] == ["audio", "text"]
+    model = MultiStillForEmotionClassification.from_pretrained(tmp_path / "run").eval()
+    processor = MultiStillProcessor.from_pretrained(tmp_path / "run")
+    assert model.config.text_config.model_type == "gemma3_text"
+    inputs = processor(audio=[np.zeros(16000, dtype=np.float32)], sampling_rate=16000, text=["오늘 정말 기분이 좋아"],
+                       return_tensors="pt")
+    with torch.no_grad():
+        assert model(**inputs).logits.shape == (1, model.config.num_labels)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"not a model", "--text_encoder {path}: not a GGUF file"),
+    ("clip", "--text_encoder {path}: a GGUF of a 'clip' model, not a text model"),
+    ("gemma3", "--text_encoder {path} is a GGUF file; give a model folder or a Hub repo id (a GGUF text model "
+               "becomes a text encoder folder with: multistill convert-gguf {path} OUT_DIR)"),
+])
+def test_a_gguf_file_is_refused_before_loading_anything(content, message: str, tmp_path: Path):
+    pytest.importorskip("gguf")
+    from _fixtures_gguf import write_gguf
+
+    import train
+    from multistill.training.arguments import UsageError
+
+    path = tmp_path / "model.gguf"
+    path.write_bytes(content) if isinstance(content, bytes) else write_gguf(path, architecture=content)
+    with pytest.raises(UsageError, match=re.escape(message.format(path=path))):
+        train.main(["--output_dir", str(tmp_path / "out"), "--data_cache_dir", str(tmp_path / "cache"), "--use_cpu",
+                    "--text_encoder", str(path)])
+    assert _no_data_loaded(tmp_path / "cache")
 
 
 def _no_data_loaded(cache: Path) -> bool:
