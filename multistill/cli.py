@@ -470,7 +470,12 @@ def run_convert_whisper(args: argparse.Namespace) -> int:
         out_dir = convert_ct2_whisper(src_dir, args.out_dir, dtype=args.dtype, overwrite=args.overwrite)
     except (OSError, ImportError) as err:
         raise ValueError(str(err)) from err
-    print(f"converted {src_dir} -> {out_dir} ({args.dtype})")
+    return _report_conversion(f"converted {src_dir} -> {out_dir} ({args.dtype})", out_dir)
+
+
+def _report_conversion(headline: str, out_dir: Path) -> int:
+    """Print what a convert command wrote (each file and its size); exit status 0."""
+    print(headline)
     for path in sorted(out_dir.iterdir()):
         print(f"  {path.name}  {path.stat().st_size:,} bytes")
     return 0
@@ -487,10 +492,7 @@ def run_convert_gguf(args: argparse.Namespace) -> int:
         out_dir = convert_gguf_text_encoder(args.gguf_file, args.out_dir, overwrite=args.overwrite)
     except (OSError, ImportError) as err:
         raise ValueError(str(err)) from err
-    print(f"converted {args.gguf_file} -> {out_dir}")
-    for path in sorted(out_dir.iterdir()):
-        print(f"  {path.name}  {path.stat().st_size:,} bytes")
-    return 0
+    return _report_conversion(f"converted {args.gguf_file} -> {out_dir}", out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,11 @@ CONTEXT_BASELINES = (
 #: The context size whose run also trains the students.
 STUDENT_CONTEXT = 4
 RECIPE_FOLDS = (("fold1_test2", "train Session 01 -> test Session 02"), ("fold2_test1", "train Session 02 -> test Session 01"))
+#: The text branch compared on validation (scripts/validation_scores.py) and on the test sessions.
+TEXT_ENCODER_VALIDATION = "results/text_encoders/validation.json"
+TEXT_ENCODER_ROOT = "results/text_encoders"
+TEXT_ENCODERS = (("ngram", "character n-gram encoder (the recipe's, learnt)"),
+                 ("gemma", "Gemma 3 270M (registry GGUF, frozen, mean of the last hidden states)"))
 
 
 def recipe_file(fold: str, context: int = 0, root: str = RECIPE_ROOT) -> str:
@@ -172,3 +177,37 @@ def render_students(files: dict[str, Any], root: str = RECIPE_ROOT, students: tu
     out = [table(header, rows), "", *lines, ""]
     out += [from_file(data, source) for source, data in files.items()]
     return "\n".join(out)
+
+
+def text_encoder_files() -> tuple[str, ...]:
+    """The sources of the text-encoder block: validation scores, the Gemma teacher's and the recipe's test runs."""
+    return (TEXT_ENCODER_VALIDATION, *(recipe_file(fold, root=f"{TEXT_ENCODER_ROOT}/gemma") for fold, _ in RECIPE_FOLDS),
+            *(recipe_file(fold) for fold, _ in RECIPE_FOLDS))
+
+
+def _validation_values(files: dict[str, Any], fold: str, encoder: str) -> dict[str, float]:
+    """Per seed, validation macro-F1 (percent) of the experiment ``{fold}_{encoder}``."""
+    experiments = files[TEXT_ENCODER_VALIDATION]["experiments"]
+    match = next(e for e in experiments if e["folder"].rstrip("/").endswith(f"{fold}_{encoder}"))
+    return {seed: 100 * run["metrics"]["macro_f1"] for seed, run in match["per_seed"].items()}
+
+
+def render_text_encoders(files: dict[str, Any]) -> str:
+    """The teacher's text branch, n-gram vs Gemma: validation macro-F1 (the choice) and test (reported), paired."""
+    test_root = {"ngram": RECIPE_ROOT, "gemma": f"{TEXT_ENCODER_ROOT}/gemma"}
+    header = ["text branch of the teacher (context 0; macro-F1, mean ± std, 3 seeds)"] + [
+        f"validation dialogues of Session 0{fold[4]} (train {fold[4]})" for fold, _ in RECIPE_FOLDS] + [
+        f"test Session 0{fold[-1]}" for fold, _ in RECIPE_FOLDS]
+    values = {encoder: [_validation_values(files, fold, encoder) for fold, _ in RECIPE_FOLDS]
+              + [_seed_values(files[recipe_file(fold, root=test_root[encoder])], "teacher") for fold, _ in RECIPE_FOLDS]
+              for encoder, _ in TEXT_ENCODERS}
+    rows = [[label] + [_mean_pm(v) for v in values[encoder]] for encoder, label in TEXT_ENCODERS]
+    tfidf = [_seed_values(files[recipe_file(fold, root=test_root["gemma"])], "baseline_text_tfidf")
+             for fold, _ in RECIPE_FOLDS]
+    rows.append(["Baseline: character 1-3-gram TF-IDF + logistic regression (same test rows)", "", ""]
+                + [_mean_pm(v) for v in tfidf])
+    rows.append(["Gemma − n-gram, paired by seed (seeds Gemma is ahead)"]
+                + [_paired(g, n) for g, n in zip(values["gemma"], values["ngram"], strict=True)])
+    lines = [table(header, rows), ""]
+    lines += [from_file(data, source) for source, data in files.items()]
+    return "\n".join(lines)

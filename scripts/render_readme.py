@@ -55,6 +55,8 @@ from readme_recipe import (  # noqa: E402
     render_context,
     render_recipe,
     render_students,
+    render_text_encoders,
+    text_encoder_files,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -459,6 +461,8 @@ TABLES: dict[str, Table] = {
                      RECIPE_CODE),
     "students": Table(tuple(recipe_file(fold, STUDENT_CONTEXT) for fold, _ in RECIPE_FOLDS),
                       functools.partial(render_students, students=("text_student", "audio_student")), RECIPE_CODE),
+    "text_encoders": Table(text_encoder_files(), render_text_encoders,
+                           RECIPE_CODE + ("multistill/tools/gguf_text.py", "scripts/validation_scores.py")),
     "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=LIGHT_ROOT) for fold, _ in RECIPE_FOLDS),
                            functools.partial(render_students, root=LIGHT_ROOT), RECIPE_CODE),
     "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
