@@ -217,9 +217,11 @@ def test_encoders_are_chosen_per_modality(training_cache: Path, tmp_path: Path):
         assert info["cached_modalities"] == ["audio", "text"]
 
 
-def test_a_converted_gguf_text_model_is_the_text_encoder(training_cache: Path, tmp_path: Path):
+def test_a_converted_gguf_text_model_is_the_text_encoder(tmp_path: Path):
     """--text_encoder FOLDER written by ``multistill convert-gguf``: frozen and cached like any pretrained text
-    encoder; the saved teacher holds the text model (no GGUF needed to load it) and predicts from Korean text."""
+    encoder; the saved teacher holds the text model (no GGUF needed to load it) and predicts from Korean text.
+    Its own cache: the feature cache is keyed by encoder, not by pooling, so the shared cache's frame features of
+    the same tiny audio encoder (cross-attention runs) would be read as layer statistics."""
     pytest.importorskip("gguf")
     from _fixtures_gguf import write_gguf
 
@@ -228,7 +230,7 @@ def test_a_converted_gguf_text_model_is_the_text_encoder(training_cache: Path, t
     from multistill.tools.gguf_text import convert_gguf_text_encoder
 
     encoder = convert_gguf_text_encoder(write_gguf(tmp_path / "tiny-gemma3.gguf"), tmp_path / "gemma-hf")
-    train.main(["--output_dir", str(tmp_path / "run"), "--data_cache_dir", str(training_cache), "--max_steps", "2",
+    train.main(["--output_dir", str(tmp_path / "run"), "--data_cache_dir", str(tmp_path / "cache"), "--max_steps", "2",
                 "--audio_encoder", "tiny", "--text_encoder", str(encoder), "--fusion_type", "concat",
                 *FAST_TRAINING])
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
