@@ -186,18 +186,22 @@ def text_encoder_files() -> tuple[str, ...]:
 
 
 def _validation_values(files: dict[str, Any], fold: str, encoder: str) -> dict[str, float]:
-    """Per seed, validation macro-F1 (percent) of the experiment ``{fold}_{encoder}``."""
-    experiments = files[TEXT_ENCODER_VALIDATION]["experiments"]
-    match = next(e for e in experiments if e["folder"].rstrip("/").endswith(f"{fold}_{encoder}"))
-    return {seed: 100 * run["metrics"]["macro_f1"] for seed, run in match["per_seed"].items()}
+    """Per draw of the validation dialogues (``--split_seed``), validation macro-F1 (percent) of ``encoder``."""
+    values = {}
+    for experiment in files[TEXT_ENCODER_VALIDATION]["experiments"]:
+        name = experiment["folder"].rstrip("/").rsplit("/", 1)[-1]
+        if name.startswith(f"{fold}_split") and name.endswith(f"_{encoder}"):
+            (run,) = experiment["per_seed"].values()
+            values[name.removeprefix(f"{fold}_split").removesuffix(f"_{encoder}")] = 100 * run["metrics"]["macro_f1"]
+    return values
 
 
 def render_text_encoders(files: dict[str, Any]) -> str:
     """The teacher's text branch, n-gram vs Gemma: validation macro-F1 (the choice) and test (reported), paired."""
     test_root = {"ngram": RECIPE_ROOT, "gemma": f"{TEXT_ENCODER_ROOT}/gemma"}
-    header = ["text branch of the teacher (context 0; macro-F1, mean ± std, 3 seeds)"] + [
-        f"validation dialogues of Session 0{fold[4]} (train {fold[4]})" for fold, _ in RECIPE_FOLDS] + [
-        f"test Session 0{fold[-1]}" for fold, _ in RECIPE_FOLDS]
+    header = ["text branch of the teacher (context 0; macro-F1, mean ± std)"] + [
+        f"validation: half of Session 0{fold[4]}'s dialogues (3 draws)" for fold, _ in RECIPE_FOLDS] + [
+        f"test Session 0{fold[-1]} (3 seeds)" for fold, _ in RECIPE_FOLDS]
     values = {encoder: [_validation_values(files, fold, encoder) for fold, _ in RECIPE_FOLDS]
               + [_seed_values(files[recipe_file(fold, root=test_root[encoder])], "teacher") for fold, _ in RECIPE_FOLDS]
               for encoder, _ in TEXT_ENCODERS}
@@ -206,7 +210,7 @@ def render_text_encoders(files: dict[str, Any]) -> str:
              for fold, _ in RECIPE_FOLDS]
     rows.append(["Baseline: character 1-3-gram TF-IDF + logistic regression (same test rows)", "", ""]
                 + [_mean_pm(v) for v in tfidf])
-    rows.append(["Gemma − n-gram, paired by seed (seeds Gemma is ahead)"]
+    rows.append(["Gemma − n-gram, paired by draw / seed (Gemma ahead in)"]
                 + [_paired(g, n) for g, n in zip(values["gemma"], values["ngram"], strict=True)])
     lines = [table(header, rows), ""]
     lines += [from_file(data, source) for source, data in files.items()]
