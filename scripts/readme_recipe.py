@@ -35,7 +35,8 @@ STUDENT_CONTEXT = 4
 RECIPE_FOLDS = (("fold1_test2", "train Session 01 -> test Session 02"), ("fold2_test1", "train Session 02 -> test Session 01"))
 #: The text branch compared on validation (scripts/validation_scores.py) and on the test sessions.
 TEXT_ENCODER_VALIDATION = "results/text_encoders/validation.json"
-TEXT_ENCODER_ROOT = "results/text_encoders"
+#: The recipe's teacher with Gemma 3 270M as its text branch, on the test folds.
+GEMMA_ROOT = "results/text_encoders/gemma"
 TEXT_ENCODERS = (("ngram", "character n-gram encoder (the recipe's, learnt)"),
                  ("gemma", "Gemma 3 270M (registry GGUF, frozen, mean of the last hidden states)"))
 
@@ -181,7 +182,7 @@ def render_students(files: dict[str, Any], root: str = RECIPE_ROOT, students: tu
 
 def text_encoder_files() -> tuple[str, ...]:
     """The sources of the text-encoder block: validation scores, the Gemma teacher's and the recipe's test runs."""
-    return (TEXT_ENCODER_VALIDATION, *(recipe_file(fold, root=f"{TEXT_ENCODER_ROOT}/gemma") for fold, _ in RECIPE_FOLDS),
+    return (TEXT_ENCODER_VALIDATION, *(recipe_file(fold, root=GEMMA_ROOT) for fold, _ in RECIPE_FOLDS),
             *(recipe_file(fold) for fold, _ in RECIPE_FOLDS))
 
 
@@ -198,7 +199,7 @@ def _validation_values(files: dict[str, Any], fold: str, encoder: str) -> dict[s
 
 def render_text_encoders(files: dict[str, Any]) -> str:
     """The teacher's text branch, n-gram vs Gemma: validation macro-F1 (the choice) and test (reported), paired."""
-    test_root = {"ngram": RECIPE_ROOT, "gemma": f"{TEXT_ENCODER_ROOT}/gemma"}
+    test_root = {"ngram": RECIPE_ROOT, "gemma": GEMMA_ROOT}
     header = ["text branch of the teacher (context 0; macro-F1, mean ± std)"] + [
         f"validation: half of Session 0{fold[4]}'s dialogues (3 draws)" for fold, _ in RECIPE_FOLDS] + [
         f"test Session 0{fold[-1]} (3 seeds)" for fold, _ in RECIPE_FOLDS]
@@ -206,7 +207,7 @@ def render_text_encoders(files: dict[str, Any]) -> str:
               + [_seed_values(files[recipe_file(fold, root=test_root[encoder])], "teacher") for fold, _ in RECIPE_FOLDS]
               for encoder, _ in TEXT_ENCODERS}
     rows = [[label] + [_mean_pm(v) for v in values[encoder]] for encoder, label in TEXT_ENCODERS]
-    tfidf = [_seed_values(files[recipe_file(fold, root=test_root["gemma"])], "baseline_text_tfidf")
+    tfidf = [_seed_values(files[recipe_file(fold, root=GEMMA_ROOT)], "baseline_text_tfidf")
              for fold, _ in RECIPE_FOLDS]
     rows.append(["Baseline: character 1-3-gram TF-IDF + logistic regression (same test rows)", "", ""]
                 + [_mean_pm(v) for v in tfidf])
