@@ -9,6 +9,7 @@ by later runs, e.g. training on ASR transcripts) and scores it against the gold 
 
     python benchmarks/asr_cer.py --data_dir ../shared/kemdy_sample                       # Whisper base, faster-whisper int8
     python benchmarks/asr_cer.py --data_dir ../shared/kemdy_sample --subset 200          # a seeded subset
+    python benchmarks/asr_cer.py --data_dir ../shared/kemdy_sample --asr_window_s 30 --name asr_cer_window30
     python benchmarks/asr_cer.py --data_dir ../shared/kemdy_sample --asr openai/whisper-large-v3-turbo --device cuda
 
 Writes ``<output_dir>/<name>.json`` (settings, CER overall and per corpus, every utterance's character
@@ -50,6 +51,9 @@ class AsrCerArguments:
     asr_engine: str | None = field(default=None, metadata={"help": "transformers or faster-whisper (default: detected)."})
     asr_language: str = field(default="ko", metadata={"help": "Language Whisper transcribes."})
     beam_size: int = field(default=1, metadata={"help": "1 = greedy decoding."})
+    asr_window_s: float | None = field(default=None, metadata={
+        "help": "faster-whisper's encoder window for utterances that fit it (default: the command line's, "
+                "multistill.asr.SHORT_WINDOW_S; 30 = Whisper's own window)."})
     threads: int = field(default=0, metadata={"help": "faster-whisper CPU threads (0: its default)."})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda[:N]."})
     batch_size: int = field(default=8, metadata={"help": "Utterances per datasets.map batch (and per ASR batch)."})
@@ -60,8 +64,9 @@ class AsrCerArguments:
     name: str = field(default="asr_cer", metadata={"help": "Output file stem."})
 
     def __post_init__(self) -> None:
-        from multistill.asr import ASR_ENGINES
+        from multistill.asr import ASR_ENGINES, check_encoder_window
 
+        check_encoder_window(self.asr_window_s)
         if self.asr_engine is not None and self.asr_engine not in ASR_ENGINES:
             raise ValueError(f"--asr_engine must be one of {ASR_ENGINES}, got {self.asr_engine!r}.")
         if self.beam_size < 1 or self.batch_size < 1 or self.threads < 0:
@@ -72,12 +77,15 @@ class AsrCerArguments:
 
 def render_markdown(res: dict[str, Any]) -> str:
     """CER table (overall and per corpus) and the spread over utterances."""
-    from bench_lib import machine_line
+    from bench_lib import machine_line, provenance_line
 
     a, timing = res["asr"], res["timing"]
     lines = ["# Speech recognition on the real KEMDy sample: character error rate", "",
-             f"**Machine:** {machine_line(res['machine'])}", "",
-             f"**ASR:** {a['engine']} `{Path(a['model']).name}` ({', '.join(f'{k} {v}' for k, v in a.items() if k in ('language', 'compute_type', 'beam_size', 'num_beams', 'device', 'temperature_fallback'))}); "
+             f"**Machine:** {machine_line(res['machine'])}", ""]
+    if res.get("provenance"):
+        lines += [f"**Made by** {provenance_line(res['provenance'])}.", ""]
+    lines += [
+             f"**ASR:** {a['engine']} `{Path(a['model']).name}` ({', '.join(f'{k} {v}' for k, v in a.items() if k in ('language', 'compute_type', 'beam_size', 'num_beams', 'device', 'encoder_window_s', 'temperature_fallback'))}); "
              f"{res['utterances']} utterances ({res['selection']}), {res['audio_s'] / 60:.1f} min of annotated speech. "
              + (f"Transcribed in {timing['transcribe_s']:.0f} s ({timing['asr_rtf']:.3f} x real time, "
                 f"{timing['threads']} threads; other processes used {res['machine'].get('others_cpu_pct', '–')} % of "
@@ -96,9 +104,16 @@ def render_markdown(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
-    from bench_lib import Contention, machine_info
+    from bench_lib import Contention, machine_info, provenance
 
-    from multistill.asr import add_asr_transcripts, character_error_rate, load_asr, normalize_for_cer
+    from multistill.asr import (
+        SHORT_WINDOW_S,
+        add_asr_transcripts,
+        character_error_rate,
+        detect_engine,
+        load_asr,
+        normalize_for_cer,
+    )
     from multistill.cli import resolve_asr_model
     from multistill.processing_multistill import clean_transcript
     from multistill.training.data import load_kemdy
@@ -117,8 +132,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         selection = f"seeded subset (seed {args.seed}) of {args.subset}"
 
     # 3. recognizer and transcripts (cached datasets.map)
-    asr = load_asr(resolve_asr_model(args.asr), engine=args.asr_engine, language=args.asr_language or None,
-                   device=args.device, beam_size=args.beam_size, threads=args.threads, batch_size=args.batch_size)
+    model = resolve_asr_model(args.asr)
+    window = args.asr_window_s
+    if window is None and (args.asr_engine or detect_engine(model)) == "faster-whisper":
+        window = SHORT_WINDOW_S
+    asr = load_asr(model, engine=args.asr_engine, language=args.asr_language or None, device=args.device,
+                   beam_size=args.beam_size, threads=args.threads, batch_size=args.batch_size, encoder_window_s=window)
     contention = Contention()
     t0 = time.perf_counter()
     dataset = add_asr_transcripts(dataset, asr, batch_size=args.batch_size)
@@ -149,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     machine = machine_info(torch.get_num_threads(), torch.device("cpu"))
     machine["others_cpu_pct"] = contention.others_pct()
     res = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "provenance": provenance(sys.argv[1:] if argv is None else list(argv), "benchmarks/asr_cer.py"),
            "settings": {k: v for k, v in vars(args).items() if k not in ("output_dir", "name")},
            "asr": asr.describe(), "machine": machine, "selection": selection, "utterances": len(dataset),
            "audio_s": audio_s,

@@ -22,6 +22,7 @@ Writes ``<output_dir>/<name>.json`` and ``<output_dir>/<name>.md`` and prints th
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import gc
 import json
@@ -324,20 +325,24 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
         "spans": [{k: v for k, v in u.items() if k != "text"} for u in utterances] if args.data_dir else utterances,
     }
     log(f"conversation: {conversation['audio_s']} s, {len(utterances)} utterances")
-    recognizers: dict[int, Any] = {}
+    recognizers: dict[tuple[int, float | None], Any] = {}
 
-    def recognizer(threads: int) -> Any:
-        """The ASR for a thread setting (faster-whisper's threads follow --threads unless --asr_threads)."""
+    def recognizer(threads: int, window: float | None) -> Any:
+        """The ASR for a thread setting (faster-whisper's threads follow --threads unless --asr_threads) and an
+        encoder window (``None``: the command line's default)."""
         if not args.asr:
             return None
         count = args.asr_threads if args.asr_threads is not None else threads
-        if count not in recognizers:
+        if (count, window) not in recognizers:
             from multistill.asr import load_asr
-            from multistill.cli import resolve_asr_model
+            from multistill.cli import asr_window, resolve_asr_model
 
-            recognizers[count] = load_asr(resolve_asr_model(args.asr), threads=count, device="cpu")
-            log(f"ASR ({count or 'default'} threads): {recognizers[count]!r}")
-        return recognizers[count]
+            model = resolve_asr_model(args.asr)
+            options = argparse.Namespace(asr_window_s=window, asr_engine=None)
+            recognizers[count, window] = load_asr(model, threads=count, device="cpu",
+                                                  encoder_window_s=asr_window(options, model))
+            log(f"ASR ({count or 'default'} threads): {recognizers[count, window]!r}")
+        return recognizers[count, window]
 
     texts = [u["text"] for u in utterances]
     models: dict[str, Any] = {}
@@ -353,17 +358,23 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
         models[name] = info
         for threads in args.threads:
             torch.set_num_threads(threads)
-            asr = recognizer(threads)
-            warm = [warm_up(pipe, asr=asr) for _ in range(args.warmup)]
+            asr = recognizer(threads, args.asr_window_s[0])
+            warm = [warm_up(pipe, asr=r) for r in {id(r): r for r in (recognizer(threads, w) for w in
+                                                                        args.asr_window_s)}.values()
+                    for _ in range(args.warmup)]
             if asr is not None and info.get("whisper_base_encoder") and "shared_pass" not in info:
                 clips = [audio[int(u["start_s"] * SAMPLING_RATE):int(u["end_s"] * SAMPLING_RATE)] for u in utterances]
                 info["shared_pass"] = shared_pass_difference(pipe, asr, [c for c in clips if c.shape[0] <= 10 * SAMPLING_RATE][:12])
                 log(f"  one encoder pass vs the model's own: {info['shared_pass']}")
-            # runs alternate between the --early_ms and --share_encoder settings, so all see the same machine state
-            settings = [(r, e, sh) for r in range(args.repeat) for e in args.early_ms for sh in args.share_encoder]
-            for repeat, early_ms, share in settings:
+            # runs alternate between the --early_ms, --share_encoder and --asr_window_s settings, so all see the
+            # same machine state
+            settings = [(r, e, sh, w) for r in range(args.repeat) for e in args.early_ms for sh in args.share_encoder
+                        for w in args.asr_window_s]
+            for repeat, early_ms, share, window in settings:
+                asr = recognizer(threads, window)
                 log(
-                    f"{name}, {threads} thread(s), early start {early_ms:g} ms, shared encoder {share}, run "
+                    f"{name}, {threads} thread(s), early start {early_ms:g} ms, shared encoder {share}, ASR window "
+                    f"{getattr(asr, 'encoder_window_s', None)} s, run "
                     f"{repeat + 1}/{args.repeat}: streaming " + ("at real-time pace" if args.realtime else "as fast as possible")
                 )
                 row = {
@@ -372,6 +383,7 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
                     "run": repeat + 1,
                     "early_ms": early_ms,
                     "share_encoder": share,
+                    "asr_window_s": getattr(asr, "encoder_window_s", None),
                     "asr_threads": (args.asr_threads if args.asr_threads is not None else threads) if asr else None,
                     "warmup_s": [round(w, 3) for w in warm],
                     **stream_once(pipe, wav, None if asr else transcript, args.chunk_ms, args.realtime,
@@ -392,7 +404,8 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
     for row in runs:
         teacher = next((r for r in runs if r["model"] == "teacher" and r["threads"] == row["threads"]
                         and r["run"] == row["run"] and r["early_ms"] == row["early_ms"]
-                        and r["share_encoder"] == row["share_encoder"]), None)
+                        and r["share_encoder"] == row["share_encoder"]
+                        and r.get("asr_window_s") == row.get("asr_window_s")), None)
         row["rtf_vs_teacher"] = round(row["rtf"] / teacher["rtf"], 4) if teacher else None
         row["speedup_vs_teacher"] = round(teacher["rtf"] / row["rtf"], 2) if teacher else None
     thread_list = "/".join(str(t) for t in args.threads)
@@ -413,6 +426,8 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
             "repeat": args.repeat,
             "early_ms": args.early_ms,
             "share_encoder": args.share_encoder,
+            "asr_window_s": sorted({r.encoder_window_s for r in recognizers.values()
+                                    if getattr(r, "encoder_window_s", None)}),
             "vad": f"{args.vad}, VADConfig() defaults otherwise (hangover 500 ms, pre-roll 200 ms, post-roll 100 ms)",
             "asr": next(iter(recognizers.values())).describe() if recognizers else None,
             "asr_threads": args.asr_threads,
@@ -491,11 +506,11 @@ def render_markdown(res: dict[str, Any]) -> str:
         "",
         f"**Conversation:** {conv['audio_s']:g} s, {what}.",
         "",
-        "| model | threads | early start ms | encoder passes | run | utterances found / true | audio s | compute s | "
+        "| model | threads | early start ms | ASR window s | encoder passes | run | utterances found / true | audio s | compute s | "
         "RTF | VAD ms per chunk (median / p90) | ASR ms per utterance | emotion ms per utterance | latency ms | "
         "end of utterance to result ms | queue wait ms (median / max) | no ASR / dropped | results from an early "
         "job | RTF / teacher RTF | peak RSS MB | load avg 1 min (start → end) | other load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["runs"]:
         lat, st = r["latency"], r.get("stages", {})
@@ -510,7 +525,7 @@ def render_markdown(res: dict[str, Any]) -> str:
                    f"{r.get('asr_skipped', 0)} / {r.get('dropped', 0)}")
         rss = f"{r['peak_rss_mb']:,.0f}" if r.get("peak_rss_mb") else "–"
         lines.append(
-            f"| {r['model']} | {r['threads']} | {r.get('early_ms', 0):g} | {passes} | {r['run']} | {found} | {r['audio_s']:.1f} | {r['compute_s']:.2f} | "
+            f"| {r['model']} | {r['threads']} | {r.get('early_ms', 0):g} | {r.get('asr_window_s') or '–'} | {passes} | {r['run']} | {found} | {r['audio_s']:.1f} | {r['compute_s']:.2f} | "
             f"{r['rtf']:.4f} | {_stage(st.get('vad_per_chunk', {}), 2)} | {_stage(st.get('asr_per_utterance', {}))} | "
             f"{_stage(st.get('emotion_per_utterance', {}))} | {_ms(lat.get('median_s'))} / {_ms(lat.get('p90_s'))} | "
             f"{_ms(lat.get('end_of_speech_median_s'))} / {_ms(lat.get('end_of_speech_p90_s'))} | {backlog} | {early} | "
@@ -600,6 +615,9 @@ class StreamBenchArguments:
     share_encoder: list[str] = field(default_factory=lambda: ["auto"], metadata={
         "help": "one Whisper encoder pass per utterance when the model's encoder is the ASR's (auto) or always two "
         "passes (off); settings alternate", "choices": ["auto", "off"]})
+    asr_window_s: list[float] = field(default_factory=lambda: [None], metadata={
+        "help": "faster-whisper encoder windows to compare (multistill stream --asr-window-s; default: its "
+        "default); settings alternate"})
     chunk_ms: float = field(default=100.0, metadata={"help": "audio chunk size (ms)"})
     warmup: int = field(default=2, metadata={"help": "warm_up calls before each streamed run"})
     seed: int = field(default=0, metadata={"help": "seed of the conversation"})
@@ -623,6 +641,8 @@ def parse_args(argv: list[str] | None = None) -> StreamBenchArguments:
         ap.error("--threads must be >= 1 and --asr_threads >= 0")
     if any(e < 0 for e in args.early_ms):
         ap.error("--early_ms settings must be >= 0")
+    if any(w is not None and not 1 <= w <= 30 for w in args.asr_window_s):
+        ap.error("--asr_window_s settings must be 1-30 s")
     if args.repeat < 1 or args.max_utterances < 1:
         ap.error("--repeat and --max_utterances must be >= 1")
     if args.seconds < 2 * args.gap + 1.5:

@@ -39,6 +39,12 @@ ASR_ENGINES = ("transformers", "faster-whisper")
 FASTER_WHISPER_HINT = 'pip install "multistill[faster-whisper]"  (faster-whisper + ctranslate2)'
 #: name of the column :func:`add_asr_transcripts` adds to a dataset
 ASR_TEXT_COLUMN = "asr_text"
+#: Whisper's input window (s): every clip is padded to it, whatever its length.
+WHISPER_WINDOW_S = 30.0
+#: The shorter encoder window of faster-whisper for clips that fit it (``encoder_window_s``), the command line's
+#: default: on the KEMDy sample it keeps the character error rate of the 30 s window (benchmarks/asr_cer.py) at a
+#: quarter of the encoder's cost; windows of the clip's own length plus 1-3 s lose 4-16 points of CER.
+SHORT_WINDOW_S = 10.0
 #: Whisper's own thresholds (``openai/whisper`` ``transcribe``): below this average log-probability per token a
 #: decoding is unreliable, and above this no-speech probability the window probably holds no speech.
 LOW_CONFIDENCE_LOGPROB = -1.0
@@ -102,9 +108,10 @@ class SpeechRecognizer:
         """Transcripts of several clips (mono or multi-channel, any rate; resampled to 16 kHz)."""
         return [result.text for result in self.transcribe_details(audios, sampling_rate)]
 
-    def transcribe_details(self, audios: Sequence[np.ndarray],
-                           sampling_rate: int = ASR_SAMPLING_RATE) -> list[Transcription]:
-        """:meth:`transcribe` with the recognizer's confidence per clip (:class:`Transcription`)."""
+    def transcribe_details(self, audios: Sequence[np.ndarray], sampling_rate: int = ASR_SAMPLING_RATE,
+                           **engine_kwargs: Any) -> list[Transcription]:
+        """:meth:`transcribe` with the recognizer's confidence per clip (:class:`Transcription`);
+        ``engine_kwargs`` go to the engine's :meth:`_transcribe_details`."""
         from .audio_utils import load_audio
 
         clips = [load_audio(audio, sampling_rate, f"ASR input {i}", ASR_SAMPLING_RATE, min_seconds=0)
@@ -113,7 +120,7 @@ class SpeechRecognizer:
             return []
         t0 = time.perf_counter()
         results = [Transcription(" ".join(result.text.split()), result.avg_logprob, result.no_speech_prob)
-                   for result in self._transcribe_details(clips)]
+                   for result in self._transcribe_details(clips, **engine_kwargs)]
         self.seconds_transcribing += time.perf_counter() - t0
         self.clips_transcribed += len(clips)
         return results
@@ -201,6 +208,10 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
     which is what stops Whisper base's hallucinated loops. No low-confidence fallback (it would re-decode
     most Korean utterances of a small model), no conditioning on previous text and no timestamps: each clip
     is one utterance found by the VAD. ``compute_type`` defaults to ``int8`` on CPU and ``float16`` on CUDA.
+
+    ``encoder_window_s`` (``None``: Whisper's 30 s): a clip up to that long is encoded on a window of that length
+    (its log-mel spectrogram zero-padded to it, as Whisper pads to 30 s) instead of 30 s, which costs the encoder
+    about a sixth at 10 s; longer clips keep the 30 s window. See :data:`SHORT_WINDOW_S`.
     """
 
     engine = "faster-whisper"
@@ -215,7 +226,9 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
     max_new_tokens_limit = 440
 
     def __init__(self, model: str | os.PathLike, language: str | None = "ko", device: Any = None,
-                 compute_type: str | None = None, beam_size: int = 1, cpu_threads: int = 0):
+                 compute_type: str | None = None, beam_size: int = 1, cpu_threads: int = 0,
+                 encoder_window_s: float | None = None):
+        check_encoder_window(encoder_window_s)
         try:
             from faster_whisper import WhisperModel
         except ImportError as err:
@@ -229,6 +242,7 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
         device_type, device_index = _ctranslate2_device(device)
         self.compute_type = compute_type or ("float16" if device_type == "cuda" else "int8")
         self.beam_size = beam_size
+        self.encoder_window_s = encoder_window_s or WHISPER_WINDOW_S
         self.device = device_type if device_index is None else f"{device_type}:{device_index}"
         name = os.fspath(model)
         try:
@@ -243,11 +257,32 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
         seconds = len(clip) / ASR_SAMPLING_RATE
         return min(self.max_new_tokens_limit, self.min_new_tokens + math.ceil(self.tokens_per_second * seconds))
 
-    def _transcribe_details(self, clips: list[np.ndarray]) -> list[Transcription]:
+    def encoder_frames(self, clip: np.ndarray) -> int | None:
+        """The log-mel frames (100 a second) the encoder reads for a 16 kHz clip: ``None`` for the 30 s window."""
+        if self.encoder_window_s >= WHISPER_WINDOW_S or len(clip) > self.encoder_window_s * ASR_SAMPLING_RATE:
+            return None
+        return math.ceil(self.encoder_window_s * 100)
+
+    def _transcribe_details(self, clips: list[np.ndarray], captured: list[Any] | None = None) -> list[Transcription]:
         """Per clip the text, the token-weighted mean of its segments' ``avg_logprob`` and the first segment's
-        ``no_speech_prob`` (Whisper computes it once per window)."""
-        results = []
-        for clip in clips:
+        ``no_speech_prob`` (Whisper computes it once per window). ``captured`` receives the first clip's first
+        encoder output."""
+        return [self._transcribe_clip(clip, captured) for clip in clips]
+
+    def _transcribe_clip(self, clip: np.ndarray, captured: list[Any] | None) -> Transcription:
+        """One clip, its encoder pass wrapped: the window cut to :meth:`encoder_frames`, the output captured."""
+        frames = self.encoder_frames(clip)
+        wrapped = vars(self.model).get("encode")  # an instance's own wrapper, put back afterwards
+        encode = self.model.encode
+
+        def encoder_pass(features: Any) -> Any:
+            output = encode(features if frames is None else features[..., :frames])
+            if captured is not None and not captured:
+                captured.append(output)
+            return output
+
+        self.model.encode = encoder_pass  # faster-whisper's decoding loop calls self.encode once per window
+        try:
             segments, _ = self.model.transcribe(
                 clip, language=self.language, task="transcribe", beam_size=self.beam_size,
                 temperature=list(self.temperatures), compression_ratio_threshold=self.compression_ratio_threshold,
@@ -255,16 +290,20 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
                 vad_filter=False, max_new_tokens=self.max_new_tokens(clip),
             )
             segments = list(segments)
-            tokens = [max(1, len(segment.tokens)) for segment in segments]
-            logprob = (sum(s.avg_logprob * n for s, n in zip(segments, tokens, strict=True)) / sum(tokens)
-                       if segments else None)
-            results.append(Transcription("".join(segment.text for segment in segments), logprob,
-                                         segments[0].no_speech_prob if segments else None))
-        return results
+        finally:
+            if wrapped is None:
+                del self.model.encode
+            else:
+                self.model.encode = wrapped
+        tokens = [max(1, len(segment.tokens)) for segment in segments]
+        logprob = (sum(s.avg_logprob * n for s, n in zip(segments, tokens, strict=True)) / sum(tokens)
+                   if segments else None)
+        return Transcription("".join(segment.text for segment in segments), logprob,
+                             segments[0].no_speech_prob if segments else None)
 
     def transcribe_with_encoder(self, audio: np.ndarray, sampling_rate: int = ASR_SAMPLING_RATE) -> tuple[str, Any]:
-        """The transcript of one clip and the Whisper encoder states of its first 30 s window (float32 array
-        ``[1500, d_model]``): the encoder pass decoding made, captured, so that an emotion model with the same
+        """The transcript of one clip and the Whisper encoder states of its first window (float32 array
+        ``[50 per second of the window, d_model]``: 1,500 for 30 s): the encoder pass decoding made, captured, so that an emotion model with the same
         encoder need not run it again (see ``stream_encoder.py``). :meth:`transcribe_details_with_encoder` also
         gives the confidence."""
         result, states = self.transcribe_details_with_encoder(audio, sampling_rate)
@@ -274,19 +313,7 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
                                         sampling_rate: int = ASR_SAMPLING_RATE) -> tuple[Transcription, Any]:
         """:meth:`transcribe_with_encoder` with the :class:`Transcription`."""
         captured: list[Any] = []
-        encode = self.model.encode
-
-        def capture(features: Any) -> Any:
-            output = encode(features)
-            if not captured:
-                captured.append(output)
-            return output
-
-        self.model.encode = capture  # faster-whisper's decoding loop calls self.encode once per 30 s window
-        try:
-            result = self.transcribe_details([audio], sampling_rate)[0]
-        finally:
-            del self.model.encode
+        result = self.transcribe_details([audio], sampling_rate, captured=captured)[0]
         if not captured:
             raise ValueError("faster-whisper decoded without running its encoder (empty audio?).")
         states = captured[0]
@@ -299,6 +326,7 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(compute_type=self.compute_type, beam_size=self.beam_size, device=self.device,
+                    encoder_window_s=self.encoder_window_s,
                     temperature_fallback=f"{self.temperatures} when compression ratio > {self.compression_ratio_threshold}",
                     max_new_tokens=f"{self.min_new_tokens} + {self.tokens_per_second:g} per second, at most "
                                    f"{self.max_new_tokens_limit}")
@@ -322,6 +350,12 @@ def _ctranslate2_device(device: Any) -> tuple[str, int | None]:
     raise ValueError(f"The faster-whisper engine runs on 'cpu' or 'cuda[:N]', got device {text!r}.")
 
 
+def check_encoder_window(encoder_window_s: float | None) -> None:
+    """``encoder_window_s`` is ``None`` or 1-30 s (a window shorter than a second cuts most utterances off)."""
+    if encoder_window_s is not None and not 1.0 <= encoder_window_s <= WHISPER_WINDOW_S:
+        raise ValueError(f"The ASR encoder window must be 1-{WHISPER_WINDOW_S:g} s, got {encoder_window_s:g}.")
+
+
 def detect_engine(model: Any) -> str:
     """``faster-whisper`` for a folder holding a CTranslate2 ``model.bin``, ``transformers`` otherwise."""
     if isinstance(model, (str, os.PathLike)) and os.path.isfile(os.path.join(os.fspath(model), "model.bin")):
@@ -338,12 +372,15 @@ def load_asr(
     beam_size: int = 1,
     threads: int | None = None,
     batch_size: int = 1,
+    encoder_window_s: float | None = None,
 ) -> SpeechRecognizer:
     """A :class:`SpeechRecognizer` for ``model``: a name or folder, an ASR ``Pipeline``, or a recognizer.
 
     ``engine`` is ``"transformers"``, ``"faster-whisper"`` or ``None`` (auto: a folder with ``model.bin`` is
     CTranslate2). ``language`` is Whisper's language code (Korean by default; ``None`` detects it).
     ``threads`` sets faster-whisper's CPU threads (default: its own choice). Beam size 1 is greedy.
+    ``encoder_window_s`` is faster-whisper's (see :class:`FasterWhisperSpeechRecognizer`); the transformers
+    engine keeps Whisper's 30 s window and refuses another.
     """
     if isinstance(model, SpeechRecognizer) or (callable(getattr(model, "transcribe", None))
                                                 and hasattr(model, "fingerprint")):
@@ -356,10 +393,15 @@ def load_asr(
         raise ValueError(f"asr engine must be one of {ASR_ENGINES}, got {engine!r}.")
     if threads is not None and threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}.")
+    check_encoder_window(encoder_window_s)
     if engine == "faster-whisper":
         if not isinstance(model, (str, os.PathLike)):
             raise ValueError(f"The faster-whisper engine takes a folder or model name, got {type(model).__name__}.")
-        return FasterWhisperSpeechRecognizer(model, language, device, compute_type, beam_size, threads or 0)
+        return FasterWhisperSpeechRecognizer(model, language, device, compute_type, beam_size, threads or 0,
+                                             encoder_window_s)
+    if encoder_window_s not in (None, WHISPER_WINDOW_S):
+        raise ValueError(f"An ASR encoder window of {encoder_window_s:g} s needs the faster-whisper engine; the "
+                         f"transformers engine keeps Whisper's {WHISPER_WINDOW_S:g} s.")
     return TransformersSpeechRecognizer(model, language, device, batch_size, beam_size)
 
 

@@ -120,12 +120,13 @@ def registry_whisper_cache() -> Path:
 
 
 @functools.cache
-def faster_whisper_asr():
-    """Whisper base on faster-whisper (int8, greedy, Korean, one thread), shared by the tests."""
+def faster_whisper_asr(encoder_window_s: float | None = None):
+    """Whisper base on faster-whisper (int8, greedy, Korean, one thread), shared by the tests; Whisper's 30 s
+    window unless ``encoder_window_s``."""
     pytest.importorskip("faster_whisper")
     from multistill.asr import load_asr
 
-    return load_asr(whisper_base_folder(), threads=1)
+    return load_asr(whisper_base_folder(), threads=1, encoder_window_s=encoder_window_s)
 
 
 @functools.cache

@@ -122,6 +122,44 @@ def test_faster_whisper_caps_decoding_by_the_clip_duration():
     assert "16 + 15 per second" in asr.describe()["max_new_tokens"]
 
 
+def test_a_short_encoder_window_encodes_fewer_frames_and_keeps_the_transcripts():
+    """``encoder_window_s``: a clip that fits the window is encoded on it (its log-mel frames cut from 3,000 to
+    100 a second of the window); a longer clip keeps Whisper's 30 s; the setting is in the cache key."""
+    full, short = faster_whisper_asr(), faster_whisper_asr(10.0)
+    frames = []
+    encode = short.model.encode
+
+    def recording(features):
+        frames.append(features.shape[-1])
+        return encode(features)
+
+    clips = [soundfile.read(speech_file(name), dtype="float32")[0] for name, _ in SPEECH]
+    short.model.encode = recording  # below the recognizer's own hook, which cuts the window before calling it
+    try:
+        texts = short.transcribe(clips)
+        long_clip = np.concatenate([clips[0]] * 4)  # about 14 s: over the window
+        short.transcribe([long_clip])
+    finally:
+        del short.model.encode
+    assert frames == [1000, 1000, 1000, 3000]
+    assert [short.encoder_frames(c) for c in clips] == [1000] * 3 and short.encoder_frames(long_clip) is None
+    assert full.encoder_frames(clips[0]) is None and full.encoder_window_s == 30.0
+    # the same words as the 30 s window on these utterances, and the 30 s transcripts' CER against the gold
+    assert character_error_rate([t for _, t in SPEECH], texts)["cer"] < 0.3
+    assert character_error_rate(full.transcribe(clips), texts)["cer"] < 0.1
+    assert short.fingerprint != full.fingerprint and "encoder_window_s=10.0" in short.fingerprint
+    text, states = short.transcribe_with_encoder(clips[2])
+    assert states.shape == (500, 512) and text == texts[2]
+
+
+def test_encoder_window_argument_errors():
+    with pytest.raises(ValueError, match="encoder window must be 1-30 s, got 0.5"):
+        load_asr(whisper_base_folder(), encoder_window_s=0.5)
+    with pytest.raises(ValueError, match="needs the faster-whisper engine"):
+        load_asr(tiny_whisper_folder(), encoder_window_s=10)
+    assert load_asr(tiny_whisper_folder(), encoder_window_s=30).engine == "transformers"
+
+
 def test_transcription_flags_follow_whispers_thresholds():
     from multistill.asr import Transcription
 

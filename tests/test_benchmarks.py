@@ -202,6 +202,26 @@ def test_stream_rtf_quick(tmp_path: Path) -> None:
     assert md.strip() in proc.stdout
 
 
+def test_stream_rtf_alternates_asr_windows_on_real_speech(tmp_path: Path) -> None:
+    """``--asr whisper-base --asr_window_s 10 30``: the runs alternate between faster-whisper's short encoder window
+    and Whisper's 30 s on the same real conversation, and say which window each used."""
+    from _fixtures_speech import SAMPLE_DIR, faster_whisper_asr
+
+    faster_whisper_asr()  # skips without the sample / whisper-base packages
+    script = ROOT / "benchmarks" / "stream_rtf.py"
+    cmd = [sys.executable, str(script), "--quick", "--data_dir", str(SAMPLE_DIR),
+           "--asr", "whisper-base", "--models", "light_student", "--threads", "1", "--max_utterances", "2",
+           "--asr_window_s", "10", "30", "--output_dir", str(tmp_path), "--name", "windows"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads((tmp_path / "windows.json").read_text(encoding="utf-8"))
+    assert [r["asr_window_s"] for r in res["runs"]] == [10.0, 30.0] and res["settings"]["asr_window_s"] == [10.0, 30.0]
+    assert all(r["errors"] == 0 and r["stages"]["asr_per_utterance"]["count"] == r["utterances"] for r in res["runs"])
+    assert "| light_student | 1 | 0 | 10.0 |" in (tmp_path / "windows.md").read_text(encoding="utf-8")
+    bad = subprocess.run([*cmd[:-2], "--asr_window_s", "0.5"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert bad.returncode == 2 and "--asr_window_s settings must be 1-30 s" in bad.stderr
+
+
 def test_rerender_applies_like_with_like_ratios_to_a_saved_run(quick: tuple[dict[str, Any], str, str],
                                                                tmp_path: Path) -> None:
     """A run saved before rounds existed (no per-round rows, int8 ratios against the fp32 teacher) is re-rendered

@@ -249,6 +249,7 @@ def test_model_code_runs_only_with_trust_remote_code(tmp_path, wav):
 def test_stream_real_speech_with_asr_plot_and_jsonl(tmp_path, capsys, monkeypatch):
     import matplotlib.image
 
+    import multistill.asr
     import multistill.cli
     from multistill.asr import character_error_rate
 
@@ -257,6 +258,9 @@ def test_stream_real_speech_with_asr_plot_and_jsonl(tmp_path, capsys, monkeypatc
     load_pipeline, given = multistill.cli.load_pipeline, []
     monkeypatch.setattr(multistill.cli, "load_pipeline", lambda model, device, trust, asr: given.append(asr) or
                         load_pipeline(model, device, trust, asr))
+    load_asr, recognizers = multistill.asr.load_asr, []
+    monkeypatch.setattr(multistill.asr, "load_asr", lambda *a, **k: recognizers.append(load_asr(*a, **k)) or
+                        recognizers[-1])
     png, jsonl = tmp_path / "timeline.png", tmp_path / "results.jsonl"
     assert main(["stream", "--model", saved_folder("light_student"), wav, "--asr", "whisper-base", "--threads", "1",
                  "--plot", str(png), "--jsonl", str(jsonl)]) == 0
@@ -273,6 +277,36 @@ def test_stream_real_speech_with_asr_plot_and_jsonl(tmp_path, capsys, monkeypatc
     assert character_error_rate([t for _, t in SPEECH], [r["text"] for r in records])["cer"] < 0.35
     assert matplotlib.image.imread(png).shape[0] > 100 and "timeline:" in captured.err
     assert given == [None]  # the stream's session is the recognizer's one user: the pipeline gets no ASR
+    assert [r.encoder_window_s for r in recognizers] == [10.0]  # faster-whisper's short window by default
+
+
+def test_asr_window_default_and_errors(tmp_path, wav, capsys, monkeypatch):
+    import argparse
+
+    from _fixtures_speech import tiny_whisper_folder
+
+    import multistill.cli as cli
+
+    def args(window=None, engine=None):
+        return argparse.Namespace(asr_window_s=window, asr_engine=engine)
+
+    faster_whisper_asr()
+    ct2 = cli.resolve_asr_model("whisper-base")
+    assert cli.asr_window(args(), ct2) == 10.0 and cli.asr_window(args(30.0), ct2) == 30.0
+    assert cli.asr_window(args(), "openai/whisper-large-v3-turbo") is None
+    assert cli.asr_window(args(engine="transformers"), ct2) is None
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(cli, "load_pipeline", must_not_load)
+    assert main(["predict", "--model", saved_folder("teacher"), wav, "--asr", tiny_whisper_folder(),
+                 "--asr-window-s", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: An ASR encoder window of 10 s needs the faster-whisper engine") and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["stream", "--model", saved_folder("teacher"), wav, "--asr-window-s", "45"])
+    assert "--asr-window-s/--asr_window_s: must be a number of seconds from 1 to 30, got '45'" in capsys.readouterr().err
 
 
 def test_stream_warns_at_once_when_lines_and_utterances_differ(tmp_path, capsys, monkeypatch):

@@ -3,7 +3,8 @@
 When the emotion model's audio encoder is the recognizer's Whisper encoder (same weights: e.g. a model built on
 the registry's Whisper base with its encoder frozen, streamed with ``--asr whisper-base``), running it twice per
 utterance is waste. :class:`SharedWhisperPass` transcribes an utterance with faster-whisper, keeps the encoder
-states of its 30 s window (the pass decoding needs anyway; ``FasterWhisperSpeechRecognizer.transcribe_with_encoder``)
+states of its window (30 s, or the recognizer's ``encoder_window_s`` for a clip that fits it: the pass decoding
+needs anyway; ``FasterWhisperSpeechRecognizer.transcribe_with_encoder``)
 and gives the emotion model the utterance's own frames, the first ``ceil(samples / 320)`` (50 per second), as
 ``audio_hidden_states``: the frames the model's own pass would keep. Utterances longer than the model's window
 (10.24 s for Whisper models) are cut into the same windows as the pipeline does, sliced from the one pass.
@@ -93,7 +94,7 @@ class SharedWhisperPass:
         return cls(pipe, asr)
 
     def transcribe(self, audio: np.ndarray, sampling_rate: int) -> tuple[str, np.ndarray]:
-        """The transcript and the encoder states ``[1500, d_model]`` of the 30 s window."""
+        """The transcript and the encoder states ``[frames, d_model]`` of the recognizer's window."""
         transcription, states = self.recognise(audio, sampling_rate)
         return transcription.text, states
 
