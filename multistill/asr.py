@@ -41,9 +41,9 @@ FASTER_WHISPER_HINT = 'pip install "multistill[faster-whisper]"  (faster-whisper
 ASR_TEXT_COLUMN = "asr_text"
 #: Whisper's input window (s): every clip is padded to it, whatever its length.
 WHISPER_WINDOW_S = 30.0
-#: The shorter encoder window of faster-whisper for clips that fit it (``encoder_window_s``), the command line's
-#: default: on the KEMDy sample it keeps the character error rate of the 30 s window (benchmarks/asr_cer.py) at a
-#: quarter of the encoder's cost; windows of the clip's own length plus 1-3 s lose 4-16 points of CER.
+#: The shorter encoder window of faster-whisper for clips that fit it (``encoder_window_s``), ``multistill stream``'s
+#: default: on the KEMDy sample 28.6 % character error rate against 27.0 % with the 30 s window, in 462 s against
+#: 859 s (benchmarks/asr_cer.py); windows of the clip's own length plus 1-3 s lost more in a first trial.
 SHORT_WINDOW_S = 10.0
 #: Whisper's own thresholds (``openai/whisper`` ``transcribe``): below this average log-probability per token a
 #: decoding is unreliable, and above this no-speech probability the window probably holds no speech.

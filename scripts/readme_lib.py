@@ -3,6 +3,7 @@ the formatting of figures and tables (used by ``render_readme.py`` and ``readme_
 
 from __future__ import annotations
 
+import ast
 import functools
 import subprocess
 from collections.abc import Callable
@@ -52,15 +53,41 @@ def added_in(path: str) -> str | None:
     return commits.splitlines()[-1] if commits else None
 
 
+def code_of(text: str | None, path: str) -> str | None:
+    """What a file does: a Python file's syntax tree without its docstrings (comments are not in it), other files
+    as they are; a change of wording in a docstring or a comment leaves the figures the file made as they were."""
+    if text is None or not path.endswith(".py"):
+        return text
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return text
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 def stale_since(commit: str | None, code: tuple[str, ...]) -> bool | None:
-    """Whether any of ``code`` changed after ``commit`` (committed since, or uncommitted now); None if unknown."""
+    """Whether what any of ``code`` does changed after ``commit`` (committed since, or uncommitted now: see
+    :func:`code_of`; a new untracked file counts); None if unknown."""
     if not commit or _git("cat-file", "-e", f"{commit}^{{commit}}") is None:
         return None
-    changed = _git("rev-list", "-1", f"{commit}..HEAD", "--", *code)
-    pending = _git("status", "--porcelain", "--", *code)
-    if changed is None or pending is None:
+    changed = _git("diff", "--name-only", commit, "--", *code)
+    untracked = _git("ls-files", "--others", "--exclude-standard", "--", *code)
+    if changed is None or untracked is None:
         return None
-    return bool(changed or pending)
+    if untracked:
+        return True
+    for path in changed.splitlines():
+        now = ROOT / path
+        before = _git("show", f"{commit}:{path}")
+        if code_of(before, path) != code_of(now.read_text(encoding="utf-8").strip() if now.is_file() else None, path):
+            return True
+    return False
 
 
 def provenance(command: str | None, commit: str | None, dirty: bool | None, source: str,

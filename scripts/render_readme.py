@@ -28,6 +28,7 @@ from typing import Any
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules below, however this file is loaded
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # and the package
 from readme_lib import (  # noqa: E402
     BENCH_CODE,
     ROOT,
@@ -58,6 +59,8 @@ from readme_recipe import (  # noqa: E402
     render_text_encoders,
     text_encoder_files,
 )
+
+from multistill.asr import SHORT_WINDOW_S  # noqa: E402
 
 # --------------------------------------------------------------------------------------------
 # Renderers: one per README block
@@ -195,49 +198,59 @@ def render_vad_eval(files: dict[str, Any]) -> str:
                       "800 ms):", "", table(header, rows)])
 
 
-def _stream_rows(data: dict[str, Any], script_run: int, early: tuple[float, ...]) -> list[tuple[float, list[str]]]:
-    rows = []
-    for r in data["runs"]:
-        if r["early_ms"] not in early:
-            continue
-        asr, emo = r["stages"]["asr_per_utterance"], r["stages"]["emotion_per_utterance"]
-        lat = r["latency"]
-        label = "0 (at the close)" if r["early_ms"] == 0 else "**200 ms** (default)" if r["early_ms"] == 200 \
-            else f"{r['early_ms']:.0f} ms"
-        used = "–" if not r["early_started"] else f"{r['early_used']} / {r['early_started'] - r['early_used']}"
-        rows.append((r["early_ms"], [label, f"{script_run}, {r['run']}", f"{r['rtf']:.3f}",
-                                     f"{ms(asr['median_ms'])} / {ms(asr['p90_ms'])}",
-                                     f"{ms(emo['median_ms'])} / {ms(emo['p90_ms'])}",
-                                     f"{ms(1000 * lat['end_of_speech_median_s'])} / "
-                                     f"{ms(1000 * lat['end_of_speech_p90_s'])}", used]))
-    return rows
+#: The live stream with ASR in the loop, two runs of the script (faster-whisper's encoder window x early start).
+STREAM_ASR = ("benchmarks/results/stream_asr_cpu_window.json", "benchmarks/results/stream_asr_cpu_window_2.json")
+
+
+def _window_label(window: float | None) -> str:
+    return "–" if window is None else f"**{window:g} s** (default)" if window == SHORT_WINDOW_S else f"{window:g} s"
 
 
 def render_stream_asr(files: dict[str, Any]) -> str:
-    first, second = "benchmarks/results/stream_asr_cpu_early.json", "benchmarks/results/stream_asr_cpu_early_100.json"
-    rows = _stream_rows(files[first], 1, (0.0, 200.0)) + _stream_rows(files[second], 2, (100.0, 200.0))
-    order = {0.0: 0, 200.0: 1, 100.0: 2}
-    rows.sort(key=lambda item: order.get(item[0], 3))
-    header = ["early start", "script run, run", "RTF (VAD + ASR + emotion)", "ASR ms per utterance, median / p90",
-              "emotion ms", "end of utterance to result ms, median / p90", "early jobs used / dropped"]
-    return "\n".join([from_file(files[first], first), "", from_file(files[second], second), "",
-                      table(header, [row for _, row in rows])])
+    """The live stream with ASR in the loop: faster-whisper's encoder window x early start, runs alternating."""
+    runs = [(script, r) for script, source in enumerate(STREAM_ASR, 1) for r in files[source]["runs"]]
+    runs.sort(key=lambda item: (item[1]["early_ms"] != 200, item[1]["early_ms"], -(item[1].get("asr_window_s") or 0),
+                                item[0], item[1]["run"]))
+    rows = []
+    for script, r in runs:
+        asr, emo, lat = r["stages"]["asr_per_utterance"], r["stages"]["emotion_per_utterance"], r["latency"]
+        early = "0 (at the close)" if r["early_ms"] == 0 else "**200 ms** (default)" if r["early_ms"] == 200 \
+            else f"{r['early_ms']:.0f} ms"
+        used = "–" if not r["early_started"] else f"{r['early_used']} / {r['early_started'] - r['early_used']}"
+        load = "–" if r.get("other_load_pct") is None else f"{r['other_load_pct']:.0f} %"
+        rows.append([_window_label(r.get("asr_window_s")), early, f"{script}, {r['run']}", f"{r['rtf']:.3f}",
+                     f"{ms(asr['median_ms'])} / {ms(asr['p90_ms'])}", f"{ms(emo['median_ms'])} / {ms(emo['p90_ms'])}",
+                     f"{ms(1000 * lat['end_of_speech_median_s'])} / {ms(1000 * lat['end_of_speech_p90_s'])}", used,
+                     load])
+    header = ["ASR encoder window", "early start", "script run, run", "RTF (VAD + ASR + emotion)",
+              "ASR ms per utterance, median / p90", "emotion ms", "end of utterance to result ms, median / p90",
+              "early jobs used / dropped", "other processes' CPU load"]
+    return "\n".join([*(from_file(files[source], source) for source in STREAM_ASR), "", table(header, rows)])
+
+
+ASR_CER = ("benchmarks/results/asr_cer.json", "benchmarks/results/asr_cer_window30.json")
 
 
 def render_asr_cer(files: dict[str, Any]) -> str:
-    source = "benchmarks/results/asr_cer.json"
-    data = files[source]
+    """Whisper base's CER on the sample with faster-whisper's short encoder window and with Whisper's 30 s."""
+    runs = [files[source] for source in ASR_CER]
+    windows = [f"{run['asr']['encoder_window_s']:g} s window" for run in runs]
     names = {"all": "all", "KEMDy19": "KEMDy19 (acted)", "KEMDy20": "KEMDy20 (free talk)"}
-    rows = [[names.get(k, k), str(v["utterances"]), f"{100 * v['cer']:.1f} %", f"{100 * v['cer_with_spaces']:.1f} %",
-             str(v["empty_hypotheses"])] for k, v in data["cer"].items()]
-    t = data["timing"]
-    return "\n".join([
-        provenance(None, None, None, source, data.get("created")), "",
-        table(["corpus", "utterances", "CER (no spaces)", "CER (with spaces)", "empty ASR output"], rows), "",
-        f"CER = summed character edits / summed gold characters over the utterances. {t['transcribed']} utterances, "
-        f"{data['audio_s'] / 60:.1f} min of audio, transcribed in {t['transcribe_s']:,.0f} s on {t['threads']} "
-        f"threads ({t['asr_rtf']:.2f} x real time) with other processes using "
-        f"{data['machine']['others_cpu_pct']:.0f} % of the CPU."])
+    rows = [[names.get(key, key), str(row["utterances"])]
+            + [f"{100 * run['cer'][key]['cer']:.1f} %" for run in runs]
+            + [f"{100 * run['cer'][key]['cer_with_spaces']:.1f} %" for run in runs]
+            + [" / ".join(str(run["cer"][key]["empty_hypotheses"]) for run in runs)]
+            for key, row in runs[0]["cer"].items()]
+    header = (["corpus", "utterances"] + [f"CER, {w}" for w in windows] + [f"CER with spaces, {w}" for w in windows]
+              + [f"empty ASR output ({' / '.join(windows)})"])
+    timing = "; ".join(
+        f"{w}: {run['timing']['transcribe_s']:,.0f} s ({run['timing']['asr_rtf']:.3f} x real time, other processes "
+        f"{run['machine']['others_cpu_pct']:.0f} % of the CPU)" for w, run in zip(windows, runs, strict=True))
+    return "\n".join([*(from_file(run, source) for run, source in zip(runs, ASR_CER, strict=True)), "",
+                      table(header, rows), "",
+                      f"CER = summed character edits / summed gold characters over the utterances. "
+                      f"{runs[0]['timing']['transcribed']} utterances, {runs[0]['audio_s'] / 60:.1f} min of audio, "
+                      f"transcribed on {runs[0]['timing']['threads']} threads, one run after the other: {timing}."])
 
 
 ASR_LOOP_GUARDS = "results/asr_loop_guards/session02_n16_seed22.json"
@@ -445,7 +458,7 @@ TABLES: dict[str, Table] = {
     "main_job": Table((MAIN_JOB,), render_main_job, TRAINING_CODE + ("scripts/main.sh",)),
     "real_sample": Table((REAL_SAMPLE,), render_real_sample, TRAINING_CODE),
     "kd_ablation": Table(("results/real_sample/kd_ablation.json",), render_kd_ablation, TRAINING_CODE),
-    "asr_cer": Table(("benchmarks/results/asr_cer.json",), render_asr_cer,
+    "asr_cer": Table(ASR_CER, render_asr_cer,
                      ("benchmarks/asr_cer.py", "multistill/asr.py", "multistill/annotations.py")),
     "asr_gap": Table(("results/real_sample/asr_gold.json", "results/real_sample/asr_gap.json"), render_asr_gap,
                      TRAINING_CODE + ("scripts/asr_gap.py",)),
@@ -453,8 +466,7 @@ TABLES: dict[str, Table] = {
                              ("scripts/asr_loop_guards.py", "multistill/tools/whisper_convert.py")),
     "vad_eval": Table(("benchmarks/results/vad_eval.json",), render_vad_eval,
                       ("benchmarks/vad_eval.py", "multistill/live/vad.py", "multistill/live/streaming.py")),
-    "stream_asr": Table(("benchmarks/results/stream_asr_cpu_early.json",
-                         "benchmarks/results/stream_asr_cpu_early_100.json"), render_stream_asr, STREAM_CODE),
+    "stream_asr": Table(STREAM_ASR, render_stream_asr, STREAM_CODE),
     "benchmark_headline": Table((HEADLINE,), render_benchmark_headline, BENCH_CODE),
     "recipe": Table(tuple(recipe_file(fold) for fold, _ in RECIPE_FOLDS), render_recipe, RECIPE_CODE),
     "context": Table(tuple(recipe_file(fold, k) for fold, _ in RECIPE_FOLDS for k in CONTEXT_SIZES), render_context,

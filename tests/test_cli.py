@@ -293,6 +293,7 @@ def test_asr_window_default_and_errors(tmp_path, wav, capsys, monkeypatch):
     faster_whisper_asr()
     ct2 = cli.resolve_asr_model("whisper-base")
     assert cli.asr_window(args(), ct2) == 10.0 and cli.asr_window(args(30.0), ct2) == 30.0
+    assert cli.asr_window(args(), ct2, live=False) is None  # predict: Whisper's own window unless asked
     assert cli.asr_window(args(), "openai/whisper-large-v3-turbo") is None
     assert cli.asr_window(args(engine="transformers"), ct2) is None
 
@@ -336,8 +337,13 @@ def test_stream_warns_at_once_when_lines_and_utterances_differ(tmp_path, capsys,
     assert len([line for line in capsys.readouterr().out.splitlines() if "| given: " in line]) == 3
 
 
-def test_predict_with_asr(tmp_path, capsys, caplog):
+def test_predict_with_asr(tmp_path, capsys, caplog, monkeypatch):
+    import multistill.asr
+
     faster_whisper_asr()
+    load_asr, windows = multistill.asr.load_asr, []
+    monkeypatch.setattr(multistill.asr, "load_asr", lambda *a, **k: windows.append(k.get("encoder_window_s")) or
+                        load_asr(*a, **k))
     name, gold = SPEECH[2]
     wav = str(speech_file(name))
     assert main(["predict", "--model", saved_folder("teacher"), wav, "--asr", "whisper-base", "--json",
@@ -350,3 +356,4 @@ def test_predict_with_asr(tmp_path, capsys, caplog):
     assert main(["predict", "--model", saved_folder("audio_student"), wav, "--asr", "whisper-base", "--json"]) == 0
     captured = capsys.readouterr()
     assert "text_source" not in captured.out and "--asr is not used" in caplog.text
+    assert windows and set(windows) == {None}  # predict keeps Whisper's 30 s window (stream: 10 s)

@@ -67,6 +67,9 @@ def test_stale_when_the_code_changed_after_the_result_commit(tmp_path, monkeypat
     (tmp_path / "other.py").write_text("b = 2\n")
     git("commit", "-qam", "unrelated change")
     assert readme_lib.stale_since(made, ("code.py",)) is False
+    (tmp_path / "code.py").write_text('"""What it does, reworded."""\n\na = 1  # a comment\n')
+    git("commit", "-qam", "docstring and comment only")
+    assert readme_lib.stale_since(made, ("code.py",)) is False  # the figures' code did not change
     (tmp_path / "code.py").write_text("a = 2\n")
     assert readme_lib.stale_since(made, ("code.py",)) is True  # uncommitted counts
     git("commit", "-qam", "code change")
