@@ -244,13 +244,14 @@ def _ms(value: float | None) -> str:
 
 def render_markdown(res: dict[str, Any]) -> str:
     """Table per conversation and hangover: counts and boundary errors of each detector."""
-    from bench_lib import machine_line
+    from bench_lib import machine_line, provenance_line
 
     s = res["settings"]
     noise = ("noise matched to the recordings' background (spectrum and level of the previous utterance's "
              "quietest 10 % of frames)" if s["noise_dbfs"] is None else f"{s['noise_dbfs']:g} dBFS white noise")
     lines = ["# Voice-activity detection on conversations of real KEMDy utterances", "",
              f"**Machine:** {machine_line(res['machine'])}", "",
+             *([f"**Made by** {provenance_line(res['provenance'])}.", ""] if res.get("provenance") else []),
              f"**Run:** {res['created']}; `segment_audio` (the `multistill stream` segmenter, 100 ms chunks); pauses "
              f"of {s['min_gap_s']:g}-{s['max_gap_s']:g} s filled with {noise}, seed "
              f"{s['seed']}; other processes used {res['machine'].get('others_cpu_pct', '–')} % of the CPU.", ""]
@@ -280,7 +281,7 @@ def render_markdown(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
-    from bench_lib import Contention, machine_info
+    from bench_lib import Contention, machine_info, provenance
 
     from multistill.training.data import load_kemdy
 
@@ -315,6 +316,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     machine = machine_info(1, torch.device("cpu"))
     machine["others_cpu_pct"] = contention.others_pct()
     res = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "provenance": provenance(sys.argv[1:] if argv is None else list(argv), "benchmarks/vad_eval.py"),
            "settings": {k: v for k, v in vars(args).items() if k not in ("output_dir", "name", "save_conversation")},
            "machine": machine, "conversations": conversations}
     md = render_markdown(res)

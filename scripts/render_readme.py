@@ -194,7 +194,7 @@ def render_vad_eval(files: dict[str, Any]) -> str:
                          f"{r['end_error']['median_abs_ms']:.0f}", f"{r['vad_rtf']:.3f}"])
     header = ["conversation", "VAD", "segments / true", "one-to-one", "split (extra segments)", "merged", "missed",
               "start / end error median ms", "VAD RTF"]
-    return "\n".join([provenance(None, None, None, source, data.get("created")), "", "At the default 500 ms hangover (the file also has 300 and "
+    return "\n".join([from_file(data, source), "", "At the default 500 ms hangover (the file also has 300 and "
                       "800 ms):", "", table(header, rows)])
 
 
