@@ -210,8 +210,8 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
     is one utterance found by the VAD. ``compute_type`` defaults to ``int8`` on CPU and ``float16`` on CUDA.
 
     ``encoder_window_s`` (``None``: Whisper's 30 s): a clip up to that long is encoded on a window of that length
-    (its log-mel spectrogram zero-padded to it, as Whisper pads to 30 s) instead of 30 s, which costs the encoder
-    about a sixth at 10 s; longer clips keep the 30 s window. See :data:`SHORT_WINDOW_S`.
+    (its log-mel spectrogram zero-padded to it, as Whisper pads to 30 s) instead of 30 s, so the encoder reads a
+    third of the frames at 10 s; longer clips keep the 30 s window. See :data:`SHORT_WINDOW_S`.
     """
 
     engine = "faster-whisper"
@@ -303,8 +303,8 @@ class FasterWhisperSpeechRecognizer(SpeechRecognizer):
 
     def transcribe_with_encoder(self, audio: np.ndarray, sampling_rate: int = ASR_SAMPLING_RATE) -> tuple[str, Any]:
         """The transcript of one clip and the Whisper encoder states of its first window (float32 array
-        ``[50 per second of the window, d_model]``: 1,500 for 30 s): the encoder pass decoding made, captured, so that an emotion model with the same
-        encoder need not run it again (see ``stream_encoder.py``). :meth:`transcribe_details_with_encoder` also
+        ``[50 per second of the window, d_model]``: 1,500 for 30 s): the encoder pass decoding made, captured, so
+        that an emotion model with the same encoder need not run it again (see ``stream_encoder.py``). :meth:`transcribe_details_with_encoder` also
         gives the confidence."""
         result, states = self.transcribe_details_with_encoder(audio, sampling_rate)
         return result.text, states
