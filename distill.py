@@ -31,7 +31,12 @@ from pathlib import Path
 
 from transformers import HfArgumentParser, set_seed
 
-from multistill.configuration_multistill import PRESETS, TEACHER_SHARED_FIELDS, MultiStillConfig
+from multistill.configuration_multistill import (
+    PRESETS,
+    TEACHER_SHARED_FIELDS,
+    MultiStillConfig,
+    audio_encoder_input_name,
+)
 from multistill.modeling_multistill import MultiStillForEmotionClassification
 from multistill.processing_multistill import MultiStillProcessor
 from multistill.training.arguments import (
@@ -83,7 +88,23 @@ def parse_args(argv: list[str] | None = None):
         except (OSError, ValueError) as error:
             raise UsageError(f"--teacher_model {teacher_model}: {error}") from None
         check_teacher_modalities(model_args.preset, list(config.modalities), teacher_model)
+        if model_args.preset == "light_student":
+            check_light_audio_layers(rest[1].light_audio_layers, config, teacher_model)
     return (model_args, *rest)
+
+
+def check_light_audio_layers(layers: int, teacher_config: MultiStillConfig, teacher_model: str) -> None:
+    """Refuse ``--light_audio_layers 0`` unless the teacher's audio encoder is Whisper (whose convolutions are
+    a front end on their own) and a layer count the teacher does not have."""
+    if "audio" not in teacher_config.modalities:
+        return
+    audio = teacher_config.audio_config
+    if layers == 0 and audio_encoder_input_name(audio) != "input_features":
+        raise UsageError(f"--light_audio_layers 0 needs a Whisper teacher; --teacher_model {teacher_model} has a "
+                         f"{audio.model_type} audio encoder (use 1 or more).")
+    if layers > audio.num_hidden_layers:
+        raise UsageError(f"--light_audio_layers {layers}: the teacher --teacher_model {teacher_model} has "
+                         f"{audio.num_hidden_layers} audio layers.")
 
 
 def check_teacher_modalities(preset: str, teacher_modalities: list[str], teacher_model: str) -> None:

@@ -578,7 +578,8 @@ class MultiStillConfig(PreTrainedConfig):
         """Config of a named variant (see :data:`PRESETS`), with field overrides; ``preset`` records ``name``.
 
         ``audio_layers`` / ``text_layers`` set ``num_hidden_layers`` of the encoder configs (for
-        ``light_student`` they default to 2 each; other presets keep the encoders' depth). ``light_student``
+        ``light_student`` they default to 2 each; other presets keep the encoders' depth; ``audio_layers=0`` keeps
+        only a Whisper encoder's convolutions and positions, the cheapest audio branch that still reads Whisper). ``light_student``
         replaces a waveform audio encoder by the fbank front end (shaped like it; the flat keys of
         :data:`LEGACY_FBANK_KEYS` such as ``num_mel_bins=40`` configure it; ``audio_frontend="wav2vec2"``
         keeps the encoder instead) and keeps a Whisper encoder, shrunk.
@@ -608,9 +609,11 @@ class MultiStillConfig(PreTrainedConfig):
             if modality not in depths:
                 continue
             layers = depths[modality]
-            if not _positive_int(layers):
-                raise ValueError(f"`{modality}_layers` must be a positive integer, got {layers!r}.")
             sub = _build_sub_config(params.get(f"{modality}_config"), default, f"{modality}_config")
+            front_end_only = modality == "audio" and layers == 0 and audio_encoder_input_name(sub) == "input_features"
+            if not (front_end_only or _positive_int(layers)):
+                raise ValueError(f"`{modality}_layers` must be a positive integer (0, Whisper's convolutions only, "
+                                 f"for a Whisper audio encoder), got {layers!r}.")
             sub.num_hidden_layers = layers
             params[f"{modality}_config"] = sub
         for modality, default_name in (("audio", DEFAULT_AUDIO_ENCODER_NAME), ("text", DEFAULT_TEXT_ENCODER_NAME)):

@@ -158,13 +158,16 @@ def select_teacher_layers(num_teacher_layers: int, num_student_layers: int) -> l
 
     distil-whisper's "maximally spaced" rule: ``np.linspace(0, L - 1, k, dtype=int)`` with the last entry
     forced to ``L - 1``. So the first and last teacher layers are always kept (one layer: the last).
-    Examples: 2 of 24 -> [0, 23]; 4 of 24 -> [0, 7, 15, 23]; 2 of 12 -> [0, 11]; 1 of 3 -> [2].
+    Examples: 2 of 24 -> [0, 23]; 4 of 24 -> [0, 7, 15, 23]; 2 of 12 -> [0, 11]; 1 of 3 -> [2]; 0 -> [] (the
+    encoder's front end only).
     """
-    if num_student_layers < 1 or num_student_layers > num_teacher_layers:
+    if num_student_layers < 0 or num_student_layers > num_teacher_layers:
         raise ValueError(
             f"Cannot pick {num_student_layers} student layers from {num_teacher_layers} teacher layers "
-            f"(need 1 <= student <= teacher)."
+            f"(need 0 <= student <= teacher)."
         )
+    if num_student_layers == 0:
+        return []
     mapping = np.linspace(0, num_teacher_layers - 1, num_student_layers, dtype=int)
     mapping[-1] = num_teacher_layers - 1
     return [int(i) for i in mapping]

@@ -105,6 +105,25 @@ def test_a_student_whose_modality_the_teacher_lacks_is_refused(tmp_path: Path):
     assert not (tmp_path / "cache").exists()
 
 
+def test_light_audio_layers_are_checked_against_the_teacher(tmp_path: Path):
+    """0 layers (Whisper's convolutions only) needs a Whisper teacher; more layers than the teacher's is refused;
+    both before any data or weight loads."""
+    from _fixtures_inference import saved_folder
+
+    import distill
+    from multistill.training.arguments import UsageError
+
+    teacher = saved_folder("teacher")  # a wav2vec2-shaped tiny teacher
+    for layers, message in (("0", "--light_audio_layers 0 needs a Whisper teacher"),
+                            ("99", "--light_audio_layers 99: the teacher .* has \\d+ audio layers"),
+                            ("-1", "--light_audio_layers must be >= 0 \\(got -1\\)")):
+        with pytest.raises(UsageError, match=message):
+            distill.main(["--teacher_model", teacher, "--preset", "light_student", "--light_audio_layers", layers,
+                          "--output_dir", str(tmp_path / "out"), "--data_cache_dir", str(tmp_path / "cache"),
+                          "--use_cpu"])
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
 def test_a_teacher_run_info_that_is_not_json_is_named(trained_teacher: Path, training_cache: Path, tmp_path: Path):
     # issue 22.13: a damaged run_info.json of the teacher was a JSONDecodeError traceback
     import shutil

@@ -68,6 +68,17 @@ def test_encoder_options_go_to_the_teacher_only(tmp_path: Path):
     assert all("--audio_encoder" not in job.command and "--text_encoder" not in job.command for job in students)
 
 
+def test_light_layer_options_go_to_the_light_students_only(tmp_path: Path):
+    """train.py has no --light_audio_layers: the runner gives it to the light student's distill.py runs only."""
+    args, extra = parse_args(["--output_dir", str(tmp_path), "--students", "light_student", "text_student",
+                              "--light_audio_layers", "0", "--no_caching_gain"])
+    jobs, _ = plan_jobs(args, extra)
+    light = [job for job in jobs if job.run.preset == "light_student"]
+    assert len(light) == 2 and all(job.command[job.command.index("--light_audio_layers") + 1] == "0" for job in light)
+    assert all("--light_audio_layers" not in job.command and "--light_text_layers" not in job.command
+               for job in jobs if job.run.preset != "light_student")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--seeds", "1", "2", "--seed", "3"], "either --seeds or --seed"),
     (["--seeds", "1", "1"], "every seed once"),
@@ -76,6 +87,8 @@ def test_encoder_options_go_to_the_teacher_only(tmp_path: Path):
     (["--students", "giant_student"], "unknown student 'giant_student'"),
     (["--baselines_only", "--baselines", "none"], "nothing to do"),
     (["--baselines", "svm"], "unknown baseline 'svm'"),
+    (["--light_audio_layers", "-1"], "--light_audio_layers must be >= 0, got -1"),
+    (["--light_text_layers", "0"], "--light_text_layers must be >= 1, got 0"),
 ])
 def test_bad_arguments_are_refused_before_anything_runs(argv, message):
     with pytest.raises(UsageError, match=message):

@@ -164,6 +164,38 @@ def test_light_student_from_the_recipes_teacher(tmp_path):
     assert torch.equal(student.classifier.out_proj.weight, teacher.classifier.out_proj.weight)
 
 
+def test_light_student_with_whisper_convolutions_only(tmp_path):
+    """``audio_layers=0``: Whisper's convolutions, positions and final norm, no transformer layer; it saves,
+    reloads and gives the same logits; other audio encoders refuse 0."""
+    from multistill.configuration_multistill import MultiStillConfig
+    from multistill.offline import build_ngram_text_encoder
+
+    ngram = build_ngram_text_encoder(tmp_path / "ngram", list(TEXTS), hidden_size=16, num_buckets=512)
+    teacher = MultiStillForEmotionClassification.from_encoders(
+        whisper_dirs()["audio"], ngram, preset="teacher", hidden_size=32, num_attention_heads=4,
+        fusion_type="concat", classifier_hidden_size=0, context_size=2)
+    sharpen(teacher)
+    student = MultiStillForEmotionClassification.light_student_from_teacher(teacher, audio_layers=0, context_size=2)
+    student.eval()
+    s, t = student.multistill.audio_encoder, teacher.multistill.audio_encoder
+    assert len(s.layers) == 0 and student.config.audio_config.num_hidden_layers == 0
+    for part in ("conv1", "conv2", "embed_positions", "layer_norm"):
+        assert torch.equal(getattr(s, part).weight, getattr(t, part).weight), part
+    assert student.multistill.branch_pooling.audio_layer_weights.shape[0] == 1  # the embedding output only
+    processor = MultiStillProcessor.from_encoders(whisper_dirs()["audio"], ngram, config=student.config)
+    batch = processor(audio=waves(0.4, 0.9), text=TEXTS[:2], sampling_rate=16000)
+    with torch.no_grad():
+        logits = student(**batch).logits
+    assert logits.shape == (2, 7)
+    student.save_pretrained(tmp_path / "student")
+    reloaded = MultiStillForEmotionClassification.from_pretrained(tmp_path / "student").eval()
+    assert len(reloaded.multistill.audio_encoder.layers) == 0
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, logits)
+    with pytest.raises(ValueError, match="0, Whisper's convolutions only"):
+        MultiStillConfig.from_preset("light_student", audio_layers=0)  # the default wav2vec2-shaped encoder
+
+
 def test_paper_student_around_the_teachers_whisper_encoder():
     teacher, processor = whisper_model()
     student = MultiStillForEmotionClassification.from_encoders(  # as distill.py builds the paper's students

@@ -157,6 +157,11 @@ class ExperimentArguments:
     freeze_text_encoder: str | None = field(default=None, metadata={
         "help": "Whether the teacher's text encoder stays frozen (default: the preset's).",
         "choices": ("true", "false")})
+    light_audio_layers: int | None = field(default=None, metadata={
+        "help": "The light student's audio layers kept from the teacher (distill.py's; 0: a Whisper teacher's "
+        "convolutions only). Default: distill.py's (2)."})
+    light_text_layers: int | None = field(default=None, metadata={
+        "help": "The light student's text layers kept from the teacher (distill.py's). Default: distill.py's (2)."})
     students: list[str] = field(default_factory=_default_students, metadata={
         "help": f"Students to distil, from {list(STUDENT_LABELS)}; 'none' for the teacher and baselines only."})
     no_kd_ablation: bool = field(default=True, metadata={
@@ -221,6 +226,10 @@ class ExperimentArguments:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise UsageError(f"--{name} must be positive, got {value}.")
+        for name, least in (("light_audio_layers", 0), ("light_text_layers", 1)):
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise UsageError(f"--{name} must be >= {least}, got {value}.")
         if self.latency_utterances < 0:
             raise UsageError(f"--latency_utterances must be 0 or more, got {self.latency_utterances}.")
         if self.baselines_only and not self.baselines:
@@ -280,6 +289,10 @@ def run_command(run: Run, args: ExperimentArguments, extra: list[str], seed: int
     else:
         command += ["--teacher_model", str(teacher_dir), "--alpha", f"{run.alpha:g}",
                     "--temperature", f"{args.temperature:g}"]
+        if run.preset == "light_student":
+            for name in ("light_audio_layers", "light_text_layers"):
+                if getattr(args, name) is not None:
+                    command += [f"--{name}", str(getattr(args, name))]
     if not torch.cuda.is_available() and "--use_cpu" not in extra and not args.launcher:
         command.append("--use_cpu")
     # The run's own options come last, so that they win over the shared ones (argparse keeps the last value).

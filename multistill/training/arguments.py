@@ -385,7 +385,8 @@ class DistillationArguments:
                   "(needed when student inputs are augmented)."},
     )
     light_audio_layers: int = field(
-        default=2, metadata={"help": "Light student: audio transformer layers kept from the teacher's encoder."}
+        default=2, metadata={"help": "Light student: audio transformer layers kept from the teacher's encoder "
+                             "(first and last kept); 0 keeps only a Whisper teacher's convolutions (fastest)."}
     )
     light_text_layers: int = field(
         default=2, metadata={"help": "Light student: text transformer layers kept from the teacher's encoder."}
@@ -401,8 +402,9 @@ class DistillationArguments:
             raise UsageError(f"--temperature must be > 0, got {self.temperature}.")
         if not (math.isfinite(self.hidden_weight) and self.hidden_weight >= 0):
             raise UsageError(f"--hidden_weight must be >= 0, got {self.hidden_weight}.")
-        if min(self.light_audio_layers, self.light_text_layers) < 1:
-            raise UsageError("--light_audio_layers and --light_text_layers must be >= 1.")
+        if self.light_audio_layers < 0 or self.light_text_layers < 1:
+            raise UsageError(f"--light_audio_layers must be >= 0 (got {self.light_audio_layers}) and "
+                             f"--light_text_layers >= 1 (got {self.light_text_layers}).")
 
 
 @dataclass
