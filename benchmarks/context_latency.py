@@ -2,9 +2,9 @@
 """What conversation context costs per utterance: the same model with ``context_size`` 0 and K, side by side.
 
 The recipe's teacher shape (Whisper base at the utterance's length, every layer's statistics, the character
-n-gram text encoder, concatenation fusion) and a light shape (the first and last of Whisper's 6 layers), random
-weights (latency does not depend on them), one 5 s utterance and its transcript, end to end from the waveform
-(processor included). With context the previous K utterances' representations are given (``history_features``),
+n-gram text encoder, concatenation fusion) and two light shapes (the first and last of Whisper's 6 layers; its
+convolutions only), random weights (latency does not depend on them), one 5 s utterance and its transcript, end to
+end from the waveform (processor included). With context the previous K utterances' representations are given (``history_features``),
 as the stream and the pipeline keep them: no utterance is encoded twice. Rounds interleave the two models;
 the ratio is the median of the per-round ratios.
 
@@ -37,6 +37,9 @@ from multistill.processing_multistill import MultiStillProcessor  # noqa: E402
 from multistill.tools.whisper_base import transformers_folder  # noqa: E402
 
 DEFAULT_CONTEXT_TYPE = MultiStillConfig().context_type
+#: The shapes timed: name and the Whisper layers kept (None: all 6).
+SHAPES = (("teacher (Whisper base, 6 layers)", None), ("light (Whisper layers 1 and 6)", 2),
+          ("light (Whisper's convolutions only)", 0))
 TEXT = "아니 그게 무슨 말이야 나는 오늘 정말 기분이 좋았는데 갑자기 왜 그래"
 
 
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
               "load_average": list(os.getloadavg()), "threads": args.threads, "seconds": args.seconds,
               "context_size": args.context_size, "context_type": args.context_type, "fusion_size": args.fusion_size,
               "rounds": args.rounds, "shapes": {}}
-    for shape, layers in (("teacher (Whisper base, 6 layers)", None), ("light (Whisper layers 1 and 6)", 2)):
+    for shape, layers in SHAPES:
         plain = build(whisper, ngram, args, 0, layers)
         context = build(whisper, ngram, args, args.context_size, layers)
         history = torch.randn(1, args.context_size, context[0].config.pooled_utterance_size)

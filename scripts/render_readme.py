@@ -48,7 +48,7 @@ from readme_lib import (  # noqa: E402
 )
 from readme_recipe import (  # noqa: E402
     CONTEXT_SIZES,
-    LIGHT_ROOT,
+    LIGHT_ROOTS,
     RECIPE_CODE,
     RECIPE_FOLDS,
     STUDENT_CONTEXT,
@@ -478,8 +478,9 @@ TABLES: dict[str, Table] = {
     "students": Table(tuple(recipe_file(fold, STUDENT_CONTEXT) for fold, _ in RECIPE_FOLDS),
                       functools.partial(render_students, students=("text_student", "audio_student")), RECIPE_CODE),
     "text_encoders": Table(text_encoder_files(), render_text_encoders, RECIPE_CODE),
-    "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=LIGHT_ROOT) for fold, _ in RECIPE_FOLDS),
-                           functools.partial(render_students, root=LIGHT_ROOT), RECIPE_CODE),
+    "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=root) for fold, _ in RECIPE_FOLDS
+                                 for root, _ in LIGHT_ROOTS),
+                           functools.partial(render_students, roots=LIGHT_ROOTS), RECIPE_CODE),
     "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
                                                                              "stream_cpu")),
                               render_older_benchmarks,
