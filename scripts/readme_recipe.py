@@ -229,3 +229,25 @@ def render_text_encoders(files: dict[str, Any]) -> str:
     lines = [table(header, rows), ""]
     lines += [from_file(data, source) for source, data in files.items()]
     return "\n".join(lines)
+
+
+#: Trained recipe models timed side by side on real utterances of about 5 s (benchmarks/trained_latency.py).
+TRAINED_LATENCY = "benchmarks/results/trained_latency.json"
+
+
+def render_trained_latency(files: dict[str, Any]) -> str:
+    """The teacher and its light students as trained, on real ~5 s utterances: median ms and the per-round ratio."""
+    data = files[TRAINED_LATENCY]
+    seconds = [u["seconds"] for u in data["utterances"]]
+    header = ["model (trained folder)", "parameters", "latency ms per utterance (median of round medians)",
+              "teacher latency / its latency (median of per-round ratios)"]
+    rows = [[f"`{'/'.join(m['folder'].rstrip('/').split('/')[-3:])}`", f"{m['parameters'] / 1e6:.1f} M",
+             f"{m['median_ms']:.1f}", "" if i == 0 else f"**{m['ratio_to_first']:.1f}x**"]
+            for i, m in enumerate(data["models"])]
+    machine = data["machine"]
+    return "\n".join([
+        table(header, rows), "",
+        f"{len(seconds)} real utterances of {min(seconds):.1f}-{max(seconds):.1f} s, {data['rounds']} interleaved "
+        f"rounds, fp32, batch 1, {machine['threads']} thread(s), {machine['cpu']}; other processes used "
+        f"{data['others_cpu_pct']} % of the CPU during the run.", "",
+        from_file(data, TRAINED_LATENCY)])

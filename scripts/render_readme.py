@@ -52,11 +52,13 @@ from readme_recipe import (  # noqa: E402
     RECIPE_CODE,
     RECIPE_FOLDS,
     STUDENT_CONTEXT,
+    TRAINED_LATENCY,
     recipe_file,
     render_context,
     render_recipe,
     render_students,
     render_text_encoders,
+    render_trained_latency,
     text_encoder_files,
 )
 
@@ -481,6 +483,8 @@ TABLES: dict[str, Table] = {
     "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=root) for fold, _ in RECIPE_FOLDS
                                  for root, _ in LIGHT_ROOTS),
                            functools.partial(render_students, roots=LIGHT_ROOTS), RECIPE_CODE),
+    "trained_latency": Table((TRAINED_LATENCY,), render_trained_latency,
+                             RECIPE_CODE + ("benchmarks/trained_latency.py", "benchmarks/bench_lib.py")),
     "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
                                                                              "stream_cpu")),
                               render_older_benchmarks,

@@ -285,3 +285,29 @@ def test_whisper_models_beside_the_paper_teacher(tmp_path: Path) -> None:
     assert [w["model"] for w in res["headline"]["whisper"]] == ["whisper_teacher", "whisper_audio_student",
                                                                  "whisper_light_student"]
     assert "**Whisper-base encoder models**" in md and "faster than the Whisper teacher" in md
+
+
+def test_trained_latency_times_saved_models_on_real_utterances(tmp_path: Path) -> None:
+    """``trained_latency.py``: saved models, real sample utterances of the chosen length, interleaved rounds, ratios
+    to the first model; a folder that is not a model is an ``error:`` line."""
+    from _fixtures_inference import saved_folder
+    from _fixtures_speech import SAMPLE_DIR
+
+    if not SAMPLE_DIR.is_dir():
+        pytest.skip("the KEMDy sample (../shared/kemdy_sample) is not here")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from trained_latency import main
+
+    out = tmp_path / "latency.json"
+    models = [saved_folder("teacher"), saved_folder("text_student")]
+    result = main(["--models", *models, "--data_dir", str(SAMPLE_DIR), "--seconds", "2", "3", "--utterances", "2",
+                   "--rounds", "2", "--output_json", str(out)])
+    assert json.loads(out.read_text(encoding="utf-8")) == result
+    assert len(result["utterances"]) == 2 and all(2 <= u["seconds"] <= 3 for u in result["utterances"])
+    first, second = result["models"]
+    assert first["ratio_to_first"] == 1.0 and len(second["round_medians_ms"]) == 2 and second["median_ms"] > 0
+    assert result["provenance"]["command"].startswith("python benchmarks/trained_latency.py --models")
+    with pytest.raises(SystemExit, match=f"error: --models {tmp_path}: not a saved model folder"):
+        main(["--models", str(tmp_path), "--data_dir", str(SAMPLE_DIR)])
+    with pytest.raises(SystemExit, match="error: --seconds takes the shortest and longest"):
+        main(["--models", *models, "--data_dir", str(SAMPLE_DIR), "--seconds", "5", "4"])
