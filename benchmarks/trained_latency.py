@@ -4,8 +4,9 @@
 The random-weight benchmark (``benchmark.py``) times architectures on synthetic input; this one times the models a
 run actually trained (e.g. a recipe teacher and its light student) on real KEMDy utterances of a chosen length,
 as a user calls them: waveform and transcript in, logits out. Rounds interleave the models (each utterance through
-every model in turn), so a load that comes and goes touches them alike; each model's ratio to the first one is the
-median of the per-round ratios (a round = every chosen utterance once). The other processes' share of the CPU during
+every model in turn), so a load that comes and goes touches them alike; each model's ratio to its teacher (the last
+``teacher`` listed before it, else the first model: list each teacher before its students) is the median of the
+per-round ratios (a round = every chosen utterance once). The other processes' share of the CPU during
 the run is recorded: compare runs on an idle machine only.
 
     python benchmarks/trained_latency.py --models outputs/recipe/fold1_test2_context4_light/seed_1/teacher \\
@@ -37,7 +38,8 @@ from transformers import HfArgumentParser  # noqa: E402
 
 @dataclass
 class Arguments:
-    models: list[str] = field(metadata={"help": "Saved model folders; ratios are taken against the first."})
+    models: list[str] = field(metadata={"help": "Saved model folders, each teacher before its students (each "
+                                        "model's ratio is to the last teacher listed before it, else the first)."})
     data_dir: str = field(metadata={"help": "A KEMDy folder (ETRI layout), e.g. ../shared/kemdy_sample."})
     seconds: list[float] = field(default_factory=lambda: [4.5, 5.5], metadata={
         "help": "Shortest and longest utterance timed, in seconds."})
@@ -121,14 +123,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "utterances": [{"id": u["id"], "seconds": round(u["array"].shape[0] / u["sampling_rate"], 2)}
                        for u in utterances],
         "rounds": args.rounds,
-        "models": [{"folder": folder, "preset": loaded[0].config.preset,
-                    "parameters": sum(p.numel() for p in loaded[0].parameters()),
-                    "round_medians_ms": rounds[i], "median_ms": statistics.median(rounds[i]),
-                    "ratio_to_first": statistics.median(a / b for a, b in zip(rounds[0], rounds[i], strict=True))}
-                   for i, (folder, loaded) in enumerate(zip(args.models, models, strict=True))],
+        "models": [],
     }
+    for i, (folder, loaded) in enumerate(zip(args.models, models, strict=True)):
+        teacher = max([j for j in range(i + 1) if models[j][0].config.preset == "teacher"], default=0)
+        result["models"].append({
+            "folder": folder, "preset": loaded[0].config.preset,
+            "parameters": sum(p.numel() for p in loaded[0].parameters()),
+            "round_medians_ms": rounds[i], "median_ms": statistics.median(rounds[i]), "teacher": args.models[teacher],
+            "teacher_ratio": statistics.median(a / b for a, b in zip(rounds[teacher], rounds[i], strict=True))})
     for entry in result["models"]:
-        print(f"{entry['folder']}: {entry['median_ms']:.1f} ms, first / it = {entry['ratio_to_first']:.2f}x")
+        print(f"{entry['folder']}: {entry['median_ms']:.1f} ms, its teacher / it = {entry['teacher_ratio']:.2f}x")
     print(f"other processes: {result['others_cpu_pct']} % of the CPU")
     if args.output_json:
         Path(args.output_json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -240,10 +240,10 @@ def render_trained_latency(files: dict[str, Any]) -> str:
     data = files[TRAINED_LATENCY]
     seconds = [u["seconds"] for u in data["utterances"]]
     header = ["model (trained folder)", "parameters", "latency ms per utterance (median of round medians)",
-              "teacher latency / its latency (median of per-round ratios)"]
+              "its teacher's latency / its latency (median of per-round ratios)"]
     rows = [[f"`{'/'.join(m['folder'].rstrip('/').split('/')[-3:])}`", f"{m['parameters'] / 1e6:.1f} M",
-             f"{m['median_ms']:.1f}", "" if i == 0 else f"**{m['ratio_to_first']:.1f}x**"]
-            for i, m in enumerate(data["models"])]
+             f"{m['median_ms']:.1f}", "" if m["preset"] == "teacher" else f"**{m['teacher_ratio']:.1f}x**"]
+            for m in data["models"]]
     machine = data["machine"]
     return "\n".join([
         table(header, rows), "",

@@ -299,13 +299,16 @@ def test_trained_latency_times_saved_models_on_real_utterances(tmp_path: Path) -
     from trained_latency import main
 
     out = tmp_path / "latency.json"
-    models = [saved_folder("teacher"), saved_folder("text_student")]
+    models = [saved_folder("teacher"), saved_folder("text_student"), saved_folder("teacher"),
+              saved_folder("light_student")]
     result = main(["--models", *models, "--data_dir", str(SAMPLE_DIR), "--seconds", "2", "3", "--utterances", "2",
                    "--rounds", "2", "--output_json", str(out)])
     assert json.loads(out.read_text(encoding="utf-8")) == result
     assert len(result["utterances"]) == 2 and all(2 <= u["seconds"] <= 3 for u in result["utterances"])
-    first, second = result["models"]
-    assert first["ratio_to_first"] == 1.0 and len(second["round_medians_ms"]) == 2 and second["median_ms"] > 0
+    first, second, third, fourth = result["models"]
+    assert first["teacher_ratio"] == 1.0 and len(second["round_medians_ms"]) == 2 and second["median_ms"] > 0
+    assert [m["teacher"] for m in result["models"]] == [models[0], models[0], models[2], models[2]]  # its own teacher
+    assert third["teacher_ratio"] == 1.0 and fourth["preset"] == "light_student"
     assert result["provenance"]["command"].startswith("python benchmarks/trained_latency.py --models")
     with pytest.raises(SystemExit, match=f"error: --models {tmp_path}: not a saved model folder"):
         main(["--models", str(tmp_path), "--data_dir", str(SAMPLE_DIR)])
