@@ -3,8 +3,6 @@ the teacher's run encoded."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from _fixtures_training import student_of
@@ -86,14 +84,6 @@ def test_changing_the_encoder_or_the_processor_changes_the_cache(rows_dataset, t
     # The audio cache does not depend on text settings.
     assert (EncoderFeatureCache(tmp_path, model, shorter, "audio").folder
             == EncoderFeatureCache(tmp_path, model, processor, "audio").folder)
-    # The same encoder under the pooled fusion stores per-layer statistics, not frames: another audio cache.
-    pooled = copy.deepcopy(model)
-    pooled.config.fusion_type = "concat"
-    assert pooled.config.pooled_fusion and not model.config.pooled_fusion
-    assert (EncoderFeatureCache(tmp_path, pooled, processor, "audio").folder
-            != EncoderFeatureCache(tmp_path, model, processor, "audio").folder)
-    assert (EncoderFeatureCache(tmp_path, pooled, processor, "text").folder
-            == EncoderFeatureCache(tmp_path, model, processor, "text").folder)
 
 
 def test_a_student_of_the_teacher_encodes_nothing_the_teachers_run_encoded(small_splits, tmp_path):

@@ -144,8 +144,7 @@ class EncoderFeatureCache:
     """The hidden states of one frozen encoder (``modality`` of ``model``, fed by ``processor``), on disk.
 
     Its folder is named by a fingerprint of the encoder's weights, what the processor does to that
-    modality, the model's length limit, the storage dtype and what is stored (audio frames for the
-    cross-attention fusion, per-layer statistics for the pooled fusion); inside, rows are keyed by
+    modality, the model's length limit and the storage dtype; inside, rows are keyed by
     :func:`content_keys`. So any model holding the same encoder (a student of this teacher) finds what
     an earlier run encoded, whatever the split, the other modality or the other columns, and a change of
     weights, processor or data encodes anew. New rows are appended as Arrow shards (written atomically by
@@ -160,10 +159,8 @@ class EncoderFeatureCache:
         self.feature_dtype, self.batch_size = feature_dtype, batch_size
         self.hidden_size = int(getattr(model.config, f"{modality}_hidden_size"))
         limit = model.config.max_audio_frames if modality == "audio" else model.config.max_text_tokens
-        # what is stored per utterance: the pooled fusion's per-layer audio statistics, or the frames
-        output = "layer statistics" if modality == "audio" and model.config.pooled_fusion else "last hidden state"
         self.fingerprint = fingerprint_of(FEATURE_FORMAT, modality, module_fingerprint(_encoder(model, modality)),
-                                          processor_fingerprint(processor, modality), limit, feature_dtype, output)
+                                          processor_fingerprint(processor, modality), limit, feature_dtype)
         self.folder = Path(root) / f"{modality}-{self.fingerprint}"
 
     def table(self) -> FeatureTable:
