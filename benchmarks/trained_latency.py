@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         teacher = max([j for j in range(i + 1) if models[j][0].config.preset == "teacher"], default=0)
         result["models"].append({
             "folder": folder, "preset": loaded[0].config.preset,
+            "audio_layers": loaded[0].config.audio_config.num_hidden_layers if "audio" in loaded[2] else None,
             "parameters": sum(p.numel() for p in loaded[0].parameters()),
             "round_medians_ms": rounds[i], "median_ms": statistics.median(rounds[i]), "teacher": args.models[teacher],
             "teacher_ratio": statistics.median(a / b for a, b in zip(rounds[teacher], rounds[i], strict=True))})

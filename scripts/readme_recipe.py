@@ -21,10 +21,9 @@ RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts",
 #: The current recipe's runs (teacher and baselines, with and without context). Earlier versions' result files stay
 #: in results/recipe (first version) and results/recipe_l2 (second), referenced from README's prose.
 RECIPE_ROOT = "results/recipe_v6"
-#: The light student's runs (context 4; each run trains its own teacher to distil from), one per audio front end:
-#: the folder and what the student keeps of Whisper (``--light_audio_layers``).
-LIGHT_ROOTS = (("results/recipe_v6_light", "2 Whisper layers"),
-               ("results/recipe_v6_light0", "Whisper's convolutions only"))
+#: The light student's runs (context 4, Whisper's convolutions only: ``--light_audio_layers 0``; each run trains its
+#: own teacher to distil from). The 2-layer front end's runs are in results/recipe_v6_light, referenced from the prose.
+LIGHT_ROOT = "results/recipe_v6_light0"
 #: Context sizes of the ablation (one run per size and fold) and the baselines given the same context.
 CONTEXT_SIZES = (0, 1, 2, 4, 8)
 CONTEXT_BASELINES = (
@@ -152,45 +151,34 @@ def _mean_pm(values: dict[str, float]) -> str:
     return f"{statistics.mean(numbers):.1f}{spread}"
 
 
-def render_students(files: dict[str, Any], roots: tuple[tuple[str, str], ...] = ((RECIPE_ROOT, ""),),
-                    students: tuple[str, ...] = ("light_student",)) -> str:
+def render_students(files: dict[str, Any], root: str = RECIPE_ROOT, students: tuple[str, ...] = ("light_student",),
+                    ) -> str:
     """Students of the context teacher, KD and no KD, both folds: macro-F1, share of the teacher's, latency and
-    speed-up measured in the same run, and KD − no KD paired by seed. ``roots``: one run per fold in each folder,
-    and what its students are (added to their labels; empty for a single run)."""
+    speed-up measured in the same run, and KD − no KD paired by seed."""
     header = ["model (context 4, mean ± std over 3 seeds)", "folds", "macro-F1", "share of the teacher's macro-F1",
               "latency ms per utterance (median)", "teacher latency / its latency"]
     rows, lines = [], []
     for fold, title in RECIPE_FOLDS:
-        for root, variant in roots:
-            data = files[recipe_file(fold, STUDENT_CONTEXT, root=root)]
-            teacher, teacher_ms = _seed_values(data, "teacher"), _seed_values(data, "teacher", "latency")
-            for name in ["teacher"] + [f"{student}_{kind}" for student in students for kind in ("kd", "ce")]:
-                if _row(data, name) is None:
-                    continue
-                score, latency = _seed_values(data, name), _seed_values(data, name, "latency")
-                own = name == "teacher"
-                rows.append([_variant_label(_row(data, name)["label"], variant, own), title, _mean_pm(score),
-                             "" if own else f"{100 * statistics.mean([score[s] / teacher[s] for s in score]):.1f} %",
-                             _mean_pm(latency), "" if own else f"{_paired(teacher_ms, latency, ratio=True)}x"])
-            for student in students:
-                if _row(data, f"{student}_kd") is None:
-                    continue
-                label = _variant_label(_row(data, f"{student}_kd")["label"].removesuffix(", KD"), variant, False)
-                lines.append(f"{label}, KD − no KD, {title}, paired by seed (seeds in which KD is ahead): "
-                             f"{_paired(_seed_values(data, f'{student}_kd'), _seed_values(data, f'{student}_ce'))}.")
+        data = files[recipe_file(fold, STUDENT_CONTEXT, root=root)]
+        teacher, teacher_ms = _seed_values(data, "teacher"), _seed_values(data, "teacher", "latency")
+        names = ["teacher"] + [f"{student}_{kind}" for student in students for kind in ("kd", "ce")]
+        for name in names:
+            if _row(data, name) is None:
+                continue
+            score, latency = _seed_values(data, name), _seed_values(data, name, "latency")
+            own = name == "teacher"
+            rows.append([_row(data, name)["label"], title, _mean_pm(score),
+                         "" if own else f"{100 * statistics.mean([score[s] / teacher[s] for s in score]):.1f} %",
+                         _mean_pm(latency), "" if own else f"{_paired(teacher_ms, latency, ratio=True)}x"])
+        for student in students:
+            if _row(data, f"{student}_kd") is None:
+                continue
+            label = _row(data, f"{student}_kd")["label"].removesuffix(", KD")
+            lines.append(f"{label}, KD − no KD, {title}, paired by seed (seeds in which KD is ahead): "
+                         f"{_paired(_seed_values(data, f'{student}_kd'), _seed_values(data, f'{student}_ce'))}.")
     out = [table(header, rows), "", *lines, ""]
     out += [from_file(data, source) for source, data in files.items()]
     return "\n".join(out)
-
-
-def _variant_label(label: str, variant: str, teacher: bool) -> str:
-    """A row label with the run's variant: the student's (before ", KD"/", no KD"), or the run a teacher is from."""
-    if not variant:
-        return label
-    if teacher:
-        return f"{label}, the run of the {variant} student"
-    base, comma, kind = label.rpartition(", ")
-    return f"{base} — {variant}{comma}{kind}" if kind in ("KD", "no KD") else f"{label} — {variant}"
 
 
 def text_encoder_files() -> tuple[str, ...]:
@@ -239,9 +227,10 @@ def render_trained_latency(files: dict[str, Any]) -> str:
     """The teacher and its light students as trained, on real ~5 s utterances: median ms and the per-round ratio."""
     data = files[TRAINED_LATENCY]
     seconds = [u["seconds"] for u in data["utterances"]]
-    header = ["model (trained folder)", "parameters", "latency ms per utterance (median of round medians)",
+    header = ["model (trained folder)", "Whisper layers", "parameters", "latency ms per utterance (median of round medians)",
               "its teacher's latency / its latency (median of per-round ratios)"]
-    rows = [[f"`{'/'.join(m['folder'].rstrip('/').split('/')[-3:])}`", f"{m['parameters'] / 1e6:.1f} M",
+    rows = [[f"`{'/'.join(m['folder'].rstrip('/').split('/')[-3:])}`", str(m["audio_layers"]),
+             f"{m['parameters'] / 1e6:.1f} M",
              f"{m['median_ms']:.1f}", "" if m["preset"] == "teacher" else f"**{m['teacher_ratio']:.1f}x**"]
             for m in data["models"]]
     machine = data["machine"]

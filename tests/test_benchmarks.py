@@ -309,6 +309,7 @@ def test_trained_latency_times_saved_models_on_real_utterances(tmp_path: Path) -
     assert first["teacher_ratio"] == 1.0 and len(second["round_medians_ms"]) == 2 and second["median_ms"] > 0
     assert [m["teacher"] for m in result["models"]] == [models[0], models[0], models[2], models[2]]  # its own teacher
     assert third["teacher_ratio"] == 1.0 and fourth["preset"] == "light_student"
+    assert fourth["audio_layers"] == 2 and second["audio_layers"] is None  # the text student has no audio encoder
     assert result["provenance"]["command"].startswith("python benchmarks/trained_latency.py --models")
     with pytest.raises(SystemExit, match=f"error: --models {tmp_path}: not a saved model folder"):
         main(["--models", str(tmp_path), "--data_dir", str(SAMPLE_DIR)])
