@@ -578,9 +578,9 @@ class MultiStillConfig(PreTrainedConfig):
         """Config of a named variant (see :data:`PRESETS`), with field overrides; ``preset`` records ``name``.
 
         ``audio_layers`` / ``text_layers`` set ``num_hidden_layers`` of the encoder configs (for
-        ``light_student`` they default to 2 each; other presets keep the encoders' depth; ``audio_layers=0`` keeps
-        only a Whisper encoder's convolutions and positions, the cheapest audio branch that still reads Whisper). ``light_student``
-        replaces a waveform audio encoder by the fbank front end (shaped like it; the flat keys of
+        ``light_student`` they default to 2 each; other presets keep the encoders' depth; ``audio_layers=0``
+        keeps only a Whisper encoder's convolutions and positions, the cheapest audio branch that still reads
+        Whisper). ``light_student`` replaces a waveform audio encoder by the fbank front end (shaped like it; the flat keys of
         :data:`LEGACY_FBANK_KEYS` such as ``num_mel_bins=40`` configure it; ``audio_frontend="wav2vec2"``
         keeps the encoder instead) and keeps a Whisper encoder, shrunk.
         Example: ``MultiStillConfig.from_preset("light_student", audio_config=teacher.config.audio_config)``.

@@ -227,7 +227,8 @@ def render_trained_latency(files: dict[str, Any]) -> str:
     """The teacher and its light students as trained, on real ~5 s utterances: median ms and the per-round ratio."""
     data = files[TRAINED_LATENCY]
     seconds = [u["seconds"] for u in data["utterances"]]
-    header = ["model (trained folder)", "Whisper layers", "parameters", "latency ms per utterance (median of round medians)",
+    header = ["model (trained folder)", "Whisper layers", "parameters",
+              "latency ms per utterance (median of round medians)",
               "its teacher's latency / its latency (median of per-round ratios)"]
     rows = [[f"`{'/'.join(m['folder'].rstrip('/').split('/')[-3:])}`", str(m["audio_layers"]),
              f"{m['parameters'] / 1e6:.1f} M",

@@ -463,6 +463,7 @@ def render_threads(files: dict[str, Any]) -> str:
 
 #: README block name -> its result files, renderer and the code paths that make it stale.
 TABLES: dict[str, Table] = {
+    # (the trained light student's sentence reads TRAINED_LATENCY, whose own block checks the code it depends on)
     "speed_headline": Table((HEADLINE, TRAINED_LATENCY), render_speed_headline, BENCH_CODE),
     "whisper_verify": Table(("results/whisper_verify/results.json",), render_whisper_verify,
                             ("multistill/tools/whisper_base.py", "multistill/tools/whisper_convert.py", "multistill/asr.py",
