@@ -187,11 +187,17 @@ def test_light_student_with_whisper_convolutions_only(tmp_path):
     with torch.no_grad():
         logits = student(**batch).logits
     assert logits.shape == (2, 7)
-    student.save_pretrained(tmp_path / "student")
+    save_pretrained_with_pipeline(student, processor, tmp_path / "student")
     reloaded = MultiStillForEmotionClassification.from_pretrained(tmp_path / "student").eval()
     assert len(reloaded.multistill.audio_encoder.layers) == 0
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**batch).logits, logits)
+    # as a user runs it: the folder's own code through transformers' pipeline
+    pipe = pipeline(TASK, model=str(tmp_path / "student"), trust_remote_code=True, device="cpu")
+    scores = {item["label"]: item["score"] for item in pipe({"audio": waves(0.4)[0], "sampling_rate": 16000,
+                                                             "text": TEXTS[0]}, top_k=None)}
+    torch.testing.assert_close(torch.tensor([scores[student.config.id2label[i]] for i in range(7)]),
+                               logits[0].softmax(-1), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="0, Whisper's convolutions only"):
         MultiStillConfig.from_preset("light_student", audio_layers=0)  # the default wav2vec2-shaped encoder
 
