@@ -41,6 +41,19 @@ def whisper_model(preset: str = "teacher", **overrides):
     return make_model(preset, audio="whisper", **overrides)
 
 
+def recipe_shaped_teacher(tmp_path) -> tuple[str, MultiStillForEmotionClassification]:
+    """The recipe's teacher shape in miniature: tiny Whisper + an n-gram text encoder built from ``TEXTS``, pooled
+    concat fusion, linear head, context 2; returns the n-gram folder and the (sharpened) teacher."""
+    from multistill.offline import build_ngram_text_encoder
+
+    ngram = build_ngram_text_encoder(tmp_path / "ngram", list(TEXTS), hidden_size=16, num_buckets=512)
+    teacher = MultiStillForEmotionClassification.from_encoders(
+        whisper_dirs()["audio"], ngram, preset="teacher", hidden_size=32, num_attention_heads=4,
+        fusion_type="concat", classifier_hidden_size=0, context_size=2)
+    sharpen(teacher)
+    return ngram, teacher
+
+
 def test_from_encoders_loads_only_the_whisper_encoder(tmp_path):
     dirs = whisper_dirs()
     model = MultiStillForEmotionClassification.from_encoders(dirs["audio"], dirs["text"], preset="teacher",
@@ -145,13 +158,7 @@ def test_light_student_from_a_whisper_teacher_keeps_whisper_layers():
 def test_light_student_from_the_recipes_teacher(tmp_path):
     """The recipe's teacher (Whisper + n-gram text, pooled concat fusion, linear head, context) gives a light
     student: the n-gram encoder whole, the pooled branches' norms and projections, the classifier."""
-    from multistill.offline import build_ngram_text_encoder
-
-    ngram = build_ngram_text_encoder(tmp_path / "ngram", list(TEXTS), hidden_size=16, num_buckets=512)
-    teacher = MultiStillForEmotionClassification.from_encoders(
-        whisper_dirs()["audio"], ngram, preset="teacher", hidden_size=32, num_attention_heads=4,
-        fusion_type="concat", classifier_hidden_size=0, context_size=2)
-    sharpen(teacher)
+    ngram, teacher = recipe_shaped_teacher(tmp_path)
     student = MultiStillForEmotionClassification.light_student_from_teacher(teacher, audio_layers=1, context_size=2)
     s, t = student.multistill, teacher.multistill
     assert len(s.audio_encoder.layers) == 1 and student.config.context_size == 2
@@ -168,13 +175,8 @@ def test_light_student_with_whisper_convolutions_only(tmp_path):
     """``audio_layers=0``: Whisper's convolutions, positions and final norm, no transformer layer; it saves,
     reloads and gives the same logits; other audio encoders refuse 0."""
     from multistill.configuration_multistill import MultiStillConfig
-    from multistill.offline import build_ngram_text_encoder
 
-    ngram = build_ngram_text_encoder(tmp_path / "ngram", list(TEXTS), hidden_size=16, num_buckets=512)
-    teacher = MultiStillForEmotionClassification.from_encoders(
-        whisper_dirs()["audio"], ngram, preset="teacher", hidden_size=32, num_attention_heads=4,
-        fusion_type="concat", classifier_hidden_size=0, context_size=2)
-    sharpen(teacher)
+    ngram, teacher = recipe_shaped_teacher(tmp_path)
     student = MultiStillForEmotionClassification.light_student_from_teacher(teacher, audio_layers=0, context_size=2)
     student.eval()
     s, t = student.multistill.audio_encoder, teacher.multistill.audio_encoder
