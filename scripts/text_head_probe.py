@@ -23,7 +23,6 @@ usage: python scripts/text_head_probe.py --data_dir KEMDY_DIR --sessions 1 2 --o
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import json
 import shlex
@@ -60,6 +59,8 @@ class Arguments:
     steps: int = field(default=600, metadata={"help": "Full-batch steps (the recipe: 600)."})
     learning_rate: float = field(default=1e-2, metadata={"help": "The recipe's constant rate before the decay."})
     frozen_width: int = field(default=2048, metadata={"help": "Width of the fixed random projection."})
+    heads: list[str] = field(default_factory=lambda: list(HEADS),
+                             metadata={"help": f"Heads to compare, of {', '.join(HEADS)}."})
     threads: int = field(default=1, metadata={"help": "torch threads (more oversubscribe a shared CPU)."})
 
 
@@ -71,8 +72,11 @@ def check_arguments(args: Arguments) -> None:
                              ("threads", args.threads, 1)):
         if value < low:
             raise ValueError(f"--{name} must be at least {low}, got {value}.")
-    if not args.sessions or not args.seeds:
-        raise ValueError("--sessions and --seeds need at least one value each.")
+    unknown = sorted(set(args.heads) - set(HEADS))
+    if unknown:
+        raise ValueError(f"--heads {unknown}: unknown; choose among {', '.join(HEADS)}.")
+    if not args.sessions or not args.seeds or not args.heads:
+        raise ValueError("--sessions, --seeds and --heads need at least one value each.")
     if not args.learning_rate > 0:
         raise ValueError(f"--learning_rate must be positive, got {args.learning_rate}.")
 
@@ -142,13 +146,13 @@ def probe_session(texts: np.ndarray, labels: np.ndarray, dialogues: np.ndarray, 
     from sklearn.metrics import f1_score
     from sklearn.model_selection import GroupKFold
 
-    seeds_of = {head: [0] if head == "tfidf_lr" else args.seeds for head in HEADS}
-    predictions = {head: {seed: np.zeros(len(labels), dtype=int) for seed in seeds_of[head]} for head in HEADS}
+    seeds_of = {head: [0] if head == "tfidf_lr" else args.seeds for head in args.heads}
+    predictions = {head: {seed: np.zeros(len(labels), dtype=int) for seed in seeds} for head, seeds in seeds_of.items()}
     for train_rows, held_rows in GroupKFold(args.folds).split(texts, groups=dialogues):
         vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
         train_bag, held_bag = vectorizer.fit_transform(texts[train_rows]), vectorizer.transform(texts[held_rows])
-        for head in HEADS:
-            for seed in seeds_of[head]:
+        for head, seeds in seeds_of.items():
+            for seed in seeds:
                 progress.set_postfix_str(f"{head}, seed {seed}")
                 if head == "tfidf_lr":
                     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000)
@@ -158,7 +162,7 @@ def probe_session(texts: np.ndarray, labels: np.ndarray, dialogues: np.ndarray, 
                 predictions[head][seed][held_rows] = predicted
                 progress.update()
     scores = {}
-    for head in HEADS:
+    for head in args.heads:
         per_seed = {str(seed): 100 * f1_score(labels, predicted, average="macro", labels=range(NUM_LABELS))
                     for seed, predicted in predictions[head].items()}
         values = list(per_seed.values())
@@ -167,13 +171,15 @@ def probe_session(texts: np.ndarray, labels: np.ndarray, dialogues: np.ndarray, 
     return scores
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     # 1. arguments, checked before anything is loaded
-    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses()
+    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
     try:
         check_arguments(args)
     except ValueError as error:
-        sys.exit(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     # 2. the sessions' transcripts, labels and dialogues
     from multistill.training.data import load_kemdy
@@ -182,9 +188,11 @@ def main() -> None:
     sessions = np.array(dataset["session"])
     missing = sorted(set(args.sessions) - set(sessions.tolist()))
     if missing:
-        sys.exit(f"error: --sessions {missing}: not in {args.data_dir} (it holds {sorted(set(sessions.tolist()))}).")
+        print(f"error: --sessions {missing}: not in {args.data_dir} (it holds {sorted(set(sessions.tolist()))}).",
+              file=sys.stderr)
+        return 2
     # 3. cross-validation inside each session
-    fits_per_fold = 1 + (len(HEADS) - 1) * len(args.seeds)
+    fits_per_fold = sum(1 if head == "tfidf_lr" else len(args.seeds) for head in args.heads)
     results: dict[str, Any] = {}
     with tqdm(total=len(args.sessions) * args.folds * fits_per_fold, desc="text head probe") as progress:
         for session in args.sessions:
@@ -195,15 +203,15 @@ def main() -> None:
                 "heads": probe_session(np.array(dataset["text"], dtype=object)[rows],
                                        np.array(dataset["emotion"])[rows], dialogues, args, progress)}
     # 4. the scores with their command and commit
-    output = {"provenance": {**provenance(sys.argv), "date": dt.date.today().isoformat(),
-                             "command": shlex.join(["python", *sys.argv])},
+    output = {"provenance": {**provenance(argv), "command": shlex.join(["python", "scripts/text_head_probe.py", *argv])},
               "settings": vars(args), "sessions": results}
     Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output_json).write_text(json.dumps(output, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for session, result in results.items():
         for head, score in result["heads"].items():
             print(f"session {session}: {head:22s} {score['macro_f1_mean']:.1f} ± {score['macro_f1_std']:.1f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
