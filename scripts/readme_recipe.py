@@ -18,14 +18,21 @@ RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts",
         "tools/baselines", "tools/experiment", "tools/experiment_report", "tools/experiment_results",
         "tools/whisper_base", "tools/whisper_convert")
 )
-#: The current recipe's runs (teacher and baselines, with and without context). Earlier versions' result files stay
-#: in results/recipe (first version) and results/recipe_l2 (second), referenced from README's prose.
-RECIPE_ROOT = "results/recipe_v6"
+#: The current recipe's runs (teacher and baselines, with and without context; Intel Xeon). Earlier versions' result
+#: files stay in results/recipe (first version), results/recipe_l2 (second) and results/recipe_v6 (the same recipe
+#: on an AMD EPYC, with the text and audio students), referenced from README's prose.
+RECIPE_ROOT = "results/recipe_v9"
+#: The text and audio students of the context teacher (AMD EPYC runs; not yet rerun on the current code).
+STUDENTS_ROOT = "results/recipe_v6"
 #: The light student's runs (context 4, Whisper's convolutions only: ``--light_audio_layers 0``; each run trains its
 #: own teacher to distil from). The 2-layer front end's runs are in results/recipe_v6_light, referenced from the prose.
 LIGHT_ROOT = "results/recipe_v6_light0"
 #: Context sizes of the ablation (one run per size and fold) and the baselines given the same context.
 CONTEXT_SIZES = (0, 1, 2, 4, 8)
+#: Where each context size's run is: the ablation's runs on an AMD EPYC (results/recipe_v6) until all its sizes are
+#: rerun on the machine of RECIPE_ROOT (its context 4 can then be the light student's runs, LIGHT_ROOT: the same
+#: recipe code and machine, the teacher trained and scored the same way, baselines given 0 and 4 utterances).
+CONTEXT_ROOTS = dict.fromkeys(CONTEXT_SIZES, "results/recipe_v6")
 CONTEXT_BASELINES = (
     ("text_tfidf", "Baseline: character 1-3-gram TF-IDF + logistic regression (text)", "TF-IDF"),
     ("audio_whisper", "Baseline: Whisper encoder, mean+std pooled + logistic regression (audio)", "Whisper-LR"),
@@ -44,6 +51,11 @@ TEXT_ENCODERS = (("ngram", "character n-gram encoder (the recipe's, learnt)"),
 
 def recipe_file(fold: str, context: int = 0, root: str = RECIPE_ROOT) -> str:
     return f"{root}/{fold}{f'_context{context}' if context else ''}/results.json"
+
+
+def context_file(fold: str, context: int) -> str:
+    """The run of the context ablation with ``context`` previous utterances on ``fold``."""
+    return recipe_file(fold, context, root=CONTEXT_ROOTS.get(context, RECIPE_ROOT))
 
 
 def _row(data: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -114,28 +126,28 @@ def _paired(first: dict[str, float], second: dict[str, float], ratio: bool = Fal
     return f"{statistics.mean(values):+.1f}{spread} ({sum(v > 0 for v in values)} of {len(values)})"
 
 
-def _baseline_at(files: dict[str, Any], fold: str, baseline: str, size: int, root: str) -> dict[str, float]:
+def _baseline_at(files: dict[str, Any], fold: str, baseline: str, size: int) -> dict[str, float]:
     """A baseline's per-seed macro-F1 with ``size`` previous utterances (the run with that context size)."""
-    data = files[recipe_file(fold, size, root=root)]
+    data = files[context_file(fold, size)]
     return _seed_values(data, f"baseline_{baseline}" + (f"_context{size}" if size else ""))
 
 
-def render_context(files: dict[str, Any], root: str = RECIPE_ROOT) -> str:
+def render_context(files: dict[str, Any]) -> str:
     """Context sizes 0-8 for the teacher and the baselines with the same context, both folds; paired gaps."""
     header = ["model or baseline (macro-F1, mean ± std, 3 seeds)", "folds"] + [
         f"context {k}" for k in CONTEXT_SIZES]
     rows, gaps = [], []
     for fold, title in RECIPE_FOLDS:
-        teacher = {k: _seed_values(files[recipe_file(fold, k, root=root)], "teacher") for k in CONTEXT_SIZES}
+        teacher = {k: _seed_values(files[context_file(fold, k)], "teacher") for k in CONTEXT_SIZES}
         rows.append(["Teacher (multimodal)", title] + [_mean_pm(teacher[k]) for k in CONTEXT_SIZES])
         for baseline, label, _ in CONTEXT_BASELINES:
-            rows.append([label, title] + [_mean_pm(_baseline_at(files, fold, baseline, k, root))
+            rows.append([label, title] + [_mean_pm(_baseline_at(files, fold, baseline, k))
                                           for k in CONTEXT_SIZES])
         gaps.append(["teacher − the same teacher without context", title]
                     + [_paired(teacher[k], teacher[0]) if k else "" for k in CONTEXT_SIZES])
         for baseline, _, short in CONTEXT_BASELINES:
             gaps.append([f"teacher − {short} with the same context", title]
-                        + [_paired(teacher[k], _baseline_at(files, fold, baseline, k, root)) for k in CONTEXT_SIZES])
+                        + [_paired(teacher[k], _baseline_at(files, fold, baseline, k)) for k in CONTEXT_SIZES])
     lines = [table(header, rows), "", "Paired differences per seed, macro-F1 points (seeds in which the teacher is "
              "ahead, of 3):", "", table(["teacher − it", "folds"] + [f"context {k}" for k in CONTEXT_SIZES], gaps), ""]
     lines += [from_file(data, source) for source, data in files.items()]
@@ -151,7 +163,7 @@ def _mean_pm(values: dict[str, float]) -> str:
     return f"{statistics.mean(numbers):.1f}{spread}"
 
 
-def render_students(files: dict[str, Any], root: str = RECIPE_ROOT, students: tuple[str, ...] = ("light_student",),
+def render_students(files: dict[str, Any], root: str = STUDENTS_ROOT, students: tuple[str, ...] = ("light_student",),
                     ) -> str:
     """Students of the context teacher, KD and no KD, both folds: macro-F1, share of the teacher's, latency and
     speed-up measured in the same run, and KD − no KD paired by seed."""
@@ -217,6 +229,37 @@ def render_text_encoders(files: dict[str, Any]) -> str:
     lines = [table(header, rows), ""]
     lines += [from_file(data, source) for source, data in files.items()]
     return "\n".join(lines)
+
+
+#: Text heads on one TF-IDF bag, cross-validated over the dialogues of each training session (validation only).
+TEXT_HEAD_PROBE = "results/text_head_probe/probe.json"
+TEXT_HEADS = (
+    ("tfidf_lr", "TF-IDF + logistic regression (scikit-learn, the baseline)"),
+    ("linear", "one weight matrix on the bag, trained as the recipe trains"),
+    ("recipe_shaped", "the teacher's text path: learnt n-gram embeddings (128) -> projection (128) -> classifier"),
+    ("frozen_wide", "a fixed random projection ({width} wide) -> classifier"),
+    ("frozen_wide_projected", "a fixed random projection ({width} wide) -> learnt projection (128) -> classifier"),
+)
+
+
+def render_text_head_probe(files: dict[str, Any]) -> str:
+    """Each text head's dialogue-grouped cross-validated macro-F1 per training session, and its gap to LR."""
+    data = files[TEXT_HEAD_PROBE]
+    sessions = data["sessions"]
+    header = ["text head, same TF-IDF bag (macro-F1 over a session's pooled held-out dialogues; mean ± std over "
+              "init seeds)"] + [f"Session 0{s} ({v['utterances']} utterances, {v['dialogues']} dialogues, "
+                                f"{data['settings']['folds']} folds)" for s, v in sessions.items()] + [
+        f"− logistic regression, Session 0{s}" for s in sessions]
+    rows = []
+    for head, label in TEXT_HEADS:
+        scores = [v["heads"][head] for v in sessions.values()]
+        baseline = [v["heads"]["tfidf_lr"]["macro_f1_mean"] for v in sessions.values()]
+        spread = [f" ± {score['macro_f1_std']:.1f}" if len(score["macro_f1_per_seed"]) > 1 else "" for score in scores]
+        rows.append([label.format(width=data["settings"]["frozen_width"])]
+                    + [f"{score['macro_f1_mean']:.1f}{extra}" for score, extra in zip(scores, spread, strict=True)]
+                    + ["" if head == "tfidf_lr" else f"{round(score['macro_f1_mean'] - lr, 1) + 0.0:+.1f}"
+                       for score, lr in zip(scores, baseline, strict=True)])
+    return "\n".join([table(header, rows), "", from_file(data, TEXT_HEAD_PROBE)])
 
 
 #: Trained recipe models timed side by side on real utterances of about 5 s (benchmarks/trained_latency.py).
