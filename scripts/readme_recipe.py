@@ -262,6 +262,27 @@ def render_text_head_probe(files: dict[str, Any]) -> str:
     return "\n".join([table(header, rows), "", from_file(data, TEXT_HEAD_PROBE)])
 
 
+#: Nearest-transcript similarity: a held-out session against its training session, and across a session's dialogues.
+TRANSCRIPT_OVERLAP = "results/transcript_overlap/overlap.json"
+
+
+def render_transcript_overlap(files: dict[str, Any]) -> str:
+    """Per fold, the share of transcripts with a near twin in the training session vs in its other dialogues."""
+    data = files[TRANSCRIPT_OVERLAP]
+    thresholds = data["settings"]["thresholds"]
+    names = {f"{t:g}": ("the same wording" if t >= 0.999 else f"cosine ≥ {t:g}") for t in thresholds}
+    header = ["share of transcripts whose nearest transcript there has (character 1-3-gram TF-IDF)"]
+    rows = {key: [f"{label}"] for key, label in names.items()}
+    for pair, result in data["pairs"].items():
+        train, test = pair.split(":")
+        header += [f"test Session 0{test} vs training Session 0{train} ({result['test_utterances']} utterances)",
+                   f"Session 0{train} vs its other dialogues ({result['train_utterances']} utterances)"]
+        for key in names:
+            rows[key] += [f"{result['test_session'][key]:.0f} %",
+                          f"{result['other_dialogues_of_training_session'][key]:.0f} %"]
+    return "\n".join([table(header, list(rows.values())), "", from_file(data, TRANSCRIPT_OVERLAP)])
+
+
 #: Trained recipe models timed side by side on real utterances of about 5 s (benchmarks/trained_latency.py).
 TRAINED_LATENCY = "benchmarks/results/trained_latency.json"
 

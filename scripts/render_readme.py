@@ -55,6 +55,7 @@ from readme_recipe import (  # noqa: E402
     STUDENTS_ROOT,
     TEXT_HEAD_PROBE,
     TRAINED_LATENCY,
+    TRANSCRIPT_OVERLAP,
     context_file,
     recipe_file,
     render_context,
@@ -63,6 +64,7 @@ from readme_recipe import (  # noqa: E402
     render_text_encoders,
     render_text_head_probe,
     render_trained_latency,
+    render_transcript_overlap,
     text_encoder_files,
 )
 
@@ -497,6 +499,8 @@ TABLES: dict[str, Table] = {
     "text_encoders": Table(text_encoder_files(), render_text_encoders, RECIPE_CODE),
     "text_head_probe": Table((TEXT_HEAD_PROBE,), render_text_head_probe,
                              ("scripts/text_head_probe.py", "loading_scripts", "multistill/training/data.py")),
+    "transcript_overlap": Table((TRANSCRIPT_OVERLAP,), render_transcript_overlap,
+                                ("scripts/transcript_overlap.py", "loading_scripts", "multistill/training/data.py")),
     "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=LIGHT_ROOT) for fold, _ in RECIPE_FOLDS),
                            functools.partial(render_students, root=LIGHT_ROOT), RECIPE_CODE),
     "trained_latency": Table((TRAINED_LATENCY,), render_trained_latency,
