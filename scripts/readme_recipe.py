@@ -29,10 +29,10 @@ STUDENTS_ROOT = "results/recipe_v6"
 LIGHT_ROOT = "results/recipe_v6_light0"
 #: Context sizes of the ablation (one run per size and fold) and the baselines given the same context.
 CONTEXT_SIZES = (0, 1, 2, 4, 8)
-#: Where each context size's run is: the ablation's runs on an AMD EPYC (results/recipe_v6) until all its sizes are
-#: rerun on the machine of RECIPE_ROOT (its context 4 can then be the light student's runs, LIGHT_ROOT: the same
-#: recipe code and machine, the teacher trained and scored the same way, baselines given 0 and 4 utterances).
-CONTEXT_ROOTS = dict.fromkeys(CONTEXT_SIZES, "results/recipe_v6")
+#: Context sizes whose run is another experiment's (the others are RECIPE_ROOT's): context 4's teacher and baselines
+#: are the light student's runs (the same recipe code and machine, the teacher trained and scored the same way,
+#: baselines given 0 and 4 utterances).
+CONTEXT_ROOTS = {4: LIGHT_ROOT}
 CONTEXT_BASELINES = (
     ("text_tfidf", "Baseline: character 1-3-gram TF-IDF + logistic regression (text)", "TF-IDF"),
     ("audio_whisper", "Baseline: Whisper encoder, mean+std pooled + logistic regression (audio)", "Whisper-LR"),
