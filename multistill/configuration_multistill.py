@@ -127,7 +127,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 TEACHER_SHARED_FIELDS: tuple[str, ...] = (
     "hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size", "max_audio_frames",
     "max_text_tokens", "id2label", "label2id", "audio_encoder_name", "text_encoder_name", "layer_norm_eps",
-    "sampling_rate", "audio_config", "text_config", "fusion_type", "audio_full_window", "text_projection",
+    "sampling_rate", "audio_config", "text_config", "fusion_type", "audio_full_window",
 )
 #: Default encoder depths of the presets that shrink the encoders.
 PRESET_ENCODER_LAYERS: dict[str, dict[str, int]] = {"light_student": {"audio": 2, "text": 2}}
@@ -344,9 +344,6 @@ class MultiStillConfig(PreTrainedConfig):
         fusion_type: ``"cross_attention"`` (the paper's MulT-style head over frame sequences) or ``"concat"``
             (pooled branches: every audio encoder layer's frame mean and std mixed by learnt weights, the text
             states' masked mean; projected to ``hidden_size`` and concatenated; see :mod:`.modeling_heads`).
-        text_projection: pooled fusion only: project the pooled text to ``hidden_size`` (default) or read it as
-            it is (``False``: for a wide bag such as the sketched n-gram encoder's, a linear classifier then puts
-            one penalised matrix on the bag, as logistic regression does).
         audio_full_window: Whisper only: encode the whole 30 s window as speech recognition does (``True``) or
             the utterance's own length (``False``, default: same features up to a cosine of 0.95-0.995 and
             about 14x less compute for a 2.5 s utterance). The processor pads accordingly.
@@ -406,7 +403,6 @@ class MultiStillConfig(PreTrainedConfig):
     text_encoder_name: str | None = None
     fusion_type: str = "cross_attention"
     audio_full_window: bool = False
-    text_projection: bool = True
     context_size: int = 0
     context_type: str = "decayed_sum"
     context_decay: float = DEFAULT_CONTEXT_DECAY
@@ -488,12 +484,9 @@ class MultiStillConfig(PreTrainedConfig):
         if (not isinstance(self.context_decay, (int, float)) or isinstance(self.context_decay, bool)
                 or not 0.0 < self.context_decay <= 1.0):
             raise ValueError(f"`context_decay` must be a float in (0, 1], got {self.context_decay!r}.")
-        for name in ("freeze_audio_encoder", "freeze_text_encoder", "audio_full_window", "text_projection"):
+        for name in ("freeze_audio_encoder", "freeze_text_encoder", "audio_full_window"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
-        if not self.text_projection and not self.pooled_fusion:
-            raise ValueError("`text_projection=False` needs the pooled fusion (`fusion_type='concat'`): the "
-                             "cross-attention fusion projects both branches to `hidden_size`.")
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"`preset` must be one of {sorted(PRESETS)} or None, got {self.preset!r}.")
         if self.num_labels is None or self.num_labels < 2:
@@ -564,16 +557,9 @@ class MultiStillConfig(PreTrainedConfig):
         return int(self.text_config.hidden_size)
 
     @property
-    def branch_sizes(self) -> dict[str, int]:
-        """Width of each branch in the utterance's representation: ``hidden_size``, or the text encoder's width
-        when the pooled text is read without projection (``text_projection=False``)."""
-        return {modality: self.text_hidden_size if modality == "text" and not self.text_projection
-                else self.hidden_size for modality in self.modalities}
-
-    @property
     def pooled_utterance_size(self) -> int:
         """Width of one utterance's fused representation (1536 bimodal, 768 unimodal in the paper's sizes)."""
-        return sum(self.branch_sizes.values())
+        return self.hidden_size * len(self.modalities)
 
     @property
     def pooled_size(self) -> int:

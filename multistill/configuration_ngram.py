@@ -16,8 +16,6 @@ from transformers import PreTrainedConfig
 #: Most buckets a config may ask for (2**22 x 128 floats is already 2 GiB): larger is a mistake, refused early.
 MAX_BUCKETS = 2**22
 MAX_HIDDEN_SIZE = 4096
-#: Most outputs a sketched bucket may touch (more brings nothing: 4-8 already keep inner products well).
-MAX_SKETCH_NONZEROS = 64
 
 
 class MultiStillNgramConfig(PreTrainedConfig):
@@ -32,12 +30,6 @@ class MultiStillNgramConfig(PreTrainedConfig):
         boundary_token_id: id of the word separator (space); n-grams never span two words (as scikit-learn's
             ``analyzer="char_wb"``), ``None`` lets them span.
         embedding_std: standard deviation of the initial embeddings.
-        sketch_nonzeros: 0 (default): each bucket has a learnt embedding. ``k > 0``: no learnt weights; each
-            bucket is mapped to ``k`` of the ``hidden_size`` outputs with signs ``+-1/sqrt(k)`` by fixed hash
-            functions (a sparse random projection, a count sketch), so the output is the TF-IDF bag itself, sketched
-            to ``hidden_size`` dimensions with inner products kept on average: a linear classifier reading it
-            is logistic regression on the bag, one penalised matrix instead of a factorised one (README,
-            "Why the text branch stays at TF-IDF's level").
     """
 
     model_type = "multistill_ngram"
@@ -50,7 +42,6 @@ class MultiStillNgramConfig(PreTrainedConfig):
     pad_token_id: int | None = 0
     boundary_token_id: int | None = None
     embedding_std: float = 0.1
-    sketch_nonzeros: int = 0
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs) -> None:
@@ -60,16 +51,13 @@ class MultiStillNgramConfig(PreTrainedConfig):
     def _validate(self) -> None:
         checks = {
             "vocab_size": (1, None), "hidden_size": (1, MAX_HIDDEN_SIZE), "num_buckets": (1, MAX_BUCKETS),
-            "min_ngram": (1, 8), "max_ngram": (1, 8), "sketch_nonzeros": (0, MAX_SKETCH_NONZEROS),
+            "min_ngram": (1, 8), "max_ngram": (1, 8),
         }
         for name, (low, high) in checks.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low or (high and value > high):
                 limit = f"between {low} and {high}" if high else f">= {low}"
                 raise ValueError(f"`{name}` must be an integer {limit}, got {value!r}.")
-        if self.sketch_nonzeros > self.hidden_size:
-            raise ValueError(f"`sketch_nonzeros` ({self.sketch_nonzeros}) must not exceed `hidden_size` "
-                             f"({self.hidden_size}).")
         if self.min_ngram > self.max_ngram:
             raise ValueError(f"`min_ngram` ({self.min_ngram}) must not exceed `max_ngram` ({self.max_ngram}).")
         for name in ("pad_token_id", "boundary_token_id"):

@@ -8,8 +8,7 @@ branch learns better (measured in README, "Models worth using"):
 
 * audio: every encoder layer's frames pooled to their mean and standard deviation (:func:`layer_statistics`,
   what is cached), mixed by learnt softmax weights over the layers (SUPERB-style), normalised and projected;
-* text: the masked mean of the text encoder's states (for the n-gram encoder, the TF-IDF-weighted bag), projected,
-  or read as it is (``text_projection=False``);
+* text: the masked mean of the text encoder's states (for the n-gram encoder, the TF-IDF-weighted bag), projected;
 * ``fusion_type="concat"``: the projected branches concatenated.
 
 :class:`MultiStillContext` adds what was said before (``context_size`` previous utterances of the conversation,
@@ -47,8 +46,7 @@ def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class MultiStillPooledFusion(nn.Module):
     """Pooled audio (weighted layer statistics) and text (masked mean) -> one vector per branch, projected to
-    ``hidden_size`` (text: unless ``text_projection=False``); :meth:`forward` returns ``{modality: [B, width]}``
-    with the widths of ``config.branch_sizes``."""
+    ``hidden_size``; :meth:`forward` returns ``{modality: [B, hidden_size]}``."""
 
     def __init__(self, config):
         super().__init__()
@@ -59,8 +57,7 @@ class MultiStillPooledFusion(nn.Module):
             self.audio_norm = nn.LayerNorm(config.audio_hidden_size, eps=config.layer_norm_eps)
             self.audio_projection = nn.Linear(config.audio_hidden_size, config.hidden_size)
         if config.use_text:
-            self.text_projection = nn.Linear(config.text_hidden_size, config.hidden_size) if config.text_projection \
-                else nn.Identity()
+            self.text_projection = nn.Linear(config.text_hidden_size, config.hidden_size)
 
     def forward(self, audio: tuple[torch.Tensor, torch.Tensor] | None,
                 text: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, torch.Tensor]:
@@ -73,13 +70,9 @@ class MultiStillPooledFusion(nn.Module):
             mixed = (torch.softmax(self.audio_layer_weights, dim=0)[None, :, None] * statistics).sum(dim=1)
             branches["audio"] = self.audio_projection(self.dropout(self.audio_norm(mixed)))
         if text is not None:
-            pooled = masked_mean(text[0].to(self._dtype(text[0])), text[1])
+            pooled = masked_mean(text[0].to(self.text_projection.weight.dtype), text[1])
             branches["text"] = self.text_projection(self.dropout(pooled))
         return branches
-
-    def _dtype(self, fallback: torch.Tensor) -> torch.dtype:
-        """The head's dtype (that of its first parameter; ``fallback``'s when it has none)."""
-        return next((p.dtype for p in self.parameters()), fallback.dtype)
 
 
 class MultiStillContext(nn.Module):

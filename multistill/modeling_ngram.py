@@ -7,10 +7,8 @@ Its input is the ids of a character-level tokenizer (:func:`multistill.offline.t
 n-grams are hashed inside the model, so the tokenizer is a plain ``tokenizers`` file that a bare
 transformers install loads. Output position ``t`` holds the IDF-weighted sum of the embeddings of the n-grams
 ending at ``t``, scaled so that the masked mean over positions is the bag vector normalised like a TF-IDF row
-(divided by the L2 norm of the bag's weights, repeated n-grams summed): mean pooling, which every Multi-Still
-fusion does, gives exactly the TF-IDF-weighted bag that a linear classifier needs. With ``sketch_nonzeros`` the
-embeddings are a fixed sparse random projection (no learnt weights): the pooled output is the TF-IDF row itself,
-sketched to ``hidden_size`` dimensions.
+(divided by the L2 norm of its weights): mean pooling, which every Multi-Still fusion does, gives exactly the
+TF-IDF-weighted bag that a linear classifier needs.
 """
 
 from __future__ import annotations
@@ -24,9 +22,6 @@ from .configuration_ngram import MultiStillNgramConfig
 
 #: Multiplier of the rolling n-gram hash (a prime; int64 arithmetic wraps the same way on every device).
 _HASH_PRIME = 1_000_003
-#: The sketch's hash functions: ``(a * bucket + b) mod p`` with ``p = 2**31 - 1`` (products stay below 2**53).
-_SKETCH_MODULUS = 2**31 - 1
-_SKETCH_MULTIPLIER, _SKETCH_OFFSET = 48_271, 1_234_567
 
 
 def ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor, config: MultiStillNgramConfig) -> torch.Tensor:
@@ -58,33 +53,8 @@ def ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor, config:
     return torch.stack(columns, dim=-1)
 
 
-def bag_norms(buckets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """L2 norm of each row's bag (IDF weights summed per bucket, as a TF-IDF row before normalisation):
-    ``[B, L, orders]`` buckets and weights -> ``[B]``. Repeated n-grams add up before squaring."""
-    span = int(buckets.max()) + 1 if buckets.numel() else 1
-    rows = torch.arange(buckets.shape[0], device=buckets.device)[:, None, None]
-    keys, entry = torch.unique((rows * span + buckets).flatten(), return_inverse=True)
-    summed = weights.new_zeros(keys.shape[0], dtype=torch.float32).index_add_(0, entry, weights.flatten().float())
-    squares = summed.pow(2) * (keys % span > 0)
-    norms = torch.zeros(buckets.shape[0], device=buckets.device).index_add_(0, keys // span, squares)
-    return norms.sqrt().to(weights.dtype)
-
-
-def sketch_coordinates(buckets: torch.Tensor, config: MultiStillNgramConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bucket ids ``[...]`` -> ``(outputs [..., k], signs [..., k])`` of the fixed sparse projection
-    (``k = config.sketch_nonzeros``): the same for every model with this config, on every device."""
-    hashes = []
-    for row in range(config.sketch_nonzeros):
-        multiplier = _SKETCH_MULTIPLIER * (2 * row + 1) % _SKETCH_MODULUS
-        hashes.append((buckets.long() * multiplier + _SKETCH_OFFSET * (row + 1)) % _SKETCH_MODULUS)
-    hashed = torch.stack(hashes, dim=-1)
-    signs = 1.0 - 2.0 * torch.remainder(hashed // config.hidden_size, 2).float()
-    return torch.remainder(hashed, config.hidden_size), signs
-
-
 class MultiStillNgramEncoder(PreTrainedModel):
-    """Hashed character n-gram embeddings with IDF weights (``idf`` buffer, set by :meth:`fit_idf`); with
-    ``config.sketch_nonzeros`` a fixed sparse projection of the buckets instead of learnt embeddings."""
+    """Hashed character n-gram embeddings with IDF weights (``idf`` buffer, set by :meth:`fit_idf`)."""
 
     config_class = MultiStillNgramConfig
     config: MultiStillNgramConfig
@@ -95,8 +65,7 @@ class MultiStillNgramEncoder(PreTrainedModel):
 
     def __init__(self, config: MultiStillNgramConfig):
         super().__init__(config)
-        self.embeddings = None if config.sketch_nonzeros else nn.Embedding(
-            config.num_buckets + 1, config.hidden_size, padding_idx=0)
+        self.embeddings = nn.Embedding(config.num_buckets + 1, config.hidden_size, padding_idx=0)
         self.register_buffer("idf", torch.ones(config.num_buckets + 1), persistent=True)
         self.post_init()
 
@@ -108,17 +77,7 @@ class MultiStillNgramEncoder(PreTrainedModel):
         if isinstance(module, MultiStillNgramEncoder):
             module.idf.fill_(1.0)
 
-    @property
-    def dtype(self) -> torch.dtype:
-        """The ``idf`` buffer's dtype (a sketched encoder has no parameters to ask)."""
-        return self.idf.dtype
-
-    @property
-    def device(self) -> torch.device:
-        """The ``idf`` buffer's device (a sketched encoder has no parameters to ask)."""
-        return self.idf.device
-
-    def get_input_embeddings(self) -> nn.Embedding | None:
+    def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings
 
     @torch.no_grad()
@@ -147,27 +106,16 @@ class MultiStillNgramEncoder(PreTrainedModel):
                 else torch.ones_like(input_ids)
         buckets = ngram_buckets(input_ids, attention_mask, self.config)
         weights = self.idf[buckets] * (buckets > 0)
-        tokens = attention_mask.sum(dim=1).clamp_min(1).to(weights.dtype)
-        weights = weights * (tokens / bag_norms(buckets, weights).clamp_min(1e-6))[:, None, None]
-        hidden = self._sketched_bags(buckets, weights) if self.embeddings is None else self._embedded_bags(
-            buckets, weights)
-        output = BaseModelOutput(last_hidden_state=hidden)
-        return output if return_dict is not False else output.to_tuple()
-
-    def _embedded_bags(self, buckets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``[B, L, orders]`` buckets and IDF weights -> ``[B, L, H]`` weighted sums of learnt embeddings,
-        without materialising ``[B, L, orders, H]`` (3x the memory, slower backward)."""
-        return nn.functional.embedding_bag(
+        # one bag per position, summed without materialising [B, L, orders, H] (3x the memory, slower backward)
+        states = nn.functional.embedding_bag(
             buckets.flatten(0, 1), self.embeddings.weight, mode="sum", padding_idx=0,
             per_sample_weights=weights.flatten(0, 1).to(self.embeddings.weight.dtype),
         ).view(*buckets.shape[:2], -1)
-
-    def _sketched_bags(self, buckets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``[B, L, orders]`` buckets and IDF weights -> ``[B, L, H]`` sketched bags (:func:`sketch_coordinates`)."""
-        outputs, signs = sketch_coordinates(buckets, self.config)
-        values = weights.unsqueeze(-1) * signs * self.config.sketch_nonzeros ** -0.5
-        states = weights.new_zeros(*buckets.shape[:2], self.config.hidden_size)
-        return states.scatter_add_(2, outputs.flatten(2), values.flatten(2).to(states.dtype))
+        norm = weights.pow(2).sum(dim=(1, 2)).sqrt().clamp_min(1e-6)
+        tokens = attention_mask.sum(dim=1).clamp_min(1).to(states.dtype)
+        hidden = states * (tokens / norm)[:, None, None]
+        output = BaseModelOutput(last_hidden_state=hidden)
+        return output if return_dict is not False else output.to_tuple()
 
 
-__all__ = ["MultiStillNgramEncoder", "bag_norms", "ngram_buckets", "sketch_coordinates"]
+__all__ = ["MultiStillNgramEncoder", "ngram_buckets"]

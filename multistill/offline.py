@@ -141,18 +141,10 @@ def train_char_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike | None
     return tokenizer
 
 
-#: Shape of the sketched n-gram encoder (``--text_encoder ngram_sketch``): the bag sketched to 2048 outputs, each
-#: bucket on 4 of them (a validation probe of this width read by a linear classifier matched logistic regression on
-#: the exact bag: README, "Why the text branch stays at TF-IDF's level").
-NGRAM_SKETCH = {"hidden_size": 2048, "sketch_nonzeros": 4}
-
-
 def build_ngram_text_encoder(out_dir: str | os.PathLike, texts: Iterable[str], hidden_size: int = 128,
-                             num_buckets: int = 2**17, max_ngram: int = 3, seed: int = 0,
-                             sketch_nonzeros: int = 0) -> str:
-    """Save the character n-gram text encoder (random embeddings, or with ``sketch_nonzeros`` a fixed sparse
-    projection; IDF of ``texts``) and its tokenizer in ``out_dir``; returns the folder (``AutoModel`` /
-    ``AutoTokenizer.from_pretrained`` load it)."""
+                             num_buckets: int = 2**17, max_ngram: int = 3, seed: int = 0) -> str:
+    """Save the character n-gram text encoder (random embeddings, IDF of ``texts``) and its tokenizer in
+    ``out_dir``; returns the folder (``AutoModel`` / ``AutoTokenizer.from_pretrained`` load it)."""
     import torch
 
     from .configuration_ngram import MultiStillNgramConfig
@@ -162,7 +154,6 @@ def build_ngram_text_encoder(out_dir: str | os.PathLike, texts: Iterable[str], h
     tokenizer = train_char_tokenizer(texts, out_dir)
     config = MultiStillNgramConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_buckets=num_buckets,
                                    max_ngram=max_ngram, pad_token_id=tokenizer.pad_token_id,
-                                   sketch_nonzeros=sketch_nonzeros,
                                    boundary_token_id=tokenizer.convert_tokens_to_ids(WORD_BOUNDARY))
     torch.manual_seed(seed)
     encoder = MultiStillNgramEncoder(config)

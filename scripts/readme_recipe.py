@@ -239,7 +239,6 @@ TEXT_HEADS = (
     ("recipe_shaped", "the teacher's text path: learnt n-gram embeddings (128) -> projection (128) -> classifier"),
     ("frozen_wide", "a fixed random projection ({width} wide) -> classifier"),
     ("frozen_wide_projected", "a fixed random projection ({width} wide) -> learnt projection (128) -> classifier"),
-    ("sketched", "the recipe's fixed sparse projection (2048 wide, `--text_encoder ngram_sketch`) -> classifier"),
 )
 
 

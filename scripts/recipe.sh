@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The recommended recipe on a KEMDy folder: the teacher (Whisper base at the utterance's length, frozen, every
-# layer's statistics mixed by learnt weights and projected + the TF-IDF bag of the transcripts' character 1-3-grams
-# under a fixed 2048-wide sparse projection, read as it is (--text_encoder ngram_sketch --text_projection false),
+# layer's statistics mixed by learnt weights + the character n-gram text encoder learnt from the transcripts,
 # concatenation fusion and a linear classifier without dropout, class-weighted loss on the majority emotion, every
 # training row kept, trained full batch for 600 steps at a constant learning rate decayed to zero over the last 100
 # (warmup_stable_decay: the last step's model is a settled one), unclipped, towards the
@@ -28,7 +27,7 @@ cd "$ROOT"
 WHISPER="$(python -c 'from multistill.tools.whisper_base import transformers_folder; print(transformers_folder())')"
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" python -m multistill.tools.experiment --output_dir "$OUTPUT_DIR" \
     --corpus kemdy19 --data_dir "$DATA_DIR" --split session --validation_from dialogues --validation_fraction 0.2 \
-    --audio_encoder "$WHISPER" --text_encoder ngram_sketch --text_projection false --fusion_type concat --fusion_size linear \
+    --audio_encoder "$WHISPER" --text_encoder ngram --fusion_type concat --fusion_size linear \
     --class_weighting balanced --balance_max_fraction 0 --refit_on_validation true \
     --training_targets majority --l2_penalty 1 --refit_epochs all --num_train_epochs 600 --learning_rate 1e-2 --batch_size 1024 --logging_steps 50 \
     --lr_scheduler_type warmup_stable_decay --lr_scheduler_kwargs '{"num_decay_steps": 100}' --max_grad_norm 0 \

@@ -16,10 +16,7 @@ to zero over the last 100 steps, class-balanced loss, penalty ``sum(w^2) / (2 * 
   (128) -> classifier;
 * ``frozen_wide``: bag -> a fixed random Gaussian projection (``--frozen_width`` wide, std ``1/sqrt(width)``,
   which keeps inner products on average) -> classifier;
-* ``frozen_wide_projected``: the same with a learnt 128-wide projection before the classifier;
-* ``sketched``: bag -> the fixed sparse projection of the recipe's ``--text_encoder ngram_sketch`` (each n-gram on
-  4 of 2048 outputs with signs ``+-1/2``, :func:`multistill.modeling_ngram.sketch_coordinates`) -> classifier:
-  the recipe's text path since ``text_projection=False``.
+* ``frozen_wide_projected``: the same with a learnt 128-wide projection before the classifier.
 
 usage: python scripts/text_head_probe.py --data_dir KEMDY_DIR --sessions 1 2 --output_json results/X/probe.json
 """
@@ -44,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from multistill.tools.experiment import provenance  # noqa: E402
 
-HEADS = ("tfidf_lr", "linear", "recipe_shaped", "frozen_wide", "frozen_wide_projected", "sketched")
+HEADS = ("tfidf_lr", "linear", "recipe_shaped", "frozen_wide", "frozen_wide_projected")
 NUM_LABELS = 7
 
 
@@ -97,18 +94,6 @@ def bag_times(bag: tuple[torch.Tensor, torch.Tensor, torch.Tensor], weight: torc
     return torch.nn.functional.embedding_bag(ids, weight, offsets, mode="sum", per_sample_weights=values)
 
 
-def sketch_matrix(vocabulary: int) -> torch.Tensor:
-    """``[vocabulary, width]``: the recipe's sketch (:data:`multistill.offline.NGRAM_SKETCH`) of columns ``1..V``."""
-    from multistill.configuration_ngram import MultiStillNgramConfig
-    from multistill.modeling_ngram import sketch_coordinates
-    from multistill.offline import NGRAM_SKETCH
-
-    config = MultiStillNgramConfig(num_buckets=vocabulary, **NGRAM_SKETCH)
-    outputs, signs = sketch_coordinates(torch.arange(1, vocabulary + 1), config)
-    matrix = torch.zeros(vocabulary, config.hidden_size)
-    return matrix.scatter_add_(1, outputs, signs * config.sketch_nonzeros ** -0.5)
-
-
 def train_head(head: str, train_bag, labels: np.ndarray, test_bag, args: Arguments, seed: int) -> np.ndarray:
     """Fit one torch head as the recipe trains and return its predictions on ``test_bag``."""
     from sklearn.utils.class_weight import compute_sample_weight
@@ -117,12 +102,11 @@ def train_head(head: str, train_bag, labels: np.ndarray, test_bag, args: Argumen
     rows, vocabulary = train_bag.shape
     inputs, test_inputs = bag_inputs(train_bag), bag_inputs(test_bag)
     width = vocabulary
-    if head.startswith("frozen_wide") or head == "sketched":
-        fixed = sketch_matrix(vocabulary) if head == "sketched" else torch.randn(
-            vocabulary, args.frozen_width, generator=generator) * args.frozen_width ** -0.5
-        inputs, test_inputs, width = bag_times(inputs, fixed), bag_times(test_inputs, fixed), fixed.shape[1]
+    if head.startswith("frozen_wide"):
+        fixed = torch.randn(vocabulary, args.frozen_width, generator=generator) * args.frozen_width ** -0.5
+        inputs, test_inputs, width = bag_times(inputs, fixed), bag_times(test_inputs, fixed), args.frozen_width
     layers: list[tuple[torch.nn.Parameter, torch.nn.Parameter]] = []
-    shapes = {"linear": [width, NUM_LABELS], "frozen_wide": [width, NUM_LABELS], "sketched": [width, NUM_LABELS],
+    shapes = {"linear": [width, NUM_LABELS], "frozen_wide": [width, NUM_LABELS],
               "recipe_shaped": [width, 128, 128, NUM_LABELS], "frozen_wide_projected": [width, 128, NUM_LABELS]}[head]
     for index, (size_in, size_out) in enumerate(itertools.pairwise(shapes)):
         std = 0.1 if head == "recipe_shaped" and index == 0 else size_in ** -0.5

@@ -39,24 +39,6 @@ def sharpen(model: torch.nn.Module, seed: int = 0) -> None:
         param.copy_(torch.randn(param.shape, generator=generator) / math.sqrt(fan_in))
 
 
-def recipe_teacher(folder: str | os.PathLike, context_size: int = 2):
-    """The recipe's teacher shape in miniature, in ``folder``: tiny Whisper + the sketched n-gram text encoder
-    built from ``TEXTS``, pooled concat fusion with the text read unprojected, linear head, context; returns
-    ``(n-gram folder, sharpened teacher in eval mode, processor)``."""
-    from multistill.modeling_multistill import MultiStillForEmotionClassification
-    from multistill.offline import build_ngram_text_encoder
-    from multistill.processing_multistill import MultiStillProcessor
-
-    audio = tiny_encoder_dirs("whisper")["audio"]
-    ngram = build_ngram_text_encoder(Path(folder) / "ngram", TEXTS, hidden_size=64, num_buckets=512,
-                                     sketch_nonzeros=4)
-    teacher = MultiStillForEmotionClassification.from_encoders(
-        audio, ngram, preset="teacher", hidden_size=32, num_attention_heads=4, fusion_type="concat",
-        text_projection=False, classifier_hidden_size=0, context_size=context_size)
-    sharpen(teacher)
-    return ngram, teacher.eval(), MultiStillProcessor.from_encoders(audio, ngram, config=teacher.config)
-
-
 def make_model(preset: str = "teacher", seed: int = 0, audio: str = "wav2vec2", text: str = "electra", **overrides):
     """``(model, processor)`` of ``preset`` over the tiny encoders, in eval mode, with sharpened head."""
     model, processor = tiny_backbones(preset=preset, encoders=tiny_encoder_dirs(audio, text), seed=seed, **overrides)

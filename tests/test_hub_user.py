@@ -63,21 +63,8 @@ def hub_user_python() -> str:
     return python
 
 
-def hub_model(kind: str, folder: Path):
-    """``(model, processor, local pipeline)`` of a preset over tiny encoders, or (``"recipe_teacher"``) of the
-    recipe's shape: tiny Whisper + the sketched n-gram text encoder, unprojected text, context."""
-    if kind != "recipe_teacher":
-        return (*tiny_model(kind), tiny_pipeline(kind))
-    from _fixtures_model import recipe_teacher
-
-    from multistill.pipeline_multistill import MultiStillEmotionPipeline
-
-    _, model, processor = recipe_teacher(folder)
-    return model, processor, MultiStillEmotionPipeline(model=model, processor=processor, device="cpu")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["teacher", "light_student", "recipe_teacher"])
+@pytest.mark.parametrize("preset", ["teacher", "light_student"])
 def test_hub_user_with_only_torch_and_transformers(tmp_path, preset):
     """Issue 12.1: config, model, processor and pipeline (WAV path, bytes, 44.1 kHz stereo) and the card's code."""
     import soundfile
@@ -87,7 +74,7 @@ def test_hub_user_with_only_torch_and_transformers(tmp_path, preset):
 
     python = hub_user_python()
     checkpoint = tmp_path / "checkpoint"
-    model, processor, local_pipeline = hub_model(preset, tmp_path / "encoders")
+    model, processor = tiny_model(preset)
     model.save_pretrained(checkpoint)
     processor.save_pretrained(checkpoint)
     folder = hub.write_local_folder(checkpoint, tmp_path / "me" / "hub-user-test", "me/hub-user-test")
@@ -105,7 +92,7 @@ def test_hub_user_with_only_torch_and_transformers(tmp_path, preset):
     out = json.loads((tmp_path / "out.json").read_text())
     assert out["model_type"] == "multistill" and out["card_blocks"] == 2
     text = (folder / "example.txt").read_text(encoding="utf-8").strip()
-    local = local_pipeline({"audio": str(folder / "example.wav"), "text": text})
+    local = tiny_pipeline(preset)({"audio": str(folder / "example.wav"), "text": text})
     for key in ("path", "bytes"):
         assert [s["label"] for s in out[key]] == [s["label"] for s in local]
         np.testing.assert_allclose([s["score"] for s in out[key]], [s["score"] for s in local], atol=1e-5)

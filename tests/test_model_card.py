@@ -15,9 +15,6 @@ def test_card_describes_the_fusion_the_model_has():
     recipe = MultiStillConfig(fusion_type="concat", classifier_hidden_size=0, context_size=4)
     text = fusion_text(recipe)
     assert "pooled branches" in text and "linear classifier" in text and "attention" not in text
-    assert "text: the mean of its states, projected" in text
-    unprojected = MultiStillConfig(fusion_type="concat", classifier_hidden_size=0, text_projection=False)
-    assert "text: the mean of its states, read as it is" in fusion_text(unprojected)
     lines = training_lines(recipe, {}, "teacher", 1000, 10)
     assert "concat fusion; 4 previous utterances as context (decayed sum)" in lines[0] and "1,000 parameters (10 trainable)" in lines[0]
     assert "no run_info.json" in lines[1]

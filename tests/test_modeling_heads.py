@@ -102,31 +102,10 @@ def test_decayed_sum_context_weights_each_previous_utterance_by_its_distance():
 
 
 @pytest.mark.parametrize("field, value", [("fusion_type", "late_sum"), ("context_size", -1), ("context_size", 65),
-                                          ("context_type", "lstm"), ("context_decay", 0.0), ("context_decay", 1.5),
-                                          ("text_projection", "no")])
+                                          ("context_type", "lstm"), ("context_decay", 0.0), ("context_decay", 1.5)])
 def test_config_checks_new_fields(field, value):
     with pytest.raises(ValueError, match=field):
         MultiStillConfig(**{field: value})
-    with pytest.raises(ValueError, match="text_projection=False` needs the pooled fusion"):
-        MultiStillConfig(text_projection=False)
-
-
-def test_unprojected_text_is_read_as_it_is_beside_the_context():
-    """``text_projection=False``: the pooled text enters the utterance vector unchanged (its width, not
-    ``hidden_size``), and the decayed-sum context reads the same wider vectors."""
-    model, processor = make_model("teacher", audio="whisper", fusion_type="concat", text_projection=False,
-                                  context_size=2, classifier_hidden_size=0)
-    config = model.config
-    text_width = config.text_hidden_size
-    assert config.branch_sizes == {"audio": config.hidden_size, "text": text_width}
-    assert model.classifier.out_proj.in_features == 2 * (config.hidden_size + text_width)
-    batch = _inputs(processor, [0, 1])
-    model.eval()
-    with torch.no_grad():
-        output = model.multistill(**batch, output_hidden_states=True)
-        text = output.text_hidden_states
-        mask = output.text_hidden_mask.unsqueeze(-1).float()
-    torch.testing.assert_close(output.utterance_features[:, config.hidden_size:], (text * mask).sum(1) / mask.sum(1))
 
 
 def test_linear_classifier_head_round_trips(tmp_path):

@@ -184,41 +184,6 @@ def test_refit_on_validation_trains_on_training_and_validation_rows(refit_epochs
     assert (model.config.context_size, model.config.context_type) == ((2, "decayed_sum") if context else (0, "decayed_sum"))
 
 
-def test_the_sketched_ngram_text_is_read_without_projection(training_cache: Path, tmp_path: Path):
-    """--text_encoder ngram_sketch --text_projection false: the TF-IDF bag of the training transcripts under the
-    fixed sparse projection (nothing learnt, not cached), read by the linear classifier as it is; the saved model
-    reloads and predicts the same."""
-    import train
-    from multistill import MultiStillForEmotionClassification
-    from multistill.offline import NGRAM_SKETCH
-
-    train.main(["--output_dir", str(tmp_path), "--data_cache_dir", str(training_cache), "--num_train_epochs", "2",
-                "--text_encoder", "ngram_sketch", "--text_projection", "false", "--fusion_type", "concat",
-                "--fusion_size", "linear", *FAST_TRAINING])
-    info = json.loads((tmp_path / "run_info.json").read_text())
-    assert info["text_encoder"] == "ngram_sketch" and info["cached_modalities"] == ["audio"]
-    model = MultiStillForEmotionClassification.from_pretrained(tmp_path).eval()
-    text = model.multistill.text_encoder
-    assert text.config.hidden_size == NGRAM_SKETCH["hidden_size"] and not list(text.parameters())
-    assert model.config.branch_sizes == {"audio": model.config.hidden_size, "text": NGRAM_SKETCH["hidden_size"]}
-    assert model.classifier.out_proj.in_features == model.config.hidden_size + NGRAM_SKETCH["hidden_size"]
-    assert isinstance(model.multistill.branch_pooling.text_projection, torch.nn.Identity)
-    from transformers import AutoProcessor
-
-    from multistill.training.data import load_kemdy
-
-    predictions = json.loads((tmp_path / "test_predictions.json").read_text())[:4]
-    dataset = load_kemdy("synthetic", cache_dir=training_cache)
-    index = {key: i for i, key in enumerate(dataset["id"])}
-    rows = [dataset[index[p["id"]]] for p in predictions]
-    inputs = AutoProcessor.from_pretrained(tmp_path)(audio=[r["audio"] for r in rows], text=[r["text"] for r in rows],
-                                                   return_tensors="pt")
-    inputs.pop("token_type_ids", None)
-    with torch.inference_mode():
-        scores = torch.softmax(model(**inputs).logits, -1).numpy()
-    np.testing.assert_allclose(scores, [p["scores"] for p in predictions], atol=2e-3)
-
-
 def test_encoders_are_chosen_per_modality(training_cache: Path, tmp_path: Path):
     """--audio_encoder FOLDER --text_encoder tiny: a saved encoder for audio, a tiny one built from the training
     transcripts for text; the fusion head is tiny because one encoder is."""

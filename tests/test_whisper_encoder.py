@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 import torch
-from _fixtures_model import TEXTS, make_model, recipe_teacher, sharpen, tiny_encoder_dirs, waves
+from _fixtures_model import TEXTS, make_model, sharpen, tiny_encoder_dirs, waves
 from safetensors import safe_open
 from transformers import (
     AutoModel,
@@ -42,8 +42,15 @@ def whisper_model(preset: str = "teacher", **overrides):
 
 
 def recipe_shaped_teacher(tmp_path) -> tuple[str, MultiStillForEmotionClassification]:
-    """The recipe's teacher in miniature (:func:`_fixtures_model.recipe_teacher`): the n-gram folder, the teacher."""
-    ngram, teacher, _ = recipe_teacher(tmp_path)
+    """The recipe's teacher shape in miniature: tiny Whisper + an n-gram text encoder built from ``TEXTS``, pooled
+    concat fusion, linear head, context 2; returns the n-gram folder and the (sharpened) teacher."""
+    from multistill.offline import build_ngram_text_encoder
+
+    ngram = build_ngram_text_encoder(tmp_path / "ngram", list(TEXTS), hidden_size=16, num_buckets=512)
+    teacher = MultiStillForEmotionClassification.from_encoders(
+        whisper_dirs()["audio"], ngram, preset="teacher", hidden_size=32, num_attention_heads=4,
+        fusion_type="concat", classifier_hidden_size=0, context_size=2)
+    sharpen(teacher)
     return ngram, teacher
 
 

@@ -77,8 +77,7 @@ KEMDY_LINKS = {"KEMDy19": "https://nanum.etri.re.kr/share/kjnoh/KEMDy19",
 #: Readable names of encoder ``model_type``s (others are shown as their ``model_type``).
 ENCODER_NAMES = {"wav2vec2": "wav2vec 2.0", "hubert": "HuBERT", "wavlm": "WavLM", "data2vec-audio": "data2vec-audio",
                  "whisper": "Whisper encoder", "multistill_fbank": "log-mel filterbank + wav2vec2 layers",
-                 "electra": "ELECTRA", "bert": "BERT", "roberta": "RoBERTa", "xlm-roberta": "XLM-RoBERTa",
-                 "multistill_ngram": "character 1-3-gram TF-IDF bag"}
+                 "electra": "ELECTRA", "bert": "BERT", "roberta": "RoBERTa", "xlm-roberta": "XLM-RoBERTa"}
 #: The example utterance shipped with every published model (made by scripts/make_example_audio.py).
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_FILES = ("example.wav", "example.txt")
@@ -498,9 +497,8 @@ def fusion_text(config: Any) -> str:
     """How the branches are combined: the paper's attention layers, or the recipe's pooled head."""
     if getattr(config, "pooled_fusion", False):
         head = "a linear classifier" if not config.classifier_hidden_size else "a one-hidden-layer classifier"
-        text = "projected" if getattr(config, "text_projection", True) else "read as it is"
         return ("pooled branches (audio: every encoder layer's frame mean and standard deviation mixed by learnt "
-                f"weights, projected; text: the mean of its states, {text}), concatenated and read by {head}")
+                f"weights; text: the mean of its states), projected, concatenated and read by {head}")
     return f"{config.num_fusion_layers} MulT-style cross-modal attention layer(s)"
 
 

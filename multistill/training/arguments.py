@@ -31,10 +31,8 @@ PRETRAINED_ENCODERS = {"audio": "kresnik/wav2vec2-large-xlsr-korean", "text": "b
 TINY = "tiny"
 #: ``--text_encoder ngram``: the character n-gram encoder built from the training transcripts (no download).
 NGRAM = "ngram"
-#: ``--text_encoder ngram_sketch``: the same n-grams' TF-IDF bag under a fixed sparse projection (no learnt weights).
-NGRAM_SKETCH = "ngram_sketch"
 #: Encoders built locally from the training transcripts, by name.
-LOCAL_ENCODERS = (TINY, NGRAM, NGRAM_SKETCH)
+LOCAL_ENCODERS = (TINY, NGRAM)
 
 
 class UsageError(ValueError):
@@ -53,7 +51,7 @@ def run_script(main: Callable[[], Any]) -> None:
 def check_model_reference(value: str, argument: str, allow_tiny: bool = False, aliases: tuple[str, ...] = ()) -> str:
     """``value`` as a model folder (``~`` expanded; it must hold ``config.json``) or a Hub id, else a
     :class:`UsageError` naming ``argument`` (:func:`multistill.cli.check_model_reference`). ``"tiny"`` and
-    ``"ngram"``/``"ngram_sketch"`` pass when ``allow_tiny``, and so do ``aliases``."""
+    ``"ngram"`` pass when ``allow_tiny``, and so do ``aliases``."""
     if allow_tiny and value in LOCAL_ENCODERS:
         return value
     try:
@@ -109,20 +107,13 @@ class ModelArguments:
     text_encoder: str | None = field(
         default=None,
         metadata={"help": "train.py: the text encoder, 'ngram' (character 1-3-gram embeddings learnt from the "
-                  "training transcripts), 'ngram_sketch' (their TF-IDF bag under a fixed 2048-wide sparse "
-                  "projection, nothing learnt), 'tiny', a Hub id or a folder; default from --backbones."},
+                  "training transcripts: the recipe's), 'tiny', a Hub id or a folder; default from --backbones."},
     )
     fusion_type: str | None = field(
         default=None,
         metadata={"help": "How the branches are fused: 'cross_attention' (the paper's head over frame sequences) or "
                   "'concat' (pooled branches: weighted Whisper-layer statistics + mean text states; the recipe's). "
                   "Default: cross_attention.", "choices": ("cross_attention", "concat")},
-    )
-    text_projection: bool = field(
-        default=True,
-        metadata={"help": "--fusion_type concat: project the pooled text to the fusion width (default) or read it "
-                  "as it is (false: with --text_encoder ngram_sketch the classifier is logistic regression on the "
-                  "TF-IDF bag beside the audio branch)."},
     )
     context_size: int = field(
         default=0,
@@ -195,8 +186,7 @@ class ModelArguments:
 
     def config_overrides(self) -> dict[str, Any]:
         """Fields of ``MultiStillConfig`` set on the command line (fusion, context, Whisper window, freezing)."""
-        overrides: dict[str, Any] = {**self.context_overrides(), "audio_full_window": self.audio_full_window,
-                                     "text_projection": self.text_projection}
+        overrides: dict[str, Any] = {**self.context_overrides(), "audio_full_window": self.audio_full_window}
         if self.fusion_type is not None:
             overrides["fusion_type"] = self.fusion_type
         return {**overrides, **self.freeze_overrides()}

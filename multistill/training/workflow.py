@@ -27,7 +27,7 @@ from transformers import Trainer, TrainingArguments
 
 from ..annotations import EMOTIONS
 from ..asr import ASR_TEXT_COLUMN
-from .arguments import NGRAM, NGRAM_SKETCH, TINY, DataArguments, ModelArguments, UsageError
+from .arguments import NGRAM, TINY, DataArguments, ModelArguments, UsageError
 from .data import DEFAULT_CACHE, load_kemdy
 from .features import FeaturePlan, PreparedData
 from .splits import balance, check_training_labels, class_distribution, make_splits, split_groups, split_ids
@@ -360,20 +360,17 @@ def tiny_encoder_folders(train_texts: list[str], data_args: DataArguments, train
 
 
 def ngram_encoder_folder(train_texts: list[str], data_args: DataArguments, training_args: TrainingArguments,
-                         seed: int = 0, sketched: bool = False) -> str:
-    """The character n-gram text encoder + tokenizer of the training transcripts (cached by content); ``sketched``:
-    the fixed sparse projection of :data:`multistill.offline.NGRAM_SKETCH` instead of learnt embeddings."""
-    from ..offline import NGRAM_SKETCH, build_ngram_text_encoder
+                         seed: int = 0) -> str:
+    """The character n-gram text encoder + tokenizer of the training transcripts (cached by content)."""
+    from ..offline import build_ngram_text_encoder
 
-    shape = NGRAM_SKETCH if sketched else {}
-    key_parts = [sorted(train_texts), seed, "ngram-v1"] + ([shape] if sketched else [])
-    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([sorted(train_texts), seed, "ngram-v1"]).encode()).hexdigest()[:12]
     root = cache_root(data_args) / "ngram_encoders" / key
     with training_args.main_process_first(desc="building the n-gram text encoder"):
         if not (root / ".complete").exists():
             logger.info("Building the character n-gram text encoder in %s (IDF of %d transcripts)", root,
                         len(train_texts))
-            build_ngram_text_encoder(root, train_texts, seed=seed, **shape)
+            build_ngram_text_encoder(root, train_texts, seed=seed)
             (root / ".complete").touch()
     return str(root)
 
@@ -393,15 +390,12 @@ def build_model(model_args: ModelArguments, train_texts: list[str], data_args: D
     if TINY in encoders.values():
         folders = tiny_encoder_folders(train_texts, data_args, training_args)
         encoders = {m: folders[m] if value == TINY else value for m, value in encoders.items()}
-    if encoders["text"] in (NGRAM, NGRAM_SKETCH):
-        encoders["text"] = ngram_encoder_folder(train_texts, data_args, training_args,
-                                                sketched=encoders["text"] == NGRAM_SKETCH)
+    if encoders["text"] == NGRAM:
+        encoders["text"] = ngram_encoder_folder(train_texts, data_args, training_args)
     local = all(Path(value).is_dir() for value in encoders.values())
     overrides: dict[str, Any] = {**FUSION_SIZES[model_args.resolved_fusion_size()], **model_args.config_overrides()}
-    if encoders["text"] != model_args.encoders()["text"] and model_args.encoders()["text"] in (NGRAM, NGRAM_SKETCH):
-        # learnt embeddings are what training learns; a sketch has nothing to learn and is cheaper to run in
-        # every step than to cache (its states are as wide as the sketch)
-        overrides["freeze_text_encoder"] = False
+    if encoders["text"] != model_args.encoders()["text"] and model_args.encoders()["text"] == NGRAM:
+        overrides["freeze_text_encoder"] = False  # its embeddings are what training learns
     torch.manual_seed(training_args.seed)
     model = MultiStillForEmotionClassification.from_encoders(
         encoders["audio"], encoders["text"], preset=model_args.preset, local_files_only=local, **overrides
