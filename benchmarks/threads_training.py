@@ -17,7 +17,9 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -45,12 +47,14 @@ def parse_args(argv: list[str] | None = None) -> ThreadsArguments:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     import datasets
     import transformers
     from transformers import TrainingArguments
 
     from multistill.offline import build_tiny_encoders, tiny_backbones
+    from multistill.tools.experiment import provenance
     from multistill.training.data import load_kemdy
     from multistill.training.features import FeaturePlan
     from multistill.training.splits import make_splits
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(f"{args.output}.md").write_text(report + "\n", encoding="utf-8")
         Path(f"{args.output}.json").write_text(json.dumps(
-            {"timings": timings, "medians": medians, "load_average": loads, "steps": args.steps,
+            {"provenance": {**provenance(argv), "command": shlex.join(["python", "benchmarks/threads_training.py", *argv])},
+             "timings": timings, "medians": medians, "load_average": loads, "steps": args.steps,
              "repeats": args.repeats, "cpu_count": os.cpu_count(), "torch": torch.__version__}, indent=2) + "\n",
             encoding="utf-8")
 

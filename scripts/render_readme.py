@@ -464,7 +464,7 @@ def render_threads(files: dict[str, Any]) -> str:
         f"{one['light_steps']:.2f} s vs {two['light_steps']:.2f} s ({two['light_steps'] / one['light_steps']:.1f}x); "
         "two threads only help when the cores are otherwise idle. Measured side by side with "
         "`python benchmarks/threads_training.py --threads 1 2` (tiny backbones).",
-        "  " + provenance(None, None, None, source)])
+        "  " + from_file(data, source)])
 
 
 #: README block name -> its result files, renderer and the code paths that make it stale.

@@ -315,3 +315,20 @@ def test_trained_latency_times_saved_models_on_real_utterances(tmp_path: Path) -
         main(["--models", str(tmp_path), "--data_dir", str(SAMPLE_DIR)])
     with pytest.raises(SystemExit, match="error: --seconds takes the shortest and longest"):
         main(["--models", *models, "--data_dir", str(SAMPLE_DIR), "--seconds", "5", "4"])
+
+
+def test_threads_training_times_each_thread_count_and_records_its_command(tmp_path: Path) -> None:
+    """``benchmarks/threads_training.py``: caching, teacher and light-student steps per thread count, side by side,
+    with the medians, the load average and the command and commit that made them."""
+    script = ROOT / "benchmarks" / "threads_training.py"
+    output = tmp_path / "threads"
+    cmd = [sys.executable, str(script), "--threads", "1", "2", "--repeats", "1", "--steps", "2", "--output", str(output)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads(output.with_suffix(".json").read_text(encoding="utf-8"))
+    assert set(res["medians"]) == {"1", "2"} and res["steps"] == 2 and len(res["load_average"]) == 2
+    for medians in res["medians"].values():
+        assert set(medians) == {"caching", "teacher_steps", "light_steps"} and all(v > 0 for v in medians.values())
+    assert res["provenance"]["command"] == "python benchmarks/threads_training.py " + " ".join(cmd[2:])
+    assert len(res["provenance"]["git_commit"]) == 40
+    assert "| 2 |" in output.with_suffix(".md").read_text(encoding="utf-8")
