@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     from multistill.training.splits import make_splits
     from multistill.training.trainer import MultiStillTrainer
 
+    made_by = {**provenance(argv), "command": shlex.join(["python", "benchmarks/threads_training.py", *argv])}
     datasets.disable_progress_bars()
     transformers.utils.logging.set_verbosity_error()
     work = Path(tempfile.mkdtemp(prefix="threads_"))
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(f"{args.output}.md").write_text(report + "\n", encoding="utf-8")
         Path(f"{args.output}.json").write_text(json.dumps(
-            {"provenance": {**provenance(argv), "command": shlex.join(["python", "benchmarks/threads_training.py", *argv])},
+            {"provenance": made_by,
              "timings": timings, "medians": medians, "load_average": loads, "steps": args.steps,
              "repeats": args.repeats, "cpu_count": os.cpu_count(), "torch": torch.__version__}, indent=2) + "\n",
             encoding="utf-8")
