@@ -20,6 +20,15 @@ if str(Path(__file__).parent) not in sys.path:
 SAMPLE_DIR = REPO_ROOT / ".." / "shared" / "kemdy_sample"
 
 
+def assert_usage_error(main, argv: list[str], message: str, output: Path, capsys: pytest.CaptureFixture) -> None:
+    """A script's ``main(argv)`` refuses a bad argument: exit status 2, one ``error:`` line holding ``message``,
+    and no ``output`` written."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert not output.exists()
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     """The real KEMDy sample (``KEMDy19/`` and ``KEMDy20/``, Session 01); skips if it is not there."""

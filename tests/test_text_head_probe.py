@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, assert_usage_error
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
@@ -50,10 +50,7 @@ def test_the_linear_head_trains_logistic_regressions_objective(tmp_path: Path, s
 def test_bad_arguments_get_one_error_line_before_loading(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                          extra: list[str], message: str):
     argv = ["--data_dir", str(tmp_path), "--output_json", str(tmp_path / "p.json"), *extra]
-    assert text_head_probe.main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err
-    assert not (tmp_path / "p.json").exists()
+    assert_usage_error(text_head_probe.main, argv, message, tmp_path / "p.json", capsys)
 
 
 def test_a_session_the_folder_lacks_is_named(tmp_path: Path, sample_dir: Path, capsys: pytest.CaptureFixture):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, assert_usage_error
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
@@ -49,10 +49,7 @@ def test_shares_of_every_pair_with_their_command(tmp_path: Path, synthetic_root:
 def test_bad_arguments_get_one_error_line_before_loading(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                          extra: list[str], message: str):
     argv = ["--data_dir", str(tmp_path), "--output_json", str(tmp_path / "o.json"), *extra]
-    assert transcript_overlap.main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err
-    assert not (tmp_path / "o.json").exists()
+    assert_usage_error(transcript_overlap.main, argv, message, tmp_path / "o.json", capsys)
 
 
 def test_a_session_the_folder_lacks_is_named(tmp_path: Path, sample_dir: Path, capsys: pytest.CaptureFixture):
