@@ -21,7 +21,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OWNER="${HUB_OWNER:-your-username}"
 # the published models: Hub folder name -> run folder under OUTPUT_DIR
 declare -A RUNS=([multistill-kemdy-teacher]=seed_1/teacher [multistill-kemdy-text-student]=seed_1/text_student_kd)
-TABLES=(results/recipe_v6/fold1_test2_context4/results.json results/recipe_v6/fold2_test1_context4/results.json)
+TABLES=(results/recipe_v9_students/fold1_test2_context4/results.json results/recipe_v9_students/fold2_test1_context4/results.json)
 # 1. Check every argument before anything trains
 if [ ! -d "$DATA_DIR/KEMDy19" ] || [ ! -d "$DATA_DIR/KEMDy20" ]; then
   echo "error: DATA_DIR $DATA_DIR must hold KEMDy19/ and KEMDy20/ (bash ../shared/make_kemdy_dev.sh DIR makes it)" >&2

@@ -22,8 +22,8 @@ RECIPE_CODE = ("train.py", "distill.py", "scripts/recipe.sh", "loading_scripts",
 #: files stay in results/recipe (first version), results/recipe_l2 (second) and results/recipe_v6 (the same recipe
 #: on an AMD EPYC, with the text and audio students), referenced from README's prose.
 RECIPE_ROOT = "results/recipe_v9"
-#: The text and audio students of the context teacher (AMD EPYC runs; not yet rerun on the current code).
-STUDENTS_ROOT = "results/recipe_v6"
+#: The text and audio students of the context teacher (Intel Xeon, the same recipe code as RECIPE_ROOT).
+STUDENTS_ROOT = "results/recipe_v9_students"
 #: The light student's runs (context 4, Whisper's convolutions only: ``--light_audio_layers 0``; each run trains its
 #: own teacher to distil from). The 2-layer front end's runs are in results/recipe_v6_light, referenced from the prose.
 LIGHT_ROOT = "results/recipe_v6_light0"
