@@ -1,22 +1,24 @@
 #!/usr/bin/env python
 """What speech recognition costs the models, and whether training on ASR transcripts wins it back.
 
-Reads two runs of the experiment runner on the same split and seeds:
+Reads one or two runs of the experiment runner on the same split and seeds:
 
 * ``--gold_run``: trained on the corpus's transcripts, tested on them and on the recognizer's
   (``python -m multistill.tools.experiment ... --asr_model whisper-base --test_text_columns asr_text``);
-* ``--asr_run``: trained on the recognizer's transcripts, tested on them and on the corpus's
+* ``--asr_run`` (optional): trained on the recognizer's transcripts, tested on them and on the corpus's
   (``... --asr_model whisper-base --text_column asr_text --test_text_columns text``);
 
-and writes one table (``OUTPUT.md`` + ``OUTPUT.json``): per model and text baseline, macro-F1 in the four
-train/test combinations, the cost of ASR at test time (gold-trained: ASR test − gold test) and what training
-on ASR changes on ASR input (ASR-trained − gold-trained, both tested on ASR), paired by seed.
+and writes one table (``OUTPUT.md`` + ``OUTPUT.json``): per model and text baseline, macro-F1 in each
+train/test combination the runs hold, the cost of ASR at test time (gold-trained: ASR test − gold test) and,
+with ``--asr_run``, what training on ASR changes on ASR input (ASR-trained − gold-trained, both tested on
+ASR), paired by seed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
+from multistill.tools.experiment import provenance
 from multistill.tools.experiment_report import _pm, describe, paired_difference
 from multistill.training.arguments import UsageError, run_script
 
@@ -41,8 +44,9 @@ DIFFERENCES = (("asr_cost", "gold_asr", "gold_gold", "cost of ASR at test time (
 class GapArguments:
     gold_run: str = field(metadata={"help": "output_dir of the runner trained on the corpus's transcripts "
                                             "(--test_text_columns ASR_COLUMN)."})
-    asr_run: str = field(metadata={"help": "output_dir of the runner trained on the ASR transcripts "
-                                           "(--text_column ASR_COLUMN --test_text_columns text)."})
+    asr_run: str | None = field(default=None, metadata={
+        "help": "output_dir of the runner trained on the ASR transcripts (--text_column ASR_COLUMN "
+                "--test_text_columns text); without it the table holds the gold-trained run's columns only."})
     output: str = field(default="results/asr_gap", metadata={"help": "Writes OUTPUT.md and OUTPUT.json."})
 
 
@@ -64,58 +68,79 @@ def _test_ids(run: Path, seed: int) -> list[str]:
     raise UsageError(f"{run / f'seed_{seed}'}: no teacher/ or baselines/ data_splits.json.")
 
 
-def gap_table(gold_run: Path, asr_run: Path) -> dict[str, Any]:
-    """The four train/test combinations and the two paired differences, per row both runs have."""
-    gold, asr = _load(gold_run), _load(asr_run)
+def _check_pair(gold: dict[str, Any], asr: dict[str, Any] | None, gold_run: Path, asr_run: Path | None) -> str:
+    """The ASR column the runs compare; a :class:`UsageError` when they do not pair up."""
     if gold["transcripts"]["trained_on"] != "text":
         raise UsageError(f"--gold_run {gold_run} trained on {gold['transcripts']['trained_on']!r}, not 'text'.")
+    if asr is None:
+        columns = [column for column in gold["transcripts"]["tested_on"] if column != "text"]
+        if len(columns) != 1:
+            raise UsageError(f"--gold_run {gold_run} was tested on {gold['transcripts']['tested_on']}: give it one "
+                             "ASR column (--test_text_columns asr_text).")
+        return columns[0]
     column = asr["transcripts"]["trained_on"]
     if column == "text" or column not in gold["transcripts"]["tested_on"] or "text" not in asr["transcripts"]["tested_on"]:
         raise UsageError(f"The runs do not pair up: --gold_run tested on {gold['transcripts']['tested_on']}, "
                          f"--asr_run trained on {column!r} and tested on {asr['transcripts']['tested_on']}.")
-    seeds = sorted(set(gold["settings"]["seeds"]) & set(asr["settings"]["seeds"]))
-    if not seeds:
-        raise UsageError("The runs share no seed.")
-    for seed in seeds:
+    for seed in sorted(set(gold["settings"]["seeds"]) & set(asr["settings"]["seeds"])):
         if _test_ids(gold_run, seed) != _test_ids(asr_run, seed):
             raise UsageError(f"Seed {seed}: the runs tested on different utterances (other split arguments).")
-    asr_rows = {row["name"]: row for row in asr["transcripts"]["rows"]}
+    return column
+
+
+def gap_table(gold_run: Path, asr_run: Path | None = None) -> dict[str, Any]:
+    """Each train/test combination the runs hold and the paired differences, per row both runs have."""
+    gold, asr = _load(gold_run), (_load(asr_run) if asr_run is not None else None)
+    column = _check_pair(gold, asr, gold_run, asr_run)
+    seeds = sorted(set(gold["settings"]["seeds"]) & set(asr["settings"]["seeds"] if asr else gold["settings"]["seeds"]))
+    if not seeds:
+        raise UsageError("The runs share no seed.")
+    combinations = [key for key, _ in COMBINATIONS if asr is not None or key.startswith("gold_")]
+    differences = [d for d in DIFFERENCES if {d[1], d[2]} <= set(combinations)]
+    asr_rows = {row["name"]: row for row in asr["transcripts"]["rows"]} if asr else None
     rows = []
     for row in gold["transcripts"]["rows"]:
-        if row["name"] not in asr_rows:
-            continue
         name = row["name"]
-        values: dict[str, dict[int, float]] = {"gold_gold": {}, "gold_asr": {}, "asr_asr": {}, "asr_gold": {}}
+        if asr_rows is not None and name not in asr_rows:
+            continue
+        values: dict[str, dict[int, float]] = {key: {} for key in combinations}
         for seed in seeds:
-            trained_gold, trained_asr = gold["per_seed"][str(seed)][name], asr["per_seed"][str(seed)][name]
+            trained_gold = gold["per_seed"][str(seed)][name]
             values["gold_gold"][seed] = trained_gold["metrics"]["macro_f1"]
             values["gold_asr"][seed] = trained_gold["test_by_text_column"][column]["macro_f1"]
-            values["asr_asr"][seed] = trained_asr["metrics"]["macro_f1"]
-            values["asr_gold"][seed] = trained_asr["test_by_text_column"]["text"]["macro_f1"]
+            if asr is not None:
+                trained_asr = asr["per_seed"][str(seed)][name]
+                values["asr_asr"][seed] = trained_asr["metrics"]["macro_f1"]
+                values["asr_gold"][seed] = trained_asr["test_by_text_column"]["text"]["macro_f1"]
         rows.append({
             "name": name, "label": row["label"],
-            "macro_f1": {key: describe([values[key][s] for s in seeds]) for key, _ in COMBINATIONS},
-            "differences": {key: paired_difference(values[first], values[second])
-                            for key, first, second, _ in DIFFERENCES},
+            "macro_f1": {key: describe([values[key][s] for s in seeds]) for key in combinations},
+            "differences": {key: paired_difference(values[first], values[second]) for key, first, second, _ in differences},
         })
-    return {"gold_run": str(gold_run), "asr_run": str(asr_run), "asr_column": column, "seeds": seeds,
-            "commands": {"gold_run": gold["provenance"]["command"], "asr_run": asr["provenance"]["command"]},
+    commands = {"gold_run": gold["provenance"]["command"], **({"asr_run": asr["provenance"]["command"]} if asr else {})}
+    return {"gold_run": str(gold_run), "asr_run": str(asr_run) if asr_run else None, "asr_column": column,
+            "seeds": seeds, "commands": commands, "combinations": combinations,
+            "test_cer": gold["transcripts"].get("test_cer", {}).get(column),
             "test_examples": len(_test_ids(gold_run, seeds[0])), "rows": rows}
 
 
 def render(table: dict[str, Any]) -> str:
     seeds = ", ".join(map(str, table["seeds"]))
+    combinations = [(key, title) for key, title in COMBINATIONS if key in table["combinations"]]
+    differences = [d for d in DIFFERENCES if d[0] in table["rows"][0]["differences"]] if table["rows"] else []
+    runs = f"Trained on the corpus's transcripts: `{table['commands']['gold_run']}`."
+    if "asr_run" in table["commands"]:
+        runs += f" Trained on the recognizer's: `{table['commands']['asr_run']}`."
     lines = [
         f"# Gold vs ASR transcripts ({table['asr_column']}), macro-F1 %, mean ± std over seeds {seeds}", "",
-        f"The same {table['test_examples']} test utterances for every cell. Trained on the corpus's transcripts: "
-        f"`{table['commands']['gold_run']}`. Trained on the recognizer's: `{table['commands']['asr_run']}`.", "",
-        "| model | " + " | ".join(title for _, title in COMBINATIONS) + " | "
-        + " | ".join(f"Δ {title}, points" for *_, title in DIFFERENCES) + " |",
-        "|---" * (1 + len(COMBINATIONS) + len(DIFFERENCES)) + "|",
+        f"The same {table['test_examples']} test utterances for every cell. {runs}", "",
+        "| model | " + " | ".join(title for _, title in combinations) + " | "
+        + " | ".join(f"Δ {title}, points" for *_, title in differences) + " |",
+        "|---" * (1 + len(combinations) + len(differences)) + "|",
     ]
     for row in table["rows"]:
-        cells = [_pm(row["macro_f1"][key]) for key, _ in COMBINATIONS]
-        for key, *_ in DIFFERENCES:
+        cells = [_pm(row["macro_f1"][key]) for key, _ in combinations]
+        for key, *_ in differences:
             d = row["differences"][key]
             cells.append(f"{_pm(d, 100.0, 1, signed=True)} ({d['ahead']} up, {d['behind']} down)")
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
@@ -124,8 +149,10 @@ def render(table: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    (args,) = HfArgumentParser(GapArguments).parse_args_into_dataclasses(sys.argv[1:] if argv is None else argv)
-    table = gap_table(Path(args.gold_run), Path(args.asr_run))
+    argv = sys.argv[1:] if argv is None else argv
+    (args,) = HfArgumentParser(GapArguments).parse_args_into_dataclasses(argv)
+    table = {"provenance": {**provenance(argv), "command": shlex.join(["python", "scripts/asr_gap.py", *argv])},
+             **gap_table(Path(args.gold_run), Path(args.asr_run) if args.asr_run else None)}
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".json").write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -263,6 +263,19 @@ def test_experiment_compares_gold_and_asr_transcripts(tmp_path_factory: pytest.T
     assert row["differences"]["asr_cost"]["values"] == pytest.approx(
         [row["macro_f1"]["gold_asr"]["values"][0] - row["macro_f1"]["gold_gold"]["values"][0]])
     assert "| Baseline: character 1-3-gram TF-IDF" in gap.with_suffix(".md").read_text()
+    assert table["provenance"]["command"].startswith("python scripts/asr_gap.py --gold_run")
+    # the gold-trained run alone: its two test columns and the cost of ASR, for every row it has
+    alone = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "asr_gap.py"), "--gold_run", str(output),
+                            "--output", str(gap)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert alone.returncode == 0, alone.stderr
+    table = json.loads(gap.with_suffix(".json").read_text())
+    assert table["combinations"] == ["gold_gold", "gold_asr"] and table["asr_run"] is None
+    assert [row["name"] for row in table["rows"]] == [row["name"] for row in transcripts["rows"]]
+    teacher = next(row for row in table["rows"] if row["name"] == "teacher")
+    assert list(teacher["differences"]) == ["asr_cost"]
+    assert teacher["macro_f1"]["gold_asr"]["values"] == [metrics["asr_text"]["macro_f1"]]
+    assert table["test_cer"] == transcripts["test_cer"]["asr_text"]
+    assert "trained on ASR" not in gap.with_suffix(".md").read_text()
     # two runs that do not pair up are refused with a reason
     refused = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "asr_gap.py"), "--gold_run", str(reverse),
                               "--asr_run", str(output), "--output", str(gap)], capture_output=True, text=True,
