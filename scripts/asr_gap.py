@@ -26,9 +26,12 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
-from multistill.tools.experiment import provenance
-from multistill.tools.experiment_report import _pm, describe, paired_difference
-from multistill.training.arguments import UsageError, run_script
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's package (its commit in the provenance), whatever is installed
+
+from multistill.tools.experiment import provenance  # noqa: E402
+from multistill.tools.experiment_report import _pm, describe, paired_difference  # noqa: E402
+from multistill.training.arguments import UsageError, run_script  # noqa: E402
 
 logger = logging.getLogger("asr_gap")
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from multistill.audio_utils import load_audio
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, whatever is installed
+
+from multistill.audio_utils import load_audio  # noqa: E402
 
 TEXT = "오늘 정말 기분 좋아요. 같이 산책 갈래요?"
 OUT = Path(__file__).resolve().parents[1] / "multistill" / "examples"
