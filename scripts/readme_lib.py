@@ -7,7 +7,7 @@ import ast
 import functools
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ class Table:
     sources: tuple[str, ...]
     render: Callable[[dict[str, Any]], str]
     code: tuple[str, ...]
+    #: code only some of the sources depend on (e.g. the script that joined two runs, not the runs themselves)
+    source_code: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,12 +111,14 @@ def source_commit(data: dict[str, Any], source: str) -> str | None:
     return (data.get("provenance") or {}).get("git_commit") or data.get("commit") or added_in(source)
 
 
-def stale_note(files: dict[str, Any], code: tuple[str, ...]) -> str | None:
-    """The STALE paragraph when any of ``code`` changed after the commit of one of the block's result files."""
+def stale_note(files: dict[str, Any], code: tuple[str, ...],
+               source_code: dict[str, tuple[str, ...]] | None = None) -> str | None:
+    """The STALE paragraph when any of ``code`` (plus the source's own ``source_code``) changed after the commit of
+    one of the block's result files."""
     for source, data in files.items():
-        commit = source_commit(data, source)
-        if stale_since(commit, code):
-            return (f"{STALE_PREFIX}: code these figures depend on ({', '.join(f'`{c}`' for c in code)}) changed "
+        commit, depends = source_commit(data, source), code + (source_code or {}).get(source, ())
+        if stale_since(commit, depends):
+            return (f"{STALE_PREFIX}: code these figures depend on ({', '.join(f'`{c}`' for c in depends)}) changed "
                     f"after commit `{(commit or '')[:7]}` of `{source}`; re-run its command to refresh them.")
     return None
 

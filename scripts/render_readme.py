@@ -41,7 +41,6 @@ from readme_lib import (  # noqa: E402
     ms,
     paired_line,
     pm,
-    provenance,
     ratio,
     stale_note,
     table,
@@ -56,8 +55,10 @@ from readme_recipe import (  # noqa: E402
     TEXT_HEAD_PROBE,
     TRAINED_LATENCY,
     TRANSCRIPT_OVERLAP,
+    asr_files,
     context_file,
     recipe_file,
+    render_asr_gap,
     render_context,
     render_recipe,
     render_students,
@@ -75,7 +76,6 @@ from multistill.asr import SHORT_WINDOW_S  # noqa: E402
 # --------------------------------------------------------------------------------------------
 
 MAIN_JOB = "results/main_job/results.json"
-REAL_SAMPLE = "results/real_sample/results.json"
 HEADLINE = "benchmarks/results/benchmark_cpu_headline.json"
 EXPERIMENT_METRICS = (("accuracy", "accuracy (WA)"), ("weighted_precision", "precision"), ("weighted_f1", "F1"),
                       ("unweighted_accuracy", "UA"), ("macro_f1", "macro-F1"))
@@ -118,50 +118,6 @@ def render_main_job(files: dict[str, Any]) -> str:
                      f"ratios, {gain['speedup']['n']} pairs of runs of equal epochs).")
     return "\n".join(lines)
 
-
-def render_real_sample(files: dict[str, Any]) -> str:
-    """The real-speech table: KD / no KD side by side, baselines as rows, paired differences."""
-    data = files[REAL_SAMPLE]
-    rows = {row["name"]: row for row in data["rows"]}
-    keys = (("accuracy", "accuracy (WA)"), ("unweighted_accuracy", "UA"), ("macro_f1", "macro-F1"))
-    labels = {"teacher": "Teacher (Whisper base + tiny text, 3 fusion layers)",
-              "text_student": "(a) text-only student, KD / no KD",
-              "audio_student": "(b) audio-only student (Whisper base), KD / no KD",
-              "multimodal_student": "(c) multimodal student, KD / no KD"}
-    body = []
-    for name, label in labels.items():
-        if name == "teacher":
-            body.append([label, *(pm(rows[name]["summary"][k]) for k, _ in keys)])
-        elif f"{name}_kd" in rows:
-            kd, ce = rows[f"{name}_kd"]["summary"], rows[f"{name}_ce"]["summary"]
-            body.append([label, *(f"{pm(kd[k])} / {pm(ce[k])}" for k, _ in keys)])
-    body += [[row["label"], *(pm(row["summary"][k]) if row["summary"][k]["std"] else
-                              f"{100 * row['summary'][k]['mean']:.2f}" for k, _ in keys)]
-             for row in data["rows"] if row["kind"] == "baseline"]
-    seeds = ", ".join(map(str, data["settings"]["seeds"]))
-    lines = [from_file(data, REAL_SAMPLE), "",
-             f"Mean ± std over seeds {seeds} (a baseline whose std is 0 shows its value alone); the latency column of "
-             "the source file was measured on 3 utterances while other jobs loaded the machine.", "",
-             table(["model (KEMDy19, held-out dialogues)", *(t for _, t in keys)], body), "",
-             "Paired by seed (macro-F1 points, mean ± std of the per-seed differences):", ""]
-    for c in data["comparisons"]:
-        first, second = ("teacher", "baseline") if c["second"].startswith("baseline") else ("KD", "no KD")
-        title = c["title"].split(":")[0]
-        lines.append(f"* {title}: {first} − {second} {paired_line(c, first, second)}")
-    return "\n".join(lines)
-
-
-def render_kd_ablation(files: dict[str, Any]) -> str:
-    source = "results/real_sample/kd_ablation.json"
-    data = files[source]
-    rows = [[r["setting"], f"{100 * r['macro_f1']:.1f}", f"{100 * r['unweighted_accuracy']:.1f}",
-             f"{100 * r['accuracy']:.1f}"] for r in data["rows"]]
-    teacher = data["teacher_test"]
-    return "\n".join([
-        provenance(None, data.get("commit"), None, source) + f" Command: {data['command']}.", "",
-        f"Teacher of the same seed: macro-F1 {100 * teacher['test_macro_f1']:.1f}, UA "
-        f"{100 * teacher['test_unweighted_accuracy']:.1f}, accuracy {100 * teacher['test_accuracy']:.1f}.", "",
-        table([f"{data['student'].replace('_', ' ')}, seed {data['seed']}", "macro-F1", "UA", "accuracy (WA)"], rows)])
 
 
 def render_whisper_verify(files: dict[str, Any]) -> str:
@@ -283,30 +239,6 @@ def render_asr_loop_guards(files: dict[str, Any]) -> str:
         from_file(data, ASR_LOOP_GUARDS)])
 
 
-def render_asr_gap(files: dict[str, Any]) -> str:
-    source, gold = "results/real_sample/asr_gap.json", "results/real_sample/asr_gold.json"
-    data = files[source]
-    rows = []
-    for row in data["rows"]:
-        m, d = row["macro_f1"], row["differences"]
-        cells = [pm(m["gold_gold"]), pm(m["gold_asr"]), pm(m["asr_asr"])]
-        for key in ("asr_cost", "asr_training"):
-            x = d[key]
-            cells.append(f"{pm(x, 100.0, 1, signed=True)} ({x['ahead']} up, {x['behind']} down)")
-        rows.append([row["label"], *cells])
-    header = ["model", "gold-trained, gold test", "gold-trained, ASR test", "ASR-trained, ASR test",
-              "cost of ASR (gold-trained: ASR − gold test)", "training on ASR (ASR test: ASR- − gold-trained)"]
-    p = files[gold]["provenance"]
-    return "\n".join([
-        provenance("python scripts/asr_gap.py --gold_run outputs/asr_gold --asr_run outputs/asr_trained --output "
-                   "results/real_sample/asr_gap", p["git_commit"], p["git_dirty"], source,
-                   p["date"], p["git_changes"]),
-        "", f"The two runs' commands are in the file. Character error rate of Whisper base's transcripts on these "
-        f"test utterances: {100 * files[gold]['transcripts']['test_cer']['asr_text']:.1f} %. Macro-F1 %, mean ± std over seeds "
-        f"{', '.join(map(str, data['seeds']))} on the same {data['test_examples']} held-out utterances; Δ = mean ± std "
-        "of the per-seed differences, points, with the number of seeds up / down.", "", table(header, rows)])
-
-
 def _headline_rows(data: dict[str, Any]) -> list[list[str]]:
     labels = {"teacher": "teacher", "multimodal_student": "multimodal student (paper)",
               "audio_student": "audio student (paper)", "text_student": "text student (paper)",
@@ -409,42 +341,13 @@ def trained_speed_sentence(data: dict[str, Any]) -> str:
     """The recipe's light students as trained on real speech: their speed-up over their own teachers."""
     ratios = [m["teacher_ratio"] for m in data["models"] if m["preset"] == "light_student" and m["audio_layers"] == 0]
     seconds = [u["seconds"] for u in data["utterances"]]
+    low, high = f"{min(ratios):.1f}", f"{max(ratios):.1f}"
+    speed = low if low == high else f"{low}-{high}"  # the two folds' students can round to one figure
     return (f"trained on real speech, the recipe's light student (Whisper's convolutions only) keeps its teacher's "
-            f"macro-F1 on both held-out sessions and is **{min(ratios):.1f}-{max(ratios):.1f}x faster than its "
+            f"macro-F1 on both held-out sessions and is **{speed}x faster than its "
             f"teacher** on real {min(seconds):.1f}-{max(seconds):.1f} s utterances (fp32, same run, "
             f"{'a shared' if data['others_cpu_pct'] > 10 else 'an idle'} CPU; "
             "[its table](#the-light-student-of-the-recipe)).")
-
-
-def render_older_benchmarks(files: dict[str, Any]) -> str:
-    """The earlier EPYC runs (fp32 + training, variants) and the stream benchmark, in one paragraph."""
-    cpu, var, stream = (files[f"benchmarks/results/{n}.json"] for n in ("benchmark_cpu", "benchmark_cpu_variants",
-                                                                          "stream_cpu"))
-    light = next(r for r in cpu["latency"] if r["model"] == "light_student" and r["variant"] == "fp32"
-                 and r["batch_size"] == 1 and r["audio_seconds"] == 5.0)
-    cached, raw = ({r["mode"]: r for r in cpu["training"] if r["model"] == "teacher"}[k] for k in ("cached", "encoders"))
-    v8 = next(r for r in var["latency"] if r["model"] == "light_student" and r["variant"] == "int8"
-              and r["audio_seconds"] == 5.0)
-    runs = {r["model"]: r for r in stream["runs"] if r["threads"] == 2}
-    ls, t = runs["light_student"], runs["teacher"]
-    return "\n".join([
-        provenance(None, None, None, "benchmarks/results/benchmark_cpu.json", cpu.get("created")),
-        "", provenance(None, None, None, "benchmarks/results/benchmark_cpu_variants.json",
-                       var.get("created")),
-        "", provenance(None, None, None, "benchmarks/results/stream_cpu.json", stream.get("created")),
-        "", f"Older runs on an idle {cpu['machine']['cpu']} ({cpu['machine']['threads']} threads, one round each), "
-        "re-rendered with these rules from their JSON: [`benchmark_cpu.md`](benchmarks/results/benchmark_cpu.md) "
-        f"(light student {ratio(light['speedup_vs_teacher'])} the teacher, fp32; training step with cached encoder "
-        f"features {cached['examples_per_s'] / raw['examples_per_s']:.1f}x the examples/s of running the frozen encoders, "
-        f"{cached['examples_per_s']:.2f} vs {raw['examples_per_s']:.2f} examples/s) and "
-        "[`benchmark_cpu_variants.md`](benchmarks/results/benchmark_cpu_variants.md) (int8 light student "
-        f"{ratio(v8['speedup_vs_teacher'])} the int8 teacher, {ratio(v8['speedup_vs_fp32_teacher'])} the fp32 one). "
-        "Real-time stream mode ([`stream_cpu.md`](benchmarks/results/stream_cpu.md): a "
-        f"{stream['conversation']['audio_s']:.0f} s two-speaker conversation, {stream['conversation']['utterances']} "
-        "utterances, full-size models, 2 threads): the light student runs at RTF "
-        f"{ls['rtf']:.3f} and answers {1000 * ls['latency']['mean_s']:.0f} ms (mean) after the chunk that closes an "
-        f"utterance; the teacher at RTF {t['rtf']:.3f} and {1000 * t['latency']['mean_s']:,.0f} ms "
-        f"({t['rtf'] / ls['rtf']:.1f}x the light student's RTF)."])
 
 
 def render_threads(files: dict[str, Any]) -> str:
@@ -479,12 +382,10 @@ TABLES: dict[str, Table] = {
                      ("benchmarks/threads_training.py", "multistill/training/trainer.py", "multistill/training/features.py",
                       "multistill/training/feature_cache.py")),
     "main_job": Table((MAIN_JOB,), render_main_job, TRAINING_CODE + ("scripts/main.sh",)),
-    "real_sample": Table((REAL_SAMPLE,), render_real_sample, TRAINING_CODE),
-    "kd_ablation": Table(("results/real_sample/kd_ablation.json",), render_kd_ablation, TRAINING_CODE),
     "asr_cer": Table(ASR_CER, render_asr_cer,
                      ("benchmarks/asr_cer.py", "multistill/asr.py", "multistill/annotations.py")),
-    "asr_gap": Table(("results/real_sample/asr_gold.json", "results/real_sample/asr_gap.json"), render_asr_gap,
-                     TRAINING_CODE + ("scripts/asr_gap.py",)),
+    "asr_gap": Table(asr_files(), render_asr_gap, RECIPE_CODE,
+                     {source: ("scripts/asr_gap.py",) for source in asr_files() if source.endswith("_gap.json")}),
     "asr_loop_guards": Table((ASR_LOOP_GUARDS,), render_asr_loop_guards,
                              ("scripts/asr_loop_guards.py", "multistill/tools/whisper_convert.py")),
     "vad_eval": Table(("benchmarks/results/vad_eval.json",), render_vad_eval,
@@ -505,10 +406,6 @@ TABLES: dict[str, Table] = {
                            functools.partial(render_students, root=LIGHT_ROOT), RECIPE_CODE),
     "trained_latency": Table((TRAINED_LATENCY,), render_trained_latency,
                              RECIPE_CODE + ("benchmarks/trained_latency.py", "benchmarks/bench_lib.py")),
-    "older_benchmarks": Table(tuple(f"benchmarks/results/{n}.json" for n in ("benchmark_cpu", "benchmark_cpu_variants",
-                                                                             "stream_cpu")),
-                              render_older_benchmarks,
-                              tuple(dict.fromkeys(BENCH_CODE + STREAM_CODE))),
 }
 
 
@@ -526,7 +423,7 @@ def render(name: str) -> str:
         raise SystemExit(f"error: the result file {missing[0]} of README block `{name}` does not exist.")
     files = {source: json.loads((ROOT / source).read_text(encoding="utf-8")) for source in spec.sources}
     body = spec.render(files)
-    note = stale_note(files, spec.code)
+    note = stale_note(files, spec.code, spec.source_code)
     return body if note is None else f"{note}\n\n{body}"
 
 

@@ -67,6 +67,12 @@ def test_stale_when_the_code_changed_after_the_result_commit(tmp_path, monkeypat
     (tmp_path / "other.py").write_text("b = 2\n")
     git("commit", "-qam", "unrelated change")
     assert readme_lib.stale_since(made, ("code.py",)) is False
+    # code that only one source depends on (a script joining runs) makes the block stale through that source only
+    files = {"runs.json": {"provenance": {"git_commit": made}}}
+    assert readme_lib.stale_note(files, ("code.py",)) is None
+    assert readme_lib.stale_note(files, ("code.py",), {"joined.json": ("other.py",)}) is None
+    note = readme_lib.stale_note(files, ("code.py",), {"runs.json": ("other.py",)})
+    assert note.startswith(readme_lib.STALE_PREFIX) and "`other.py`" in note and "`runs.json`" in note
     (tmp_path / "code.py").write_text('"""What it does, reworded."""\n\na = 1  # a comment\n')
     git("commit", "-qam", "docstring and comment only")
     assert readme_lib.stale_since(made, ("code.py",)) is False  # the figures' code did not change
