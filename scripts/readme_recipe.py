@@ -310,10 +310,6 @@ def render_trained_latency(files: dict[str, Any]) -> str:
 #: What speech recognition costs the recipe's teacher and the text baselines (scripts/asr_gap.py per fold, over the
 #: runs trained on the gold transcripts and on Whisper base's; the runs' results.json beside each table).
 ASR_ROOT = "results/recipe_asr"
-ASR_COMBINATIONS = (("gold_gold", "trained on gold, tested on gold"), ("gold_asr", "trained on gold, tested on ASR"),
-                    ("asr_asr", "trained on ASR, tested on ASR"), ("asr_gold", "trained on ASR, tested on gold"))
-ASR_DIFFERENCES = (("asr_cost", "cost of ASR (gold-trained: ASR − gold test)"),
-                   ("asr_training", "training on ASR (ASR test: ASR- − gold-trained)"))
 
 
 def asr_files() -> tuple[str, ...]:
@@ -324,15 +320,17 @@ def asr_files() -> tuple[str, ...]:
 
 def render_asr_gap(files: dict[str, Any]) -> str:
     """Gold vs ASR transcripts for the recipe's teacher and the text baselines, both folds, paired by seed."""
-    header = ["model (macro-F1, mean ± std over 3 seeds)", "folds", *(title for _, title in ASR_COMBINATIONS),
-              *(title for _, title in ASR_DIFFERENCES)]
+    from asr_gap import COMBINATIONS, DIFFERENCES  # the table's columns, as scripts/asr_gap.py names them
+
+    header = ["model (macro-F1, mean ± std over 3 seeds)", "folds", *(title for _, title in COMBINATIONS),
+              *(title for *_, title in DIFFERENCES)]
     rows, rates = [], []
     for fold, title in RECIPE_FOLDS:
         gap = files[f"{ASR_ROOT}/{fold}_gap.json"]
         rates.append(f"{100 * gap['test_cer']:.1f} % on test Session {title[-2:]} ({gap['test_examples']} utterances)")
         for row in gap["rows"]:
-            cells = [pm(row["macro_f1"].get(key), digits=1) for key, _ in ASR_COMBINATIONS]
-            for key, _ in ASR_DIFFERENCES:
+            cells = [pm(row["macro_f1"].get(key), digits=1) for key, _ in COMBINATIONS]
+            for key, *_ in DIFFERENCES:
                 d = row["differences"].get(key)
                 cells.append("–" if d is None else f"{pm(d, 100.0, 1, signed=True)} ({d['ahead']} up, {d['behind']} down)")
             rows.append([row["label"], title, *cells])
