@@ -1,0 +1,175 @@
+"""How much should a text + audio model listen? The audio weight of early fusion, on validation and on test.
+
+The recipe's teacher adds Whisper features to the character n-gram text path, and how much it leans on audio is
+set by how the two branches are scaled under one L2 penalty. This probe makes that weight explicit in the simplest
+model that has it, logistic regression on both branches side by side (early fusion): the TF-IDF bag (rows of L2
+norm 1, the TF-IDF baseline's) beside the Whisper-LR baseline's features (Whisper's last layer, mean+std pooled
+at the utterance's own length), standardised on the training rows and divided by the square root of their width
+(rows of norm about 1), times the audio weight ``w``. ``w = 0`` is the TF-IDF baseline itself; ``w = 1`` gives
+each branch the same norm; a large ``w`` leans on audio.
+
+For each fold (train one KEMDy19 session, test another) and each ``w`` it reports:
+
+* **validation**: macro-F1 pooled over cross-validation on whole dialogues of the *training* session (each
+  dialogue predicted by a model fitted on the session's other dialogues), the only score a choice may use;
+* **test**: macro-F1 on the held-out session of a model fitted on every training row, for reading, not choosing;
+* the weight validation picks (highest validation macro-F1, the smaller weight on a tie) and its test score.
+
+With ``--context_sizes`` the features of each utterance are stacked beside the decayed sum of its previous
+utterances' (the baselines' context, :func:`multistill.tools.baselines.with_context`).
+
+usage: python scripts/branch_balance_probe.py --data_dir KEMDY_DIR --audio_encoder WHISPER_FOLDER \
+           --output_json results/X/balance.json [--sessions 1 2] [--audio_weights 0 0.5 1 2] [--context_sizes 0 4]
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from multistill.tools.baselines import encoder_statistics, with_context  # noqa: E402
+from multistill.tools.experiment import provenance  # noqa: E402
+
+NUM_LABELS = 7
+
+
+@dataclass
+class Arguments:
+    """Early fusion of TF-IDF and Whisper-LR features at several audio weights, per fold."""
+
+    data_dir: str = field(metadata={"help": "A KEMDy folder in ETRI's layout (KEMDy19/ inside)."})
+    audio_encoder: str = field(metadata={"help": "The Whisper folder (`multistill convert-whisper`'s output)."})
+    output_json: str = field(metadata={"help": "Where to write the scores."})
+    sessions: list[int] = field(default_factory=lambda: [1, 2],
+                                metadata={"help": "KEMDy19 sessions; every ordered pair is a fold (train, test)."})
+    audio_weights: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
+                                       metadata={"help": "Audio weights w (0: the TF-IDF baseline)."})
+    context_sizes: list[int] = field(default_factory=lambda: [0],
+                                     metadata={"help": "Previous utterances stacked as the baselines' context."})
+    folds: int = field(default=5, metadata={"help": "Cross-validation folds over the training session's dialogues."})
+
+
+def check_arguments(args: Arguments) -> None:
+    """Refuse bad values before any data is read."""
+    for name in ("data_dir", "audio_encoder"):
+        if not Path(getattr(args, name)).is_dir():
+            raise ValueError(f"--{name} {getattr(args, name)}: no such folder.")
+    if args.folds < 2:
+        raise ValueError(f"--folds must be at least 2, got {args.folds}.")
+    if len(set(args.sessions)) < 2:
+        raise ValueError(f"--sessions needs at least two different sessions (train and test), got {args.sessions}.")
+    if not args.audio_weights or any(not np.isfinite(w) or w < 0 for w in args.audio_weights):
+        raise ValueError(f"--audio_weights must be finite and >= 0, got {args.audio_weights}.")
+    if not args.context_sizes or any(k < 0 for k in args.context_sizes):
+        raise ValueError(f"--context_sizes must be >= 0, got {args.context_sizes}.")
+
+
+def fit_and_predict(train, test, weight: float, context_size: int, encoder: str, cache: dict) -> np.ndarray:
+    """Early-fusion logistic regression (C=1, balanced, as the baselines) fitted on ``train``, predicting ``test``."""
+    import scipy.sparse as sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+    vectorizer.fit([text or "" for text in train["text"]])
+    scaler = StandardScaler().fit(encoder_statistics(train, encoder, cache)) if weight else None
+
+    def featurize(part) -> Any:
+        bag = vectorizer.transform([text or "" for text in part["text"]])
+        if scaler is None:
+            return bag
+        audio = scaler.transform(encoder_statistics(part, encoder, cache))
+        return sparse.hstack([bag, sparse.csr_matrix(audio * weight / np.sqrt(audio.shape[1]))]).tocsr()
+
+    featurize = with_context(featurize, context_size)
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000, random_state=0)
+    model.fit(featurize(train), np.asarray(train["emotion"]))
+    return model.predict(featurize(test))
+
+
+def probe_fold(dataset, train_rows: np.ndarray, test_rows: np.ndarray, args: Arguments, context_size: int,
+               cache: dict, progress: tqdm) -> dict[str, Any]:
+    """Validation (dialogue cross-validation inside the training session) and test macro-F1 for every weight."""
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import GroupKFold
+
+    def macro_f1(labels, predicted) -> float:
+        return float(100 * f1_score(labels, predicted, average="macro", labels=range(NUM_LABELS), zero_division=0))
+
+    train, test = dataset.select(train_rows), dataset.select(test_rows)
+    labels = np.asarray(train["emotion"])
+    splits = list(GroupKFold(args.folds).split(train_rows, groups=train["dialogue"]))
+    weights: dict[str, dict[str, float]] = {}
+    for weight in args.audio_weights:
+        pooled = np.zeros(len(train), dtype=int)
+        for fit_rows, held_rows in splits:
+            pooled[held_rows] = fit_and_predict(train.select(fit_rows), train.select(held_rows), weight,
+                                                context_size, args.audio_encoder, cache)
+            progress.update()
+        predicted = fit_and_predict(train, test, weight, context_size, args.audio_encoder, cache)
+        progress.update()
+        weights[f"{weight:g}"] = {"validation": macro_f1(labels, pooled),
+                                  "test": macro_f1(np.asarray(test["emotion"]), predicted)}
+    chosen = max(weights, key=lambda w: (weights[w]["validation"], -float(w)))
+    return {"train_utterances": len(train), "test_utterances": len(test), "validation_dialogues": len(set(train["dialogue"])),
+            "weights": weights, "chosen_by_validation": chosen}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # 1. arguments, checked before anything is loaded
+    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
+    try:
+        check_arguments(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # 2. the sessions
+    from multistill.training.data import load_kemdy
+
+    dataset = load_kemdy("kemdy19", args.data_dir)
+    sessions = np.asarray(dataset["session"])
+    missing = sorted(set(args.sessions) - set(sessions.tolist()))
+    if missing:
+        print(f"error: --sessions {missing}: not in {args.data_dir} (it holds {sorted(set(sessions.tolist()))}).",
+              file=sys.stderr)
+        return 2
+    # 3. every fold, context size and weight (the Whisper features are computed once per utterance)
+    pairs = list(itertools.permutations(dict.fromkeys(args.sessions), 2))
+    cache: dict = {}
+    results: dict[str, Any] = {}
+    total = len(pairs) * len(args.context_sizes) * len(args.audio_weights) * (args.folds + 1)
+    with tqdm(total=total, desc="branch balance probe") as progress:
+        for (train_session, test_session), context_size in itertools.product(pairs, args.context_sizes):
+            fold = results.setdefault(f"{train_session}:{test_session}", {})
+            fold[str(context_size)] = probe_fold(dataset, np.where(sessions == train_session)[0],
+                                                 np.where(sessions == test_session)[0], args, context_size, cache,
+                                                 progress)
+    # 4. the scores with their command and commit
+    command = shlex.join(["python", "scripts/branch_balance_probe.py", *argv])
+    output = {"provenance": {**provenance(argv), "command": command}, "settings": vars(args), "folds": results}
+    Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output_json).write_text(json.dumps(output, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for fold, by_context in results.items():
+        for context_size, result in by_context.items():
+            scores = ", ".join(f"w={w}: {s['validation']:.1f}/{s['test']:.1f}" for w, s in result["weights"].items())
+            print(f"train:test {fold}, context {context_size} (validation/test): {scores}; "
+                  f"validation picks w={result['chosen_by_validation']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
