@@ -262,6 +262,38 @@ def render_text_head_probe(files: dict[str, Any]) -> str:
     return "\n".join([table(header, rows), "", from_file(data, TEXT_HEAD_PROBE)])
 
 
+#: Early fusion of TF-IDF and Whisper-LR features at several audio weights (scripts/branch_balance_probe.py).
+BRANCH_BALANCE = "results/branch_balance/balance.json"
+
+
+def render_branch_balance(files: dict[str, Any]) -> str:
+    """Per context size and audio weight: validation (training session's dialogues) and test macro-F1 per fold,
+    the weight validation picks in bold; then what that choice scores against the TF-IDF baseline (w = 0)."""
+    data = files[BRANCH_BALANCE]
+    folds = data["folds"]
+    header = ["context", "audio weight w"]
+    for pair in folds:
+        train, test = pair.split(":")
+        header += [f"validation: Session 0{train}'s dialogues", f"test Session 0{test} (trained on Session 0{train})"]
+    rows, picks = [], []
+    for context in next(iter(folds.values())):
+        for weight in next(iter(folds.values()))[context]["weights"]:
+            row = [context, f"{weight} (the TF-IDF baseline)" if float(weight) == 0 else weight]
+            for result in (fold[context] for fold in folds.values()):
+                score = result["weights"][weight]
+                bold = "**" if weight == result["chosen_by_validation"] else ""
+                row += [f"{bold}{score['validation']:.1f}{bold}", f"{bold}{score['test']:.1f}{bold}"]
+            rows.append(row)
+        for pair, fold in folds.items():
+            result = fold[context]
+            chosen, baseline = result["weights"][result["chosen_by_validation"]], result["weights"]["0"]
+            picks.append(f"context {context}, test Session 0{pair.split(':')[1]}: validation picks "
+                         f"w = {result['chosen_by_validation']}, {chosen['test']:.1f} against TF-IDF's "
+                         f"{baseline['test']:.1f} ({round(chosen['test'] - baseline['test'], 1) + 0.0:+.1f})")
+    return "\n".join([table(header, rows), "", "Chosen on validation: " + "; ".join(picks) + ".", "",
+                      from_file(data, BRANCH_BALANCE)])
+
+
 #: Nearest-transcript similarity: a held-out session against its training session, and across a session's dialogues.
 TRANSCRIPT_OVERLAP = "results/transcript_overlap/overlap.json"
 

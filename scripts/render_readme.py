@@ -46,6 +46,7 @@ from readme_lib import (  # noqa: E402
     table,
 )
 from readme_recipe import (  # noqa: E402
+    BRANCH_BALANCE,
     CONTEXT_SIZES,
     LIGHT_ROOT,
     RECIPE_CODE,
@@ -59,6 +60,7 @@ from readme_recipe import (  # noqa: E402
     context_file,
     recipe_file,
     render_asr_gap,
+    render_branch_balance,
     render_context,
     render_recipe,
     render_students,
@@ -400,6 +402,9 @@ TABLES: dict[str, Table] = {
     "text_encoders": Table(text_encoder_files(), render_text_encoders, RECIPE_CODE),
     "text_head_probe": Table((TEXT_HEAD_PROBE,), render_text_head_probe,
                              ("scripts/text_head_probe.py", "loading_scripts", "multistill/training/data.py")),
+    "branch_balance": Table((BRANCH_BALANCE,), render_branch_balance,
+                            ("scripts/branch_balance_probe.py", "loading_scripts", "multistill/training/data.py",
+                             "multistill/tools/baselines.py")),
     "transcript_overlap": Table((TRANSCRIPT_OVERLAP,), render_transcript_overlap,
                                 ("scripts/transcript_overlap.py", "loading_scripts", "multistill/training/data.py")),
     "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=LIGHT_ROOT) for fold, _ in RECIPE_FOLDS),
