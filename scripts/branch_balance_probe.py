@@ -16,16 +16,21 @@ For each fold (train one KEMDy19 session, test another) and each ``w`` it report
 * the weight validation picks (highest validation macro-F1, the smaller weight on a tie) and its test score.
 
 With ``--context_sizes`` the features of each utterance are stacked beside the decayed sum of its previous
-utterances' (the baselines' context, :func:`multistill.tools.baselines.with_context`).
+utterances' (the baselines' context, :func:`multistill.tools.baselines.with_context`). With
+``--other_test_sessions KEMDy20:1`` each fold's models are also scored on sessions of the other corpus, whose
+conversations do not re-act KEMDy19's scripts (for reading, like the test session). Macro-F1 is the models' metric
+(``multistill.training.metrics``: over the emotions present in the references or the predictions).
 
 usage: python scripts/branch_balance_probe.py --data_dir KEMDY_DIR --audio_encoder WHISPER_FOLDER \
-           --output_json results/X/balance.json [--sessions 1 2] [--audio_weights 0 0.5 1 2] [--context_sizes 0 4]
+           --output_json results/X/balance.json [--sessions 1 2] [--audio_weights 0 0.5 1 2] [--context_sizes 0 4] \
+           [--other_test_sessions KEMDy20:1]
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -42,7 +47,8 @@ sys.path.insert(0, str(ROOT))
 from multistill.tools.baselines import encoder_statistics, with_context  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
 
-NUM_LABELS = 7
+#: ``--other_test_sessions`` items: a session of another corpus.
+OTHER_SESSION = re.compile(r"^KEMDy20:(\d+)$")
 
 
 @dataclass
@@ -59,6 +65,9 @@ class Arguments:
     context_sizes: list[int] = field(default_factory=lambda: [0],
                                      metadata={"help": "Previous utterances stacked as the baselines' context."})
     folds: int = field(default=5, metadata={"help": "Cross-validation folds over the training session's dialogues."})
+    other_test_sessions: list[str] = field(default_factory=list, metadata={
+        "help": "KEMDy20 sessions (KEMDy20:N) every fold's models are also scored on: conversations that do not "
+                "re-act the training scripts."})
 
 
 def check_arguments(args: Arguments) -> None:
@@ -74,10 +83,21 @@ def check_arguments(args: Arguments) -> None:
         raise ValueError(f"--audio_weights must be finite and >= 0, got {args.audio_weights}.")
     if not args.context_sizes or any(k < 0 for k in args.context_sizes):
         raise ValueError(f"--context_sizes must be >= 0, got {args.context_sizes}.")
+    wrong = [item for item in args.other_test_sessions if not OTHER_SESSION.match(item)]
+    if wrong:
+        raise ValueError(f"--other_test_sessions {wrong}: give KEMDy20 sessions as KEMDy20:N (e.g. KEMDy20:1).")
 
 
-def fit_and_predict(train, test, weight: float, context_size: int, encoder: str, cache: dict) -> np.ndarray:
-    """Early-fusion logistic regression (C=1, balanced, as the baselines) fitted on ``train``, predicting ``test``."""
+def macro_f1(references, predictions) -> float:
+    """The models' macro-F1 (``multistill.training.metrics``), in points."""
+    from multistill.training.metrics import load_metric
+
+    return 100 * load_metric().compute(predictions=np.asarray(predictions), references=np.asarray(references))["macro_f1"]
+
+
+def fit_and_predict(train, tests: list, weight: float, context_size: int, encoder: str, cache: dict) -> list[np.ndarray]:
+    """Early-fusion logistic regression (C=1, balanced, as the baselines) fitted on ``train``, predicting each of
+    ``tests``."""
     import scipy.sparse as sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -97,35 +117,34 @@ def fit_and_predict(train, test, weight: float, context_size: int, encoder: str,
     featurize = with_context(featurize, context_size)
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000, random_state=0)
     model.fit(featurize(train), np.asarray(train["emotion"]))
-    return model.predict(featurize(test))
+    return [model.predict(featurize(test)) for test in tests]
 
 
-def probe_fold(dataset, train_rows: np.ndarray, test_rows: np.ndarray, args: Arguments, context_size: int,
-               cache: dict, progress: tqdm) -> dict[str, Any]:
-    """Validation (dialogue cross-validation inside the training session) and test macro-F1 for every weight."""
-    from sklearn.metrics import f1_score
+def probe_fold(train, test, others: dict[str, Any], args: Arguments, context_size: int, cache: dict,
+               progress: tqdm) -> dict[str, Any]:
+    """Validation (dialogue cross-validation inside the training session), test and other-test macro-F1 for every
+    weight."""
     from sklearn.model_selection import GroupKFold
 
-    def macro_f1(labels, predicted) -> float:
-        return float(100 * f1_score(labels, predicted, average="macro", labels=range(NUM_LABELS), zero_division=0))
-
-    train, test = dataset.select(train_rows), dataset.select(test_rows)
     labels = np.asarray(train["emotion"])
-    splits = list(GroupKFold(args.folds).split(train_rows, groups=train["dialogue"]))
+    splits = list(GroupKFold(args.folds).split(np.zeros(len(train)), groups=train["dialogue"]))
     weights: dict[str, dict[str, float]] = {}
     for weight in args.audio_weights:
         pooled = np.zeros(len(train), dtype=int)
         for fit_rows, held_rows in splits:
-            pooled[held_rows] = fit_and_predict(train.select(fit_rows), train.select(held_rows), weight,
-                                                context_size, args.audio_encoder, cache)
+            (pooled[held_rows],) = fit_and_predict(train.select(fit_rows), [train.select(held_rows)], weight,
+                                                   context_size, args.audio_encoder, cache)
             progress.update()
-        predicted = fit_and_predict(train, test, weight, context_size, args.audio_encoder, cache)
+        predicted = fit_and_predict(train, [test, *others.values()], weight, context_size, args.audio_encoder, cache)
         progress.update()
-        weights[f"{weight:g}"] = {"validation": macro_f1(labels, pooled),
-                                  "test": macro_f1(np.asarray(test["emotion"]), predicted)}
+        weights[f"{weight:g}"] = {
+            "validation": macro_f1(labels, pooled), "test": macro_f1(test["emotion"], predicted[0]),
+            "other_tests": {key: macro_f1(rows["emotion"], p) for (key, rows), p in zip(others.items(), predicted[1:],
+                                                                                         strict=True)}}
     chosen = max(weights, key=lambda w: (weights[w]["validation"], -float(w)))
-    return {"train_utterances": len(train), "test_utterances": len(test), "validation_dialogues": len(set(train["dialogue"])),
-            "weights": weights, "chosen_by_validation": chosen}
+    return {"train_utterances": len(train), "test_utterances": len(test),
+            "other_test_utterances": {key: len(rows) for key, rows in others.items()},
+            "validation_dialogues": len(set(train["dialogue"])), "weights": weights, "chosen_by_validation": chosen}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,13 +159,20 @@ def main(argv: list[str] | None = None) -> int:
     # 2. the sessions
     from multistill.training.data import load_kemdy
 
-    dataset = load_kemdy("kemdy19", args.data_dir)
-    sessions = np.asarray(dataset["session"])
-    missing = sorted(set(args.sessions) - set(sessions.tolist()))
-    if missing:
-        print(f"error: --sessions {missing}: not in {args.data_dir} (it holds {sorted(set(sessions.tolist()))}).",
-              file=sys.stderr)
-        return 2
+    dataset = load_kemdy("all" if args.other_test_sessions else "kemdy19", args.data_dir)
+    keys = np.asarray([f"{corpus}:{session}" for corpus, session in zip(dataset["corpus"], dataset["session"],
+                                                                        strict=True)])
+    wanted = {**{f"KEMDy19:{s}": "--sessions" for s in args.sessions},
+              **{f"KEMDy20:{int(OTHER_SESSION.match(s).group(1))}": "--other_test_sessions"
+                 for s in args.other_test_sessions}}
+    for argument in dict.fromkeys(wanted.values()):
+        missing = [key for key, named_by in wanted.items() if named_by == argument and key not in set(keys.tolist())]
+        if missing:
+            print(f"error: {argument} {missing}: not in {args.data_dir} (it holds {sorted(set(keys.tolist()))}).",
+                  file=sys.stderr)
+            return 2
+    others = {key: dataset.select(np.where(keys == key)[0]) for key, argument in wanted.items()
+              if argument == "--other_test_sessions"}
     # 3. every fold, context size and weight (the Whisper features are computed once per utterance)
     pairs = list(itertools.permutations(dict.fromkeys(args.sessions), 2))
     cache: dict = {}
@@ -155,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     with tqdm(total=total, desc="branch balance probe") as progress:
         for (train_session, test_session), context_size in itertools.product(pairs, args.context_sizes):
             fold = results.setdefault(f"{train_session}:{test_session}", {})
-            fold[str(context_size)] = probe_fold(dataset, np.where(sessions == train_session)[0],
-                                                 np.where(sessions == test_session)[0], args, context_size, cache,
-                                                 progress)
+            fold[str(context_size)] = probe_fold(dataset.select(np.where(keys == f"KEMDy19:{train_session}")[0]),
+                                                 dataset.select(np.where(keys == f"KEMDy19:{test_session}")[0]),
+                                                 others, args, context_size, cache, progress)
     # 4. the scores with their command and commit
     command = shlex.join(["python", "scripts/branch_balance_probe.py", *argv])
     output = {"provenance": {**provenance(argv), "command": command}, "settings": vars(args), "folds": results}

@@ -267,29 +267,37 @@ BRANCH_BALANCE = "results/branch_balance/balance.json"
 
 
 def render_branch_balance(files: dict[str, Any]) -> str:
-    """Per context size and audio weight: validation (training session's dialogues) and test macro-F1 per fold,
-    the weight validation picks in bold; then what that choice scores against the TF-IDF baseline (w = 0)."""
+    """Per context size and audio weight: validation (training session's dialogues), test and other-corpus macro-F1
+    per fold, the weight validation picks in bold; then what that choice scores against TF-IDF (w = 0)."""
     data = files[BRANCH_BALANCE]
     folds = data["folds"]
+    first = next(iter(folds.values()))
+    others = list(next(iter(first.values())).get("other_test_utterances", {}))
     header = ["context", "audio weight w"]
     for pair in folds:
         train, test = pair.split(":")
         header += [f"validation: Session 0{train}'s dialogues", f"test Session 0{test} (trained on Session 0{train})"]
+        header += [f"{key.replace(':', ' Session 0')} (trained on Session 0{train})" for key in others]
     rows, picks = [], []
-    for context in next(iter(folds.values())):
-        for weight in next(iter(folds.values()))[context]["weights"]:
+    for context in first:
+        for weight in first[context]["weights"]:
             row = [context, f"{weight} (the TF-IDF baseline)" if float(weight) == 0 else weight]
             for result in (fold[context] for fold in folds.values()):
                 score = result["weights"][weight]
                 bold = "**" if weight == result["chosen_by_validation"] else ""
-                row += [f"{bold}{score['validation']:.1f}{bold}", f"{bold}{score['test']:.1f}{bold}"]
+                cells = [score["validation"], score["test"]] + [score["other_tests"][key] for key in others]
+                row += [f"{bold}{value:.1f}{bold}" for value in cells]
             rows.append(row)
         for pair, fold in folds.items():
             result = fold[context]
             chosen, baseline = result["weights"][result["chosen_by_validation"]], result["weights"]["0"]
-            picks.append(f"context {context}, test Session 0{pair.split(':')[1]}: validation picks "
-                         f"w = {result['chosen_by_validation']}, {chosen['test']:.1f} against TF-IDF's "
-                         f"{baseline['test']:.1f} ({round(chosen['test'] - baseline['test'], 1) + 0.0:+.1f})")
+            scored = [(f"test Session 0{pair.split(':')[1]}", chosen["test"], baseline["test"])] + [
+                (key.replace(":", " Session 0"), chosen["other_tests"][key], baseline["other_tests"][key])
+                for key in others]
+            picks.append(f"context {context}, trained on Session 0{pair.split(':')[0]}: w = "
+                         f"{result['chosen_by_validation']}, " + ", ".join(
+                             f"{name} {value:.1f} against TF-IDF's {base:.1f} ({round(value - base, 1) + 0.0:+.1f})"
+                             for name, value, base in scored))
     return "\n".join([table(header, rows), "", "Chosen on validation: " + "; ".join(picks) + ".", "",
                       from_file(data, BRANCH_BALANCE)])
 

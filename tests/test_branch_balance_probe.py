@@ -26,7 +26,8 @@ def test_every_fold_weight_and_context_is_scored_with_its_command(tmp_path: Path
                                                                    whisper_folder: str):
     output = tmp_path / "balance.json"
     argv = ["--data_dir", str(synthetic_root), "--audio_encoder", whisper_folder, "--sessions", "1", "2",
-            "--audio_weights", "0", "1", "--context_sizes", "0", "2", "--folds", "2", "--output_json", str(output)]
+            "--audio_weights", "0", "1", "--context_sizes", "0", "2", "--folds", "2", "--other_test_sessions",
+            "KEMDy20:3", "--output_json", str(output)]
     assert branch_balance_probe.main(argv) == 0
     report = json.loads(output.read_text())
     assert set(report["folds"]) == {"1:2", "2:1"}
@@ -34,6 +35,8 @@ def test_every_fold_weight_and_context_is_scored_with_its_command(tmp_path: Path
         assert set(fold) == {"0", "2"}
         for result in fold.values():
             assert set(result["weights"]) == {"0", "1"}
+            assert result["other_test_utterances"]["KEMDy20:3"] > 0
+            assert all(0 <= s["other_tests"]["KEMDy20:3"] <= 100 for s in result["weights"].values())
             assert result["chosen_by_validation"] in result["weights"]
             best = max(score["validation"] for score in result["weights"].values())
             assert result["weights"][result["chosen_by_validation"]]["validation"] == best
@@ -63,6 +66,7 @@ def test_weight_zero_is_the_tfidf_baseline(tmp_path: Path, synthetic_root: Path,
     (["--sessions", "1", "1"], "--sessions needs at least two different sessions"),
     (["--audio_weights", "-1"], "--audio_weights must be finite and >= 0"),
     (["--context_sizes", "-2"], "--context_sizes must be >= 0"),
+    (["--other_test_sessions", "3"], "--other_test_sessions ['3']: give KEMDy20 sessions as KEMDy20:N"),
 ])
 def test_bad_arguments_get_one_error_line_before_loading(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                          extra: list[str], message: str):
@@ -79,4 +83,12 @@ def test_a_missing_encoder_folder_or_session_is_named(tmp_path: Path, sample_dir
     argv = ["--data_dir", str(sample_dir), "--audio_encoder", whisper_folder, "--sessions", "1", "7",
             "--output_json", str(tmp_path / "b.json")]
     assert branch_balance_probe.main(argv) == 2
-    assert "error: --sessions [7]: not in" in capsys.readouterr().err
+    assert "error: --sessions ['KEMDy19:7']: not in" in capsys.readouterr().err
+
+
+def test_a_missing_other_test_session_is_named(tmp_path: Path, synthetic_root: Path, whisper_folder: str,
+                                               capsys: pytest.CaptureFixture):
+    argv = ["--data_dir", str(synthetic_root), "--audio_encoder", whisper_folder, "--other_test_sessions", "KEMDy20:9",
+            "--output_json", str(tmp_path / "b.json")]
+    assert branch_balance_probe.main(argv) == 2
+    assert "error: --other_test_sessions ['KEMDy20:9']: not in" in capsys.readouterr().err
