@@ -302,6 +302,36 @@ def render_branch_balance(files: dict[str, Any]) -> str:
                       from_file(data, BRANCH_BALANCE)])
 
 
+#: The recipe trained on the development set's KEMDy19 sessions and tested on KEMDy20 Session 01 (free conversation).
+CROSS_CORPUS = "results/cross_corpus/train19_test20/results.json"
+CROSS_CORPUS_METRICS = (("accuracy", "accuracy"), ("unweighted_accuracy", "UA (balanced accuracy)"),
+                        ("macro_f1", "macro-F1"))
+
+
+def render_cross_corpus(files: dict[str, Any]) -> str:
+    """The recipe's teacher and the baselines on the other corpus: accuracy, UA and macro-F1 (mean ± std over
+    seeds), teacher − baseline in UA and macro-F1 with the seeds the teacher is ahead in, and the reference counts."""
+    data = files[CROSS_CORPUS]
+    header = ["model or baseline (train KEMDy19 Sessions 01-02, test KEMDy20 Session 01; mean ± std over seeds 1-3)"]
+    header += [label for _, label in CROSS_CORPUS_METRICS] + ["teacher − it, UA (seeds ahead)",
+                                                              "teacher − it, macro-F1 (seeds ahead)"]
+    rows = []
+    for row in data["rows"]:
+        match = next((c for c in data["comparisons"] if c["first"] == "teacher" and c["second"] == row["name"]), None)
+        versus = ["", ""] if match is None else [
+            f"{pm(match['differences'][key], 100.0, 1, signed=True)} ({match['differences'][key]['ahead']} of "
+            f"{match['differences'][key]['n']})" for key in ("unweighted_accuracy", "macro_f1")]
+        rows.append([row["label"]] + [pm(row["summary"][key], digits=1) for key, _ in CROSS_CORPUS_METRICS] + versus)
+    seeds = data["per_seed"]
+    matrix = [[sum(seeds[s]["teacher"]["confusion_matrix"][i][j] for s in seeds) for j in range(7)] for i in range(7)]
+    classes = [key.removeprefix("f1_") for key in seeds["1"]["teacher"]["metrics"] if key.startswith("f1_")]
+    counts = ", ".join(f"{c} {sum(r) // len(seeds)}" for c, r in zip(classes, matrix, strict=True) if sum(r))
+    predicted = ", ".join(f"{c} {sum(r[j] for r in matrix)}" for j, c in enumerate(classes))
+    lines = [table(header, rows), "", f"Test references: {counts}. The teacher's predictions summed over the seeds: "
+             f"{predicted}.", "", from_file(data, CROSS_CORPUS)]
+    return "\n".join(lines)
+
+
 #: Nearest-transcript similarity: a held-out session against its training session, and across a session's dialogues.
 TRANSCRIPT_OVERLAP = "results/transcript_overlap/overlap.json"
 

@@ -48,6 +48,7 @@ from readme_lib import (  # noqa: E402
 from readme_recipe import (  # noqa: E402
     BRANCH_BALANCE,
     CONTEXT_SIZES,
+    CROSS_CORPUS,
     LIGHT_ROOT,
     RECIPE_CODE,
     RECIPE_FOLDS,
@@ -62,6 +63,7 @@ from readme_recipe import (  # noqa: E402
     render_asr_gap,
     render_branch_balance,
     render_context,
+    render_cross_corpus,
     render_recipe,
     render_students,
     render_text_encoders,
@@ -405,6 +407,7 @@ TABLES: dict[str, Table] = {
     "branch_balance": Table((BRANCH_BALANCE,), render_branch_balance,
                             ("scripts/branch_balance_probe.py", "loading_scripts", "multistill/training/data.py",
                              "multistill/tools/baselines.py")),
+    "cross_corpus": Table((CROSS_CORPUS,), render_cross_corpus, RECIPE_CODE),
     "transcript_overlap": Table((TRANSCRIPT_OVERLAP,), render_transcript_overlap,
                                 ("scripts/transcript_overlap.py", "loading_scripts", "multistill/training/data.py")),
     "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=LIGHT_ROOT) for fold, _ in RECIPE_FOLDS),
