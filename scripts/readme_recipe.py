@@ -302,33 +302,45 @@ def render_branch_balance(files: dict[str, Any]) -> str:
                       from_file(data, BRANCH_BALANCE)])
 
 
-#: The recipe trained on the development set's KEMDy19 sessions and tested on KEMDy20 Session 01 (free conversation).
-CROSS_CORPUS = "results/cross_corpus/train19_test20/results.json"
+#: The recipe trained on the development set's KEMDy19 sessions and tested on KEMDy20 Session 01, without context and
+#: with 4 previous utterances (the context run also scores the baselines without context, as the first run does).
+CROSS_CORPUS = ("results/cross_corpus/train19_test20/results.json",
+                "results/cross_corpus/train19_test20_context4/results.json")
+#: The teacher's context size in each of CROSS_CORPUS's runs.
+CROSS_CORPUS_CONTEXTS = (0, 4)
 CROSS_CORPUS_METRICS = (("accuracy", "accuracy"), ("unweighted_accuracy", "UA (balanced accuracy)"),
                         ("macro_f1", "macro-F1"))
 
 
 def render_cross_corpus(files: dict[str, Any]) -> str:
-    """The recipe's teacher and the baselines on the other corpus: accuracy, UA and macro-F1 (mean ± std over
-    seeds), teacher − baseline in UA and macro-F1 with the seeds the teacher is ahead in, and the reference counts."""
-    data = files[CROSS_CORPUS]
+    """The recipe's teachers and the baselines on the other corpus: accuracy, UA and macro-F1 (mean ± std over
+    seeds), teacher − baseline with the same context in UA and macro-F1 (seeds ahead), and the references."""
     header = ["model or baseline (train KEMDy19 Sessions 01-02, test KEMDy20 Session 01; mean ± std over seeds 1-3)"]
     header += [label for _, label in CROSS_CORPUS_METRICS] + ["teacher − it, UA (seeds ahead)",
                                                               "teacher − it, macro-F1 (seeds ahead)"]
-    rows = []
-    for row in data["rows"]:
-        match = next((c for c in data["comparisons"] if c["first"] == "teacher" and c["second"] == row["name"]), None)
-        versus = ["", ""] if match is None else [
-            f"{pm(match['differences'][key], 100.0, 1, signed=True)} ({match['differences'][key]['ahead']} of "
-            f"{match['differences'][key]['n']})" for key in ("unweighted_accuracy", "macro_f1")]
-        rows.append([row["label"]] + [pm(row["summary"][key], digits=1) for key, _ in CROSS_CORPUS_METRICS] + versus)
-    seeds = data["per_seed"]
-    matrix = [[sum(seeds[s]["teacher"]["confusion_matrix"][i][j] for s in seeds) for j in range(7)] for i in range(7)]
-    classes = [key.removeprefix("f1_") for key in seeds["1"]["teacher"]["metrics"] if key.startswith("f1_")]
-    counts = ", ".join(f"{c} {sum(r) // len(seeds)}" for c, r in zip(classes, matrix, strict=True) if sum(r))
-    predicted = ", ".join(f"{c} {sum(r[j] for r in matrix)}" for j, c in enumerate(classes))
-    lines = [table(header, rows), "", f"Test references: {counts}. The teacher's predictions summed over the seeds: "
-             f"{predicted}.", "", from_file(data, CROSS_CORPUS)]
+    rows, predicted = [], []
+    for source, context in zip(CROSS_CORPUS, CROSS_CORPUS_CONTEXTS, strict=True):
+        data = files[source]
+        for row in data["rows"]:
+            if row["name"] != "teacher" and row["name"].endswith(f"_context{context}") != bool(context):
+                continue  # the context run's baselines without context repeat the first run's
+            match = next((c for c in data["comparisons"] if c["first"] == "teacher" and c["second"] == row["name"]),
+                         None)
+            versus = ["", ""] if match is None else [
+                f"{pm(match['differences'][key], 100.0, 1, signed=True)} ({match['differences'][key]['ahead']} of "
+                f"{match['differences'][key]['n']})" for key in ("unweighted_accuracy", "macro_f1")]
+            label = row["label"] + (f", {context} previous utterances" if row["name"] == "teacher" and context else "")
+            rows.append([label] + [pm(row["summary"][key], digits=1) for key, _ in CROSS_CORPUS_METRICS] + versus)
+        seeds = data["per_seed"]
+        classes = [key.removeprefix("f1_") for key in seeds["1"]["teacher"]["metrics"] if key.startswith("f1_")]
+        matrix = [[sum(seeds[s]["teacher"]["confusion_matrix"][i][j] for s in seeds) for j in range(len(classes))]
+                  for i in range(len(classes))]
+        references = ", ".join(f"{c} {sum(r) // len(seeds)}" for c, r in zip(classes, matrix, strict=True) if sum(r))
+        predicted.append(f"with {context} previous utterances " + ", ".join(
+            f"{c} {sum(r[j] for r in matrix)}" for j, c in enumerate(classes)))
+    lines = [table(header, rows), "", f"Test references: {references}. The teachers' predictions summed over the "
+             f"seeds: {'; '.join(predicted)}.", ""]
+    lines += [from_file(files[source], source) for source in CROSS_CORPUS]
     return "\n".join(lines)
 
 

@@ -407,7 +407,7 @@ TABLES: dict[str, Table] = {
     "branch_balance": Table((BRANCH_BALANCE,), render_branch_balance,
                             ("scripts/branch_balance_probe.py", "loading_scripts", "multistill/training/data.py",
                              "multistill/tools/baselines.py")),
-    "cross_corpus": Table((CROSS_CORPUS,), render_cross_corpus, RECIPE_CODE),
+    "cross_corpus": Table(CROSS_CORPUS, render_cross_corpus, RECIPE_CODE),
     "transcript_overlap": Table((TRANSCRIPT_OVERLAP,), render_transcript_overlap,
                                 ("scripts/transcript_overlap.py", "loading_scripts", "multistill/training/data.py")),
     "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=LIGHT_ROOT) for fold, _ in RECIPE_FOLDS),
