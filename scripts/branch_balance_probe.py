@@ -28,6 +28,7 @@ usage: python scripts/branch_balance_probe.py --data_dir KEMDY_DIR --audio_encod
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -88,11 +89,18 @@ def check_arguments(args: Arguments) -> None:
         raise ValueError(f"--other_test_sessions {wrong}: give KEMDy20 sessions as KEMDy20:N (e.g. KEMDy20:1).")
 
 
-def macro_f1(references, predictions) -> float:
-    """The models' macro-F1 (``multistill.training.metrics``), in points."""
+@functools.cache
+def emotion_metric() -> Any:
+    """The models' metric module (``multistill.training.metrics``), loaded once per run."""
     from multistill.training.metrics import load_metric
 
-    return 100 * load_metric().compute(predictions=np.asarray(predictions), references=np.asarray(references))["macro_f1"]
+    return load_metric()
+
+
+def macro_f1(references, predictions) -> float:
+    """The models' macro-F1, in points."""
+    return 100 * emotion_metric().compute(predictions=np.asarray(predictions),
+                                          references=np.asarray(references))["macro_f1"]
 
 
 def fit_and_predict(train, tests: list, weight: float, context_size: int, encoder: str, cache: dict) -> list[np.ndarray]:

@@ -3,6 +3,7 @@ students of the context teacher (used by ``render_readme.py``)."""
 
 from __future__ import annotations
 
+import shlex
 import statistics
 from typing import Any
 
@@ -420,4 +421,75 @@ def render_asr_gap(files: dict[str, Any]) -> str:
              f"Character error rate of Whisper base's transcripts: {'; '.join(rates)}. Differences are paired by seed "
              "(points, seeds up / down).", ""]
     lines += [from_file(data, source) for source, data in files.items()]
+    return "\n".join(lines)
+
+
+#: The grid search of the recipe's options on validation dialogues (scripts/validation_search.py), per fold.
+VALIDATION_SEARCH = {fold: f"results/validation_search/{fold}.json" for fold, _ in RECIPE_FOLDS}
+#: Per fold, the recipe trained on every training row with the setting its search chose, scored on the test session.
+VALIDATION_SEARCH_TESTS = {fold: f"results/validation_search/{fold}_chosen/results.json" for fold, _ in RECIPE_FOLDS}
+#: The recipe's own runs the choice is compared with: its context sizes (the recipe's and the recommended model's).
+VALIDATION_SEARCH_CONTEXTS = (0, 4)
+
+
+def validation_search_files() -> tuple[str, ...]:
+    return (*VALIDATION_SEARCH.values(), *VALIDATION_SEARCH_TESTS.values(),
+            *(context_file(fold, k) for fold, _ in RECIPE_FOLDS for k in VALIDATION_SEARCH_CONTEXTS))
+
+
+def last_option(command: str, name: str) -> str | None:
+    """The value argparse keeps for --NAME in COMMAND (the last one), or None."""
+    words = shlex.split(command)
+    places = [i for i, word in enumerate(words[:-1]) if word == f"--{name}"]
+    return words[places[-1] + 1] if places else None
+
+
+def render_validation_search(files: dict[str, Any]) -> str:
+    """Validation macro-F1 of every grid point per fold (the choice in bold), then what each fold's choice scores on
+    its test session against the recipe's own setting and TF-IDF, from a run of the recipe with that setting."""
+    searches = {fold: files[source] for fold, source in VALIDATION_SEARCH.items()}
+    first = next(iter(searches.values()))
+    names = list(first["points"][0]["point"])
+    header = [name.replace("_", " ") for name in names]
+    for fold, title in RECIPE_FOLDS:
+        train = title.split(" -> ")[0].removeprefix("train ")
+        draws = len(searches[fold]["settings"]["split_seeds"])
+        header.append(f"validation macro-F1, {train}'s dialogues (mean ± std over {draws} draws)")
+    rows = []
+    for index, row in enumerate(first["points"]):
+        cells = [row["point"][name] for name in names]
+        for fold, _ in RECIPE_FOLDS:
+            scored = searches[fold]["points"][index]
+            if scored["point"] != row["point"]:
+                raise ValueError(f"{VALIDATION_SEARCH[fold]}: its grid differs from the other fold's.")
+            bold = "**" if searches[fold]["chosen"] == index else ""
+            cells.append(f"{bold}{scored['macro_f1_mean']:.1f} ± {scored['macro_f1_std']:.1f}{bold}")
+        rows.append(cells)
+    lines = [table(header, rows), ""]
+    for fold, title in RECIPE_FOLDS:
+        chosen, tested = searches[fold]["chosen_point"], files[VALIDATION_SEARCH_TESTS[fold]]
+        wrong = [name for name, value in chosen.items()
+                 if last_option(tested["provenance"]["command"], name) != value]
+        if wrong:
+            raise ValueError(f"{VALIDATION_SEARCH_TESTS[fold]}: not run with the chosen {wrong} of "
+                             f"{VALIDATION_SEARCH[fold]}.")
+        context = int(chosen.get("context_size", "0"))
+        baseline = "baseline_text_tfidf" + (f"_context{context}" if context else "")
+        teacher = next(row for row in tested["rows"] if row["name"] == "teacher")
+        tfidf_row = next(row for row in tested["rows"] if row["name"] == baseline)
+        tfidf = next(c for c in tested["comparisons"] if c["first"] == "teacher"
+                     and c["second"] == baseline)["differences"]["macro_f1"]
+        own = [pm(next(row for row in files[context_file(fold, k)]["rows"] if row["name"] == "teacher")["summary"]
+                  ["macro_f1"], digits=1) for k in VALIDATION_SEARCH_CONTEXTS]
+        setting = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in chosen.items())
+        lines.append(f"* {title}: validation chose {setting}; the recipe trained with it on every training row scores "
+                     f"macro-F1 {pm(teacher['summary']['macro_f1'], digits=1)} on the test session (seeds 1-3), "
+                     f"against {own[0]} for the recipe's setting without context and {own[1]} with 4 previous "
+                     f"utterances (L2 penalty 1, the tables above and below) and "
+                     f"{pm(tfidf_row['summary']['macro_f1'], digits=1)} for TF-IDF with the same context on the same "
+                     f"rows (teacher − TF-IDF {pm(tfidf, digits=1, signed=True)}, ahead in {tfidf['ahead']} of "
+                     f"{tfidf['n']} seeds).")
+    lines.append("")
+    lines += [from_file(files[source], source) for source in (*VALIDATION_SEARCH.values(),
+                                                              *VALIDATION_SEARCH_TESTS.values())]
     return "\n".join(lines)

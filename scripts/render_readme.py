@@ -70,7 +70,9 @@ from readme_recipe import (  # noqa: E402
     render_text_head_probe,
     render_trained_latency,
     render_transcript_overlap,
+    render_validation_search,
     text_encoder_files,
+    validation_search_files,
 )
 
 from multistill.asr import SHORT_WINDOW_S  # noqa: E402
@@ -408,6 +410,8 @@ TABLES: dict[str, Table] = {
                             ("scripts/branch_balance_probe.py", "loading_scripts", "multistill/training/data.py",
                              "multistill/tools/baselines.py")),
     "cross_corpus": Table(CROSS_CORPUS, render_cross_corpus, RECIPE_CODE),
+    "validation_search": Table(validation_search_files(), render_validation_search,
+                               RECIPE_CODE + ("scripts/validation_search.py", "scripts/validation_scores.py")),
     "transcript_overlap": Table((TRANSCRIPT_OVERLAP,), render_transcript_overlap,
                                 ("scripts/transcript_overlap.py", "loading_scripts", "multistill/training/data.py")),
     "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=LIGHT_ROOT) for fold, _ in RECIPE_FOLDS),
