@@ -444,13 +444,18 @@ def last_option(command: str, name: str) -> str | None:
     return words[places[-1] + 1] if places else None
 
 
+def option_label(name: str) -> str:
+    """A recipe option as prose: ``l2_penalty`` -> ``L2 penalty``."""
+    return name.replace("_", " ").replace("l2 ", "L2 ")
+
+
 def render_validation_search(files: dict[str, Any]) -> str:
     """Validation macro-F1 of every grid point per fold (the choice in bold), then what each fold's choice scores on
     its test session against the recipe's own setting and TF-IDF, from a run of the recipe with that setting."""
     searches = {fold: files[source] for fold, source in VALIDATION_SEARCH.items()}
     first = next(iter(searches.values()))
     names = list(first["points"][0]["point"])
-    header = [name.replace("_", " ") for name in names]
+    header = [option_label(name) for name in names]
     for fold, title in RECIPE_FOLDS:
         train = title.split(" -> ")[0].removeprefix("train ")
         draws = len(searches[fold]["settings"]["split_seeds"])
@@ -481,7 +486,7 @@ def render_validation_search(files: dict[str, Any]) -> str:
                      and c["second"] == baseline)["differences"]["macro_f1"]
         own = [pm(next(row for row in files[context_file(fold, k)]["rows"] if row["name"] == "teacher")["summary"]
                   ["macro_f1"], digits=1) for k in VALIDATION_SEARCH_CONTEXTS]
-        setting = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in chosen.items())
+        setting = ", ".join(f"{option_label(name)} {value}" for name, value in chosen.items())
         lines.append(f"* {title}: validation chose {setting}; the recipe trained with it on every training row scores "
                      f"macro-F1 {pm(teacher['summary']['macro_f1'], digits=1)} on the test session (seeds 1-3), "
                      f"against {own[0]} for the recipe's setting without context and {own[1]} with 4 previous "
