@@ -1,6 +1,7 @@
 """scripts/render_readme.py: README's result blocks are what the committed result files render."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,15 @@ def test_stale_when_the_code_changed_after_the_result_commit(tmp_path, monkeypat
     git("commit", "-qam", "code change")
     assert readme_lib.stale_since(made, ("code.py",)) is True
     assert readme_lib.stale_since("0" * 40, ("code.py",)) is None
+
+
+def test_the_validation_search_block_refuses_a_test_run_of_another_setting():
+    readme_recipe = sys.modules["readme_recipe"]
+    table = render_readme.TABLES["validation_search"]
+    files = {source: json.loads((ROOT / source).read_text(encoding="utf-8")) for source in table.sources}
+    assert "validation chose context size 0, L2 penalty 2" in table.render(files)
+    tested = readme_recipe.VALIDATION_SEARCH_TESTS["fold1_test2"]
+    files[tested]["provenance"]["command"] += " --l2_penalty 0.5"  # the last value is the one the run used
+    assert readme_recipe.last_option(files[tested]["provenance"]["command"], "l2_penalty") == "0.5"
+    with pytest.raises(ValueError, match=r"not run with the chosen \['l2_penalty'\]"):
+        table.render(files)
