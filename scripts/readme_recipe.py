@@ -68,9 +68,14 @@ def _macro(data: dict[str, Any], name: str) -> str:
     return pm(row["summary"]["macro_f1"], digits=1) if row else "–"
 
 
+def _teacher_versus(data: dict[str, Any], baseline: str) -> dict[str, Any] | None:
+    """The run's ``teacher − baseline`` comparison (paired differences per metric), or None."""
+    return next((c for c in data["comparisons"] if c["first"] == "teacher" and c["second"] == baseline), None)
+
+
 def _versus(data: dict[str, Any], baseline: str) -> str:
     """``teacher − baseline`` macro-F1 points and the seeds the teacher is ahead in."""
-    match = next((c for c in data["comparisons"] if c["first"] == "teacher" and c["second"] == baseline), None)
+    match = _teacher_versus(data, baseline)
     if match is None:
         return "–"
     d = match["differences"]["macro_f1"]
@@ -325,8 +330,7 @@ def render_cross_corpus(files: dict[str, Any]) -> str:
         for row in data["rows"]:
             if row["name"] != "teacher" and row["name"].endswith(f"_context{context}") != bool(context):
                 continue  # the context run's baselines without context repeat the first run's
-            match = next((c for c in data["comparisons"] if c["first"] == "teacher" and c["second"] == row["name"]),
-                         None)
+            match = _teacher_versus(data, row["name"])
             versus = ["", ""] if match is None else [
                 f"{pm(match['differences'][key], 100.0, 1, signed=True)} ({match['differences'][key]['ahead']} of "
                 f"{match['differences'][key]['n']})" for key in ("unweighted_accuracy", "macro_f1")]
@@ -480,18 +484,14 @@ def render_validation_search(files: dict[str, Any]) -> str:
                              f"{VALIDATION_SEARCH[fold]}.")
         context = int(chosen.get("context_size", "0"))
         baseline = "baseline_text_tfidf" + (f"_context{context}" if context else "")
-        teacher = next(row for row in tested["rows"] if row["name"] == "teacher")
-        tfidf_row = next(row for row in tested["rows"] if row["name"] == baseline)
-        tfidf = next(c for c in tested["comparisons"] if c["first"] == "teacher"
-                     and c["second"] == baseline)["differences"]["macro_f1"]
-        own = [pm(next(row for row in files[context_file(fold, k)]["rows"] if row["name"] == "teacher")["summary"]
-                  ["macro_f1"], digits=1) for k in VALIDATION_SEARCH_CONTEXTS]
+        tfidf = _teacher_versus(tested, baseline)["differences"]["macro_f1"]
+        own = [_macro(files[context_file(fold, k)], "teacher") for k in VALIDATION_SEARCH_CONTEXTS]
         setting = ", ".join(f"{option_label(name)} {value}" for name, value in chosen.items())
         lines.append(f"* {title}: validation chose {setting}; the recipe trained with it on every training row scores "
-                     f"macro-F1 {pm(teacher['summary']['macro_f1'], digits=1)} on the test session (seeds 1-3), "
+                     f"macro-F1 {_macro(tested, 'teacher')} on the test session (seeds 1-3), "
                      f"against {own[0]} for the recipe's setting without context and {own[1]} with 4 previous "
                      f"utterances (L2 penalty 1, the tables above and below) and "
-                     f"{pm(tfidf_row['summary']['macro_f1'], digits=1)} for TF-IDF with the same context on the same "
+                     f"{_macro(tested, baseline)} for TF-IDF with the same context on the same "
                      f"rows (teacher − TF-IDF {pm(tfidf, digits=1, signed=True)}, ahead in {tfidf['ahead']} of "
                      f"{tfidf['n']} seeds).")
     lines.append("")
