@@ -41,10 +41,11 @@ from multistill.tools.experiment import parse_args as parse_experiment_args  # n
 from multistill.tools.experiment import provenance  # noqa: E402
 
 #: Options that make a recipe run a validation run: trained on the training dialogues alone, scored on the drawn
-#: validation dialogues at every 100 steps (the last evaluation is read), nothing saved, no students or baselines.
+#: validation dialogues at every 100 steps (the last evaluation is read), nothing saved or timed, no students or
+#: baselines.
 VALIDATION_RUN = ("--students", "none", "--baselines", "none", "--parallel", "1", "--refit_on_validation", "false",
                   "--eval_strategy", "steps", "--eval_steps", "100", "--save_strategy", "no",
-                  "--load_best_model_at_end", "false")
+                  "--load_best_model_at_end", "false", "--latency_utterances", "0")
 #: Options the search sets itself, so a grid may not vary them.
 SEARCH_OWNED = {"seeds", "split_seed", "validation_fraction", "test_sessions", "output_dir", "data_dir",
                 *(option.removeprefix("--") for option in VALIDATION_RUN[::2])}
@@ -79,9 +80,10 @@ def grid_points(grid_json: str) -> list[dict[str, str]]:
     for name, values in grid.items():
         if not isinstance(values, list) or not values or any(isinstance(v, (dict, list)) for v in values):
             raise ValueError(f"--grid {name}: give a non-empty list of values, got {values!r}.")
-        if len({json.dumps(v) for v in values}) != len(values) or len(set(values)) != len(values):
-            raise ValueError(f"--grid {name}: a value is repeated in {values!r}.")
     spelled = {name: [json.dumps(v) if isinstance(v, bool) else str(v) for v in values] for name, values in grid.items()}
+    for name, values in grid.items():  # 1 and 1.0 are one value, so are 1 and "1" once spelled on the command line
+        if len(set(values)) != len(values) or len(set(spelled[name])) != len(values):
+            raise ValueError(f"--grid {name}: a value is repeated in {values!r}.")
     return [dict(zip(spelled, combination, strict=True)) for combination in itertools.product(*spelled.values())]
 
 

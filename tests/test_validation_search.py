@@ -63,6 +63,7 @@ def test_the_best_mean_validation_score_is_chosen_and_its_recipe_command_given(
         assert command[:2] == ["bash", "scripts/recipe.sh"] and _option(command, "test_sessions") == "2"
         assert _option(command, "refit_on_validation") == "false" and _option(command, "students") == "none"
         assert _option(command, "validation_fraction") == "0.5" and _option(command, "context_size") == "4"
+        assert _option(command, "latency_utterances") == "0"  # nothing timed: the search reads validation only
     report = json.loads((tmp_path / "search" / "search.json").read_text())
     assert [row["macro_f1_mean"] for row in report["points"]] == pytest.approx([35.0, 30.0, 38.0])
     assert report["points"][0]["draws"]["1"]["macro_f1"] == pytest.approx(50.0)  # the last evaluation, not the best
@@ -86,6 +87,7 @@ def test_equal_scores_choose_the_earlier_point(tmp_path: Path, monkeypatch: pyte
 @pytest.mark.parametrize(("grid", "message"), [
     ('{"l2_penalty": 1}', "--grid l2_penalty: give a non-empty list of values"),
     ('{"l2_penalty": [1, 1.0]}', "--grid l2_penalty: a value is repeated"),
+    ('{"l2_penalty": ["1", 1]}', "--grid l2_penalty: a value is repeated"),
     ('{"seeds": [1, 2]}', "--grid ['seeds']: the search sets these itself"),
     ('{"l2_penalty": ["strong"]}', "invalid float value: 'strong'"),
     ('{"no_such_option": [1]}', "['--no_such_option', '1']"),
