@@ -70,11 +70,7 @@ def main(argv: list[str] | None = None) -> Path | str:
     parser = HfArgumentParser(PushToHubArguments, description=__doc__)
     (args,) = parser.parse_args_into_dataclasses(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    model_dir = Path(args.model_dir)
-    if not model_dir.is_dir():
-        raise ValueError(f"--model_dir {model_dir} is not a folder.")
-    if not (model_dir / "config.json").is_file():
-        raise ValueError(f"--model_dir {model_dir} is not a model folder (no config.json).")
+    model_dir = hub.check_model_dir(args.model_dir)
     if args.local_dir is None and not args.repo_id:
         raise ValueError("Pass --repo_id to upload (or --local_dir to only write the folder).")
     if args.repo_id and hub.hub_id_error(args.repo_id, need_owner=True):

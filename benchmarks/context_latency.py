@@ -56,6 +56,22 @@ class Arguments:
     output_json: str | None = field(default=None, metadata={"help": "Where to write the result."})
 
 
+def check_arguments(args: Arguments) -> None:
+    """Refuse bad options before any model is built (a ``UsageError``: one ``error:`` line, exit status 2)."""
+    from bench_args import check_numbers
+
+    from multistill.configuration_multistill import MAX_CONTEXT_SIZE
+    from multistill.training.arguments import UsageError, check_output_dir
+
+    check_numbers(args, positive=("context_size", "rounds", "seconds", "threads"))
+    if args.context_size > MAX_CONTEXT_SIZE:
+        raise UsageError(f"--context_size must be at most {MAX_CONTEXT_SIZE}, got {args.context_size}.")
+    if args.output_json is not None:
+        if Path(args.output_json).is_dir():
+            raise UsageError(f"--output_json {args.output_json} is a folder; give a file name.")
+        check_output_dir(str(Path(args.output_json).parent), "--output_json")
+
+
 def build(whisper: str, ngram: str, args: Arguments, context_size: int, audio_layers: int | None):
     torch.manual_seed(0)
     model = MultiStillForEmotionClassification.from_encoders(
@@ -75,6 +91,7 @@ def time_once(model, processor, wave: np.ndarray, history: torch.Tensor | None) 
 
 def main(argv: list[str] | None = None) -> None:
     (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
+    check_arguments(args)
     torch.set_num_threads(args.threads)
     whisper = str(transformers_folder())
     ngram = build_ngram_text_encoder(ROOT / "outputs" / "bench_ngram", [TEXT, "그냥 그래요", "진짜 화났어"])
@@ -104,8 +121,11 @@ def main(argv: list[str] | None = None) -> None:
         }
         print(f"{shape}: {report['shapes'][shape]}")
     if args.output_json:
+        Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output_json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
-    main()
+    from multistill.training.arguments import run_script
+
+    run_script(main)

@@ -24,6 +24,7 @@ for p in (str(HERE), str(HERE.parent)):
         sys.path.insert(0, p)
 
 import torch  # noqa: E402
+from bench_args import check_numbers  # noqa: E402
 from bench_lib import (  # noqa: E402
     Contention,
     cached_feature_inputs,
@@ -39,6 +40,8 @@ from bench_lib import (  # noqa: E402
     provenance_line,
 )
 from transformers import HfArgumentParser  # noqa: E402
+
+from multistill.training.arguments import check_output_dir  # noqa: E402
 
 #: name -> (``from_preset`` overrides, int8)
 VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
@@ -111,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the ablation and print a markdown table."""
     parser = HfArgumentParser(AblationArguments, description=__doc__.split("\n\n")[0])
     (args,) = parser.parse_args_into_dataclasses(args=argv)
+    check_numbers(args, positive=("audio_seconds", "text_tokens", "threads", "time_budget"))
+    check_output_dir(args.output_dir)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.ao.quantization
     warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
@@ -176,4 +181,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from multistill.training.arguments import run_script
+
+    run_script(main)

@@ -25,10 +25,13 @@ run only with ``--trust_remote_code``; by default the installed package's classe
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
+import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,23 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
 
@@ -137,28 +157,28 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("input", nargs="?", default=None, help="Audio file of the conversation.")
     stream.add_argument("--mic", action="store_true", help="Record from the default audio input device instead.")
     stream.add_argument("--mic-device", default=None, help="Input device (index or name) for --mic.")
-    stream.add_argument("--duration", type=float, default=None, help="With --mic: stop after this many seconds.")
+    stream.add_argument("--duration", type=_positive_float, default=None, help="With --mic: stop after this many seconds.")
     stream.add_argument("--transcript", default=None,
                         help="Transcript file: one line per utterance, or 'start<TAB>end<TAB>text' lines "
                              "(needed by models that use text).")
     stream.add_argument("--vad", choices=VAD_KINDS, default="silero",
                         help="Voice-activity detector: silero (trained model, default) or energy (no model).")
-    stream.add_argument("--speech-threshold", type=float, default=0.5,
+    stream.add_argument("--speech-threshold", type=_finite_float, default=0.5,
                         help="Silero: speech probability that starts speech (it ends 0.15 lower).")
     stream.add_argument("--plot", default=None, help="Write the emotion timeline of the conversation to this image.")
     stream.add_argument("--jsonl", default=None, help="Write one JSON line per utterance to this file.")
     stream.add_argument("--realtime", action="store_true",
                         help="Deliver a file at real-time pace (default: as fast as possible; the latencies are "
                              "then processing times and the real-time factor is the same).")
-    stream.add_argument("--chunk-ms", type=float, default=100.0, help="Audio chunk size (ms).")
-    stream.add_argument("--threshold-db", type=float, default=-45.0, help="Energy VAD threshold (dBFS).")
-    stream.add_argument("--hangover-ms", type=float, default=500.0, help="Silence that ends an utterance (ms).")
-    stream.add_argument("--early-ms", type=float, default=EARLY_MS,
+    stream.add_argument("--chunk-ms", type=_positive_float, default=100.0, help="Audio chunk size (ms).")
+    stream.add_argument("--threshold-db", type=_finite_float, default=-45.0, help="Energy VAD threshold (dBFS).")
+    stream.add_argument("--hangover-ms", type=_finite_float, default=500.0, help="Silence that ends an utterance (ms).")
+    stream.add_argument("--early-ms", type=_finite_float, default=EARLY_MS,
                         help="Start ASR and the emotion model after this much silence, before the hangover ends "
                              "(ms; the work is dropped if speech resumes; 0: wait for the end of the utterance).")
-    stream.add_argument("--min-speech-ms", type=float, default=60.0, help="Speech that starts an utterance (ms).")
-    stream.add_argument("--min-utterance-ms", type=float, default=300.0, help="Shorter utterances are dropped.")
-    stream.add_argument("--max-utterance-s", type=float, default=20.0, help="Longer utterances are cut (s).")
+    stream.add_argument("--min-speech-ms", type=_finite_float, default=60.0, help="Speech that starts an utterance (ms).")
+    stream.add_argument("--min-utterance-ms", type=_finite_float, default=300.0, help="Shorter utterances are dropped.")
+    stream.add_argument("--max-utterance-s", type=_finite_float, default=20.0, help="Longer utterances are cut (s).")
     stream.add_argument("--no-warmup", action="store_true", help="Skip the warm-up call before streaming.")
     stream.add_argument("--no-shared-encoder", action="store_true",
                         help="Run the Whisper encoder twice per utterance (ASR, emotion model) even when the model's "
@@ -166,11 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     live = stream.add_argument_group("live input falling behind (--mic, --realtime): the backlog policy")
     live.add_argument("--max-queue", type=_positive_int, default=4,
                       help="Utterances waiting for recognition at most; one more drops the oldest waiting one.")
-    live.add_argument("--skip-asr-after-s", type=float, default=1.0,
+    live.add_argument("--skip-asr-after-s", type=_finite_float, default=1.0,
                       help="From this wait (s) on, short utterances get no ASR (classified with empty text).")
-    live.add_argument("--skip-asr-below-s", type=float, default=1.5,
+    live.add_argument("--skip-asr-below-s", type=_finite_float, default=1.5,
                       help="'Short' for --skip-asr-after-s: utterances under this length (s).")
-    live.add_argument("--drop-after-s", type=float, default=6.0,
+    live.add_argument("--drop-after-s", type=_finite_float, default=6.0,
                       help="An utterance that waited longer than this (s) is dropped, with a warning.")
 
     convert = sub.add_parser("convert-whisper", help="Convert a CTranslate2 Whisper folder to transformers format.",
@@ -277,7 +297,7 @@ def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool
             config = MultiStillForEmotionClassification.config_class.from_pretrained(model)
             check_saved_folder(model, MultiStillForEmotionClassification, config)
             check_processor_folder(model)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, TypeError) as err:  # TypeError: a config.json that is no JSON object
             raise ValueError(f"Cannot load the model {model!r}: {err}") from err
     options: dict[str, Any] = {"trust_remote_code": True} if trust_remote_code else {
         "trust_remote_code": False, "pipeline_class": MultiStillEmotionPipeline}
@@ -302,6 +322,15 @@ def resolve_device(device: str | None) -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
+def _one_line(message: str) -> str:
+    """An ASR loading error as one line: transformers' "Could not load model ... with any of the following
+    classes" carries the traceback of every class it tried, which says only that no ASR class loads the folder."""
+    head, found, _ = message.partition("Could not load model")
+    if found:
+        return f"{head}it is not a speech-recognition model (no automatic-speech-recognition class loads it)."
+    return message.split("\n", 1)[0] if "Traceback (most recent call last)" in message else message
+
+
 def load_models(args: argparse.Namespace, attach_asr: bool = True) -> tuple[Any, Any]:
     """``(emotion pipeline, speech recognizer or None)`` on one device. With ``attach_asr`` (``predict``) the
     recognizer is also the pipeline's ASR (it transcribes inputs without text); the stream keeps it apart: its
@@ -317,6 +346,8 @@ def load_models(args: argparse.Namespace, attach_asr: bool = True) -> tuple[Any,
                            threads=args.threads, encoder_window_s=asr_window(args, model, args.command == "stream"))
         except ImportError as err:
             raise ValueError(str(err)) from err
+        except ValueError as err:
+            raise ValueError(_one_line(str(err))) from err
     pipe = load_pipeline(args.model, device, args.trust_remote_code, asr if attach_asr else None)
     modalities = list(pipe.model.config.modalities)
     if asr is not None and "text" not in modalities:
@@ -348,11 +379,36 @@ def _print_scores(name: str, result: Any, as_json: bool) -> None:
     sys.stdout.flush()
 
 
-def _check_output_file(path: str | None, flag: str) -> None:
-    if path is not None:
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise ValueError(f"{flag} {path}: the folder {folder} does not exist.")
+def check_output_file(path: str | None, flag: str, inputs: tuple[str | None, ...] = ()) -> None:
+    """Refuse an output file ``path`` before anything loads: a folder, in a missing or unwritable folder (probed
+    with a temporary file: root ignores permission bits), or one of the ``inputs`` (it would be overwritten)."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a folder; give a file name.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{flag} {path}: the folder {folder} does not exist.")
+    for source in inputs:
+        if source is not None and os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source):
+            raise ValueError(f"{flag} {path} is an input file of this command; it would be overwritten.")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"{flag} {path}: cannot write in the folder {folder} ({err.strerror}).") from None
+
+
+def _check_plot_format(path: str | None) -> None:
+    """``--plot``: a file name whose extension matplotlib writes (else it fails after the whole stream)."""
+    if path is None:
+        return
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    if extension not in formats:
+        raise ValueError(f"--plot {path}: give an image file name ending in one of .{', .'.join(formats)}.")
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -395,13 +451,24 @@ def run_predict(args: argparse.Namespace) -> int:
 def _stream_settings(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """``(VADConfig, BacklogPolicy, Transcript or None)`` of ``multistill stream``, checked before any loading."""
     from .live.stream_session import BacklogPolicy
-    from .live.streaming import Transcript
+    from .live.streaming import MicrophoneUnavailableError, Transcript
     from .live.vad import VADConfig
 
     if args.mic == (args.input is not None):
         raise ValueError("Give either an audio file or --mic.")
-    _check_output_file(args.plot, "--plot")
-    _check_output_file(args.jsonl, "--jsonl")
+    if not args.mic and (args.duration is not None or args.mic_device is not None):
+        raise ValueError("--duration and --mic-device apply to --mic only; a file is streamed to its end.")
+    if args.mic and importlib.util.find_spec("sounddevice") is None:
+        raise MicrophoneUnavailableError("Microphone input needs the `sounddevice` package and PortAudio. Install it "
+                                         "with `pip install sounddevice`, or stream from a file.")
+    inputs = (args.input, args.transcript)
+    check_output_file(args.plot, "--plot", inputs)
+    check_output_file(args.jsonl, "--jsonl", inputs)
+    if args.plot is not None and args.jsonl is not None and os.path.abspath(args.plot) == os.path.abspath(args.jsonl):
+        raise ValueError(f"--plot and --jsonl are the same file {args.plot}.")
+    _check_plot_format(args.plot)
+    if args.threshold_db > 0:
+        raise ValueError(f"--threshold-db must be <= 0 dBFS (no audio is louder), got {args.threshold_db:g}.")
     vad = VADConfig(vad=args.vad, speech_threshold=args.speech_threshold, threshold_db=args.threshold_db,
                     hangover_ms=args.hangover_ms, early_ms=args.early_ms, min_speech_ms=args.min_speech_ms,
                     min_utterance_ms=args.min_utterance_ms, max_utterance_s=args.max_utterance_s)
@@ -483,6 +550,19 @@ def run_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_out_dir_keeps(out_dir: str, source: str | os.PathLike) -> None:
+    """Refuse an ``OUT_DIR`` that holds the ``source`` being converted or the current folder: ``--overwrite``
+    replaces ``OUT_DIR`` as a whole, so they would be deleted."""
+    target = Path(out_dir).expanduser().resolve()
+    source_path = Path(source).expanduser().resolve()
+    if target in source_path.parents:
+        raise ValueError(f"OUT_DIR {out_dir} holds the source {source}; replacing it would delete the source. "
+                         "Choose another folder.")
+    here = Path.cwd().resolve()
+    if target == here or target in here.parents:
+        raise ValueError(f"OUT_DIR {out_dir} is (or holds) the current folder; choose a new folder for the output.")
+
+
 def run_convert_whisper(args: argparse.Namespace) -> int:
     """``multistill convert-whisper``."""
     from .tools.whisper_base import ct2_folder
@@ -492,6 +572,7 @@ def run_convert_whisper(args: argparse.Namespace) -> int:
         raise ValueError("Give either SRC_DIR OUT_DIR or --from-packages OUT_DIR.")
     try:
         src_dir = ct2_folder() if args.from_packages else args.src_dir
+        check_out_dir_keeps(args.out_dir, src_dir)
         out_dir = convert_ct2_whisper(src_dir, args.out_dir, dtype=args.dtype, overwrite=args.overwrite)
     except (OSError, ImportError) as err:
         raise ValueError(str(err)) from err
@@ -513,6 +594,7 @@ def run_convert_gguf(args: argparse.Namespace) -> int:
     reason = gguf_text_error(args.gguf_file)
     if reason:
         raise ValueError(f"GGUF_FILE {args.gguf_file}: {reason}.")
+    check_out_dir_keeps(args.out_dir, args.gguf_file)
     try:
         out_dir = convert_gguf_text_encoder(args.gguf_file, args.out_dir, overwrite=args.overwrite)
     except (OSError, ImportError) as err:
@@ -553,5 +635,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["WHISPER_BASE_ALIAS", "build_parser", "check_device", "check_model", "check_model_reference", "load_models", "load_pipeline", "main",
+__all__ = ["WHISPER_BASE_ALIAS", "build_parser", "check_device", "check_model", "check_model_reference",
+           "check_out_dir_keeps", "check_output_file", "load_models", "load_pipeline", "main",
            "run_convert_gguf", "run_convert_whisper", "run_predict", "run_stream"]

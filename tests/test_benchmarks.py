@@ -332,3 +332,17 @@ def test_threads_training_times_each_thread_count_and_records_its_command(tmp_pa
     assert res["provenance"]["command"] == "python benchmarks/threads_training.py " + " ".join(cmd[2:])
     assert len(res["provenance"]["git_commit"]) == 40
     assert "| 2 |" in output.with_suffix(".md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("script", "argv", "message"), [
+    ("context_latency.py", ["--rounds", "0"], "--rounds must be > 0"),
+    ("light_student_ablation.py", ["--audio_seconds", "-1"], "--audio_seconds must be > 0"),
+    ("light_student_ablation.py", ["--threads", "0"], "--threads must be > 0"),
+    ("context_latency.py", ["--context_size", "-1"], "--context_size must be > 0"),
+])
+def test_bad_options_are_one_error_line_before_any_work(script, argv, message):
+    # they were tracebacks
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *argv], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and f"{script}: error: {message}" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1

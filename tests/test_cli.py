@@ -357,3 +357,105 @@ def test_predict_with_asr(tmp_path, capsys, caplog, monkeypatch):
     captured = capsys.readouterr()
     assert "text_source" not in captured.out and "--asr is not used" in caplog.text
     assert windows and set(windows) == {None}  # predict keeps Whisper's 30 s window (stream: 10 s)
+
+
+# --------------------------------------------------------------------------- bad-input sweep
+@pytest.mark.parametrize(("option", "value"), [("--hangover-ms", "inf"), ("--threshold-db", "nan"),
+                                               ("--chunk-ms", "0"), ("--chunk-ms", "nan"), ("--duration", "-5")])
+def test_stream_numbers_must_be_finite_and_positive(option, value, capsys):
+    # `--hangover-ms inf` was a traceback, `--threshold-db nan` silently found no speech, `--chunk-ms nan` gave
+    # "cannot convert float NaN to integer" after the models loaded
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["stream", "--model", "m", "a.wav", option, value])
+    assert exit_info.value.code == 2 and f"argument {option}: must be a" in capsys.readouterr().err
+
+
+def _stream_argv(tmp_path, wav, *extra):
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("a\n", encoding="utf-8")
+    return ["stream", "--model", saved_folder("teacher"), wav, "--transcript", str(transcript), "--vad", "energy",
+            *extra]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--jsonl", "{wav}"], "is an input file of this command"),
+    (["--jsonl", "{tmp}/t.txt"], "is an input file of this command"),
+    (["--jsonl", "{tmp}"], "is a folder"),
+    (["--plot", "{tmp}"], "is a folder"),
+    (["--plot", "{tmp}/timeline.xyz"], "give an image file name ending in one of"),
+    (["--plot", "{tmp}/timeline"], "give an image file name ending in one of"),
+    (["--plot", "{tmp}/a.png", "--jsonl", "{tmp}/a.png"], "are the same file"),
+    (["--duration", "5"], "apply to --mic only"),
+    (["--threshold-db", "10"], "--threshold-db must be <= 0 dBFS"),
+])
+def test_stream_outputs_are_checked_before_anything_loads(extra, message, tmp_path, wav, capsys, monkeypatch):
+    # `--jsonl INPUT.wav` overwrote the input audio; `--jsonl FOLDER` was a traceback; a bad --plot name failed
+    # (or was written under another name) only after the whole stream
+    import multistill.cli as cli
+
+    monkeypatch.setattr(cli, "load_models", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    before = Path(wav).read_bytes()
+    extra = [value.format(wav=wav, tmp=tmp_path) for value in extra]
+    assert main(_stream_argv(tmp_path, wav, *extra)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert Path(wav).read_bytes() == before and (tmp_path / "t.txt").read_text(encoding="utf-8") == "a\n"
+
+
+def test_stream_unwritable_output_folder(tmp_path, wav, capsys, monkeypatch):
+    import multistill.cli as cli
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "TemporaryFile", refuse)
+    assert main(_stream_argv(tmp_path, wav, "--jsonl", str(tmp_path / "r.jsonl"))) == 2
+    assert "cannot write in the folder" in capsys.readouterr().err
+
+
+def test_mic_without_sounddevice_fails_before_loading(capsys, monkeypatch):
+    import multistill.cli as cli
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    monkeypatch.setattr(cli, "load_models", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    assert main(["stream", "--model", saved_folder("teacher"), "--mic", "--transcript", "x.txt"]) == 2
+    assert "sounddevice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out", ["parent", "."])
+def test_convert_refuses_an_out_dir_that_holds_the_source(out, tmp_path, capsys, monkeypatch):
+    # `convert-whisper parent/src parent --overwrite` deleted the source (and everything else in parent);
+    # `convert-gguf model.gguf . --overwrite` wiped the current folder, the GGUF included
+    (tmp_path / "parent" / "src").mkdir(parents=True)
+    (tmp_path / "parent" / "keep.txt").write_text("keep", encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "parent" if out == "." else tmp_path)
+    src = "src" if out == "." else "parent/src"
+    assert main(["convert-whisper", src, out, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: OUT_DIR") and "holds the source" in err
+    assert (tmp_path / "parent" / "src").is_dir() and (tmp_path / "parent" / "keep.txt").is_file()
+
+
+def test_config_that_is_no_json_object_is_an_error_line(tmp_path, wav, capsys):
+    (tmp_path / "config.json").write_text("[1]", encoding="utf-8")
+    assert main(["predict", "--model", str(tmp_path), wav, "--text", "a"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot load the model") and "Traceback" not in err
+
+
+def test_an_asr_folder_that_is_no_asr_model_is_one_line(tmp_path, wav, capsys, monkeypatch):
+    # `--asr EMOTION_MODEL_FOLDER`: transformers' message held the traceback of every ASR class it tried
+    import multistill.asr as asr
+
+    def refuse(*args, **kwargs):
+        raise ValueError("Cannot load the speech-recognition model 'm' (transformers): Could not load model m with "
+                         "any of the following classes: (A, B). See the original errors:\n\nwhile loading with A, an "
+                         "error is thrown:\nTraceback (most recent call last):\n  File x\nValueError: Unrecognized")
+
+    monkeypatch.setattr(asr, "load_asr", refuse)
+    assert main(["predict", "--model", saved_folder("teacher"), wav, "--asr", saved_folder("teacher")]) == 2
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line == ("error: Cannot load the speech-recognition model 'm' (transformers): it is not a speech-recognition "
+                    "model (no automatic-speech-recognition class loads it).")
+    assert "Traceback" not in err

@@ -92,3 +92,14 @@ def test_convert_gguf_command(tiny_gguf: Path, tmp_path: Path, capsys: pytest.Ca
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"error: GGUF_FILE {tmp_path / 'vision.gguf'}: a GGUF of a 'clip' model, not a text")
     assert "\n" not in error and not (tmp_path / "other").exists()
+
+
+def test_the_output_folder_may_not_hold_the_gguf(tiny_gguf: Path, tmp_path: Path):
+    # `multistill convert-gguf model.gguf . --overwrite` replaced the folder, the GGUF with it
+    folder = tmp_path / "models"
+    folder.mkdir()
+    source = folder / "tiny.gguf"
+    source.write_bytes(tiny_gguf.read_bytes())
+    with pytest.raises(ValueError, match="holds the GGUF file"):
+        convert_gguf_text_encoder(source, folder, overwrite=True)
+    assert source.read_bytes() == tiny_gguf.read_bytes()

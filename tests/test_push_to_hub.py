@@ -527,3 +527,16 @@ def test_publish_recipe_checks_its_arguments_before_training(tmp_path):
         f"error: HUB_DIR {tmp_path / 'hub'}/multistill-kemdy-text-student is not empty (push_to_hub.py writes only "
         "into a new or empty folder)"]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("config", "message"), [('{"model_type": "whisper"}', "is not a Multi-Still model"),
+                                                 ("[1]", "config.json is not a JSON object")])
+def test_model_dir_of_another_kind_is_refused_before_loading(config, message, push_to_hub, tmp_path, monkeypatch):
+    # a Whisper folder was loaded, written out with a model card and only then failed verification with an
+    # unrelated message; a config.json holding a list was a TypeError traceback
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(config, encoding="utf-8")
+    monkeypatch.setattr(hub, "load_checkpoint", lambda *a: (_ for _ in ()).throw(AssertionError("loaded")))
+    with pytest.raises(ValueError, match=message):
+        push_to_hub.main(["--model_dir", str(tmp_path / "m"), "--local_dir", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()

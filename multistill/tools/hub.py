@@ -79,13 +79,32 @@ def public_run_info(info: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------------------------- folder
+def check_model_dir(model_dir: str | os.PathLike, argument: str = "--model_dir") -> Path:
+    """``model_dir`` as a Multi-Still checkpoint folder, checked before anything loads: a folder whose
+    ``config.json`` is a JSON object of ``model_type`` ``multistill``; else a ``ValueError`` naming ``argument``."""
+    from ..configuration_multistill import MultiStillConfig
+
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise ValueError(f"{argument} {model_dir} is not a folder.")
+    try:
+        config = read_json(folder / "config.json")
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{argument} {model_dir}: config.json is not a JSON object ({str(err).rstrip('.')}).") from None
+    if config is None:
+        raise ValueError(f"{argument} {model_dir} is not a model folder (no config.json).")
+    if config.get("model_type") != MultiStillConfig.model_type:
+        raise ValueError(f"{argument} {model_dir} is not a Multi-Still model (config.json model_type "
+                         f"{config.get('model_type')!r}, not {MultiStillConfig.model_type!r}).")
+    return folder
+
+
 def load_checkpoint(model_dir: Path):
     """Model and processor of a training output folder (with the package's classes)."""
     from ..modeling_multistill import MultiStillForEmotionClassification
     from ..processing_multistill import MultiStillProcessor
 
-    if not (model_dir / "config.json").is_file():
-        raise ValueError(f"{model_dir} is not a model folder (no config.json).")
+    check_model_dir(model_dir, "checkpoint")
     try:
         model = MultiStillForEmotionClassification.from_pretrained(model_dir).eval()
     except OSError as err:  # damaged weights, pickle-only weights (ValueError: config.json does not match them)
@@ -245,6 +264,7 @@ __all__ = [
     "build_folder",
     "build_model_card",
     "check_local_dir",
+    "check_model_dir",
     "check_session_results",
     "hub_id_error",
     "publish",
