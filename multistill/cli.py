@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -469,11 +470,15 @@ def _stream_settings(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     _check_plot_format(args.plot)
     if args.threshold_db > 0:
         raise ValueError(f"--threshold-db must be <= 0 dBFS (no audio is louder), got {args.threshold_db:g}.")
-    vad = VADConfig(vad=args.vad, speech_threshold=args.speech_threshold, threshold_db=args.threshold_db,
-                    hangover_ms=args.hangover_ms, early_ms=args.early_ms, min_speech_ms=args.min_speech_ms,
-                    min_utterance_ms=args.min_utterance_ms, max_utterance_s=args.max_utterance_s)
-    policy = BacklogPolicy(max_queue=args.max_queue, skip_asr_after_s=args.skip_asr_after_s,
-                           skip_asr_below_s=args.skip_asr_below_s, drop_after_s=args.drop_after_s)
+    try:
+        vad = VADConfig(vad=args.vad, speech_threshold=args.speech_threshold, threshold_db=args.threshold_db,
+                        hangover_ms=args.hangover_ms, early_ms=args.early_ms, min_speech_ms=args.min_speech_ms,
+                        min_utterance_ms=args.min_utterance_ms, max_utterance_s=args.max_utterance_s)
+        policy = BacklogPolicy(max_queue=args.max_queue, skip_asr_after_s=args.skip_asr_after_s,
+                               skip_asr_below_s=args.skip_asr_below_s, drop_after_s=args.drop_after_s)
+    except ValueError as err:  # named by the option the user typed, not the config field
+        raise ValueError(re.sub(r"\b(?:VADConfig|BacklogPolicy)\.(\w+)",
+                                lambda field: "--" + field.group(1).replace("_", "-"), str(err))) from None
     transcript = Transcript.from_file(args.transcript) if args.transcript else None
     return vad, policy, transcript
 
@@ -572,6 +577,9 @@ def run_convert_whisper(args: argparse.Namespace) -> int:
         raise ValueError("Give either SRC_DIR OUT_DIR or --from-packages OUT_DIR.")
     try:
         src_dir = ct2_folder() if args.from_packages else args.src_dir
+        if Path(src_dir).is_file():
+            raise ValueError(f"SRC_DIR {src_dir} is a file; give the CTranslate2 Whisper folder (model.bin, "
+                             "config.json, tokenizer.json).")
         check_out_dir_keeps(args.out_dir, src_dir)
         out_dir = convert_ct2_whisper(src_dir, args.out_dir, dtype=args.dtype, overwrite=args.overwrite)
     except (OSError, ImportError) as err:

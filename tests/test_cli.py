@@ -117,7 +117,9 @@ def test_stream_errors(tmp_path, capsys, monkeypatch):
     assert main(["stream", "--model", folder]) == 2
     assert "--mic" in capsys.readouterr().err
     assert main(["stream", "--model", folder, wav, "--drop-after-s", "-1"]) == 2  # before loading anything
-    assert "error: BacklogPolicy.drop_after_s must be >= 0" in capsys.readouterr().err
+    assert "error: --drop-after-s must be >= 0" in capsys.readouterr().err  # the option typed, not the field
+    assert main(["stream", "--model", folder, wav, "--hangover-ms", "0"]) == 2
+    assert "error: --hangover-ms must be > 0" in capsys.readouterr().err
     assert main(["stream", "--model", folder, str(tmp_path / "none.wav"), "--transcript", str(tmp_path / "t.txt")]) == 2
     assert "not found" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "sounddevice", None)
@@ -459,3 +461,11 @@ def test_an_asr_folder_that_is_no_asr_model_is_one_line(tmp_path, wav, capsys, m
     assert line == ("error: Cannot load the speech-recognition model 'm' (transformers): it is not a speech-recognition "
                     "model (no automatic-speech-recognition class loads it).")
     assert "Traceback" not in err
+
+
+def test_convert_whisper_names_a_source_that_is_a_file(tmp_path, capsys):
+    # it said "does not exist" of a file that does
+    (tmp_path / "real.wav").write_bytes(b"RIFF")
+    assert main(["convert-whisper", str(tmp_path / "real.wav"), str(tmp_path / "out")]) == 2
+    assert f"error: SRC_DIR {tmp_path / 'real.wav'} is a file; give the CTranslate2 Whisper folder" in (
+        capsys.readouterr().err)
