@@ -32,7 +32,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -381,8 +380,8 @@ def _print_scores(name: str, result: Any, as_json: bool) -> None:
 
 
 def check_output_file(path: str | None, flag: str, inputs: tuple[str | None, ...] = ()) -> None:
-    """Refuse an output file ``path`` before anything loads: a folder, in a missing or unwritable folder (probed
-    with a temporary file: root ignores permission bits), or one of the ``inputs`` (it would be overwritten)."""
+    """Refuse an output file ``path`` before anything loads: a folder, in a missing or unwritable folder, or one of
+    the ``inputs`` (it would be overwritten)."""
     if path is None:
         return
     if os.path.isdir(path):
@@ -393,11 +392,9 @@ def check_output_file(path: str | None, flag: str, inputs: tuple[str | None, ...
     for source in inputs:
         if source is not None and os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source):
             raise ValueError(f"{flag} {path} is an input file of this command; it would be overwritten.")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise ValueError(f"{flag} {path}: cannot write in the folder {folder} ({err.strerror}).") from None
+    from .training.arguments import check_output_dir
+
+    check_output_dir(folder, flag)  # write access, probed with a temporary file
 
 
 def _check_plot_format(path: str | None) -> None:
