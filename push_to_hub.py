@@ -21,6 +21,7 @@ is copied. ``--local_dir`` must be a new or empty folder (``--overwrite`` replac
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,10 @@ class PushToHubArguments:
     )
 
 
+#: The form of the Hub's license identifiers (apache-2.0, cc-by-nc-sa-4.0, openrail++, other, ...).
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+
+
 def main(argv: list[str] | None = None) -> Path | str:
     """Build the Hub folder (``--local_dir``) or build and upload it; returns the folder or the commit URL."""
     # 1. Arguments and logging; every argument is checked before anything is loaded
@@ -78,6 +83,12 @@ def main(argv: list[str] | None = None) -> Path | str:
                          f"{hub.hub_id_error(args.repo_id, need_owner=True)}")
     if args.overwrite and args.local_dir is None:
         raise ValueError("--overwrite only applies to --local_dir.")
+    if args.license is not None and not LICENSE_ID.fullmatch(args.license):
+        raise ValueError(f"--license {args.license!r} is not a Hub license identifier (lower-case, e.g. apache-2.0, "
+                         "mit, cc-by-nc-4.0, other): https://huggingface.co/docs/hub/repositories-licenses")
+    for name in args.dataset_names or []:
+        if hub.hub_id_error(name):
+            raise ValueError(f"--dataset_names {name!r} is not a Hub dataset id: {hub.hub_id_error(name)}")
     session_results = [hub.check_session_results(path) for path in args.session_results or []]
     options = {"license": args.license, "dataset_names": args.dataset_names, "verify": args.verify,
                "session_results": session_results or None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -540,3 +541,23 @@ def test_model_dir_of_another_kind_is_refused_before_loading(config, message, pu
     with pytest.raises(ValueError, match=message):
         push_to_hub.main(["--model_dir", str(tmp_path / "m"), "--local_dir", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--license", "not a license!!"], "--license 'not a license!!' is not a Hub license identifier"),
+    (["--license", "Apache-2.0"], "is not a Hub license identifier"),
+    (["--dataset_names", "ok/name", "bad name!"], "--dataset_names 'bad name!' is not a Hub dataset id"),
+])
+def test_card_metadata_is_checked_before_loading(option, message, push_to_hub, tmp_path, monkeypatch):
+    # a free-text --license went into the card's metadata, where the Hub expects one of its license identifiers
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text('{"model_type": "multistill"}', encoding="utf-8")
+    monkeypatch.setattr(hub, "load_checkpoint", lambda *a: (_ for _ in ()).throw(AssertionError("loaded")))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        push_to_hub.main(["--model_dir", str(tmp_path / "m"), "--local_dir", str(tmp_path / "o"), *option])
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("license_id", ["apache-2.0", "cc-by-nc-sa-4.0", "openrail++", "other", "llama3.1"])
+def test_hub_license_identifiers_pass(license_id, push_to_hub):
+    assert push_to_hub.LICENSE_ID.fullmatch(license_id)
