@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> Path | str:
         raise ValueError(f"--license {args.license!r} is not a Hub license identifier (lower-case, e.g. apache-2.0, "
                          "mit, cc-by-nc-4.0, other): https://huggingface.co/docs/hub/repositories-licenses")
     for name in args.dataset_names or []:
-        if hub.hub_id_error(name):
-            raise ValueError(f"--dataset_names {name!r} is not a Hub dataset id: {hub.hub_id_error(name)}")
+        if reason := hub.hub_id_error(name):
+            raise ValueError(f"--dataset_names {name!r} is not a Hub dataset id: {reason}")
     session_results = [hub.check_session_results(path) for path in args.session_results or []]
     options = {"license": args.license, "dataset_names": args.dataset_names, "verify": args.verify,
                "session_results": session_results or None}
