@@ -60,16 +60,17 @@ def check_arguments(args: Arguments) -> None:
     """Refuse bad options before any model is built (a ``UsageError``: one ``error:`` line, exit status 2)."""
     from bench_args import check_numbers
 
+    from multistill.cli import check_output_file
     from multistill.configuration_multistill import MAX_CONTEXT_SIZE
-    from multistill.training.arguments import UsageError, check_output_dir
+    from multistill.training.arguments import UsageError
 
     check_numbers(args, positive=("context_size", "rounds", "seconds", "threads"))
     if args.context_size > MAX_CONTEXT_SIZE:
         raise UsageError(f"--context_size must be at most {MAX_CONTEXT_SIZE}, got {args.context_size}.")
-    if args.output_json is not None:
-        if Path(args.output_json).is_dir():
-            raise UsageError(f"--output_json {args.output_json} is a folder; give a file name.")
-        check_output_dir(str(Path(args.output_json).parent), "--output_json")
+    try:
+        check_output_file(args.output_json, "--output_json", create_folder=True)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def build(whisper: str, ngram: str, args: Arguments, context_size: int, audio_layers: int | None):

@@ -45,6 +45,7 @@ from transformers import HfArgumentParser
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.baselines import encoder_statistics, with_context  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
 
@@ -87,6 +88,7 @@ def check_arguments(args: Arguments) -> None:
     wrong = [item for item in args.other_test_sessions if not OTHER_SESSION.match(item)]
     if wrong:
         raise ValueError(f"--other_test_sessions {wrong}: give KEMDy20 sessions as KEMDy20:N (e.g. KEMDy20:1).")
+    check_output_file(args.output_json, "--output_json", create_folder=True)
 
 
 @functools.cache

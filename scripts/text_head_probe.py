@@ -39,6 +39,7 @@ from transformers import HfArgumentParser
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
 
 HEADS = ("tfidf_lr", "linear", "recipe_shaped", "frozen_wide", "frozen_wide_projected")
@@ -79,6 +80,7 @@ def check_arguments(args: Arguments) -> None:
         raise ValueError("--sessions, --seeds and --heads need at least one value each.")
     if not args.learning_rate > 0:
         raise ValueError(f"--learning_rate must be positive, got {args.learning_rate}.")
+    check_output_file(args.output_json, "--output_json", create_folder=True)
 
 
 def bag_inputs(matrix) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

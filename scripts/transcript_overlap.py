@@ -26,6 +26,7 @@ from transformers import HfArgumentParser
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
 
 
@@ -58,6 +59,7 @@ def check_arguments(args: Arguments) -> list[tuple[int, int]]:
         raise ValueError(f"--data_dir {args.data_dir}: no such folder.")
     if not args.thresholds or not all(0 < t <= 1 for t in args.thresholds):
         raise ValueError(f"--thresholds must lie in (0, 1], got {args.thresholds}.")
+    check_output_file(args.output_json, "--output_json", create_folder=True)
     return parse_pairs(args.pairs)
 
 

@@ -23,6 +23,7 @@ from transformers import HfArgumentParser
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
 
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     """1. parse; 2. collect every experiment (all checked before writing); 3. write the JSON."""
     (args,) = HfArgumentParser(Arguments, description=Arguments.__doc__).parse_args_into_dataclasses(args=argv)
     try:
+        check_output_file(args.output_json, "--output_json", create_folder=True)
         experiments = [collect(Path(folder), args.run) for folder in args.experiments]
     except (ValueError, OSError, KeyError, json.JSONDecodeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -37,8 +37,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from validation_scores import collect  # noqa: E402
 
+from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.experiment import parse_args as parse_experiment_args  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
+from multistill.training.arguments import check_output_dir  # noqa: E402
 
 #: Options that make a recipe run a validation run: trained on the training dialogues alone, scored on the drawn
 #: validation dialogues at every 100 steps (the last evaluation is read), nothing saved or timed, no students or
@@ -101,6 +103,9 @@ def check_arguments(args: Arguments, extra: list[str]) -> list[dict[str, str]]:
         raise ValueError(f"--validation_fraction must be in (0, 1), got {args.validation_fraction}.")
     if args.parallel < 1:
         raise ValueError(f"--parallel must be at least 1, got {args.parallel}.")
+    check_output_dir(args.output_dir)
+    check_output_file(args.output_json or str(Path(args.output_dir) / "search.json"), "--output_json",
+                      create_folder=True)
     points = grid_points(args.grid)
     owned = SEARCH_OWNED.intersection(points[0])
     if owned:

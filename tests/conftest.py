@@ -29,6 +29,18 @@ def assert_usage_error(main, argv: list[str], message: str, output: Path, capsys
     assert not output.exists()
 
 
+def assert_unwritable_output_refused(main, argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A script's ``main(argv + --output_json X)`` refuses, before loading anything, an ``X`` that is a folder or
+    lies under a file: exit status 2 and one ``error:`` line each (they failed when the result was written)."""
+    (tmp_path / "file").write_text("")
+    for output, message in (
+            (tmp_path, f"--output_json {tmp_path} is a folder; give a file name."),
+            (tmp_path / "file" / "x.json", f"--output_json {tmp_path}/file/x.json: {tmp_path}/file is a file, "
+                                           f"so the folder {tmp_path}/file cannot be created.")):
+        assert main([*argv, "--output_json", str(output)]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {message}"
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     """The real KEMDy sample (``KEMDy19/`` and ``KEMDy20/``, Session 01); skips if it is not there."""

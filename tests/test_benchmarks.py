@@ -339,6 +339,7 @@ def test_threads_training_times_each_thread_count_and_records_its_command(tmp_pa
     ("light_student_ablation.py", ["--audio_seconds", "-1"], "--audio_seconds must be > 0"),
     ("light_student_ablation.py", ["--threads", "0"], "--threads must be > 0"),
     ("context_latency.py", ["--context_size", "-1"], "--context_size must be > 0"),
+    ("context_latency.py", ["--output_json", "benchmarks"], "--output_json benchmarks is a folder; give a file name."),
 ])
 def test_bad_options_are_one_error_line_before_any_work(script, argv, message):
     # they were tracebacks

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, assert_usage_error
+from tests.conftest import REPO_ROOT, assert_unwritable_output_refused, assert_usage_error
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
@@ -92,3 +92,8 @@ def test_a_missing_other_test_session_is_named(tmp_path: Path, synthetic_root: P
             "--output_json", str(tmp_path / "b.json")]
     assert branch_balance_probe.main(argv) == 2
     assert "error: --other_test_sessions ['KEMDy20:9']: not in" in capsys.readouterr().err
+
+
+def test_an_output_json_that_cannot_be_written_is_refused_before_loading(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture):
+    assert_unwritable_output_refused(branch_balance_probe.main, ["--data_dir", str(tmp_path), "--audio_encoder", str(tmp_path)], tmp_path, capsys)

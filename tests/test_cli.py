@@ -470,3 +470,14 @@ def test_convert_whisper_names_a_source_that_is_a_file(tmp_path, capsys):
     assert main(["convert-whisper", str(tmp_path / "real.wav"), str(tmp_path / "out")]) == 2
     assert f"error: SRC_DIR {tmp_path / 'real.wav'} is a file; give the CTranslate2 Whisper folder" in (
         capsys.readouterr().err)
+
+
+def test_an_output_file_in_a_missing_folder_passes_only_where_the_command_creates_it(tmp_path):
+    from multistill.cli import check_output_file
+
+    path = str(tmp_path / "new" / "deeper" / "r.json")
+    check_output_file(path, "--output_json", create_folder=True)
+    with pytest.raises(ValueError, match="the folder .*/new/deeper does not exist"):
+        check_output_file(path, "--output_json")
+    assert not (tmp_path / "new").exists()
+

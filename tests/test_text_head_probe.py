@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, assert_usage_error
+from tests.conftest import REPO_ROOT, assert_unwritable_output_refused, assert_usage_error
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
@@ -57,3 +57,8 @@ def test_a_session_the_folder_lacks_is_named(tmp_path: Path, sample_dir: Path, c
     argv = ["--data_dir", str(sample_dir), "--sessions", "7", "--output_json", str(tmp_path / "p.json")]
     assert text_head_probe.main(argv) == 2
     assert "error: --sessions [7]: not in" in capsys.readouterr().err
+
+
+def test_an_output_json_that_cannot_be_written_is_refused_before_loading(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture):
+    assert_unwritable_output_refused(text_head_probe.main, ["--data_dir", str(tmp_path)], tmp_path, capsys)

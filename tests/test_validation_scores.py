@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, assert_unwritable_output_refused
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
@@ -50,3 +50,8 @@ def test_runs_without_validation_evaluations_are_named(tmp_path: Path, capsys: p
     assert validation_scores.main(["--experiments", str(folder), "--output_json", str(tmp_path / "v.json")]) == 2
     assert "seed_1/teacher/trainer_state.json: no validation evaluation" in capsys.readouterr().err
     assert not (tmp_path / "v.json").exists()
+
+
+def test_an_output_json_that_cannot_be_written_is_refused_before_loading(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture):
+    assert_unwritable_output_refused(validation_scores.main, ["--experiments", str(tmp_path)], tmp_path, capsys)

@@ -118,3 +118,13 @@ def test_a_failed_run_names_its_folder_and_log(tmp_path: Path, monkeypatch: pyte
     error = capsys.readouterr().err
     assert f"error: {tmp_path / 'search' / 'point0_split1'}: the recipe run failed (exit 3)" in error
     assert "run.log" in error and not (tmp_path / "search" / "search.json").exists()
+
+
+def test_an_output_json_that_cannot_be_written_is_refused_before_anything_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    # it failed only after every run of the grid, when search.json was written
+    commands: list[list[str]] = []
+    monkeypatch.setattr(validation_search, "run_recipe", _fake_run(commands))
+    assert validation_search.main(_argv(tmp_path, '{"l2_penalty": [1]}', "--output_json", str(tmp_path))) == 2
+    assert capsys.readouterr().err.strip() == f"error: --output_json {tmp_path} is a folder; give a file name."
+    assert not commands
