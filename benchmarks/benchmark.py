@@ -150,6 +150,23 @@ def build_parser() -> HfArgumentParser:
     return parser
 
 
+def check_arguments(args: BenchmarkArguments) -> None:
+    """Refuse bad options before any model is built or timed: a ``UsageError`` (one ``error:`` line, exit status 2;
+    ``--threads 0`` was a traceback, ``--batch_sizes 0`` or ``--time_budget -1`` started benchmarking)."""
+    from bench_args import check_numbers
+
+    from multistill.training.arguments import UsageError, check_output_dir
+
+    check_numbers(args, positive=("batch_sizes", "audio_seconds", "text_tokens", "repeats", "time_budget", "threads",
+                                  "variant_batch_sizes", "train_batch_size", "train_audio_seconds", "rounds"),
+                  non_negative=("warmup", "max_call_s", "split_direct_max_s"))
+    if args.name is not None and (Path(args.name).name != args.name or args.name in ("", ".", "..")):
+        raise UsageError(f"--name {args.name!r}: give a file stem without a folder (the files go to --output_dir).")
+    if args.rerender is not None and not Path(args.rerender).is_file():
+        raise UsageError(f"--rerender {args.rerender}: no such file.")
+    check_output_dir(args.output_dir)
+
+
 def resolve_args(args: BenchmarkArguments) -> BenchmarkArguments:
     """Fill unset options from the full-size or quick defaults and pick the device."""
     defaults = QUICK_DEFAULTS if args.quick else FULL_DEFAULTS
@@ -161,15 +178,15 @@ def resolve_args(args: BenchmarkArguments) -> BenchmarkArguments:
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda but torch.cuda.is_available() is False")
+        from multistill.training.arguments import UsageError
+
+        raise UsageError("--device cuda, but torch.cuda.is_available() is False on this machine.")
     if args.dtypes is None:
         args.dtypes = ["fp32", "bf16"] if args.device == "cuda" else ["fp32"]
     if args.variant_models is None:
         args.variant_models = list(args.models)
     if args.name is None:
         args.name = f"benchmark_{args.device}" + ("_quick" if args.quick else "")
-    if args.rounds < 1:
-        raise SystemExit(f"--rounds must be at least 1, got {args.rounds}")
     return args
 
 
@@ -449,6 +466,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args._job:
         job_main(args._job)
         return {}
+    check_arguments(args)
     if args.rerender:
         return rerender(args.rerender)
     args = resolve_args(args)
@@ -517,4 +535,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from multistill.training.arguments import run_script
+
+    run_script(main)

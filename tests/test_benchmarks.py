@@ -340,6 +340,11 @@ def test_threads_training_times_each_thread_count_and_records_its_command(tmp_pa
     ("light_student_ablation.py", ["--threads", "0"], "--threads must be > 0"),
     ("context_latency.py", ["--context_size", "-1"], "--context_size must be > 0"),
     ("context_latency.py", ["--output_json", "benchmarks"], "--output_json benchmarks is a folder; give a file name."),
+    ("benchmark.py", ["--threads", "0"], "--threads must be > 0, got 0."),
+    ("benchmark.py", ["--batch_sizes", "1", "0"], "--batch_sizes must be > 0, got [1, 0]."),
+    ("benchmark.py", ["--time_budget", "-1"], "--time_budget must be > 0, got -1.0."),
+    ("benchmark.py", ["--name", "results/x"], "--name 'results/x': give a file stem without a folder"),
+    ("benchmark.py", ["--output_dir", "README.md"], "--output_dir README.md is a file, not a folder."),
 ])
 def test_bad_options_are_one_error_line_before_any_work(script, argv, message):
     # they were tracebacks
