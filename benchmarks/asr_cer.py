@@ -66,13 +66,40 @@ class AsrCerArguments:
     def __post_init__(self) -> None:
         from multistill.asr import ASR_ENGINES, check_encoder_window
 
-        check_encoder_window(self.asr_window_s)
+        try:
+            check_encoder_window(self.asr_window_s)
+        except ValueError as error:
+            raise ValueError(f"--asr_window_s {self.asr_window_s:g}: {error}") from None
         if self.asr_engine is not None and self.asr_engine not in ASR_ENGINES:
             raise ValueError(f"--asr_engine must be one of {ASR_ENGINES}, got {self.asr_engine!r}.")
-        if self.beam_size < 1 or self.batch_size < 1 or self.threads < 0:
-            raise ValueError("--beam_size and --batch_size must be >= 1 and --threads >= 0.")
+        for name, low in (("beam_size", 1), ("batch_size", 1), ("threads", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"--{name} must be >= {low}, got {getattr(self, name)}.")
         if self.subset is not None and self.subset < 1:
             raise ValueError(f"--subset must be >= 1, got {self.subset}.")
+
+
+def parse_args(argv: list[str] | None) -> AsrCerArguments:
+    """The options, checked before any data or model loads: a ``UsageError`` (one ``error:`` line, exit status 2;
+    a bad value was a traceback, a missing --data_dir or --asr folder a traceback after the imports)."""
+    from multistill.cli import check_device, check_model_reference
+    from multistill.tools.whisper_base import WHISPER_BASE_ALIAS
+    from multistill.training.arguments import UsageError, check_output_dir
+    from multistill.training.data import data_dir_error
+
+    try:
+        (args,) = HfArgumentParser(AsrCerArguments).parse_args_into_dataclasses(args=argv)
+        check_model_reference(args.asr, "--asr", aliases=(WHISPER_BASE_ALIAS,))
+        check_device(args.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if Path(args.name).name != args.name or args.name in ("", ".", ".."):
+        raise UsageError(f"--name {args.name!r}: give a file stem without a folder (the files go to --output_dir).")
+    check_output_dir(args.output_dir)
+    error = data_dir_error("all", args.data_dir)
+    if error:
+        raise UsageError(error)
+    return args
 
 
 def render_markdown(res: dict[str, Any]) -> str:
@@ -118,9 +145,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from multistill.processing_multistill import clean_transcript
     from multistill.training.data import load_kemdy
 
-    # 1. arguments
-    parser = HfArgumentParser(AsrCerArguments)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    # 1. arguments, checked before anything loads
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     set_seed(args.seed)
 
@@ -186,4 +212,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from multistill.training.arguments import run_script
+
+    run_script(main)

@@ -384,31 +384,45 @@ def _check_data_dir(data_dir: str | None) -> Path:
     return path
 
 
-def _require_dir(path: Path, what: str) -> None:
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"Missing {path}: the {what}/ folder of the KEMDy data was not found.\n"
-            f"{MANUAL_DOWNLOAD_INSTRUCTIONS}"
-        )
-
-
 _KEMDY19_ANNOTATION = re.compile(r"^Session(\d+)_([FM])_res\.csv$", re.IGNORECASE)
 _KEMDY20_ANNOTATION = re.compile(r"^Sess(?:ion)?(\d+)_eval\.csv$", re.IGNORECASE)
 
 
-def _find_annotation_files(data_dir: Path, corpus: str, sessions: list[int] | None) -> list[dict[str, Any]]:
-    """The annotation files of ``corpus``, grouped by session and sorted by session number."""
+def _corpus_layout_problem(data_dir: Path, corpus: str) -> str | None:
+    """The first folder of ``corpus`` that ``data_dir`` lacks (``corpus/``, its ``annotation/`` and ``wav/``), as
+    one line, or None."""
     corpus_dir = data_dir / corpus
     if not corpus_dir.is_dir():
         hint = ""
         if (data_dir / "annotation").is_dir():
             hint = f" ({data_dir} looks like a corpus folder itself: pass the folder that holds it)"
-        raise FileNotFoundError(
-            f"Missing {corpus_dir}: data_dir must hold a {corpus}/ folder{hint}. Request the corpus at "
-            f"{ETRI_URLS[corpus]}.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}"
-        )
+        return (f"Missing {corpus_dir}: data_dir must hold a {corpus}/ folder{hint}. Request the corpus at "
+                f"{ETRI_URLS[corpus]}.")
     for sub in ("annotation", "wav"):
-        _require_dir(corpus_dir / sub, sub)
+        if not (corpus_dir / sub).is_dir():
+            return f"Missing {corpus_dir / sub}: the {sub}/ folder of the KEMDy data was not found."
+    return None
+
+
+def layout_problem(data_dir: str | Path, config_name: str = "all") -> str | None:
+    """What ``data_dir`` lacks for the config ``config_name`` (one line), or None: callers check a folder with it
+    before building anything; the builder raises the same message with the download instructions."""
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        return f"KEMDy data_dir {path} does not exist."
+    for corpus in _CONFIG_CORPORA[config_name]:
+        problem = _corpus_layout_problem(path, corpus)
+        if problem:
+            return problem
+    return None
+
+
+def _find_annotation_files(data_dir: Path, corpus: str, sessions: list[int] | None) -> list[dict[str, Any]]:
+    """The annotation files of ``corpus``, grouped by session and sorted by session number."""
+    corpus_dir = data_dir / corpus
+    problem = _corpus_layout_problem(data_dir, corpus)
+    if problem:
+        raise FileNotFoundError(f"{problem}\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
     pattern = _KEMDY19_ANNOTATION if corpus == "KEMDy19" else _KEMDY20_ANNOTATION
     by_session: dict[int, list[Path]] = {}
     for path in sorted((corpus_dir / "annotation").iterdir()):
@@ -1101,5 +1115,6 @@ __all__ = [
     "Kemdy",
     "KemdyConfig",
     "UnknownEmotionLabelError",
+    "layout_problem",
     "majority_emotion",
 ]

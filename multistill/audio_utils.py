@@ -225,10 +225,13 @@ def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int, float | None] | Non
         import soundfile
     except (ImportError, OSError):
         return None
-    with soundfile.SoundFile(io.BytesIO(data)) as file:
-        header_seconds = file.frames / file.samplerate if file.frames > 0 else None
-        array = file.read(dtype="float32", always_2d=True)
-        return array.mean(axis=1), int(file.samplerate), header_seconds
+    try:
+        with soundfile.SoundFile(io.BytesIO(data)) as file:
+            header_seconds = file.frames / file.samplerate if file.frames > 0 else None
+            array = file.read(dtype="float32", always_2d=True)
+            return array.mean(axis=1), int(file.samplerate), header_seconds
+    except soundfile.LibsndfileError as err:  # its message names the in-memory buffer ("<_io.BytesIO ...>")
+        raise RuntimeError(err.error_string) from None
 
 
 def _decode_torchcodec(data: bytes) -> tuple[np.ndarray, int, float | None] | None:

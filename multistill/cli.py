@@ -562,9 +562,10 @@ def run_stream(args: argparse.Namespace) -> int:
 def check_out_dir_keeps(out_dir: str, source: str | os.PathLike) -> None:
     """Refuse an ``OUT_DIR`` that holds the ``source`` being converted or the current folder: ``--overwrite``
     replaces ``OUT_DIR`` as a whole, so they would be deleted."""
+    from .tools.whisper_convert import replaces_source
+
     target = Path(out_dir).expanduser().resolve()
-    source_path = Path(source).expanduser().resolve()
-    if target in source_path.parents:
+    if replaces_source(target, source):
         raise ValueError(f"OUT_DIR {out_dir} holds the source {source}; replacing it would delete the source. "
                          "Choose another folder.")
     here = Path.cwd().resolve()

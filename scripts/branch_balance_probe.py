@@ -74,9 +74,8 @@ class Arguments:
 
 def check_arguments(args: Arguments) -> None:
     """Refuse bad values before any data is read."""
-    for name in ("data_dir", "audio_encoder"):
-        if not Path(getattr(args, name)).is_dir():
-            raise ValueError(f"--{name} {getattr(args, name)}: no such folder.")
+    from multistill.training.data import data_dir_error
+
     if args.folds < 2:
         raise ValueError(f"--folds must be at least 2, got {args.folds}.")
     if len(set(args.sessions)) < 2:
@@ -89,6 +88,11 @@ def check_arguments(args: Arguments) -> None:
     if wrong:
         raise ValueError(f"--other_test_sessions {wrong}: give KEMDy20 sessions as KEMDy20:N (e.g. KEMDy20:1).")
     check_output_file(args.output_json, "--output_json", create_folder=True)
+    error = data_dir_error("all" if args.other_test_sessions else "kemdy19", args.data_dir)
+    if error:
+        raise ValueError(error)
+    if not Path(args.audio_encoder).is_dir():
+        raise ValueError(f"--audio_encoder {args.audio_encoder}: no such folder.")
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import json
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,9 +74,41 @@ def code_of(text: str | None, path: str) -> str | None:
     return ast.dump(tree)
 
 
+#: The ledger of results-neutral commits (see :func:`neutral_changes`), relative to the repository root.
+NEUTRAL_CHANGES = "results/neutral_changes.json"
+
+
+def neutral_changes() -> set[tuple[str, str]]:
+    """``(commit, path)`` pairs of :data:`NEUTRAL_CHANGES`: commits whose change to those paths runs only where no
+    result is made (an argument check before anything loads, an error message), each entry with why and how it was
+    verified. Such a change does not make a block stale, so that fixes of bad-input handling in the training code
+    do not mark hours of runs for rerunning; any other change to the same file still does."""
+    ledger = ROOT / NEUTRAL_CHANGES
+    if not ledger.is_file():
+        return set()
+    entries = json.loads(ledger.read_text(encoding="utf-8"))["changes"]
+    return {(entry["commit"], path) for entry in entries for path in entry["paths"]}
+
+
+def _code_at(revision: str, path: str) -> str | None:
+    return code_of(_git("show", f"{revision}:{path}"), path)
+
+
+def changed_by_others(commit: str, path: str, neutral: set[tuple[str, str]]) -> bool:
+    """Whether a commit after ``commit`` that is not a neutral change of ``path``, or an uncommitted edit, changed
+    what ``path`` does."""
+    now = ROOT / path
+    if _code_at("HEAD", path) != code_of(now.read_text(encoding="utf-8").strip() if now.is_file() else None, path):
+        return True
+    later = (_git("log", "--format=%H", f"{commit}..HEAD", "--", path) or "").split()
+    return any((later_commit, path) not in neutral and _code_at(f"{later_commit}^", path) != _code_at(later_commit, path)
+               for later_commit in later)
+
+
 def stale_since(commit: str | None, code: tuple[str, ...]) -> bool | None:
     """Whether what any of ``code`` does changed after ``commit`` (committed since, or uncommitted now: see
-    :func:`code_of`; a new untracked file counts); None if unknown."""
+    :func:`code_of`; a new untracked file counts; the commits of :func:`neutral_changes` do not); None if
+    unknown."""
     if not commit or _git("cat-file", "-e", f"{commit}^{{commit}}") is None:
         return None
     changed = _git("diff", "--name-only", commit, "--", *code)
@@ -84,10 +117,12 @@ def stale_since(commit: str | None, code: tuple[str, ...]) -> bool | None:
         return None
     if untracked:
         return True
+    neutral = neutral_changes()
     for path in changed.splitlines():
         now = ROOT / path
         before = _git("show", f"{commit}:{path}")
-        if code_of(before, path) != code_of(now.read_text(encoding="utf-8").strip() if now.is_file() else None, path):
+        if (code_of(before, path) != code_of(now.read_text(encoding="utf-8").strip() if now.is_file() else None, path)
+                and changed_by_others(commit, path, neutral)):
             return True
     return False
 

@@ -67,8 +67,8 @@ class Arguments:
 
 def check_arguments(args: Arguments) -> None:
     """Refuse bad values before any data is read."""
-    if not Path(args.data_dir).is_dir():
-        raise ValueError(f"--data_dir {args.data_dir}: no such folder.")
+    from multistill.training.data import data_dir_error
+
     for name, value, low in (("folds", args.folds, 2), ("steps", args.steps, 101), ("frozen_width", args.frozen_width, 1),
                              ("threads", args.threads, 1)):
         if value < low:
@@ -81,6 +81,9 @@ def check_arguments(args: Arguments) -> None:
     if not args.learning_rate > 0:
         raise ValueError(f"--learning_rate must be positive, got {args.learning_rate}.")
     check_output_file(args.output_json, "--output_json", create_folder=True)
+    error = data_dir_error("kemdy19", args.data_dir)
+    if error:
+        raise ValueError(error)
 
 
 def bag_inputs(matrix) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -55,12 +55,16 @@ def parse_pairs(pairs: list[str]) -> list[tuple[int, int]]:
 
 def check_arguments(args: Arguments) -> list[tuple[int, int]]:
     """The parsed pairs; bad values raise ValueError before any data is read."""
-    if not Path(args.data_dir).is_dir():
-        raise ValueError(f"--data_dir {args.data_dir}: no such folder.")
+    from multistill.training.data import data_dir_error
+
     if not args.thresholds or not all(0 < t <= 1 for t in args.thresholds):
         raise ValueError(f"--thresholds must lie in (0, 1], got {args.thresholds}.")
+    pairs = parse_pairs(args.pairs)
     check_output_file(args.output_json, "--output_json", create_folder=True)
-    return parse_pairs(args.pairs)
+    error = data_dir_error("kemdy19", args.data_dir)
+    if error:
+        raise ValueError(error)
+    return pairs
 
 
 def nearest_similarity(texts: np.ndarray, train: np.ndarray, query: np.ndarray,

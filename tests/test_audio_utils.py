@@ -48,6 +48,16 @@ def test_errors_name_the_input_and_minimum_duration_is_a_parameter(tmp_path):
         load_audio(np.ones(0, np.float32), 16000, min_seconds=0)
 
 
+def test_an_undecodable_file_is_named_without_the_decoders_memory_buffer(tmp_path):
+    # libsndfile's message named the in-memory buffer: "Error opening <_io.BytesIO object at 0x7f...>"
+    garbage = tmp_path / "noise.wav"
+    garbage.write_bytes(bytes(range(256)) * 2)
+    with pytest.raises(ValueError, match=r"cannot decode audio file .*noise\.wav as audio") as error:
+        load_audio(garbage)
+    assert "soundfile: RuntimeError: Format not recognised." in str(error.value)
+    assert "BytesIO" not in str(error.value) and " at 0x" not in str(error.value)
+
+
 def _mp3(seconds: float) -> bytes:
     buffer = io.BytesIO()
     tone = (0.1 * np.sin(np.arange(int(16000 * seconds)) / 10)).astype(np.float32)

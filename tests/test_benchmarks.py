@@ -345,6 +345,12 @@ def test_threads_training_times_each_thread_count_and_records_its_command(tmp_pa
     ("benchmark.py", ["--time_budget", "-1"], "--time_budget must be > 0, got -1.0."),
     ("benchmark.py", ["--name", "results/x"], "--name 'results/x': give a file stem without a folder"),
     ("benchmark.py", ["--output_dir", "README.md"], "--output_dir README.md is a file, not a folder."),
+    ("asr_cer.py", ["--data_dir", "nowhere"], "--data_dir nowhere: no such folder."),
+    ("asr_cer.py", ["--data_dir", "tests"], "--data_dir tests: Missing tests/KEMDy19: data_dir must hold a KEMDy19/"),
+    ("asr_cer.py", ["--data_dir", "tests", "--beam_size", "0"], "--beam_size must be >= 1, got 0."),
+    ("asr_cer.py", ["--data_dir", "tests", "--asr_window_s", "-3"], "--asr_window_s -3: The ASR encoder window must be"),
+    ("asr_cer.py", ["--data_dir", "tests", "--asr", "./nowhere"], "--asr ./nowhere: no such folder."),
+    ("asr_cer.py", ["--data_dir", "tests", "--name", "a/b"], "--name 'a/b': give a file stem without a folder"),
 ])
 def test_bad_options_are_one_error_line_before_any_work(script, argv, message):
     # they were tracebacks

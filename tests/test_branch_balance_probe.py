@@ -67,6 +67,7 @@ def test_weight_zero_is_the_tfidf_baseline(tmp_path: Path, synthetic_root: Path,
     (["--audio_weights", "-1"], "--audio_weights must be finite and >= 0"),
     (["--context_sizes", "-2"], "--context_sizes must be >= 0"),
     (["--other_test_sessions", "3"], "--other_test_sessions ['3']: give KEMDy20 sessions as KEMDy20:N"),
+    ([], "data_dir must hold a KEMDy19/ folder"),  # a folder without the corpus was a traceback after the imports
 ])
 def test_bad_arguments_get_one_error_line_before_loading(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                          extra: list[str], message: str):

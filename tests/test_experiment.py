@@ -89,6 +89,11 @@ def test_light_layer_options_go_to_the_light_students_only(tmp_path: Path):
     (["--baselines", "svm"], "unknown baseline 'svm'"),
     (["--light_audio_layers", "-1"], "--light_audio_layers must be >= 0, got -1"),
     (["--light_text_layers", "0"], "--light_text_layers must be >= 1, got 0"),
+    # a wrong corpus or data folder failed only in the first run, with a traceback
+    (["--corpus", "kemdy"], "--corpus must be one of kemdy19, kemdy20, all, synthetic, got 'kemdy'"),
+    (["--corpus", "kemdy19"], "--corpus kemdy19 needs --data_dir FOLDER"),
+    (["--corpus", "all", "--data_dir", "tests"], "--data_dir tests: Missing tests/KEMDy19: data_dir must hold"),
+    (["--corpus", "kemdy20", "--data_dir", "nowhere"], "--data_dir nowhere: no such folder"),
 ])
 def test_bad_arguments_are_refused_before_anything_runs(argv, message):
     with pytest.raises(UsageError, match=message):

@@ -320,6 +320,20 @@ def test_missing_annotation_or_corpus_folder(tmp_path):
         ).download_and_prepare()
 
 
+def test_layout_problem_names_what_a_folder_lacks_before_anything_is_built(tmp_path, sample_dir):
+    from loading_scripts.kemdy import layout_problem
+
+    root = tmp_path / "kemdy"
+    assert layout_problem(root) == f"KEMDy data_dir {root} does not exist."
+    (root / "KEMDy19" / "annotation").mkdir(parents=True)
+    assert layout_problem(root, "kemdy19") == f"Missing {root / 'KEMDy19' / 'wav'}: the wav/ folder of the KEMDy data was not found."
+    (root / "KEMDy19" / "wav").mkdir()
+    assert layout_problem(root, "kemdy19") is None
+    assert layout_problem(root, "all").startswith(f"Missing {root / 'KEMDy20'}: data_dir must hold a KEMDy20/ folder.")
+    assert "looks like a corpus folder itself" in layout_problem(root / "KEMDy19", "kemdy19")
+    assert layout_problem(sample_dir, "all") is None
+
+
 def test_manual_download_instructions():
     text = Kemdy(config_name="all").manual_download_instructions
     for needle in (

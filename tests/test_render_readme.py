@@ -94,3 +94,51 @@ def test_the_validation_search_block_refuses_a_test_run_of_another_setting():
     assert readme_recipe.last_option(files[tested]["provenance"]["command"], "l2_penalty") == "0.5"
     with pytest.raises(ValueError, match=r"not run with the chosen \['l2_penalty'\]"):
         table.render(files)
+
+
+def test_a_listed_neutral_change_does_not_stale_but_any_other_change_of_the_file_does(tmp_path, monkeypatch):
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    def ledger(*commits):
+        (tmp_path / "results").mkdir(exist_ok=True)
+        (tmp_path / readme_lib.NEUTRAL_CHANGES).write_text(json.dumps({"changes": [
+            {"commit": commit, "paths": ["code.py"], "why": "an argument check", "verified": "by hand"}
+            for commit in commits]}))
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("def run(x):\n    return 2 * x\n")
+    git("add", "code.py")
+    git("commit", "-qm", "result made here")
+    made = git("rev-parse", "HEAD")
+    monkeypatch.setattr(readme_lib, "ROOT", tmp_path)
+    (tmp_path / "code.py").write_text("def run(x):\n    if x < 0:\n        raise ValueError('x')\n    return 2 * x\n")
+    git("commit", "-qam", "a check")
+    check = git("rev-parse", "HEAD")
+    assert readme_lib.stale_since(made, ("code.py",)) is True
+    ledger(check)
+    assert readme_lib.stale_since(made, ("code.py",)) is False
+    (tmp_path / "code.py").write_text("def run(x):\n    if x < 0:\n        raise ValueError('x')\n    return 3 * x\n")
+    assert readme_lib.stale_since(made, ("code.py",)) is True  # an uncommitted change is no listed one
+    git("commit", "-qam", "what it computes")
+    assert readme_lib.stale_since(made, ("code.py",)) is True
+    ledger(check)  # the commit that changed what it computes is not listed
+    assert readme_lib.stale_since(made, ("code.py",)) is True
+
+
+def test_every_listed_neutral_change_is_a_commit_of_those_paths_with_evidence_of_unchanged_figures():
+    def git(*args):
+        return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout
+
+    ledger = json.loads((ROOT / readme_lib.NEUTRAL_CHANGES).read_text(encoding="utf-8"))
+    assert ledger["changes"]
+    for entry in ledger["changes"]:
+        commit = entry["commit"]
+        assert set(entry["paths"]) <= set(git("show", "--name-only", "--format=", commit).split()), commit
+        assert entry["why"] and entry["verified"]
+        evidence = json.loads((ROOT / entry["evidence"]).read_text(encoding="utf-8"))
+        assert evidence["identical"] and evidence["compared"] > 0 and not evidence["differences"]
+        assert evidence["after"]["git_commit"] == commit
+        assert evidence["before"]["git_commit"] == git("rev-parse", f"{commit}^").strip()
+        assert evidence["before"]["git_dirty"] is False and evidence["after"]["git_dirty"] is False

@@ -280,6 +280,8 @@ def _no_data_loaded(cache: Path) -> bool:
     (["--split", "dialogue", "--test_sessions", "3"], "--test_sessions only applies to --split session"),
     (["--validation_fraction", "1.5"], "--validation_fraction must be a fraction"),
     (["--corpus", "kemdy19"], "needs data_dir"),
+    # a folder without the corpus (e.g. KEMDy19/ itself) was a FileNotFoundError traceback once the data loaded
+    (["--corpus", "kemdy19", "--data_dir", "{tmp}"], "--data_dir {tmp}: Missing {tmp}/KEMDy19: data_dir must hold"),
     (["--threads", "0"], "--threads must be >= 1"),
     (["--l2_penalty=-1"], "--l2_penalty must be >= 0"),
     (["--refit_epochs", "some"], "--refit_epochs must be 'best' or 'all', got 'some'"),

@@ -123,6 +123,18 @@ def test_convert_errors_name_the_problem(tmp_path):
     assert not (tmp_path / "new").exists() and (out / "keep.txt").exists()
 
 
+def test_the_output_folder_may_not_be_or_hold_the_source(tmp_path):
+    # convert_ct2_whisper("parent/src", "parent", overwrite=True) replaced parent, the source with it
+    src = tmp_path / "parent" / "src"
+    src.mkdir(parents=True)
+    for name in ("model.bin", "config.json", "tokenizer.json"):
+        (src / name).write_text("{}")
+    for out in (src, tmp_path / "parent"):
+        with pytest.raises(ValueError, match="is or holds the source"):
+            convert_ct2_whisper(src, out, overwrite=True)
+    assert (src / "model.bin").read_text() == "{}"
+
+
 def test_cli_errors(tmp_path, capsys):
     src = tmp_path / "ct2"
     src.mkdir()

@@ -238,7 +238,23 @@ class ExperimentArguments:
             planned_runs(self.students, self.alpha, self.no_kd_ablation)
         except ValueError as err:
             raise UsageError(str(err)) from None
+        self._check_data()
         self.output_dir = str(Path(self.output_dir).resolve())
+
+    def _check_data(self) -> None:
+        """The corpus and its folder, before any run starts (a wrong --data_dir failed in the first run)."""
+        from ..training.data import CORPORA, data_dir_error
+
+        if self.corpus not in CORPORA:
+            raise UsageError(f"--corpus must be one of {', '.join(CORPORA)}, got {self.corpus!r}.")
+        if self.corpus == "synthetic":
+            return
+        if not self.data_dir:
+            raise UsageError(f"--corpus {self.corpus} needs --data_dir FOLDER holding KEMDy19/ and/or KEMDy20/ as "
+                             "ETRI distributes them (or --corpus synthetic).")
+        error = data_dir_error(self.corpus, self.data_dir)
+        if error:
+            raise UsageError(error)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[ExperimentArguments, list[str]]:

@@ -155,8 +155,6 @@ def convert_gguf_text_encoder(gguf_path: str | os.PathLike, out_dir: str | os.Pa
 
     gguf_path = check_gguf_text_model(gguf_path)
     out_dir = Path(out_dir)
-    if out_dir.resolve() in gguf_path.resolve().parents:  # replacing out_dir would delete the GGUF itself
-        raise ValueError(f"The output folder {out_dir} holds the GGUF file {gguf_path}; choose another one.")
     _check_out_dir(out_dir, gguf_path, overwrite)
     location = {"pretrained_model_name_or_path": str(gguf_path.parent), "gguf_file": gguf_path.name}
     logger.info("De-quantising %s (transformers' GGUF loader; minutes for a few hundred million weights)", gguf_path)

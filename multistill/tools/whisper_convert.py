@@ -447,9 +447,19 @@ def whisper_generation_settings(ct2_config: dict[str, Any], tokenizer: Any, deco
 
 # --- Conversion ---------------------------------------------------------------------------------------------
 
+def replaces_source(out_dir: str | os.PathLike, source: str | os.PathLike) -> bool:
+    """Whether writing a converted folder to ``out_dir`` (replaced as a whole with ``overwrite``) would delete the
+    ``source``: ``out_dir`` is the source or holds it."""
+    out, src = Path(out_dir).expanduser().resolve(), Path(source).expanduser().resolve()
+    return out == src or out in src.parents
+
+
 def _check_out_dir(out_dir: Path, src_dir: Path, overwrite: bool) -> None:
-    if out_dir.resolve() == src_dir.resolve():
-        raise ValueError(f"The output folder {out_dir} is the CTranslate2 folder itself; choose another one.")
+    """Refuse an output folder that is or holds the source (:func:`replaces_source`), a file, or a non-empty
+    folder without ``overwrite``."""
+    if replaces_source(out_dir, src_dir):
+        raise ValueError(f"The output folder {out_dir} is or holds the source {src_dir}; replacing it would delete "
+                         "the source. Choose another one.")
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"The output path {out_dir} exists and is not a folder.")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
@@ -578,5 +588,6 @@ __all__ = [
     "file_sha256",
     "read_ct2_model",
     "read_stamp",
+    "replaces_source",
     "whisper_generation_settings",
 ]

@@ -75,7 +75,17 @@ def load_kemdy(
     return dataset
 
 
-__all__ = ["CORPORA", "load_kemdy", "synthetic_data_dir"]
+def data_dir_error(corpus: str, data_dir: str | Path) -> str | None:
+    """Why :func:`load_kemdy` cannot read ``corpus`` (``kemdy19``, ``kemdy20`` or ``all``) from ``data_dir``, as the
+    one-line error of a ``--data_dir`` option ("no such folder", or the corpus folder it lacks), or None: scripts
+    check their ``--data_dir`` with it before loading anything (the builder raises after the imports)."""
+    from loading_scripts.kemdy import layout_problem
+
+    problem = "no such folder." if not Path(data_dir).expanduser().is_dir() else layout_problem(data_dir, corpus)
+    return f"--data_dir {data_dir}: {problem}" if problem else None
+
+
+__all__ = ["CORPORA", "data_dir_error", "load_kemdy", "synthetic_data_dir"]
 
 
 def previous_utterances(dataset: Dataset, size: int) -> tuple[list[list[int]], list[list[int]]]:
