@@ -95,14 +95,15 @@ def _code_at(revision: str, path: str) -> str | None:
 
 
 def changed_by_others(commit: str, path: str, neutral: set[tuple[str, str]]) -> bool:
-    """Whether a commit after ``commit`` that is not a neutral change of ``path``, or an uncommitted edit, changed
-    what ``path`` does."""
+    """Whether what ``path`` does now (uncommitted edits included) differs from what it did at ``commit`` by more
+    than neutral changes: walking the later commits of ``path`` in order, a neutral commit applied to a version
+    already accepted makes its result accepted too (a change later reverted leaves the version accepted)."""
+    accepted = {_code_at(commit, path)}
+    for later in (_git("log", "--reverse", "--format=%H", f"{commit}..HEAD", "--", path) or "").split():
+        if (later, path) in neutral and _code_at(f"{later}^", path) in accepted:
+            accepted.add(_code_at(later, path))
     now = ROOT / path
-    if _code_at("HEAD", path) != code_of(now.read_text(encoding="utf-8").strip() if now.is_file() else None, path):
-        return True
-    later = (_git("log", "--format=%H", f"{commit}..HEAD", "--", path) or "").split()
-    return any((later_commit, path) not in neutral and _code_at(f"{later_commit}^", path) != _code_at(later_commit, path)
-               for later_commit in later)
+    return code_of(now.read_text(encoding="utf-8").strip() if now.is_file() else None, path) not in accepted
 
 
 def stale_since(commit: str | None, code: tuple[str, ...]) -> bool | None:

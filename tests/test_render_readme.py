@@ -125,6 +125,8 @@ def test_a_listed_neutral_change_does_not_stale_but_any_other_change_of_the_file
     assert readme_lib.stale_since(made, ("code.py",)) is True
     ledger(check)  # the commit that changed what it computes is not listed
     assert readme_lib.stale_since(made, ("code.py",)) is True
+    git("revert", "--no-edit", "HEAD")  # a change undone leaves the neutral version: fresh again
+    assert readme_lib.stale_since(made, ("code.py",)) is False
 
 
 def test_every_listed_neutral_change_is_a_commit_of_those_paths_with_evidence_of_unchanged_figures():
