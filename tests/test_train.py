@@ -279,7 +279,7 @@ def _no_data_loaded(cache: Path) -> bool:
     (["--text_encoder", "./missing"], "--text_encoder ./missing: no such folder"),
     (["--split", "dialogue", "--test_sessions", "3"], "--test_sessions only applies to --split session"),
     (["--validation_fraction", "1.5"], "--validation_fraction must be a fraction"),
-    (["--corpus", "kemdy19"], "needs data_dir"),
+    (["--corpus", "kemdy19"], "--corpus kemdy19 needs --data_dir FOLDER"),
     # a folder without the corpus (e.g. KEMDy19/ itself) was a FileNotFoundError traceback once the data loaded
     (["--corpus", "kemdy19", "--data_dir", "{tmp}"], "--data_dir {tmp}: Missing {tmp}/KEMDy19: data_dir must hold"),
     (["--threads", "0"], "--threads must be >= 1"),

@@ -247,11 +247,6 @@ class ExperimentArguments:
 
         if self.corpus not in CORPORA:
             raise UsageError(f"--corpus must be one of {', '.join(CORPORA)}, got {self.corpus!r}.")
-        if self.corpus == "synthetic":
-            return
-        if not self.data_dir:
-            raise UsageError(f"--corpus {self.corpus} needs --data_dir FOLDER holding KEMDy19/ and/or KEMDy20/ as "
-                             "ETRI distributes them (or --corpus synthetic).")
         error = data_dir_error(self.corpus, self.data_dir)
         if error:
             raise UsageError(error)

@@ -302,15 +302,11 @@ class DataArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.corpus != "synthetic":
-            if not self.data_dir:
-                raise UsageError(f"--corpus {self.corpus} needs data_dir: --data_dir FOLDER holding KEMDy19/ and/or "
-                                 "KEMDy20/ as ETRI distributes them (or --corpus synthetic).")
-            from .data import data_dir_error
+        from .data import data_dir_error
 
-            error = data_dir_error(self.corpus, self.data_dir)
-            if error:
-                raise UsageError(error)
+        error = data_dir_error(self.corpus, self.data_dir)
+        if error:
+            raise UsageError(error)
         if self.split != "session":
             for name in ("test_sessions", "validation_sessions", "validation_from"):
                 if getattr(self, name) is not None:

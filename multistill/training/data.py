@@ -75,12 +75,18 @@ def load_kemdy(
     return dataset
 
 
-def data_dir_error(corpus: str, data_dir: str | Path) -> str | None:
-    """Why :func:`load_kemdy` cannot read ``corpus`` (``kemdy19``, ``kemdy20`` or ``all``) from ``data_dir``, as the
-    one-line error of a ``--data_dir`` option ("no such folder", or the corpus folder it lacks), or None: scripts
-    check their ``--data_dir`` with it before loading anything (the builder raises after the imports)."""
+def data_dir_error(corpus: str, data_dir: str | Path | None) -> str | None:
+    """Why :func:`load_kemdy` cannot read ``corpus`` from ``data_dir``, as the one-line error of a ``--data_dir``
+    option (none given, "no such folder", or the corpus folder it lacks), or None (also for ``synthetic``, which
+    needs no folder): scripts check their ``--data_dir`` with it before loading anything (the builder raises after
+    the imports)."""
     from loading_scripts.kemdy import layout_problem
 
+    if corpus == "synthetic":
+        return None
+    if not data_dir:
+        return (f"--corpus {corpus} needs --data_dir FOLDER holding KEMDy19/ and/or KEMDy20/ as ETRI distributes "
+                "them (or --corpus synthetic).")
     problem = "no such folder." if not Path(data_dir).expanduser().is_dir() else layout_problem(data_dir, corpus)
     return f"--data_dir {data_dir}: {problem}" if problem else None
 
