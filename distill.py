@@ -45,6 +45,7 @@ from multistill.training.arguments import (
     ModelArguments,
     MultiStillTrainingArguments,
     UsageError,
+    parse_command_line,
     run_script,
 )
 from multistill.training.features import FeaturePlan
@@ -75,7 +76,7 @@ def parse_args(argv: list[str] | None = None):
     if len(argv) == 1 and argv[0].endswith(".json"):
         model_args, *rest = parser.parse_json_file(argv[0])
     else:
-        model_args, *rest = parser.parse_args_into_dataclasses(argv)
+        model_args, *rest = parse_command_line(parser, argv)
     if model_args.preset == "teacher":
         raise UsageError("--preset teacher: distill.py trains students; train the teacher with train.py.")
     given = [f"--{name}" for name in ("backbones", "audio_encoder", "text_encoder") if getattr(model_args, name)]

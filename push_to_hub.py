@@ -29,6 +29,7 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from multistill.tools import hub
+from multistill.training.arguments import parse_command_line
 
 logger = logging.getLogger("push_to_hub")
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> Path | str:
     """Build the Hub folder (``--local_dir``) or build and upload it; returns the folder or the commit URL."""
     # 1. Arguments and logging; every argument is checked before anything is loaded
     parser = HfArgumentParser(PushToHubArguments, description=__doc__)
-    (args,) = parser.parse_args_into_dataclasses(sys.argv[1:] if argv is None else argv)
+    (args,) = parse_command_line(parser, sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     model_dir = hub.check_model_dir(args.model_dir)
     if args.local_dir is None and not args.repo_id:

@@ -32,6 +32,7 @@ from multistill.training.arguments import (
     DataArguments,
     ModelArguments,
     MultiStillTrainingArguments,
+    parse_command_line,
     run_script,
 )
 from multistill.training.features import FeaturePlan
@@ -57,7 +58,7 @@ def parse_args(argv: list[str] | None = None):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])
-    return parser.parse_args_into_dataclasses(argv)
+    return parse_command_line(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> dict:

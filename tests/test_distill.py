@@ -88,6 +88,8 @@ def test_teacher_is_required_and_checked_before_anything_loads(tmp_path: Path):
     refused("distill.py trains students", "--teacher_model", str(tmp_path / "configured"), "--preset", "teacher")
     refused("takes the student's encoders from the teacher", "--teacher_model", str(tmp_path / "configured"),
             "--audio_encoder", "tiny")
+    refused("unrecognized arguments: --alhpa 0.5", "--teacher_model", str(tmp_path / "configured"),
+            "--alhpa", "0.5")  # a typo was transformers' ValueError traceback
 
 
 def test_a_student_whose_modality_the_teacher_lacks_is_refused(tmp_path: Path):

@@ -108,6 +108,16 @@ def test_command_line_errors_print_usage_errors(tmp_path: Path):
     assert "Traceback" not in proc.stderr and not (tmp_path / "x").exists()
 
 
+def test_a_failed_run_is_an_error_line_with_its_log_not_a_traceback(tmp_path: Path):
+    # the runner raised the failed run's RuntimeError, a traceback above the run's own complaint
+    proc = subprocess.run([sys.executable, "-m", "multistill.tools.experiment", "--output_dir", str(tmp_path / "x"),
+                           "--seeds", "1", "--students", "none", "--baselines", "none", "--learnig_rate", "1"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "experiment.py: error: seed_1/teacher failed (exit 2); last lines of" in proc.stderr
+    assert proc.stderr.rstrip().endswith("train.py: error: unrecognized arguments: --learnig_rate 1")
+
+
 def test_one_seed_by_default_or_by_seed_and_none_lists():
     assert parse_args([])[0].seeds == [42]
     assert parse_args(["--seed", "5"])[0].seeds == [5]

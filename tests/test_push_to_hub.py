@@ -547,6 +547,7 @@ def test_model_dir_of_another_kind_is_refused_before_loading(config, message, pu
     (["--license", "not a license!!"], "--license 'not a license!!' is not a Hub license identifier"),
     (["--license", "Apache-2.0"], "is not a Hub license identifier"),
     (["--dataset_names", "ok/name", "bad name!"], "--dataset_names 'bad name!' is not a Hub dataset id"),
+    (["--licence", "mit"], "unrecognized arguments: --licence mit"),
 ])
 def test_card_metadata_is_checked_before_loading(option, message, push_to_hub, tmp_path, monkeypatch):
     # a free-text --license went into the card's metadata, where the Hub expects one of its license identifiers

@@ -280,6 +280,7 @@ def _no_data_loaded(cache: Path) -> bool:
     (["--split", "dialogue", "--test_sessions", "3"], "--test_sessions only applies to --split session"),
     (["--validation_fraction", "1.5"], "--validation_fraction must be a fraction"),
     (["--corpus", "kemdy19"], "--corpus kemdy19 needs --data_dir FOLDER"),
+    (["--learnig_rate", "1e-3"], "unrecognized arguments: --learnig_rate 1e-3"),  # a typo was a ValueError traceback
     # a folder without the corpus (e.g. KEMDy19/ itself) was a FileNotFoundError traceback once the data loaded
     (["--corpus", "kemdy19", "--data_dir", "{tmp}"], "--data_dir {tmp}: Missing {tmp}/KEMDy19: data_dir must hold"),
     (["--threads", "0"], "--threads must be >= 1"),

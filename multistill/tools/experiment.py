@@ -346,6 +346,10 @@ def job_status(job: Job, width: int = 60) -> str:
     return f"{job.key}: {last if len(last) <= width else '...' + last[-width:]}"
 
 
+class RunFailedError(RuntimeError):
+    """A train.py / distill.py run exited with an error; the message ends with the last lines of its log."""
+
+
 def _run_job(job: Job, env: dict[str, str], reuse: bool, label: str) -> float:
     if reuse and (job.run_dir / "test_results.json").exists():
         logger.info("%s %s: reusing %s", label, job.key, job.run_dir)
@@ -359,7 +363,7 @@ def _run_job(job: Job, env: dict[str, str], reuse: bool, label: str) -> float:
     seconds = time.perf_counter() - start
     if completed.returncode != 0:
         tail = "".join(log_file.read_text(encoding="utf-8").splitlines(keepends=True)[-30:])
-        raise RuntimeError(f"{job.key} failed (exit {completed.returncode}); last lines of {log_file}:\n{tail}")
+        raise RunFailedError(f"{job.key} failed (exit {completed.returncode}); last lines of {log_file}:\n{tail}")
     logger.info("%s %s done in %.0f s", label, job.key, seconds)
     return seconds
 
@@ -614,4 +618,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_script(main)
+    try:
+        run_script(main)
+    except RunFailedError as error:  # the run's own complaint is in the log lines it quotes: no traceback
+        print(f"experiment.py: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

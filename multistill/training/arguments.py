@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainingArguments
+from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ..asr import ASR_ENGINES, ASR_TEXT_COLUMN
@@ -46,6 +46,15 @@ def run_script(main: Callable[[], Any]) -> None:
     except UsageError as error:
         print(f"{os.path.basename(sys.argv[0])}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def parse_command_line(parser: HfArgumentParser, argv: list[str]) -> tuple[Any, ...]:
+    """``parser``'s dataclasses from ``argv``; an option none of them knows (a typo) is a :class:`UsageError`
+    naming it (transformers raises a ``ValueError`` that reached the user as a traceback)."""
+    *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if remaining:
+        raise UsageError(f"unrecognized arguments: {' '.join(remaining)}")
+    return tuple(parsed)
 
 
 def check_model_reference(value: str, argument: str, allow_tiny: bool = False, aliases: tuple[str, ...] = ()) -> str:
@@ -511,5 +520,6 @@ __all__ = [
     "UsageError",
     "check_model_reference",
     "check_output_dir",
+    "parse_command_line",
     "run_script",
 ]
