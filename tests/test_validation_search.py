@@ -90,7 +90,7 @@ def test_equal_scores_choose_the_earlier_point(tmp_path: Path, monkeypatch: pyte
     ('{"l2_penalty": ["1", 1]}', "--grid l2_penalty: a value is repeated"),
     ('{"seeds": [1, 2]}', "--grid ['seeds']: the search sets these itself"),
     ('{"l2_penalty": ["strong"]}', "invalid float value: 'strong'"),
-    ('{"no_such_option": [1]}', "['--no_such_option', '1']"),
+    ('{"no_such_option": [1]}', "unrecognized arguments: --no_such_option 1"),
     ('{"context_size": [-1]}', "--context_size must be between 0 and 64"),
     ("l2_penalty=1", "--grid is not JSON"),
 ])
