@@ -2,8 +2,8 @@
 
 The same experiment (e.g. the main job, ``bash scripts/main.sh``, in a clean clone) run at the commit before and
 at the commit: every seed's and run's test metrics and confusion matrix are compared value by value. The ledger
-lists a commit only with such evidence (see README, "Results-neutral changes"); ``render_readme.py`` then does not
-mark the blocks whose code it touched as stale.
+lists a commit only with such evidence (README: "Tests and layout", "README stays true"); ``render_readme.py`` then
+does not mark the blocks whose code it touched as stale.
 
 usage: python scripts/neutral_evidence.py --before OUT_BEFORE --after OUT_AFTER --output_json results/neutral_changes/X.json
 
