@@ -82,19 +82,20 @@ class AsrCerArguments:
 def parse_args(argv: list[str] | None) -> AsrCerArguments:
     """The options, checked before any data or model loads: a ``UsageError`` (one ``error:`` line, exit status 2;
     a bad value was a traceback, a missing --data_dir or --asr folder a traceback after the imports)."""
+    from bench_args import check_file_stem
+
     from multistill.cli import check_device, check_model_reference
     from multistill.tools.whisper_base import WHISPER_BASE_ALIAS
-    from multistill.training.arguments import UsageError, check_output_dir
+    from multistill.training.arguments import UsageError, check_output_dir, parse_command_line
     from multistill.training.data import data_dir_error
 
     try:
-        (args,) = HfArgumentParser(AsrCerArguments).parse_args_into_dataclasses(args=argv)
+        (args,) = parse_command_line(HfArgumentParser(AsrCerArguments), sys.argv[1:] if argv is None else list(argv))
         check_model_reference(args.asr, "--asr", aliases=(WHISPER_BASE_ALIAS,))
         check_device(args.device)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if Path(args.name).name != args.name or args.name in ("", ".", ".."):
-        raise UsageError(f"--name {args.name!r}: give a file stem without a folder (the files go to --output_dir).")
+    check_file_stem(args.name)
     check_output_dir(args.output_dir)
     error = data_dir_error("all", args.data_dir)
     if error:

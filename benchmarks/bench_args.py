@@ -1,8 +1,9 @@
-"""Option checks shared by the benchmark scripts: a bad number is refused before anything is built or timed."""
+"""Option checks shared by the benchmark scripts: a bad option is refused before anything is built or timed."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 
@@ -20,3 +21,11 @@ def check_numbers(args: Any, positive: tuple[str, ...] = (), non_negative: tuple
                 raise UsageError(f"--{name} needs at least one value.")
             if any(not math.isfinite(v) or v < 0 or (bound == "> 0" and v == 0) for v in values):
                 raise UsageError(f"--{name} must be {bound}, got {value}.")
+
+
+def check_file_stem(name: str | None, argument: str = "--name") -> None:
+    """Refuse an output file stem (``None``: unset) that names a folder too: the files go to ``--output_dir``."""
+    from multistill.training.arguments import UsageError
+
+    if name is not None and (Path(name).name != name or name in ("", ".", "..")):
+        raise UsageError(f"{argument} {name!r}: give a file stem without a folder (the files go to --output_dir).")

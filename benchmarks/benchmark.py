@@ -153,15 +153,14 @@ def build_parser() -> HfArgumentParser:
 def check_arguments(args: BenchmarkArguments) -> None:
     """Refuse bad options before any model is built or timed: a ``UsageError`` (one ``error:`` line, exit status 2;
     ``--threads 0`` was a traceback, ``--batch_sizes 0`` or ``--time_budget -1`` started benchmarking)."""
-    from bench_args import check_numbers
+    from bench_args import check_file_stem, check_numbers
 
     from multistill.training.arguments import UsageError, check_output_dir
 
     check_numbers(args, positive=("batch_sizes", "audio_seconds", "text_tokens", "repeats", "time_budget", "threads",
                                   "variant_batch_sizes", "train_batch_size", "train_audio_seconds", "rounds"),
                   non_negative=("warmup", "max_call_s", "split_direct_max_s"))
-    if args.name is not None and (Path(args.name).name != args.name or args.name in ("", ".", "..")):
-        raise UsageError(f"--name {args.name!r}: give a file stem without a folder (the files go to --output_dir).")
+    check_file_stem(args.name)
     if args.rerender is not None and not Path(args.rerender).is_file():
         raise UsageError(f"--rerender {args.rerender}: no such file.")
     check_output_dir(args.output_dir)
@@ -462,7 +461,9 @@ def rerender(path: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write the JSON and markdown reports."""
-    (args,) = build_parser().parse_args_into_dataclasses(args=argv)
+    from multistill.training.arguments import parse_command_line
+
+    (args,) = parse_command_line(build_parser(), sys.argv[1:] if argv is None else list(argv))
     if args._job:
         job_main(args._job)
         return {}

@@ -35,6 +35,7 @@ from multistill.modeling_multistill import MultiStillForEmotionClassification  #
 from multistill.offline import FUSION_SIZES, build_ngram_text_encoder  # noqa: E402
 from multistill.processing_multistill import MultiStillProcessor  # noqa: E402
 from multistill.tools.whisper_base import transformers_folder  # noqa: E402
+from multistill.training.arguments import parse_command_line  # noqa: E402
 
 DEFAULT_CONTEXT_TYPE = MultiStillConfig().context_type
 #: The shapes timed: name and the Whisper layers kept (None: all 6).
@@ -91,7 +92,7 @@ def time_once(model, processor, wave: np.ndarray, history: torch.Tensor | None) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
+    (args,) = parse_command_line(HfArgumentParser(Arguments), sys.argv[1:] if argv is None else list(argv))
     check_arguments(args)
     torch.set_num_threads(args.threads)
     whisper = str(transformers_folder())

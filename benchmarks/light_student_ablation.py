@@ -41,7 +41,7 @@ from bench_lib import (  # noqa: E402
 )
 from transformers import HfArgumentParser  # noqa: E402
 
-from multistill.training.arguments import check_output_dir  # noqa: E402
+from multistill.training.arguments import check_output_dir, parse_command_line  # noqa: E402
 
 #: name -> (``from_preset`` overrides, int8)
 VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
@@ -113,7 +113,7 @@ class AblationArguments:
 def main(argv: list[str] | None = None) -> None:
     """Run the ablation and print a markdown table."""
     parser = HfArgumentParser(AblationArguments, description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_command_line(parser, sys.argv[1:] if argv is None else list(argv))
     check_numbers(args, positive=("audio_seconds", "text_tokens", "threads", "time_budget"))
     check_output_dir(args.output_dir)
     torch.set_num_threads(args.threads)

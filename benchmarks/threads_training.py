@@ -39,10 +39,22 @@ class ThreadsArguments:
     output: str | None = field(default=None, metadata={"help": "Write OUTPUT.json and OUTPUT.md."})
 
 
-def parse_args(argv: list[str] | None = None) -> ThreadsArguments:
+def parse_args(argv: list[str]) -> ThreadsArguments:
+    """The options, checked before anything is built: a ``UsageError`` (one ``error:`` line, exit status 2; a typo,
+    ``--threads 0`` or ``--repeats 0`` were tracebacks, the last one after the whole run)."""
+    from bench_args import check_numbers
+
+    from multistill.cli import check_output_file
+    from multistill.training.arguments import UsageError, parse_command_line
+
     parser = HfArgumentParser(ThreadsArguments, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_command_line(parser, argv)
+    check_numbers(args, positive=("threads", "repeats", "steps"))
+    try:  # the report goes to OUTPUT.json and OUTPUT.md
+        check_output_file(None if args.output is None else f"{args.output}.json", "--output", create_folder=True)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     return args
 
 
@@ -122,4 +134,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from multistill.training.arguments import run_script
+
+    run_script(main)

@@ -88,6 +88,27 @@ class VadEvalArguments:
             parse_conversation(spec)
 
 
+def parse_args(argv: list[str]) -> VadEvalArguments:
+    """The options, checked before any data or model loads: a ``UsageError`` (one ``error:`` line, exit status 2;
+    a typo, a bad value or a folder without the corpus were tracebacks)."""
+    from bench_args import check_file_stem
+
+    from multistill.training.arguments import UsageError, check_output_dir, parse_command_line
+    from multistill.training.data import data_dir_error
+
+    try:
+        (args,) = parse_command_line(HfArgumentParser(VadEvalArguments), argv)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    check_file_stem(args.name)
+    check_output_dir(args.output_dir)
+    check_output_dir(args.save_conversation, "--save_conversation")
+    error = data_dir_error("all", args.data_dir)
+    if error:
+        raise UsageError(error)
+    return args
+
+
 def parse_conversation(spec: str) -> list[tuple[str, str]]:
     """``"KEMDy19:Sess01_impro02+KEMDy20:Sess01_script01"`` -> ``[("KEMDy19", "Sess01_impro02"), ...]``."""
     parts = []
@@ -283,11 +304,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     from bench_lib import Contention, machine_info, provenance
 
+    from multistill.training.arguments import UsageError
     from multistill.training.data import load_kemdy
 
-    # 1. arguments
-    parser = HfArgumentParser(VadEvalArguments)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    # 1. arguments, checked before anything loads
+    args = parse_args(sys.argv[1:] if argv is None else list(argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     set_seed(args.seed)
     torch.set_num_threads(1)
@@ -295,6 +316,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 2. data
     dataset = load_kemdy("all", args.data_dir, cache_dir=args.data_cache_dir)
+    held = set(zip(dataset["corpus"], dataset["dialogue"], strict=True))
+    for spec in args.conversations:  # all checked before the first one is measured
+        missing = [f"{corpus}:{dialogue}" for corpus, dialogue in parse_conversation(spec) if (corpus, dialogue) not in held]
+        if missing:
+            raise UsageError(f"--conversations {spec}: --data_dir {args.data_dir} holds no utterance of {missing}.")
 
     # 3. conversations, each scored with every detector and hangover
     conversations = []
@@ -342,4 +368,6 @@ def save_conversation(stem: Path, audio: np.ndarray, utterances: list[dict[str, 
 
 
 if __name__ == "__main__":
-    main()
+    from multistill.training.arguments import run_script
+
+    run_script(main)

@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.baselines import encoder_statistics, with_context  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
+from multistill.training.arguments import parse_command_line  # noqa: E402
 
 #: ``--other_test_sessions`` items: a session of another corpus.
 OTHER_SESSION = re.compile(r"^KEMDy20:(\d+)$")
@@ -164,8 +165,8 @@ def probe_fold(train, test, others: dict[str, Any], args: Arguments, context_siz
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # 1. arguments, checked before anything is loaded
-    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
     try:
+        (args,) = parse_command_line(HfArgumentParser(Arguments), argv)
         check_arguments(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

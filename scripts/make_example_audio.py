@@ -8,6 +8,7 @@ PCM with the package's own resampler. Run it from the repository root; the outpu
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,14 @@ TEXT = "오늘 정말 기분 좋아요. 같이 산책 갈래요?"
 OUT = Path(__file__).resolve().parents[1] / "multistill" / "examples"
 
 
-def main() -> None:
+def main() -> int:
+    if len(sys.argv) > 1:
+        print(f"error: this script takes no arguments (it writes {OUT}/example.wav and example.txt), got "
+              f"{' '.join(sys.argv[1:])}.", file=sys.stderr)
+        return 2
+    if shutil.which("espeak-ng") is None:
+        print("error: espeak-ng is not installed (apt-get install espeak-ng); nothing was written.", file=sys.stderr)
+        return 2
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "espeak.wav"
@@ -38,7 +46,8 @@ def main() -> None:
         out.writeframes(np.round(audio * 32767).astype("<i2").tobytes())
     (OUT / "example.txt").write_text(TEXT + "\n", encoding="utf-8")
     print(f"{OUT / 'example.wav'}: {audio.shape[0] / 16000:.2f} s; transcript: {TEXT}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from multistill.cli import check_output_file  # noqa: E402
+from multistill.training.arguments import parse_command_line  # noqa: E402
 
 #: What is compared of each seed's run (``results.json``'s ``per_seed``): the figures, not timings.
 COMPARED = ("metrics", "confusion_matrix")
@@ -66,8 +67,8 @@ def differences(before: dict[str, Any], after: dict[str, Any]) -> tuple[int, lis
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # 1. arguments and both runs, checked before anything is written
-    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
     try:
+        (args,) = parse_command_line(HfArgumentParser(Arguments), argv)
         check_output_file(args.output_json, "--output_json", create_folder=True)
         runs = {side: read_results(getattr(args, side)) for side in ("before", "after")}
     except (ValueError, json.JSONDecodeError) as error:

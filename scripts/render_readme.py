@@ -77,6 +77,7 @@ from readme_recipe import (  # noqa: E402
 )
 
 from multistill.asr import SHORT_WINDOW_S  # noqa: E402
+from multistill.training.arguments import parse_command_line  # noqa: E402
 
 # --------------------------------------------------------------------------------------------
 # Renderers: one per README block
@@ -484,8 +485,12 @@ class RenderArguments:
 
 def main(argv: list[str] | None = None) -> int:
     """1. parse; 2. render every block; 3. write README.md, or (``--check``) report the differences."""
-    (args,) = HfArgumentParser(RenderArguments, description=RenderArguments.__doc__).parse_args_into_dataclasses(
-        args=argv)
+    try:
+        (args,) = parse_command_line(HfArgumentParser(RenderArguments, description=RenderArguments.__doc__),
+                                     sys.argv[1:] if argv is None else list(argv))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     readme = Path(args.readme)
     if not readme.is_file():
         print(f"error: --readme {readme} is not a file.", file=sys.stderr)

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
+from multistill.training.arguments import parse_command_line  # noqa: E402
 
 HEADS = ("tfidf_lr", "linear", "recipe_shaped", "frozen_wide", "frozen_wide_projected")
 NUM_LABELS = 7
@@ -179,8 +180,8 @@ def probe_session(texts: np.ndarray, labels: np.ndarray, dialogues: np.ndarray, 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # 1. arguments, checked before anything is loaded
-    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
     try:
+        (args,) = parse_command_line(HfArgumentParser(Arguments), argv)
         check_arguments(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

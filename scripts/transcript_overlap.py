@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
+from multistill.training.arguments import parse_command_line  # noqa: E402
 
 
 @dataclass
@@ -88,8 +89,8 @@ def shares(best: np.ndarray, thresholds: list[float]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # 1. arguments, checked before anything is loaded
-    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
     try:
+        (args,) = parse_command_line(HfArgumentParser(Arguments), argv)
         pairs = check_arguments(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

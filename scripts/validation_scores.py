@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
+from multistill.training.arguments import parse_command_line  # noqa: E402
 
 
 @dataclass
@@ -70,15 +71,16 @@ def collect(folder: Path, run: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """1. parse; 2. collect every experiment (all checked before writing); 3. write the JSON."""
-    (args,) = HfArgumentParser(Arguments, description=Arguments.__doc__).parse_args_into_dataclasses(args=argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        (args,) = parse_command_line(HfArgumentParser(Arguments, description=Arguments.__doc__), argv)
         check_output_file(args.output_json, "--output_json", create_folder=True)
         experiments = [collect(Path(folder), args.run) for folder in args.experiments]
     except (ValueError, OSError, KeyError, json.JSONDecodeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     report = {"provenance": {**provenance([]),
-                             "command": "python scripts/validation_scores.py " + shlex.join(argv or sys.argv[1:])},
+                             "command": "python scripts/validation_scores.py " + shlex.join(argv)},
               "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "experiments": experiments}
     output = Path(args.output_json)

@@ -19,6 +19,8 @@ HAS_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxru
 
 pytest.importorskip("multistill.modeling_multistill")
 
+from _fixtures_speech import SAMPLE_DIR  # noqa: E402
+
 
 def _run(args: list[str], out: Path, name: str) -> tuple[dict[str, Any], str, subprocess.CompletedProcess[str]]:
     cmd = [sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--output_dir", str(out), "--name", name, *args]
@@ -351,6 +353,23 @@ def test_threads_training_times_each_thread_count_and_records_its_command(tmp_pa
     ("asr_cer.py", ["--data_dir", "tests", "--asr_window_s", "-3"], "--asr_window_s -3: The ASR encoder window must be"),
     ("asr_cer.py", ["--data_dir", "tests", "--asr", "./nowhere"], "--asr ./nowhere: no such folder."),
     ("asr_cer.py", ["--data_dir", "tests", "--name", "a/b"], "--name 'a/b': give a file stem without a folder"),
+    # a typo in an option was transformers' ValueError traceback in every benchmark
+    ("benchmark.py", ["--quick", "--treads", "1"], "unrecognized arguments: --treads 1"),
+    ("asr_cer.py", ["--data_dir", str(SAMPLE_DIR), "--windw", "10"], "unrecognized arguments: --windw 10"),
+    ("context_latency.py", ["--roundz", "3"], "unrecognized arguments: --roundz 3"),
+    ("light_student_ablation.py", ["--teachr"], "unrecognized arguments: --teachr"),
+    ("threads_training.py", ["--repeets", "1"], "unrecognized arguments: --repeets 1"),
+    ("vad_eval.py", ["--data_dir", str(SAMPLE_DIR), "--vad_kind", "energy"], "unrecognized arguments: --vad_kind energy"),
+    # threads_training.py: --threads 0 was a traceback, --repeats 0 one after the whole run
+    ("threads_training.py", ["--threads", "1", "0"], "--threads must be > 0, got [1, 0]."),
+    ("threads_training.py", ["--repeats", "0"], "--repeats must be > 0, got 0."),
+    ("threads_training.py", ["--output", "README.md/threads"], "--output README.md/threads.json: "),
+    # vad_eval.py: every one of these was a traceback (the last two after the data had loaded)
+    ("vad_eval.py", ["--data_dir", "nowhere"], "--data_dir nowhere: no such folder."),
+    ("vad_eval.py", ["--data_dir", str(SAMPLE_DIR), "--vads", "webrtc"], "--vads must be among ('silero', 'energy')"),
+    ("vad_eval.py", ["--data_dir", str(SAMPLE_DIR), "--hangover_ms", "0"], "--hangover_ms must be positive"),
+    ("vad_eval.py", ["--data_dir", str(SAMPLE_DIR), "--name", "a/b"], "--name 'a/b': give a file stem without"),
+    ("vad_eval.py", ["--data_dir", str(SAMPLE_DIR), "--output_dir", "README.md"], "--output_dir README.md is a file"),
 ])
 def test_bad_options_are_one_error_line_before_any_work(script, argv, message):
     # they were tracebacks
@@ -358,3 +377,15 @@ def test_bad_options_are_one_error_line_before_any_work(script, argv, message):
                           timeout=120, cwd=ROOT)
     assert proc.returncode == 2 and f"{script}: error: {message}" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_vad_eval_names_a_dialogue_the_data_lacks_before_measuring(tmp_path: Path) -> None:
+    # was a traceback, after the conversations before it had been measured
+    conversations = ["KEMDy19:Sess01_impro02", "KEMDy19:Sess01_impro02+KEMDy20:Sess01_nowhere"]
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vad_eval.py"), "--data_dir", str(SAMPLE_DIR),
+                           "--conversations", *conversations, "--vads", "energy", "--output_dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
+    assert proc.stderr.splitlines()[-1] == (f"vad_eval.py: error: --conversations {conversations[1]}: --data_dir "
+                                            f"{SAMPLE_DIR} holds no utterance of ['KEMDy20:Sess01_nowhere'].")
+    assert "segments" not in proc.stderr  # nothing was measured

@@ -66,6 +66,7 @@ def test_weight_zero_is_the_tfidf_baseline(tmp_path: Path, synthetic_root: Path,
     (["--sessions", "1", "1"], "--sessions needs at least two different sessions"),
     (["--audio_weights", "-1"], "--audio_weights must be finite and >= 0"),
     (["--context_sizes", "-2"], "--context_sizes must be >= 0"),
+    (["--audio_wieghts", "1"], "unrecognized arguments: --audio_wieghts 1"),  # a typo was a ValueError traceback
     (["--other_test_sessions", "3"], "--other_test_sessions ['3']: give KEMDy20 sessions as KEMDy20:N"),
     ([], "data_dir must hold a KEMDy19/ folder"),  # a folder without the corpus was a traceback after the imports
 ])

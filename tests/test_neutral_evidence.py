@@ -49,3 +49,6 @@ def test_bad_arguments_get_one_error_line(tmp_path: Path, capsys: pytest.Capture
     assert capsys.readouterr().err == f"error: {tmp_path / 'missing'}: no results.json (not a finished experiment folder).\n"
     assert_unwritable_output_refused(neutral_evidence.main, ["--before", str(before), "--after", str(before)],
                                      tmp_path, capsys)
+    argv = ["--before", str(before), "--after", str(before), "--output_json", str(tmp_path / "e.json"), "--afterr", "x"]
+    assert neutral_evidence.main(argv) == 2  # a typo was transformers' ValueError traceback
+    assert capsys.readouterr().err == "error: unrecognized arguments: --afterr x\n"

@@ -52,6 +52,11 @@ def test_an_unknown_block_is_an_error(tmp_path):
         render_readme.main(["--check", "--readme", str(readme)])
 
 
+def test_a_typo_in_an_option_is_one_error_line(capsys):
+    assert render_readme.main(["--chek"]) == 2  # was transformers' ValueError traceback
+    assert capsys.readouterr().err == "error: unrecognized arguments: --chek\n"
+
+
 def test_stale_when_the_code_changed_after_the_result_commit(tmp_path, monkeypatch):
     def git(*args):
         subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,

@@ -46,6 +46,7 @@ def test_the_linear_head_trains_logistic_regressions_objective(tmp_path: Path, s
     (["--steps", "50"], "--steps must be at least 101"),
     (["--heads", "svm"], "--heads ['svm']: unknown"),
     (["--folds", "1"], "--folds must be at least 2"),
+    (["--hedas", "linear"], "unrecognized arguments: --hedas linear"),  # a typo was transformers' ValueError traceback
     ([], "data_dir must hold a KEMDy19/ folder"),  # a folder without the corpus was a traceback after the imports
 ])
 def test_bad_arguments_get_one_error_line_before_loading(tmp_path: Path, capsys: pytest.CaptureFixture,

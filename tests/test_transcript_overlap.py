@@ -45,6 +45,7 @@ def test_shares_of_every_pair_with_their_command(tmp_path: Path, synthetic_root:
     (["--pairs", "1-2"], "--pairs '1-2': expected TRAIN:TEST"),
     (["--pairs", "2:2"], "--pairs '2:2': expected TRAIN:TEST"),
     (["--thresholds", "1.5"], "--thresholds must lie in (0, 1]"),
+    (["--piars", "1:2"], "unrecognized arguments: --piars 1:2"),  # a typo was transformers' ValueError traceback
     ([], "data_dir must hold a KEMDy19/ folder"),  # a folder without the corpus was a traceback after the imports
 ])
 def test_bad_arguments_get_one_error_line_before_loading(tmp_path: Path, capsys: pytest.CaptureFixture,

@@ -55,3 +55,11 @@ def test_runs_without_validation_evaluations_are_named(tmp_path: Path, capsys: p
 def test_an_output_json_that_cannot_be_written_is_refused_before_loading(tmp_path: Path,
                                                                          capsys: pytest.CaptureFixture):
     assert_unwritable_output_refused(validation_scores.main, ["--experiments", str(tmp_path)], tmp_path, capsys)
+
+
+def test_a_typo_in_an_option_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture):
+    # was transformers' ValueError traceback
+    argv = ["--experiments", str(tmp_path), "--output_json", str(tmp_path / "v.json"), "--runs", "teacher"]
+    assert validation_scores.main(argv) == 2
+    assert capsys.readouterr().err == "error: unrecognized arguments: --runs teacher\n"
+    assert not (tmp_path / "v.json").exists()
