@@ -358,24 +358,39 @@ def trained_speed_sentence(data: dict[str, Any]) -> str:
             "[its table](#the-light-student-of-the-recipe)).")
 
 
-def render_threads(files: dict[str, Any]) -> str:
-    source = "benchmarks/results/threads_cpu.json"
-    data = files[source]
+#: The threads benchmark on this CPU: alone, and beside two CPU-bound processes (``--busy_processes 2``).
+THREADS = ("benchmarks/results/threads_cpu.json", "benchmarks/results/threads_cpu_busy.json")
+
+
+def _threads_run(data: dict[str, Any]) -> tuple[str, list[float]]:
+    """One run's sentence (the medians with 1 and 2 threads, their ratio) and its three ratios."""
     one, two = data["medians"]["1"], data["medians"]["2"]
+    ratios = [two[k] / one[k] for k in ("caching", "teacher_steps", "light_steps")]
     load = data["load_average"]
+    others = (f"beside {data['busy_processes']} CPU-bound processes" if data.get("busy_processes")
+              else "with no other work started")
+    return (f"{others} (load average {min(load):.1f}-{max(load):.1f}, the run's own threads included): caching the "
+            f"features of 128 utterances {one['caching']:.2f} s vs {two['caching']:.2f} s ({ratios[0]:.1f}x), "
+            f"{data['steps']} teacher steps on cached features {one['teacher_steps']:.2f} s vs "
+            f"{two['teacher_steps']:.2f} s ({ratios[1]:.1f}x), {data['steps']} light-student steps on raw inputs "
+            f"{one['light_steps']:.2f} s vs {two['light_steps']:.2f} s ({ratios[2]:.1f}x)"), ratios
+
+
+def render_threads(files: dict[str, Any]) -> str:
+    idle, busy = (files[source] for source in THREADS)
+    idle_text, idle_ratios = _threads_run(idle)
+    busy_text, busy_ratios = _threads_run(busy)
+    if max(busy_ratios) > 1.1 and max(idle_ratios) <= 1.1:
+        advice = ("two threads cost nothing on idle cores and much on shared ones, so on a small CPU shared with other "
+                  "work use `--threads 1`.")
+    else:
+        advice = "which thread count to prefer follows from the ratios above."
     return "\n".join([
-        f"* **Threads**: `--threads N` sets torch's CPU threads for caching and training (default: torch's, one per "
-        "core). On a small CPU shared with other work, use `--threads 1`: on this project's "
-        f"{data['cpu_count']}-core machine with other jobs running (load average {min(load):.1f}-{max(load):.1f}), "
-        f"medians of {data['repeats']} alternating repetitions (ratio = 2-thread median / 1-thread median): caching "
-        f"the features of 128 utterances {one['caching']:.2f} s vs {two['caching']:.2f} s "
-        f"({two['caching'] / one['caching']:.1f}x), {data['steps']} teacher steps on cached features "
-        f"{one['teacher_steps']:.2f} s vs {two['teacher_steps']:.2f} s "
-        f"({two['teacher_steps'] / one['teacher_steps']:.1f}x), {data['steps']} light-student steps on raw inputs "
-        f"{one['light_steps']:.2f} s vs {two['light_steps']:.2f} s ({two['light_steps'] / one['light_steps']:.1f}x); "
-        "two threads only help when the cores are otherwise idle. Measured side by side with "
-        "`python benchmarks/threads_training.py --threads 1 2` (tiny backbones).",
-        "  " + from_file(data, source)])
+        "* **Threads**: `--threads N` sets torch's CPU threads for caching and training (default: torch's, one per "
+        f"core). Measured side by side with `python benchmarks/threads_training.py --threads 1 2` (tiny backbones) on "
+        f"this project's {idle['cpu_count']}-core machine, medians of {idle['repeats']} alternating repetitions "
+        f"(ratio = 2-thread median / 1-thread median), {idle_text}; and {busy_text}: {advice}",
+        *("  " + from_file(files[source], source) for source in THREADS)])
 
 
 #: The code of the trained models' latency benchmark: the recipe that trained them and the timing script.
@@ -389,7 +404,7 @@ TABLES: dict[str, Table] = {
                             ("multistill/tools/whisper_base.py", "multistill/tools/whisper_convert.py", "multistill/asr.py",
                              "multistill/annotations.py", "multistill/processing_multistill.py",
                              "multistill/audio_utils.py")),
-    "threads": Table(("benchmarks/results/threads_cpu.json",), render_threads,
+    "threads": Table(THREADS, render_threads,
                      ("benchmarks/threads_training.py", "multistill/training/trainer.py", "multistill/training/features.py",
                       "multistill/training/feature_cache.py")),
     "main_job": Table((MAIN_JOB,), render_main_job, TRAINING_CODE + ("scripts/main.sh",)),

@@ -324,11 +324,13 @@ def test_threads_training_times_each_thread_count_and_records_its_command(tmp_pa
     with the medians, the load average and the command and commit that made them."""
     script = ROOT / "benchmarks" / "threads_training.py"
     output = tmp_path / "threads"
-    cmd = [sys.executable, str(script), "--threads", "1", "2", "--repeats", "1", "--steps", "2", "--output", str(output)]
+    cmd = [sys.executable, str(script), "--threads", "1", "2", "--repeats", "1", "--steps", "2", "--busy_processes", "1",
+           "--output", str(output)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = json.loads(output.with_suffix(".json").read_text(encoding="utf-8"))
     assert set(res["medians"]) == {"1", "2"} and res["steps"] == 2 and len(res["load_average"]) == 2
+    assert res["busy_processes"] == 1 and "1 other CPU-bound process;" in output.with_suffix(".md").read_text()
     for medians in res["medians"].values():
         assert set(medians) == {"caching", "teacher_steps", "light_steps"} and all(v > 0 for v in medians.values())
     assert res["provenance"]["command"] == "python benchmarks/threads_training.py " + " ".join(cmd[2:])
@@ -363,6 +365,7 @@ def test_threads_training_times_each_thread_count_and_records_its_command(tmp_pa
     # threads_training.py: --threads 0 was a traceback, --repeats 0 one after the whole run
     ("threads_training.py", ["--threads", "1", "0"], "--threads must be > 0, got [1, 0]."),
     ("threads_training.py", ["--repeats", "0"], "--repeats must be > 0, got 0."),
+    ("threads_training.py", ["--busy_processes", "-1"], "--busy_processes must be >= 0, got -1."),
     ("threads_training.py", ["--output", "README.md/threads"], "--output README.md/threads.json: "),
     # vad_eval.py: every one of these was a traceback (the last two after the data had loaded)
     ("vad_eval.py", ["--data_dir", "nowhere"], "--data_dir nowhere: no such folder."),
