@@ -381,8 +381,9 @@ def render_threads(files: dict[str, Any]) -> str:
     idle_text, idle_ratios = _threads_run(idle)
     busy_text, busy_ratios = _threads_run(busy)
     if max(busy_ratios) > 1.1 and max(idle_ratios) <= 1.1:
-        advice = ("two threads cost nothing on idle cores and much on shared ones, so on a small CPU shared with other "
-                  "work use `--threads 1`.")
+        advice = (f"two threads save at most {100 * (1 - min(idle_ratios)):.0f} % on idle cores and take up to "
+                  f"{max(busy_ratios):.1f}x as long on shared ones, so on a small CPU shared with other work use "
+                  "`--threads 1`.")
     else:
         advice = "which thread count to prefer follows from the ratios above."
     return "\n".join([

@@ -330,7 +330,7 @@ def test_threads_training_times_each_thread_count_and_records_its_command(tmp_pa
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = json.loads(output.with_suffix(".json").read_text(encoding="utf-8"))
     assert set(res["medians"]) == {"1", "2"} and res["steps"] == 2 and len(res["load_average"]) == 2
-    assert res["busy_processes"] == 1 and "1 other CPU-bound process;" in output.with_suffix(".md").read_text()
+    assert res["busy_processes"] == 1 and "; 1 other CPU-bound process." in output.with_suffix(".md").read_text()
     for medians in res["medians"].values():
         assert set(medians) == {"caching", "teacher_steps", "light_steps"} and all(v > 0 for v in medians.values())
     assert res["provenance"]["command"] == "python benchmarks/threads_training.py " + " ".join(cmd[2:])
