@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     made_by = {**provenance(argv), "command": shlex.join(["python", "benchmarks/threads_training.py", *argv])}
     datasets.disable_progress_bars()
     transformers.utils.logging.set_verbosity_error()
-    timings, loads, utterances = measure(args, Path(tempfile.mkdtemp(prefix="threads_")))
+    with tempfile.TemporaryDirectory(prefix="threads_") as work:  # the corpus, encoders and caches (13 MB) go
+        timings, loads, utterances = measure(args, Path(work))
     medians = {n: {k: statistics.median(v) for k, v in t.items()} for n, t in timings.items()}
     report = render_markdown(args, medians, loads, utterances)
     print(report)
