@@ -94,6 +94,11 @@ def test_verify_command_validates_arguments(tmp_path, capsys):
         with pytest.raises(SystemExit):
             whisper_base.main(argv)
     assert "does not hold KEMDy19/ and KEMDy20/" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # a typo was transformers' ValueError traceback
+        whisper_base.main(["verify", "--nn", "3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "python -m multistill.tools.whisper_base verify: error: unrecognized arguments: --nn 3")
 
 
 def test_edit_distance_and_cer_normalisation():

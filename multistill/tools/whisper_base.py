@@ -282,12 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m multistill.tools.whisper_base verify [--n 40] [--data_dir ...]``: print the verification report."""
     from transformers import HfArgumentParser
 
+    from ..training.arguments import UsageError, parse_command_line
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(VerifyArguments, prog="python -m multistill.tools.whisper_base verify",
                               description=VerifyArguments.__doc__)
     if not argv or argv[0] != "verify":
         parser.error("the only command is 'verify', e.g. python -m multistill.tools.whisper_base verify --n 40")
-    (args,) = parser.parse_args_into_dataclasses(args=argv[1:])
+    try:
+        (args,) = parse_command_line(parser, argv[1:])
+    except UsageError as error:  # an option it does not know (a typo) was transformers' ValueError traceback
+        parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     # 1. validate the arguments
     if args.n < 2:
