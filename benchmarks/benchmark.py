@@ -167,26 +167,23 @@ def check_arguments(args: BenchmarkArguments) -> None:
 
 
 def resolve_args(args: BenchmarkArguments) -> BenchmarkArguments:
-    """Fill unset options from the full-size or quick defaults and pick the device."""
-    defaults = QUICK_DEFAULTS if args.quick else FULL_DEFAULTS
-    for k, v in defaults.items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
+    """A copy of ``args`` with the unset options filled from the full-size or quick defaults and the device picked
+    (the parsed options stay as the user gave them)."""
+    import dataclasses
+
     import torch
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.device == "cuda" and not torch.cuda.is_available():
-        from multistill.training.arguments import UsageError
+    from multistill.training.arguments import UsageError
 
+    defaults = QUICK_DEFAULTS if args.quick else FULL_DEFAULTS
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda, but torch.cuda.is_available() is False on this machine.")
-    if args.dtypes is None:
-        args.dtypes = ["fp32", "bf16"] if args.device == "cuda" else ["fp32"]
-    if args.variant_models is None:
-        args.variant_models = list(args.models)
-    if args.name is None:
-        args.name = f"benchmark_{args.device}" + ("_quick" if args.quick else "")
-    return args
+    return dataclasses.replace(
+        args, **{k: v for k, v in defaults.items() if getattr(args, k) is None}, device=device,
+        dtypes=(["fp32", "bf16"] if device == "cuda" else ["fp32"]) if args.dtypes is None else args.dtypes,
+        variant_models=list(args.models) if args.variant_models is None else args.variant_models,
+        name=f"benchmark_{device}" + ("_quick" if args.quick else "") if args.name is None else args.name)
 
 
 def make_jobs(args: BenchmarkArguments) -> list[dict[str, Any]]:

@@ -304,11 +304,15 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
     if args.data_dir:
         from vad_eval import build_sample_conversation
 
+        from multistill.training.arguments import UsageError
         from multistill.training.data import load_kemdy
 
         dataset = load_kemdy("all", args.data_dir)
-        audio, utterances = build_sample_conversation(dataset, args.conversation, args.seed,
-                                                      max_utterances=args.max_utterances)
+        try:  # a dialogue the data lacks, named before any model is built
+            audio, utterances = build_sample_conversation(dataset, args.conversation, args.seed,
+                                                          max_utterances=args.max_utterances)
+        except ValueError as error:
+            raise UsageError(f"--conversation {args.conversation}: {error}") from None
     else:
         audio, utterances = make_conversation(args.seconds, args.gap, seed=args.seed)
     wav, transcript = work / "conversation.wav", work / "conversation.txt"
@@ -627,37 +631,59 @@ class StreamBenchArguments:
         "help": "output file stem (default stream_cpu; --quick: stream_cpu_quick)"})
 
 
-def parse_args(argv: list[str] | None = None) -> StreamBenchArguments:
-    """Parse and validate; fill the defaults that depend on other options."""
-    ap = HfArgumentParser(StreamBenchArguments, description=__doc__.split("\n\n")[0])
-    (args,) = ap.parse_args_into_dataclasses(args=argv)
-    if args.seconds is None:
-        args.seconds = 12.0 if args.quick else 60.0
-    if args.name is None:
-        args.name = "stream_cpu_quick" if args.quick else "stream_cpu"
-    if args.vad is None:
-        args.vad = "silero" if args.data_dir else "energy"
+def parse_args(argv: list[str]) -> StreamBenchArguments:
+    """The options, checked before anything is built (a ``UsageError``: one ``error:`` line, exit status 2; a typo
+    was a traceback, a bad ``--output_dir`` or ``--name`` one after the whole run), with the defaults that depend on
+    other options filled in."""
+    import dataclasses
+
+    from bench_args import check_file_stem
+    from vad_eval import parse_conversation
+
+    from multistill.training.arguments import UsageError, check_output_dir, parse_command_line
+    from multistill.training.data import data_dir_error
+
+    parser = HfArgumentParser(StreamBenchArguments, description=__doc__.split("\n\n")[0])
+    (parsed,) = parse_command_line(parser, argv)
+    args = dataclasses.replace(
+        parsed, seconds=(12.0 if parsed.quick else 60.0) if parsed.seconds is None else parsed.seconds,
+        name=("stream_cpu_quick" if parsed.quick else "stream_cpu") if parsed.name is None else parsed.name,
+        vad=("silero" if parsed.data_dir else "energy") if parsed.vad is None else parsed.vad)
     if any(t < 1 for t in args.threads) or (args.asr_threads is not None and args.asr_threads < 0):
-        ap.error("--threads must be >= 1 and --asr_threads >= 0")
+        raise UsageError("--threads must be >= 1 and --asr_threads >= 0")
     if any(e < 0 for e in args.early_ms):
-        ap.error("--early_ms settings must be >= 0")
+        raise UsageError("--early_ms settings must be >= 0")
     if any(w is not None and not 1 <= w <= 30 for w in args.asr_window_s):
-        ap.error("--asr_window_s settings must be 1-30 s")
+        raise UsageError("--asr_window_s settings must be 1-30 s")
     if args.repeat < 1 or args.max_utterances < 1:
-        ap.error("--repeat and --max_utterances must be >= 1")
+        raise UsageError("--repeat and --max_utterances must be >= 1")
     if args.seconds < 2 * args.gap + 1.5:
-        ap.error(f"--seconds must be at least {2 * args.gap + 1.5:g} (one utterance between two silences)")
+        raise UsageError(f"--seconds must be at least {2 * args.gap + 1.5:g} (one utterance between two silences)")
+    check_file_stem(args.name)
+    check_output_dir(args.output_dir)
+    if args.data_dir:
+        error = data_dir_error("all", args.data_dir)
+        if error:
+            raise UsageError(error)
+        try:
+            parse_conversation(args.conversation)
+        except ValueError as error:
+            raise UsageError(f"--conversation: {error}") from None
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
+    # 1. options, checked before anything is built
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    # 2. the conversation and the models, streamed in a scratch folder removed afterwards
     work = Path(tempfile.mkdtemp(prefix="multistill-stream-bench-"))
     try:
         res = run(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    res["provenance"] = provenance(sys.argv[1:] if argv is None else list(argv), "benchmarks/stream_rtf.py")
+    # 3. the report
+    res["provenance"] = provenance(argv, "benchmarks/stream_rtf.py")
     md = render_markdown(res)
     print(md)
     out = Path(args.output_dir)
@@ -669,4 +695,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from multistill.training.arguments import run_script
+
+    run_script(main)

@@ -48,16 +48,30 @@ class Arguments:
     threads: int = field(default=1, metadata={"help": "torch threads."})
     output_json: str | None = field(default=None, metadata={"help": "Where to write the result."})
 
-    def __post_init__(self) -> None:
-        missing = [m for m in self.models if not (Path(m) / "config.json").is_file()]
-        if missing:
-            raise SystemExit(f"error: --models {missing[0]}: not a saved model folder (no config.json).")
-        if not Path(self.data_dir).is_dir():
-            raise SystemExit(f"error: --data_dir {self.data_dir}: no such folder.")
-        if len(self.seconds) != 2 or not 0 < self.seconds[0] <= self.seconds[1]:
-            raise SystemExit(f"error: --seconds takes the shortest and longest length, 0 < a <= b; got {self.seconds}.")
-        if min(self.utterances, self.rounds, self.threads) < 1:
-            raise SystemExit("error: --utterances, --rounds and --threads must be >= 1.")
+
+def parse_args(argv: list[str]) -> Arguments:
+    """The options, checked before any data or model loads: a ``UsageError`` (one ``error:`` line, exit status 2;
+    a typo was a traceback, an unwritable ``--output_json`` one after the whole run)."""
+    from multistill.cli import check_output_file
+    from multistill.training.arguments import UsageError, parse_command_line
+    from multistill.training.data import data_dir_error
+
+    (args,) = parse_command_line(HfArgumentParser(Arguments), argv)
+    missing = [m for m in args.models if not (Path(m) / "config.json").is_file()]
+    if missing:
+        raise UsageError(f"--models {missing[0]}: not a saved model folder (no config.json).")
+    error = data_dir_error("all", args.data_dir)
+    if error:
+        raise UsageError(error)
+    if len(args.seconds) != 2 or not 0 < args.seconds[0] <= args.seconds[1]:
+        raise UsageError(f"--seconds takes the shortest and longest length, 0 < a <= b; got {args.seconds}.")
+    if min(args.utterances, args.rounds, args.threads) < 1:
+        raise UsageError("--utterances, --rounds and --threads must be >= 1.")
+    try:
+        check_output_file(args.output_json, "--output_json", create_folder=True)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return args
 
 
 def real_utterances(data_dir: str, shortest: float, longest: float, count: int) -> list[dict[str, Any]]:
@@ -74,7 +88,9 @@ def real_utterances(data_dir: str, shortest: float, longest: float, count: int) 
             if len(chosen) == count:
                 break
     if not chosen:
-        raise SystemExit(f"error: --data_dir {data_dir}: no utterance of {shortest}-{longest} s.")
+        from multistill.training.arguments import UsageError
+
+        raise UsageError(f"--data_dir {data_dir}: no utterance of {shortest}-{longest} s.")
     return chosen
 
 
@@ -101,7 +117,10 @@ def time_one(loaded, utterance: dict[str, Any]) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    (args,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(args=argv)
+    # 1. options, checked before anything loads
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    # 2. the utterances and the models, timed in interleaved rounds
     torch.set_num_threads(args.threads)
     utterances = real_utterances(args.data_dir, *args.seconds, args.utterances)
     models = [load(folder) for folder in args.models]
@@ -116,8 +135,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 times[i].append(time_one(loaded, utterance))
         for i in range(len(models)):
             rounds[i].append(statistics.median(times[i]))
+    # 3. the report: per model, its median and its ratio to its teacher
     result = {
-        "provenance": provenance(sys.argv[1:] if argv is None else list(argv), "benchmarks/trained_latency.py"),
+        "provenance": provenance(argv, "benchmarks/trained_latency.py"),
         "machine": machine_info(args.threads, torch.device("cpu")),
         "others_cpu_pct": contention.others_pct(),
         "utterances": [{"id": u["id"], "seconds": round(u["array"].shape[0] / u["sampling_rate"], 2)}
@@ -137,9 +157,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{entry['folder']}: {entry['median_ms']:.1f} ms, its teacher / it = {entry['teacher_ratio']:.2f}x")
     print(f"other processes: {result['others_cpu_pct']} % of the CPU")
     if args.output_json:
+        Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output_json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    from multistill.training.arguments import run_script
+
+    run_script(main)

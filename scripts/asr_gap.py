@@ -29,9 +29,10 @@ from transformers import HfArgumentParser
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's package (its commit in the provenance), whatever is installed
 
+from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
 from multistill.tools.experiment_report import _pm, describe, paired_difference  # noqa: E402
-from multistill.training.arguments import UsageError, run_script  # noqa: E402
+from multistill.training.arguments import UsageError, parse_command_line, run_script  # noqa: E402
 
 logger = logging.getLogger("asr_gap")
 
@@ -153,10 +154,16 @@ def render(table: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     argv = sys.argv[1:] if argv is None else argv
-    (args,) = HfArgumentParser(GapArguments).parse_args_into_dataclasses(argv)
+    # 1. options, checked before any run is read (a typo was a traceback, an unwritable --output one at the end)
+    (args,) = parse_command_line(HfArgumentParser(GapArguments), argv)
+    output = Path(args.output)
+    try:
+        check_output_file(str(output.with_suffix(".json")), "--output", create_folder=True)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    # 2. the runs' paired differences, written as JSON and markdown
     table = {"provenance": {**provenance(argv), "command": shlex.join(["python", "scripts/asr_gap.py", *argv])},
              **gap_table(Path(args.gold_run), Path(args.asr_run) if args.asr_run else None)}
-    output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".json").write_text(json.dumps(table, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     text = render(table)

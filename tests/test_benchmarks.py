@@ -99,6 +99,23 @@ def test_int8_is_quantised_and_agrees_with_pytorch(quick: tuple[dict[str, Any], 
         assert r["speedup_vs_teacher"] is None  # no ONNX teacher in the run: no ratio across precisions
 
 
+def test_unset_options_are_filled_in_a_copy_of_the_parsed_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import dataclasses
+
+    from benchmark import QUICK_DEFAULTS, build_parser, resolve_args
+
+    from multistill.training.arguments import parse_command_line
+
+    (parsed,) = parse_command_line(build_parser(), ["--quick", "--models", "teacher", "--repeats", "5"])
+    given = dataclasses.asdict(parsed)
+    resolved = resolve_args(parsed)
+    assert dataclasses.asdict(parsed) == given  # the parsed options stay as the user gave them
+    assert resolved.repeats == 5 and resolved.batch_sizes == QUICK_DEFAULTS["batch_sizes"]
+    assert (resolved.device, resolved.dtypes, resolved.name) == ("cpu", ["fp32"], "benchmark_cpu_quick")
+    assert resolved.variant_models == ["teacher"]
+
+
 def test_ratios_are_computed_per_round_and_never_across_precisions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     from benchmark import add_ratios, merge_rounds
@@ -225,6 +242,34 @@ def test_stream_rtf_alternates_asr_windows_on_real_speech(tmp_path: Path) -> Non
     assert bad.returncode == 2 and "--asr_window_s settings must be 1-30 s" in bad.stderr
 
 
+def test_stream_rtf_names_a_dialogue_the_data_lacks_before_building_a_model(tmp_path: Path) -> None:
+    # was a traceback; now one line, after the data loads and before any model is built, nothing written
+    from _fixtures_speech import SAMPLE_DIR
+
+    if not SAMPLE_DIR.is_dir():
+        pytest.skip("the KEMDy sample (../shared/kemdy_sample) is not here")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stream_rtf.py"), "--quick", "--data_dir",
+                           str(SAMPLE_DIR), "--conversation", "KEMDy19:Sess01_nowhere", "--output_dir",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+    assert proc.stderr.splitlines()[-1] == ("stream_rtf.py: error: --conversation KEMDy19:Sess01_nowhere: No "
+                                            "utterance of KEMDy19 Sess01_nowhere in the dataset.")
+
+
+def test_stream_rtf_fills_the_defaults_that_depend_on_other_options() -> None:
+    from _fixtures_speech import SAMPLE_DIR
+
+    if not SAMPLE_DIR.is_dir():
+        pytest.skip("the KEMDy sample (../shared/kemdy_sample) is not here")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from stream_rtf import parse_args
+
+    quick, real = parse_args(["--quick"]), parse_args(["--data_dir", str(SAMPLE_DIR), "--seconds", "30"])
+    assert (quick.seconds, quick.name, quick.vad) == (12.0, "stream_cpu_quick", "energy")
+    assert (real.seconds, real.name, real.vad) == (30.0, "stream_cpu", "silero")
+    assert parse_args(["--vad", "energy", "--name", "mine"]).vad == "energy"
+
+
 def test_rerender_applies_like_with_like_ratios_to_a_saved_run(quick: tuple[dict[str, Any], str, str],
                                                                tmp_path: Path) -> None:
     """A run saved before rounds existed (no per-round rows, int8 ratios against the fp32 teacher) is re-rendered
@@ -301,6 +346,8 @@ def test_trained_latency_times_saved_models_on_real_utterances(tmp_path: Path) -
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from trained_latency import main
 
+    from multistill.training.arguments import UsageError
+
     out = tmp_path / "latency.json"
     models = [saved_folder("teacher"), saved_folder("text_student"), saved_folder("teacher"),
               saved_folder("light_student")]
@@ -314,9 +361,9 @@ def test_trained_latency_times_saved_models_on_real_utterances(tmp_path: Path) -
     assert third["teacher_ratio"] == 1.0 and fourth["preset"] == "light_student"
     assert fourth["audio_layers"] == 2 and second["audio_layers"] is None  # the text student has no audio encoder
     assert result["provenance"]["command"].startswith("python benchmarks/trained_latency.py --models")
-    with pytest.raises(SystemExit, match=f"error: --models {tmp_path}: not a saved model folder"):
+    with pytest.raises(UsageError, match=f"--models {tmp_path}: not a saved model folder"):
         main(["--models", str(tmp_path), "--data_dir", str(SAMPLE_DIR)])
-    with pytest.raises(SystemExit, match="error: --seconds takes the shortest and longest"):
+    with pytest.raises(UsageError, match="--seconds takes the shortest and longest"):
         main(["--models", *models, "--data_dir", str(SAMPLE_DIR), "--seconds", "5", "4"])
 
 
@@ -378,6 +425,20 @@ def test_threads_training_times_each_thread_count_and_records_its_command(tmp_pa
     ("vad_eval.py", ["--data_dir", str(SAMPLE_DIR), "--hangover_ms", "0"], "--hangover_ms must be positive"),
     ("vad_eval.py", ["--data_dir", str(SAMPLE_DIR), "--name", "a/b"], "--name 'a/b': give a file stem without"),
     ("vad_eval.py", ["--data_dir", str(SAMPLE_DIR), "--output_dir", "README.md"], "--output_dir README.md is a file"),
+    # stream_rtf.py: a typo was a traceback; a bad --name or --output_dir one after the whole run
+    ("stream_rtf.py", ["--quick", "--treads", "1"], "unrecognized arguments: --treads 1"),
+    ("stream_rtf.py", ["--quick", "--name", "a/b"], "--name 'a/b': give a file stem without a folder"),
+    ("stream_rtf.py", ["--quick", "--output_dir", "README.md"], "--output_dir README.md is a file, not a folder."),
+    ("stream_rtf.py", ["--data_dir", "tests"], "--data_dir tests: Missing tests/KEMDy19"),
+    ("stream_rtf.py", ["--data_dir", str(SAMPLE_DIR), "--conversation", "Sess01"], "--conversation: Bad conversation"),
+    ("stream_rtf.py", ["--quick", "--repeat", "0"], "--repeat and --max_utterances must be >= 1"),
+    # trained_latency.py: a typo was a traceback, an --output_json under a file one after the whole run
+    ("trained_latency.py", ["--models", "tests/fixtures/light_student_v0_conv", "--data_dir", "tests", "--roundz", "2"],
+     "unrecognized arguments: --roundz 2"),
+    ("trained_latency.py", ["--models", "tests/fixtures/light_student_v0_conv", "--data_dir", str(SAMPLE_DIR),
+                            "--output_json", "README.md/latency.json"], "--output_json README.md/latency.json: "),
+    ("trained_latency.py", ["--models", "tests", "--data_dir", str(SAMPLE_DIR)],
+     "--models tests: not a saved model folder (no config.json)."),
 ])
 def test_bad_options_are_one_error_line_before_any_work(script, argv, message):
     # they were tracebacks

@@ -118,6 +118,18 @@ def test_a_failed_run_is_an_error_line_with_its_log_not_a_traceback(tmp_path: Pa
     assert proc.stderr.rstrip().endswith("train.py: error: unrecognized arguments: --learnig_rate 1")
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--gold_run", "tests", "--outptu", "x"], "unrecognized arguments: --outptu x"),  # was a traceback
+    (["--gold_run", "tests", "--output", "README.md/gap"], "--output README.md/gap.json: "),  # was one at the end
+    (["--gold_run", "tests"], "tests/results.json not found: give the --output_dir of a finished"),
+])
+def test_asr_gap_refuses_bad_options_in_one_line_before_reading_a_run(argv, message):
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "asr_gap.py"), *argv], capture_output=True,
+                          text=True, cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith(f"asr_gap.py: error: {message}")
+
+
 def test_one_seed_by_default_or_by_seed_and_none_lists():
     assert parse_args([])[0].seeds == [42]
     assert parse_args(["--seed", "5"])[0].seeds == [5]
