@@ -1,14 +1,19 @@
-"""A documented grid search of the recipe's settings, scored on validation dialogues of the training session only.
+"""A documented grid search of the recipe's settings, scored on validation data of the training sessions only.
 
-For every point of ``--grid`` and every draw of validation dialogues (``--split_seeds``), the recipe
-(``scripts/recipe.sh``: the teacher alone, one model seed, no baselines) trains on the other dialogues of the
-training session and is scored on the drawn ones at its schedule's last step (no step picked). The point with the
-best mean validation macro-F1 is chosen (ties: the earlier point of the grid). The recipe's runs also score the test
-session, as every experiment does; those scores are not read here, so nothing is chosen on it. The JSON names every
-run, its validation scores and the recipe command that trains the chosen setting on every training row.
+For every point of ``--grid`` and every validation draw, the recipe (``scripts/recipe.sh``: the teacher alone, one
+model seed, no baselines) trains on the rest of the training sessions and is scored on the draw at its schedule's
+last step (no step picked). A draw is either a seeded share of the training sessions' dialogues (``--validation_from
+dialogues``, the default: one draw per ``--split_seeds``) or a whole training session (``--validation_from sessions
+--validation_sessions 1 2``: each listed session in turn, trained on the other training sessions), which is what a
+held-out session looks like when sessions re-act each other's scripts (KEMDy19). The point with the best mean
+validation macro-F1 is chosen (ties: the earlier point of the grid). The recipe's runs also score the test session,
+as every experiment does; those scores are not read here, so nothing is chosen on it. The JSON names every run, its
+validation scores and the recipe command that trains the chosen setting on every training row.
 
 usage: python scripts/validation_search.py --data_dir DIR --output_dir OUT --test_sessions 2 \\
            --grid '{"l2_penalty": [0.25, 0.5, 1, 2, 4]}' [recipe options, e.g. --context_size 4]
+       python scripts/validation_search.py --data_dir DIR --output_dir OUT --test_sessions 3 \\
+           --validation_from sessions --validation_sessions 1 2 --grid '{"context_size": [0, 4]}'
 """
 
 from __future__ import annotations
@@ -49,8 +54,8 @@ VALIDATION_RUN = ("--students", "none", "--baselines", "none", "--parallel", "1"
                   "--eval_strategy", "steps", "--eval_steps", "100", "--save_strategy", "no",
                   "--load_best_model_at_end", "false", "--latency_utterances", "0")
 #: Options the search sets itself, so a grid may not vary them.
-SEARCH_OWNED = {"seeds", "split_seed", "validation_fraction", "test_sessions", "output_dir", "data_dir",
-                *(option.removeprefix("--") for option in VALIDATION_RUN[::2])}
+SEARCH_OWNED = {"seeds", "split_seed", "validation_fraction", "validation_from", "validation_sessions", "test_sessions",
+                "output_dir", "data_dir", *(option.removeprefix("--") for option in VALIDATION_RUN[::2])}
 
 
 @dataclass
@@ -59,12 +64,18 @@ class Arguments:
 
     data_dir: str = field(metadata={"help": "A KEMDy folder (e.g. the development set of make_kemdy_dev.sh)."})
     output_dir: str = field(metadata={"help": "Where the runs go (one folder per grid point and draw)."})
-    test_sessions: int = field(metadata={"help": "The fold's test session (the recipe trains on the others)."})
+    test_sessions: str = field(metadata={"help": "The fold's test session, e.g. 2 or KEMDy20:1 (the recipe trains on "
+                                                 "the others)."})
     grid: str = field(metadata={"help": "JSON object: recipe option -> list of values, e.g. "
                                         "'{\"l2_penalty\": [0.5, 1, 2]}'. Every combination is a point."})
+    validation_from: str = field(default="dialogues", metadata={
+        "help": "Validate on dialogues drawn from the training sessions, or on whole training sessions in turn.",
+        "choices": ["dialogues", "sessions"]})
     split_seeds: list[int] = field(default_factory=lambda: [1, 2, 3],
                                    metadata={"help": "Draws of the validation dialogues (--split_seed of the recipe)."})
     validation_fraction: float = field(default=0.5, metadata={"help": "Share of the training dialogues drawn."})
+    validation_sessions: list[str] = field(default_factory=list, metadata={
+        "help": "With --validation_from sessions: the training sessions validated on, each in turn (e.g. 1 2)."})
     seed: int = field(default=1, metadata={"help": "The model seed of every run."})
     parallel: int = field(default=1, metadata={"help": "Runs at once."})
     reuse: bool = field(default=True, metadata={"help": "Keep a run whose folder already holds results.json."})
@@ -103,6 +114,13 @@ def check_arguments(args: Arguments, extra: list[str]) -> list[dict[str, str]]:
         raise ValueError(f"--validation_fraction must be in (0, 1), got {args.validation_fraction}.")
     if args.parallel < 1:
         raise ValueError(f"--parallel must be at least 1, got {args.parallel}.")
+    if (args.validation_from == "sessions") != bool(args.validation_sessions):
+        raise ValueError("--validation_sessions lists the sessions validated on with --validation_from sessions, and "
+                         "only then.")
+    if len(set(args.validation_sessions)) != len(args.validation_sessions) or \
+            args.test_sessions in args.validation_sessions:
+        raise ValueError(f"--validation_sessions must be distinct training sessions, not the test session "
+                         f"{args.test_sessions}; got {args.validation_sessions}.")
     check_output_dir(args.output_dir)
     check_output_file(args.output_json or str(Path(args.output_dir) / "search.json"), "--output_json",
                       create_folder=True)
@@ -112,9 +130,10 @@ def check_arguments(args: Arguments, extra: list[str]) -> list[dict[str, str]]:
         raise ValueError(f"--grid {sorted(owned)}: the search sets these itself.")
     from train import parse_args as parse_train_args  # the teacher's options, as train.py reads them
 
-    for point in points:
-        _, passed_on = dry_parse(parse_experiment_args, ["--output_dir", args.output_dir, *extra, *recipe_options(point)],
-                                 point)
+    for point, draw_options in itertools.product(points, validation_draws(args).values()):
+        _, passed_on = dry_parse(parse_experiment_args, ["--output_dir", args.output_dir, "--test_sessions",
+                                                         args.test_sessions, *extra, *draw_options,
+                                                         *recipe_options(point)], point)
         dry_parse(parse_train_args, ["--output_dir", args.output_dir, *passed_on], point)
     return points
 
@@ -132,8 +151,20 @@ def dry_parse(parse: Callable[[list[str]], Any], argv: list[str], point: dict[st
     raise ValueError(f"--grid {point} with the recipe options: {message}")
 
 
-def run_folder(args: Arguments, index: int, split_seed: int) -> Path:
-    return Path(args.output_dir) / f"point{index}_split{split_seed}"
+def validation_draws(args: Arguments) -> dict[str, list[str]]:
+    """Each validation draw's name and the recipe options that make it: a split seed of the training dialogues, or
+    a training session held out whole."""
+    if args.validation_from == "sessions":
+        return {session: ["--validation_from", "sessions", "--validation_sessions", session]
+                for session in args.validation_sessions}
+    return {str(split_seed): ["--validation_fraction", f"{args.validation_fraction:g}", "--split_seed", str(split_seed)]
+            for split_seed in args.split_seeds}
+
+
+def run_folder(args: Arguments, index: int, draw: str) -> Path:
+    if args.validation_from == "sessions":
+        return Path(args.output_dir) / f"point{index}_session{draw.replace(':', '_')}"
+    return Path(args.output_dir) / f"point{index}_split{draw}"
 
 
 def run_recipe(command: list[str], folder: Path) -> None:
@@ -148,12 +179,11 @@ def run_recipe(command: list[str], folder: Path) -> None:
 def search(args: Arguments, extra: list[str], points: list[dict[str, str]]) -> dict[Path, list[str]]:
     """Every point and draw, --parallel at a time (finished runs kept when --reuse); their commands by folder."""
     commands = {}
-    for (index, point), split_seed in itertools.product(enumerate(points), args.split_seeds):
-        folder = run_folder(args, index, split_seed)
+    for (index, point), (draw, draw_options) in itertools.product(enumerate(points), validation_draws(args).items()):
+        folder = run_folder(args, index, draw)
         commands[folder] = ["bash", "scripts/recipe.sh", str(Path(args.data_dir).resolve()), str(folder.resolve()),
-                            "--test_sessions", str(args.test_sessions), *extra, *VALIDATION_RUN,
-                            "--seeds", str(args.seed), "--validation_fraction", f"{args.validation_fraction:g}",
-                            "--split_seed", str(split_seed), *recipe_options(point)]
+                            "--test_sessions", args.test_sessions, *extra, *VALIDATION_RUN,
+                            "--seeds", str(args.seed), *draw_options, *recipe_options(point)]
     pending = {folder: command for folder, command in commands.items()
                if not (args.reuse and (folder / "results.json").is_file())}
     with ThreadPoolExecutor(args.parallel) as pool, tqdm(total=len(commands), initial=len(commands) - len(pending),
@@ -170,10 +200,10 @@ def summarize(args: Arguments, extra: list[str], points: list[dict[str, str]],
     rows = []
     for index, point in enumerate(points):
         draws = {}
-        for split_seed in args.split_seeds:
-            folder = run_folder(args, index, split_seed)
+        for draw in validation_draws(args):
+            folder = run_folder(args, index, draw)
             (seed_scores,) = collect(folder, "teacher")["per_seed"].values()
-            draws[str(split_seed)] = {"folder": str(folder), "command": shlex.join(commands[folder]),
+            draws[draw] = {"folder": str(folder), "command": shlex.join(commands[folder]),
                                       "step": seed_scores["step"],
                                       "validation_examples": seed_scores["validation_examples"],
                                       "macro_f1": 100 * seed_scores["metrics"]["macro_f1"],
@@ -183,7 +213,7 @@ def summarize(args: Arguments, extra: list[str], points: list[dict[str, str]],
                      "macro_f1_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
                      "unweighted_accuracy_mean": statistics.fmean(d["unweighted_accuracy"] for d in draws.values())})
     best = max(range(len(rows)), key=lambda i: (rows[i]["macro_f1_mean"], -i))
-    recipe = ["bash", "scripts/recipe.sh", args.data_dir, "OUTPUT_DIR", "--test_sessions", str(args.test_sessions),
+    recipe = ["bash", "scripts/recipe.sh", args.data_dir, "OUTPUT_DIR", "--test_sessions", args.test_sessions,
               *extra, *recipe_options(points[best])]
     return {"points": rows, "chosen": best, "chosen_point": points[best], "recipe_command": shlex.join(recipe)}
 
