@@ -53,6 +53,9 @@ from multistill.training.arguments import check_output_dir  # noqa: E402
 VALIDATION_RUN = ("--students", "none", "--baselines", "none", "--parallel", "1", "--refit_on_validation", "false",
                   "--eval_strategy", "steps", "--eval_steps", "100", "--save_strategy", "no",
                   "--load_best_model_at_end", "false", "--latency_utterances", "0")
+#: The corpus ``scripts/recipe.sh`` reads unless its options say otherwise (the search's parser checks --data_dir
+#: for it before anything runs).
+RECIPE_CORPUS = ("--corpus", "kemdy19")
 #: Options the search sets itself, so a grid may not vary them.
 SEARCH_OWNED = {"seeds", "split_seed", "validation_fraction", "validation_from", "validation_sessions", "test_sessions",
                 "output_dir", "data_dir", *(option.removeprefix("--") for option in VALIDATION_RUN[::2])}
@@ -131,9 +134,9 @@ def check_arguments(args: Arguments, extra: list[str]) -> list[dict[str, str]]:
     from train import parse_args as parse_train_args  # the teacher's options, as train.py reads them
 
     for point, draw_options in itertools.product(points, validation_draws(args).values()):
-        _, passed_on = dry_parse(parse_experiment_args, ["--output_dir", args.output_dir, "--test_sessions",
-                                                         args.test_sessions, *extra, *draw_options,
-                                                         *recipe_options(point)], point)
+        recipe_argv = ["--output_dir", args.output_dir, "--data_dir", args.data_dir, "--test_sessions",
+                       args.test_sessions, *RECIPE_CORPUS, *extra, *draw_options, *recipe_options(point)]
+        _, passed_on = dry_parse(parse_experiment_args, recipe_argv, point)
         dry_parse(parse_train_args, ["--output_dir", args.output_dir, *passed_on], point)
     return points
 

@@ -29,7 +29,8 @@ def _fake_run(commands: list[list[str]]):
 
     def run(command: list[str], folder: Path) -> None:
         commands.append(command)
-        score = SCORES[(_option(command, "l2_penalty"), _option(command, "split_seed"))]
+        draw = "validation_sessions" if "--validation_sessions" in command else "split_seed"
+        score = SCORES[(_option(command, "l2_penalty"), _option(command, draw))]
         run_dir = folder / "seed_1" / "teacher"
         run_dir.mkdir(parents=True)
         (folder / "results.json").write_text(json.dumps({
@@ -42,7 +43,9 @@ def _fake_run(commands: list[list[str]]):
     return run
 
 
-def _argv(tmp_path: Path, grid: str, *more: str) -> list[str]:
+def _argv(tmp_path: Path, grid: str, *more: str, layout: bool = True) -> list[str]:
+    for folder in ("annotation", "wav") if layout else ():  # the corpus's layout, which the recipe's parser checks
+        (tmp_path / "KEMDy19" / folder).mkdir(parents=True, exist_ok=True)
     return ["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "search"), "--test_sessions", "2",
             "--grid", grid, "--split_seeds", "1", "2", *more]
 
@@ -105,9 +108,57 @@ def test_bad_grids_get_one_error_line_before_anything_runs(
 
 
 def test_a_missing_data_folder_is_named(tmp_path: Path, capsys: pytest.CaptureFixture):
-    argv = _argv(tmp_path / "nowhere", '{"l2_penalty": [1]}')
+    argv = _argv(tmp_path / "nowhere", '{"l2_penalty": [1]}', layout=False)
     assert validation_search.main(argv) == 2
     assert f"error: --data_dir {tmp_path / 'nowhere'}: no such folder." in capsys.readouterr().err
+
+
+def test_a_data_folder_without_the_corpus_is_refused_before_anything_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    # it was the first run's failure, after that run had started
+    commands: list[list[str]] = []
+    monkeypatch.setattr(validation_search, "run_recipe", _fake_run(commands))
+    assert validation_search.main(_argv(tmp_path, '{"l2_penalty": [1]}', layout=False)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --grid {'l2_penalty': '1'} with the recipe options: --data_dir ")
+    assert "KEMDy19" in line and not commands
+
+
+def test_whole_training_sessions_validate_in_turn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    commands: list[list[str]] = []
+    session_scores = {("1", "KEMDy19:1"): 0.30, ("1", "KEMDy19:2"): 0.50, ("2", "KEMDy19:1"): 0.45,
+                      ("2", "KEMDy19:2"): 0.40}  # penalty 1 is best on one session, 2 on average
+    monkeypatch.setattr(validation_search, "run_recipe", _fake_run(commands))
+    for key, score in session_scores.items():
+        monkeypatch.setitem(SCORES, key, score)
+    argv = ["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "search"), "--test_sessions", "KEMDy20:1",
+            "--validation_from", "sessions", "--validation_sessions", "KEMDy19:1", "KEMDy19:2",
+            "--grid", '{"l2_penalty": [1, 2]}', "--corpus", "all"]
+    for corpus in ("KEMDy19", "KEMDy20"):
+        for folder in ("annotation", "wav"):
+            (tmp_path / corpus / folder).mkdir(parents=True)
+    assert validation_search.main(argv) == 0
+    assert sorted(path.name for path in (tmp_path / "search").iterdir() if path.is_dir()) == [
+        "point0_sessionKEMDy19_1", "point0_sessionKEMDy19_2", "point1_sessionKEMDy19_1", "point1_sessionKEMDy19_2"]
+    for command in commands:  # trained on the other training sessions, validated on one whole session
+        assert _option(command, "validation_from") == "sessions" and _option(command, "test_sessions") == "KEMDy20:1"
+        assert _option(command, "validation_sessions") in ("KEMDy19:1", "KEMDy19:2")
+    report = json.loads((tmp_path / "search" / "search.json").read_text())
+    assert [row["macro_f1_mean"] for row in report["points"]] == pytest.approx([40.0, 42.5])
+    assert set(report["points"][0]["draws"]) == {"KEMDy19:1", "KEMDy19:2"}
+    assert report["recipe_command"].endswith("--test_sessions KEMDy20:1 --corpus all --l2_penalty 2")
+
+
+@pytest.mark.parametrize(("more", "message"), [
+    (["--validation_from", "sessions"], "--validation_sessions lists the sessions validated on"),
+    (["--validation_sessions", "1"], "--validation_sessions lists the sessions validated on"),
+    (["--validation_from", "sessions", "--validation_sessions", "1", "1"], "must be distinct training sessions"),
+    (["--validation_from", "sessions", "--validation_sessions", "1", "2"], "not the test session 2"),
+])
+def test_bad_validation_sessions_get_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture, more, message):
+    assert validation_search.main(_argv(tmp_path, '{"l2_penalty": [1]}', *more)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --validation_sessions") and message in line
 
 
 def test_a_failed_run_names_its_folder_and_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
