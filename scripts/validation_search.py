@@ -179,6 +179,28 @@ def run_recipe(command: list[str], folder: Path) -> None:
         raise RuntimeError(f"{folder}: the recipe run failed (exit {finished.returncode}); see {folder / 'run.log'}.")
 
 
+def kept_run(folder: Path, command: list[str]) -> bool:
+    """Whether FOLDER holds a finished run of COMMAND: its ``results.json`` records an experiment command that sets
+    every option of COMMAND after the data folder as COMMAND does (the last value of each, as argparse keeps it); a
+    finished run of another grid point or draw is refused, not scored as this one."""
+    results = folder / "results.json"
+    if not results.is_file():
+        return False
+    recorded = shlex.split(json.loads(results.read_text(encoding="utf-8"))["provenance"]["command"])
+    planned = command[4:]  # after bash scripts/recipe.sh DATA_DIR OUTPUT_DIR
+
+    def last_values(words: list[str]) -> dict[str, str]:
+        return {word: value for word, value in zip(words[:-1], words[1:], strict=True) if word.startswith("--")}
+
+    kept = last_values(recorded)
+    wrong = {name: value for name, value in last_values(planned).items()
+             if not value.startswith("--") and kept.get(name) != value}
+    if wrong:
+        raise ValueError(f"{folder} holds a finished run with other options than this search's ({wrong} planned, "
+                         f"{ {name: kept.get(name) for name in wrong} } there): give a new --output_dir.")
+    return True
+
+
 def search(args: Arguments, extra: list[str], points: list[dict[str, str]]) -> dict[Path, list[str]]:
     """Every point and draw, --parallel at a time (finished runs kept when --reuse); their commands by folder."""
     commands = {}
@@ -188,7 +210,7 @@ def search(args: Arguments, extra: list[str], points: list[dict[str, str]]) -> d
                             "--test_sessions", args.test_sessions, *extra, *VALIDATION_RUN,
                             "--seeds", str(args.seed), *draw_options, *recipe_options(point)]
     pending = {folder: command for folder, command in commands.items()
-               if not (args.reuse and (folder / "results.json").is_file())}
+               if not (args.reuse and kept_run(folder, command))}
     with ThreadPoolExecutor(args.parallel) as pool, tqdm(total=len(commands), initial=len(commands) - len(pending),
                                                           desc="validation search") as progress:
         for done in as_completed([pool.submit(run_recipe, command, folder) for folder, command in pending.items()]):
@@ -234,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     # 2. the runs: every point of the grid on every draw of validation dialogues
     try:
         commands = search(args, extra, points)
+    except ValueError as error:  # a kept folder holds another run: found before any run starts
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

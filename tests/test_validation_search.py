@@ -79,6 +79,18 @@ def test_the_best_mean_validation_score_is_chosen_and_its_recipe_command_given(
     assert validation_search.main(argv) == 0 and len(commands) == 6
 
 
+def test_a_kept_run_of_another_point_is_refused_not_scored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture):
+    # point0_split1 was reused whatever run it held: a new grid in the same folder scored the old grid's runs
+    commands: list[list[str]] = []
+    monkeypatch.setattr(validation_search, "run_recipe", _fake_run(commands))
+    assert validation_search.main(_argv(tmp_path, '{"l2_penalty": [0.5, 1]}')) == 0 and len(commands) == 4
+    assert validation_search.main(_argv(tmp_path, '{"l2_penalty": [1, 0.5]}')) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"error: {tmp_path / 'search' / 'point0_split1'} holds a finished run with other options")
+    assert "{'--l2_penalty': '1'} planned" in error and len(commands) == 4
+
+
 def test_equal_scores_choose_the_earlier_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(SCORES, ("0.5", "1"), 0.30)
     monkeypatch.setitem(SCORES, ("0.5", "2"), 0.30)
