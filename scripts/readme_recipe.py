@@ -498,3 +498,55 @@ def render_validation_search(files: dict[str, Any]) -> str:
     lines += [from_file(files[source], source) for source in (*VALIDATION_SEARCH.values(),
                                                               *VALIDATION_SEARCH_TESTS.values())]
     return "\n".join(lines)
+
+
+#: The search validated on whole training sessions: KEMDy19 Sessions 01 and 02 in turn, the test KEMDy20 Session 01;
+#: and the recipe trained on both sessions with the setting it chose, scored on the test session.
+VALIDATION_SESSIONS = "results/validation_search/sessions_test_kemdy20.json"
+VALIDATION_SESSIONS_TEST = "results/validation_search/sessions_test_kemdy20_chosen/results.json"
+
+
+def session_title(key: str) -> str:
+    """``"KEMDy19:1"`` -> ``"KEMDy19 Session 01"``."""
+    corpus, _, number = key.partition(":")
+    return f"{corpus} Session {int(number):02d}"
+
+
+def _ua(data: dict[str, Any], name: str) -> str:
+    row = _row(data, name)
+    return pm(row["summary"]["unweighted_accuracy"], digits=1) if row else "–"
+
+
+def render_validation_sessions(files: dict[str, Any]) -> str:
+    """Validation macro-F1 of every grid point on each whole training session (the choice in bold), then what the
+    chosen setting scores on the test session next to the recipe's own setting and the baselines there."""
+    search, tested = files[VALIDATION_SESSIONS], files[VALIDATION_SESSIONS_TEST]
+    names, draws = list(search["points"][0]["point"]), list(search["points"][0]["draws"])
+    others = {draw: " and ".join(session_title(d) for d in draws if d != draw) for draw in draws}
+    header = [option_label(name) for name in names] + [
+        f"validation macro-F1 on {session_title(draw)} (trained on {others[draw]})" for draw in draws] + ["mean"]
+    rows = []
+    for index, row in enumerate(search["points"]):
+        bold = "**" if search["chosen"] == index else ""
+        rows.append([row["point"][name] for name in names]
+                    + [f"{row['draws'][draw]['macro_f1']:.1f}" for draw in draws]
+                    + [f"{bold}{row['macro_f1_mean']:.1f}{bold}"])
+    chosen, command = search["chosen_point"], tested["provenance"]["command"]
+    test = search["settings"]["test_sessions"]
+    wrong = [name for name, value in {**chosen, "test_sessions": test}.items() if last_option(command, name) != value]
+    if wrong:
+        raise ValueError(f"{VALIDATION_SESSIONS_TEST}: not run with the chosen {wrong} of {VALIDATION_SESSIONS}.")
+    context = int(chosen.get("context_size", "0"))
+    suffix = f" with {context} previous utterances" if context else ""
+    baselines = [(label, f"baseline_{name}" + (f"_context{context}" if context else "")) for label, name in (
+        ("TF-IDF", "text_tfidf"), ("Whisper-LR", "audio_whisper"), ("their late fusion", "late_fusion"))]
+    own = " and ".join(f"{_ua(files[source], 'teacher')} ({f'{k} previous utterances' if k else 'no context'})"
+                       for source, k in zip(CROSS_CORPUS, CROSS_CORPUS_CONTEXTS, strict=True))
+    setting = ", ".join(f"{option_label(name)} {value}" for name, value in chosen.items())
+    sentence = (f"Validation on whole sessions chose {setting}. The recipe trained with it on both KEMDy19 sessions "
+                f"scores on {session_title(test)} UA {_ua(tested, 'teacher')} (macro-F1 {_macro(tested, 'teacher')}; "
+                f"seeds 1-3), against UA {own} with the recipe's L2 penalty 1 (the [cross-corpus table]"
+                f"(#a-conversation-that-does-not-re-act-the-training-scripts-kemdy20-session-01)), and, on the same "
+                f"rows{suffix}, " + ", ".join(f"{label} UA {_ua(tested, name)}" for label, name in baselines) + ".")
+    return "\n".join([table(header, rows), "", sentence, "", from_file(search, VALIDATION_SESSIONS),
+                      from_file(tested, VALIDATION_SESSIONS_TEST)])

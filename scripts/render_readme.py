@@ -58,6 +58,8 @@ from readme_recipe import (  # noqa: E402
     TRAINED_LATENCY,
     TRANSCRIPT_OVERLAP,
     VALIDATION_SEARCH,
+    VALIDATION_SESSIONS,
+    VALIDATION_SESSIONS_TEST,
     asr_files,
     context_file,
     recipe_file,
@@ -72,6 +74,7 @@ from readme_recipe import (  # noqa: E402
     render_trained_latency,
     render_transcript_overlap,
     render_validation_search,
+    render_validation_sessions,
     text_encoder_files,
     validation_search_files,
 )
@@ -434,6 +437,9 @@ TABLES: dict[str, Table] = {
     "validation_search": Table(validation_search_files(), render_validation_search, RECIPE_CODE,
                                {source: ("scripts/validation_search.py", "scripts/validation_scores.py")
                                 for source in VALIDATION_SEARCH.values()}),
+    "validation_sessions": Table((VALIDATION_SESSIONS, VALIDATION_SESSIONS_TEST, *CROSS_CORPUS),
+                                 render_validation_sessions, RECIPE_CODE,
+                                 {VALIDATION_SESSIONS: ("scripts/validation_search.py", "scripts/validation_scores.py")}),
     "transcript_overlap": Table((TRANSCRIPT_OVERLAP,), render_transcript_overlap,
                                 ("scripts/transcript_overlap.py", "loading_scripts", "multistill/training/data.py")),
     "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=LIGHT_ROOT) for fold, _ in RECIPE_FOLDS),

@@ -113,6 +113,9 @@ def options(program: str) -> frozenset[str]:
 
         own = frozenset(_capture(main, [])._option_string_actions)
         return own | options("train.py") | options("distill.py")
+    if program == "scripts/validation_search.py":  # options it does not know go to every run of the recipe
+        return (frozenset(_capture(_script_main(program), [])._option_string_actions)
+                | options("multistill.tools.experiment"))
     if program == "multistill.tools.whisper_base":
         from multistill.tools.whisper_base import main
 
