@@ -81,7 +81,8 @@ class Arguments:
         "help": "With --validation_from sessions: the training sessions validated on, each in turn (e.g. 1 2)."})
     seed: int = field(default=1, metadata={"help": "The model seed of every run."})
     parallel: int = field(default=1, metadata={"help": "Runs at once."})
-    reuse: bool = field(default=True, metadata={"help": "Keep a run whose folder already holds results.json."})
+    reuse: bool = field(default=True, metadata={"help": "Keep a run whose folder already holds results.json (made with "
+                                                        "this search's options for it, else refused)."})
     output_json: str | None = field(default=None, metadata={"help": "The search's JSON (default OUTPUT_DIR/search.json)."})
 
 
