@@ -448,6 +448,14 @@ def last_option(command: str, name: str) -> str | None:
     return words[places[-1] + 1] if places else None
 
 
+def check_run_made_with(options: dict[str, str], run: dict[str, Any], source: str, search_source: str) -> None:
+    """Refuse to render RUN (the result file SOURCE) as the run of a search's choice unless its command sets every
+    one of OPTIONS (name -> value as the command line spells it) as the search chose."""
+    wrong = [name for name, value in options.items() if last_option(run["provenance"]["command"], name) != value]
+    if wrong:
+        raise ValueError(f"{source}: not run with the chosen {wrong} of {search_source}.")
+
+
 def option_label(name: str) -> str:
     """A recipe option as prose: ``l2_penalty`` -> ``L2 penalty``."""
     return name.replace("_", " ").replace("l2 ", "L2 ")
@@ -477,11 +485,7 @@ def render_validation_search(files: dict[str, Any]) -> str:
     lines = [table(header, rows), ""]
     for fold, title in RECIPE_FOLDS:
         chosen, tested = searches[fold]["chosen_point"], files[VALIDATION_SEARCH_TESTS[fold]]
-        wrong = [name for name, value in chosen.items()
-                 if last_option(tested["provenance"]["command"], name) != value]
-        if wrong:
-            raise ValueError(f"{VALIDATION_SEARCH_TESTS[fold]}: not run with the chosen {wrong} of "
-                             f"{VALIDATION_SEARCH[fold]}.")
+        check_run_made_with(chosen, tested, VALIDATION_SEARCH_TESTS[fold], VALIDATION_SEARCH[fold])
         context = int(chosen.get("context_size", "0"))
         baseline = "baseline_text_tfidf" + (f"_context{context}" if context else "")
         tfidf = _teacher_versus(tested, baseline)["differences"]["macro_f1"]
@@ -531,11 +535,8 @@ def render_validation_sessions(files: dict[str, Any]) -> str:
         rows.append([row["point"][name] for name in names]
                     + [f"{row['draws'][draw]['macro_f1']:.1f}" for draw in draws]
                     + [f"{bold}{row['macro_f1_mean']:.1f}{bold}"])
-    chosen, command = search["chosen_point"], tested["provenance"]["command"]
-    test = search["settings"]["test_sessions"]
-    wrong = [name for name, value in {**chosen, "test_sessions": test}.items() if last_option(command, name) != value]
-    if wrong:
-        raise ValueError(f"{VALIDATION_SESSIONS_TEST}: not run with the chosen {wrong} of {VALIDATION_SESSIONS}.")
+    chosen, test = search["chosen_point"], search["settings"]["test_sessions"]
+    check_run_made_with({**chosen, "test_sessions": test}, tested, VALIDATION_SESSIONS_TEST, VALIDATION_SESSIONS)
     context = int(chosen.get("context_size", "0"))
     suffix = f" with {context} previous utterances" if context else ""
     baselines = [(label, f"baseline_{name}" + (f"_context{context}" if context else "")) for label, name in (
