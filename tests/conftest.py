@@ -13,8 +13,8 @@ import datasets
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The shared test helpers (``_fixtures_model``, ``_fixtures_inference``, ``_fixtures_speech``) are imported by
-# name from every test module, whatever pytest's import mode.
+# The shared test helpers (``_fixtures_model``, ``_fixtures_inference``, ``_fixtures_speech``, ``_fixtures_kemdy``)
+# are imported by name from every test module, whatever pytest's import mode.
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 SAMPLE_DIR = REPO_ROOT / ".." / "shared" / "kemdy_sample"

@@ -5,39 +5,30 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import re
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import datasets
 import numpy as np
 import pytest
 import soundfile as sf
+from _fixtures_kemdy import example_by_id
 
 from loading_scripts.kemdy import (
-    NOTE_BAD_VALUE,
     NOTE_EMPTY_TRANSCRIPT,
-    NOTE_ONE_PANEL,
-    NOTE_RELABELLED,
-    SKIP_DUPLICATE,
     SKIP_MISSING_TRANSCRIPT,
     SKIP_MISSING_WAV,
     SKIP_NO_VOTES,
-    SKIP_PANEL_CONFLICT,
     SKIP_UNDECODABLE_WAV,
     SKIP_UNKNOWN_LABEL,
     Kemdy,
-    majority_emotion,
 )
 from multistill.annotations import EMOTIONS, UnknownEmotionLabelError
 from multistill.training.synthetic import EDGE_CASES, make_synthetic_kemdy
 
 SR = 16_000
-
-
-def _row(ds: datasets.Dataset, segment_id: str) -> dict:
-    return ds[ds["id"].index(segment_id)]
 
 
 def _votes(**fractions: float) -> list[float]:
@@ -171,7 +162,7 @@ SPOT_CHECKS = [
 @pytest.mark.parametrize("expected", SPOT_CHECKS, ids=[c["id"] for c in SPOT_CHECKS])
 def test_sample_known_segments(kemdy_sample_dataset, expected):
     ds = kemdy_sample_dataset
-    example = _row(ds, expected["id"])
+    example = example_by_id(ds, expected["id"])
     assert _label(ds, example) == expected["emotion"]
     assert example["emotion_votes"] == pytest.approx(expected["votes"], abs=1e-6)
     assert example["tied_emotions"] == expected["tied"]
@@ -187,17 +178,17 @@ def test_sample_known_segments(kemdy_sample_dataset, expected):
 def test_sample_transcripts(kemdy_sample_dataset):
     ds = kemdy_sample_dataset
     # KEMDy20: CP949 transcript with noise and laughter tags.
-    example = _row(ds, "Sess01_script01_User001F_001")
+    example = example_by_id(ds, "Sess01_script01_User001F_001")
     assert example["raw_text"] == "n/ 아 친구들도? l/"
     assert example["text"] == "아 친구들도?"
     # KEMDy19: UTF-8 transcript with a breath tag and a tag glued to punctuation.
-    example = _row(ds, "Sess01_impro01_F005")
+    example = example_by_id(ds, "Sess01_impro01_F005")
     assert example["raw_text"].startswith("b/ 진짜 말을 말아야지.")
     assert example["text"] == (
         "진짜 말을 말아야지. 일본은 미소에요. 미소와 된장은 엄연히 다릅니다. 그런 것도 몰라요? 어디서."
     )
     # Overlap mark (A+B): B, the speaker's own words, is kept.
-    example = _row(ds, "Sess01_impro01_F010")
+    example = example_by_id(ds, "Sess01_impro01_F010")
     assert example["raw_text"].startswith("(아닙니까?+굉장히) 지금")
     assert example["text"].startswith("굉장히 지금 위험한 발언을 하시는데,")
     tag = re.compile(r"(?<![A-Za-z])[A-Za-z]/")
@@ -213,7 +204,7 @@ def test_sample_audio_spot_checks(kemdy_sample_dataset, sample_dir):
         ("Sess01_script01_User001F_001", "KEMDy20/wav/Session01/Sess01_script01_User001F_001.wav"),
         ("Sess01_impro01_F005", "KEMDy19/wav/Session01/Sess01_impro01/Sess01_impro01_F005.wav"),
     ]:
-        audio = _row(ds, segment_id)["audio"]
+        audio = example_by_id(ds, segment_id)["audio"]
         array = audio["array"]
         assert audio["sampling_rate"] == SR
         assert array.ndim == 1 and array.dtype == np.float32
@@ -252,6 +243,19 @@ def test_sample_cache_is_reused(kemdy_sample_builder, sample_dir, monkeypatch):
     assert len(builder.as_dataset("train")) == 792
 
 
+@pytest.mark.parametrize("module", ["kemdy_annotations", "kemdy_bio"])
+def test_cache_hash_covers_the_builders_modules(module, sample_dir, tmp_path, monkeypatch):
+    """The builder reads its rules from sibling modules: editing one of them gives another cache path."""
+    import loading_scripts.kemdy as kemdy
+
+    before = Kemdy(config_name="all", data_dir=str(sample_dir), cache_dir=str(tmp_path))._cache_dir
+    edited = tmp_path / f"{module}.py"
+    edited.write_text(Path(getattr(kemdy, module).__file__).read_text() + "\n# edited\n")
+    monkeypatch.setattr(getattr(kemdy, module), "__file__", str(edited))
+    after = Kemdy(config_name="all", data_dir=str(sample_dir), cache_dir=str(tmp_path))._cache_dir
+    assert before != after
+
+
 def test_config_kwargs_change_config_and_cache(sample_dir, tmp_path):
     def make(**kwargs):
         return Kemdy(config_name="kemdy20", data_dir=str(sample_dir), cache_dir=str(tmp_path), **kwargs)
@@ -265,31 +269,6 @@ def test_config_kwargs_change_config_and_cache(sample_dir, tmp_path):
         make(on_unknown_label="ignore").download_and_prepare()
     with pytest.raises(FileNotFoundError, match="session"):
         make(sessions=[2]).download_and_prepare()
-
-
-def test_sample_bio_signals(sample_dir, tmp_path):
-    builder = Kemdy(
-        config_name="all", data_dir=str(sample_dir), cache_dir=str(tmp_path), sessions=[1], bio_signals=True
-    )
-    builder.download_and_prepare()
-    ds = builder.as_dataset("train")
-    assert len(ds) == 792
-    # KEMDy19: the rows of the speaker's own file (Sess01M.csv) labelled with the segment id.
-    m001 = _row(ds, "Sess01_script01_M001")
-    assert len(m001["eda"]) == 33 and m001["eda"][0] == pytest.approx(4.408951, abs=1e-5)
-    assert len(m001["temp"]) == 33 and m001["ibi"] == []
-    # KEMDy20: 4 Hz samples whose time lies in [3.578, 11.637] s: rows 15..46.
-    u001 = _row(ds, "Sess01_script01_User002M_001")
-    assert len(u001["eda"]) == len(u001["temp"]) == 46 - 15 + 1
-    eda_file = sample_dir / "KEMDy20" / "EDA" / "Session01" / "Sess01_script01_User002M.csv"
-    values = [float(line.split(",")[0]) for line in eda_file.read_text().splitlines()[2:]]
-    assert u001["eda"] == pytest.approx(values[15:47], abs=1e-5)
-    assert all(30 < t < 40 for t in u001["temp"])
-    ibis = [
-        v for corpus, ibi in zip(ds["corpus"], ds["ibi"], strict=True) if corpus == "KEMDy20" for v in ibi
-    ]
-    assert ibis and all(0.2 < v < 2.0 for v in ibis)
-    assert sum(bool(e) for e in ds["eda"]) > 0.8 * len(ds)
 
 
 def test_missing_data_dir(tmp_path):
@@ -342,16 +321,6 @@ def test_manual_download_instructions():
     ):
         assert needle in text
     assert "annotation/" in text and "wav/Session01" in text
-
-
-def test_majority_emotion_tie_break():
-    assert majority_emotion({"happy": 6, "neutral": 4}, ["happy"]) == "happy"
-    # Tie: both in the Total Evaluation -> EMOTIONS order.
-    assert majority_emotion({"happy": 5, "neutral": 5}, ["happy", "neutral"]) == "neutral"
-    # Tie: only one in the Total Evaluation -> that one.
-    assert majority_emotion({"angry": 5, "sad": 5}, ["sad"]) == "sad"
-    # Tie: none in the Total Evaluation -> EMOTIONS order.
-    assert majority_emotion({"fear": 4, "disgust": 4, "sad": 2}, ["sad"]) == "disgust"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -459,7 +428,7 @@ def test_edge_truncated_wav_is_caught_at_build_time(edge_build, synthetic_edge_r
 def test_edge_empty_transcript_is_kept_with_a_note(edge_build, synthetic_edge_root):
     builder, ds, _ = edge_build
     segment_id = EDGE_CASES["empty_transcript"].segment_id
-    example = _row(ds, segment_id)
+    example = example_by_id(ds, segment_id)
     assert example["raw_text"] == "l/ n/" and example["text"] == ""
     transcript = synthetic_edge_root / "KEMDy20" / "wav" / "Session01" / f"{segment_id}.txt"
     assert str(transcript) in builder.details[segment_id]
@@ -491,7 +460,7 @@ def test_edge_stereo_44k_decodes_to_16k_mono(edge_build, synthetic_edge_root):
     segment_id = EDGE_CASES["stereo_44k"].segment_id
     info = sf.info(str(synthetic_edge_root / "KEMDy20" / "wav" / "Session01" / f"{segment_id}.wav"))
     assert (info.samplerate, info.channels) == (44_100, 2)
-    audio = _row(ds, segment_id)["audio"]
+    audio = example_by_id(ds, segment_id)["audio"]
     assert audio["sampling_rate"] == SR
     assert audio["array"].ndim == 1
     assert len(audio["array"]) == pytest.approx(info.duration * SR, abs=2)
@@ -499,19 +468,19 @@ def test_edge_stereo_44k_decodes_to_16k_mono(edge_build, synthetic_edge_root):
 
 def test_edge_labels(edge_build):
     _, ds, _ = edge_build
-    misspelled = _row(ds, EDGE_CASES["misspelled_label"].segment_id)
+    misspelled = example_by_id(ds, EDGE_CASES["misspelled_label"].segment_id)
     assert _label(ds, misspelled) == "neutral"
     assert misspelled["emotion_votes"] == pytest.approx(_votes(neutral=0.8, sad=0.2), abs=1e-6)
-    tie = _row(ds, EDGE_CASES["tie"].segment_id)
+    tie = example_by_id(ds, EDGE_CASES["tie"].segment_id)
     assert tie["tied_emotions"] == ["neutral", "happy"]
     assert tie["emotion_votes"] == pytest.approx(_votes(neutral=0.5, happy=0.5), abs=1e-6)
     assert _label(ds, tie) == EDGE_CASES["tie"].emotion == "neutral"
-    tie_total = _row(ds, EDGE_CASES["tie_total"].segment_id)
+    tie_total = example_by_id(ds, EDGE_CASES["tie_total"].segment_id)
     assert tie_total["emotion_votes"] == pytest.approx(_votes(angry=0.5, sad=0.5), abs=1e-6)
     assert _label(ds, tie_total) == EDGE_CASES["tie_total"].emotion == "sad"
     for name, case in EDGE_CASES.items():
         if case.kept:
-            assert _label(ds, _row(ds, case.segment_id)) == case.emotion, name
+            assert _label(ds, example_by_id(ds, case.segment_id)) == case.emotion, name
 
 
 def test_edge_unknown_label_raises_by_default(synthetic_edge_root, tmp_path):
@@ -549,227 +518,6 @@ def test_empty_evaluator_cells_are_not_votes(tmp_path):
     assert ds["id"] == [rows[2][3]]
     assert ds[0]["emotion_votes"][EMOTIONS.index(first_label)] == pytest.approx(1.0)
     assert builder.skipped == {SKIP_NO_VOTES: [rows[3][3]]}
-
-
-def test_synthetic_bio_signals_follow_the_cut_rule(synthetic_root, tmp_path):
-    builder = Kemdy(
-        config_name="all",
-        data_dir=str(synthetic_root),
-        cache_dir=str(tmp_path),
-        sessions=[1],
-        bio_signals=True,
-    )
-    builder.download_and_prepare()
-    ds = builder.as_dataset("train")
-    assert len(ds) == 32
-    for example in ds.remove_columns("audio"):
-        if example["corpus"] == "KEMDy20":
-            n = math.floor(example["end"] * 4 + 1e-6) - math.ceil(example["start"] * 4 - 1e-6) + 1
-            assert abs(len(example["eda"]) - n) <= 1 and len(example["temp"]) == len(example["eda"])
-            assert all(0.6 <= v <= 0.9 for v in example["ibi"])
-        else:
-            assert example["eda"] and example["temp"] and example["ibi"] == []
-    assert any(ibi for corpus, ibi in zip(ds["corpus"], ds["ibi"], strict=True) if corpus == "KEMDy20")
-
-
-# --------------------------------------------------------------------------------------------------------
-# Damaged annotation files and values (small corpora in ETRI's layout, edited in place)
-# --------------------------------------------------------------------------------------------------------
-
-
-def _tiny_corpus(tmp_path, corpus: str, utterances_per_speaker: int = 2):
-    """One session, one dialogue of ``corpus`` only (the other corpus removed)."""
-    root = make_synthetic_kemdy(tmp_path / "tiny", 1, 1, utterances_per_speaker, bio_signals=False)
-    shutil.rmtree(root / ("KEMDy19" if corpus == "KEMDy20" else "KEMDy20"))
-    return root
-
-
-def _read_rows(path) -> list[list[str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.reader(f))
-
-
-def _write_rows(path, rows: list[list[str]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f, lineterminator="\n").writerows(rows)
-
-
-def _build(root, config: str, tmp_path, **kwargs) -> Kemdy:
-    builder = Kemdy(config_name=config, data_dir=str(root), cache_dir=str(tmp_path / "cache"), **kwargs)
-    builder.download_and_prepare()
-    return builder
-
-
-@pytest.mark.parametrize(
-    ("header_row", "column", "name"),
-    [(1, 5, "Total Evaluation Valence"), (1, 6, "Total Evaluation Arousal"), (1, 2, "WAV end"), (0, 1, "WAV start, WAV end")],
-)
-def test_missing_annotation_column_is_an_error(tmp_path, header_row, column, name):
-    root = _tiny_corpus(tmp_path, "KEMDy20")
-    path = root / "KEMDy20" / "annotation" / "Sess01_eval.csv"
-    rows = _read_rows(path)
-    rows[header_row][column] = " "  # the header cell is gone: the column cannot be found
-    _write_rows(path, rows)
-    with pytest.raises(ValueError, match=f"no {name} column") as err:
-        _build(root, "kemdy20", tmp_path)
-    assert str(path) in str(err.value)
-
-
-def test_empty_or_header_only_annotation_file_is_an_error(tmp_path):
-    root = _tiny_corpus(tmp_path, "KEMDy20")
-    path = root / "KEMDy20" / "annotation" / "Sess01_eval.csv"
-    rows = _read_rows(path)
-    _write_rows(path, rows[:2])
-    with pytest.raises(ValueError, match="has its two header rows but no annotation row") as err:
-        _build(root, "kemdy20", tmp_path)
-    assert str(path) in str(err.value) and "sessions=" in str(err.value)
-    path.write_bytes(b"")
-    with pytest.raises(ValueError, match="is empty") as err:
-        _build(root, "kemdy20", tmp_path)
-    assert str(path) in str(err.value)
-    # KEMDy19: one panel file of a session empty.
-    root19 = _tiny_corpus(tmp_path / "k19", "KEMDy19")
-    m_file = root19 / "KEMDy19" / "annotation" / "Session01_M_res.csv"
-    m_file.write_bytes(b"")
-    with pytest.raises(ValueError, match="is empty") as err:
-        _build(root19, "kemdy19", tmp_path / "k19")
-    assert str(m_file) in str(err.value)
-
-
-def test_invalid_values_are_not_stored_and_are_noted(tmp_path):
-    root = _tiny_corpus(tmp_path, "KEMDy20")
-    path = root / "KEMDy20" / "annotation" / "Sess01_eval.csv"
-    rows = _read_rows(path)
-    ids = [row[3] for row in rows[2:]]
-    rows[2][5] = "inf"  # valence, line 3
-    rows[3][6] = "abc"  # arousal, line 4
-    rows[4][5] = "7"  # valence outside 1-5, line 5
-    rows[5][1], rows[5][2] = "5.0", "4.0"  # end before start, line 6
-    _write_rows(path, rows)
-    builder = _build(root, "kemdy20", tmp_path)
-    ds = builder.as_dataset("train")
-    assert ds["id"] == ids  # every row kept: the label is valid
-    assert math.isnan(_row(ds, ids[0])["valence"]) and not math.isnan(_row(ds, ids[0])["arousal"])
-    assert math.isnan(_row(ds, ids[1])["arousal"]) and not math.isnan(_row(ds, ids[1])["valence"])
-    assert math.isnan(_row(ds, ids[2])["valence"])
-    assert math.isnan(_row(ds, ids[3])["start"]) and math.isnan(_row(ds, ids[3])["end"])
-    assert builder.skipped == {}
-    assert builder.notes == {NOTE_BAD_VALUE: ids[:4]}
-    for segment_id, line, cell in zip(ids, (3, 4, 5, 6), ("'inf'", "'abc'", "'7'", "'5.0'/'4.0'"), strict=False):
-        detail = builder.details[segment_id]
-        assert detail.startswith(f"Sess01_eval.csv row {line}: ") and cell in detail, detail
-
-
-def test_kemdy19_invalid_value_in_one_panel_uses_the_other(tmp_path):
-    root = _tiny_corpus(tmp_path, "KEMDy19")
-    f_file = root / "KEMDy19" / "annotation" / "Session01_F_res.csv"
-    m_rows = _read_rows(root / "KEMDy19" / "annotation" / "Session01_M_res.csv")
-    rows = _read_rows(f_file)
-    rows[2][11] = "-inf"
-    _write_rows(f_file, rows)
-    builder = _build(root, "kemdy19", tmp_path)
-    example = _row(builder.as_dataset("train"), rows[2][9])
-    assert example["valence"] == pytest.approx(float(m_rows[2][11]), abs=1e-6)
-    assert builder.notes == {NOTE_BAD_VALUE: [rows[2][9]]}
-    assert "Session01_F_res.csv row 3" in builder.details[rows[2][9]]
-
-
-def test_no_example_left_is_a_clear_error(tmp_path):
-    root = _tiny_corpus(tmp_path, "KEMDy20")
-    for wav in (root / "KEMDy20" / "wav").rglob("*.wav"):
-        wav.unlink()
-    with pytest.raises(ValueError, match="no example was kept") as err:
-        _build(root, "kemdy20", tmp_path)
-    assert f"{SKIP_MISSING_WAV}: 4" in str(err.value)
-    assert not list((tmp_path / "cache").rglob("*.arrow"))  # no empty dataset left in the cache
-
-
-# --------------------------------------------------------------------------------------------------------
-# KEMDy19: the F and M panels are matched by segment id and time span
-# --------------------------------------------------------------------------------------------------------
-
-
-def _panel_votes(row: list[str]) -> Counter:
-    """The evaluator emotion cells of one KEMDy19 annotation row (Eval01..Eval10 Emotion columns)."""
-    return Counter(row[13 + 3 * i] for i in range(10))
-
-
-def _vote_vector(counts: Counter) -> list[float]:
-    total = sum(counts.values())
-    return [counts[e] / total for e in EMOTIONS]
-
-
-def _kemdy19_panels(tmp_path, utterances_per_speaker: int = 3):
-    root = _tiny_corpus(tmp_path, "KEMDy19", utterances_per_speaker)
-    folder = root / "KEMDy19" / "annotation"
-    f_file, m_file = folder / "Session01_F_res.csv", folder / "Session01_M_res.csv"
-    return root, f_file, m_file, _read_rows(f_file), _read_rows(m_file)
-
-
-def test_kemdy19_mislabelled_panel_row_is_matched_by_time_span(tmp_path):
-    """Session03_F_res.csv's case: the F panel's row for F001's span says M001 (the M panel calls that span
-    F001, and M001 is the next span in both). F001 gets both panels' votes and times, M001 keeps its own."""
-    root, f_file, _, f_rows, m_rows = _kemdy19_panels(tmp_path)
-    f001, m001 = f_rows[2][9], f_rows[3][9]
-    assert f001.endswith("_F001") and m001.endswith("_M001") and m_rows[2][9] == f001
-    f_rows[2][9] = m001  # line 3 of the F file: F001's span, labelled M001
-    _write_rows(f_file, f_rows)
-    builder = _build(root, "kemdy19", tmp_path)
-    ds = builder.as_dataset("train")
-    assert sorted(ds["id"]) == sorted(row[9] for row in m_rows[2:])
-    for segment_id, line in ((f001, 2), (m001, 3)):
-        example = _row(ds, segment_id)
-        expected = _panel_votes(f_rows[line]) + _panel_votes(m_rows[line])
-        assert sum(expected.values()) == 20
-        assert example["emotion_votes"] == pytest.approx(_vote_vector(expected), abs=1e-6), segment_id
-        assert (example["start"], example["end"]) == pytest.approx(
-            (float(m_rows[line][1]), float(m_rows[line][2])), abs=1e-4
-        ), segment_id
-    assert builder.skipped == {}
-    assert builder.notes == {NOTE_RELABELLED: [f001]}
-    detail = builder.details[f001]
-    assert "Session01_F_res.csv row 3" in detail and "Session01_M_res.csv row 3" in detail
-    assert f"read as {f001}" in detail
-
-
-def test_kemdy19_unresolvable_panel_rows_are_skipped_never_mixed(tmp_path):
-    root, f_file, _, f_rows, m_rows = _kemdy19_panels(tmp_path)
-    ids = [row[9] for row in m_rows[2:]]  # F001 M001 F002 M002 F003 M003
-    # Line 3: F001's row says M001 at a span no M row has: that stray row is dropped, F001 is M-panel only.
-    f_rows[2][9] = ids[1]
-    f_rows[2][1] = f"{float(f_rows[2][1]) + 0.5:.3f}"
-    # Line 5: F002 at another span than in the M panel: the two cannot be combined.
-    f_rows[4][2] = f"{float(f_rows[4][2]) + 0.2:.3f}"
-    # Lines 7-8: F003 and M003 swapped in the F panel: nothing tells which panel is right.
-    f_rows[6][9], f_rows[7][9] = f_rows[7][9], f_rows[6][9]
-    _write_rows(f_file, f_rows)
-    builder = _build(root, "kemdy19", tmp_path)
-    ds = builder.as_dataset("train")
-    assert ds["id"] == [ids[1], ids[3], ids[0]]  # F-file order, then the M-only segment
-    assert builder.skipped == {
-        SKIP_PANEL_CONFLICT: ["Session01_F_res.csv row 3", ids[2], ids[5], ids[4]],
-    }
-    assert builder.notes == {NOTE_ONE_PANEL: [ids[0]]}
-    f001 = _row(ds, ids[0])
-    assert f001["emotion_votes"] == pytest.approx(_vote_vector(_panel_votes(m_rows[2])), abs=1e-6)
-    m001 = _row(ds, ids[1])
-    expected = _panel_votes(f_rows[3]) + _panel_votes(m_rows[3])
-    assert m001["emotion_votes"] == pytest.approx(_vote_vector(expected), abs=1e-6)
-    assert "Session01_F_res.csv row 5" in builder.details[ids[2]]
-    assert "Session01_M_res.csv row 5" in builder.details[ids[2]]
-
-
-def test_kemdy19_repeated_row_is_a_counted_duplicate(tmp_path):
-    root, f_file, _, f_rows, m_rows = _kemdy19_panels(tmp_path, utterances_per_speaker=1)
-    _write_rows(f_file, [*f_rows, f_rows[2]])
-    builder = _build(root, "kemdy19", tmp_path)
-    ds = builder.as_dataset("train")
-    assert ds["id"] == [row[9] for row in m_rows[2:]]
-    assert builder.skipped == {SKIP_DUPLICATE: ["Session01_F_res.csv row 5"]}
-    assert sum(_panel_votes(f_rows[2]).values()) == 10
-    assert _row(ds, f_rows[2][9])["emotion_votes"] == pytest.approx(
-        _vote_vector(_panel_votes(f_rows[2]) + _panel_votes(m_rows[2])), abs=1e-6
-    )
 
 
 # --------------------------------------------------------------------------------------------------------
