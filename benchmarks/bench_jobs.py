@@ -265,77 +265,65 @@ def warnings_quiet() -> Iterator[None]:
             logging.getLogger("torch.onnx").setLevel(level)
 
 
-def run_variant(spec: Spec) -> dict[str, Any]:
-    """Latency of a deployment transform and its agreement with the fp32 PyTorch model."""
-    device = _setup(spec)
-    variant = spec["variant"]
-    model, info = _build(spec, device)
-    configs = _configs(spec["variant_batch_sizes"], spec["audio_seconds"])
-    text_tokens = int(spec["text_tokens"])
-    inputs = {c: make_inputs(model, c[0], c[1], text_tokens, device, seed=1) for c in configs}
-    with torch.inference_mode():
-        refs = {c: logits_of(model, inputs[c]).float().cpu() for c in configs}
-    extra: dict[str, Any] = {}
+Runner = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+
+def _int8_runner(model: torch.nn.Module, info: dict[str, Any], device: torch.device) -> tuple[Runner, dict[str, Any]]:
+    """Dynamic int8 quantisation of every Linear layer (CPU only), and what was quantised."""
+    if device.type != "cpu":
+        raise RuntimeError("dynamic int8 quantisation runs on CPU only")
     t0 = time.perf_counter()
-    runner: Callable[[dict[str, torch.Tensor]], torch.Tensor]
-    tmp: tempfile.TemporaryDirectory[str] | None = None
-    if variant == "int8":
-        if device.type != "cpu":
-            raise RuntimeError("dynamic int8 quantisation runs on CPU only")
-        with warnings_quiet():  # torch.ao.quantization deprecation notices
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-        extra["weights_mb"] = round(weights_mb(model), 1)
-        extra["fp32_weights_mb"] = info["weights_mb"]
-        extra["transform_s"] = round(time.perf_counter() - t0, 2)
+    with warnings_quiet():  # torch.ao.quantization deprecation notices
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    extra = {
+        "weights_mb": round(weights_mb(model), 1),
+        "fp32_weights_mb": info["weights_mb"],
+        "transform_s": round(time.perf_counter() - t0, 2),
         # What was quantised: dynamic int8 Linear modules vs Linear layers left in fp32 (none expected).
-        extra["int8_linear_layers"] = sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.modules())
-        extra["fp32_linear_layers"] = sum(type(m) is torch.nn.Linear for m in model.modules())
+        "int8_linear_layers": sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.modules()),
+        "fp32_linear_layers": sum(type(m) is torch.nn.Linear for m in model.modules()),
+    }
+    return (lambda x: logits_of(model, x)), extra
 
-        def runner(x: dict[str, torch.Tensor]) -> torch.Tensor:
-            return logits_of(model, x)
 
-    elif variant == "compile":
-        compiled = torch.compile(model)
+def _export_onnx_model(model: torch.nn.Module, spec: Spec, info: dict[str, Any], path: str) -> dict[str, Any]:
+    """Export ``model`` to ``path``: at batch 2 (dynamo specialises size-1 dims) and the longest audio (so that
+    truncation is traced)."""
+    example = make_inputs(model, 2, max(spec["audio_seconds"]), int(spec["text_tokens"]), torch.device("cpu"), seed=2)
+    # wav2vec2's receptive-field check is data dependent (torch.export fails on it): TorchScript first;
+    # the fbank front end uses a complex STFT that only the dynamo exporter handles.
+    exporters = ["torchscript", "dynamo"] if info["audio_frontend"] == "wav2vec2" else ["dynamo", "torchscript"]
+    return _onnx_export(model.cpu(), example, path, exporters)
 
-        def runner(x: dict[str, torch.Tensor]) -> torch.Tensor:
-            return logits_of(compiled, x)
 
-    elif variant == "onnx":
-        import onnxruntime as ort
+def _onnx_runner(path: str, spec: Spec, device: torch.device) -> tuple[Runner, list[str]]:
+    """An ONNX Runtime session on the exported file (CUDA first where available), and its providers."""
+    import onnxruntime as ort
 
-        tmp = tempfile.TemporaryDirectory(prefix="multistill_onnx_")
-        path = os.path.join(tmp.name, f"{spec['model']}.onnx")
-        # Export at batch 2 (dynamo specialises size-1 dims) and the longest audio (so truncation is traced).
-        example = make_inputs(model, 2, max(spec["audio_seconds"]), text_tokens, torch.device("cpu"), seed=2)
-        # wav2vec2's receptive-field check is data dependent (torch.export fails on it): TorchScript first;
-        # the fbank front end uses a complex STFT that only the dynamo exporter handles.
-        exporters = ["torchscript", "dynamo"] if info["audio_frontend"] == "wav2vec2" else ["dynamo", "torchscript"]
-        extra.update(_onnx_export(model.cpu(), example, path, exporters))
-        del model
-        gc.collect()
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(spec["threads"])
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        session = ort.InferenceSession(path, so, providers=providers)
-        extra["providers"] = session.get_providers()
-        input_names = [i.name for i in session.get_inputs()]
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(spec["threads"])
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session = ort.InferenceSession(path, so, providers=providers)
+    input_names = [i.name for i in session.get_inputs()]
 
-        def runner(x: dict[str, torch.Tensor]) -> torch.Tensor:
-            feed = {k: v.cpu().numpy() for k, v in x.items() if k in input_names}
-            return torch.from_numpy(session.run(["logits"], feed)[0])
+    def runner(x: dict[str, torch.Tensor]) -> torch.Tensor:
+        feed = {k: v.cpu().numpy() for k, v in x.items() if k in input_names}
+        return torch.from_numpy(session.run(["logits"], feed)[0])
 
-    else:
-        raise ValueError(f"unknown variant {variant!r}")
-    log(f"{spec['model']} {variant}: ready in {time.perf_counter() - t0:.1f} s")
+    return runner, session.get_providers()
 
+
+def _time_variant(spec: Spec, runner: Runner, inputs: dict, refs: dict, device: torch.device) -> list[dict[str, Any]]:
+    """One row per batch size and length: latency, memory and agreement with the fp32 logits ``refs``."""
+    variant = spec["variant"]
     tk = _timing_kwargs(spec, device)
     rows: list[dict[str, Any]] = []
     cost = CostModel(float(spec["max_call_s"]))
-    for batch, seconds in configs:
+    for batch, seconds in inputs:
         row = _row(spec, variant, batch, seconds)
         reason = cost.skip_reason(batch, seconds)
         if reason:
@@ -369,8 +357,35 @@ def run_variant(spec: Spec) -> dict[str, Any]:
             f"argmax {row['check']['argmax_match']}/{row['check']['n']}, "
             f"max|diff| {row['check']['max_abs_logit_diff']:.2e}"
         )
-    if tmp is not None:
-        tmp.cleanup()
+    return rows
+
+
+def run_variant(spec: Spec) -> dict[str, Any]:
+    """Latency of a deployment transform and its agreement with the fp32 PyTorch model."""
+    device = _setup(spec)
+    variant = spec["variant"]
+    if variant not in ("int8", "compile", "onnx"):
+        raise ValueError(f"unknown variant {variant!r}")
+    model, info = _build(spec, device)
+    configs = _configs(spec["variant_batch_sizes"], spec["audio_seconds"])
+    inputs = {c: make_inputs(model, c[0], c[1], int(spec["text_tokens"]), device, seed=1) for c in configs}
+    with torch.inference_mode():
+        refs = {c: logits_of(model, inputs[c]).float().cpu() for c in configs}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="multistill_onnx_") as tmp:
+        if variant == "int8":
+            runner, extra = _int8_runner(model, info, device)
+        elif variant == "compile":
+            compiled = torch.compile(model)
+            runner, extra = (lambda x: logits_of(compiled, x)), {}
+        else:
+            path = os.path.join(tmp, f"{spec['model']}.onnx")
+            extra = _export_onnx_model(model, spec, info, path)
+            del model  # the session runs without the PyTorch model in memory
+            gc.collect()
+            runner, extra["providers"] = _onnx_runner(path, spec, device)
+        log(f"{spec['model']} {variant}: ready in {time.perf_counter() - t0:.1f} s")
+        rows = _time_variant(spec, runner, inputs, refs, device)
     return {"model": spec["model"], "variant": variant, "info": info, "variant_info": extra, "rows": rows}
 
 

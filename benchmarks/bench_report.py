@@ -41,8 +41,16 @@ def _sec(x: float) -> str:
     return f"{x:g}"
 
 
-def render_markdown(res: dict[str, Any]) -> str:
-    """All tables of one run as a markdown document."""
+def _spread_note(rounds: int) -> str:
+    return (
+        f"min–max of the {rounds} rounds' medians (rounds interleaved: every job ran once per round)"
+        if rounds > 1
+        else "min–max of the timed calls (one round)"
+    )
+
+
+def _header(res: dict[str, Any]) -> list[str]:
+    """Title, provenance, machine, run settings."""
     s = res["settings"]
     lines = ["# Multi-Still inference benchmark", ""]
     if res.get("provenance"):
@@ -60,6 +68,12 @@ def render_markdown(res: dict[str, Any]) -> str:
     if res.get("rerendered"):
         lines += ["", f"**Re-rendered** {res['rerendered']} from this run's JSON by `benchmark.py --rerender` (ratios "
                   "like with like, spreads); every measurement is the original run's."]
+    return lines
+
+
+def _other_load(res: dict[str, Any]) -> list[str]:
+    """What other processes took of the CPU, and the job that suffered most."""
+    lines: list[str] = []
     others = res["machine"].get("others_cpu_pct")
     if others is not None:
         worst = max(res["jobs"].items(), key=lambda kv: kv[1].get("others_cpu_pct") or 0.0)
@@ -70,6 +84,12 @@ def render_markdown(res: dict[str, Any]) -> str:
         if (worst[1].get("others_cpu_pct") or 0) > 5:
             note += " Numbers from jobs with other load are pessimistic; rerun on an idle machine."
         lines += ["", note]
+    return lines
+
+
+def _headline(res: dict[str, Any]) -> list[str]:
+    """The light student against the teacher, its variants, the Whisper-base models; failed jobs."""
+    lines: list[str] = []
     h = res.get("headline")
     if h:
         verdict = "meets" if h["meets_target"] else "MISSES"
@@ -106,6 +126,12 @@ def render_markdown(res: dict[str, Any]) -> str:
     if res["errors"]:
         lines += ["", "**Failed jobs:** " + "; ".join(f"{e['job']}: {e['error']}" for e in res["errors"])]
 
+    return lines
+
+
+def _latency_section(res: dict[str, Any]) -> list[str]:
+    """End-to-end latency, one row per model, variant, batch and length."""
+    s, lines = res["settings"], []
     lat = res["latency"]
     rounds = s.get("rounds", 1)
     lines += ["", "## End-to-end latency (raw 16 kHz audio + token ids -> logits)", ""]
@@ -133,11 +159,7 @@ def render_markdown(res: dict[str, Any]) -> str:
                 f"{mem['peak_mb']:,.0f} (+{mem['delta_mb']:,.0f})",
             ]
         )
-    spread_note = (
-        f"min–max of the {rounds} rounds' medians (rounds interleaved: every job ran once per round)"
-        if rounds > 1
-        else "min–max of the timed calls (one round)"
-    )
+    spread_note = _spread_note(rounds)
     lines += _table(
         ["model", "variant", "batch", "audio s", "ms/batch median", "spread", "n" + (" / rounds" if rounds > 1 else ""),
          "ms/utt", "RTF", "vs teacher, same precision", f"vs {s['dtypes'][0]} teacher", "peak MiB (+act.)"],
@@ -155,6 +177,12 @@ def render_markdown(res: dict[str, Any]) -> str:
         "torch.cuda.max_memory_allocated on GPU; (+act.) = rise over the level before it.",
     ]
 
+    return lines
+
+
+def _split_section(res: dict[str, Any]) -> list[str]:
+    """Where the time goes: encoders against the fusion head."""
+    lines, lat = [], res["latency"]
     split_rows = []
     for r in lat:
         sp = r.get("split")
@@ -184,6 +212,12 @@ def render_markdown(res: dict[str, Any]) -> str:
             "* = derived as end to end minus text encoder and fusion (end to end above --split_direct_max_s, not timed twice).",
         ]
 
+    return lines
+
+
+def _models_section(res: dict[str, Any]) -> list[str]:
+    """Parameters, weights and the audio each model keeps."""
+    lines: list[str] = []
     lines += ["", "## Models", ""]
     mrows = []
     for name, info in res["models"].items():
@@ -201,6 +235,12 @@ def render_markdown(res: dict[str, Any]) -> str:
     )
     lines += ["", "Audio kept = max_audio_frames x frame hop: longer utterances are truncated."]
 
+    return lines
+
+
+def _variants_section(res: dict[str, Any]) -> list[str]:
+    """Quantised, exported and compiled variants: agreement with the fp32 model."""
+    lines, lat = [], res["latency"]
     vrows = []
     for r in lat:
         c = r.get("check")
@@ -227,6 +267,13 @@ def render_markdown(res: dict[str, Any]) -> str:
         lines += ["", "prep s = quantisation, ONNX export, or torch.compile time of the first call of that shape. "
                   "Agreement is checked in the worst round."]
 
+    return lines
+
+
+def _training_section(res: dict[str, Any]) -> list[str]:
+    """Training steps per second, with cached features or encoders run."""
+    lines, rounds = [], res["settings"].get("rounds", 1)
+    spread_note = _spread_note(rounds)
     if res["training"]:
         lines += ["", "## Training throughput (forward + backward + AdamW step)", ""]
         trows = []
@@ -247,4 +294,11 @@ def render_markdown(res: dict[str, Any]) -> str:
             trows,
         )
         lines += ["", f"Spread = {spread_note.replace('calls', 'steps')}; n = timed steps."]
+    return lines
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    """All tables of one run as a markdown document."""
+    lines = (_header(res) + _other_load(res) + _headline(res) + _latency_section(res) + _split_section(res)
+             + _models_section(res) + _variants_section(res) + _training_section(res))
     return "\n".join(lines) + "\n"

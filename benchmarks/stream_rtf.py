@@ -52,10 +52,9 @@ from bench_lib import (  # noqa: E402
     build_model,
     log,
     machine_info,
-    machine_line,
     provenance,
-    provenance_line,
 )
+from stream_report import render_markdown  # noqa: E402
 from transformers import HfArgumentParser  # noqa: E402
 
 from multistill.configuration_multistill import PRESETS  # noqa: E402
@@ -286,21 +285,20 @@ def stream_once(
     return out
 
 
-def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
-    """Build the conversation and the models, stream once per model and thread count."""
+def quiet_libraries() -> None:
+    """Errors only from transformers and multistill: the benchmark's own lines are its progress report."""
     from transformers.utils import logging as hf_logging
-
-    from multistill.cli import load_pipeline
-    from multistill.live.streaming import warm_up
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     logging.getLogger("multistill").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning)
 
-    t_run = time.perf_counter()
-    run_contention = Contention()
-    run_load = round(os.getloadavg()[0], 2)
+
+def build_conversation(args: StreamBenchArguments, work: Path) -> tuple[np.ndarray, list[dict[str, Any]],
+                                                                          dict[str, Any]]:
+    """The conversation's audio and utterances, written to ``work/conversation.wav`` and ``.txt`` (the transcript,
+    one line per utterance), and its description for the results."""
     if args.data_dir:
         from vad_eval import build_sample_conversation
 
@@ -315,9 +313,8 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
             raise UsageError(f"--conversation {args.conversation}: {error}") from None
     else:
         audio, utterances = make_conversation(args.seconds, args.gap, seed=args.seed)
-    wav, transcript = work / "conversation.wav", work / "conversation.txt"
-    sf.write(wav, audio, SAMPLING_RATE, subtype="PCM_16")
-    transcript.write_text("".join(u["text"] + "\n" for u in utterances), encoding="utf-8")
+    sf.write(work / "conversation.wav", audio, SAMPLING_RATE, subtype="PCM_16")
+    (work / "conversation.txt").write_text("".join(u["text"] + "\n" for u in utterances), encoding="utf-8")
     conversation = {
         "source": f"KEMDy sample: {args.conversation}" if args.data_dir else "synthetic",
         "audio_s": round(audio.shape[0] / SAMPLING_RATE, 2),
@@ -329,95 +326,136 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
         "spans": [{k: v for k, v in u.items() if k != "text"} for u in utterances] if args.data_dir else utterances,
     }
     log(f"conversation: {conversation['audio_s']} s, {len(utterances)} utterances")
-    recognizers: dict[tuple[int, float | None], Any] = {}
+    return audio, utterances, conversation
 
-    def recognizer(threads: int, window: float | None) -> Any:
-        """The ASR for a thread setting (faster-whisper's threads follow --threads unless --asr_threads) and an
-        encoder window (``None``: the command line's default)."""
-        if not args.asr:
+
+class Recognizers:
+    """The speech recognizer of each thread count and encoder window, loaded once (``None`` without ``--asr``):
+    faster-whisper's threads follow ``--threads`` unless ``--asr_threads`` is given; window ``None`` is the
+    command line's default."""
+
+    def __init__(self, args: StreamBenchArguments) -> None:
+        self.args = args
+        self.loaded: dict[tuple[int, float | None], Any] = {}
+
+    def __call__(self, threads: int, window: float | None) -> Any:
+        if not self.args.asr:
             return None
-        count = args.asr_threads if args.asr_threads is not None else threads
-        if (count, window) not in recognizers:
+        count = self.args.asr_threads if self.args.asr_threads is not None else threads
+        if (count, window) not in self.loaded:
             from multistill.asr import load_asr
             from multistill.cli import asr_window, resolve_asr_model
 
-            model = resolve_asr_model(args.asr)
+            model = resolve_asr_model(self.args.asr)
             options = argparse.Namespace(asr_window_s=window, asr_engine=None)
-            recognizers[count, window] = load_asr(model, threads=count, device="cpu",
+            self.loaded[count, window] = load_asr(model, threads=count, device="cpu",
                                                   encoder_window_s=asr_window(options, model))
-            log(f"ASR ({count or 'default'} threads): {recognizers[count, window]!r}")
-        return recognizers[count, window]
+            log(f"ASR ({count or 'default'} threads): {self.loaded[count, window]!r}")
+        return self.loaded[count, window]
 
-    texts = [u["text"] for u in utterances]
-    models: dict[str, Any] = {}
-    runs: list[dict[str, Any]] = []
-    for name in args.models:
-        folder = work / name
-        log(f"{name}: building ({'tiny' if args.quick else 'full size'}, random weights)")
-        info = save_model_folder(name, args.quick, texts, folder)
-        t0 = time.perf_counter()
-        pipe = load_pipeline(str(folder), "cpu")
-        info["load_s"] = round(time.perf_counter() - t0, 2)
-        info["modalities"] = list(pipe.model.config.modalities)
-        models[name] = info
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            asr = recognizer(threads, args.asr_window_s[0])
-            warm = [warm_up(pipe, asr=r) for r in {id(r): r for r in (recognizer(threads, w) for w in
-                                                                        args.asr_window_s)}.values()
-                    for _ in range(args.warmup)]
-            if asr is not None and info.get("whisper_base_encoder") and "shared_pass" not in info:
-                clips = [audio[int(u["start_s"] * SAMPLING_RATE):int(u["end_s"] * SAMPLING_RATE)] for u in utterances]
-                info["shared_pass"] = shared_pass_difference(pipe, asr, [c for c in clips if c.shape[0] <= 10 * SAMPLING_RATE][:12])
-                log(f"  one encoder pass vs the model's own: {info['shared_pass']}")
-            # runs alternate between the --early_ms, --share_encoder and --asr_window_s settings, so all see the
-            # same machine state
-            settings = [(r, e, sh, w) for r in range(args.repeat) for e in args.early_ms for sh in args.share_encoder
-                        for w in args.asr_window_s]
-            for repeat, early_ms, share, window in settings:
-                asr = recognizer(threads, window)
-                log(
-                    f"{name}, {threads} thread(s), early start {early_ms:g} ms, shared encoder {share}, ASR window "
-                    f"{getattr(asr, 'encoder_window_s', None)} s, run "
-                    f"{repeat + 1}/{args.repeat}: streaming " + ("at real-time pace" if args.realtime else "as fast as possible")
-                )
-                row = {
-                    "model": name,
-                    "threads": threads,
-                    "run": repeat + 1,
-                    "early_ms": early_ms,
-                    "share_encoder": share,
-                    "asr_window_s": getattr(asr, "encoder_window_s", None),
-                    "asr_threads": (args.asr_threads if args.asr_threads is not None else threads) if asr else None,
-                    "warmup_s": [round(w, 3) for w in warm],
-                    **stream_once(pipe, wav, None if asr else transcript, args.chunk_ms, args.realtime,
-                                  args.vad, asr, keep_text=not args.data_dir, early_ms=early_ms,
-                                  share_encoder=None if share == "auto" else False),
-                }
-                runs.append(row)
-                lat = row["latency"]
-                log(
-                    f"  {row['utterances']} utterances, RTF {row['rtf']:.4f}, end of utterance to result p90 "
-                    f"{lat.get('end_of_speech_p90_s', float('nan')) * 1000:.0f} ms, other load "
-                    f"{row['other_load_pct']} %"
-                )
-        del pipe
-        gc.collect()
-        shutil.rmtree(folder, ignore_errors=True)
 
+def stream_settings(pipe: Any, name: str, threads: int, warm: list[float], args: StreamBenchArguments, work: Path,
+                    recognizers: Recognizers) -> list[dict[str, Any]]:
+    """One model at one thread count, streamed with every setting; runs alternate between the ``--early_ms``,
+    ``--share_encoder`` and ``--asr_window_s`` settings, so that all see the same machine state."""
+    rows = []
+    settings = [(r, e, sh, w) for r in range(args.repeat) for e in args.early_ms for sh in args.share_encoder
+                for w in args.asr_window_s]
+    for repeat, early_ms, share, window in settings:
+        asr = recognizers(threads, window)
+        log(
+            f"{name}, {threads} thread(s), early start {early_ms:g} ms, shared encoder {share}, ASR window "
+            f"{getattr(asr, 'encoder_window_s', None)} s, run "
+            f"{repeat + 1}/{args.repeat}: streaming " + ("at real-time pace" if args.realtime else "as fast as possible")
+        )
+        transcript = None if asr else work / "conversation.txt"
+        row = {
+            "model": name,
+            "threads": threads,
+            "run": repeat + 1,
+            "early_ms": early_ms,
+            "share_encoder": share,
+            "asr_window_s": getattr(asr, "encoder_window_s", None),
+            "asr_threads": (args.asr_threads if args.asr_threads is not None else threads) if asr else None,
+            "warmup_s": [round(w, 3) for w in warm],
+            **stream_once(pipe, work / "conversation.wav", transcript, args.chunk_ms, args.realtime,
+                          args.vad, asr, keep_text=not args.data_dir, early_ms=early_ms,
+                          share_encoder=None if share == "auto" else False),
+        }
+        rows.append(row)
+        lat = row["latency"]
+        log(
+            f"  {row['utterances']} utterances, RTF {row['rtf']:.4f}, end of utterance to result p90 "
+            f"{lat.get('end_of_speech_p90_s', float('nan')) * 1000:.0f} ms, other load "
+            f"{row['other_load_pct']} %"
+        )
+    return rows
+
+
+def stream_model(name: str, args: StreamBenchArguments, work: Path, audio: np.ndarray,
+                 utterances: list[dict[str, Any]], recognizers: Recognizers) -> tuple[dict[str, Any], list[dict]]:
+    """Build, load and stream one model at every thread count: its description and its runs."""
+    from multistill.cli import load_pipeline
+    from multistill.live.streaming import warm_up
+
+    folder = work / name
+    log(f"{name}: building ({'tiny' if args.quick else 'full size'}, random weights)")
+    info = save_model_folder(name, args.quick, [u["text"] for u in utterances], folder)
+    t0 = time.perf_counter()
+    pipe = load_pipeline(str(folder), "cpu")
+    info["load_s"] = round(time.perf_counter() - t0, 2)
+    info["modalities"] = list(pipe.model.config.modalities)
+    runs = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        asr = recognizers(threads, args.asr_window_s[0])
+        distinct = {id(r): r for r in (recognizers(threads, w) for w in args.asr_window_s)}.values()
+        warm = [warm_up(pipe, asr=r) for r in distinct for _ in range(args.warmup)]
+        if asr is not None and info.get("whisper_base_encoder") and "shared_pass" not in info:
+            clips = [audio[int(u["start_s"] * SAMPLING_RATE):int(u["end_s"] * SAMPLING_RATE)] for u in utterances]
+            info["shared_pass"] = shared_pass_difference(pipe, asr, [c for c in clips if c.shape[0] <= 10 * SAMPLING_RATE][:12])
+            log(f"  one encoder pass vs the model's own: {info['shared_pass']}")
+        runs += stream_settings(pipe, name, threads, warm, args, work, recognizers)
+    del pipe
+    gc.collect()
+    shutil.rmtree(folder, ignore_errors=True)
+    return info, runs
+
+
+def with_teacher_ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run with its RTF against the teacher's run of the same thread count, repeat and settings (``None``
+    without one)."""
+    out = []
     for row in runs:
         teacher = next((r for r in runs if r["model"] == "teacher" and r["threads"] == row["threads"]
                         and r["run"] == row["run"] and r["early_ms"] == row["early_ms"]
                         and r["share_encoder"] == row["share_encoder"]
                         and r.get("asr_window_s") == row.get("asr_window_s")), None)
-        row["rtf_vs_teacher"] = round(row["rtf"] / teacher["rtf"], 4) if teacher else None
-        row["speedup_vs_teacher"] = round(teacher["rtf"] / row["rtf"], 2) if teacher else None
+        out.append({**row, "rtf_vs_teacher": round(row["rtf"] / teacher["rtf"], 4) if teacher else None,
+                    "speedup_vs_teacher": round(teacher["rtf"] / row["rtf"], 2) if teacher else None})
+    return out
+
+
+def run(args: StreamBenchArguments, work: Path, argv: list[str]) -> dict[str, Any]:
+    """Build the conversation and the models, stream once per model, thread count and setting."""
+    quiet_libraries()
+    t_run = time.perf_counter()
+    run_contention = Contention()
+    run_load = round(os.getloadavg()[0], 2)
+    audio, utterances, conversation = build_conversation(args, work)
+    recognizers = Recognizers(args)
+    models: dict[str, Any] = {}
+    runs: list[dict[str, Any]] = []
+    for name in args.models:
+        models[name], model_runs = stream_model(name, args, work, audio, utterances, recognizers)
+        runs += model_runs
     thread_list = "/".join(str(t) for t in args.threads)
     machine = machine_info(thread_list, torch.device("cpu"))  # type: ignore[arg-type]
     machine["others_cpu_pct"] = run_contention.others_pct()
+    loaded = recognizers.loaded.values()
     return {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "provenance": provenance(sys.argv[1:], "benchmarks/stream_rtf.py"),
+        "provenance": provenance(argv, "benchmarks/stream_rtf.py"),
         "loadavg_1min_start_end": [run_load, round(os.getloadavg()[0], 2)],
         "settings": {
             "models": args.models,
@@ -430,156 +468,17 @@ def run(args: StreamBenchArguments, work: Path) -> dict[str, Any]:
             "repeat": args.repeat,
             "early_ms": args.early_ms,
             "share_encoder": args.share_encoder,
-            "asr_window_s": sorted({r.encoder_window_s for r in recognizers.values()
-                                    if getattr(r, "encoder_window_s", None)}),
+            "asr_window_s": sorted({r.encoder_window_s for r in loaded if getattr(r, "encoder_window_s", None)}),
             "vad": f"{args.vad}, VADConfig() defaults otherwise (hangover 500 ms, pre-roll 200 ms, post-roll 100 ms)",
-            "asr": next(iter(recognizers.values())).describe() if recognizers else None,
+            "asr": next(iter(loaded)).describe() if loaded else None,
             "asr_threads": args.asr_threads,
         },
         "machine": machine,
         "conversation": conversation,
         "models": models,
-        "runs": runs,
+        "runs": with_teacher_ratios(runs),
         "total_s": round(time.perf_counter() - t_run, 1),
     }
-
-
-# --------------------------------------------------------------------------- report
-
-
-def _ms(seconds: float | None) -> str:
-    return "–" if seconds is None else f"{seconds * 1000:,.0f}"
-
-
-def _stage(stage: dict[str, Any], digits: int = 0) -> str:
-    if not stage.get("count"):
-        return "–"
-    return f"{stage['median_ms']:,.{digits}f} / {stage['p90_ms']:,.{digits}f}"
-
-
-def render_markdown(res: dict[str, Any]) -> str:
-    """The report: machine, other load, conversation, one row per model, thread count and run."""
-    s, conv = res["settings"], res["conversation"]
-    asr = s.get("asr")
-    title = "with speech recognition in the loop" if asr else "with given transcripts"
-    lines = [f"# Real-time stream mode {title}: real-time factor, stage times and latency", ""]
-    if res.get("provenance"):
-        lines += [f"**Made by** {provenance_line(res['provenance'])}.", ""]
-    lines.append(f"**Machine:** {machine_line(res['machine'])}")
-    lines.append("")
-    if res.get("provenance"):
-        load = res.get("loadavg_1min_start_end") or ["?", "?"]
-        lines += [f"**Made by** {provenance_line(res['provenance'])}; load average (1 min) {load[0]} at the start, "
-                  f"{load[1]} at the end (2 cores: above 2 means other jobs competed for the CPU).", ""]
-    pace = "paced like live input (`--realtime`)" if s["realtime"] else "delivered as fast as consumed"
-    lines.append(
-        f"**Run:** {res['created']}; `multistill stream` path (`load_pipeline` + `stream_emotions` on "
-        f"`file_chunks`, {s['chunk_ms']:g} ms chunks, {pace}, {s['warmup']} `warm_up` calls per setting, "
-        f"{s['repeat']} run(s) each); "
-        f"{'tiny --quick configs' if s['quick'] else 'full-size architectures, random weights'}; VAD {s['vad']}; "
-        f"total {res['total_s']:.0f} s."
-    )
-    if asr:
-        threads = f"{s['asr_threads']} threads" if s["asr_threads"] is not None else "as many threads as torch"
-        decoding = "greedy" if asr.get("beam_size", asr.get("num_beams")) == 1 else "beam search"
-        if asr.get("temperature_fallback"):
-            decoding += ", sampled again only when the output loops"
-        lines += ["", f"**ASR:** {asr['engine']} `{Path(asr['model']).name}` (language {asr['language']}, "
-                      f"{asr.get('compute_type', '')} {decoding}, {threads}): every utterance transcribed in the "
-                      "loop, no transcript given."]
-    others = res["machine"].get("others_cpu_pct")
-    if others is not None:
-        worst = max(res["runs"], key=lambda r: r.get("other_load_pct") or 0.0, default=None)
-        note = f"**Other load:** other processes used {others:.1f} % of the machine's CPU time during the run"
-        if worst is not None:
-            note += (
-                f" (most during {worst['model']}, {worst['threads']} thread(s), run {worst['run']}: "
-                f"{worst.get('other_load_pct') or 0:.1f} %)"
-            )
-        note += "."
-        if worst is not None and (worst.get("other_load_pct") or 0) > 5:
-            note += " Numbers from runs with other load are pessimistic; rerun on an idle machine."
-        lines += ["", note]
-    if conv.get("source", "synthetic") == "synthetic":
-        what = (f"{conv['utterances']} utterances of two alternating synthetic speakers ({conv['speech_s']:g} s of "
-                f"speech, 1.5-5 s each, {conv['gap_s']:g} s silences), transcript one line per utterance")
-    else:
-        what = (f"{conv['utterances']} real utterances ({conv['source']}, {conv['speech_s']:g} s of annotated "
-                "speech) with 0.3-1.5 s pauses of background noise")
-    lines += [
-        "",
-        f"**Conversation:** {conv['audio_s']:g} s, {what}.",
-        "",
-        "| model | threads | early start ms | ASR window s | encoder passes | run | utterances found / true | audio s | compute s | "
-        "RTF | VAD ms per chunk (median / p90) | ASR ms per utterance | emotion ms per utterance | latency ms | "
-        "end of utterance to result ms | queue wait ms (median / max) | no ASR / dropped | results from an early "
-        "job | RTF / teacher RTF | peak RSS MB | load avg 1 min (start → end) | other load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in res["runs"]:
-        lat, st = r["latency"], r.get("stages", {})
-        found = f"{r['utterances']} / {conv['utterances']}" + (f" ({r['errors']} errors)" if r["errors"] else "")
-        ratio = "–" if r["rtf_vs_teacher"] is None else f"{r['rtf_vs_teacher']:.3f}"
-        load = "–" if r["other_load_pct"] is None else f"{r['other_load_pct']:.1f} %"
-        early = (f"{r['early_used']} of {r['utterances']} ({r['early_started'] - r['early_used']} dropped)"
-                 if r.get("early_ms") else "–")
-        passes = "1 (shared)" if r.get("shared_encoder") else "2" if r.get("model") in WHISPER_MODELS and asr else "–"
-        loadavg = " → ".join(f"{x:.2f}" for x in r["loadavg_1min"]) if r.get("loadavg_1min") else "–"
-        backlog = (f"{_ms(lat.get('queued_median_s'))} / {_ms(lat.get('queued_max_s'))} | "
-                   f"{r.get('asr_skipped', 0)} / {r.get('dropped', 0)}")
-        rss = f"{r['peak_rss_mb']:,.0f}" if r.get("peak_rss_mb") else "–"
-        lines.append(
-            f"| {r['model']} | {r['threads']} | {r.get('early_ms', 0):g} | {r.get('asr_window_s') or '–'} | {passes} | {r['run']} | {found} | {r['audio_s']:.1f} | {r['compute_s']:.2f} | "
-            f"{r['rtf']:.4f} | {_stage(st.get('vad_per_chunk', {}), 2)} | {_stage(st.get('asr_per_utterance', {}))} | "
-            f"{_stage(st.get('emotion_per_utterance', {}))} | {_ms(lat.get('median_s'))} / {_ms(lat.get('p90_s'))} | "
-            f"{_ms(lat.get('end_of_speech_median_s'))} / {_ms(lat.get('end_of_speech_p90_s'))} | {backlog} | {early} | "
-            f"{ratio} | {rss} | {loadavg} | {load} |"
-        )
-    lines += [
-        "",
-        "| model | parameters | modalities | tokens per transcript line | load s |",
-        "|---|---|---|---|---|",
-    ]
-    for name, m in res["models"].items():
-        lines.append(
-            f"| {name} | {m['params'] / 1e6:,.1f} M | {'+'.join(m['modalities'])} | "
-            f"{m['tokens_per_utterance']:g} | {m['load_s']:.1f} |"
-        )
-    shared = {name: m["shared_pass"] for name, m in res["models"].items() if m.get("shared_pass")}
-    if shared:
-        lines += ["", "One encoder pass vs the model's own, on real utterances of the conversation (up to 10 s; the "
-                  "model's Whisper base encoder is the recognizer's, its fusion and head re-drawn so that logits are "
-                  "O(1)):", "",
-                  "| model | utterances | max abs logit difference (max / median) | largest logit (median) | same top "
-                  "emotion | encoder states relative difference (median / max) |", "|---|---|---|---|---|---|"]
-        for name, d in shared.items():
-            if not d.get("shared"):
-                lines.append(f"| {name} | not shared: {d.get('reason')} | | | | |")
-                continue
-            lines.append(f"| {name} | {d['utterances']} | {d['max_abs_logit_diff']:.4f} / {d['median_abs_logit_diff']:.4f} | "
-                         f"{d['median_max_abs_logit']:.3f} | {d['same_top_emotion']} of {d['utterances']} | "
-                         f"{d['encoder_states_rel_diff_median']:.4f} / {d['encoder_states_rel_diff_max']:.4f} |")
-    lines += [
-        "",
-        "RTF = compute seconds (VAD" + (" + ASR" if asr else "") + " + emotion model, excluding waiting for audio) "
-        "/ audio seconds; below 1 the models keep up with live audio. Stage times and latencies are median / p90. "
-        "Latency = from the arrival of the audio chunk that closed an utterance to its emotion: "
-        + (
-            "processing plus any backlog (waiting for earlier utterances)"
-            if s["realtime"]
-            else "processing plus waiting in the queue behind earlier utterances (the file is read without pacing, "
-            "up to --max-queue utterances ahead of recognition)"
-        )
-        + "; end of utterance to result adds the VAD's hangover wait (500 ms of silence) and the rest of that chunk. "
-        "With an early start, ASR and the emotion model begin after that much silence, before the hangover ends "
-        "(the work is dropped when speech resumes; dropped work counts in the compute time). "
-        "RTF / teacher RTF compares models at the same thread count and early start. Encoder passes: 1 when the "
-        "emotion model's Whisper encoder took the recognizer's states (`multistill/live/stream_encoder.py`), 2 when it "
-        "encoded the audio itself. Queue wait: from the close of an utterance to the start of its recognition; no ASR "
-        "/ dropped: utterances the live stream's backlog policy degraded (`multistill/live/stream_session.py`). Peak RSS: "
-        "the benchmark process's peak resident memory so far (all models of the run loaded in turn).",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- main
@@ -679,11 +578,10 @@ def main(argv: list[str] | None = None) -> None:
     # 2. the conversation and the models, streamed in a scratch folder removed afterwards
     work = Path(tempfile.mkdtemp(prefix="multistill-stream-bench-"))
     try:
-        res = run(args, work)
+        res = run(args, work, argv)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     # 3. the report
-    res["provenance"] = provenance(argv, "benchmarks/stream_rtf.py")
     md = render_markdown(res)
     print(md)
     out = Path(args.output_dir)

@@ -142,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="Log progress (INFO) to stderr.")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    _add_predict_command(sub)
+    _add_stream_command(sub)
+    _add_convert_commands(sub)
+    return parser
+
+
+def _add_predict_command(sub: argparse._SubParsersAction) -> None:
+    """``multistill predict``: the scores of files."""
     predict = sub.add_parser("predict", help="Emotion scores of audio files (and/or transcripts).",
                              description="Print the emotion scores of each audio file (with its transcript).")
     _add_model_args(predict)
@@ -150,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Transcript; repeat once per file, in order (a text-only model needs no file).")
     predict.add_argument("--batch-size", type=_positive_int, default=1, help="Windows per forward pass.")
 
+
+def _add_stream_command(sub: argparse._SubParsersAction) -> None:
+    """``multistill stream``: a conversation from a file or the microphone, with its backlog policy."""
     stream = sub.add_parser("stream", help="Real-time emotion of each utterance of a conversation.",
                             description="Consume audio in chunks as if live, cut it into utterances by voice "
                                         "activity and print each utterance's emotion as soon as it ends.")
@@ -193,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--drop-after-s", type=_finite_float, default=6.0,
                       help="An utterance that waited longer than this (s) is dropped, with a warning.")
 
+
+def _add_convert_commands(sub: argparse._SubParsersAction) -> None:
+    """``multistill convert-whisper`` and ``convert-gguf``: pretrained encoders into transformers folders."""
     convert = sub.add_parser("convert-whisper", help="Convert a CTranslate2 Whisper folder to transformers format.",
                              description="Convert a CTranslate2 Whisper folder (model.bin, config.json, "
                                          "tokenizer.json, e.g. a faster-whisper model) into a transformers "
@@ -215,7 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
     gguf.add_argument("gguf_file", metavar="GGUF_FILE", help="The .gguf file.")
     gguf.add_argument("out_dir", metavar="OUT_DIR", help="Folder to write (must be empty unless --overwrite).")
     gguf.add_argument("--overwrite", action="store_true", help="Replace OUT_DIR if it is not empty.")
-    return parser
 
 
 def check_device(device: str | None) -> str | None:

@@ -218,6 +218,7 @@ def test_stream_rtf_quick(tmp_path: Path) -> None:
     assert "| light_student | 1 |" in md and "| teacher | 1 |" in md
     assert res["provenance"]["command"].startswith("python benchmarks/stream_rtf.py --quick")
     assert "load average (1 min)" in md and all(len(r["loadavg_1min"]) == 2 for r in res["runs"])
+    assert md.count("**Made by**") == 1  # the provenance line was printed twice
     assert all(r["queue_peak"] >= 1 and r["dropped"] == 0 and r["peak_rss_mb"] > 0 for r in res["runs"])
     assert md.strip() in proc.stdout
 
