@@ -243,6 +243,7 @@ TEXT_HEADS = (
     ("tfidf_lr", "TF-IDF + logistic regression (scikit-learn, the baseline)"),
     ("linear", "one weight matrix on the bag, trained as the recipe trains"),
     ("recipe_shaped", "the teacher's text path: learnt n-gram embeddings (128) -> projection (128) -> classifier"),
+    ("recipe_unprojected", "the same without the projection: learnt n-gram embeddings (128) -> classifier"),
     ("frozen_wide", "a fixed random projection ({width} wide) -> classifier"),
     ("frozen_wide_projected", "a fixed random projection ({width} wide) -> learnt projection (128) -> classifier"),
 )

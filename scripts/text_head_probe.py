@@ -14,6 +14,9 @@ to zero over the last 100 steps, class-balanced loss, penalty ``sum(w^2) / (2 * 
 * ``linear``: one matrix on the bag, the same objective trained by the recipe's optimiser;
 * ``recipe_shaped``: the teacher's text path, bag -> learnt embeddings (128 wide, initial std 0.1) -> projection
   (128) -> classifier;
+* ``recipe_unprojected``: the same without the projection, bag -> learnt embeddings (128) -> classifier: two
+  penalised factors, whose product's penalty is its nuclear norm (a low-rank prior) where one matrix gets its squared
+  Frobenius norm;
 * ``frozen_wide``: bag -> a fixed random Gaussian projection (``--frozen_width`` wide, std ``1/sqrt(width)``,
   which keeps inner products on average) -> classifier;
 * ``frozen_wide_projected``: the same with a learnt 128-wide projection before the classifier.
@@ -43,7 +46,7 @@ from multistill.cli import check_output_file  # noqa: E402
 from multistill.tools.experiment import provenance  # noqa: E402
 from multistill.training.arguments import parse_command_line  # noqa: E402
 
-HEADS = ("tfidf_lr", "linear", "recipe_shaped", "frozen_wide", "frozen_wide_projected")
+HEADS = ("tfidf_lr", "linear", "recipe_shaped", "recipe_unprojected", "frozen_wide", "frozen_wide_projected")
 NUM_LABELS = 7
 
 
@@ -113,12 +116,13 @@ def train_head(head: str, train_bag, labels: np.ndarray, test_bag, args: Argumen
         inputs, test_inputs, width = bag_times(inputs, fixed), bag_times(test_inputs, fixed), args.frozen_width
     layers: list[tuple[torch.nn.Parameter, torch.nn.Parameter]] = []
     shapes = {"linear": [width, NUM_LABELS], "frozen_wide": [width, NUM_LABELS],
-              "recipe_shaped": [width, 128, 128, NUM_LABELS], "frozen_wide_projected": [width, 128, NUM_LABELS]}[head]
+              "recipe_shaped": [width, 128, 128, NUM_LABELS], "recipe_unprojected": [width, 128, NUM_LABELS],
+              "frozen_wide_projected": [width, 128, NUM_LABELS]}[head]
     for index, (size_in, size_out) in enumerate(itertools.pairwise(shapes)):
-        std = 0.1 if head == "recipe_shaped" and index == 0 else size_in ** -0.5
+        embeddings = head.startswith("recipe") and index == 0  # the n-gram embeddings: std 0.1, no bias
+        std = 0.1 if embeddings else size_in ** -0.5
         weight = torch.nn.Parameter(torch.randn(size_in, size_out, generator=generator) * std)
-        has_bias = not (head == "recipe_shaped" and index == 0)  # embeddings have no bias
-        layers.append((weight, torch.nn.Parameter(torch.zeros(size_out)) if has_bias else None))
+        layers.append((weight, None if embeddings else torch.nn.Parameter(torch.zeros(size_out))))
 
     def forward(batch: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
         hidden = batch
