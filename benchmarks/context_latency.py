@@ -68,10 +68,7 @@ def check_arguments(args: Arguments) -> None:
     check_numbers(args, positive=("context_size", "rounds", "seconds", "threads"))
     if args.context_size > MAX_CONTEXT_SIZE:
         raise UsageError(f"--context_size must be at most {MAX_CONTEXT_SIZE}, got {args.context_size}.")
-    try:
-        check_output_file(args.output_json, "--output_json", create_folder=True)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    check_output_file(args.output_json, "--output_json", create_folder=True)
 
 
 def build(whisper: str, ngram: str, args: Arguments, context_size: int, audio_layers: int | None):

@@ -53,16 +53,14 @@ def parse_args(argv: list[str]) -> ThreadsArguments:
     from bench_args import check_numbers
 
     from multistill.cli import check_output_file
-    from multistill.training.arguments import UsageError, parse_command_line
+    from multistill.training.arguments import parse_command_line
 
     parser = HfArgumentParser(ThreadsArguments, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     (args,) = parse_command_line(parser, argv)
     check_numbers(args, positive=("threads", "repeats", "steps"), non_negative=("busy_processes",))
-    try:  # the report goes to OUTPUT.json and OUTPUT.md
-        check_output_file(None if args.output is None else f"{args.output}.json", "--output", create_folder=True)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    # the report goes to OUTPUT.json and OUTPUT.md
+    check_output_file(None if args.output is None else f"{args.output}.json", "--output", create_folder=True)
     return args
 
 

@@ -67,10 +67,7 @@ def parse_args(argv: list[str]) -> Arguments:
         raise UsageError(f"--seconds takes the shortest and longest length, 0 < a <= b; got {args.seconds}.")
     if min(args.utterances, args.rounds, args.threads) < 1:
         raise UsageError("--utterances, --rounds and --threads must be >= 1.")
-    try:
-        check_output_file(args.output_json, "--output_json", create_folder=True)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    check_output_file(args.output_json, "--output_json", create_folder=True)
     return args
 
 

@@ -396,24 +396,25 @@ def check_output_file(path: str | None, flag: str, inputs: tuple[str | None, ...
                       create_folder: bool = False) -> None:
     """Refuse an output file ``path`` before anything loads: a folder, in an unwritable folder, in a missing one
     (unless ``create_folder``: the command creates it, so its nearest existing parent must be a writable folder),
-    or one of the ``inputs`` (it would be overwritten). Every script that writes a result file checks it here."""
+    or one of the ``inputs`` (it would be overwritten). Every script that writes a result file checks it here; a
+    refusal is a :class:`~multistill.training.arguments.UsageError` (a ``ValueError``: one ``error:`` line)."""
     if path is None:
         return
+    from .training.arguments import UsageError, check_output_dir
+
     if os.path.isdir(path):
-        raise ValueError(f"{flag} {path} is a folder; give a file name.")
+        raise UsageError(f"{flag} {path} is a folder; give a file name.")
     folder = os.path.dirname(os.path.abspath(path))
     if not create_folder and not os.path.isdir(folder):
-        raise ValueError(f"{flag} {path}: the folder {folder} does not exist.")
+        raise UsageError(f"{flag} {path}: the folder {folder} does not exist.")
     existing = folder
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise ValueError(f"{flag} {path}: {existing} is a file, so the folder {folder} cannot be created.")
+        raise UsageError(f"{flag} {path}: {existing} is a file, so the folder {folder} cannot be created.")
     for source in inputs:
         if source is not None and os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source):
-            raise ValueError(f"{flag} {path} is an input file of this command; it would be overwritten.")
-    from .training.arguments import check_output_dir
-
+            raise UsageError(f"{flag} {path} is an input file of this command; it would be overwritten.")
     check_output_dir(existing, flag)  # write access, probed with a temporary file
 
 

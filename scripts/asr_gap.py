@@ -157,10 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # 1. options, checked before any run is read (a typo was a traceback, an unwritable --output one at the end)
     (args,) = parse_command_line(HfArgumentParser(GapArguments), argv)
     output = Path(args.output)
-    try:
-        check_output_file(str(output.with_suffix(".json")), "--output", create_folder=True)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    check_output_file(str(output.with_suffix(".json")), "--output", create_folder=True)
     # 2. the runs' paired differences, written as JSON and markdown
     table = {"provenance": {**provenance(argv), "command": shlex.join(["python", "scripts/asr_gap.py", *argv])},
              **gap_table(Path(args.gold_run), Path(args.asr_run) if args.asr_run else None)}

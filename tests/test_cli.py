@@ -474,10 +474,12 @@ def test_convert_whisper_names_a_source_that_is_a_file(tmp_path, capsys):
 
 def test_an_output_file_in_a_missing_folder_passes_only_where_the_command_creates_it(tmp_path):
     from multistill.cli import check_output_file
+    from multistill.training.arguments import UsageError
 
     path = str(tmp_path / "new" / "deeper" / "r.json")
     check_output_file(path, "--output_json", create_folder=True)
-    with pytest.raises(ValueError, match="the folder .*/new/deeper does not exist"):
+    # a UsageError, which scripts run by run_script print as one error line (no conversion in each script)
+    with pytest.raises(UsageError, match="the folder .*/new/deeper does not exist"):
         check_output_file(path, "--output_json")
     assert not (tmp_path / "new").exists()
 
