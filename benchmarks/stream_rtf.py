@@ -63,6 +63,8 @@ SAMPLING_RATE = 16_000
 DEFAULT_MODELS = ["light_student", "teacher"]
 #: emotions cycled through by the conversation (neutral most often, like KEMDy)
 EMOTION_CYCLE = ["neutral", "happy", "neutral", "surprise", "angry", "neutral", "sad", "fear", "disgust"]
+#: the streamed conversation and its transcript (one line per utterance), in the run's scratch folder
+CONVERSATION_WAV, CONVERSATION_TRANSCRIPT = "conversation.wav", "conversation.txt"
 
 
 # --------------------------------------------------------------------------- conversation
@@ -297,8 +299,8 @@ def quiet_libraries() -> None:
 
 def build_conversation(args: StreamBenchArguments, work: Path) -> tuple[np.ndarray, list[dict[str, Any]],
                                                                           dict[str, Any]]:
-    """The conversation's audio and utterances, written to ``work/conversation.wav`` and ``.txt`` (the transcript,
-    one line per utterance), and its description for the results."""
+    """The conversation's audio and utterances, written to ``work`` (:data:`CONVERSATION_WAV`,
+    :data:`CONVERSATION_TRANSCRIPT`), and its description for the results."""
     if args.data_dir:
         from vad_eval import build_sample_conversation
 
@@ -313,8 +315,8 @@ def build_conversation(args: StreamBenchArguments, work: Path) -> tuple[np.ndarr
             raise UsageError(f"--conversation {args.conversation}: {error}") from None
     else:
         audio, utterances = make_conversation(args.seconds, args.gap, seed=args.seed)
-    sf.write(work / "conversation.wav", audio, SAMPLING_RATE, subtype="PCM_16")
-    (work / "conversation.txt").write_text("".join(u["text"] + "\n" for u in utterances), encoding="utf-8")
+    sf.write(work / CONVERSATION_WAV, audio, SAMPLING_RATE, subtype="PCM_16")
+    (work / CONVERSATION_TRANSCRIPT).write_text("".join(u["text"] + "\n" for u in utterances), encoding="utf-8")
     conversation = {
         "source": f"KEMDy sample: {args.conversation}" if args.data_dir else "synthetic",
         "audio_s": round(audio.shape[0] / SAMPLING_RATE, 2),
@@ -368,7 +370,7 @@ def stream_settings(pipe: Any, name: str, threads: int, warm: list[float], args:
             f"{getattr(asr, 'encoder_window_s', None)} s, run "
             f"{repeat + 1}/{args.repeat}: streaming " + ("at real-time pace" if args.realtime else "as fast as possible")
         )
-        transcript = None if asr else work / "conversation.txt"
+        transcript = None if asr else work / CONVERSATION_TRANSCRIPT
         row = {
             "model": name,
             "threads": threads,
@@ -378,7 +380,7 @@ def stream_settings(pipe: Any, name: str, threads: int, warm: list[float], args:
             "asr_window_s": getattr(asr, "encoder_window_s", None),
             "asr_threads": (args.asr_threads if args.asr_threads is not None else threads) if asr else None,
             "warmup_s": [round(w, 3) for w in warm],
-            **stream_once(pipe, work / "conversation.wav", transcript, args.chunk_ms, args.realtime,
+            **stream_once(pipe, work / CONVERSATION_WAV, transcript, args.chunk_ms, args.realtime,
                           args.vad, asr, keep_text=not args.data_dir, early_ms=early_ms,
                           share_encoder=None if share == "auto" else False),
         }

@@ -88,8 +88,7 @@ Rules
   row; building twice gives identical datasets, and a second builder with the same arguments reuses the
   Arrow cache. The cache path includes ``data_dir``, the config fields and a hash of the builder's modules
   (this file, ``kemdy_annotations.py``, ``kemdy_bio.py``) and of ``multistill/annotations.py`` (so code changes
-  rebuild); if the *data* change in place, pass
-  ``download_mode="force_redownload"`` to ``download_and_prepare``.
+  rebuild); if the *data* change in place, pass ``download_mode="force_redownload"`` to ``download_and_prepare``.
 * **Citation and license**: ``DatasetInfo.citation`` holds ETRI's BibTeX entries for the corpora read
   (:data:`_CITATION` has both); the data are ETRI's, for research use under its license agreement, and
   are never redistributed by this project (it ships code only).
