@@ -18,8 +18,10 @@ For each fold (train one KEMDy19 session, test another) and each ``w`` it report
 With ``--context_sizes`` the features of each utterance are stacked beside the decayed sum of its previous
 utterances' (the baselines' context, :func:`multistill.tools.baselines.with_context`). With
 ``--other_test_sessions KEMDy20:1`` each fold's models are also scored on sessions of the other corpus, whose
-conversations do not re-act KEMDy19's scripts (for reading, like the test session). Macro-F1 is the models' metric
-(``multistill.training.metrics``: over the emotions present in the references or the predictions).
+conversations do not re-act KEMDy19's scripts (for reading, like the test session), by macro-F1 and by UA (the mean
+of the recalls of the emotions present: KEMDy20 Session 01 holds two, and macro-F1 counts an F1 of 0 for every
+other emotion predicted). The metrics are the models' (``multistill.training.metrics``: macro-F1 over the emotions
+present in the references or the predictions).
 
 usage: python scripts/branch_balance_probe.py --data_dir KEMDY_DIR --audio_encoder WHISPER_FOLDER \
            --output_json results/X/balance.json [--sessions 1 2] [--audio_weights 0 0.5 1 2] [--context_sizes 0 4] \
@@ -104,10 +106,15 @@ def emotion_metric() -> Any:
     return load_metric()
 
 
+def scores(references, predictions) -> dict[str, float]:
+    """The models' metrics, in points (the confusion matrix left out)."""
+    computed = emotion_metric().compute(predictions=np.asarray(predictions), references=np.asarray(references))
+    return {name: 100 * value for name, value in computed.items() if isinstance(value, float)}
+
+
 def macro_f1(references, predictions) -> float:
     """The models' macro-F1, in points."""
-    return 100 * emotion_metric().compute(predictions=np.asarray(predictions),
-                                          references=np.asarray(references))["macro_f1"]
+    return scores(references, predictions)["macro_f1"]
 
 
 def fit_and_predict(train, tests: list, weight: float, context_size: int, encoder: str, cache: dict) -> list[np.ndarray]:
@@ -155,7 +162,9 @@ def probe_fold(train, test, others: dict[str, Any], args: Arguments, context_siz
         weights[f"{weight:g}"] = {
             "validation": macro_f1(labels, pooled), "test": macro_f1(test["emotion"], predicted[0]),
             "other_tests": {key: macro_f1(rows["emotion"], p) for (key, rows), p in zip(others.items(), predicted[1:],
-                                                                                         strict=True)}}
+                                                                                         strict=True)},
+            "other_tests_ua": {key: scores(rows["emotion"], p)["unweighted_accuracy"]
+                               for (key, rows), p in zip(others.items(), predicted[1:], strict=True)}}
     chosen = max(weights, key=lambda w: (weights[w]["validation"], -float(w)))
     return {"train_utterances": len(train), "test_utterances": len(test),
             "other_test_utterances": {key: len(rows) for key, rows in others.items()},

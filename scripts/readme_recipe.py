@@ -274,8 +274,8 @@ BRANCH_BALANCE = "results/branch_balance/balance.json"
 
 
 def render_branch_balance(files: dict[str, Any]) -> str:
-    """Per context size and audio weight: validation (training session's dialogues), test and other-corpus macro-F1
-    per fold, the weight validation picks in bold; then what that choice scores against TF-IDF (w = 0)."""
+    """Per context size and audio weight: validation (training session's dialogues) and test macro-F1 and other-corpus
+    UA per fold, the weight validation picks in bold; then what that choice scores against TF-IDF (w = 0)."""
     data = files[BRANCH_BALANCE]
     folds = data["folds"]
     first = next(iter(folds.values()))
@@ -284,7 +284,7 @@ def render_branch_balance(files: dict[str, Any]) -> str:
     for pair in folds:
         train, test = pair.split(":")
         header += [f"validation: Session 0{train}'s dialogues", f"test Session 0{test} (trained on Session 0{train})"]
-        header += [f"{key.replace(':', ' Session 0')} (trained on Session 0{train})" for key in others]
+        header += [f"{key.replace(':', ' Session 0')}, UA (trained on Session 0{train})" for key in others]
     rows, picks = [], []
     for context in first:
         for weight in first[context]["weights"]:
@@ -292,14 +292,14 @@ def render_branch_balance(files: dict[str, Any]) -> str:
             for result in (fold[context] for fold in folds.values()):
                 score = result["weights"][weight]
                 bold = "**" if weight == result["chosen_by_validation"] else ""
-                cells = [score["validation"], score["test"]] + [score["other_tests"][key] for key in others]
+                cells = [score["validation"], score["test"]] + [score["other_tests_ua"][key] for key in others]
                 row += [f"{bold}{value:.1f}{bold}" for value in cells]
             rows.append(row)
         for pair, fold in folds.items():
             result = fold[context]
             chosen, baseline = result["weights"][result["chosen_by_validation"]], result["weights"]["0"]
             scored = [(f"test Session 0{pair.split(':')[1]}", chosen["test"], baseline["test"])] + [
-                (key.replace(":", " Session 0"), chosen["other_tests"][key], baseline["other_tests"][key])
+                (f"{key.replace(':', ' Session 0')} UA", chosen["other_tests_ua"][key], baseline["other_tests_ua"][key])
                 for key in others]
             picks.append(f"context {context}, trained on Session 0{pair.split(':')[0]}: w = "
                          f"{result['chosen_by_validation']}, " + ", ".join(

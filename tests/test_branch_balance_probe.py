@@ -37,6 +37,8 @@ def test_every_fold_weight_and_context_is_scored_with_its_command(tmp_path: Path
             assert set(result["weights"]) == {"0", "1"}
             assert result["other_test_utterances"]["KEMDy20:3"] > 0
             assert all(0 <= s["other_tests"]["KEMDy20:3"] <= 100 for s in result["weights"].values())
+            # UA beside macro-F1: the metric to read on a session that holds few of the emotions
+            assert all(0 <= s["other_tests_ua"]["KEMDy20:3"] <= 100 for s in result["weights"].values())
             assert result["chosen_by_validation"] in result["weights"]
             best = max(score["validation"] for score in result["weights"].values())
             assert result["weights"][result["chosen_by_validation"]]["validation"] == best
