@@ -159,12 +159,12 @@ def probe_fold(train, test, others: dict[str, Any], args: Arguments, context_siz
             progress.update()
         predicted = fit_and_predict(train, [test, *others.values()], weight, context_size, args.audio_encoder, cache)
         progress.update()
+        other_scores = {key: scores(rows["emotion"], p) for (key, rows), p in zip(others.items(), predicted[1:],
+                                                                                  strict=True)}
         weights[f"{weight:g}"] = {
             "validation": macro_f1(labels, pooled), "test": macro_f1(test["emotion"], predicted[0]),
-            "other_tests": {key: macro_f1(rows["emotion"], p) for (key, rows), p in zip(others.items(), predicted[1:],
-                                                                                         strict=True)},
-            "other_tests_ua": {key: scores(rows["emotion"], p)["unweighted_accuracy"]
-                               for (key, rows), p in zip(others.items(), predicted[1:], strict=True)}}
+            "other_tests": {key: score["macro_f1"] for key, score in other_scores.items()},
+            "other_tests_ua": {key: score["unweighted_accuracy"] for key, score in other_scores.items()}}
     chosen = max(weights, key=lambda w: (weights[w]["validation"], -float(w)))
     return {"train_utterances": len(train), "test_utterances": len(test),
             "other_test_utterances": {key: len(rows) for key, rows in others.items()},

@@ -284,7 +284,7 @@ def render_branch_balance(files: dict[str, Any]) -> str:
     for pair in folds:
         train, test = pair.split(":")
         header += [f"validation: Session 0{train}'s dialogues", f"test Session 0{test} (trained on Session 0{train})"]
-        header += [f"{key.replace(':', ' Session 0')}, UA (trained on Session 0{train})" for key in others]
+        header += [f"{session_title(key)}, UA (trained on Session 0{train})" for key in others]
     rows, picks = [], []
     for context in first:
         for weight in first[context]["weights"]:
@@ -299,7 +299,7 @@ def render_branch_balance(files: dict[str, Any]) -> str:
             result = fold[context]
             chosen, baseline = result["weights"][result["chosen_by_validation"]], result["weights"]["0"]
             scored = [(f"test Session 0{pair.split(':')[1]}", chosen["test"], baseline["test"])] + [
-                (f"{key.replace(':', ' Session 0')} UA", chosen["other_tests_ua"][key], baseline["other_tests_ua"][key])
+                (f"{session_title(key)} UA", chosen["other_tests_ua"][key], baseline["other_tests_ua"][key])
                 for key in others]
             picks.append(f"context {context}, trained on Session 0{pair.split(':')[0]}: w = "
                          f"{result['chosen_by_validation']}, " + ", ".join(
