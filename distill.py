@@ -45,6 +45,7 @@ from multistill.training.arguments import (
     ModelArguments,
     MultiStillTrainingArguments,
     UsageError,
+    check_audio_weight,
     parse_command_line,
     run_script,
 )
@@ -89,6 +90,10 @@ def parse_args(argv: list[str] | None = None):
         except (OSError, ValueError) as error:
             raise UsageError(f"--teacher_model {teacher_model}: {error}") from None
         check_teacher_modalities(model_args.preset, list(config.modalities), teacher_model)
+        inherited = model_args.audio_weight is None
+        check_audio_weight(config.audio_weight if inherited else model_args.audio_weight,
+                           model_args.fusion_type or config.fusion_type, model_args.preset,
+                           source=f"the teacher's ({teacher_model}) " if inherited else "")
         if model_args.preset == "light_student":
             check_light_audio_layers(rest[1].light_audio_layers, config, teacher_model)
     return (model_args, *rest)
@@ -138,9 +143,7 @@ def build_student(model_args: ModelArguments, teacher: MultiStillForEmotionClass
                   distill_args: DistillationArguments) -> MultiStillForEmotionClassification:
     """A paper student around copies of the teacher's (frozen) encoders, or the light student initialised
     from it (its encoders train), with ``--freeze_*_encoder`` applied."""
-    overrides = {**model_args.freeze_overrides(), **model_args.context_overrides()}
-    if model_args.fusion_type is not None:
-        overrides["fusion_type"] = model_args.fusion_type
+    overrides = {**model_args.freeze_overrides(), **model_args.context_overrides(), **model_args.fusion_overrides()}
     if model_args.preset == "light_student":
         return MultiStillForEmotionClassification.light_student_from_teacher(
             teacher, audio_layers=distill_args.light_audio_layers, text_layers=distill_args.light_text_layers,

@@ -32,6 +32,7 @@ from multistill.training.arguments import (
     DataArguments,
     ModelArguments,
     MultiStillTrainingArguments,
+    check_audio_weight,
     parse_command_line,
     run_script,
 )
@@ -57,8 +58,11 @@ def parse_args(argv: list[str] | None = None):
     parser = HfArgumentParser((ModelArguments, DataArguments, MultiStillTrainingArguments), description=__doc__)
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
-    return parse_command_line(parser, argv)
+        model_args, *rest = parser.parse_json_file(argv[0])
+    else:
+        model_args, *rest = parse_command_line(parser, argv)
+    check_audio_weight(model_args.audio_weight, model_args.fusion_type or "cross_attention", model_args.preset)
+    return (model_args, *rest)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -104,6 +104,8 @@ MAX_CONTEXT_SIZE = 64
 CONTEXT_TYPES: tuple[str, ...] = ("decayed_sum", "gru")
 #: Weight of the utterance ``k`` places back in the decayed sum is ``DEFAULT_CONTEXT_DECAY ** (k - 1)``.
 DEFAULT_CONTEXT_DECAY = 0.8
+#: Largest ``audio_weight`` (the pooled audio branch's scale): beyond it the text branch is ignored in practice.
+MAX_AUDIO_WEIGHT = 100.0
 
 #: Named variants. ``light_student`` also shrinks both encoders (``audio_layers``/``text_layers`` of
 #: :meth:`MultiStillConfig.from_preset`, default 2 each) and trains them; a waveform audio encoder (wav2vec2
@@ -127,7 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 TEACHER_SHARED_FIELDS: tuple[str, ...] = (
     "hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size", "max_audio_frames",
     "max_text_tokens", "id2label", "label2id", "audio_encoder_name", "text_encoder_name", "layer_norm_eps",
-    "sampling_rate", "audio_config", "text_config", "fusion_type", "audio_full_window",
+    "sampling_rate", "audio_config", "text_config", "fusion_type", "audio_full_window", "audio_weight",
 )
 #: Default encoder depths of the presets that shrink the encoders.
 PRESET_ENCODER_LAYERS: dict[str, dict[str, int]] = {"light_student": {"audio": 2, "text": 2}}
@@ -347,6 +349,10 @@ class MultiStillConfig(PreTrainedConfig):
         audio_full_window: Whisper only: encode the whole 30 s window as speech recognition does (``True``) or
             the utterance's own length (``False``, default: same features up to a cosine of 0.95-0.995 and
             about 14x less compute for a 2.5 s utterance). The processor pads accordingly.
+        audio_weight: ``fusion_type="concat"`` only: the factor on the normalised audio statistics before their
+            projection (1: none). Under the L2 penalty that trains the recipe, a larger weight makes the audio
+            branch cheaper to use, so the model leans on the voice more than on the words (README, "How much to
+            listen"); chosen on validation, never on the test session.
         context_size: how many previous utterances of the conversation the model reads (0: each utterance
             alone, the paper's behaviour); see :class:`.modeling_heads.MultiStillContext`.
         context_type / context_decay: how the history becomes one vector (:data:`CONTEXT_TYPES`): the sum of the
@@ -403,6 +409,7 @@ class MultiStillConfig(PreTrainedConfig):
     text_encoder_name: str | None = None
     fusion_type: str = "cross_attention"
     audio_full_window: bool = False
+    audio_weight: float = 1.0
     context_size: int = 0
     context_type: str = "decayed_sum"
     context_decay: float = DEFAULT_CONTEXT_DECAY
@@ -476,6 +483,7 @@ class MultiStillConfig(PreTrainedConfig):
                 raise ValueError(f"`{name}` must be a float in [0, 1), got {value!r}.")
         if self.fusion_type not in FUSION_TYPES:
             raise ValueError(f"`fusion_type` must be one of {FUSION_TYPES}, got {self.fusion_type!r}.")
+        self._validate_audio_weight()
         if (not isinstance(self.context_size, int) or isinstance(self.context_size, bool)
                 or not 0 <= self.context_size <= MAX_CONTEXT_SIZE):
             raise ValueError(f"`context_size` must be an integer in [0, {MAX_CONTEXT_SIZE}], got {self.context_size!r}.")
@@ -497,6 +505,16 @@ class MultiStillConfig(PreTrainedConfig):
                 f"`max_text_tokens` ({self.max_text_tokens}) exceeds the text encoder's "
                 f"max_position_embeddings ({text_positions})."
             )
+
+    def _validate_audio_weight(self) -> None:
+        """``audio_weight``: a number in (0, MAX_AUDIO_WEIGHT]; other than 1 only where it acts (pooled fusion)."""
+        weight = self.audio_weight
+        if (not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight)
+                or not 0.0 < weight <= MAX_AUDIO_WEIGHT):
+            raise ValueError(f"`audio_weight` must be a number in (0, {MAX_AUDIO_WEIGHT:g}], got {weight!r}.")
+        if weight != 1 and self.use_audio and self.fusion_type != "concat":
+            raise ValueError(f"`audio_weight` ({weight!r}) scales the pooled audio branch of fusion_type='concat'; "
+                             f"fusion_type={self.fusion_type!r} has none (leave audio_weight at 1).")
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):

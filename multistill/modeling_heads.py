@@ -7,7 +7,8 @@ The paper's head fuses the two encoders' frame sequences with cross-attention (`
 branch learns better (measured in README, "Models worth using"):
 
 * audio: every encoder layer's frames pooled to their mean and standard deviation (:func:`layer_statistics`,
-  what is cached), mixed by learnt softmax weights over the layers (SUPERB-style), normalised and projected;
+  what is cached), mixed by learnt softmax weights over the layers (SUPERB-style), normalised, scaled by
+  ``audio_weight`` (how cheaply the penalised model may lean on the voice) and projected;
 * text: the masked mean of the text encoder's states (for the n-gram encoder, the TF-IDF-weighted bag), projected;
 * ``fusion_type="concat"``: the projected branches concatenated.
 
@@ -55,6 +56,7 @@ class MultiStillPooledFusion(nn.Module):
         if config.use_audio:
             self.audio_layer_weights = nn.Parameter(torch.zeros(config.audio_layer_count))
             self.audio_norm = nn.LayerNorm(config.audio_hidden_size, eps=config.layer_norm_eps)
+            self.audio_weight = float(config.audio_weight)
             self.audio_projection = nn.Linear(config.audio_hidden_size, config.hidden_size)
         if config.use_text:
             self.text_projection = nn.Linear(config.text_hidden_size, config.hidden_size)
@@ -68,7 +70,7 @@ class MultiStillPooledFusion(nn.Module):
                 raise ValueError(f"audio features hold {statistics.shape[1]} layers' statistics; this model mixes "
                                  f"{self.audio_layer_weights.shape[0]} (the encoder's layers + its embedding output).")
             mixed = (torch.softmax(self.audio_layer_weights, dim=0)[None, :, None] * statistics).sum(dim=1)
-            branches["audio"] = self.audio_projection(self.dropout(self.audio_norm(mixed)))
+            branches["audio"] = self.audio_projection(self.dropout(self.audio_norm(mixed) * self.audio_weight))
         if text is not None:
             pooled = masked_mean(text[0].to(self.text_projection.weight.dtype), text[1])
             branches["text"] = self.text_projection(self.dropout(pooled))

@@ -90,6 +90,18 @@ def check_output_dir(output_dir: str | None, argument: str = "--output_dir") -> 
         raise UsageError(f"{argument} {output_dir}: cannot write in {existing} ({error.strerror}).") from None
 
 
+def check_audio_weight(audio_weight: float | None, fusion_type: str, preset: str, source: str = "") -> None:
+    """Refuse ``--audio_weight`` other than 1 for a model whose audio branch it cannot scale (the paper's
+    cross-attention fusion reads frame sequences, not the pooled statistics), before anything loads. ``source``
+    names where a value not given on the command line came from (a student's teacher)."""
+    from ..configuration_multistill import PRESETS
+
+    if audio_weight in (None, 1) or "audio" not in PRESETS[preset]["modalities"] or fusion_type == "concat":
+        return
+    raise UsageError(f"{source}--audio_weight {audio_weight:g} scales the pooled audio branch of --fusion_type concat; this "
+                     f"{preset} fuses by {fusion_type} (use --fusion_type concat, or --audio_weight 1).")
+
+
 @dataclass
 class ModelArguments:
     """Which model to build, and from which encoders."""
@@ -140,6 +152,12 @@ class ModelArguments:
         metadata={"help": "Whisper audio encoders: encode the whole 30 s window as speech recognition does, "
                   "instead of the utterance's own length (the default, about 14x cheaper for 2.5 s)."},
     )
+    audio_weight: float | None = field(
+        default=None,
+        metadata={"help": "--fusion_type concat: the factor on the normalised audio statistics (default 1; a "
+                  "student: its teacher's). Larger leans on the voice, smaller on the words; choose it on "
+                  "validation (scripts/validation_search.py)."},
+    )
     fusion_size: str = field(
         default="auto",
         metadata={"help": "Fusion head width: 'paper' (768 wide, 8 heads), 'small' (128 wide, for about a thousand "
@@ -172,10 +190,12 @@ class ModelArguments:
     def __post_init__(self) -> None:
         if self.encoding_batch_size < 1:
             raise UsageError(f"--encoding_batch_size must be >= 1, got {self.encoding_batch_size}.")
-        from ..configuration_multistill import MAX_CONTEXT_SIZE
+        from ..configuration_multistill import MAX_AUDIO_WEIGHT, MAX_CONTEXT_SIZE
 
         if not 0 <= self.context_size <= MAX_CONTEXT_SIZE:
             raise UsageError(f"--context_size must be between 0 and {MAX_CONTEXT_SIZE}, got {self.context_size}.")
+        if self.audio_weight is not None and not 0 < self.audio_weight <= MAX_AUDIO_WEIGHT:
+            raise UsageError(f"--audio_weight must be in (0, {MAX_AUDIO_WEIGHT:g}], got {self.audio_weight}.")
         for name in ("audio_encoder", "text_encoder"):
             value = getattr(self, name)
             if value is not None:
@@ -187,6 +207,12 @@ class ModelArguments:
                                                 ("freeze_text_encoder", self.freeze_text_encoder))
                 if value is not None}
 
+    def fusion_overrides(self) -> dict[str, Any]:
+        """Config overrides for the ``--fusion_type``/``--audio_weight`` given (a student keeps its teacher's
+        value of each one not given)."""
+        return {name: value for name, value in (("fusion_type", self.fusion_type), ("audio_weight", self.audio_weight))
+                if value is not None}
+
     def encoders(self) -> dict[str, str]:
         """``{"audio": ..., "text": ...}``: ``"tiny"``, a folder or a Hub id per modality (train.py)."""
         backbones = self.backbones or TINY
@@ -195,10 +221,8 @@ class ModelArguments:
 
     def config_overrides(self) -> dict[str, Any]:
         """Fields of ``MultiStillConfig`` set on the command line (fusion, context, Whisper window, freezing)."""
-        overrides: dict[str, Any] = {**self.context_overrides(), "audio_full_window": self.audio_full_window}
-        if self.fusion_type is not None:
-            overrides["fusion_type"] = self.fusion_type
-        return {**overrides, **self.freeze_overrides()}
+        return {**self.context_overrides(), "audio_full_window": self.audio_full_window, **self.fusion_overrides(),
+                **self.freeze_overrides()}
 
     def context_overrides(self) -> dict[str, Any]:
         """Config fields of the conversation context (``context_size``, ``context_type``)."""
