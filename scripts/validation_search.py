@@ -56,6 +56,8 @@ VALIDATION_RUN = ("--students", "none", "--baselines", "none", "--parallel", "1"
 #: The corpus ``scripts/recipe.sh`` reads unless its options say otherwise (the search's parser checks --data_dir
 #: for it before anything runs).
 RECIPE_CORPUS = ("--corpus", "kemdy19")
+#: The fusion ``scripts/recipe.sh`` sets, which grid options such as ``--audio_weight`` are checked against.
+RECIPE_FUSION = ("--fusion_type", "concat")
 #: Options the search sets itself, so a grid may not vary them.
 SEARCH_OWNED = {"seeds", "split_seed", "validation_fraction", "validation_from", "validation_sessions", "test_sessions",
                 "output_dir", "data_dir", *(option.removeprefix("--") for option in VALIDATION_RUN[::2])}
@@ -136,7 +138,7 @@ def check_arguments(args: Arguments, extra: list[str]) -> list[dict[str, str]]:
 
     for point, draw_options in itertools.product(points, validation_draws(args).values()):
         recipe_argv = ["--output_dir", args.output_dir, "--data_dir", args.data_dir, "--test_sessions",
-                       args.test_sessions, *RECIPE_CORPUS, *extra, *draw_options, *recipe_options(point)]
+                       args.test_sessions, *RECIPE_CORPUS, *RECIPE_FUSION, *extra, *draw_options, *recipe_options(point)]
         _, passed_on = dry_parse(parse_experiment_args, recipe_argv, point)
         dry_parse(parse_train_args, ["--output_dir", args.output_dir, *passed_on], point)
     return points
