@@ -126,6 +126,27 @@ def test_light_audio_layers_are_checked_against_the_teacher(tmp_path: Path):
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
 
 
+def test_an_audio_weight_the_students_fusion_cannot_use_is_refused(tmp_path: Path):
+    """Given, or the teacher's (a student keeps it), before any data or weight loads."""
+    from _fixtures_inference import saved_folder
+
+    import distill
+    from multistill.configuration_multistill import MultiStillConfig
+    from multistill.training.arguments import UsageError
+
+    weighted = tmp_path / "weighted_teacher"
+    MultiStillConfig(fusion_type="concat", audio_weight=2.0).save_pretrained(weighted)
+    for teacher, extra, message in (
+            (saved_folder("teacher"), ["--audio_weight", "2"], "^--audio_weight 2 scales .* this multimodal_student "
+                                                               "fuses by cross_attention"),
+            (str(weighted), ["--fusion_type", "cross_attention"], "^the teacher's \\(.*weighted_teacher\\) "
+                                                                  "--audio_weight 2 scales")):
+        with pytest.raises(UsageError, match=message):
+            distill.main(["--teacher_model", teacher, *extra, "--output_dir", str(tmp_path / "out"),
+                          "--data_cache_dir", str(tmp_path / "cache"), "--use_cpu"])
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
 def test_a_teacher_run_info_that_is_not_json_is_named(trained_teacher: Path, training_cache: Path, tmp_path: Path):
     # issue 22.13: a damaged run_info.json of the teacher was a JSONDecodeError traceback
     import shutil

@@ -127,3 +127,40 @@ def test_linear_classifier_head_round_trips(tmp_path):
         torch.testing.assert_close(reloaded(**batch).logits, logits)
     with pytest.raises(ValueError, match="`classifier_hidden_size` must be a positive integer, or 0"):
         MultiStillConfig(classifier_hidden_size=-1)
+
+
+def test_audio_weight_scales_the_normalised_audio_statistics(tmp_path):
+    """``audio_weight=w`` is ``w`` times the audio projection's weight matrix (so the L2 penalty makes the audio
+    branch cheaper to use), round-trips through save/load, and a student built from the teacher keeps it."""
+    from multistill.modeling_heads import MultiStillPooledFusion
+    from multistill.modeling_multistill import MultiStillForEmotionClassification
+
+    settings = {"fusion_type": "concat", "hidden_size": 8, "audio_config": {"hidden_size": 6}, "modalities": ["audio"]}
+    weighted = MultiStillPooledFusion(MultiStillConfig(**settings, audio_weight=3.0)).eval()
+    plain = MultiStillPooledFusion(MultiStillConfig(**settings)).eval()
+    with torch.no_grad():
+        weighted.audio_norm.weight.normal_()
+        weighted.audio_norm.bias.normal_()
+        plain.load_state_dict(weighted.state_dict())
+        statistics = torch.randn(2, weighted.audio_layer_weights.numel(), weighted.audio_norm.normalized_shape[0])
+        got = weighted((statistics, None), None)["audio"]
+        assert not torch.allclose(got, plain((statistics, None), None)["audio"])
+        plain.audio_projection.weight.mul_(3.0)
+        torch.testing.assert_close(got, plain((statistics, None), None)["audio"])
+    model, _ = make_model("teacher", audio="whisper", fusion_type="concat", audio_weight=2.5)
+    model.save_pretrained(tmp_path)
+    assert MultiStillForEmotionClassification.from_pretrained(tmp_path).config.audio_weight == 2.5
+    student = MultiStillForEmotionClassification.light_student_from_teacher(model, audio_layers=1, text_layers=1)
+    assert student.config.audio_weight == 2.5
+
+
+@pytest.mark.parametrize("value", [0, -1.0, 101.0, float("nan"), True, "2"])
+def test_config_refuses_a_bad_audio_weight(value):
+    with pytest.raises(ValueError, match="`audio_weight` must be a number in"):
+        MultiStillConfig(fusion_type="concat", audio_weight=value)
+
+
+def test_config_refuses_an_audio_weight_the_fusion_cannot_use():
+    with pytest.raises(ValueError, match="fusion_type='cross_attention' has none"):
+        MultiStillConfig(audio_weight=2.0)
+    assert MultiStillConfig(audio_weight=2.0, modalities=["text"]).audio_weight == 2.0  # no audio branch to scale
