@@ -17,7 +17,9 @@ def test_card_describes_the_fusion_the_model_has():
     assert "pooled branches" in text and "linear classifier" in text and "attention" not in text
     lines = training_lines(recipe, {}, "teacher", 1000, 10)
     assert "concat fusion; 4 previous utterances as context (decayed sum)" in lines[0] and "1,000 parameters (10 trainable)" in lines[0]
-    assert "no run_info.json" in lines[1]
+    assert "no run_info.json" in lines[1] and "audio weight" not in lines[0]
+    weighted = MultiStillConfig(fusion_type="concat", audio_weight=2.0)
+    assert "(audio+text; concat fusion, audio weight 2; audio front end" in training_lines(weighted, {}, "teacher", 1, 1)[0]
     info = {"corpus": "kemdy19", "split": "session", "seed": 1, "audio_encoder": "/home/me/whisper",
             "text_encoder": "ngram", "backbones": "mixed", "teacher_model": "/home/me/teacher", "alpha": 0.5,
             "temperature": 2.0}

@@ -507,6 +507,8 @@ def training_lines(config: Any, info: dict[str, Any], preset: str, total: int, t
     modalities = list(config.modalities)
     fusion = (f"{config.fusion_type} fusion" if getattr(config, "pooled_fusion", False)
               else f"{config.num_fusion_layers} fusion layer(s)")
+    weight = getattr(config, "audio_weight", 1.0)
+    fusion += f", audio weight {weight:g}" if weight != 1 and "audio" in modalities else ""
     context = (f"; {config.context_size} previous utterances as context "
                f"({getattr(config, 'context_type', 'decayed_sum').replace('_', ' ')})"
                if getattr(config, "context_size", 0) else "")
