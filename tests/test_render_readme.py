@@ -101,6 +101,21 @@ def test_the_validation_search_block_refuses_a_test_run_of_another_setting():
         table.render(files)
 
 
+def test_the_audio_weight_block_refuses_a_test_run_of_another_weight_or_session():
+    readme_audio_weight = sys.modules["readme_audio_weight"]
+    table = render_readme.TABLES["audio_weight"]
+    files = {source: json.loads((ROOT / source).read_text(encoding="utf-8")) for source in table.sources}
+    assert "validation chose audio weight" in table.render(files)
+    tested = readme_audio_weight.AUDIO_WEIGHT_CHOSEN["kemdy20"]
+    command = files[tested]["provenance"]["command"]
+    files[tested]["provenance"]["command"] = command + " --audio_weight 0.5"
+    with pytest.raises(ValueError, match=r"not run with the chosen \['audio_weight'\]"):
+        table.render(files)
+    files[tested]["provenance"]["command"] = command + " --test_sessions 2"
+    with pytest.raises(ValueError, match=r"not run with the chosen \['test_sessions'\]"):
+        table.render(files)
+
+
 def test_a_listed_neutral_change_does_not_stale_but_any_other_change_of_the_file_does(tmp_path, monkeypatch):
     def git(*args):
         return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
