@@ -89,10 +89,15 @@ def test_stale_when_the_code_changed_after_the_result_commit(tmp_path, monkeypat
     assert readme_lib.stale_since("0" * 40, ("code.py",)) is None
 
 
+def _block(name: str) -> tuple:
+    """README block NAME's table spec and its committed result files, loaded."""
+    table = render_readme.TABLES[name]
+    return table, {source: json.loads((ROOT / source).read_text(encoding="utf-8")) for source in table.sources}
+
+
 def test_the_validation_search_block_refuses_a_test_run_of_another_setting():
     readme_recipe = sys.modules["readme_recipe"]
-    table = render_readme.TABLES["validation_search"]
-    files = {source: json.loads((ROOT / source).read_text(encoding="utf-8")) for source in table.sources}
+    table, files = _block("validation_search")
     assert "validation chose context size 0, L2 penalty 2" in table.render(files)
     tested = readme_recipe.VALIDATION_SEARCH_TESTS["fold1_test2"]
     files[tested]["provenance"]["command"] += " --l2_penalty 0.5"  # the last value is the one the run used
@@ -103,8 +108,7 @@ def test_the_validation_search_block_refuses_a_test_run_of_another_setting():
 
 def test_the_audio_weight_block_refuses_a_test_run_of_another_weight_or_session():
     readme_audio_weight = sys.modules["readme_audio_weight"]
-    table = render_readme.TABLES["audio_weight"]
-    files = {source: json.loads((ROOT / source).read_text(encoding="utf-8")) for source in table.sources}
+    table, files = _block("audio_weight")
     assert "validation chose audio weight" in table.render(files)
     tested = readme_audio_weight.AUDIO_WEIGHT_CHOSEN["kemdy20"]
     command = files[tested]["provenance"]["command"]
