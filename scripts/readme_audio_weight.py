@@ -38,12 +38,9 @@ def audio_weight_files() -> tuple[str, ...]:
             *dict.fromkeys(own for _, own in AUDIO_WEIGHT_SETUPS.values()))
 
 
-def training_label(search: dict[str, Any]) -> str:
-    """The sessions whose dialogues a search validated on, from its settings (``--test_sessions`` of one fold)."""
-    test = search["settings"]["test_sessions"]
-    if ":" in test:  # the cross-corpus setup trains on both KEMDy19 sessions
-        return "KEMDy19 Sessions 01-02"
-    return "Session 01" if test == "2" else "Session 02"
+def training_label(name: str) -> str:
+    """The sessions whose dialogues a setup's search validated on: the training side of its title."""
+    return AUDIO_WEIGHT_SETUPS[name][0].split(" -> ")[0].removeprefix("train ")
 
 
 def _versus(tested: dict[str, Any], baseline: str, metric: str) -> str:
@@ -73,8 +70,8 @@ def render_audio_weight(files: dict[str, Any]) -> str:
     searches = {name: files[source] for name, source in AUDIO_WEIGHT_SEARCH.items()}
     first = next(iter(searches.values()))
     header = ["audio weight"] + [
-        f"validation macro-F1, {training_label(search)}'s dialogues (mean ± std over "
-        f"{len(search['settings']['split_seeds'])} draws)" for search in searches.values()]
+        f"validation macro-F1, {training_label(name)}'s dialogues (mean ± std over "
+        f"{len(search['settings']['split_seeds'])} draws)" for name, search in searches.items()]
     rows = []
     for index, row in enumerate(first["points"]):
         cells = [row["point"]["audio_weight"]]
