@@ -45,7 +45,7 @@ from multistill.training.arguments import (
     ModelArguments,
     MultiStillTrainingArguments,
     UsageError,
-    check_audio_weight,
+    check_pooled_audio,
     parse_command_line,
     run_script,
 )
@@ -90,10 +90,12 @@ def parse_args(argv: list[str] | None = None):
         except (OSError, ValueError) as error:
             raise UsageError(f"--teacher_model {teacher_model}: {error}") from None
         check_teacher_modalities(model_args.preset, list(config.modalities), teacher_model)
-        inherited = model_args.audio_weight is None
-        check_audio_weight(config.audio_weight if inherited else model_args.audio_weight,
-                           model_args.fusion_type or config.fusion_type, model_args.preset,
-                           source=f"the teacher's ({teacher_model}) " if inherited else "")
+        fusion, teacher = model_args.fusion_type or config.fusion_type, f"the teacher's ({teacher_model}) "
+        if model_args.audio_weight is None:  # each option checked where its value comes from
+            check_pooled_audio(config.audio_weight, None, fusion, model_args.preset, source=teacher)
+        if model_args.audio_layer_mix is None:
+            check_pooled_audio(None, config.audio_layer_mix, fusion, model_args.preset, source=teacher)
+        check_pooled_audio(model_args.audio_weight, model_args.audio_layer_mix, fusion, model_args.preset)
         if model_args.preset == "light_student":
             check_light_audio_layers(rest[1].light_audio_layers, config, teacher_model)
     return (model_args, *rest)

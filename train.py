@@ -32,7 +32,7 @@ from multistill.training.arguments import (
     DataArguments,
     ModelArguments,
     MultiStillTrainingArguments,
-    check_audio_weight,
+    check_pooled_audio,
     parse_command_line,
     run_script,
 )
@@ -61,7 +61,8 @@ def parse_args(argv: list[str] | None = None):
         model_args, *rest = parser.parse_json_file(argv[0])
     else:
         model_args, *rest = parse_command_line(parser, argv)
-    check_audio_weight(model_args.audio_weight, model_args.fusion_type or "cross_attention", model_args.preset)
+    check_pooled_audio(model_args.audio_weight, model_args.audio_layer_mix, model_args.fusion_type or "cross_attention",
+                       model_args.preset)
     return (model_args, *rest)
 
 

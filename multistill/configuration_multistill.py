@@ -106,6 +106,10 @@ CONTEXT_TYPES: tuple[str, ...] = ("decayed_sum", "gru")
 DEFAULT_CONTEXT_DECAY = 0.8
 #: Largest ``audio_weight`` (the pooled audio branch's scale): beyond it the text branch is ignored in practice.
 MAX_AUDIO_WEIGHT = 100.0
+#: How the pooled fusion reads the audio encoder's layers (``audio_layer_mix``): ``"weighted"``, every layer's
+#: statistics mixed by learnt softmax weights (SUPERB-style), or ``"last"``, the last layer's alone (what the
+#: Whisper-LR baseline reads).
+AUDIO_LAYER_CHOICES: tuple[str, ...] = ("weighted", "last")
 
 #: Named variants. ``light_student`` also shrinks both encoders (``audio_layers``/``text_layers`` of
 #: :meth:`MultiStillConfig.from_preset`, default 2 each) and trains them; a waveform audio encoder (wav2vec2
@@ -130,6 +134,7 @@ TEACHER_SHARED_FIELDS: tuple[str, ...] = (
     "hidden_size", "num_attention_heads", "fusion_intermediate_size", "classifier_hidden_size", "max_audio_frames",
     "max_text_tokens", "id2label", "label2id", "audio_encoder_name", "text_encoder_name", "layer_norm_eps",
     "sampling_rate", "audio_config", "text_config", "fusion_type", "audio_full_window", "audio_weight",
+    "audio_layer_mix",
 )
 #: Default encoder depths of the presets that shrink the encoders.
 PRESET_ENCODER_LAYERS: dict[str, dict[str, int]] = {"light_student": {"audio": 2, "text": 2}}
@@ -353,6 +358,9 @@ class MultiStillConfig(PreTrainedConfig):
             projection (1: none). Under the L2 penalty that trains the recipe, a larger weight makes the audio
             branch cheaper to use, so the model leans on the voice more than on the words (README, "How much to
             listen"); chosen on validation, never on the test session.
+        audio_layer_mix: ``fusion_type="concat"`` only (:data:`AUDIO_LAYER_CHOICES`): every audio encoder layer's
+            statistics mixed by learnt weights (``"weighted"``, default) or the last layer's alone (``"last"``).
+            The cached features hold every layer either way.
         context_size: how many previous utterances of the conversation the model reads (0: each utterance
             alone, the paper's behaviour); see :class:`.modeling_heads.MultiStillContext`.
         context_type / context_decay: how the history becomes one vector (:data:`CONTEXT_TYPES`): the sum of the
@@ -410,6 +418,7 @@ class MultiStillConfig(PreTrainedConfig):
     fusion_type: str = "cross_attention"
     audio_full_window: bool = False
     audio_weight: float = 1.0
+    audio_layer_mix: str = "weighted"
     context_size: int = 0
     context_type: str = "decayed_sum"
     context_decay: float = DEFAULT_CONTEXT_DECAY
@@ -507,7 +516,8 @@ class MultiStillConfig(PreTrainedConfig):
             )
 
     def _validate_audio_weight(self) -> None:
-        """``audio_weight``: a number in (0, MAX_AUDIO_WEIGHT]; other than 1 only where it acts (pooled fusion)."""
+        """``audio_weight``: a number in (0, MAX_AUDIO_WEIGHT]; other than 1 only where it acts (pooled fusion);
+        ``audio_layer_mix``: one of AUDIO_LAYER_CHOICES, other than ``"weighted"`` only there too."""
         weight = self.audio_weight
         if (not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight)
                 or not 0.0 < weight <= MAX_AUDIO_WEIGHT):
@@ -515,6 +525,12 @@ class MultiStillConfig(PreTrainedConfig):
         if weight != 1 and self.use_audio and self.fusion_type != "concat":
             raise ValueError(f"`audio_weight` ({weight!r}) scales the pooled audio branch of fusion_type='concat'; "
                              f"fusion_type={self.fusion_type!r} has none (leave audio_weight at 1).")
+        if self.audio_layer_mix not in AUDIO_LAYER_CHOICES:
+            raise ValueError(f"`audio_layer_mix` must be one of {AUDIO_LAYER_CHOICES}, got {self.audio_layer_mix!r}.")
+        if self.audio_layer_mix != "weighted" and self.use_audio and self.fusion_type != "concat":
+            raise ValueError(f"`audio_layer_mix` ({self.audio_layer_mix!r}) chooses the layers of the pooled audio "
+                             f"branch of fusion_type='concat'; fusion_type={self.fusion_type!r} reads the last "
+                             "layer's frames (leave audio_layer_mix at 'weighted').")
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
@@ -647,6 +663,7 @@ MultiStillNgramConfig.register_for_auto_class()
 __all__ = [
     "ALLOWED_AUDIO_FRONTENDS",
     "ALLOWED_MODALITIES",
+    "AUDIO_LAYER_CHOICES",
     "CONTEXT_TYPES",
     "DEFAULT_CONTEXT_DECAY",
     "DEFAULT_AUDIO_CONFIG",

@@ -7,8 +7,9 @@ The paper's head fuses the two encoders' frame sequences with cross-attention (`
 branch learns better (measured in README, "Models worth using"):
 
 * audio: every encoder layer's frames pooled to their mean and standard deviation (:func:`layer_statistics`,
-  what is cached), mixed by learnt softmax weights over the layers (SUPERB-style), normalised, scaled by
-  ``audio_weight`` (how cheaply the penalised model may lean on the voice) and projected;
+  what is cached), mixed by learnt softmax weights over the layers (SUPERB-style; ``audio_layer_mix="last"``: the
+  last layer's alone), normalised, scaled by ``audio_weight`` (how cheaply the penalised model may lean on the
+  voice) and projected;
 * text: the masked mean of the text encoder's states (for the n-gram encoder, the TF-IDF-weighted bag), projected;
 * ``fusion_type="concat"``: the projected branches concatenated.
 
@@ -54,7 +55,9 @@ class MultiStillPooledFusion(nn.Module):
         self.modalities = tuple(config.modalities)
         self.dropout = nn.Dropout(config.classifier_dropout)
         if config.use_audio:
-            self.audio_layer_weights = nn.Parameter(torch.zeros(config.audio_layer_count))
+            self.audio_layer_count = config.audio_layer_count
+            weighted = config.audio_layer_mix == "weighted"
+            self.audio_layer_weights = nn.Parameter(torch.zeros(config.audio_layer_count)) if weighted else None
             self.audio_norm = nn.LayerNorm(config.audio_hidden_size, eps=config.layer_norm_eps)
             self.audio_weight = float(config.audio_weight)
             self.audio_projection = nn.Linear(config.audio_hidden_size, config.hidden_size)
@@ -65,11 +68,14 @@ class MultiStillPooledFusion(nn.Module):
                 text: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, torch.Tensor]:
         branches = {}
         if audio is not None:  # [B, L, 2H] layer statistics
-            statistics = audio[0].to(self.audio_layer_weights.dtype)
-            if statistics.shape[1] != self.audio_layer_weights.shape[0]:
-                raise ValueError(f"audio features hold {statistics.shape[1]} layers' statistics; this model mixes "
-                                 f"{self.audio_layer_weights.shape[0]} (the encoder's layers + its embedding output).")
-            mixed = (torch.softmax(self.audio_layer_weights, dim=0)[None, :, None] * statistics).sum(dim=1)
+            statistics = audio[0].to(self.audio_norm.weight.dtype)
+            if statistics.shape[1] != self.audio_layer_count:
+                raise ValueError(f"audio features hold {statistics.shape[1]} layers' statistics; this model reads "
+                                 f"{self.audio_layer_count} (the encoder's layers + its embedding output).")
+            if self.audio_layer_weights is None:  # audio_layer_mix="last"
+                mixed = statistics[:, -1]
+            else:
+                mixed = (torch.softmax(self.audio_layer_weights, dim=0)[None, :, None] * statistics).sum(dim=1)
             branches["audio"] = self.audio_projection(self.dropout(self.audio_norm(mixed) * self.audio_weight))
         if text is not None:
             pooled = masked_mean(text[0].to(self.text_projection.weight.dtype), text[1])

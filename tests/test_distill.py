@@ -126,7 +126,7 @@ def test_light_audio_layers_are_checked_against_the_teacher(tmp_path: Path):
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
 
 
-def test_an_audio_weight_the_students_fusion_cannot_use_is_refused(tmp_path: Path):
+def test_an_audio_weight_or_layer_choice_the_students_fusion_cannot_use_is_refused(tmp_path: Path):
     """Given, or the teacher's (a student keeps it), before any data or weight loads."""
     from _fixtures_inference import saved_folder
 
@@ -136,11 +136,17 @@ def test_an_audio_weight_the_students_fusion_cannot_use_is_refused(tmp_path: Pat
 
     weighted = tmp_path / "weighted_teacher"
     MultiStillConfig(fusion_type="concat", audio_weight=2.0).save_pretrained(weighted)
+    last_layer = tmp_path / "last_layer_teacher"
+    MultiStillConfig(fusion_type="concat", audio_layer_mix="last").save_pretrained(last_layer)
     for teacher, extra, message in (
             (saved_folder("teacher"), ["--audio_weight", "2"], "^--audio_weight 2 scales .* this multimodal_student "
                                                                "fuses by cross_attention"),
             (str(weighted), ["--fusion_type", "cross_attention"], "^the teacher's \\(.*weighted_teacher\\) "
-                                                                  "--audio_weight 2 scales")):
+                                                                  "--audio_weight 2 scales"),
+            (saved_folder("teacher"), ["--audio_layer_mix", "last"], "^--audio_layer_mix last chooses .* this "
+                                                                  "multimodal_student fuses by cross_attention"),
+            (str(last_layer), ["--fusion_type", "cross_attention"], "^the teacher's \\(.*last_layer_teacher\\) "
+                                                                    "--audio_layer_mix last chooses")):
         with pytest.raises(UsageError, match=message):
             distill.main(["--teacher_model", teacher, *extra, "--output_dir", str(tmp_path / "out"),
                           "--data_cache_dir", str(tmp_path / "cache"), "--use_cpu"])

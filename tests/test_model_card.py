@@ -15,6 +15,9 @@ def test_card_describes_the_fusion_the_model_has():
     recipe = MultiStillConfig(fusion_type="concat", classifier_hidden_size=0, context_size=4)
     text = fusion_text(recipe)
     assert "pooled branches" in text and "linear classifier" in text and "attention" not in text
+    assert "every encoder layer's frame mean and standard deviation mixed by learnt weights" in text
+    last = fusion_text(MultiStillConfig(fusion_type="concat", audio_layer_mix="last"))
+    assert "audio: the last encoder layer's frame mean and standard deviation;" in last and "mixed" not in last
     lines = training_lines(recipe, {}, "teacher", 1000, 10)
     assert "concat fusion; 4 previous utterances as context (decayed sum)" in lines[0] and "1,000 parameters (10 trainable)" in lines[0]
     assert "no run_info.json" in lines[1] and "audio weight" not in lines[0]

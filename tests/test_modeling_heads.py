@@ -154,6 +154,42 @@ def test_audio_weight_scales_the_normalised_audio_statistics(tmp_path):
     assert student.config.audio_weight == 2.5
 
 
+def test_audio_layer_mix_last_reads_the_last_layers_statistics_alone(tmp_path):
+    """``audio_layer_mix="last"``: no layer weights; the branch is the weighted model's with every weight on the last
+    layer, whatever the other layers hold; save/load and a student built from the teacher keep it."""
+    from multistill.modeling_heads import MultiStillPooledFusion
+    from multistill.modeling_multistill import MultiStillForEmotionClassification
+
+    settings = {"fusion_type": "concat", "hidden_size": 8, "audio_config": {"hidden_size": 6}, "modalities": ["audio"]}
+    last = MultiStillPooledFusion(MultiStillConfig(**settings, audio_layer_mix="last")).eval()
+    weighted = MultiStillPooledFusion(MultiStillConfig(**settings)).eval()
+    assert last.audio_layer_weights is None and "audio_layer_weights" not in dict(last.named_parameters())
+    with torch.no_grad():
+        last.audio_norm.weight.normal_()
+        weighted.load_state_dict({**last.state_dict(), "audio_layer_weights": weighted.audio_layer_weights})
+        statistics = torch.randn(2, weighted.audio_layer_weights.numel(), last.audio_norm.normalized_shape[0])
+        got = last((statistics, None), None)["audio"]
+        assert not torch.allclose(got, weighted((statistics, None), None)["audio"])
+        weighted.audio_layer_weights.fill_(-1e4)
+        weighted.audio_layer_weights[-1] = 0.0
+        torch.testing.assert_close(got, weighted((statistics, None), None)["audio"])
+        statistics[:, :-1] = torch.randn_like(statistics[:, :-1])
+        torch.testing.assert_close(last((statistics, None), None)["audio"], got)
+    model, _ = make_model("teacher", audio="whisper", fusion_type="concat", audio_layer_mix="last")
+    model.save_pretrained(tmp_path)
+    assert MultiStillForEmotionClassification.from_pretrained(tmp_path).config.audio_layer_mix == "last"
+    student = MultiStillForEmotionClassification.light_student_from_teacher(model, audio_layers=1, text_layers=1)
+    assert student.config.audio_layer_mix == "last"
+
+
+def test_config_refuses_bad_audio_layer_mix():
+    with pytest.raises(ValueError, match="`audio_layer_mix` must be one of \\('weighted', 'last'\\), got 'first'"):
+        MultiStillConfig(fusion_type="concat", audio_layer_mix="first")
+    with pytest.raises(ValueError, match="fusion_type='cross_attention' reads the last layer's frames"):
+        MultiStillConfig(audio_layer_mix="last")
+    assert MultiStillConfig(audio_layer_mix="last", modalities=["text"]).audio_layer_mix == "last"  # no audio branch
+
+
 @pytest.mark.parametrize("value", [0, -1.0, 101.0, float("nan"), True, "2"])
 def test_config_refuses_a_bad_audio_weight(value):
     with pytest.raises(ValueError, match="`audio_weight` must be a number in"):

@@ -288,6 +288,8 @@ def _no_data_loaded(cache: Path) -> bool:
     (["--audio_weight", "0"], "--audio_weight must be in \\(0, 100\\]"),
     (["--audio_weight", "2"], "--audio_weight 2 scales the pooled audio branch of --fusion_type concat; this teacher "
                               "fuses by cross_attention"),
+    (["--audio_layer_mix", "last"], "--audio_layer_mix last chooses the layers of the pooled audio branch of "
+                                    "--fusion_type concat; this teacher fuses by cross_attention"),
     (["--refit_epochs", "some"], "--refit_epochs must be 'best' or 'all', got 'some'"),
     (["--text_column", "asr_text"], "made by a speech recognizer: add --asr_model"),
     (["--test_text_columns", "asr_text"], "made by a speech recognizer: add --asr_model"),

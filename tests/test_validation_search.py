@@ -109,6 +109,8 @@ def test_equal_scores_choose_the_earlier_point(tmp_path: Path, monkeypatch: pyte
     ('{"context_size": [-1]}', "--context_size must be between 0 and 64"),
     ('{"audio_weight": [0]}', "--audio_weight must be in (0, 100]"),
     ('{"audio_weight": [2], "fusion_type": ["cross_attention"]}', "--audio_weight 2 scales the pooled audio branch"),
+    ('{"audio_layer_mix": ["first"]}', "invalid choice: 'first'"),
+    ('{"audio_layer_mix": ["last"], "fusion_type": ["cross_attention"]}', "--audio_layer_mix last chooses the layers"),
     ("l2_penalty=1", "--grid is not JSON"),
 ])
 def test_bad_grids_get_one_error_line_before_anything_runs(
@@ -121,15 +123,16 @@ def test_bad_grids_get_one_error_line_before_anything_runs(
     assert not commands and not (tmp_path / "search").exists()
 
 
-def test_an_audio_weight_grid_is_checked_against_the_recipes_fusion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_pooled_audio_grids_are_checked_against_the_recipes_fusion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # it was refused: the dry parse did not know that scripts/recipe.sh fuses by concatenation
     commands: list[list[str]] = []
     monkeypatch.setattr(validation_search, "run_recipe", lambda command, folder: commands.append(command))
     parser = validation_search.HfArgumentParser(validation_search.Arguments)
-    args, extra = parser.parse_args_into_dataclasses(args=_argv(tmp_path, '{"audio_weight": [1, 2, 4]}'),
-                                                     return_remaining_strings=True)
+    grid = '{"audio_weight": [1, 2, 4], "audio_layer_mix": ["weighted", "last"]}'
+    args, extra = parser.parse_args_into_dataclasses(args=_argv(tmp_path, grid), return_remaining_strings=True)
     points = validation_search.check_arguments(args, extra)
-    assert [point["audio_weight"] for point in points] == ["1", "2", "4"] and not commands
+    assert [(point["audio_weight"], point["audio_layer_mix"]) for point in points] == [
+        (weight, mix) for weight in ("1", "2", "4") for mix in ("weighted", "last")] and not commands
 
 
 def test_the_recipe_fusion_the_search_assumes_is_the_recipes():

@@ -497,8 +497,11 @@ def fusion_text(config: Any) -> str:
     """How the branches are combined: the paper's attention layers, or the recipe's pooled head."""
     if getattr(config, "pooled_fusion", False):
         head = "a linear classifier" if not config.classifier_hidden_size else "a one-hidden-layer classifier"
-        return ("pooled branches (audio: every encoder layer's frame mean and standard deviation mixed by learnt "
-                f"weights; text: the mean of its states), projected, concatenated and read by {head}")
+        layers = ("the last encoder layer's frame mean and standard deviation"
+                  if getattr(config, "audio_layer_mix", "weighted") == "last"
+                  else "every encoder layer's frame mean and standard deviation mixed by learnt weights")
+        return (f"pooled branches (audio: {layers}; text: the mean of its states), projected, concatenated and read "
+                f"by {head}")
     return f"{config.num_fusion_layers} MulT-style cross-modal attention layer(s)"
 
 

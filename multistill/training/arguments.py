@@ -21,6 +21,7 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ..asr import ASR_ENGINES, ASR_TEXT_COLUMN
 from ..cli import check_model_reference as cli_check_model_reference
+from ..configuration_multistill import AUDIO_LAYER_CHOICES
 from ..tools.whisper_base import WHISPER_BASE_ALIAS
 from .data import CORPORA
 from .splits import DEFAULT_TEST_FRACTION, DEFAULT_VALIDATION_FRACTION, SPLIT_NAMES, VALIDATION_SOURCES
@@ -90,16 +91,24 @@ def check_output_dir(output_dir: str | None, argument: str = "--output_dir") -> 
         raise UsageError(f"{argument} {output_dir}: cannot write in {existing} ({error.strerror}).") from None
 
 
-def check_audio_weight(audio_weight: float | None, fusion_type: str, preset: str, source: str = "") -> None:
-    """Refuse ``--audio_weight`` other than 1 for a model whose audio branch it cannot scale (the paper's
-    cross-attention fusion reads frame sequences, not the pooled statistics), before anything loads. ``source``
-    names where a value not given on the command line came from (a student's teacher)."""
+def check_pooled_audio(audio_weight: float | None, audio_layer_mix: str | None, fusion_type: str, preset: str,
+                       source: str = "") -> None:
+    """Refuse ``--audio_weight`` other than 1 or ``--audio_layer_mix`` other than ``weighted`` for a model without
+    the pooled audio branch they act on (the paper's cross-attention fusion reads the last layer's frame
+    sequence), before anything loads. ``source`` names where a value not given on the command line came from
+    (a student's teacher)."""
     from ..configuration_multistill import PRESETS
 
-    if audio_weight in (None, 1) or "audio" not in PRESETS[preset]["modalities"] or fusion_type == "concat":
+    if "audio" not in PRESETS[preset]["modalities"] or fusion_type == "concat":
         return
-    raise UsageError(f"{source}--audio_weight {audio_weight:g} scales the pooled audio branch of --fusion_type concat; this "
-                     f"{preset} fuses by {fusion_type} (use --fusion_type concat, or --audio_weight 1).")
+    if audio_weight not in (None, 1):
+        raise UsageError(f"{source}--audio_weight {audio_weight:g} scales the pooled audio branch of --fusion_type "
+                         f"concat; this {preset} fuses by {fusion_type} "
+                         "(use --fusion_type concat, or --audio_weight 1).")
+    if audio_layer_mix not in (None, "weighted"):
+        raise UsageError(f"{source}--audio_layer_mix {audio_layer_mix} chooses the layers of the pooled audio "
+                         f"branch of --fusion_type concat; this {preset} fuses by {fusion_type} "
+                         "(use --fusion_type concat, or --audio_layer_mix weighted).")
 
 
 @dataclass
@@ -158,6 +167,12 @@ class ModelArguments:
                   "student: its teacher's). Larger leans on the voice, smaller on the words; choose it on "
                   "validation (scripts/validation_search.py)."},
     )
+    audio_layer_mix: str | None = field(
+        default=None,
+        metadata={"help": "--fusion_type concat: which audio encoder layers the pooled branch reads: 'weighted' "
+                  "(every layer, mixed by learnt weights, SUPERB-style; the default) or 'last' (the last layer "
+                  "alone, as the Whisper-LR baseline). A student: its teacher's.", "choices": AUDIO_LAYER_CHOICES},
+    )
     fusion_size: str = field(
         default="auto",
         metadata={"help": "Fusion head width: 'paper' (768 wide, 8 heads), 'small' (128 wide, for about a thousand "
@@ -208,9 +223,10 @@ class ModelArguments:
                 if value is not None}
 
     def fusion_overrides(self) -> dict[str, Any]:
-        """Config overrides for the ``--fusion_type``/``--audio_weight`` given (a student keeps its teacher's
-        value of each one not given)."""
-        return {name: value for name, value in (("fusion_type", self.fusion_type), ("audio_weight", self.audio_weight))
+        """Config overrides for the ``--fusion_type``/``--audio_weight``/``--audio_layer_mix`` given (a student keeps
+        its teacher's value of each one not given)."""
+        return {name: value for name, value in (("fusion_type", self.fusion_type), ("audio_weight", self.audio_weight),
+                                                ("audio_layer_mix", self.audio_layer_mix))
                 if value is not None}
 
     def encoders(self) -> dict[str, str]:
