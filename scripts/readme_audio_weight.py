@@ -15,6 +15,7 @@ from readme_recipe import (
     _teacher_versus,
     _ua,
     check_run_made_with,
+    option_label,
     recipe_file,
     session_title,
 )
@@ -65,24 +66,30 @@ def chosen_sentence(name: str, search: dict[str, Any], tested: dict[str, Any], o
     return f"* {title}: validation chose audio weight {weight}; trained with it on every training row (seeds 1-3): {scores}."
 
 
-def render_audio_weight(files: dict[str, Any]) -> str:
-    """Validation macro-F1 of every audio weight per setup (the choice in bold), then each choice on its test."""
-    searches = {name: files[source] for name, source in AUDIO_WEIGHT_SEARCH.items()}
+def option_search_table(option: str, searches: dict[str, dict[str, Any]], sources: dict[str, str],
+                        columns: dict[str, str]) -> str:
+    """One row per value of OPTION, one column per search (``columns[name]`` its header): the mean ± std
+    validation macro-F1 of each value, the search's choice in bold. The searches must share their grid."""
     first = next(iter(searches.values()))
-    header = ["audio weight"] + [
-        f"validation macro-F1, {training_label(name)}'s dialogues (mean ± std over "
-        f"{len(search['settings']['split_seeds'])} draws)" for name, search in searches.items()]
     rows = []
     for index, row in enumerate(first["points"]):
-        cells = [row["point"]["audio_weight"]]
+        cells = [row["point"][option]]
         for name, search in searches.items():
             scored = search["points"][index]
             if scored["point"] != row["point"]:
-                raise ValueError(f"{AUDIO_WEIGHT_SEARCH[name]}: its grid differs from the others'.")
+                raise ValueError(f"{sources[name]}: its grid differs from the others'.")
             bold = "**" if search["chosen"] == index else ""
             cells.append(f"{bold}{scored['macro_f1_mean']:.1f} ± {scored['macro_f1_std']:.1f}{bold}")
         rows.append(cells)
-    lines = [table(header, rows), ""]
+    return table([option_label(option), *(columns[name] for name in searches)], rows)
+
+
+def render_audio_weight(files: dict[str, Any]) -> str:
+    """Validation macro-F1 of every audio weight per setup (the choice in bold), then each choice on its test."""
+    searches = {name: files[source] for name, source in AUDIO_WEIGHT_SEARCH.items()}
+    columns = {name: f"validation macro-F1, {training_label(name)}'s dialogues (mean ± std over "
+                     f"{len(search['settings']['split_seeds'])} draws)" for name, search in searches.items()}
+    lines = [option_search_table("audio_weight", searches, AUDIO_WEIGHT_SEARCH, columns), ""]
     for name, search in searches.items():
         tested = files[AUDIO_WEIGHT_CHOSEN[name]]
         check_run_made_with({**search["chosen_point"], "test_sessions": search["settings"]["test_sessions"]}, tested,
