@@ -29,6 +29,7 @@ from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules below, however this file is loaded
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # and the package
+from readme_audio_layer_mix import LAYER_MIX_SEARCH, audio_layer_mix_files, render_audio_layer_mix  # noqa: E402
 from readme_audio_weight import AUDIO_WEIGHT_SEARCH, audio_weight_files, render_audio_weight  # noqa: E402
 from readme_lib import (  # noqa: E402
     BENCH_CODE,
@@ -444,6 +445,9 @@ TABLES: dict[str, Table] = {
     "audio_weight": Table(audio_weight_files(), render_audio_weight, RECIPE_CODE,
                           {source: ("scripts/validation_search.py", "scripts/validation_scores.py")
                            for source in AUDIO_WEIGHT_SEARCH.values()}),
+    "audio_layer_mix": Table(audio_layer_mix_files(), render_audio_layer_mix, RECIPE_CODE,
+                             {source: ("scripts/validation_search.py", "scripts/validation_scores.py")
+                              for source in LAYER_MIX_SEARCH.values()}),
     "transcript_overlap": Table((TRANSCRIPT_OVERLAP,), render_transcript_overlap,
                                 ("scripts/transcript_overlap.py", "loading_scripts", "multistill/training/data.py")),
     "light_student": Table(tuple(recipe_file(fold, STUDENT_CONTEXT, root=LIGHT_ROOT) for fold, _ in RECIPE_FOLDS),

@@ -120,6 +120,18 @@ def test_the_audio_weight_block_refuses_a_test_run_of_another_weight_or_session(
         table.render(files)
 
 
+def test_the_audio_layer_mix_block_refuses_a_run_of_another_setting_or_session():
+    readme_audio_layer_mix = sys.modules["readme_audio_layer_mix"]
+    table, files = _block("audio_layer_mix")
+    assert "Validation on whole sessions chose" in table.render(files)
+    last = readme_audio_layer_mix.LAYER_MIX_RUNS["fold1_test2", "last"]
+    command = files[last]["provenance"]["command"]
+    for changed in (command + " --audio_layer_mix weighted", command + " --test_sessions 1"):
+        files[last]["provenance"]["command"] = changed
+        with pytest.raises(ValueError, match="not a run of --audio_layer_mix last tested on session 2"):
+            table.render(files)
+
+
 def test_a_listed_neutral_change_does_not_stale_but_any_other_change_of_the_file_does(tmp_path, monkeypatch):
     def git(*args):
         return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
