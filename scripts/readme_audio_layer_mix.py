@@ -23,9 +23,11 @@ from readme_recipe import (
     session_title,
 )
 
+from multistill.configuration_multistill import AUDIO_LAYER_CHOICES
+
 LAYER_MIX_ROOT = "results/audio_layer_mix"
-#: The settings of ``--audio_layer_mix`` (the recipe's first).
-LAYER_MIXES = ("weighted", "last")
+#: The settings of ``--audio_layer_mix`` (the recipe's, the config's default, first).
+LAYER_MIXES = AUDIO_LAYER_CHOICES
 #: Each fold's search on validation dialogues of its training session, and the search on whole KEMDy19 sessions.
 LAYER_MIX_SEARCH = {**{fold: f"{LAYER_MIX_ROOT}/{fold}.json" for fold, _ in RECIPE_FOLDS},
                     "sessions": f"{LAYER_MIX_ROOT}/sessions_test_kemdy20.json"}
